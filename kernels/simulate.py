@@ -1,0 +1,466 @@
+"""The fused simulation kernel: signal + risk rules + accounting + metric reduction.
+
+Every backtest is one pass over one asset's bars. It never stores a per-bar series unless
+asked to (``record=True`` for single backtests); sweeps reduce straight to one metrics row.
+The meaning of every step is specified in docs/semantics.md.
+
+Everything the kernels call lives in this one module, so numba's on-disk cache (which only
+watches the file that defines a function) sees every edit.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# --- int enums (vectorbt style); the shell maps user strings to these -------------------
+FILL_NEXT_OPEN = 0
+FILL_CLOSE = 1
+
+DIR_LONG = 0
+DIR_SHORT = 1
+DIR_BOTH = 2
+
+SIGNAL_CROSS = 0  # bullish when feature A crosses above feature B, bearish when below
+
+EXIT_SIGNAL = 0
+EXIT_STOP = 1
+EXIT_TAKE = 2
+EXIT_TRAIL = 3
+EXIT_TIME = 4
+EXIT_END = 5
+EXIT_REASONS = ("signal", "stop", "take", "trail", "time", "end")
+
+METRIC_NAMES = (
+    "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar",
+    "n_trades", "win_rate", "profit_factor", "avg_trade", "exposure", "avg_bars_held",
+    "n_stop", "n_take", "n_trail", "n_time", "n_signal",
+)
+N_METRICS = len(METRIC_NAMES)
+M_TOTAL_RETURN, M_CAGR, M_VOLATILITY, M_SHARPE, M_SORTINO, M_MAX_DRAWDOWN, M_CALMAR = range(7)
+M_N_TRADES, M_WIN_RATE, M_PROFIT_FACTOR, M_AVG_TRADE, M_EXPOSURE, M_AVG_BARS_HELD = range(7, 13)
+M_N_STOP = 13  # n_stop, n_take, n_trail, n_time follow in EXIT_* order; n_signal is last
+M_N_SIGNAL = 17
+
+TRADE_FIELDS = (
+    "direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "entry_quote",
+    "exit_quote", "units", "pnl", "return", "exit_reason", "mfe", "mae",
+)
+N_TRADE_FIELDS = len(TRADE_FIELDS)
+
+RETURN_BLOCK = 64  # returns are reduced two-pass in blocks of this many bars, then merged
+
+
+# trade tally: per-backtest counters kept in a small per-thread scratch array
+T_TRADES, T_WINS, T_GROSS_PROFIT, T_GROSS_LOSS, T_SUM_RETURN, T_SUM_BARS = range(6)
+T_REASON = 6  # T_REASON + EXIT_* counts trades by exit reason
+N_TALLY = T_REASON + len(EXIT_REASONS)
+
+
+@njit(cache=True, inline="always")
+def _merge_block(buf, k, n, mean, m2):
+    """Two-pass mean/M2 of ``buf[:k]``, merged into (n, mean, m2) by Chan et al.'s update."""
+    s = 0.0
+    for j in range(k):
+        s += buf[j]
+    b_mean = s / k
+    b_m2 = 0.0
+    for j in range(k):
+        d = buf[j] - b_mean
+        b_m2 += d * d
+    n_new = n + k
+    delta = b_mean - mean
+    mean += delta * k / n_new
+    m2 += b_m2 + delta * delta * n * k / n_new
+    return n_new, mean, m2
+
+
+@njit(cache=True, inline="always")
+def _orders(sig, direction, pos):
+    """What a signal does to a position: (close it?, direction to open: +1, -1 or 0)."""
+    if direction == DIR_LONG:
+        if sig > 0:
+            return False, 1 if pos == 0 else 0
+        return pos > 0, 0
+    if direction == DIR_SHORT:
+        if sig < 0:
+            return False, -1 if pos == 0 else 0
+        return pos < 0, 0
+    if pos == sig:
+        return False, 0
+    return pos != 0, sig
+
+
+@njit(cache=True, inline="always")
+def _risk_exit(pos, o, h, lo, entry_price, extreme, stop_loss, take_profit, trailing_stop):
+    """Stop / trailing / take-profit check within one bar: (quote, reason, at_open).
+
+    ``reason`` is -1 when no rule fires. Rules are off when NaN. The open is checked
+    first (gaps fill at the open), then the stop level, then the take level.
+    """
+    reason_stop = EXIT_STOP
+    if pos > 0:
+        stop_level = entry_price * (1.0 - stop_loss) if stop_loss == stop_loss else -np.inf
+        if trailing_stop == trailing_stop:
+            trail_level = extreme * (1.0 - trailing_stop)
+            if trail_level > stop_level:
+                stop_level = trail_level
+                reason_stop = EXIT_TRAIL
+        take_level = entry_price * (1.0 + take_profit) if take_profit == take_profit else np.inf
+        if o <= stop_level:
+            return o, reason_stop, True
+        if o >= take_level:
+            return o, EXIT_TAKE, True
+        if lo <= stop_level:
+            return stop_level, reason_stop, False
+        if h >= take_level:
+            return take_level, EXIT_TAKE, False
+    else:
+        stop_level = entry_price * (1.0 + stop_loss) if stop_loss == stop_loss else np.inf
+        if trailing_stop == trailing_stop:
+            trail_level = extreme * (1.0 + trailing_stop)
+            if trail_level < stop_level:
+                stop_level = trail_level
+                reason_stop = EXIT_TRAIL
+        take_level = entry_price * (1.0 - take_profit) if take_profit == take_profit else -np.inf
+        if o >= stop_level:
+            return o, reason_stop, True
+        if o <= take_level:
+            return o, EXIT_TAKE, True
+        if h >= stop_level:
+            return stop_level, reason_stop, False
+        if lo <= take_level:
+            return take_level, EXIT_TAKE, False
+    return 0.0, -1, False
+
+
+@njit(cache=True, inline="always")
+def _book_trade(tally, record, trades_out, pos, entry_bar, exit_bar, entry_price, exit_price,
+                entry_quote, exit_quote, units, pnl, entry_cost, reason, exc_hi, exc_lo):
+    """Count a closed round trip in ``tally``; with ``record`` also write its trades row.
+
+    MFE/MAE are non-negative fractions of the entry price, from the highest high
+    (``exc_hi``) and lowest low (``exc_lo``) the position was exposed to.
+    """
+    ret = pnl / entry_cost
+    if record:
+        row = trades_out[int(tally[T_TRADES])]
+        row[0] = pos
+        row[1] = entry_bar
+        row[2] = exit_bar
+        row[3] = entry_price
+        row[4] = exit_price
+        row[5] = entry_quote
+        row[6] = exit_quote
+        row[7] = units
+        row[8] = pnl
+        row[9] = ret
+        row[10] = reason
+        up = max(0.0, exc_hi / entry_price - 1.0)
+        down = max(0.0, 1.0 - exc_lo / entry_price)
+        row[11] = up if pos > 0 else down
+        row[12] = down if pos > 0 else up
+    tally[T_TRADES] += 1.0
+    if pnl > 0.0:
+        tally[T_WINS] += 1.0
+        tally[T_GROSS_PROFIT] += pnl
+    elif pnl < 0.0:
+        tally[T_GROSS_LOSS] -= pnl
+    tally[T_SUM_RETURN] += ret
+    tally[T_SUM_BARS] += exit_bar - entry_bar
+    tally[T_REASON + reason] += 1.0
+
+
+@njit(cache=True, inline="always")
+def _exit(tally, record, trades_out, i, quote, reason, at_open, o, h, lo, pos, units,
+          entry_bar, entry_price, entry_quote, entry_cost, entry_net, exc_hi, exc_lo,
+          fees, fixed_fees, slippage):
+    """Close the position at ``quote`` on bar ``i``; returns the cash change."""
+    if at_open:
+        exc_hi = max(exc_hi, o)
+        exc_lo = min(exc_lo, o)
+    else:
+        exc_hi = max(exc_hi, h)
+        exc_lo = min(exc_lo, lo)
+    if pos > 0:
+        p = quote * (1.0 - slippage)
+        cash_change = units * p * (1.0 - fees) - fixed_fees
+        pnl = cash_change - entry_cost
+    else:
+        p = quote * (1.0 + slippage)
+        cash_change = -(units * p * (1.0 + fees) + fixed_fees)
+        pnl = entry_net + cash_change
+    _book_trade(tally, record, trades_out, pos, entry_bar, i, entry_price, p, entry_quote,
+                quote, units, pnl, entry_cost, reason, exc_hi, exc_lo)
+    return cash_change
+
+
+@njit(cache=True, inline="always")
+def _entry(open_dir, quote, cash, size, fees, fixed_fees, slippage):
+    """Open a position: (units, entry_price, entry_cost, entry_net, cash change).
+
+    ``units`` is 0 when ``size * cash - fixed_fees <= 0`` (the entry is skipped).
+    """
+    budget = size * cash - fixed_fees
+    if budget <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    p = quote * (1.0 + slippage) if open_dir > 0 else quote * (1.0 - slippage)
+    units = budget / (p * (1.0 + fees))
+    entry_cost = units * p * (1.0 + fees) + fixed_fees
+    entry_net = units * p * (1.0 - fees) - fixed_fees
+    return units, p, entry_cost, entry_net, -entry_cost if open_dir > 0 else entry_net
+
+
+@njit(cache=True)
+def simulate(
+    open_, high, low, close, start, end, feat_a, feat_b, signal_mode,
+    stop_loss, take_profit, trailing_stop, max_bars,
+    fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
+    buf, tally, metrics_out, record, equity_out, cash_out, units_out, trades_out,
+):
+    """Run one backtest of one asset over bars ``start <= i < end``; return its trade count.
+
+    Prices are 1-D rows of the Bundle; ``feat_a``/``feat_b`` are the strategy's feature rows
+    (for SIGNAL_CROSS: bullish when A crosses above B). Risk rules are off when NaN
+    (``stop_loss``, ``take_profit``, ``trailing_stop``) or 0 (``max_bars``). ``buf``
+    (RETURN_BLOCK floats) and ``tally`` (N_TALLY floats) are scratch owned by the caller's
+    thread. Writes N_METRICS values (METRIC_NAMES order) to ``metrics_out``. With ``record``
+    it also writes per-bar ``equity_out``, ``cash_out``, ``units_out`` (signed) and one row
+    per trade to ``trades_out`` (TRADE_FIELDS order, bars as absolute indices).
+    """
+    next_open = fill == FILL_NEXT_OPEN
+    tally[:] = 0.0
+
+    cash = init_cash
+    units = 0.0
+    pos = 0  # +1 long, -1 short, 0 flat
+    entry_bar = -1
+    entry_price = entry_quote = entry_cost = entry_net = 0.0
+    extreme = 0.0  # peak (long) / trough (short) for the trailing stop
+    exc_hi = exc_lo = 0.0  # price extremes seen by the open position (MFE/MAE)
+    pending = 0  # next_open: the signal waiting for the next bar's open
+    bars_exposed = 0
+
+    k = 0  # returns waiting in buf
+    n_ret = 0
+    mean_ret = m2_ret = downside_sq = 0.0
+    prev_equity = peak_equity = init_cash
+    max_dd = 0.0
+
+    # the first bar whose signal may be evaluated has both features defined at i and i-1
+    first_signal_bar = end
+    for i in range(start, end - 1):
+        if feat_a[i] == feat_a[i] and feat_b[i] == feat_b[i]:
+            first_signal_bar = i + 1
+            break
+    prev_diff = 0.0
+    if first_signal_bar < end:
+        prev_diff = feat_a[first_signal_bar - 1] - feat_b[first_signal_bar - 1]
+
+    for i in range(start, end):
+        o = open_[i]
+        h = high[i]
+        lo = low[i]
+        c = close[i]
+        ruled_out = False  # a stop, take-profit or time exit happened on this bar
+
+        # 1. next_open: the order left by the previous close fills at this open
+        if pending != 0:
+            close_now, open_dir = _orders(pending, direction, pos)
+            pending = 0
+            if close_now:
+                cash += _exit(tally, record, trades_out, i, o, EXIT_SIGNAL, True, o, h, lo,
+                              pos, units, entry_bar, entry_price, entry_quote, entry_cost,
+                              entry_net, exc_hi, exc_lo, fees, fixed_fees, slippage)
+                pos = 0
+            if open_dir != 0:
+                units, entry_price, entry_cost, entry_net, dc = _entry(
+                    open_dir, o, cash, size, fees, fixed_fees, slippage)
+                if units > 0.0:
+                    cash += dc
+                    pos = open_dir
+                    entry_bar = i
+                    entry_quote = o
+                    extreme = exc_hi = exc_lo = entry_price
+
+        # 2. risk rules, then the time exit at the close
+        if pos != 0 and (next_open or entry_bar < i):
+            quote, reason, at_open = _risk_exit(pos, o, h, lo, entry_price, extreme,
+                                                stop_loss, take_profit, trailing_stop)
+            if reason < 0 and max_bars > 0 and i == entry_bar + max_bars:
+                quote = c
+                reason = EXIT_TIME
+            if reason >= 0:
+                cash += _exit(tally, record, trades_out, i, quote, reason, at_open, o, h, lo,
+                              pos, units, entry_bar, entry_price, entry_quote, entry_cost,
+                              entry_net, exc_hi, exc_lo, fees, fixed_fees, slippage)
+                pos = 0
+                ruled_out = True
+            elif pos > 0:
+                extreme = max(extreme, h)
+            else:
+                extreme = min(extreme, lo)
+
+        # 3. the strategy's signal at the close
+        if i >= first_signal_bar:
+            diff = feat_a[i] - feat_b[i]
+            sig = 0
+            if diff > 0.0 and prev_diff <= 0.0:
+                sig = 1
+            elif diff < 0.0 and prev_diff >= 0.0:
+                sig = -1
+            prev_diff = diff
+            if sig != 0:
+                if next_open:
+                    if i + 1 < end:
+                        pending = sig
+                else:
+                    close_now, open_dir = _orders(sig, direction, pos)
+                    if close_now:
+                        cash += _exit(tally, record, trades_out, i, c, EXIT_SIGNAL, False, o,
+                                      h, lo, pos, units, entry_bar, entry_price, entry_quote,
+                                      entry_cost, entry_net, exc_hi, exc_lo, fees, fixed_fees,
+                                      slippage)
+                        pos = 0
+                    if open_dir != 0 and not ruled_out:
+                        units, entry_price, entry_cost, entry_net, dc = _entry(
+                            open_dir, c, cash, size, fees, fixed_fees, slippage)
+                        if units > 0.0:
+                            cash += dc
+                            pos = open_dir
+                            entry_bar = i
+                            entry_quote = c
+                            extreme = exc_hi = exc_lo = entry_price
+
+        # 4. mark to market at the close, and fold the bar's return into the statistics
+        if pos != 0:
+            bars_exposed += 1
+            equity = cash + pos * units * c
+            if record and (next_open or entry_bar < i):
+                exc_hi = max(exc_hi, h)
+                exc_lo = min(exc_lo, lo)
+        else:
+            units = 0.0
+            equity = cash
+        r = equity / prev_equity - 1.0
+        prev_equity = equity
+        buf[k] = r
+        k += 1
+        if k == RETURN_BLOCK:
+            n_ret, mean_ret, m2_ret = _merge_block(buf, k, n_ret, mean_ret, m2_ret)
+            k = 0
+        if r < 0.0:
+            downside_sq += r * r
+        if equity > peak_equity:
+            peak_equity = equity
+        elif equity < peak_equity * (1.0 - max_dd):
+            max_dd = 1.0 - equity / peak_equity
+        if record:
+            equity_out[i] = equity
+            cash_out[i] = cash
+            units_out[i] = pos * units
+
+    if k > 0:
+        n_ret, mean_ret, m2_ret = _merge_block(buf, k, n_ret, mean_ret, m2_ret)
+
+    # a position still open at the end is marked at the last close, with no exit costs
+    if pos != 0:
+        last = end - 1
+        c = close[last]
+        pnl = units * c - entry_cost if pos > 0 else entry_net - units * c
+        _book_trade(tally, record, trades_out, pos, entry_bar, last, entry_price, c,
+                    entry_quote, c, units, pnl, entry_cost, EXIT_END, exc_hi, exc_lo)
+
+    _finish_metrics(metrics_out, tally, prev_equity, init_cash, periods_per_year, n_ret,
+                    mean_ret, m2_ret, downside_sq, max_dd, bars_exposed)
+    return int(tally[T_TRADES])
+
+
+@njit(cache=True, inline="always")
+def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, mean_ret,
+                    m2_ret, downside_sq, max_dd, bars_exposed):
+    """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
+    nan = np.nan
+    sqrt_ppy = math.sqrt(periods_per_year)
+    m[M_TOTAL_RETURN] = final_equity / init_cash - 1.0
+    if final_equity <= 0.0:
+        cagr = -1.0
+    else:
+        cagr = (final_equity / init_cash) ** (periods_per_year / n_ret) - 1.0
+    m[M_CAGR] = cagr
+    std = math.sqrt(m2_ret / (n_ret - 1)) if n_ret > 1 else nan
+    m[M_VOLATILITY] = std * sqrt_ppy
+    m[M_SHARPE] = mean_ret / std * sqrt_ppy if std > 0.0 else nan
+    m[M_SORTINO] = mean_ret / math.sqrt(downside_sq / n_ret) * sqrt_ppy if downside_sq > 0.0 else nan
+    m[M_MAX_DRAWDOWN] = max_dd
+    m[M_CALMAR] = cagr / max_dd if max_dd > 0.0 else nan
+    n_trades = tally[T_TRADES]
+    m[M_N_TRADES] = n_trades
+    has_trades = n_trades > 0.0
+    m[M_WIN_RATE] = tally[T_WINS] / n_trades if has_trades else nan
+    gross_loss = tally[T_GROSS_LOSS]
+    m[M_PROFIT_FACTOR] = tally[T_GROSS_PROFIT] / gross_loss if gross_loss > 0.0 else nan
+    m[M_AVG_TRADE] = tally[T_SUM_RETURN] / n_trades if has_trades else nan
+    m[M_EXPOSURE] = bars_exposed / n_ret
+    m[M_AVG_BARS_HELD] = tally[T_SUM_BARS] / n_trades if has_trades else nan
+    for reason in range(EXIT_STOP, EXIT_TIME + 1):
+        m[M_N_STOP + reason - EXIT_STOP] = tally[T_REASON + reason]
+    m[M_N_SIGNAL] = tally[T_REASON + EXIT_SIGNAL]
+
+
+@njit(parallel=True, cache=True)
+def sweep_metrics(
+    open_, high, low, close, start, end, features, signal_mode, feat_a_idx, feat_b_idx,
+    stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
+    fill, direction, init_cash, periods_per_year, pair_lo, pair_hi, n_tasks, out,
+):
+    """Metrics for backtests ``pair_lo <= p < pair_hi`` of a sweep, into ``out[p - pair_lo]``.
+
+    Pair ``p`` is combo ``p // n_assets`` on asset ``p % n_assets``. ``features`` is the
+    indicator cache ``(n_assets, n_features, n_bars)``; combo ``c`` reads features
+    ``feat_a_idx[c]`` and ``feat_b_idx[c]``. Every per-combo parameter is an array of length
+    n_combos. The pairs are split into ``n_tasks`` contiguous runs, one ``prange`` task each,
+    with per-task scratch buffers (no allocation per backtest); each output row has one writer.
+    """
+    n_assets = close.shape[0]
+    n_pairs = pair_hi - pair_lo
+    empty1 = np.empty(0)
+    empty2 = np.empty((0, N_TRADE_FIELDS))
+    for task in prange(n_tasks):
+        lo = pair_lo + task * n_pairs // n_tasks
+        hi = pair_lo + (task + 1) * n_pairs // n_tasks
+        buf = np.empty(RETURN_BLOCK)
+        tally = np.empty(N_TALLY)
+        for p in range(lo, hi):
+            c = p // n_assets
+            a = p - c * n_assets
+            simulate(
+                open_[a], high[a], low[a], close[a], start[a], end[a],
+                features[a, feat_a_idx[c]], features[a, feat_b_idx[c]], signal_mode,
+                stop_loss[c], take_profit[c], trailing_stop[c], max_bars[c],
+                fees[c], fixed_fees[c], slippage[c], size[c], fill, direction, init_cash,
+                periods_per_year, buf, tally, out[p - pair_lo], False,
+                empty1, empty1, empty1, empty2,
+            )
+
+
+@njit(cache=True)
+def backtest_record(
+    open_, high, low, close, start, end, feat_a, feat_b, signal_mode,
+    stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
+    fill, direction, init_cash, periods_per_year, metrics_out, equity_out, cash_out,
+    units_out, trades_out,
+):
+    """One asset's backtest with every per-bar series and trade recorded; returns n_trades.
+
+    ``trades_out`` must have room for every trade: run without recording first (through
+    ``sweep_metrics``) to learn the count.
+    """
+    buf = np.empty(RETURN_BLOCK)
+    tally = np.empty(N_TALLY)
+    return simulate(
+        open_, high, low, close, start, end, feat_a, feat_b, signal_mode,
+        stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
+        fill, direction, init_cash, periods_per_year, buf, tally, metrics_out, True,
+        equity_out, cash_out, units_out, trades_out,
+    )

@@ -1,0 +1,305 @@
+"""Parameter validation and grid construction.
+
+Every strategy parameter and every risk/cost option may be a scalar (fixed) or a sequence (a
+grid axis). The grid is the cartesian product of the axes, filtered by an optional
+``constraint`` expression. Per-combo values end up as flat numpy arrays, one per parameter,
+in the dtype the kernels take: windows int64; rates float64 with NaN meaning "rule off";
+``max_bars`` int64 with 0 meaning "off".
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import numbers
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from sweepbt import kernels
+
+FILL_MODES = {"next_open": kernels.FILL_NEXT_OPEN, "close": kernels.FILL_CLOSE}
+DIRECTIONS = {"long": kernels.DIR_LONG, "short": kernels.DIR_SHORT, "both": kernels.DIR_BOTH}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A sweepable risk/cost option: bounds are (low, high, low_open, high_open)."""
+
+    name: str
+    default: object
+    kind: str  # "float" or "int"
+    bounds: tuple
+    allow_none: bool
+    doc: str
+
+
+OPTIONS = {o.name: o for o in (
+    Option("stop_loss", None, "float", (0.0, 1.0, True, True), True,
+           "stop at entry_price*(1-s) for a long, fraction"),
+    Option("take_profit", None, "float", (0.0, math.inf, True, True), True,
+           "take profit at entry_price*(1+t) for a long, fraction"),
+    Option("trailing_stop", None, "float", (0.0, 1.0, True, True), True,
+           "stop at peak*(1-r) for a long, fraction"),
+    Option("max_bars", None, "int", (1, math.inf, False, True), True,
+           "exit at the close of bar entry_bar+n"),
+    Option("fees", 0.0, "float", (0.0, 1.0, False, True), False,
+           "fraction of traded notional, each fill"),
+    Option("fixed_fees", 0.0, "float", (0.0, math.inf, False, True), False,
+           "cash per fill"),
+    Option("slippage", 0.0, "float", (0.0, 1.0, False, True), False,
+           "fraction of price, against the trader"),
+    Option("size", 1.0, "float", (0.0, 1.0, True, False), False,
+           "fraction of equity committed per entry"),
+)}
+
+FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
+
+
+def _is_sequence(value):
+    return isinstance(value, (list, tuple, range, np.ndarray)) and np.ndim(value) > 0
+
+
+def _in_bounds(x, bounds):
+    low, high, low_open, high_open = bounds
+    ok_low = x > low if low_open else x >= low
+    ok_high = x < high if high_open else x <= high
+    return ok_low and ok_high
+
+
+def _describe_bounds(bounds):
+    low, high, low_open, high_open = bounds
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    return f"{left}{low:g}, {high:g}{right}"
+
+
+def _check_number(name, value, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}{where} must be a number, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name}{where} must be finite, got {value!r}")
+    return x
+
+
+def _check_integer(name, value, where, what="an integer"):
+    x = _check_number(name, value, where)
+    if x != int(x):
+        raise TypeError(f"{name}{where} must be {what}, got {value!r}")
+    return int(x)
+
+
+def check_window(name, value, where, longest_span):
+    """A window: an integer number of bars in [1, longest_span]."""
+    w = _check_integer(name, value, where, "an integer number of bars")
+    if w < 1:
+        raise ValueError(f"{name}{where} must be >= 1 bar, got {w}")
+    if w > longest_span:
+        raise ValueError(
+            f"{name}{where}={w} is longer than the data (longest asset span: "
+            f"{longest_span} bars)")
+    return w
+
+
+def check_option(name, value, where=""):
+    """Validate one value of a sweepable option; None (rule off) only where allowed."""
+    spec = OPTIONS[name]
+    if value is None:
+        if not spec.allow_none:
+            raise ValueError(f"{name}{where} cannot be None")
+        return None
+    x = _check_integer(name, value, where) if spec.kind == "int" else _check_number(
+        name, value, where)
+    if not _in_bounds(x, spec.bounds):
+        raise ValueError(
+            f"{name}{where} must be in {_describe_bounds(spec.bounds)}, got {value!r}")
+    return x
+
+
+def check_fixed(fill, direction, init_cash, periods_per_year):
+    """Validate the options that cannot be swept; return them in kernel form."""
+    for name, value in (("fill", fill), ("direction", direction)):
+        if _is_sequence(value):
+            raise ValueError(f"{name} cannot be swept; give one value")
+    if fill not in FILL_MODES:
+        raise ValueError(f"unknown fill {fill!r}; expected one of {sorted(FILL_MODES)}")
+    if direction not in DIRECTIONS:
+        raise ValueError(
+            f"unknown direction {direction!r}; expected one of {sorted(DIRECTIONS)}")
+    cash = _check_number("init_cash", init_cash, "")
+    if cash <= 0:
+        raise ValueError(f"init_cash must be > 0, got {init_cash!r}")
+    ppy = None
+    if periods_per_year is not None:
+        ppy = _check_number("periods_per_year", periods_per_year, "")
+        if ppy <= 0:
+            raise ValueError(f"periods_per_year must be > 0, got {periods_per_year!r}")
+    return FILL_MODES[fill], DIRECTIONS[direction], cash, ppy
+
+
+@dataclass
+class Grid:
+    """The combinations of a sweep: ``columns[name]`` holds one value per combo.
+
+    ``given`` lists the parameter names the user passed (strategy parameters always count),
+    in output-column order; ``axes`` the ones passed as sequences.
+    """
+
+    columns: dict
+    given: tuple
+    axes: tuple
+    n_total: int  # combos before the constraint
+
+    @property
+    def n_combos(self):
+        return next(iter(self.columns.values())).shape[0]
+
+    def option_is_null(self, name):
+        """Per-combo mask of 'rule off' for a None-able option."""
+        values = self.columns[name]
+        return values == 0 if OPTIONS[name].kind == "int" else np.isnan(values)
+
+
+def _axis_values(name, value, check):
+    """The validated list of values for one parameter (a scalar gives a 1-long list)."""
+    if not _is_sequence(value):
+        return [check(name, value, "")]
+    values = list(value)
+    if not values:
+        raise ValueError(f"{name} is an empty sequence; give at least one value")
+    return [check(name, v, f"[{i}]") for i, v in enumerate(values)]
+
+
+def build_grid(strategy, params, longest_span, constraint=None, max_combos=None):
+    """Validate ``params`` (name -> scalar or sequence) for ``strategy`` and build the grid.
+
+    Unknown names raise TypeError. Strategy parameters not given take their defaults.
+    """
+    known = set(strategy.param_names) | set(OPTIONS)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise TypeError(
+            f"unknown parameter(s) {', '.join(unknown)} for strategy {strategy.name!r}; "
+            f"strategy parameters: {', '.join(strategy.param_names)}; options: "
+            f"{', '.join(list(OPTIONS) + list(FIXED_OPTIONS))}")
+
+    def check_param(name, value, where):
+        if name in OPTIONS:
+            return check_option(name, value, where)
+        spec = next(p for p in strategy.params if p.name == name)
+        if spec.kind == "window":
+            return check_window(name, value, where, longest_span)
+        return _check_number(name, value, where)
+
+    names = list(strategy.param_names) + [n for n in OPTIONS if n in params]
+    axis_values = {}
+    for name in names:
+        value = params.get(name, next(
+            (p.default for p in strategy.params if p.name == name), None))
+        axis_values[name] = _axis_values(name, value, check_param)
+
+    shape = tuple(len(v) for v in axis_values.values())
+    n_total = math.prod(shape)
+    if max_combos is not None and n_total > max_combos:
+        raise ValueError(
+            f"the grid has {n_total:,} combinations, more than max_combos={max_combos:,}")
+    index = np.unravel_index(np.arange(n_total, dtype=np.int64), shape)
+    columns = {}
+    for (name, values), idx in zip(axis_values.items(), index):
+        columns[name] = _as_kernel_array(name, values)[idx]
+    if constraint is not None:
+        keep = evaluate_constraint(constraint, columns)
+        if not keep.any():
+            raise ValueError(f"constraint {constraint!r} leaves no combination to run")
+        columns = {name: col[keep] for name, col in columns.items()}
+    for name in OPTIONS:
+        if name not in columns:
+            columns[name] = _as_kernel_array(name, [OPTIONS[name].default])[
+                np.zeros(next(iter(columns.values())).shape[0], np.int64)]
+    axes = tuple(n for n in names if _is_sequence(params.get(n)))
+    return Grid(columns=columns, given=tuple(names), axes=axes, n_total=n_total)
+
+
+def _as_kernel_array(name, values):
+    if name in OPTIONS and OPTIONS[name].kind == "float":
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if name in OPTIONS:  # integer option: 0 means off
+        return np.array([0 if v is None else v for v in values], dtype=np.int64)
+    if isinstance(values[0], int):
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=np.float64)
+
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+           ast.Pow: operator.pow}
+_COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
+            ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne}
+
+
+def evaluate_constraint(expression, columns):
+    """Evaluate a constraint such as ``"fast < slow and slow <= 4 * fast"`` per combo.
+
+    Allowed: parameter names, numbers, + - * / // % **, comparisons (chained too), and,
+    or, not, parentheses. Options that are off (None) compare as NaN, so any comparison
+    with them is False. Returns a boolean mask.
+    """
+    if not isinstance(expression, str):
+        raise TypeError(f"constraint must be a string expression, got {expression!r}")
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"constraint {expression!r} is not a valid expression: {exc.msg}") \
+            from None
+    n = next(iter(columns.values())).shape[0]
+
+    def value_of(name):
+        col = columns[name]
+        if name in OPTIONS and OPTIONS[name].kind == "int":
+            return np.where(col == 0, np.nan, col.astype(np.float64))
+        return col
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Name):
+            if node.id not in columns:
+                raise ValueError(
+                    f"constraint {expression!r}: unknown name {node.id!r}; known: "
+                    f"{', '.join(columns)}")
+            return value_of(node.id)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+                and not isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            with np.errstate(all="ignore"):
+                return _BINARY[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return ~_mask(ev(node.operand))
+        if isinstance(node, ast.BoolOp):
+            masks = [_mask(ev(v)) for v in node.values]
+            combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+            out = masks[0]
+            for m in masks[1:]:
+                out = combine(out, m)
+            return out
+        if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+            left = ev(node.left)
+            out = np.ones(n, dtype=bool)
+            for op, comparator in zip(node.ops, node.comparators):
+                right = ev(comparator)
+                out &= _mask(_COMPARE[type(op)](left, right))
+                left = right
+            return out
+        raise ValueError(
+            f"constraint {expression!r}: {type(node).__name__} is not allowed (use names, "
+            f"numbers, arithmetic, comparisons, and/or/not)")
+
+    def _mask(x):
+        return np.broadcast_to(np.asarray(x, dtype=bool), (n,))
+
+    return _mask(ev(tree)).copy()
