@@ -21,8 +21,6 @@ DIR_LONG = 0
 DIR_SHORT = 1
 DIR_BOTH = 2
 
-SIGNAL_CROSS = 0  # bullish when feature A crosses above feature B, bearish when below
-
 EXIT_SIGNAL = 0
 EXIT_STOP = 1
 EXIT_TAKE = 2
@@ -211,25 +209,42 @@ def _entry(open_dir, quote, cash, size, fees, fixed_fees, slippage):
     return units, p, entry_cost, entry_net, -entry_cost if open_dir > 0 else entry_net
 
 
+@njit(cache=True, inline="always")
+def _opens(sign, direction):
+    """Whether a signal of ``sign`` opens a position from flat under ``direction``."""
+    if direction == DIR_LONG:
+        return sign > 0
+    if direction == DIR_SHORT:
+        return sign < 0
+    return True
+
+
 @njit(cache=True)
 def simulate(
-    open_, high, low, close, start, end, feat_a, feat_b, signal_mode,
+    open_, high, low, close, start, end, event_bar, event_sign,
     stop_loss, take_profit, trailing_stop, max_bars,
     fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
     buf, tally, metrics_out, record, equity_out, cash_out, units_out, trades_out,
 ):
     """Run one backtest of one asset over bars ``start <= i < end``; return its trade count.
 
-    Prices are 1-D rows of the Bundle; ``feat_a``/``feat_b`` are the strategy's feature rows
-    (for SIGNAL_CROSS: bullish when A crosses above B). Risk rules are off when NaN
-    (``stop_loss``, ``take_profit``, ``trailing_stop``) or 0 (``max_bars``). ``buf``
-    (RETURN_BLOCK floats) and ``tally`` (N_TALLY floats) are scratch owned by the caller's
-    thread. Writes N_METRICS values (METRIC_NAMES order) to ``metrics_out``. With ``record``
-    it also writes per-bar ``equity_out``, ``cash_out``, ``units_out`` (signed) and one row
-    per trade to ``trades_out`` (TRADE_FIELDS order, bars as absolute indices).
+    Prices are 1-D rows of the Bundle; ``event_bar``/``event_sign`` are the strategy's
+    signals (increasing bars inside the span, +1 bullish / -1 bearish, judged at the close).
+    Risk rules are off when NaN (``stop_loss``, ``take_profit``, ``trailing_stop``) or 0
+    (``max_bars``). ``buf`` (RETURN_BLOCK floats) and ``tally`` (N_TALLY floats) are scratch
+    owned by the caller's thread. Writes N_METRICS values (METRIC_NAMES order) to
+    ``metrics_out``. With ``record`` it also writes per-bar ``equity_out``, ``cash_out``,
+    ``units_out`` (signed) and one row per trade to ``trades_out`` (TRADE_FIELDS order, bars
+    as absolute indices).
+
+    While flat with no order pending, equity is constant and every return is exactly 0, so
+    the loop jumps straight to the next signal that can open a position, folding the skipped
+    bars into the statistics as one block of zero returns.
     """
     next_open = fill == FILL_NEXT_OPEN
     tally[:] = 0.0
+    n_events = event_bar.shape[0]
+    e = 0  # next signal event
 
     cash = init_cash
     units = 0.0
@@ -247,17 +262,31 @@ def simulate(
     prev_equity = peak_equity = init_cash
     max_dd = 0.0
 
-    # the first bar whose signal may be evaluated has both features defined at i and i-1
-    first_signal_bar = end
-    for i in range(start, end - 1):
-        if feat_a[i] == feat_a[i] and feat_b[i] == feat_b[i]:
-            first_signal_bar = i + 1
-            break
-    prev_diff = 0.0
-    if first_signal_bar < end:
-        prev_diff = feat_a[first_signal_bar - 1] - feat_b[first_signal_bar - 1]
+    i = start
+    while i < end:
+        if pos == 0 and pending == 0:
+            # flat: skip to the close of the next bar whose signal opens a position
+            while e < n_events and not _opens(event_sign[e], direction):
+                e += 1
+            j = event_bar[e] if e < n_events else end
+            if j > i:
+                # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
+                if k > 0:
+                    n_ret, mean_ret, m2_ret = _merge_block(buf, k, n_ret, mean_ret, m2_ret)
+                    k = 0
+                zeros = j - i
+                n_new = n_ret + zeros
+                m2_ret += mean_ret * mean_ret * n_ret * zeros / n_new
+                mean_ret -= mean_ret * zeros / n_new
+                n_ret = n_new
+                if record:
+                    equity_out[i:j] = cash
+                    cash_out[i:j] = cash
+                    units_out[i:j] = 0.0
+                i = j
+                if i == end:
+                    break
 
-    for i in range(start, end):
         o = open_[i]
         h = high[i]
         lo = low[i]
@@ -302,35 +331,29 @@ def simulate(
                 extreme = min(extreme, lo)
 
         # 3. the strategy's signal at the close
-        if i >= first_signal_bar:
-            diff = feat_a[i] - feat_b[i]
-            sig = 0
-            if diff > 0.0 and prev_diff <= 0.0:
-                sig = 1
-            elif diff < 0.0 and prev_diff >= 0.0:
-                sig = -1
-            prev_diff = diff
-            if sig != 0:
-                if next_open:
-                    if i + 1 < end:
-                        pending = sig
-                else:
-                    close_now, open_dir = _orders(sig, direction, pos)
-                    if close_now:
-                        cash += _exit(tally, record, trades_out, i, c, EXIT_SIGNAL, False, o,
-                                      h, lo, pos, units, entry_bar, entry_price, entry_quote,
-                                      entry_cost, entry_net, exc_hi, exc_lo, fees, fixed_fees,
-                                      slippage)
-                        pos = 0
-                    if open_dir != 0 and not ruled_out:
-                        units, entry_price, entry_cost, entry_net, dc = _entry(
-                            open_dir, c, cash, size, fees, fixed_fees, slippage)
-                        if units > 0.0:
-                            cash += dc
-                            pos = open_dir
-                            entry_bar = i
-                            entry_quote = c
-                            extreme = exc_hi = exc_lo = entry_price
+        if e < n_events and event_bar[e] == i:
+            sig = event_sign[e]
+            e += 1
+            if next_open:
+                if i + 1 < end:
+                    pending = sig
+            else:
+                close_now, open_dir = _orders(sig, direction, pos)
+                if close_now:
+                    cash += _exit(tally, record, trades_out, i, c, EXIT_SIGNAL, False, o, h,
+                                  lo, pos, units, entry_bar, entry_price, entry_quote,
+                                  entry_cost, entry_net, exc_hi, exc_lo, fees, fixed_fees,
+                                  slippage)
+                    pos = 0
+                if open_dir != 0 and not ruled_out:
+                    units, entry_price, entry_cost, entry_net, dc = _entry(
+                        open_dir, c, cash, size, fees, fixed_fees, slippage)
+                    if units > 0.0:
+                        cash += dc
+                        pos = open_dir
+                        entry_bar = i
+                        entry_quote = c
+                        extreme = exc_hi = exc_lo = entry_price
 
         # 4. mark to market at the close, and fold the bar's return into the statistics
         if pos != 0:
@@ -359,6 +382,7 @@ def simulate(
             equity_out[i] = equity
             cash_out[i] = cash
             units_out[i] = pos * units
+        i += 1
 
     if k > 0:
         n_ret, mean_ret, m2_ret = _merge_block(buf, k, n_ret, mean_ret, m2_ret)
@@ -410,16 +434,15 @@ def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, 
 
 @njit(parallel=True, cache=True)
 def sweep_metrics(
-    open_, high, low, close, start, end, features, signal_mode, feat_a_idx, feat_b_idx,
+    open_, high, low, close, start, end, event_ptr, event_bar, event_sign, signal_idx,
     stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
     fill, direction, init_cash, periods_per_year, pair_lo, pair_hi, n_tasks, out,
 ):
     """Metrics for backtests ``pair_lo <= p < pair_hi`` of a sweep, into ``out[p - pair_lo]``.
 
-    Pair ``p`` is combo ``p // n_assets`` on asset ``p % n_assets``. ``features`` is the
-    indicator cache ``(n_assets, n_features, n_bars)``; combo ``c`` reads features
-    ``feat_a_idx[c]`` and ``feat_b_idx[c]``. Every per-combo parameter is an array of length
-    n_combos. The pairs are split into ``n_tasks`` contiguous runs, one ``prange`` task each,
+    Pair ``p`` is combo ``p // n_assets`` on asset ``p % n_assets``. Combo ``c`` reads the
+    signal events of CSR row ``signal_idx[c] * n_assets + asset`` (see kernels.signals).
+    Every per-combo parameter is an array of length n_combos. The pairs are split into ``n_tasks`` contiguous runs, one ``prange`` task each,
     with per-task scratch buffers (no allocation per backtest); each output row has one writer.
     """
     n_assets = close.shape[0]
@@ -434,9 +457,12 @@ def sweep_metrics(
         for p in range(lo, hi):
             c = p // n_assets
             a = p - c * n_assets
+            row = signal_idx[c] * n_assets + a
+            ev_lo = event_ptr[row]
+            ev_hi = event_ptr[row + 1]
             simulate(
                 open_[a], high[a], low[a], close[a], start[a], end[a],
-                features[a, feat_a_idx[c]], features[a, feat_b_idx[c]], signal_mode,
+                event_bar[ev_lo:ev_hi], event_sign[ev_lo:ev_hi],
                 stop_loss[c], take_profit[c], trailing_stop[c], max_bars[c],
                 fees[c], fixed_fees[c], slippage[c], size[c], fill, direction, init_cash,
                 periods_per_year, buf, tally, out[p - pair_lo], False,
@@ -446,7 +472,7 @@ def sweep_metrics(
 
 @njit(cache=True)
 def backtest_record(
-    open_, high, low, close, start, end, feat_a, feat_b, signal_mode,
+    open_, high, low, close, start, end, event_bar, event_sign,
     stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
     fill, direction, init_cash, periods_per_year, metrics_out, equity_out, cash_out,
     units_out, trades_out,
@@ -459,7 +485,7 @@ def backtest_record(
     buf = np.empty(RETURN_BLOCK)
     tally = np.empty(N_TALLY)
     return simulate(
-        open_, high, low, close, start, end, feat_a, feat_b, signal_mode,
+        open_, high, low, close, start, end, event_bar, event_sign,
         stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
         fill, direction, init_cash, periods_per_year, buf, tally, metrics_out, True,
         equity_out, cash_out, units_out, trades_out,

@@ -66,7 +66,8 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
                 f"sweep {name}")
     bundle, strat, grid, fill_code, dir_code, cash, ppy, threads = _prepare(
         data, strategy, params, None, fill, direction, init_cash, periods_per_year, threads)
-    features, a_idx, b_idx = strat.build(bundle, grid.columns)
+    signals = strat.build(bundle, grid.columns)
+    row0 = signals.signal_idx[0] * bundle.n_assets
     risk = [col[0] for col in _option_columns(grid)]
     n_assets, n_bars = bundle.n_assets, bundle.n_bars
     metrics = np.empty((n_assets, kernels.N_METRICS))
@@ -76,15 +77,16 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
     trades = []
     with kernel_threads(threads):
         # first pass: metrics (and the trade count that sizes the record buffers)
-        _run_pairs(bundle, strat, grid, features, a_idx, b_idx, fill_code, dir_code, cash,
-                   ppy, 0, n_assets, metrics, threads)
+        _run_pairs(bundle, grid, signals, fill_code, dir_code, cash, ppy, 0, n_assets,
+                   metrics, threads)
         for a in range(n_assets):
             s, e = bundle.start[a], bundle.end[a]
             out = np.empty((int(metrics[a, kernels.METRIC_NAMES.index("n_trades")]),
                             kernels.N_TRADE_FIELDS))
+            ev = slice(signals.ptr[row0 + a], signals.ptr[row0 + a + 1])
             kernels.backtest_record(
                 bundle.open[a], bundle.high[a], bundle.low[a], bundle.close[a], s, e,
-                features[a, a_idx[0]], features[a, b_idx[0]], strat.signal_mode, *risk,
+                signals.event_bar[ev], signals.event_sign[ev], *risk,
                 fill_code, dir_code, cash, ppy, metrics[a], equity[a], cash_series[a],
                 units[a], out)
             trades.append(out)
@@ -94,13 +96,13 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
                                  "periods_per_year": ppy})
 
 
-def _run_pairs(bundle, strat, grid, features, a_idx, b_idx, fill_code, dir_code, cash, ppy,
-               lo, hi, out, threads):
+def _run_pairs(bundle, grid, signals, fill_code, dir_code, cash, ppy, lo, hi, out, threads):
     """One kernel launch over pairs ``lo <= p < hi`` into ``out`` (hi - lo rows)."""
     n_tasks = max(1, min(hi - lo, 8 * n_threads(threads)))
     kernels.sweep_metrics(
         bundle.open, bundle.high, bundle.low, bundle.close, bundle.start, bundle.end,
-        features, strat.signal_mode, a_idx, b_idx, *_option_columns(grid), fill_code,
+        signals.ptr, signals.event_bar, signals.event_sign, signals.signal_idx,
+        *_option_columns(grid), fill_code,
         dir_code, cash, ppy, lo, hi, n_tasks, out)
 
 
@@ -118,7 +120,7 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
         data, strategy, params, constraint, fill, direction, init_cash, periods_per_year,
         threads)
     t0 = time.perf_counter()
-    features, a_idx, b_idx = strat.build(bundle, grid.columns)
+    signals = strat.build(bundle, grid.columns)
     n_assets = bundle.n_assets
     n_pairs = grid.n_combos * n_assets
     metrics = np.empty((n_pairs, kernels.N_METRICS))
@@ -128,8 +130,8 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
     with kernel_threads(threads):
         for lo in range(0, n_pairs, chunk):
             hi = min(n_pairs, lo + chunk)
-            _run_pairs(bundle, strat, grid, features, a_idx, b_idx, fill_code, dir_code,
-                       cash, ppy, lo, hi, metrics[lo:hi], threads)
+            _run_pairs(bundle, grid, signals, fill_code, dir_code, cash, ppy, lo, hi,
+                       metrics[lo:hi], threads)
             if bar is not None:
                 bar.update(hi)
     if bar is not None:

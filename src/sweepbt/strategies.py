@@ -1,10 +1,10 @@
 """Strategy registry: each strategy declares its parameters and builds its feature cache.
 
-A strategy turns a Bundle and the per-combo values of its parameters into
-``features (n_assets, n_features, n_bars)`` plus, per combo, the indices of the two feature
-rows the simulation kernel compares (``feat_a_idx``, ``feat_b_idx``) and the kernel's signal
-mode. Each distinct indicator parameter is computed once per asset: that is the indicator
-stage of a sweep. Adding a strategy is one indicator kernel plus one ``register`` call.
+A strategy turns a Bundle and the per-combo values of its parameters into sparse signal
+events (see :mod:`sweepbt.kernels.signals`): each distinct indicator parameter is computed
+once per asset (the indicator stage), then each distinct signal once per asset, and every
+combo points at its signal's events. Adding a strategy is one indicator kernel plus one
+``register`` call.
 """
 
 from __future__ import annotations
@@ -32,18 +32,27 @@ class Strategy:
     """A registered strategy.
 
     ``build(bundle, values)`` gets the per-combo parameter arrays (``values[name]`` has one
-    entry per combo) and returns ``(features, feat_a_idx, feat_b_idx)``.
+    entry per combo) and returns :class:`Signals`.
     """
 
     name: str
     params: tuple
-    signal_mode: int
     build: Callable
     doc: str
 
     @property
     def param_names(self):
         return tuple(p.name for p in self.params)
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Signal events in CSR form (row ``s * n_assets + a``) and each combo's row ``s``."""
+
+    ptr: np.ndarray
+    event_bar: np.ndarray
+    event_sign: np.ndarray
+    signal_idx: np.ndarray
 
 
 STRATEGIES: dict[str, Strategy] = {}
@@ -74,10 +83,20 @@ def _window_bank(bundle, windows_per_combo, compute_bank):
     return bank, [np.searchsorted(distinct, w).astype(np.int64) for w in windows_per_combo]
 
 
+def _cross_signals(bundle, bank, a_idx, b_idx):
+    """Events of feature ``a`` crossing feature ``b``, once per distinct (a, b) pair."""
+    pairs, signal_idx = np.unique(np.stack([a_idx, b_idx], axis=1), axis=0,
+                                  return_inverse=True)
+    ptr, event_bar, event_sign = kernels.cross_events(
+        bank, bundle.start, bundle.end, np.ascontiguousarray(pairs[:, 0]),
+        np.ascontiguousarray(pairs[:, 1]))
+    return Signals(ptr, event_bar, event_sign, signal_idx.reshape(-1).astype(np.int64))
+
+
 def _build_sma_cross(bundle, values):
     bank, (fast_idx, slow_idx) = _window_bank(
         bundle, [values["fast"], values["slow"]], kernels.sma_bank)
-    return bank, fast_idx, slow_idx
+    return _cross_signals(bundle, bank, fast_idx, slow_idx)
 
 
 register(Strategy(
@@ -86,7 +105,6 @@ register(Strategy(
         Param("fast", "window", 10, "fast simple moving average window, bars"),
         Param("slow", "window", 50, "slow simple moving average window, bars"),
     ),
-    signal_mode=kernels.SIGNAL_CROSS,
     build=_build_sma_cross,
     doc="Bullish when SMA(fast) of close crosses above SMA(slow); bearish when it crosses below.",
 ))
