@@ -392,6 +392,8 @@ def simulate(
         last = end - 1
         c = close[last]
         pnl = units * c - entry_cost if pos > 0 else entry_net - units * c
+        exc_hi = max(exc_hi, c)  # the mark is part of the path, even for an entry at it
+        exc_lo = min(exc_lo, c)
         _book_trade(tally, record, trades_out, pos, entry_bar, last, entry_price, c,
                     entry_quote, c, units, pnl, entry_cost, EXIT_END, exc_hi, exc_lo)
 
