@@ -446,17 +446,16 @@ def sweep_metrics(
     signal events of CSR row ``signal_idx[c] * n_assets + asset`` (see kernels.signals).
     Every per-combo parameter is an array of length n_combos. The pairs are split into ``n_tasks`` contiguous runs, one ``prange`` task each,
     with per-task scratch buffers (no allocation per backtest); each output row has one writer.
+    Task ``t`` takes pairs ``pair_lo + t``, ``pair_lo + t + n_tasks``, ...: dealt round-robin,
+    so cheap and expensive regions of the grid spread evenly over the threads.
     """
     n_assets = close.shape[0]
-    n_pairs = pair_hi - pair_lo
     empty1 = np.empty(0)
     empty2 = np.empty((0, N_TRADE_FIELDS))
     for task in prange(n_tasks):
-        lo = pair_lo + task * n_pairs // n_tasks
-        hi = pair_lo + (task + 1) * n_pairs // n_tasks
         buf = np.empty(RETURN_BLOCK)
         tally = np.empty(N_TALLY)
-        for p in range(lo, hi):
+        for p in range(pair_lo + task, pair_hi, n_tasks):
             c = p // n_assets
             a = p - c * n_assets
             row = signal_idx[c] * n_assets + a

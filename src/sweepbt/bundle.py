@@ -163,21 +163,21 @@ def _check_values(cols: dict, names: dict, loc, valid=None, nulls=None) -> None:
     for role in _PRICE_COLS:
         x = cols[role]
         fail(~np.isfinite(x), role, "price is NaN or infinite",
-             lambda i, x=x, r=role: f"{r}={x.flat[i]!r}")
+             lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}")
     for role in _PRICE_COLS:
         x = cols[role]
-        fail(x <= 0, role, "price <= 0", lambda i, x=x, r=role: f"{r}={x.flat[i]!r}")
+        fail(x <= 0, role, "price <= 0", lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}")
     o, h, lo, c = (cols[r] for r in _PRICE_COLS)
     fail(h < lo, "high", "high < low",
-         lambda i: f"high={h.flat[i]!r}, low={lo.flat[i]!r}")
+         lambda i: f"high={float(h.flat[i])!r}, low={float(lo.flat[i])!r}")
     for role, x in (("open", o), ("close", c)):
         fail((x < lo) | (x > h), role, f"{role} outside [low, high]",
-             lambda i, x=x, r=role: f"{r}={x.flat[i]!r}, low={lo.flat[i]!r}, "
-                                    f"high={h.flat[i]!r}")
+             lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}, low={float(lo.flat[i])!r}, "
+                                    f"high={float(h.flat[i])!r}")
     v = cols.get("volume")
     if v is not None:
         fail(~((v >= 0) & np.isfinite(v)), "volume", "volume is negative, NaN or infinite",
-             lambda i: f"volume={v.flat[i]!r}")
+             lambda i: f"volume={float(v.flat[i])!r}")
 
 
 # --------------------------------------------------------------------------------------
@@ -209,10 +209,10 @@ def _parse_ts_strings(arr: pa.Array, name: str, loc: _Locator) -> pa.Array:
             mins = np.asarray([minutes[u] for u in uniq])[mins]
             i = _first_true(mins != mins[0])
             raise DataError(
-                f"mixed time zones: {loc.where(i, name)}: offset "
-                f"{off[i].as_py()!r} differs from {off[0].as_py()!r} in row "
-                f"{int(loc.rows[0]) if loc.rows is not None else 0}; give all timestamps "
-                "in one zone (e.g. convert to UTC)"
+                f"mixed time zones: {loc.where(i, name)}: {arr[i].as_py()!r} has UTC offset "
+                f"{off[i].as_py()!r} but row "
+                f"{int(loc.rows[0]) if loc.rows is not None else 0} has {off[0].as_py()!r}; "
+                "give all timestamps in one zone (e.g. convert them to UTC)"
             )
         typ = pa.timestamp("ns", tz="UTC")
     elif not has.any():

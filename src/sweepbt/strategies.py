@@ -85,12 +85,11 @@ def _window_bank(bundle, windows_per_combo, compute_bank):
 
 def _cross_signals(bundle, bank, a_idx, b_idx):
     """Events of feature ``a`` crossing feature ``b``, once per distinct (a, b) pair."""
-    pairs, signal_idx = np.unique(np.stack([a_idx, b_idx], axis=1), axis=0,
-                                  return_inverse=True)
+    n_features = bank.shape[1]
+    keys, signal_idx = np.unique(a_idx * n_features + b_idx, return_inverse=True)
     ptr, event_bar, event_sign = kernels.cross_events(
-        bank, bundle.start, bundle.end, np.ascontiguousarray(pairs[:, 0]),
-        np.ascontiguousarray(pairs[:, 1]))
-    return Signals(ptr, event_bar, event_sign, signal_idx.reshape(-1).astype(np.int64))
+        bank, bundle.start, bundle.end, keys // n_features, keys % n_features)
+    return Signals(ptr, event_bar, event_sign, signal_idx.astype(np.int64))
 
 
 def _build_sma_cross(bundle, values):

@@ -1,0 +1,1 @@
+"""Data files shipped with sweepbt (the demo data set, ``demo.parquet``)."""
