@@ -5,7 +5,7 @@ The shell (this package) validates input and orchestrates; the compiled kernels 
 """
 
 from sweepbt.bundle import Bundle, demo, load
-from sweepbt.engine import backtest, sweep
+from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
 from sweepbt.results import BacktestResult, SweepResult
 from sweepbt.strategies import STRATEGIES
 
@@ -13,9 +13,12 @@ __all__ = [
     "Bundle",
     "BacktestResult",
     "STRATEGIES",
+    "SweepEstimate",
     "SweepResult",
+    "SweepTooLarge",
     "backtest",
     "demo",
+    "estimate",
     "load",
     "sweep",
 ]

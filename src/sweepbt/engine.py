@@ -1,33 +1,48 @@
-"""Orchestration of backtests and sweeps: validate, build features, call the kernels.
+"""Orchestration of backtests and sweeps: validate, build signals, call the kernels.
 
-Two stages per sweep: the strategy's indicator stage (each distinct indicator parameter once
-per asset), then one ``prange`` over (combo, asset) pairs in the fused simulation kernel,
-which reduces every backtest straight to its metrics row. Long sweeps run in chunks of pairs
-so progress can be shown and Ctrl-C is honoured between chunks.
+Two stages per sweep: the strategy's indicator and signal stage (each distinct indicator
+parameter once per asset, each distinct signal once per asset), then the fused simulation
+kernel, one ``prange`` over (combo, asset) pairs, reducing every backtest straight to its
+metrics row. The grid is enumerated lazily in chunks, so progress can be shown, Ctrl-C is
+honoured between chunks (well under a second apart), and with ``top=`` or ``out=`` memory
+stays bounded however large the grid is.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads
 from sweepbt.bundle import Bundle, load
-from sweepbt.params import build_grid, check_fixed
-from sweepbt.results import BacktestResult, SweepResult
+from sweepbt.params import build_grid, check_fixed, is_null
+from sweepbt.results import (
+    BacktestResult, SweepResult, metric_index, rank_order, sweep_table)
 from sweepbt.strategies import get_strategy
 
-#: a chunk of a sweep aims at this many bar-evaluations (about 0.1 s of kernel time)
+#: a chunk of a sweep aims at this many bar-evaluations (tens of milliseconds of kernel time)
 CHUNK_BAR_EVALUATIONS = 50_000_000
+#: by default a sweep that keeps every row may use at most this share of available memory
+MEMORY_SHARE = 0.5
+#: bytes per (combo, asset) row kept in memory: metrics, their Arrow table, combo, symbol
+_BYTES_PER_ROW = kernels.N_METRICS * 8 * 2 + 8 + 4
+_BYTES_PER_PARAM = 8 * 2
+
+
+class SweepTooLarge(MemoryError):
+    """A sweep whose full results would not fit in memory."""
 
 
 def _as_bundle(data):
-    if isinstance(data, Bundle):
-        return data
-    return load(data)
+    return data if isinstance(data, Bundle) else load(data)
 
 
 def _prepare(data, strategy, params, constraint, fill, direction, init_cash,
@@ -40,14 +55,34 @@ def _prepare(data, strategy, params, constraint, fill, direction, init_cash,
     grid = build_grid(strat, params, longest_span, constraint)
     if ppy is None:
         ppy = float(bundle.periods_per_year)
-    return bundle, strat, grid, fill_code, dir_code, cash, ppy, threads
+    settings = _Settings(fill_code, dir_code, cash, ppy, threads)
+    fixed = {"fill": fill, "direction": direction, "init_cash": cash,
+             "periods_per_year": ppy, "constraint": constraint}
+    return bundle, strat, grid, settings, fixed
 
 
-def _option_columns(grid):
-    """The per-combo risk/cost arrays in the kernels' argument order."""
-    c = grid.columns
-    return (c["stop_loss"], c["take_profit"], c["trailing_stop"], c["max_bars"], c["fees"],
-            c["fixed_fees"], c["slippage"], c["size"])
+@dataclass(frozen=True)
+class _Settings:
+    """The non-sweepable options in kernel form."""
+
+    fill: int
+    direction: int
+    init_cash: float
+    periods_per_year: float
+    threads: object
+
+
+def _run_chunk(bundle, signals, columns, signal_idx, settings, out):
+    """One kernel launch: every kept combo of a chunk on every asset, into ``out``."""
+    n_pairs = signal_idx.size * bundle.n_assets
+    n_tasks = max(1, min(n_pairs, 8 * n_threads(settings.threads)))
+    kernels.sweep_metrics(
+        bundle.open, bundle.high, bundle.low, bundle.close, bundle.start, bundle.end,
+        signals.ptr, signals.event_bar, signals.event_sign, signal_idx,
+        columns["stop_loss"], columns["take_profit"], columns["trailing_stop"],
+        columns["max_bars"], columns["fees"], columns["fixed_fees"], columns["slippage"],
+        columns["size"], settings.fill, settings.direction, settings.init_cash,
+        settings.periods_per_year, 0, n_pairs, n_tasks, out)
 
 
 def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
@@ -64,84 +99,259 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
             raise ValueError(
                 f"{name} is a sequence; backtest() runs one combination: use sweep() to "
                 f"sweep {name}")
-    bundle, strat, grid, fill_code, dir_code, cash, ppy, threads = _prepare(
+    bundle, strat, grid, settings, fixed = _prepare(
         data, strategy, params, None, fill, direction, init_cash, periods_per_year, threads)
-    signals = strat.build(bundle, grid.columns)
-    row0 = signals.signal_idx[0] * bundle.n_assets
-    risk = [col[0] for col in _option_columns(grid)]
+    signals = strat.build(bundle, grid.strategy_values)
+    columns, signal_idx = grid.columns_at(np.zeros(1, np.int64))
     n_assets, n_bars = bundle.n_assets, bundle.n_bars
     metrics = np.empty((n_assets, kernels.N_METRICS))
     equity = np.full((n_assets, n_bars), np.nan)
-    cash_series = np.full((n_assets, n_bars), np.nan)
+    cash = np.full((n_assets, n_bars), np.nan)
     units = np.full((n_assets, n_bars), np.nan)
     trades = []
-    with kernel_threads(threads):
-        # first pass: metrics (and the trade count that sizes the record buffers)
-        _run_pairs(bundle, grid, signals, fill_code, dir_code, cash, ppy, 0, n_assets,
-                   metrics, threads)
+    n_trades_col = metric_index("n_trades")
+    with kernel_threads(settings.threads):
+        # first pass: metrics, and the trade counts that size the record buffers
+        _run_chunk(bundle, signals, columns, signal_idx, settings, metrics)
         for a in range(n_assets):
-            s, e = bundle.start[a], bundle.end[a]
-            out = np.empty((int(metrics[a, kernels.METRIC_NAMES.index("n_trades")]),
-                            kernels.N_TRADE_FIELDS))
-            ev = slice(signals.ptr[row0 + a], signals.ptr[row0 + a + 1])
+            event_bar, event_sign = signals.of(signal_idx[0], a, n_assets)
+            rows = np.empty((int(metrics[a, n_trades_col]), kernels.N_TRADE_FIELDS))
             kernels.backtest_record(
-                bundle.open[a], bundle.high[a], bundle.low[a], bundle.close[a], s, e,
-                signals.event_bar[ev], signals.event_sign[ev], *risk,
-                fill_code, dir_code, cash, ppy, metrics[a], equity[a], cash_series[a],
-                units[a], out)
-            trades.append(out)
-    return BacktestResult(bundle=bundle, strategy=strat.name, grid=grid, metrics=metrics,
-                          equity=equity, cash=cash_series, units=units, trade_rows=trades,
-                          fixed={"fill": fill, "direction": direction, "init_cash": cash,
-                                 "periods_per_year": ppy})
+                bundle.open[a], bundle.high[a], bundle.low[a], bundle.close[a],
+                bundle.start[a], bundle.end[a], event_bar, event_sign,
+                columns["stop_loss"][0], columns["take_profit"][0],
+                columns["trailing_stop"][0], columns["max_bars"][0], columns["fees"][0],
+                columns["fixed_fees"][0], columns["slippage"][0], columns["size"][0],
+                settings.fill, settings.direction, settings.init_cash,
+                settings.periods_per_year, metrics[a], equity[a], cash[a], units[a], rows)
+            trades.append(rows)
+    params_used = {}
+    for name in grid.names:
+        value = columns[name][0]
+        params_used[name] = None if is_null(name, value) else value.item()
+    return BacktestResult(bundle=bundle, strategy=strat.name, params=params_used,
+                          metrics=metrics, equity=equity, cash=cash, units=units,
+                          trade_rows=trades, fixed=fixed)
 
 
-def _run_pairs(bundle, grid, signals, fill_code, dir_code, cash, ppy, lo, hi, out, threads):
-    """One kernel launch over pairs ``lo <= p < hi`` into ``out`` (hi - lo rows)."""
-    n_tasks = max(1, min(hi - lo, 8 * n_threads(threads)))
-    kernels.sweep_metrics(
-        bundle.open, bundle.high, bundle.low, bundle.close, bundle.start, bundle.end,
-        signals.ptr, signals.event_bar, signals.event_sign, signals.signal_idx,
-        *_option_columns(grid), fill_code,
-        dir_code, cash, ppy, lo, hi, n_tasks, out)
+@dataclass(frozen=True)
+class SweepEstimate:
+    """What a sweep will do before it runs: sizes, work, and memory to keep every row."""
+
+    n_combos: int
+    n_backtests: int
+    bar_evaluations: int
+    result_bytes: int
+    available_bytes: int
+
+    def __str__(self):
+        return (f"{self.n_combos:,} combos x assets = {self.n_backtests:,} backtests, "
+                f"{self.bar_evaluations:,} bar-evaluations; keeping every row needs about "
+                f"{_fmt_bytes(self.result_bytes)} (available: "
+                f"{_fmt_bytes(self.available_bytes)})")
+
+
+def _fmt_bytes(n):
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
+def _available_memory():
+    """Bytes of memory available to this process (MemAvailable, else physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
+        return 8 << 30
+
+
+def _estimate(bundle, grid):
+    n_combos = grid.count()
+    if n_combos == 0:
+        raise ValueError(f"constraint {grid.constraint!r} leaves no combination to run")
+    n_backtests = n_combos * bundle.n_assets
+    result_bytes = n_backtests * (_BYTES_PER_ROW + _BYTES_PER_PARAM * len(grid.names))
+    return SweepEstimate(
+        n_combos=n_combos, n_backtests=n_backtests,
+        bar_evaluations=int(n_combos * (bundle.end - bundle.start).sum()),
+        result_bytes=int(result_bytes), available_bytes=_available_memory())
+
+
+def estimate(data, strategy="sma_cross", *, constraint=None, fill="next_open",
+             direction="long", init_cash=10_000.0, periods_per_year=None, **params):
+    """Size a sweep without running it: combos, backtests, bar-evaluations, memory."""
+    bundle, _, grid, _, _ = _prepare(data, strategy, params, constraint, fill, direction,
+                                     init_cash, periods_per_year, None)
+    return _estimate(bundle, grid)
+
+
+class _KeepAll:
+    """Collects every (combo, asset) row."""
+
+    def __init__(self):
+        self.combos, self.params, self.metrics = [], [], []
+
+    def add(self, combo_ids, params, metrics):
+        self.combos.append(combo_ids)
+        self.params.append(params)
+        self.metrics.append(metrics)
+
+    def finish(self, names):
+        if not self.combos:
+            return np.empty(0, np.int64), {n: np.empty(0) for n in names}, None
+        return (np.concatenate(self.combos),
+                {n: np.concatenate([p[n] for p in self.params]) for n in names},
+                np.concatenate(self.metrics))
+
+
+class _KeepTop:
+    """Keeps the ``k`` best combos by a metric averaged over assets, as chunks stream by."""
+
+    def __init__(self, k, metric, n_assets):
+        self.k, self.metric, self.n_assets = k, metric, n_assets
+        self.combos, self.params, self.metrics = None, None, None
+
+    def add(self, combo_ids, params, metrics):
+        if self.combos is not None:
+            combo_ids = np.concatenate([self.combos, combo_ids])
+            params = {n: np.concatenate([self.params[n], params[n]]) for n in params}
+            metrics = np.concatenate([self.metrics, metrics])
+        per_combo = metrics.reshape(combo_ids.size, self.n_assets, -1)
+        order = rank_order(per_combo.mean(axis=1), combo_ids, self.metric)[:self.k]
+        order.sort()  # keep combo order among the survivors
+        self.combos = combo_ids[order]
+        self.params = {n: v[order] for n, v in params.items()}
+        self.metrics = per_combo[order].reshape(-1, per_combo.shape[2])
+
+    def finish(self, names):
+        if self.combos is None:
+            return _KeepAll().finish(names)
+        return self.combos, self.params, self.metrics
+
+
+class _ParquetParts:
+    """Writes each chunk's rows as one file of a Parquet dataset directory.
+
+    Parts go to a hidden temporary directory next to ``path``, renamed to ``path`` only
+    when the sweep completes: an interrupted sweep leaves nothing that looks complete.
+    """
+
+    def __init__(self, path, bundle, strategy, fixed):
+        self.path = os.fspath(path)
+        if os.path.exists(self.path):
+            raise FileExistsError(f"out={self.path!r} already exists; remove it or pick a "
+                                  "new path (results are never written over)")
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"out={self.path!r}: directory {parent!r} does not exist")
+        self.tmp = os.path.join(parent, f".{os.path.basename(self.path)}.partial-{os.getpid()}")
+        os.makedirs(self.tmp)
+        self.bundle, self.strategy, self.fixed = bundle, strategy, fixed
+        self.n_parts = 0
+
+    def add(self, combo_ids, params, metrics):
+        table = sweep_table(self.bundle, self.strategy, self.fixed, combo_ids, params, metrics)
+        pq.write_table(table, os.path.join(self.tmp, f"part-{self.n_parts:05d}.parquet"))
+        self.n_parts += 1
+
+    def commit(self):
+        os.replace(self.tmp, self.path)
+
+    def abort(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
           direction="long", init_cash=10_000.0, periods_per_year=None, threads=None,
-          progress=False, **params):
+          progress=False, top=None, metric="sharpe", out=None, max_memory=None, **params):
     """Backtest every combination of the parameter grid on every asset.
 
     Any strategy parameter or risk/cost option given as a sequence is a grid axis (cartesian
     product, filtered by ``constraint``, e.g. ``"fast < slow"``); ``None`` in a risk rule's
     list means "rule off". ``threads`` sets the kernel thread count for this call (numba's
-    default otherwise). ``progress=True`` prints a progress bar to stderr.
+    default otherwise); ``progress=True`` draws a progress bar on stderr.
+
+    Memory: by default every (combo, asset) row is kept, and a sweep whose rows would need
+    more than ``max_memory`` bytes (default: half the available memory) is refused before it
+    starts. ``top=k`` keeps only the ``k`` best combos by ``metric`` (mean over assets)
+    while streaming; ``out="dir"`` writes every row to a Parquet dataset directory, chunk by
+    chunk. With either, memory stays bounded however large the grid is.
     """
-    bundle, strat, grid, fill_code, dir_code, cash, ppy, threads = _prepare(
+    bundle, strat, grid, settings, fixed = _prepare(
         data, strategy, params, constraint, fill, direction, init_cash, periods_per_year,
         threads)
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+            raise ValueError(f"top must be a positive integer, got {top!r}")
+        metric_index(metric)
+    size = _estimate(bundle, grid)
+    limit = MEMORY_SHARE * size.available_bytes if max_memory is None else max_memory
+    if top is None and out is None and size.result_bytes > limit:
+        raise SweepTooLarge(
+            f"this sweep would keep {size.n_backtests:,} result rows, about "
+            f"{_fmt_bytes(size.result_bytes)}, more than the {_fmt_bytes(int(limit))} allowed "
+            f"(max_memory); pass top=K to keep only the best K combos, or out='results_dir' "
+            f"to stream every row to a Parquet dataset")
+
     t0 = time.perf_counter()
-    signals = strat.build(bundle, grid.columns)
+    signals = strat.build(bundle, grid.strategy_values)
     n_assets = bundle.n_assets
-    n_pairs = grid.n_combos * n_assets
-    metrics = np.empty((n_pairs, kernels.N_METRICS))
     mean_span = float((bundle.end - bundle.start).mean())
-    chunk = max(1, int(CHUNK_BAR_EVALUATIONS / mean_span))
-    bar = _ProgressBar(n_pairs) if progress else None
-    with kernel_threads(threads):
-        for lo in range(0, n_pairs, chunk):
-            hi = min(n_pairs, lo + chunk)
-            _run_pairs(bundle, grid, signals, fill_code, dir_code, cash, ppy, lo, hi,
-                       metrics[lo:hi], threads)
-            if bar is not None:
-                bar.update(hi)
-    if bar is not None:
-        bar.close()
+    chunk = max(1, int(CHUNK_BAR_EVALUATIONS / (n_assets * mean_span)))
+    sink = _ParquetParts(out, bundle, strat.name, fixed) if out is not None else None
+    keep = _KeepTop(top, metric, n_assets) if top is not None else (
+        _KeepAll() if sink is None else None)
+    bar = _ProgressBar(size.n_backtests) if progress else None
+    done = 0
+    try:
+        with kernel_threads(settings.threads):
+            for lo in range(0, grid.n_total, chunk):
+                flat = np.arange(lo, min(grid.n_total, lo + chunk), dtype=np.int64)
+                columns, signal_idx = grid.columns_at(flat)
+                n_kept = signal_idx.size
+                if n_kept == 0:
+                    continue
+                metrics = np.empty((n_kept * n_assets, kernels.N_METRICS))
+                _run_chunk(bundle, signals, columns, signal_idx, settings, metrics)
+                combo_ids = np.arange(done, done + n_kept, dtype=np.int64)
+                given = {n: columns[n] for n in grid.names}
+                for collector in (keep, sink):
+                    if collector is not None:
+                        collector.add(combo_ids, given, metrics)
+                done += n_kept
+                if bar is not None:
+                    bar.update(done * n_assets)
+        if sink is not None:
+            sink.commit()
+    except KeyboardInterrupt:
+        if sink is not None:
+            sink.abort()
+        raise KeyboardInterrupt(
+            f"sweep interrupted after {done * n_assets:,} of {size.n_backtests:,} "
+            "backtests; nothing was written") from None
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
     elapsed = time.perf_counter() - t0
-    bar_evaluations = int(grid.n_combos * (bundle.end - bundle.start).sum())
-    return SweepResult(bundle=bundle, strategy=strat.name, grid=grid, metrics=metrics,
-                       elapsed=elapsed, bar_evaluations=bar_evaluations,
-                       fixed={"fill": fill, "direction": direction, "init_cash": cash,
-                              "periods_per_year": ppy, "constraint": constraint})
+    combos, kept_params, metrics = keep.finish(grid.names) if keep is not None else (
+        None, None, None)
+    return SweepResult(bundle=bundle, strategy=strat.name, fixed=fixed, names=grid.names,
+                       axes=grid.axes, n_combos=size.n_combos, combos=combos,
+                       params=kept_params, metrics=metrics, elapsed=elapsed,
+                       bar_evaluations=size.bar_evaluations,
+                       path=sink.path if sink is not None else None)
 
 
 class _ProgressBar:
@@ -160,13 +370,13 @@ class _ProgressBar:
         width = 30
         filled = int(width * frac)
         elapsed = time.perf_counter() - self.t0
+        rate = done / elapsed if elapsed > 0 else math.nan
         self.stream.write(
             f"\r[{'#' * filled}{'.' * (width - filled)}] {frac:6.1%} "
-            f"{done:,}/{self.total:,} backtests {elapsed:6.1f}s")
+            f"{done:,}/{self.total:,} backtests {elapsed:6.1f}s {rate:,.0f}/s")
         self.stream.flush()
 
     def close(self):
         if self.live:
             self.stream.write("\n")
             self.stream.flush()
-

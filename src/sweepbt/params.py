@@ -141,25 +141,73 @@ def check_fixed(fill, direction, init_cash, periods_per_year):
 
 @dataclass
 class Grid:
-    """The combinations of a sweep: ``columns[name]`` holds one value per combo.
+    """A lazily enumerated parameter grid: combos are made chunk by chunk, never all at once.
 
-    ``given`` lists the parameter names the user passed (strategy parameters always count),
-    in output-column order; ``axes`` the ones passed as sequences.
+    ``names`` are the strategy's parameters (in its declared order) then the options the
+    user gave; ``values[name]`` holds that axis's values in kernel dtype (one value for a
+    scalar). Combo ``flat`` of the unconstrained product is the C-order index over
+    ``names``, so its signal (the strategy parameters' part) is ``flat // n_option_combos``.
     """
 
-    columns: dict
-    given: tuple
+    names: tuple
+    values: dict
     axes: tuple
-    n_total: int  # combos before the constraint
+    n_strategy_params: int
+    constraint: object = None
 
     @property
-    def n_combos(self):
-        return next(iter(self.columns.values())).shape[0]
+    def shape(self):
+        return tuple(self.values[n].size for n in self.names)
 
-    def option_is_null(self, name):
-        """Per-combo mask of 'rule off' for a None-able option."""
-        values = self.columns[name]
-        return values == 0 if OPTIONS[name].kind == "int" else np.isnan(values)
+    @property
+    def n_total(self):
+        """Combinations before the constraint."""
+        return math.prod(self.shape)
+
+    @property
+    def n_option_combos(self):
+        return math.prod(self.shape[self.n_strategy_params:])
+
+    @property
+    def strategy_values(self):
+        """Axis values of the strategy's parameters (signals are their product, C order)."""
+        return {n: self.values[n] for n in self.names[:self.n_strategy_params]}
+
+    def columns_at(self, flat):
+        """Per-combo columns for unconstrained indices ``flat``, constraint applied.
+
+        Returns ``(columns, signal_idx)``: every name and every option (defaults filled in)
+        as arrays over the kept combos, and each kept combo's signal row.
+        """
+        index = np.unravel_index(flat, self.shape)
+        columns = {n: self.values[n][i] for n, i in zip(self.names, index)}
+        signal_idx = flat // self.n_option_combos
+        if self.constraint is not None:
+            keep = evaluate_constraint(self.constraint, columns)
+            columns = {n: c[keep] for n, c in columns.items()}
+            signal_idx = signal_idx[keep]
+        n = signal_idx.size
+        for name, option in OPTIONS.items():
+            if name not in columns:
+                columns[name] = np.full(n, _as_kernel_array(name, [option.default])[0])
+        return columns, signal_idx
+
+    def count(self, block=1 << 20):
+        """Combinations that pass the constraint (evaluated in bounded blocks)."""
+        if self.constraint is None:
+            return self.n_total
+        kept = 0
+        for lo in range(0, self.n_total, block):
+            flat = np.arange(lo, min(self.n_total, lo + block), dtype=np.int64)
+            kept += self.columns_at(flat)[1].size
+        return kept
+
+
+def is_null(name, values):
+    """Mask of 'rule off' values of a None-able option (NaN, or 0 for ``max_bars``)."""
+    if name not in OPTIONS or not OPTIONS[name].allow_none:
+        return None
+    return values == 0 if OPTIONS[name].kind == "int" else np.isnan(values)
 
 
 def _axis_values(name, value, check):
@@ -172,10 +220,11 @@ def _axis_values(name, value, check):
     return [check(name, v, f"[{i}]") for i, v in enumerate(values)]
 
 
-def build_grid(strategy, params, longest_span, constraint=None, max_combos=None):
-    """Validate ``params`` (name -> scalar or sequence) for ``strategy`` and build the grid.
+def build_grid(strategy, params, longest_span, constraint=None):
+    """Validate ``params`` (name -> scalar or sequence) for ``strategy``; return the Grid.
 
-    Unknown names raise TypeError. Strategy parameters not given take their defaults.
+    Unknown names raise TypeError. Strategy parameters not given take their defaults. The
+    constraint is checked against the first combos, so a typo fails before any work.
     """
     known = set(strategy.param_names) | set(OPTIONS)
     unknown = sorted(set(params) - known)
@@ -193,33 +242,18 @@ def build_grid(strategy, params, longest_span, constraint=None, max_combos=None)
             return check_window(name, value, where, longest_span)
         return _check_number(name, value, where)
 
-    names = list(strategy.param_names) + [n for n in OPTIONS if n in params]
-    axis_values = {}
+    names = tuple(strategy.param_names) + tuple(n for n in OPTIONS if n in params)
+    values = {}
     for name in names:
         value = params.get(name, next(
             (p.default for p in strategy.params if p.name == name), None))
-        axis_values[name] = _axis_values(name, value, check_param)
-
-    shape = tuple(len(v) for v in axis_values.values())
-    n_total = math.prod(shape)
-    if max_combos is not None and n_total > max_combos:
-        raise ValueError(
-            f"the grid has {n_total:,} combinations, more than max_combos={max_combos:,}")
-    index = np.unravel_index(np.arange(n_total, dtype=np.int64), shape)
-    columns = {}
-    for (name, values), idx in zip(axis_values.items(), index):
-        columns[name] = _as_kernel_array(name, values)[idx]
-    if constraint is not None:
-        keep = evaluate_constraint(constraint, columns)
-        if not keep.any():
-            raise ValueError(f"constraint {constraint!r} leaves no combination to run")
-        columns = {name: col[keep] for name, col in columns.items()}
-    for name in OPTIONS:
-        if name not in columns:
-            columns[name] = _as_kernel_array(name, [OPTIONS[name].default])[
-                np.zeros(next(iter(columns.values())).shape[0], np.int64)]
+        values[name] = _as_kernel_array(name, _axis_values(name, value, check_param))
     axes = tuple(n for n in names if _is_sequence(params.get(n)))
-    return Grid(columns=columns, given=tuple(names), axes=axes, n_total=n_total)
+    grid = Grid(names=names, values=values, axes=axes,
+                n_strategy_params=len(strategy.param_names), constraint=constraint)
+    if constraint is not None:
+        grid.columns_at(np.arange(min(grid.n_total, 16), dtype=np.int64))
+    return grid
 
 
 def _as_kernel_array(name, values):

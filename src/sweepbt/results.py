@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweepbt import kernels
-from sweepbt.params import OPTIONS
+from sweepbt.params import is_null
 
 #: metrics where a lower value is better (``best`` sorts these ascending)
 LOWER_IS_BETTER = frozenset({"max_drawdown", "volatility"})
@@ -19,29 +19,49 @@ COUNT_METRICS = frozenset({"n_trades", "n_stop", "n_take", "n_trail", "n_time", 
 _TRADE = {name: i for i, name in enumerate(kernels.TRADE_FIELDS)}
 
 
-def _metric_columns(metrics):
+def metric_index(metric):
+    """Column of ``metric`` in a metrics block; ValueError listing the metrics otherwise."""
+    try:
+        return kernels.METRIC_NAMES.index(metric)
+    except ValueError:
+        raise ValueError(f"unknown metric {metric!r}; metrics: "
+                         f"{', '.join(kernels.METRIC_NAMES)}") from None
+
+
+def rank_order(per_combo, combo_ids, metric):
+    """Row order best-first by ``metric``: NaN last, ties by combo id."""
+    key = per_combo[:, metric_index(metric)]
+    signed = key if metric in LOWER_IS_BETTER else -key
+    return np.lexsort((combo_ids, signed, np.isnan(key)))
+
+
+def _metric_columns(metrics, counts_as_int=True):
     """Arrow arrays for a (rows, N_METRICS) float block; counts as int64."""
-    cols = {}
-    for j, name in enumerate(kernels.METRIC_NAMES):
-        col = metrics[:, j]
-        cols[name] = pa.array(col.astype(np.int64) if name in COUNT_METRICS else col)
-    return cols
+    return {name: pa.array(metrics[:, j].astype(np.int64)
+                           if counts_as_int and name in COUNT_METRICS else metrics[:, j])
+            for j, name in enumerate(kernels.METRIC_NAMES)}
 
 
-def _param_columns(grid, rows=None):
-    """Arrow arrays for the parameters the user gave; 'rule off' is null."""
-    cols = {}
-    for name in grid.given:
-        values = grid.columns[name] if rows is None else grid.columns[name][rows]
-        mask = None
-        if name in OPTIONS and OPTIONS[name].allow_none:
-            mask = grid.option_is_null(name) if rows is None else grid.option_is_null(name)[rows]
-        cols[name] = pa.array(values, mask=mask)
-    return cols
+def _param_columns(params):
+    """Arrow arrays for per-row parameter values; a risk rule that is off is null."""
+    return {name: pa.array(values, mask=is_null(name, values))
+            for name, values in params.items()}
 
 
 def _metadata(strategy, fixed):
     return {b"sweepbt": json.dumps({"strategy": strategy, **fixed}).encode()}
+
+
+def sweep_table(bundle, strategy, fixed, combo_ids, params, metrics):
+    """The rows of a sweep: ``combo``, parameters, ``symbol``, metrics (combo-major)."""
+    n_assets = bundle.n_assets
+    repeat = np.repeat(np.arange(combo_ids.size), n_assets)
+    cols = {"combo": pa.array(combo_ids[repeat])}
+    cols.update(_param_columns({n: v[repeat] for n, v in params.items()}))
+    symbols = pa.array(list(bundle.symbols), pa.string())
+    cols["symbol"] = symbols.take(pa.array(np.tile(np.arange(n_assets), combo_ids.size)))
+    cols.update(_metric_columns(metrics))
+    return pa.table(cols).replace_schema_metadata(_metadata(strategy, fixed))
 
 
 @dataclass
@@ -50,12 +70,13 @@ class BacktestResult:
 
     ``equity``, ``cash`` and ``units`` (signed: + long, - short) are float64
     ``(n_assets, n_bars)`` on the Bundle's bar axis, NaN outside each asset's span;
-    ``equity == cash + units * close`` on every bar.
+    ``equity == cash + units * close`` on every bar. ``params`` is the combination that
+    was run (None = rule off).
     """
 
     bundle: object
     strategy: str
-    grid: object
+    params: dict
     metrics: np.ndarray
     equity: np.ndarray
     cash: np.ndarray
@@ -66,18 +87,13 @@ class BacktestResult:
     _trades: pa.Table = field(default=None, repr=False)
 
     @property
-    def params(self):
-        """The combination that was run: name -> value (None = rule off)."""
-        return pa.table(_param_columns(self.grid)).to_pylist()[0]
-
-    @property
     def stats(self) -> pa.Table:
         """One row per asset: ``symbol`` and the metrics of docs/semantics.md."""
         if self._stats is None:
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
             cols.update(_metric_columns(self.metrics))
             self._stats = pa.table(cols).replace_schema_metadata(
-                _metadata(self.strategy, self.fixed))
+                _metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
 
     @property
@@ -94,87 +110,99 @@ def _trades_table(bundle, trade_rows):
     entry_bar = rows[:, _TRADE["entry_bar"]].astype(np.int64)
     exit_bar = rows[:, _TRADE["exit_bar"]].astype(np.int64)
     ts = pa.timestamp("ns", tz="UTC")
-    symbols = np.array(bundle.symbols, dtype=object)
-    return pa.table({
-        "symbol": pa.array(symbols[owner].tolist(), pa.string()),
+    symbols = pa.array(list(bundle.symbols), pa.string())
+    reasons = pa.array(list(kernels.EXIT_REASONS), pa.string())
+
+    def when(bars):
+        return pa.array(bundle.timestamps[bars].astype(np.int64)).cast(ts)
+
+    table = {
+        "symbol": symbols.take(pa.array(owner, pa.int64())),
         "direction": pa.array(np.where(rows[:, _TRADE["direction"]] > 0, "long", "short")
-                              .tolist(), pa.string()),
+                              .astype(object), pa.string()),
         "entry_bar": pa.array(entry_bar),
         "exit_bar": pa.array(exit_bar),
-        "entry_time": pa.array(bundle.timestamps[entry_bar].astype(np.int64), pa.int64()).cast(ts),
-        "exit_time": pa.array(bundle.timestamps[exit_bar].astype(np.int64), pa.int64()).cast(ts),
-        "entry_price": pa.array(rows[:, _TRADE["entry_price"]]),
-        "exit_price": pa.array(rows[:, _TRADE["exit_price"]]),
-        "entry_quote": pa.array(rows[:, _TRADE["entry_quote"]]),
-        "exit_quote": pa.array(rows[:, _TRADE["exit_quote"]]),
-        "units": pa.array(rows[:, _TRADE["units"]]),
-        "pnl": pa.array(rows[:, _TRADE["pnl"]]),
-        "return": pa.array(rows[:, _TRADE["return"]]),
-        "exit_reason": pa.array(
-            [kernels.EXIT_REASONS[int(r)] for r in rows[:, _TRADE["exit_reason"]]], pa.string()),
-        "mfe": pa.array(rows[:, _TRADE["mfe"]]),
-        "mae": pa.array(rows[:, _TRADE["mae"]]),
-    })
+        "entry_time": when(entry_bar),
+        "exit_time": when(exit_bar),
+    }
+    for name in ("entry_price", "exit_price", "entry_quote", "exit_quote", "units", "pnl",
+                 "return"):
+        table[name] = pa.array(rows[:, _TRADE[name]])
+    table["exit_reason"] = reasons.take(pa.array(rows[:, _TRADE["exit_reason"]]
+                                                 .astype(np.int64)))
+    table["mfe"] = pa.array(rows[:, _TRADE["mfe"]])
+    table["mae"] = pa.array(rows[:, _TRADE["mae"]])
+    return pa.table(table)
 
 
 @dataclass
 class SweepResult:
-    """Metrics of every (combo, asset) backtest of a sweep.
+    """The results of a sweep.
 
-    ``metrics`` is float64 ``(n_combos * n_assets, N_METRICS)``, combo-major: row
-    ``combo * n_assets + asset``.
+    In memory: ``combos`` (combo ids, in grid order), ``params`` (name -> one value per
+    kept combo) and ``metrics``, float64 ``(len(combos) * n_assets, N_METRICS)``,
+    combo-major. A ``top=k`` sweep keeps only its k best combos; an ``out=`` sweep without
+    ``top`` keeps none in memory and reads its dataset at ``path`` when asked for rows.
     """
 
     bundle: object
     strategy: str
-    grid: object
+    fixed: dict
+    names: tuple
+    axes: tuple
+    n_combos: int
+    combos: np.ndarray
+    params: dict
     metrics: np.ndarray
     elapsed: float
     bar_evaluations: int
-    fixed: dict
+    path: str = None
     _table: pa.Table = field(default=None, repr=False)
 
     @property
-    def n_combos(self) -> int:
-        return self.grid.n_combos
-
-    @property
     def n_backtests(self) -> int:
-        return self.metrics.shape[0]
+        """Backtests run: combos that passed the constraint x assets."""
+        return self.n_combos * self.bundle.n_assets
 
     @property
     def throughput(self) -> float:
-        """Bar-evaluations (one bar of one backtest) per second, features included."""
+        """Bar-evaluations (one bar of one backtest) per second, signal stage included."""
         return self.bar_evaluations / self.elapsed if self.elapsed > 0 else float("nan")
 
     @property
     def table(self) -> pa.Table:
-        """One row per combo x asset: ``combo``, the parameters given, ``symbol``, metrics."""
+        """One row per combo x asset: ``combo``, the parameters, ``symbol``, metrics."""
         if self._table is None:
-            n_assets = self.bundle.n_assets
-            combo_of_row = np.repeat(np.arange(self.n_combos, dtype=np.int64), n_assets)
-            cols = {"combo": pa.array(combo_of_row)}
-            cols.update(_param_columns(self.grid, combo_of_row))
-            symbols = pa.array(list(self.bundle.symbols), pa.string())
-            cols["symbol"] = pa.DictionaryArray.from_arrays(
-                pa.array(np.tile(np.arange(n_assets, dtype=np.int32), self.n_combos)),
-                symbols).cast(pa.string())
-            cols.update(_metric_columns(self.metrics))
-            self._table = pa.table(cols).replace_schema_metadata(
-                _metadata(self.strategy, self.fixed))
+            if self.metrics is None:
+                self._table = pq.read_table(self.path)
+            else:
+                self._table = sweep_table(self.bundle, self.strategy, self.fixed, self.combos,
+                                          self.params, self.metrics)
         return self._table
 
-    def aggregate(self, how="mean") -> np.ndarray:
-        """Per-combo metrics ``(n_combos, N_METRICS)`` aggregated over assets.
+    def _in_memory(self):
+        if self.metrics is not None:
+            return self.combos, self.params, self.metrics
+        table = self.table
+        n_assets = self.bundle.n_assets
+        combos = table["combo"].to_numpy()[::n_assets]
+        params = {n: _filled(table[n])[::n_assets] for n in self.names}
+        metrics = np.column_stack([table[m].to_numpy().astype(np.float64)
+                                   for m in kernels.METRIC_NAMES])
+        return combos, params, metrics
+
+    def aggregate(self, how="mean"):
+        """(combo ids, per-combo metrics ``(n, N_METRICS)`` aggregated over assets).
 
         ``how`` is ``"mean"`` or ``"median"``. A combo whose metric is NaN on any asset
         gets NaN (it is undefined there), so ``best`` ranks it last.
         """
-        per_combo = self.metrics.reshape(self.n_combos, self.bundle.n_assets, -1)
+        combos, _, metrics = self._in_memory()
+        per_combo = metrics.reshape(combos.size, self.bundle.n_assets, -1)
         if how == "mean":
-            return per_combo.mean(axis=1)
+            return combos, per_combo.mean(axis=1)
         if how == "median":
-            return np.median(per_combo, axis=1)
+            return combos, np.median(per_combo, axis=1)
         raise ValueError(f"unknown aggregation {how!r}; expected 'mean' or 'median'")
 
     def best(self, metric="sharpe", k=10, how="mean") -> pa.Table:
@@ -183,24 +211,20 @@ class SweepResult:
         Higher is better except for ``max_drawdown`` and ``volatility``. Ties keep combo
         order. Returns ``rank, combo``, the parameters, then every aggregated metric.
         """
-        if metric not in kernels.METRIC_NAMES:
-            raise ValueError(
-                f"unknown metric {metric!r}; metrics: {', '.join(kernels.METRIC_NAMES)}")
+        metric_index(metric)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        agg = self.aggregate(how)
-        key = agg[:, kernels.METRIC_NAMES.index(metric)]
-        signed = key if metric in LOWER_IS_BETTER else -key
-        order = np.lexsort((np.arange(key.size), signed, np.isnan(key)))[:k]
+        combos, per_combo = self.aggregate(how)
+        _, params, _ = self._in_memory()
+        order = rank_order(per_combo, combos, metric)[:k]
         cols = {"rank": pa.array(np.arange(1, order.size + 1, dtype=np.int64)),
-                "combo": pa.array(order.astype(np.int64))}
-        cols.update(_param_columns(self.grid, order))
-        for j, name in enumerate(kernels.METRIC_NAMES):
-            cols[name] = pa.array(agg[order, j])
+                "combo": pa.array(combos[order])}
+        cols.update(_param_columns({n: v[order] for n, v in params.items()}))
+        cols.update(_metric_columns(per_combo[order], counts_as_int=False))
         return pa.table(cols)
 
     def to_parquet(self, path, **kwargs):
-        """Write ``table`` to a Parquet file atomically (a temporary file, then rename)."""
+        """Write ``table`` to one Parquet file atomically (a temporary file, then rename)."""
         path = os.fspath(path)
         tmp = f"{path}.partial-{os.getpid()}"
         try:
@@ -210,3 +234,10 @@ class SweepResult:
             if os.path.exists(tmp):
                 os.remove(tmp)
         return path
+
+
+def _filled(column):
+    """A parameter column back in kernel form: null -> NaN (floats) or 0 (integers)."""
+    if pa.types.is_integer(column.type):
+        return column.fill_null(0).to_numpy()
+    return column.to_numpy().astype(np.float64)

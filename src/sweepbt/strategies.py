@@ -31,8 +31,9 @@ class Param:
 class Strategy:
     """A registered strategy.
 
-    ``build(bundle, values)`` gets the per-combo parameter arrays (``values[name]`` has one
-    entry per combo) and returns :class:`Signals`.
+    ``build(bundle, values)`` gets each parameter's axis values (``values[name]``, an
+    array) and returns :class:`Signals` with one signal per combination of them, in C order
+    over ``params`` (the last parameter varies fastest).
     """
 
     name: str
@@ -47,12 +48,17 @@ class Strategy:
 
 @dataclass(frozen=True)
 class Signals:
-    """Signal events in CSR form (row ``s * n_assets + a``) and each combo's row ``s``."""
+    """Signal events in CSR form: signal ``s`` on asset ``a`` is row ``s * n_assets + a``."""
 
     ptr: np.ndarray
     event_bar: np.ndarray
     event_sign: np.ndarray
-    signal_idx: np.ndarray
+
+    def of(self, signal, asset, n_assets):
+        """(event_bar, event_sign) of one signal on one asset."""
+        row = signal * n_assets + asset
+        lo, hi = self.ptr[row], self.ptr[row + 1]
+        return self.event_bar[lo:hi], self.event_sign[lo:hi]
 
 
 STRATEGIES: dict[str, Strategy] = {}
@@ -75,27 +81,26 @@ def get_strategy(name) -> Strategy:
         raise ValueError(f"unknown strategy {name!r}; known strategies: {known}") from None
 
 
-def _window_bank(bundle, windows_per_combo, compute_bank):
-    """Compute ``compute_bank`` once per distinct window; return (bank, index per combo)."""
-    distinct = np.unique(np.concatenate(windows_per_combo)).astype(np.int64)
+def _window_bank(bundle, windows, compute_bank):
+    """Compute ``compute_bank`` once per distinct window: (bank, index of each window)."""
+    distinct = np.unique(windows).astype(np.int64)
     bank = np.empty((bundle.n_assets, distinct.size, bundle.n_bars))
     compute_bank(bundle.close, bundle.start, bundle.end, distinct, bank)
-    return bank, [np.searchsorted(distinct, w).astype(np.int64) for w in windows_per_combo]
+    return bank, np.searchsorted(distinct, windows).astype(np.int64)
 
 
-def _cross_signals(bundle, bank, a_idx, b_idx):
-    """Events of feature ``a`` crossing feature ``b``, once per distinct (a, b) pair."""
-    n_features = bank.shape[1]
-    keys, signal_idx = np.unique(a_idx * n_features + b_idx, return_inverse=True)
+def _cross_signals(bundle, bank, a_rows, b_rows):
+    """Events of feature row ``a_rows[s]`` crossing ``b_rows[s]`` for every signal ``s``."""
     ptr, event_bar, event_sign = kernels.cross_events(
-        bank, bundle.start, bundle.end, keys // n_features, keys % n_features)
-    return Signals(ptr, event_bar, event_sign, signal_idx.astype(np.int64))
+        bank, bundle.start, bundle.end, a_rows, b_rows)
+    return Signals(ptr, event_bar, event_sign)
 
 
 def _build_sma_cross(bundle, values):
-    bank, (fast_idx, slow_idx) = _window_bank(
-        bundle, [values["fast"], values["slow"]], kernels.sma_bank)
-    return _cross_signals(bundle, bank, fast_idx, slow_idx)
+    fast, slow = values["fast"], values["slow"]
+    bank, rows = _window_bank(bundle, np.concatenate([fast, slow]), kernels.sma_bank)
+    fast_rows, slow_rows = np.meshgrid(rows[:fast.size], rows[fast.size:], indexing="ij")
+    return _cross_signals(bundle, bank, fast_rows.ravel(), slow_rows.ravel())
 
 
 register(Strategy(
