@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -72,8 +74,15 @@ class _Settings:
     threads: object
 
 
-def _run_chunk(bundle, signals, columns, signal_idx, settings, out):
-    """One kernel launch: every kept combo of a chunk on every asset, into ``out``."""
+def _run_chunk(bundle, source, columns, signal_idx, settings, out):
+    """One kernel launch: every kept combo of a chunk on every asset, into ``out``.
+
+    ``signal_idx`` is sorted (combos come in grid order), so the chunk needs the events of
+    signals ``signal_idx[0] .. signal_idx[-1]`` only.
+    """
+    first = int(signal_idx[0])
+    signals = source.events(first, int(signal_idx[-1]) + 1)
+    signal_idx = signal_idx - first
     n_pairs = signal_idx.size * bundle.n_assets
     n_tasks = max(1, min(n_pairs, 8 * n_threads(settings.threads)))
     kernels.sweep_metrics(
@@ -101,8 +110,9 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
                 f"sweep {name}")
     bundle, strat, grid, settings, fixed = _prepare(
         data, strategy, params, None, fill, direction, init_cash, periods_per_year, threads)
-    signals = strat.build(bundle, grid.strategy_values)
+    source = strat.build(bundle, grid.strategy_values)
     columns, signal_idx = grid.columns_at(np.zeros(1, np.int64))
+    signals = source.events(signal_idx[0], signal_idx[0] + 1)
     n_assets, n_bars = bundle.n_assets, bundle.n_bars
     metrics = np.empty((n_assets, kernels.N_METRICS))
     equity = np.full((n_assets, n_bars), np.nan)
@@ -112,9 +122,9 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
     n_trades_col = metric_index("n_trades")
     with kernel_threads(settings.threads):
         # first pass: metrics, and the trade counts that size the record buffers
-        _run_chunk(bundle, signals, columns, signal_idx, settings, metrics)
+        _run_chunk(bundle, source, columns, signal_idx, settings, metrics)
         for a in range(n_assets):
-            event_bar, event_sign = signals.of(signal_idx[0], a, n_assets)
+            event_bar, event_sign = signals.of(0, a, n_assets)
             rows = np.empty((int(metrics[a, n_trades_col]), kernels.N_TRADE_FIELDS))
             kernels.backtest_record(
                 bundle.open[a], bundle.high[a], bundle.low[a], bundle.close[a],
@@ -302,7 +312,7 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
             f"to stream every row to a Parquet dataset")
 
     t0 = time.perf_counter()
-    signals = strat.build(bundle, grid.strategy_values)
+    source = strat.build(bundle, grid.strategy_values)
     n_assets = bundle.n_assets
     mean_span = float((bundle.end - bundle.start).mean())
     chunk = max(1, int(CHUNK_BAR_EVALUATIONS / (n_assets * mean_span)))
@@ -312,15 +322,16 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
     bar = _ProgressBar(size.n_backtests) if progress else None
     done = 0
     try:
-        with kernel_threads(settings.threads):
+        with kernel_threads(settings.threads), _DeferredInterrupt() as interrupt:
             for lo in range(0, grid.n_total, chunk):
+                interrupt.check()
                 flat = np.arange(lo, min(grid.n_total, lo + chunk), dtype=np.int64)
                 columns, signal_idx = grid.columns_at(flat)
                 n_kept = signal_idx.size
                 if n_kept == 0:
                     continue
                 metrics = np.empty((n_kept * n_assets, kernels.N_METRICS))
-                _run_chunk(bundle, signals, columns, signal_idx, settings, metrics)
+                _run_chunk(bundle, source, columns, signal_idx, settings, metrics)
                 combo_ids = np.arange(done, done + n_kept, dtype=np.int64)
                 given = {n: columns[n] for n in grid.names}
                 for collector in (keep, sink):
@@ -329,6 +340,7 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
                 done += n_kept
                 if bar is not None:
                     bar.update(done * n_assets)
+            interrupt.check()
         if sink is not None:
             sink.commit()
     except KeyboardInterrupt:
@@ -352,6 +364,38 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
                        params=kept_params, metrics=metrics, elapsed=elapsed,
                        bar_evaluations=size.bar_evaluations,
                        path=sink.path if sink is not None else None)
+
+
+class _DeferredInterrupt:
+    """Holds Ctrl-C (SIGINT) until the running chunk is done, then raises it at ``check()``.
+
+    A compiled kernel cannot stop half-way; chunks last well under a second, so the sweep
+    still stops promptly, and always between chunks. Outside the main thread (where Python
+    delivers signals) it does nothing.
+    """
+
+    def __enter__(self):
+        self.pending = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self.previous = signal.signal(signal.SIGINT, self._hold)
+            except ValueError:  # pragma: no cover - embedded interpreters
+                self.previous = None
+        return self
+
+    def _hold(self, signum, frame):
+        self.pending = True
+
+    def check(self):
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 class _ProgressBar:

@@ -56,6 +56,9 @@ OPTIONS = {o.name: o for o in (
 
 FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
 
+#: combos per block when counting those that pass a constraint (bounds that pass's memory)
+COUNT_BLOCK = 1 << 16
+
 
 def _is_sequence(value):
     return isinstance(value, (list, tuple, range, np.ndarray)) and np.ndim(value) > 0
@@ -192,13 +195,13 @@ class Grid:
                 columns[name] = np.full(n, _as_kernel_array(name, [option.default])[0])
         return columns, signal_idx
 
-    def count(self, block=1 << 20):
-        """Combinations that pass the constraint (evaluated in bounded blocks)."""
+    def count(self):
+        """Combinations that pass the constraint (evaluated in blocks of COUNT_BLOCK)."""
         if self.constraint is None:
             return self.n_total
         kept = 0
-        for lo in range(0, self.n_total, block):
-            flat = np.arange(lo, min(self.n_total, lo + block), dtype=np.int64)
+        for lo in range(0, self.n_total, COUNT_BLOCK):
+            flat = np.arange(lo, min(self.n_total, lo + COUNT_BLOCK), dtype=np.int64)
             kept += self.columns_at(flat)[1].size
         return kept
 
@@ -288,52 +291,49 @@ def evaluate_constraint(expression, columns):
         raise ValueError(f"constraint {expression!r} is not a valid expression: {exc.msg}") \
             from None
     n = next(iter(columns.values())).shape[0]
+    return _as_mask(_evaluate(tree.body, columns, expression), n).copy()
 
-    def value_of(name):
-        col = columns[name]
-        if name in OPTIONS and OPTIONS[name].kind == "int":
-            return np.where(col == 0, np.nan, col.astype(np.float64))
+
+def _as_mask(x, n):
+    return np.broadcast_to(np.asarray(x, dtype=bool), (n,))
+
+
+def _evaluate(node, columns, expression):
+    """Value of one constraint AST node over the combos in ``columns``."""
+    n = next(iter(columns.values())).shape[0]
+    if isinstance(node, ast.Name):
+        if node.id not in columns:
+            raise ValueError(f"constraint {expression!r}: unknown name {node.id!r}; known: "
+                             f"{', '.join(columns)}")
+        col = columns[node.id]
+        if node.id in OPTIONS and OPTIONS[node.id].kind == "int":
+            return np.where(col == 0, np.nan, col.astype(np.float64))  # 0 = off = NaN
         return col
-
-    def ev(node):
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Name):
-            if node.id not in columns:
-                raise ValueError(
-                    f"constraint {expression!r}: unknown name {node.id!r}; known: "
-                    f"{', '.join(columns)}")
-            return value_of(node.id)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-                and not isinstance(node.value, bool):
-            return node.value
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            with np.errstate(all="ignore"):
-                return _BINARY[type(node.op)](ev(node.left), ev(node.right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -ev(node.operand)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return ~_mask(ev(node.operand))
-        if isinstance(node, ast.BoolOp):
-            masks = [_mask(ev(v)) for v in node.values]
-            combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-            out = masks[0]
-            for m in masks[1:]:
-                out = combine(out, m)
-            return out
-        if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
-            left = ev(node.left)
-            out = np.ones(n, dtype=bool)
-            for op, comparator in zip(node.ops, node.comparators):
-                right = ev(comparator)
-                out &= _mask(_COMPARE[type(op)](left, right))
-                left = right
-            return out
-        raise ValueError(
-            f"constraint {expression!r}: {type(node).__name__} is not allowed (use names, "
-            f"numbers, arithmetic, comparisons, and/or/not)")
-
-    def _mask(x):
-        return np.broadcast_to(np.asarray(x, dtype=bool), (n,))
-
-    return _mask(ev(tree)).copy()
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        with np.errstate(all="ignore"):
+            return _BINARY[type(node.op)](_evaluate(node.left, columns, expression),
+                                          _evaluate(node.right, columns, expression))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_evaluate(node.operand, columns, expression)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return ~_as_mask(_evaluate(node.operand, columns, expression), n)
+    if isinstance(node, ast.BoolOp):
+        combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+        out = _as_mask(_evaluate(node.values[0], columns, expression), n)
+        for value in node.values[1:]:
+            out = combine(out, _as_mask(_evaluate(value, columns, expression), n))
+        return out
+    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        left = _evaluate(node.left, columns, expression)
+        out = np.ones(n, dtype=bool)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = _evaluate(comparator, columns, expression)
+            out &= _as_mask(_COMPARE[type(op)](left, right), n)
+            left = right
+        return out
+    raise ValueError(
+        f"constraint {expression!r}: {type(node).__name__} is not allowed (use names, "
+        f"numbers, arithmetic, comparisons, and/or/not)")

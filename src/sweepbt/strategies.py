@@ -32,8 +32,10 @@ class Strategy:
     """A registered strategy.
 
     ``build(bundle, values)`` gets each parameter's axis values (``values[name]``, an
-    array) and returns :class:`Signals` with one signal per combination of them, in C order
-    over ``params`` (the last parameter varies fastest).
+    array), runs the indicator stage, and returns a signal source whose
+    ``events(lo, hi)`` gives :class:`Signals` for signals ``lo..hi-1``; signal ``s`` is
+    combination ``s`` of the parameter values in C order over ``params`` (the last
+    parameter varies fastest).
     """
 
     name: str
@@ -59,6 +61,33 @@ class Signals:
         row = signal * n_assets + asset
         lo, hi = self.ptr[row], self.ptr[row + 1]
         return self.event_bar[lo:hi], self.event_sign[lo:hi]
+
+
+@dataclass
+class CrossSignals:
+    """Signals "feature row A crosses feature row B", computed on demand by signal range.
+
+    ``bank`` is the indicator cache ``(n_assets, n_features, n_bars)`` (the indicator
+    stage, done once); signal ``s`` compares rows ``a_rows[s]`` and ``b_rows[s]``. A sweep
+    asks for the signals of one chunk of combos at a time, so the events in memory never
+    grow with the grid; the last range is kept, since consecutive chunks often share it.
+    """
+
+    bundle: object
+    bank: np.ndarray
+    a_rows: np.ndarray
+    b_rows: np.ndarray
+    _last: tuple = None
+
+    def events(self, lo, hi) -> Signals:
+        """Events of signals ``lo <= s < hi``, as rows ``(s - lo) * n_assets + a``."""
+        if self._last is not None and self._last[0] == (lo, hi):
+            return self._last[1]
+        signals = Signals(*kernels.cross_events(
+            self.bank, self.bundle.start, self.bundle.end, self.a_rows[lo:hi],
+            self.b_rows[lo:hi]))
+        self._last = ((lo, hi), signals)
+        return signals
 
 
 STRATEGIES: dict[str, Strategy] = {}
@@ -89,18 +118,11 @@ def _window_bank(bundle, windows, compute_bank):
     return bank, np.searchsorted(distinct, windows).astype(np.int64)
 
 
-def _cross_signals(bundle, bank, a_rows, b_rows):
-    """Events of feature row ``a_rows[s]`` crossing ``b_rows[s]`` for every signal ``s``."""
-    ptr, event_bar, event_sign = kernels.cross_events(
-        bank, bundle.start, bundle.end, a_rows, b_rows)
-    return Signals(ptr, event_bar, event_sign)
-
-
 def _build_sma_cross(bundle, values):
     fast, slow = values["fast"], values["slow"]
     bank, rows = _window_bank(bundle, np.concatenate([fast, slow]), kernels.sma_bank)
     fast_rows, slow_rows = np.meshgrid(rows[:fast.size], rows[fast.size:], indexing="ij")
-    return _cross_signals(bundle, bank, fast_rows.ravel(), slow_rows.ravel())
+    return CrossSignals(bundle, bank, fast_rows.ravel(), slow_rows.ravel())
 
 
 register(Strategy(
