@@ -106,8 +106,8 @@ def _peak_traced(fn):
 
 def test_top_k_memory_does_not_grow_with_the_grid(data, monkeypatch):
     """Peak Python-side memory of a top-k sweep is flat in the grid size; keep-all is not."""
-    monkeypatch.setattr(engine, "CHUNK_BAR_EVALUATIONS", 100_000)
-    monkeypatch.setattr(params, "COUNT_BLOCK", 1_000)
+    monkeypatch.setattr(engine, "CHUNK_BAR_EVALUATIONS", 1_000_000)
+    monkeypatch.setattr(params, "COUNT_BLOCK", 5_000)
     big = dict(GRID, stop_loss=list(np.linspace(0.01, 0.1, 10)),
                take_profit=list(np.linspace(0.01, 0.2, 4)))
     huge = dict(GRID, stop_loss=list(np.linspace(0.01, 0.1, 10)),
