@@ -55,3 +55,42 @@ def sma_bank(close, start, end, windows, out):
         a = task // n_windows
         w = task - a * n_windows
         rolling_mean_1d(close[a], start[a], end[a], windows[w], out[a, w])
+
+
+@njit(cache=True)
+def wilder_atr_1d(high, low, close, start, end, window, out):
+    """Wilder's average true range over ``[start, end)`` into ``out``.
+
+    True range: ``high - low`` on the first bar, then
+    ``max(high - low, |high - close[i-1]|, |low - close[i-1]|)``. ATR is defined from
+    ``start + window - 1``, seeded with the mean of the first ``window`` true ranges, then
+    ``atr[i] = (atr[i-1] * (window - 1) + tr[i]) / window``. NaN before.
+    """
+    out[:] = np.nan
+    if end - start < window:
+        return
+    total = 0.0
+    atr = 0.0
+    for i in range(start, end):
+        tr = high[i] - low[i]
+        if i > start:
+            tr = max(tr, abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1]))
+        if i < start + window:
+            total += tr
+            if i == start + window - 1:
+                atr = total / window
+                out[i] = atr
+        else:
+            atr = (atr * (window - 1) + tr) / window
+            out[i] = atr
+
+
+@njit(parallel=True, cache=True)
+def atr_bank(high, low, close, start, end, windows, out):
+    """Wilder ATR for every asset and every window: ``out[a, w, :]``."""
+    n_assets = close.shape[0]
+    n_windows = windows.shape[0]
+    for task in prange(n_assets * n_windows):
+        a = task // n_windows
+        w = task - a * n_windows
+        wilder_atr_1d(high[a], low[a], close[a], start[a], end[a], windows[w], out[a, w])

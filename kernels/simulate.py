@@ -4,14 +4,17 @@ Every backtest is one pass over one asset's bars. It never stores a per-bar seri
 asked to (``record=True`` for single backtests); sweeps reduce straight to one metrics row.
 The meaning of every step is specified in docs/semantics.md.
 
-Everything the kernels call lives in this one module, so numba's on-disk cache (which only
-watches the file that defines a function) sees every edit.
+Every function the kernels call lives in this one module, so numba's on-disk cache (which
+only watches the file that defines a function) sees every edit; only the frozen signal
+codes come from :mod:`sweepbt.kernels.codes`.
 """
 
 import math
 
 import numpy as np
 from numba import njit, prange
+
+from sweepbt.kernels.codes import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
 
 # --- int enums (vectorbt style); the shell maps user strings to these -------------------
 FILL_NEXT_OPEN = 0
@@ -32,13 +35,15 @@ EXIT_REASONS = ("signal", "stop", "take", "trail", "time", "end")
 METRIC_NAMES = (
     "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar",
     "n_trades", "win_rate", "profit_factor", "avg_trade", "exposure", "avg_bars_held",
-    "n_stop", "n_take", "n_trail", "n_time", "n_signal",
+    "n_stop", "n_take", "n_trail", "n_time", "n_signal", "skew", "kurtosis",
 )
 N_METRICS = len(METRIC_NAMES)
 M_TOTAL_RETURN, M_CAGR, M_VOLATILITY, M_SHARPE, M_SORTINO, M_MAX_DRAWDOWN, M_CALMAR = range(7)
 M_N_TRADES, M_WIN_RATE, M_PROFIT_FACTOR, M_AVG_TRADE, M_EXPOSURE, M_AVG_BARS_HELD = range(7, 13)
 M_N_STOP = 13  # n_stop, n_take, n_trail, n_time follow in EXIT_* order; n_signal is last
 M_N_SIGNAL = 17
+M_SKEW = 18  # of the per-bar returns (population moments)
+M_KURTOSIS = 19  # raw (not excess): 3 for normal returns
 
 TRADE_FIELDS = (
     "direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "entry_quote",
@@ -56,55 +61,124 @@ N_TALLY = T_REASON + len(EXIT_REASONS)
 
 
 @njit(cache=True, inline="always")
-def _merge_block(buf, k, n, mean, m2):
-    """Two-pass mean/M2 of ``buf[:k]``, merged into (n, mean, m2) by Chan et al.'s update."""
+def _merge_moments(n, mean, m2, m3, m4, nb, mean_b, m2_b, m3_b, m4_b):
+    """Merge two groups' (count, mean, central moment sums M2..M4) (Chan; Pebay 2008)."""
+    n_new = n + nb
+    delta = mean_b - mean
+    d_n = delta / n_new
+    na_nb = n * nb
+    m4 += (m4_b + delta * d_n ** 3 * na_nb * (n * n - na_nb + nb * nb)
+           + 6.0 * d_n * d_n * (n * n * m2_b + nb * nb * m2)
+           + 4.0 * d_n * (n * m3_b - nb * m3))
+    m3 += m3_b + delta * d_n * d_n * na_nb * (n - nb) + 3.0 * d_n * (n * m2_b - nb * m2)
+    m2 += m2_b + delta * d_n * na_nb
+    return n_new, mean + d_n * nb, m2, m3, m4
+
+
+@njit(cache=True, inline="always")
+def _merge_block(buf, k, n, mean, m2, m3, m4):
+    """Two-pass moments of ``buf[:k]`` (mean, then M2..M4 about it), merged into the totals."""
     s = 0.0
     for j in range(k):
         s += buf[j]
     b_mean = s / k
-    b_m2 = 0.0
+    b_m2 = b_m3 = b_m4 = 0.0
     for j in range(k):
         d = buf[j] - b_mean
-        b_m2 += d * d
-    n_new = n + k
-    delta = b_mean - mean
-    mean += delta * k / n_new
-    m2 += b_m2 + delta * delta * n * k / n_new
-    return n_new, mean, m2
+        d2 = d * d
+        b_m2 += d2
+        b_m3 += d2 * d
+        b_m4 += d2 * d2
+    return _merge_moments(n, mean, m2, m3, m4, k, b_mean, b_m2, b_m3, b_m4)
 
 
 @njit(cache=True, inline="always")
-def _orders(sig, direction, pos):
-    """What a signal does to a position: (close it?, direction to open: +1, -1 or 0)."""
+def _honoured(code, direction):
+    """The bits of a signal code that ``direction`` acts on."""
     if direction == DIR_LONG:
-        if sig > 0:
-            return False, 1 if pos == 0 else 0
-        return pos > 0, 0
+        return code & (ENTER_LONG | EXIT_LONG)
     if direction == DIR_SHORT:
-        if sig < 0:
-            return False, -1 if pos == 0 else 0
-        return pos < 0, 0
-    if pos == sig:
-        return False, 0
-    return pos != 0, sig
+        return code & (ENTER_SHORT | EXIT_SHORT)
+    return code
 
 
 @njit(cache=True, inline="always")
-def _risk_exit(pos, o, h, lo, entry_price, extreme, stop_loss, take_profit, trailing_stop):
+def _orders(code, direction, pos):
+    """What a signal does to a position: (close it?, direction to open: +1, -1 or 0).
+
+    Entering one side closes the other (a reversal); contradictory entry bits open nothing.
+    """
+    code = _honoured(code, direction)
+    close_now = (pos > 0 and (code & (EXIT_LONG | ENTER_SHORT)) != 0) or (
+        pos < 0 and (code & (EXIT_SHORT | ENTER_LONG)) != 0)
+    if pos != 0 and not close_now:
+        return False, 0
+    enter_long = (code & ENTER_LONG) != 0
+    enter_short = (code & ENTER_SHORT) != 0
+    if enter_long and not enter_short:
+        return close_now, 1
+    if enter_short and not enter_long:
+        return close_now, -1
+    return close_now, 0
+
+
+@njit(cache=True, inline="always")
+def _opens(code, direction):
+    """Whether a signal code can open a position from flat under ``direction``."""
+    return (_honoured(code, direction) & (ENTER_LONG | ENTER_SHORT)) != 0
+
+
+@njit(cache=True, inline="always")
+def _levels(pos, entry_price, atr_at_entry, stop_loss, take_profit, stop_atr, take_atr):
+    """Stop and take levels fixed at entry: the tighter of the percent and ATR rules.
+
+    Rules are off when NaN; ATR rules also when the ATR is undefined at entry (NaN).
+    Returns (stop, take) with -inf/+inf (long) or +inf/-inf (short) meaning none.
+    """
+    if pos > 0:
+        stop = -np.inf
+        take = np.inf
+        if stop_loss == stop_loss:
+            stop = entry_price * (1.0 - stop_loss)
+        if stop_atr == stop_atr and atr_at_entry == atr_at_entry:
+            stop = max(stop, entry_price - stop_atr * atr_at_entry)
+        if take_profit == take_profit:
+            take = entry_price * (1.0 + take_profit)
+        if take_atr == take_atr and atr_at_entry == atr_at_entry:
+            take = min(take, entry_price + take_atr * atr_at_entry)
+    else:
+        stop = np.inf
+        take = -np.inf
+        if stop_loss == stop_loss:
+            stop = entry_price * (1.0 + stop_loss)
+        if stop_atr == stop_atr and atr_at_entry == atr_at_entry:
+            stop = min(stop, entry_price + stop_atr * atr_at_entry)
+        if take_profit == take_profit:
+            take = entry_price * (1.0 - take_profit)
+        if take_atr == take_atr and atr_at_entry == atr_at_entry:
+            take = max(take, entry_price - take_atr * atr_at_entry)
+    return stop, take
+
+
+@njit(cache=True, inline="always")
+def _risk_exit(pos, o, h, lo, stop_level, take_level, extreme, trailing_stop, trail_offset):
     """Stop / trailing / take-profit check within one bar: (quote, reason, at_open).
 
-    ``reason`` is -1 when no rule fires. Rules are off when NaN. The open is checked
-    first (gaps fill at the open), then the stop level, then the take level.
+    ``stop_level``/``take_level`` were fixed at entry; the trailing level follows
+    ``extreme`` (peak or trough) by the fraction ``trailing_stop`` and/or the distance
+    ``trail_offset`` (NaN = off), the tighter applying. ``reason`` is -1 when no rule
+    fires. The open is checked first (gaps fill at the open), then the stop, then the take.
     """
     reason_stop = EXIT_STOP
     if pos > 0:
-        stop_level = entry_price * (1.0 - stop_loss) if stop_loss == stop_loss else -np.inf
+        trail = -np.inf
         if trailing_stop == trailing_stop:
-            trail_level = extreme * (1.0 - trailing_stop)
-            if trail_level > stop_level:
-                stop_level = trail_level
-                reason_stop = EXIT_TRAIL
-        take_level = entry_price * (1.0 + take_profit) if take_profit == take_profit else np.inf
+            trail = extreme * (1.0 - trailing_stop)
+        if trail_offset == trail_offset:
+            trail = max(trail, extreme - trail_offset)
+        if trail > stop_level:
+            stop_level = trail
+            reason_stop = EXIT_TRAIL
         if o <= stop_level:
             return o, reason_stop, True
         if o >= take_level:
@@ -114,13 +188,14 @@ def _risk_exit(pos, o, h, lo, entry_price, extreme, stop_loss, take_profit, trai
         if h >= take_level:
             return take_level, EXIT_TAKE, False
     else:
-        stop_level = entry_price * (1.0 + stop_loss) if stop_loss == stop_loss else np.inf
+        trail = np.inf
         if trailing_stop == trailing_stop:
-            trail_level = extreme * (1.0 + trailing_stop)
-            if trail_level < stop_level:
-                stop_level = trail_level
-                reason_stop = EXIT_TRAIL
-        take_level = entry_price * (1.0 - take_profit) if take_profit == take_profit else -np.inf
+            trail = extreme * (1.0 + trailing_stop)
+        if trail_offset == trail_offset:
+            trail = min(trail, extreme + trail_offset)
+        if trail < stop_level:
+            stop_level = trail
+            reason_stop = EXIT_TRAIL
         if o >= stop_level:
             return o, reason_stop, True
         if o <= take_level:
@@ -209,29 +284,20 @@ def _entry(open_dir, quote, cash, size, fees, fixed_fees, slippage):
     return units, p, entry_cost, entry_net, -entry_cost if open_dir > 0 else entry_net
 
 
-@njit(cache=True, inline="always")
-def _opens(sign, direction):
-    """Whether a signal of ``sign`` opens a position from flat under ``direction``."""
-    if direction == DIR_LONG:
-        return sign > 0
-    if direction == DIR_SHORT:
-        return sign < 0
-    return True
-
-
 @njit(cache=True)
 def simulate(
-    open_, high, low, close, start, end, event_bar, event_sign,
-    stop_loss, take_profit, trailing_stop, max_bars,
+    open_, high, low, close, start, end, event_bar, event_code, atr,
+    stop_loss, take_profit, trailing_stop, stop_atr, take_atr, trailing_atr, max_bars,
     fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
     buf, tally, metrics_out, record, equity_out, cash_out, units_out, trades_out,
 ):
     """Run one backtest of one asset over bars ``start <= i < end``; return its trade count.
 
-    Prices are 1-D rows of the Bundle; ``event_bar``/``event_sign`` are the strategy's
-    signals (increasing bars inside the span, +1 bullish / -1 bearish, judged at the close).
-    Risk rules are off when NaN (``stop_loss``, ``take_profit``, ``trailing_stop``) or 0
-    (``max_bars``). ``buf`` (RETURN_BLOCK floats) and ``tally`` (N_TALLY floats) are scratch
+    Prices are 1-D rows of the Bundle; ``event_bar``/``event_code`` are the strategy's
+    signals (increasing bars inside the span, codes of :mod:`sweepbt.kernels.codes`,
+    judged at the close). ``atr`` is the asset's ATR row for the ATR-scaled rules
+    (``stop_atr``, ``take_atr``, ``trailing_atr``: multiples of the ATR at the signal bar of
+    the entry). Risk rules are off when NaN, ``max_bars`` when 0. ``buf`` (RETURN_BLOCK floats) and ``tally`` (N_TALLY floats) are scratch
     owned by the caller's thread. Writes N_METRICS values (METRIC_NAMES order) to
     ``metrics_out``. With ``record`` it also writes per-bar ``equity_out``, ``cash_out``,
     ``units_out`` (signed) and one row per trade to ``trades_out`` (TRADE_FIELDS order, bars
@@ -251,6 +317,8 @@ def simulate(
     pos = 0  # +1 long, -1 short, 0 flat
     entry_bar = -1
     entry_price = entry_quote = entry_cost = entry_net = 0.0
+    stop_level = take_level = 0.0  # fixed at entry
+    trail_offset = np.nan  # trailing_atr distance, fixed at entry
     extreme = 0.0  # peak (long) / trough (short) for the trailing stop
     exc_hi = exc_lo = 0.0  # price extremes seen by the open position (MFE/MAE)
     pending = 0  # next_open: the signal waiting for the next bar's open
@@ -258,7 +326,7 @@ def simulate(
 
     k = 0  # returns waiting in buf
     n_ret = 0
-    mean_ret = m2_ret = downside_sq = 0.0
+    mean_ret = m2_ret = m3_ret = m4_ret = downside_sq = 0.0
     prev_equity = peak_equity = init_cash
     max_dd = 0.0
 
@@ -266,19 +334,17 @@ def simulate(
     while i < end:
         if pos == 0 and pending == 0:
             # flat: skip to the close of the next bar whose signal opens a position
-            while e < n_events and not _opens(event_sign[e], direction):
+            while e < n_events and not _opens(event_code[e], direction):
                 e += 1
             j = event_bar[e] if e < n_events else end
             if j > i:
                 # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
                 if k > 0:
-                    n_ret, mean_ret, m2_ret = _merge_block(buf, k, n_ret, mean_ret, m2_ret)
+                    n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
+                        buf, k, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
                     k = 0
-                zeros = j - i
-                n_new = n_ret + zeros
-                m2_ret += mean_ret * mean_ret * n_ret * zeros / n_new
-                mean_ret -= mean_ret * zeros / n_new
-                n_ret = n_new
+                n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_moments(
+                    n_ret, mean_ret, m2_ret, m3_ret, m4_ret, j - i, 0.0, 0.0, 0.0, 0.0)
                 if record:
                     equity_out[i:j] = cash
                     cash_out[i:j] = cash
@@ -311,11 +377,15 @@ def simulate(
                     entry_bar = i
                     entry_quote = o
                     extreme = exc_hi = exc_lo = entry_price
+                    atr_e = atr[i - 1]  # the signal bar's close: the last one known
+                    stop_level, take_level = _levels(pos, entry_price, atr_e, stop_loss,
+                                                     take_profit, stop_atr, take_atr)
+                    trail_offset = trailing_atr * atr_e
 
         # 2. risk rules, then the time exit at the close
         if pos != 0 and (next_open or entry_bar < i):
-            quote, reason, at_open = _risk_exit(pos, o, h, lo, entry_price, extreme,
-                                                stop_loss, take_profit, trailing_stop)
+            quote, reason, at_open = _risk_exit(pos, o, h, lo, stop_level, take_level,
+                                                extreme, trailing_stop, trail_offset)
             if reason < 0 and max_bars > 0 and i == entry_bar + max_bars:
                 quote = c
                 reason = EXIT_TIME
@@ -332,7 +402,7 @@ def simulate(
 
         # 3. the strategy's signal at the close
         if e < n_events and event_bar[e] == i:
-            sig = event_sign[e]
+            sig = event_code[e]
             e += 1
             if next_open:
                 if i + 1 < end:
@@ -354,6 +424,10 @@ def simulate(
                         entry_bar = i
                         entry_quote = c
                         extreme = exc_hi = exc_lo = entry_price
+                        atr_e = atr[i]
+                        stop_level, take_level = _levels(pos, entry_price, atr_e, stop_loss,
+                                                         take_profit, stop_atr, take_atr)
+                        trail_offset = trailing_atr * atr_e
 
         # 4. mark to market at the close, and fold the bar's return into the statistics
         if pos != 0:
@@ -370,7 +444,8 @@ def simulate(
         buf[k] = r
         k += 1
         if k == RETURN_BLOCK:
-            n_ret, mean_ret, m2_ret = _merge_block(buf, k, n_ret, mean_ret, m2_ret)
+            n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
+                buf, k, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
             k = 0
         if r < 0.0:
             downside_sq += r * r
@@ -385,7 +460,8 @@ def simulate(
         i += 1
 
     if k > 0:
-        n_ret, mean_ret, m2_ret = _merge_block(buf, k, n_ret, mean_ret, m2_ret)
+        n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
+            buf, k, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
 
     # a position still open at the end is marked at the last close, with no exit costs
     if pos != 0:
@@ -398,13 +474,13 @@ def simulate(
                     entry_quote, c, units, pnl, entry_cost, EXIT_END, exc_hi, exc_lo)
 
     _finish_metrics(metrics_out, tally, prev_equity, init_cash, periods_per_year, n_ret,
-                    mean_ret, m2_ret, downside_sq, max_dd, bars_exposed)
+                    mean_ret, m2_ret, m3_ret, m4_ret, downside_sq, max_dd, bars_exposed)
     return int(tally[T_TRADES])
 
 
 @njit(cache=True, inline="always")
 def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, mean_ret,
-                    m2_ret, downside_sq, max_dd, bars_exposed):
+                    m2_ret, m3_ret, m4_ret, downside_sq, max_dd, bars_exposed):
     """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
     nan = np.nan
     sqrt_ppy = math.sqrt(periods_per_year)
@@ -432,20 +508,28 @@ def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, 
     for reason in range(EXIT_STOP, EXIT_TIME + 1):
         m[M_N_STOP + reason - EXIT_STOP] = tally[T_REASON + reason]
     m[M_N_SIGNAL] = tally[T_REASON + EXIT_SIGNAL]
+    if m2_ret > 0.0:
+        m[M_SKEW] = math.sqrt(n_ret) * m3_ret / m2_ret ** 1.5
+        m[M_KURTOSIS] = n_ret * m4_ret / (m2_ret * m2_ret)
+    else:
+        m[M_SKEW] = nan
+        m[M_KURTOSIS] = nan
 
 
 @njit(parallel=True, cache=True)
 def sweep_metrics(
-    open_, high, low, close, start, end, event_ptr, event_bar, event_sign, signal_idx,
-    stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
-    fill, direction, init_cash, periods_per_year, pair_lo, pair_hi, n_tasks, out,
+    open_, high, low, close, start, end, event_ptr, event_bar, event_code, signal_idx,
+    atr_bank, atr_idx, stop_loss, take_profit, trailing_stop, stop_atr, take_atr,
+    trailing_atr, max_bars, fees, fixed_fees, slippage, size, fill, direction, init_cash,
+    periods_per_year, pair_lo, pair_hi, n_tasks, out,
 ):
     """Metrics for backtests ``pair_lo <= p < pair_hi`` of a sweep, into ``out[p - pair_lo]``.
 
     Pair ``p`` is combo ``p // n_assets`` on asset ``p % n_assets``. Combo ``c`` reads the
-    signal events of CSR row ``signal_idx[c] * n_assets + asset`` (see kernels.signals).
-    Every per-combo parameter is an array of length n_combos. The pairs are split into ``n_tasks`` contiguous runs, one ``prange`` task each,
-    with per-task scratch buffers (no allocation per backtest); each output row has one writer.
+    signal events of CSR row ``signal_idx[c] * n_assets + asset`` (see kernels.signals) and
+    the ATR row ``atr_bank[asset, atr_idx[c]]``. Every per-combo parameter is an array of
+    length n_combos. The pairs are split over ``n_tasks`` ``prange`` tasks with per-task
+    scratch buffers (no allocation per backtest); each output row has one writer.
     Task ``t`` takes pairs ``pair_lo + t``, ``pair_lo + t + n_tasks``, ...: dealt round-robin,
     so cheap and expensive regions of the grid spread evenly over the threads.
     """
@@ -463,20 +547,20 @@ def sweep_metrics(
             ev_hi = event_ptr[row + 1]
             simulate(
                 open_[a], high[a], low[a], close[a], start[a], end[a],
-                event_bar[ev_lo:ev_hi], event_sign[ev_lo:ev_hi],
-                stop_loss[c], take_profit[c], trailing_stop[c], max_bars[c],
-                fees[c], fixed_fees[c], slippage[c], size[c], fill, direction, init_cash,
-                periods_per_year, buf, tally, out[p - pair_lo], False,
-                empty1, empty1, empty1, empty2,
+                event_bar[ev_lo:ev_hi], event_code[ev_lo:ev_hi], atr_bank[a, atr_idx[c]],
+                stop_loss[c], take_profit[c], trailing_stop[c], stop_atr[c], take_atr[c],
+                trailing_atr[c], max_bars[c], fees[c], fixed_fees[c], slippage[c], size[c],
+                fill, direction, init_cash, periods_per_year, buf, tally, out[p - pair_lo],
+                False, empty1, empty1, empty1, empty2,
             )
 
 
 @njit(cache=True)
 def backtest_record(
-    open_, high, low, close, start, end, event_bar, event_sign,
-    stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
-    fill, direction, init_cash, periods_per_year, metrics_out, equity_out, cash_out,
-    units_out, trades_out,
+    open_, high, low, close, start, end, event_bar, event_code, atr,
+    stop_loss, take_profit, trailing_stop, stop_atr, take_atr, trailing_atr, max_bars,
+    fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
+    metrics_out, equity_out, cash_out, units_out, trades_out,
 ):
     """One asset's backtest with every per-bar series and trade recorded; returns n_trades.
 
@@ -486,8 +570,8 @@ def backtest_record(
     buf = np.empty(RETURN_BLOCK)
     tally = np.empty(N_TALLY)
     return simulate(
-        open_, high, low, close, start, end, event_bar, event_sign,
-        stop_loss, take_profit, trailing_stop, max_bars, fees, fixed_fees, slippage, size,
-        fill, direction, init_cash, periods_per_year, buf, tally, metrics_out, True,
-        equity_out, cash_out, units_out, trades_out,
+        open_, high, low, close, start, end, event_bar, event_code, atr,
+        stop_loss, take_profit, trailing_stop, stop_atr, take_atr, trailing_atr, max_bars,
+        fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
+        buf, tally, metrics_out, True, equity_out, cash_out, units_out, trades_out,
     )

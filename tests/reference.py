@@ -464,7 +464,7 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
 
     if n == 0:
         for k in ("total_return", "cagr", "volatility", "sharpe", "sortino",
-                  "max_drawdown", "calmar", "exposure"):
+                  "max_drawdown", "calmar", "exposure", "skew", "kurtosis"):
             m[k] = NAN
     else:
         last = equity[-1]
@@ -506,6 +506,14 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
 
         m["exposure"] = sum(1 for u in units if u != 0.0) / n
 
+        # population skewness and raw (non-excess) kurtosis of the per-bar returns
+        central2 = _mean([(x - mean_r) ** 2 for x in r])
+        if central2 > 0.0:
+            m["skew"] = _mean([(x - mean_r) ** 3 for x in r]) / central2 ** 1.5
+            m["kurtosis"] = _mean([(x - mean_r) ** 4 for x in r]) / central2 ** 2
+        else:
+            m["skew"] = m["kurtosis"] = NAN
+
     nt = len(trades)
     m["n_trades"] = nt
     if nt == 0:
@@ -525,5 +533,6 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
     # fixed key order, same as the engine's metric names
     order = ["total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
              "calmar", "n_trades", "win_rate", "profit_factor", "avg_trade", "exposure",
-             "avg_bars_held", "n_stop", "n_take", "n_trail", "n_time", "n_signal"]
+             "avg_bars_held", "n_stop", "n_take", "n_trail", "n_time", "n_signal", "skew",
+             "kurtosis"]
     return {k: m[k] for k in order}

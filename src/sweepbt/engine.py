@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads
 from sweepbt.bundle import Bundle, load
-from sweepbt.params import build_grid, check_fixed, is_null
+from sweepbt.params import OPTIONS, build_grid, check_fixed, is_null
 from sweepbt.results import (
     BacktestResult, SweepResult, metric_index, rank_order, sweep_table)
 from sweepbt.strategies import get_strategy
@@ -34,6 +34,7 @@ from sweepbt.strategies import get_strategy
 CHUNK_BAR_EVALUATIONS = 50_000_000
 #: by default a sweep that keeps every row may use at most this share of available memory
 MEMORY_SHARE = 0.5
+ATR_RULES = ("stop_atr", "take_atr", "trailing_atr")
 #: bytes per (combo, asset) row kept in memory: metrics, their Arrow table, combo, symbol
 _BYTES_PER_ROW = kernels.N_METRICS * 8 * 2 + 8 + 4
 _BYTES_PER_PARAM = 8 * 2
@@ -74,7 +75,34 @@ class _Settings:
     threads: object
 
 
-def _run_chunk(bundle, source, columns, signal_idx, settings, out):
+@dataclass(frozen=True)
+class _AtrCache:
+    """Wilder ATR once per distinct ``atr_window`` per asset (NaN rows if no ATR rule)."""
+
+    windows: np.ndarray
+    bank: np.ndarray
+
+    @classmethod
+    def build(cls, bundle, grid):
+        used = any(n in grid.values and not np.all(is_null(n, grid.values[n]))
+                   for n in ATR_RULES)
+        if not used:
+            return cls(np.zeros(1, np.int64), np.full((bundle.n_assets, 1, bundle.n_bars),
+                                                      np.nan))
+        windows = np.unique(grid.values["atr_window"] if "atr_window" in grid.values
+                            else np.array([OPTIONS["atr_window"].default]))
+        bank = np.empty((bundle.n_assets, windows.size, bundle.n_bars))
+        kernels.atr_bank(bundle.high, bundle.low, bundle.close, bundle.start, bundle.end,
+                         windows, bank)
+        return cls(windows, bank)
+
+    def index(self, atr_window):
+        if self.windows.size == 1:
+            return np.zeros(atr_window.size, np.int64)
+        return np.searchsorted(self.windows, atr_window).astype(np.int64)
+
+
+def _run_chunk(bundle, source, atr, columns, signal_idx, settings, out):
     """One kernel launch: every kept combo of a chunk on every asset, into ``out``.
 
     ``signal_idx`` is sorted (combos come in grid order), so the chunk needs the events of
@@ -87,11 +115,17 @@ def _run_chunk(bundle, source, columns, signal_idx, settings, out):
     n_tasks = max(1, min(n_pairs, 8 * n_threads(settings.threads)))
     kernels.sweep_metrics(
         bundle.open, bundle.high, bundle.low, bundle.close, bundle.start, bundle.end,
-        signals.ptr, signals.event_bar, signals.event_sign, signal_idx,
-        columns["stop_loss"], columns["take_profit"], columns["trailing_stop"],
-        columns["max_bars"], columns["fees"], columns["fixed_fees"], columns["slippage"],
-        columns["size"], settings.fill, settings.direction, settings.init_cash,
-        settings.periods_per_year, 0, n_pairs, n_tasks, out)
+        signals.ptr, signals.event_bar, signals.event_code, signal_idx,
+        atr.bank, atr.index(columns["atr_window"]), *_rule_columns(columns),
+        settings.fill, settings.direction, settings.init_cash, settings.periods_per_year,
+        0, n_pairs, n_tasks, out)
+
+
+def _rule_columns(columns):
+    """Per-combo risk and cost arrays in the kernels' argument order."""
+    return tuple(columns[n] for n in (
+        "stop_loss", "take_profit", "trailing_stop", "stop_atr", "take_atr", "trailing_atr",
+        "max_bars", "fees", "fixed_fees", "slippage", "size"))
 
 
 def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
@@ -111,8 +145,10 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
     bundle, strat, grid, settings, fixed = _prepare(
         data, strategy, params, None, fill, direction, init_cash, periods_per_year, threads)
     source = strat.build(bundle, grid.strategy_values)
+    atr = _AtrCache.build(bundle, grid)
     columns, signal_idx = grid.columns_at(np.zeros(1, np.int64))
     signals = source.events(signal_idx[0], signal_idx[0] + 1)
+    atr_row = atr.index(columns["atr_window"])[0]
     n_assets, n_bars = bundle.n_assets, bundle.n_bars
     metrics = np.empty((n_assets, kernels.N_METRICS))
     equity = np.full((n_assets, n_bars), np.nan)
@@ -122,18 +158,16 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
     n_trades_col = metric_index("n_trades")
     with kernel_threads(settings.threads):
         # first pass: metrics, and the trade counts that size the record buffers
-        _run_chunk(bundle, source, columns, signal_idx, settings, metrics)
+        _run_chunk(bundle, source, atr, columns, signal_idx, settings, metrics)
         for a in range(n_assets):
-            event_bar, event_sign = signals.of(0, a, n_assets)
+            event_bar, event_code = signals.of(0, a, n_assets)
             rows = np.empty((int(metrics[a, n_trades_col]), kernels.N_TRADE_FIELDS))
             kernels.backtest_record(
                 bundle.open[a], bundle.high[a], bundle.low[a], bundle.close[a],
-                bundle.start[a], bundle.end[a], event_bar, event_sign,
-                columns["stop_loss"][0], columns["take_profit"][0],
-                columns["trailing_stop"][0], columns["max_bars"][0], columns["fees"][0],
-                columns["fixed_fees"][0], columns["slippage"][0], columns["size"][0],
-                settings.fill, settings.direction, settings.init_cash,
-                settings.periods_per_year, metrics[a], equity[a], cash[a], units[a], rows)
+                bundle.start[a], bundle.end[a], event_bar, event_code, atr.bank[a, atr_row],
+                *(col[0] for col in _rule_columns(columns)), settings.fill,
+                settings.direction, settings.init_cash, settings.periods_per_year,
+                metrics[a], equity[a], cash[a], units[a], rows)
             trades.append(rows)
     params_used = {}
     for name in grid.names:
@@ -313,6 +347,7 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
 
     t0 = time.perf_counter()
     source = strat.build(bundle, grid.strategy_values)
+    atr = _AtrCache.build(bundle, grid)
     n_assets = bundle.n_assets
     mean_span = float((bundle.end - bundle.start).mean())
     chunk = max(1, int(CHUNK_BAR_EVALUATIONS / (n_assets * mean_span)))
@@ -331,7 +366,7 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
                 if n_kept == 0:
                     continue
                 metrics = np.empty((n_kept * n_assets, kernels.N_METRICS))
-                _run_chunk(bundle, source, columns, signal_idx, settings, metrics)
+                _run_chunk(bundle, source, atr, columns, signal_idx, settings, metrics)
                 combo_ids = np.arange(done, done + n_kept, dtype=np.int64)
                 given = {n: columns[n] for n in grid.names}
                 for collector in (keep, sink):

@@ -42,6 +42,14 @@ OPTIONS = {o.name: o for o in (
            "take profit at entry_price*(1+t) for a long, fraction"),
     Option("trailing_stop", None, "float", (0.0, 1.0, True, True), True,
            "stop at peak*(1-r) for a long, fraction"),
+    Option("stop_atr", None, "float", (0.0, math.inf, True, True), True,
+           "stop at entry_price - m*ATR for a long, ATR(atr_window) at the signal bar"),
+    Option("take_atr", None, "float", (0.0, math.inf, True, True), True,
+           "take profit at entry_price + m*ATR for a long"),
+    Option("trailing_atr", None, "float", (0.0, math.inf, True, True), True,
+           "stop at peak - m*ATR for a long, ATR fixed at entry"),
+    Option("atr_window", 14, "int", (1, math.inf, False, True), False,
+           "Wilder ATR window for the *_atr rules, bars"),
     Option("max_bars", None, "int", (1, math.inf, False, True), True,
            "exit at the close of bar entry_bar+n"),
     Option("fees", 0.0, "float", (0.0, 1.0, False, True), False,
@@ -238,6 +246,8 @@ def build_grid(strategy, params, longest_span, constraint=None):
             f"{', '.join(list(OPTIONS) + list(FIXED_OPTIONS))}")
 
     def check_param(name, value, where):
+        if name == "atr_window":
+            return check_window(name, value, where, longest_span)
         if name in OPTIONS:
             return check_option(name, value, where)
         spec = next(p for p in strategy.params if p.name == name)

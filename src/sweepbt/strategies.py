@@ -54,13 +54,13 @@ class Signals:
 
     ptr: np.ndarray
     event_bar: np.ndarray
-    event_sign: np.ndarray
+    event_code: np.ndarray
 
     def of(self, signal, asset, n_assets):
-        """(event_bar, event_sign) of one signal on one asset."""
+        """(event_bar, event_code) of one signal on one asset."""
         row = signal * n_assets + asset
         lo, hi = self.ptr[row], self.ptr[row + 1]
-        return self.event_bar[lo:hi], self.event_sign[lo:hi]
+        return self.event_bar[lo:hi], self.event_code[lo:hi]
 
 
 @dataclass
