@@ -18,6 +18,7 @@ from sweepbt.kernels.simulate import (
     N_TRADE_FIELDS,
     TRADE_FIELDS,
     backtest_record,
+    equity_paths,
     simulate,
     sweep_metrics,
 )
@@ -25,5 +26,6 @@ from sweepbt.kernels.simulate import (
 __all__ = [
     "DIR_BOTH", "DIR_LONG", "DIR_SHORT", "EXIT_REASONS", "FILL_CLOSE", "FILL_NEXT_OPEN",
     "METRIC_NAMES", "N_METRICS", "N_TRADE_FIELDS", "TRADE_FIELDS",
-    "atr_bank", "backtest_record", "codes", "cross_events", "rolling_mean_1d", "simulate", "sma_bank", "sweep_metrics", "wilder_atr_1d",
+    "atr_bank", "backtest_record", "codes", "cross_events", "equity_paths",
+    "rolling_mean_1d", "simulate", "sma_bank", "sweep_metrics", "wilder_atr_1d",
 ]

@@ -330,13 +330,15 @@ def simulate(
     prev_equity = peak_equity = init_cash
     max_dd = 0.0
 
+    while e < n_events and event_bar[e] < start:  # signals before the span never act
+        e += 1
     i = start
     while i < end:
         if pos == 0 and pending == 0:
             # flat: skip to the close of the next bar whose signal opens a position
             while e < n_events and not _opens(event_code[e], direction):
                 e += 1
-            j = event_bar[e] if e < n_events else end
+            j = min(event_bar[e], end) if e < n_events else end
             if j > i:
                 # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
                 if k > 0:
@@ -483,6 +485,11 @@ def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, 
                     m2_ret, m3_ret, m4_ret, downside_sq, max_dd, bars_exposed):
     """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
     nan = np.nan
+    if n_ret == 0:  # an empty span (a trade window the asset does not reach)
+        m[:] = nan
+        for j in (M_N_TRADES, M_N_STOP, M_N_STOP + 1, M_N_STOP + 2, M_N_STOP + 3, M_N_SIGNAL):
+            m[j] = 0.0
+        return
     sqrt_ppy = math.sqrt(periods_per_year)
     m[M_TOTAL_RETURN] = final_equity / init_cash - 1.0
     if final_equity <= 0.0:
@@ -575,3 +582,43 @@ def backtest_record(
         fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
         buf, tally, metrics_out, True, equity_out, cash_out, units_out, trades_out,
     )
+
+
+@njit(parallel=True, cache=True)
+def equity_paths(
+    open_, high, low, close, start, end, event_ptr, event_bar, event_code, signal_idx,
+    atr_bank, atr_idx, stop_loss, take_profit, trailing_stop, stop_atr, take_atr,
+    trailing_atr, max_bars, fees, fixed_fees, slippage, size, fill, direction, init_cash,
+    periods_per_year, out,
+):
+    """Per-bar equity of every (combo, asset) pair into ``out[p]`` (NaN outside the span).
+
+    Same arguments as ``sweep_metrics`` (all pairs); ``out`` is ``(n_pairs, n_bars)``.
+    Scratch (cash, units, trades) is allocated once per task, not per backtest.
+    """
+    n_assets = close.shape[0]
+    n_bars = close.shape[1]
+    n_pairs = out.shape[0]
+    n_tasks = min(n_pairs, 64)
+    for task in prange(n_tasks):
+        buf = np.empty(RETURN_BLOCK)
+        tally = np.empty(N_TALLY)
+        metrics = np.empty(N_METRICS)
+        cash = np.empty(n_bars)
+        units = np.empty(n_bars)
+        trades = np.empty((2 * n_bars + 2, N_TRADE_FIELDS))
+        for p in range(task, n_pairs, n_tasks):
+            c = p // n_assets
+            a = p - c * n_assets
+            row = signal_idx[c] * n_assets + a
+            ev_lo = event_ptr[row]
+            ev_hi = event_ptr[row + 1]
+            out[p, :] = np.nan
+            simulate(
+                open_[a], high[a], low[a], close[a], start[a], end[a],
+                event_bar[ev_lo:ev_hi], event_code[ev_lo:ev_hi], atr_bank[a, atr_idx[c]],
+                stop_loss[c], take_profit[c], trailing_stop[c], stop_atr[c], take_atr[c],
+                trailing_atr[c], max_bars[c], fees[c], fixed_fees[c], slippage[c], size[c],
+                fill, direction, init_cash, periods_per_year, buf, tally, metrics,
+                True, out[p], cash, units, trades,
+            )

@@ -142,3 +142,21 @@ def test_sweep_rows_match_reference():
         ref = run_reference(*(p[a] for p in prices), cfg)
         for name in METRIC_NAMES:
             assert_close(float(row[name]), float(ref["metrics"][name]), f"{cfg} {name}")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_trade_window_matches_reference_on_warm_signals(seed):
+    """window=(lo, hi): indicators warm up before lo, trades live only in [lo, hi)."""
+    rng = np.random.default_rng(2000 + seed)
+    n = 200
+    open_, high, low, close = (p[0] for p in random_ohlc(rng, n))
+    lo = int(rng.integers(20, 120))
+    hi = int(rng.integers(lo + 10, n + 1))
+    cfg = random_config(rng)
+    data = sb.Bundle.from_arrays(open_, high, low, close)
+    bt = sb.backtest(data, "sma_cross", periods_per_year=252, window=(lo, hi), **cfg)
+    signals = sma_cross_signals(list(close[:hi]), cfg["fast"], cfg["slow"])[lo:hi]
+    options = {k: v for k, v in cfg.items() if k not in ("fast", "slow")}
+    ref = reference_backtest(list(open_[lo:hi]), list(high[lo:hi]), list(low[lo:hi]),
+                             list(close[lo:hi]), signals, periods_per_year=252.0, **options)
+    compare_asset(bt, 0, ref, lo, hi, f"seed {seed} window {(lo, hi)} {cfg}")

@@ -49,30 +49,57 @@ def _as_bundle(data):
 
 
 def _prepare(data, strategy, params, constraint, fill, direction, init_cash,
-             periods_per_year, threads):
+             periods_per_year, threads, window=None):
     bundle = _as_bundle(data)
     strat = get_strategy(strategy)
     fill_code, dir_code, cash, ppy = check_fixed(fill, direction, init_cash, periods_per_year)
     threads = check_threads(threads)
+    start, end = _trade_span(bundle, window)
     longest_span = int((bundle.end - bundle.start).max())
     grid = build_grid(strat, params, longest_span, constraint)
     if ppy is None:
         ppy = float(bundle.periods_per_year)
-    settings = _Settings(fill_code, dir_code, cash, ppy, threads)
+    settings = _Settings(fill_code, dir_code, cash, ppy, threads, start, end)
     fixed = {"fill": fill, "direction": direction, "init_cash": cash,
              "periods_per_year": ppy, "constraint": constraint}
+    if window is not None:
+        fixed["window"] = [int(start.min()), int(end.max())]
     return bundle, strat, grid, settings, fixed
+
+
+def _trade_span(bundle, window):
+    """Per-asset bars where backtests trade: the asset's span, cut to ``window``.
+
+    ``window=(start_bar, stop_bar)`` trades and measures only bars
+    ``start_bar <= i < stop_bar``; indicators still warm up on the bars before it, and
+    nothing after it is read (every indicator is causal).
+    """
+    if window is None:
+        return bundle.start, bundle.end
+    try:
+        lo, hi = (int(b) for b in window)
+    except (TypeError, ValueError):
+        raise TypeError(f"window must be a (start_bar, stop_bar) pair, got {window!r}") \
+            from None
+    if not 0 <= lo < hi <= bundle.n_bars:
+        raise ValueError(f"window=({lo}, {hi}) must satisfy 0 <= start_bar < stop_bar <= "
+                         f"n_bars={bundle.n_bars}")
+    start = np.maximum(bundle.start, lo)
+    end = np.minimum(bundle.end, hi)
+    return start, np.maximum(end, start)
 
 
 @dataclass(frozen=True)
 class _Settings:
-    """The non-sweepable options in kernel form."""
+    """The non-sweepable options in kernel form, and the per-asset trade span."""
 
     fill: int
     direction: int
     init_cash: float
     periods_per_year: float
     threads: object
+    start: np.ndarray
+    end: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -113,12 +140,29 @@ def _run_chunk(bundle, source, atr, columns, signal_idx, settings, out):
     signal_idx = signal_idx - first
     n_pairs = signal_idx.size * bundle.n_assets
     n_tasks = max(1, min(n_pairs, 8 * n_threads(settings.threads)))
-    kernels.sweep_metrics(
-        bundle.open, bundle.high, bundle.low, bundle.close, bundle.start, bundle.end,
-        signals.ptr, signals.event_bar, signals.event_code, signal_idx,
-        atr.bank, atr.index(columns["atr_window"]), *_rule_columns(columns),
-        settings.fill, settings.direction, settings.init_cash, settings.periods_per_year,
-        0, n_pairs, n_tasks, out)
+    kernels.sweep_metrics(*_kernel_inputs(bundle, signals, atr, columns, signal_idx, settings),
+                          0, n_pairs, n_tasks, out)
+
+
+def _kernel_inputs(bundle, signals, atr, columns, signal_idx, settings):
+    """The arguments shared by ``sweep_metrics`` and ``equity_paths``, in order."""
+    return (bundle.open, bundle.high, bundle.low, bundle.close, settings.start, settings.end,
+            signals.ptr, signals.event_bar, signals.event_code, signal_idx,
+            atr.bank, atr.index(columns["atr_window"]), *_rule_columns(columns),
+            settings.fill, settings.direction, settings.init_cash, settings.periods_per_year)
+
+
+def _equity_paths(bundle, source, atr, grid, settings, flat):
+    """Per-bar equity ``(len(flat), n_assets, n_bars)`` of the grid combos ``flat``."""
+    columns, signal_idx, _ = grid.columns_at(np.asarray(flat, dtype=np.int64))
+    out = np.empty((signal_idx.size * bundle.n_assets, bundle.n_bars))
+    if signal_idx.size:
+        first = int(signal_idx.min())
+        signals = source.events(first, int(signal_idx.max()) + 1)
+        with kernel_threads(settings.threads):
+            kernels.equity_paths(*_kernel_inputs(bundle, signals, atr, columns,
+                                                 signal_idx - first, settings), out)
+    return out.reshape(signal_idx.size, bundle.n_assets, bundle.n_bars)
 
 
 def _rule_columns(columns):
@@ -129,13 +173,14 @@ def _rule_columns(columns):
 
 
 def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
-             init_cash=10_000.0, periods_per_year=None, threads=None, **params):
+             init_cash=10_000.0, periods_per_year=None, threads=None, window=None, **params):
     """Run one backtest per asset and record everything: stats, trades, equity.
 
     ``data`` is a Bundle or anything :func:`sweepbt.load` takes. ``params`` are the
     strategy's parameters and the risk/cost options (``stop_loss``, ``take_profit``,
     ``trailing_stop``, ``max_bars``, ``fees``, ``fixed_fees``, ``slippage``, ``size``), all
-    scalars; see docs/semantics.md for what each means.
+    scalars; see docs/semantics.md for what each means. ``window=(start_bar, stop_bar)``
+    trades only inside those bars, with indicators warmed up on the bars before.
     """
     for name, value in params.items():
         if isinstance(value, (list, tuple, range, np.ndarray)) and np.ndim(value) > 0:
@@ -143,10 +188,11 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
                 f"{name} is a sequence; backtest() runs one combination: use sweep() to "
                 f"sweep {name}")
     bundle, strat, grid, settings, fixed = _prepare(
-        data, strategy, params, None, fill, direction, init_cash, periods_per_year, threads)
+        data, strategy, params, None, fill, direction, init_cash, periods_per_year, threads,
+        window)
     source = strat.build(bundle, grid.strategy_values)
     atr = _AtrCache.build(bundle, grid)
-    columns, signal_idx = grid.columns_at(np.zeros(1, np.int64))
+    columns, signal_idx, _ = grid.columns_at(np.zeros(1, np.int64))
     signals = source.events(signal_idx[0], signal_idx[0] + 1)
     atr_row = atr.index(columns["atr_window"])[0]
     n_assets, n_bars = bundle.n_assets, bundle.n_bars
@@ -164,7 +210,7 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
             rows = np.empty((int(metrics[a, n_trades_col]), kernels.N_TRADE_FIELDS))
             kernels.backtest_record(
                 bundle.open[a], bundle.high[a], bundle.low[a], bundle.close[a],
-                bundle.start[a], bundle.end[a], event_bar, event_code, atr.bank[a, atr_row],
+                settings.start[a], settings.end[a], event_bar, event_code, atr.bank[a, atr_row],
                 *(col[0] for col in _rule_columns(columns)), settings.fill,
                 settings.direction, settings.init_cash, settings.periods_per_year,
                 metrics[a], equity[a], cash[a], units[a], rows)
@@ -217,43 +263,47 @@ def _available_memory():
         return 8 << 30
 
 
-def _estimate(bundle, grid):
+def _estimate(bundle, grid, settings, sample=None):
     n_combos = grid.count()
     if n_combos == 0:
         raise ValueError(f"constraint {grid.constraint!r} leaves no combination to run")
+    if sample is not None:
+        n_combos = min(n_combos, sample)
     n_backtests = n_combos * bundle.n_assets
     result_bytes = n_backtests * (_BYTES_PER_ROW + _BYTES_PER_PARAM * len(grid.names))
     return SweepEstimate(
         n_combos=n_combos, n_backtests=n_backtests,
-        bar_evaluations=int(n_combos * (bundle.end - bundle.start).sum()),
+        bar_evaluations=int(n_combos * (settings.end - settings.start).sum()),
         result_bytes=int(result_bytes), available_bytes=_available_memory())
 
 
 def estimate(data, strategy="sma_cross", *, constraint=None, fill="next_open",
-             direction="long", init_cash=10_000.0, periods_per_year=None, **params):
+             direction="long", init_cash=10_000.0, periods_per_year=None, window=None,
+             sample=None, **params):
     """Size a sweep without running it: combos, backtests, bar-evaluations, memory."""
-    bundle, _, grid, _, _ = _prepare(data, strategy, params, constraint, fill, direction,
-                                     init_cash, periods_per_year, None)
-    return _estimate(bundle, grid)
+    bundle, _, grid, settings, _ = _prepare(data, strategy, params, constraint, fill,
+                                            direction, init_cash, periods_per_year, None,
+                                            window)
+    return _estimate(bundle, grid, settings, _check_sample(sample))
 
 
 class _KeepAll:
     """Collects every (combo, asset) row."""
 
     def __init__(self):
-        self.combos, self.params, self.metrics = [], [], []
+        self.parts = []
 
-    def add(self, combo_ids, params, metrics):
-        self.combos.append(combo_ids)
-        self.params.append(params)
-        self.metrics.append(metrics)
+    def add(self, combo_ids, flat, params, metrics):
+        self.parts.append((combo_ids, flat, params, metrics))
 
     def finish(self, names):
-        if not self.combos:
-            return np.empty(0, np.int64), {n: np.empty(0) for n in names}, None
-        return (np.concatenate(self.combos),
-                {n: np.concatenate([p[n] for p in self.params]) for n in names},
-                np.concatenate(self.metrics))
+        if not self.parts:
+            return (np.empty(0, np.int64), np.empty(0, np.int64),
+                    {n: np.empty(0) for n in names}, np.empty((0, kernels.N_METRICS)))
+        combos, flat, params, metrics = zip(*self.parts)
+        return (np.concatenate(combos), np.concatenate(flat),
+                {n: np.concatenate([p[n] for p in params]) for n in names},
+                np.concatenate(metrics))
 
 
 class _KeepTop:
@@ -261,24 +311,22 @@ class _KeepTop:
 
     def __init__(self, k, metric, n_assets):
         self.k, self.metric, self.n_assets = k, metric, n_assets
-        self.combos, self.params, self.metrics = None, None, None
+        self.best = None
 
-    def add(self, combo_ids, params, metrics):
-        if self.combos is not None:
-            combo_ids = np.concatenate([self.combos, combo_ids])
-            params = {n: np.concatenate([self.params[n], params[n]]) for n in params}
-            metrics = np.concatenate([self.metrics, metrics])
+    def add(self, combo_ids, flat, params, metrics):
+        if self.best is not None:
+            old_combos, old_flat, old_params, old_metrics = self.best
+            combo_ids = np.concatenate([old_combos, combo_ids])
+            flat = np.concatenate([old_flat, flat])
+            params = {n: np.concatenate([old_params[n], params[n]]) for n in params}
+            metrics = np.concatenate([old_metrics, metrics])
         per_combo = metrics.reshape(combo_ids.size, self.n_assets, -1)
-        order = rank_order(per_combo.mean(axis=1), combo_ids, self.metric)[:self.k]
-        order.sort()  # keep combo order among the survivors
-        self.combos = combo_ids[order]
-        self.params = {n: v[order] for n, v in params.items()}
-        self.metrics = per_combo[order].reshape(-1, per_combo.shape[2])
+        order = np.sort(rank_order(per_combo.mean(axis=1), combo_ids, self.metric)[:self.k])
+        self.best = (combo_ids[order], flat[order], {n: v[order] for n, v in params.items()},
+                     per_combo[order].reshape(-1, per_combo.shape[2]))
 
     def finish(self, names):
-        if self.combos is None:
-            return _KeepAll().finish(names)
-        return self.combos, self.params, self.metrics
+        return self.best if self.best is not None else _KeepAll().finish(names)
 
 
 class _ParquetParts:
@@ -301,7 +349,7 @@ class _ParquetParts:
         self.bundle, self.strategy, self.fixed = bundle, strategy, fixed
         self.n_parts = 0
 
-    def add(self, combo_ids, params, metrics):
+    def add(self, combo_ids, flat, params, metrics):
         table = sweep_table(self.bundle, self.strategy, self.fixed, combo_ids, params, metrics)
         pq.write_table(table, os.path.join(self.tmp, f"part-{self.n_parts:05d}.parquet"))
         self.n_parts += 1
@@ -313,15 +361,46 @@ class _ParquetParts:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def _check_sample(sample):
+    if sample is None:
+        return None
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
+        raise ValueError(f"sample must be a positive integer, got {sample!r}")
+    return int(sample)
+
+
+def _sample_flat(grid, n, seed):
+    """``n`` distinct grid indices drawn uniformly from the combos that pass the constraint.
+
+    Rejection sampling over the unconstrained product (never materialized); duplicates are
+    dropped keeping the first draw, so the sample is uniform without replacement and
+    reproducible for a given ``seed``. Returned sorted (grid order).
+    """
+    rng = np.random.default_rng(seed)
+    chosen = np.empty(0, np.int64)
+    while chosen.size < n:
+        draw = rng.integers(0, grid.n_total, size=max(1024, 2 * (n - chosen.size)))
+        merged = np.concatenate([chosen, grid.columns_at(draw)[2]])
+        _, first = np.unique(merged, return_index=True)
+        chosen = merged[np.sort(first)]
+    return np.sort(chosen[:n])
+
+
 def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
           direction="long", init_cash=10_000.0, periods_per_year=None, threads=None,
-          progress=False, top=None, metric="sharpe", out=None, max_memory=None, **params):
+          progress=False, top=None, metric="sharpe", out=None, max_memory=None,
+          sample=None, seed=None, window=None, **params):
     """Backtest every combination of the parameter grid on every asset.
 
     Any strategy parameter or risk/cost option given as a sequence is a grid axis (cartesian
     product, filtered by ``constraint``, e.g. ``"fast < slow"``); ``None`` in a risk rule's
     list means "rule off". ``threads`` sets the kernel thread count for this call (numba's
     default otherwise); ``progress=True`` draws a progress bar on stderr.
+
+    ``sample=N`` runs N combos drawn uniformly (without replacement, reproducibly with
+    ``seed``) from the constrained grid, never materializing it; all of them if the grid
+    has no more than N. ``window=(start_bar, stop_bar)`` trades only inside those bars, with
+    indicators warmed up on the bars before.
 
     Memory: by default every (combo, asset) row is kept, and a sweep whose rows would need
     more than ``max_memory`` bytes (default: half the available memory) is refused before it
@@ -331,12 +410,13 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
     """
     bundle, strat, grid, settings, fixed = _prepare(
         data, strategy, params, constraint, fill, direction, init_cash, periods_per_year,
-        threads)
+        threads, window)
     if top is not None:
         if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
             raise ValueError(f"top must be a positive integer, got {top!r}")
         metric_index(metric)
-    size = _estimate(bundle, grid)
+    sample = _check_sample(sample)
+    size = _estimate(bundle, grid, settings, sample)
     limit = MEMORY_SHARE * size.available_bytes if max_memory is None else max_memory
     if top is None and out is None and size.result_bytes > limit:
         raise SweepTooLarge(
@@ -344,13 +424,19 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
             f"{_fmt_bytes(size.result_bytes)}, more than the {_fmt_bytes(int(limit))} allowed "
             f"(max_memory); pass top=K to keep only the best K combos, or out='results_dir' "
             f"to stream every row to a Parquet dataset")
+    if sample is not None:
+        fixed.update(sample=sample, seed=seed)
 
     t0 = time.perf_counter()
     source = strat.build(bundle, grid.strategy_values)
     atr = _AtrCache.build(bundle, grid)
     n_assets = bundle.n_assets
-    mean_span = float((bundle.end - bundle.start).mean())
+    mean_span = max(1.0, float((settings.end - settings.start).mean()))
     chunk = max(1, int(CHUNK_BAR_EVALUATIONS / (n_assets * mean_span)))
+    sampled = None
+    if sample is not None and sample < grid.count():
+        sampled = _sample_flat(grid, sample, seed)
+    n_flat = grid.n_total if sampled is None else sampled.size
     sink = _ParquetParts(out, bundle, strat.name, fixed) if out is not None else None
     keep = _KeepTop(top, metric, n_assets) if top is not None else (
         _KeepAll() if sink is None else None)
@@ -358,10 +444,12 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
     done = 0
     try:
         with kernel_threads(settings.threads), _DeferredInterrupt() as interrupt:
-            for lo in range(0, grid.n_total, chunk):
+            for lo in range(0, n_flat, chunk):
                 interrupt.check()
-                flat = np.arange(lo, min(grid.n_total, lo + chunk), dtype=np.int64)
-                columns, signal_idx = grid.columns_at(flat)
+                hi = min(n_flat, lo + chunk)
+                flat = (np.arange(lo, hi, dtype=np.int64) if sampled is None
+                        else sampled[lo:hi])
+                columns, signal_idx, flat = grid.columns_at(flat)
                 n_kept = signal_idx.size
                 if n_kept == 0:
                     continue
@@ -371,7 +459,7 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
                 given = {n: columns[n] for n in grid.names}
                 for collector in (keep, sink):
                     if collector is not None:
-                        collector.add(combo_ids, given, metrics)
+                        collector.add(combo_ids, flat, given, metrics)
                 done += n_kept
                 if bar is not None:
                     bar.update(done * n_assets)
@@ -392,13 +480,16 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0
-    combos, kept_params, metrics = keep.finish(grid.names) if keep is not None else (
-        None, None, None)
-    return SweepResult(bundle=bundle, strategy=strat.name, fixed=fixed, names=grid.names,
-                       axes=grid.axes, n_combos=size.n_combos, combos=combos,
-                       params=kept_params, metrics=metrics, elapsed=elapsed,
-                       bar_evaluations=size.bar_evaluations,
-                       path=sink.path if sink is not None else None)
+    combos = flat_kept = kept_params = metrics = None
+    if keep is not None:
+        combos, flat_kept, kept_params, metrics = keep.finish(grid.names)
+    return SweepResult(
+        bundle=bundle, strategy=strat.name, fixed=fixed, names=grid.names, axes=grid.axes,
+        n_combos=size.n_combos, combos=combos, params=kept_params, metrics=metrics,
+        elapsed=elapsed, bar_evaluations=size.bar_evaluations,
+        path=sink.path if sink is not None else None, flat=flat_kept,
+        equity_of=lambda flat_ids: _equity_paths(bundle, source, atr, grid, settings,
+                                                 flat_ids))
 
 
 class _DeferredInterrupt:

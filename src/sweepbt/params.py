@@ -187,21 +187,21 @@ class Grid:
     def columns_at(self, flat):
         """Per-combo columns for unconstrained indices ``flat``, constraint applied.
 
-        Returns ``(columns, signal_idx)``: every name and every option (defaults filled in)
-        as arrays over the kept combos, and each kept combo's signal row.
+        Returns ``(columns, signal_idx, kept)``: every name and every option (defaults
+        filled in) as arrays over the kept combos, each kept combo's signal row, and the
+        kept indices themselves.
         """
         index = np.unravel_index(flat, self.shape)
         columns = {n: self.values[n][i] for n, i in zip(self.names, index)}
-        signal_idx = flat // self.n_option_combos
         if self.constraint is not None:
             keep = evaluate_constraint(self.constraint, columns)
             columns = {n: c[keep] for n, c in columns.items()}
-            signal_idx = signal_idx[keep]
-        n = signal_idx.size
+            flat = flat[keep]
+        n = flat.size
         for name, option in OPTIONS.items():
             if name not in columns:
                 columns[name] = np.full(n, _as_kernel_array(name, [option.default])[0])
-        return columns, signal_idx
+        return columns, flat // self.n_option_combos, flat
 
     def count(self):
         """Combinations that pass the constraint (evaluated in blocks of COUNT_BLOCK)."""
@@ -210,7 +210,7 @@ class Grid:
         kept = 0
         for lo in range(0, self.n_total, COUNT_BLOCK):
             flat = np.arange(lo, min(self.n_total, lo + COUNT_BLOCK), dtype=np.int64)
-            kept += self.columns_at(flat)[1].size
+            kept += self.columns_at(flat)[2].size
         return kept
 
 

@@ -157,6 +157,8 @@ class SweepResult:
     elapsed: float
     bar_evaluations: int
     path: str = None
+    flat: np.ndarray = field(default=None, repr=False)
+    equity_of: object = field(default=None, repr=False)
     _table: pa.Table = field(default=None, repr=False)
 
     @property
@@ -222,6 +224,38 @@ class SweepResult:
         cols.update(_param_columns({n: v[order] for n, v in params.items()}))
         cols.update(_metric_columns(per_combo[order], counts_as_int=False))
         return pa.table(cols)
+
+    def equity(self, combos=None) -> np.ndarray:
+        """Per-bar equity ``(len(combos), n_assets, n_bars)`` of combos held in memory.
+
+        ``combos`` are combo ids (default: all held); they are re-run with recording, in
+        parallel. Bars outside a backtest's span are NaN.
+        """
+        if self.metrics is None:
+            raise ValueError("this sweep kept no rows in memory (out= without top=); "
+                             "re-run the combos of interest with sb.backtest")
+        if combos is None:
+            positions = np.arange(self.combos.size)
+        else:
+            combos = np.atleast_1d(np.asarray(combos, dtype=np.int64))
+            positions = np.searchsorted(self.combos, combos)
+            bad = (positions >= self.combos.size) | (
+                self.combos[np.minimum(positions, self.combos.size - 1)] != combos)
+            if bad.any():
+                raise ValueError(f"combo {int(combos[bad][0])} is not held by this result")
+        return self.equity_of(self.flat[positions])
+
+    def returns(self, combos=None) -> np.ndarray:
+        """Per-bar returns ``r_i = equity_i / equity_(i-1) - 1`` of :meth:`equity`.
+
+        The first bar of a span is measured against ``init_cash``; NaN outside spans.
+        """
+        equity = self.equity(combos)
+        previous = np.roll(equity, 1, axis=-1)
+        previous[..., 0] = np.nan
+        first = ~np.isnan(equity) & np.isnan(previous)
+        previous[first] = self.fixed["init_cash"]
+        return equity / previous - 1.0
 
     def to_parquet(self, path, **kwargs):
         """Write ``table`` to one Parquet file atomically (a temporary file, then rename)."""
