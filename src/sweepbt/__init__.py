@@ -5,21 +5,34 @@ The shell (this package) validates input and orchestrates; the compiled kernels 
 """
 
 from sweepbt.bundle import Bundle, demo, load
+from sweepbt.custom import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL,
+                            define_strategy, load_strategy)
 from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
 from sweepbt.results import BacktestResult, SweepResult
 from sweepbt.strategies import STRATEGIES
+from sweepbt.walkforward import WalkForwardResult, walk_forward  # also loads sweepbt.stats
 
 __all__ = [
+    "BUY",
     "Bundle",
     "BacktestResult",
+    "ENTER_LONG",
+    "ENTER_SHORT",
+    "EXIT_LONG",
+    "EXIT_SHORT",
+    "SELL",
     "STRATEGIES",
     "SweepEstimate",
     "SweepResult",
     "SweepTooLarge",
+    "WalkForwardResult",
     "backtest",
+    "define_strategy",
     "demo",
     "estimate",
     "load",
+    "load_strategy",
     "sweep",
+    "walk_forward",
 ]
 __version__ = "0.1.0"

@@ -441,6 +441,7 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
     keep = _KeepTop(top, metric, n_assets) if top is not None else (
         _KeepAll() if sink is None else None)
     bar = _ProgressBar(size.n_backtests) if progress else None
+    sharpe_moments = _SharpeMoments()
     done = 0
     try:
         with kernel_threads(settings.threads), _DeferredInterrupt() as interrupt:
@@ -455,6 +456,7 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
                     continue
                 metrics = np.empty((n_kept * n_assets, kernels.N_METRICS))
                 _run_chunk(bundle, source, atr, columns, signal_idx, settings, metrics)
+                sharpe_moments.add(metrics, n_kept)
                 combo_ids = np.arange(done, done + n_kept, dtype=np.int64)
                 given = {n: columns[n] for n in grid.names}
                 for collector in (keep, sink):
@@ -488,8 +490,36 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
         n_combos=size.n_combos, combos=combos, params=kept_params, metrics=metrics,
         elapsed=elapsed, bar_evaluations=size.bar_evaluations,
         path=sink.path if sink is not None else None, flat=flat_kept,
+        sharpe_moments=sharpe_moments.value(),
         equity_of=lambda flat_ids: _equity_paths(bundle, source, atr, grid, settings,
                                                  flat_ids))
+
+
+class _SharpeMoments:
+    """(count, mean, M2) of every combo's Sharpe (mean over assets), NaN excluded.
+
+    Accumulated chunk by chunk (two-pass per chunk, merged by Chan et al.'s update), so the
+    deflated Sharpe ratio sees the spread of all combos tried even when ``top=`` keeps few.
+    """
+
+    def __init__(self):
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, metrics, n_combos):
+        sharpe = metrics[:, metric_index("sharpe")].reshape(n_combos, -1).mean(axis=1)
+        sharpe = sharpe[~np.isnan(sharpe)]
+        if sharpe.size == 0:
+            return
+        mean = float(sharpe.mean())
+        m2 = float(((sharpe - mean) ** 2).sum())
+        count = self.count + sharpe.size
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.count * sharpe.size / count
+        self.mean += delta * sharpe.size / count
+        self.count = count
+
+    def value(self):
+        return (self.count, self.mean, self.m2)
 
 
 class _DeferredInterrupt:

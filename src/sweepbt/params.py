@@ -191,7 +191,7 @@ class Grid:
         filled in) as arrays over the kept combos, each kept combo's signal row, and the
         kept indices themselves.
         """
-        index = np.unravel_index(flat, self.shape)
+        index = np.unravel_index(flat, self.shape) if self.shape else ()
         columns = {n: self.values[n][i] for n, i in zip(self.names, index)}
         if self.constraint is not None:
             keep = evaluate_constraint(self.constraint, columns)

@@ -159,6 +159,7 @@ class SweepResult:
     path: str = None
     flat: np.ndarray = field(default=None, repr=False)
     equity_of: object = field(default=None, repr=False)
+    sharpe_moments: tuple = field(default=None, repr=False)
     _table: pa.Table = field(default=None, repr=False)
 
     @property
@@ -268,6 +269,30 @@ class SweepResult:
             if os.path.exists(tmp):
                 os.remove(tmp)
         return path
+
+    def probabilistic_sharpe(self, combo=None, sr_benchmark=0.0) -> float:
+        """PSR of ``combo`` (default: the best by Sharpe); ``sr_benchmark`` annualized.
+
+        See :func:`sweepbt.stats.sweep_probabilistic_sharpe` and docs/overfitting.md.
+        """
+        from sweepbt import stats
+        return stats.sweep_probabilistic_sharpe(self, combo, sr_benchmark)
+
+    def deflated_sharpe(self, n_trials=None, var_sr=None):
+        """Deflated Sharpe ratio of the best combo by Sharpe (``float()`` of it is the DSR).
+
+        See :func:`sweepbt.stats.sweep_deflated_sharpe` and docs/overfitting.md.
+        """
+        from sweepbt import stats
+        return stats.sweep_deflated_sharpe(self, n_trials, var_sr)
+
+    def pbo(self, k=1000, n_splits=16, metric="sharpe"):
+        """Probability of backtest overfitting (CSCV) over the top ``k`` combos by Sharpe.
+
+        See :func:`sweepbt.stats.sweep_pbo` and docs/overfitting.md.
+        """
+        from sweepbt import stats
+        return stats.sweep_pbo(self, k, n_splits, metric)
 
 
 def _filled(column):

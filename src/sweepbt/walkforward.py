@@ -1,0 +1,576 @@
+"""Walk-forward optimization: sweep on a training span, trade the winner on the next span.
+
+For each window the grid is swept on the training bars (indicators warm up on every bar
+before them; nothing after them is read), the best combo by the objective is picked, and
+that combo alone is traded on the test bars that follow. The test spans are chained into
+one out-of-sample equity curve per asset. The indicator and signal stage runs once for the
+whole walk-forward (every indicator is causal, so a window only ever reads bars before its
+end); each window's sweep is one pass of the compiled kernel over the grid. See
+docs/walk-forward.md for every definition.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from sweepbt import engine as _engine
+from sweepbt import kernels
+from sweepbt import stats as _stats  # noqa: F401  (makes sweepbt.stats importable as sb.stats)
+from sweepbt._threading import kernel_threads
+from sweepbt.params import is_null
+from sweepbt.results import LOWER_IS_BETTER, metric_index
+
+__all__ = ["WalkForwardResult", "format_walk_forward", "parse_duration", "walk_forward"]
+
+_NS = {"W": 7 * 86_400_000_000_000, "D": 86_400_000_000_000, "h": 3_600_000_000_000,
+       "min": 60_000_000_000}
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(Y|y|M|W|w|D|d|H|h|min)\s*$")
+_UNIT_ALIASES = {"y": "Y", "w": "W", "d": "D", "H": "h"}
+#: the chained out-of-sample series' statistics (columns of ``WalkForwardResult.stats``)
+STAT_NAMES = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
+              "calmar", "skew", "kurtosis", "n_trades", "exposure")
+_WINDOW_COLUMNS = ("window", "train_start", "train_end", "test_start", "test_end",
+                   "train_first", "train_last", "test_first", "test_last", "combo",
+                   "objective", "efficiency")
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A calendar duration: whole months plus a fixed number of nanoseconds."""
+
+    months: int
+    ns: int
+    text: str
+
+    def times(self, k):
+        return Duration(self.months * k, self.ns * k, f"{k}x{self.text}")
+
+    def __add__(self, other):
+        return Duration(self.months + other.months, self.ns + other.ns,
+                        f"{self.text}+{other.text}")
+
+
+def parse_duration(text):
+    """``"2Y"``, ``"6M"``, ``"4W"``, ``"90D"``, ``"12h"``, ``"30min"`` -> :class:`Duration`.
+
+    Years and months are calendar months (``"1Y"`` == ``"12M"``; a day past the end of the
+    target month is clipped to its last day); weeks, days, hours and minutes are fixed
+    lengths. ``Y``, ``W``, ``D`` may be lower case; ``M`` (months) may not, to keep it
+    apart from minutes (``min``).
+    """
+    m = _DURATION_RE.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"{text!r} is not a duration; use a positive whole number and a unit: "
+                         "Y (years), M (months), W (weeks), D (days), h (hours), min "
+                         "(minutes), e.g. '2Y', '6M', '90D'")
+    n, unit = int(m.group(1)), _UNIT_ALIASES.get(m.group(2), m.group(2))
+    if n < 1:
+        raise ValueError(f"duration {text!r} must be positive")
+    if unit == "Y":
+        return Duration(12 * n, 0, text.strip())
+    if unit == "M":
+        return Duration(n, 0, text.strip())
+    return Duration(0, n * _NS[unit], text.strip())
+
+
+def _add_months(t, months):
+    """``t`` (datetime64[ns]) plus calendar ``months``, the day clipped to the month's end."""
+    month = t.astype("datetime64[M]")
+    within = t - month.astype("datetime64[ns]")
+    target = month + np.timedelta64(months, "M")
+    first = target.astype("datetime64[ns]")
+    following = (target + np.timedelta64(1, "M")).astype("datetime64[ns]")
+    if first + within >= following:
+        day = np.timedelta64(1, "D").astype("timedelta64[ns]")
+        within = (following - first) - day + within % day
+    return first + within
+
+
+def _shift(t, d):
+    return _add_months(t, d.months) + np.timedelta64(d.ns, "ns")
+
+
+def _show(span):
+    return repr(span.text) if isinstance(span, Duration) else repr(span)
+
+
+def _as_span(name, value):
+    """A bar count (int) or a Duration."""
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a number of bars (int) or a duration such as '2Y', "
+                        f"'6M', '90D'; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1 bar, got {value}")
+    return int(value)
+
+
+def window_spans(timestamps, train, test, step=None, anchored=False, partial=False):
+    """The walk-forward windows as ``(train_start, train_end, test_start, test_end)`` bars.
+
+    Spans are half-open bar ranges on the time axis ``timestamps``; ``test_start ==
+    train_end``. ``train``, ``test`` and ``step`` (default: ``test``) are all bar counts
+    or all durations (see :func:`parse_duration`).
+
+    Bars: window ``k`` trains on ``[k*step, train + k*step)`` (``[0, ...)`` when
+    ``anchored``) and tests on the ``test`` bars after it.
+
+    Durations: with ``t0`` the first time stamp, window ``k`` trains on the bars with
+    time in ``[t0 + k*step, t0 + train + k*step)`` (from ``t0`` when ``anchored``) and
+    tests on ``[t0 + train + k*step, t0 + train + k*step + test)``, every boundary
+    computed from ``t0`` (no drift). A window whose training or test span holds no bar is
+    skipped.
+
+    A window is kept only if the data reach the end of its test span (bars:
+    ``test_end <= n_bars``; durations: the last time stamp plus the longest spacing
+    between two consecutive bars is at or after the test end), unless ``partial=True``,
+    which keeps a last, shorter window cut at the end of the data.
+    """
+    ts = np.asarray(timestamps).astype("datetime64[ns]")
+    n_bars = ts.size
+    train, test = _as_span("train", train), _as_span("test", test)
+    step = test if step is None else _as_span("step", step)
+    kinds = {type(x) for x in (train, test, step)}
+    if len(kinds) != 1:
+        raise ValueError("give train, test and step all as bar counts or all as durations "
+                         f"(got train={_show(train)}, test={_show(test)}, step={_show(step)})")
+    spans = []
+    if isinstance(train, int):
+        k = 0
+        while True:
+            tr_hi = train + k * step
+            tr_lo = 0 if anchored else k * step
+            te_hi = tr_hi + test
+            if tr_hi >= n_bars or (te_hi > n_bars and not partial):
+                break
+            spans.append((tr_lo, tr_hi, tr_hi, min(te_hi, n_bars)))
+            k += 1
+    else:
+        t0 = ts[0]
+        reach = ts[-1] + (np.diff(ts).max() if n_bars > 1 else np.timedelta64(0, "ns"))
+        k = 0
+        while True:
+            offset = step.times(k)
+            t_tr_lo = t0 if anchored else _shift(t0, offset)
+            t_tr_hi = _shift(t0, train + offset)
+            t_te_hi = _shift(t0, train + offset + test)
+            if t_tr_hi > ts[-1] or (t_te_hi > reach and not partial):
+                break
+            tr_lo, tr_hi, te_hi = np.searchsorted(ts, [t_tr_lo, t_tr_hi, t_te_hi])
+            if tr_lo < tr_hi < te_hi:
+                spans.append((int(tr_lo), int(tr_hi), int(tr_hi), int(te_hi)))
+            k += 1
+            if k > n_bars + 1:  # pragma: no cover - a zero step cannot be given
+                break
+    for (_, _, _, prev_hi), (_, _, lo, _) in zip(spans, spans[1:]):
+        if lo < prev_hi:
+            raise ValueError(f"step={_show(step)} is shorter than test={_show(test)}: test "
+                             "spans would overlap (give step >= test)")
+    return spans
+
+
+@dataclass
+class WalkForwardResult:
+    """The outcome of :func:`walk_forward`.
+
+    ``windows``: one row per window (spans, chosen parameters, in-sample and
+    out-of-sample metrics); ``equity``: float64 ``(n_assets, n_bars)``, the chained
+    out-of-sample equity, NaN outside the test spans; ``stats``: one row per asset of
+    statistics of that chained series; ``efficiency``: the walk-forward efficiency (mean
+    over windows of out-of-sample CAGR / in-sample CAGR, windows with in-sample CAGR > 0).
+    ``is_metrics`` ``(n_windows, N_METRICS)``: the chosen combo's training metrics (each
+    the mean over the assets with bars in the training span where it is defined);
+    ``oos_metrics`` ``(n_windows, n_assets, N_METRICS)``: its test metrics per asset (NaN
+    for an asset with no bar in the test span).
+    """
+
+    bundle: object
+    strategy: str
+    fixed: dict
+    names: tuple
+    axes: tuple
+    n_combos: int
+    spans: list
+    chosen: list
+    windows: pa.Table
+    equity: np.ndarray
+    stats: pa.Table
+    efficiency: float
+    is_metrics: np.ndarray
+    oos_metrics: np.ndarray
+    elapsed: float
+    objective: object = field(default="sharpe", repr=False)
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.spans)
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Per-bar returns of :attr:`equity` ``(n_assets, n_bars)``, NaN outside test spans.
+
+        Each return is measured against the previous out-of-sample bar (``init_cash``
+        before the first), so the first bar of a test span compares with the end of the
+        previous one.
+        """
+        return _chained_returns(self.equity, self.fixed["init_cash"])
+
+    def __str__(self):
+        return format_walk_forward(self)
+
+
+def _chained_returns(equity, init_cash):
+    out = np.full(equity.shape, np.nan)
+    for a in range(equity.shape[0]):
+        idx = np.flatnonzero(~np.isnan(equity[a]))
+        if idx.size:
+            e = equity[a, idx]
+            out[a, idx] = e / np.concatenate(([init_cash], e[:-1])) - 1.0
+    return out
+
+
+def _series_stats(e, init_cash, ppy):
+    """Statistics of one chained out-of-sample equity series ``e`` (no NaN)."""
+    nan = math.nan
+    out = dict.fromkeys(STAT_NAMES[:-2], nan)
+    n = e.size
+    if n == 0:
+        return out
+    r = e / np.concatenate(([init_cash], e[:-1])) - 1.0
+    final = e[-1] / init_cash
+    out["total_return"] = final - 1.0
+    out["cagr"] = final ** (ppy / n) - 1.0 if final > 0 else -1.0
+    mean = r.mean()
+    dev = r - mean
+    std = math.sqrt(float(dev @ dev) / (n - 1)) if n > 1 else nan
+    out["volatility"] = std * math.sqrt(ppy)
+    out["sharpe"] = mean / std * math.sqrt(ppy) if std > 0 else nan
+    down = float(np.mean(np.minimum(r, 0.0) ** 2))
+    out["sortino"] = mean / math.sqrt(down) * math.sqrt(ppy) if down > 0 else nan
+    peak = np.maximum.accumulate(np.concatenate(([init_cash], e)))[1:]
+    dd = float(np.max(1.0 - e / peak))
+    out["max_drawdown"] = dd
+    out["calmar"] = out["cagr"] / dd if dd > 0 else nan
+    m2 = float(np.mean(dev * dev))
+    if m2 > 0:
+        out["skew"] = float(np.mean(dev ** 3)) / m2 ** 1.5
+        out["kurtosis"] = float(np.mean(dev ** 4)) / (m2 * m2)
+    return out
+
+
+def _objective_scores(objective, per_asset, agg, columns, names):
+    """(tier, score) of each combo of a chunk: higher tier first, then higher score.
+
+    A metric name: tier 2 when the metric is defined on every active asset (score: the
+    mean), tier 1 when only on some (score: the mean over those), tier 0 when on none.
+    A callable: its score, tier 2 (tier 0 where it is NaN).
+    """
+    if isinstance(objective, str):
+        j = metric_index(objective)
+        full = agg[:, j]
+        some = per_asset[:, :, j]
+        defined = ~np.isnan(some)
+        n = defined.sum(axis=1)
+        part = np.where(n > 0, np.where(defined, some, 0.0).sum(axis=1) / np.maximum(n, 1),
+                        np.nan)
+        score = np.where(np.isnan(full), part, full)
+        tier = np.where(~np.isnan(full), 2, np.where(n > 0, 1, 0))
+        return tier, (-score if objective in LOWER_IS_BETTER else score)
+    view = {m: agg[:, j] for j, m in enumerate(kernels.METRIC_NAMES)}
+    for name in names:
+        view.setdefault(name, columns[name])
+    score = np.asarray(objective(view), dtype=np.float64)
+    if score.size != agg.shape[0]:
+        raise ValueError(f"objective must return one score per combo ({agg.shape[0]} here), "
+                         f"got an array of shape {score.shape}")
+    score = score.reshape(agg.shape[0])
+    return np.where(np.isnan(score), 0, 2), score
+
+
+def _best_of(tier, score):
+    """(tier, score, position) of the best combo: highest tier, then highest score, then
+    the first."""
+    top = int(tier.max())
+    candidates = tier == top
+    if top == 0:
+        return 0, math.nan, 0
+    filled = np.where(candidates, score, -np.inf)
+    i = int(np.argmax(filled))
+    if not candidates[i]:  # every candidate scores -inf: the first of them
+        i = int(np.flatnonzero(candidates)[0])
+    return top, float(score[i]), i
+
+
+def walk_forward(data, strategy="sma_cross", *, train, test, step=None, anchored=False,
+                 objective="sharpe", partial=False, constraint=None, fill="next_open",
+                 direction="long", init_cash=10_000.0, periods_per_year=None, threads=None,
+                 sample=None, seed=None, **params) -> WalkForwardResult:
+    """Walk-forward optimization of ``strategy``'s grid ``params`` over ``data``.
+
+    ``train``, ``test``, ``step``: bar counts (int) or calendar durations (``"2Y"``,
+    ``"6M"``, ``"4W"``, ``"90D"``), all of one kind; ``step`` defaults to ``test`` (test
+    spans follow each other with no gap and no overlap; a step shorter than ``test`` is
+    refused). Rolling training windows by default; ``anchored=True`` makes each one start
+    at the first bar (expanding). See :func:`window_spans` for the exact spans and
+    ``partial``.
+
+    ``objective`` picks each window's combo from the training sweep: a metric name (the
+    mean over the assets that have bars in the training span; higher is better, except
+    ``max_drawdown`` and ``volatility``; ties go to the first combo in grid order). A combo
+    whose metric is undefined (NaN) on some of those assets ranks after every combo where
+    it is defined on all of them, by its mean over the assets where it is defined; a combo
+    undefined everywhere ranks last. Or a callable ``objective(m) -> scores``: ``m`` maps
+    every metric name (per-combo means over those assets, NaN where undefined on any) and
+    every parameter name (per-combo values in kernel form: NaN or 0 = rule off) to 1-D
+    arrays over a block of combos; it returns one score per combo, higher is better, NaN
+    worst. It is called on blocks of the grid, so a score must depend on its own combo's
+    values only (no ranking across combos).
+
+    The other arguments are those of :func:`sweepbt.sweep` (``sample``/``seed``: the same
+    random subset of the grid is searched in every window).
+    """
+    t0 = time.perf_counter()
+    bundle, strat, grid, settings, fixed = _engine._prepare(
+        data, strategy, params, constraint, fill, direction, init_cash, periods_per_year,
+        threads)
+    if isinstance(objective, str):
+        metric_index(objective)
+    elif not callable(objective):
+        raise TypeError(f"objective must be a metric name or a callable, got {objective!r}")
+    spans = window_spans(bundle.timestamps, train, test, step, anchored, partial)
+    if not spans:
+        raise ValueError(f"no walk-forward window fits in {bundle.n_bars} bars "
+                         f"({bundle.timestamps[0]} .. {bundle.timestamps[-1]}) with "
+                         f"train={train!r}, test={test!r}"
+                         + ("" if partial else "; partial=True keeps a last, shorter window"))
+    sample = _engine._check_sample(sample)
+    n_combos = grid.count()
+    if n_combos == 0:
+        raise ValueError(f"constraint {constraint!r} leaves no combination to run")
+    sampled = None
+    if sample is not None and sample < n_combos:
+        sampled = _engine._sample_flat(grid, sample, seed)
+        n_combos = sample
+    n_flat = grid.n_total if sampled is None else sampled.size
+    fixed.update(train=train, test=test, step=test if step is None else step,
+                 anchored=bool(anchored),
+                 objective=objective if isinstance(objective, str)
+                 else getattr(objective, "__name__", type(objective).__name__))
+    if sample is not None:
+        fixed.update(sample=sample, seed=seed)
+
+    n_assets, n_metrics = bundle.n_assets, kernels.N_METRICS
+    train_set = [_window_settings(bundle, settings, lo, hi) for lo, hi, _, _ in spans]
+    test_set = [_window_settings(bundle, settings, lo, hi) for _, _, lo, hi in spans]
+    train_active = [s.end > s.start for s in train_set]
+    source = strat.build(bundle, grid.strategy_values)
+    atr = _engine._AtrCache.build(bundle, grid)
+    mean_train = max(1.0, float(np.mean([hi - lo for lo, hi, _, _ in spans])))
+    chunk = max(1, int(_engine.CHUNK_BAR_EVALUATIONS / (n_assets * mean_train)))
+    # per window: (tier, score, combo id, flat index, aggregated metrics)
+    best = [(-1, -math.inf, -1, -1, None)] * len(spans)
+    done = 0
+    with kernel_threads(settings.threads):
+        for lo in range(0, n_flat, chunk):
+            hi = min(n_flat, lo + chunk)
+            flat = np.arange(lo, hi, dtype=np.int64) if sampled is None else sampled[lo:hi]
+            columns, signal_idx, flat = grid.columns_at(flat)
+            n_kept = signal_idx.size
+            if n_kept == 0:
+                continue
+            metrics = np.empty((n_kept * n_assets, n_metrics))
+            for w, wset in enumerate(train_set):
+                _engine._run_chunk(bundle, source, atr, columns, signal_idx, wset, metrics)
+                per_asset = metrics.reshape(n_kept, n_assets, n_metrics)[:, train_active[w]]
+                agg = per_asset.mean(axis=1)
+                tier, score, i = _best_of(*_objective_scores(objective, per_asset, agg,
+                                                             columns, grid.names))
+                old = best[w]
+                if old[3] < 0 or tier > old[0] or (tier == old[0] and score > old[1]):
+                    best[w] = (tier, score, done + i, int(flat[i]), _defined_mean(per_asset[i]))
+            done += n_kept
+
+        is_metrics = np.array([b[4] for b in best])
+        oos = np.full((len(spans), n_assets, n_metrics), np.nan)
+        equity = np.full((n_assets, bundle.n_bars), np.nan)
+        running = np.full(n_assets, settings.init_cash)
+        chosen = []
+        for w, (b, tset) in enumerate(zip(best, test_set)):
+            columns, signal_idx, _ = grid.columns_at(np.array([b[3]], dtype=np.int64))
+            chosen.append({n: columns[n][0] for n in grid.names})
+            active = tset.end > tset.start
+            _engine._run_chunk(bundle, source, atr, columns, signal_idx, tset, oos[w])
+            oos[w, ~active] = np.nan
+            path = _engine._equity_paths(bundle, source, atr, grid, tset, [b[3]])[0]
+            _, _, te_lo, te_hi = spans[w]
+            seg = path[:, te_lo:te_hi] * (running / settings.init_cash)[:, None]
+            equity[:, te_lo:te_hi] = seg
+            for a in np.flatnonzero(active):
+                running[a] = seg[a, tset.end[a] - 1 - te_lo]
+
+    windows = _windows_table(bundle, spans, grid.names, chosen, best, is_metrics, oos,
+                             [s.end > s.start for s in test_set],
+                             objective if isinstance(objective, str) else None)
+    eff = windows["efficiency"].to_numpy(zero_copy_only=False)
+    efficiency = float(np.nanmean(eff)) if np.any(~np.isnan(eff)) else math.nan
+    stats = _stats_table(bundle, equity, oos, test_set, settings)
+    return WalkForwardResult(
+        bundle=bundle, strategy=strat.name, fixed=fixed, names=grid.names, axes=grid.axes,
+        n_combos=n_combos,
+        spans=spans, chosen=[{n: (None if is_null(n, np.asarray(v)) else v.item())
+                              for n, v in c.items()} for c in chosen],
+        windows=windows, equity=equity, stats=stats, efficiency=efficiency,
+        is_metrics=is_metrics, oos_metrics=oos, elapsed=time.perf_counter() - t0,
+        objective=objective)
+
+
+def _defined_mean(rows):
+    """Column means of ``rows`` (assets x metrics) over the non-NaN entries; NaN if none."""
+    defined = ~np.isnan(rows)
+    n = defined.sum(axis=0)
+    return np.where(n > 0, np.where(defined, rows, 0.0).sum(axis=0) / np.maximum(n, 1),
+                    np.nan)
+
+
+def _window_settings(bundle, settings, lo, hi):
+    start, end = _engine._trade_span(bundle, (lo, hi))
+    return _engine._Settings(settings.fill, settings.direction, settings.init_cash,
+                             settings.periods_per_year, settings.threads, start, end)
+
+
+def _timestamps(bundle, bars):
+    ts = pa.timestamp("ns", tz="UTC")
+    return pa.array(bundle.timestamps[np.asarray(bars, dtype=np.int64)].astype(np.int64)) \
+        .cast(ts)
+
+
+def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_active,
+                   objective):
+    sp = np.array(spans, dtype=np.int64).reshape(-1, 4)
+    # the mean over the assets with bars in the test span where each metric is defined
+    oos_mean = np.array([_defined_mean(oos[w, test_active[w]]) for w in range(len(spans))]) \
+        .reshape(len(spans), kernels.N_METRICS)
+    cagr = metric_index("cagr")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eff = np.where(is_metrics[:, cagr] > 0, oos_mean[:, cagr] / is_metrics[:, cagr],
+                       np.nan)
+    cols = {
+        "window": pa.array(np.arange(len(spans), dtype=np.int64)),
+        "train_start": pa.array(sp[:, 0]), "train_end": pa.array(sp[:, 1]),
+        "test_start": pa.array(sp[:, 2]), "test_end": pa.array(sp[:, 3]),
+        "train_first": _timestamps(bundle, sp[:, 0]),
+        "train_last": _timestamps(bundle, sp[:, 1] - 1),
+        "test_first": _timestamps(bundle, sp[:, 2]),
+        "test_last": _timestamps(bundle, sp[:, 3] - 1),
+    }
+    for n in names:
+        values = np.array([c[n] for c in chosen])
+        key = n if n not in _WINDOW_COLUMNS else f"param_{n}"
+        cols[key] = pa.array(values, mask=is_null(n, values))
+    cols["combo"] = pa.array(np.array([b[2] for b in best], dtype=np.int64))
+    sign = -1.0 if objective in LOWER_IS_BETTER else 1.0  # back to the metric's own units
+    cols["objective"] = pa.array(np.array([sign * b[1] if b[0] > 0 else math.nan
+                                           for b in best]))
+    for j, m in enumerate(kernels.METRIC_NAMES):
+        cols[f"is_{m}"] = pa.array(is_metrics[:, j])
+    for j, m in enumerate(kernels.METRIC_NAMES):
+        cols[f"oos_{m}"] = pa.array(oos_mean[:, j])
+    cols["efficiency"] = pa.array(eff)
+    return pa.table(cols)
+
+
+def _stats_table(bundle, equity, oos, test_set, settings):
+    rows = []
+    n_trades_j, exposure_j = metric_index("n_trades"), metric_index("exposure")
+    bars = np.array([s.end - s.start for s in test_set]).reshape(len(test_set), -1)
+    for a in range(bundle.n_assets):
+        idx = np.flatnonzero(~np.isnan(equity[a]))
+        row = _series_stats(equity[a, idx], settings.init_cash, settings.periods_per_year)
+        traded = bars[:, a] > 0
+        row["n_trades"] = float(np.sum(oos[traded, a, n_trades_j]))
+        row["exposure"] = (float(np.sum(oos[traded, a, exposure_j] * bars[traded, a])
+                                 / idx.size) if idx.size else math.nan)
+        rows.append((idx, row))
+    cols = {"symbol": pa.array(list(bundle.symbols), pa.string()),
+            "n_bars": pa.array(np.array([idx.size for idx, _ in rows], dtype=np.int64))}
+    ts = pa.timestamp("ns", tz="UTC")
+    for key, pick in (("first", 0), ("last", -1)):
+        cols[key] = pa.array([int(bundle.timestamps[idx[pick]].astype(np.int64))
+                              if idx.size else None for idx, _ in rows], pa.int64()).cast(ts)
+    for name in STAT_NAMES:
+        values = np.array([r[name] for _, r in rows])
+        cols[name] = pa.array(values.astype(np.int64) if name == "n_trades" else values)
+    return pa.table(cols)
+
+
+def _fmt(x, pct=False):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "nan"
+    return f"{x:.1%}" if pct else f"{x:.2f}"
+
+
+def _fmt_param(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def format_walk_forward(result, objective_label=None) -> str:
+    """A readable text report: one line per window, then the chained out-of-sample stats."""
+    w = result.windows
+    params = list(result.axes) or list(result.names)
+    label = objective_label or result.fixed.get("objective", "objective")
+    if len(label) > 12:
+        label = "objective"
+    show_objective = label != "sharpe"
+    header = (["win", "train", "test"] + params + [f"IS {label}"] * show_objective
+              + ["IS sharpe", "OOS sharpe", "OOS return", "OOS maxDD"])
+    lines = []
+    day = "datetime64[D]"
+
+    def date(col, i):
+        return str(np.datetime64(w[col][i].value, "ns").astype(day))
+
+    for i in range(w.num_rows):
+        row = [str(i),
+               f"{date('train_first', i)}..{date('train_last', i)}",
+               f"{date('test_first', i)}..{date('test_last', i)}"]
+        row += [_fmt_param(result.chosen[i][n]) for n in params]
+        row += [_fmt(w["objective"][i].as_py())] * show_objective
+        row += [_fmt(w["is_sharpe"][i].as_py()),
+                _fmt(w["oos_sharpe"][i].as_py()), _fmt(w["oos_total_return"][i].as_py(), True),
+                _fmt(w["oos_max_drawdown"][i].as_py(), True)]
+        lines.append(row)
+    widths = [max(len(h), *(len(r[k]) for r in lines)) for k, h in enumerate(header)]
+    out = [f"walk-forward: {result.strategy}, {result.n_windows} windows, "
+           f"{result.n_combos:,} combos per training sweep, train={result.fixed['train']!r} "
+           f"test={result.fixed['test']!r} step={result.fixed['step']!r} "
+           f"({'anchored' if result.fixed['anchored'] else 'rolling'}), objective="
+           f"{result.fixed['objective']}",
+           "  ".join(h.rjust(widths[k]) for k, h in enumerate(header))]
+    out += ["  ".join(c.rjust(widths[k]) for k, c in enumerate(r)) for r in lines]
+    out.append("")
+    out.append("chained out-of-sample equity, per asset:")
+    s = result.stats
+    sh = ["symbol", "bars", "total_return", "cagr", "sharpe", "max_drawdown", "trades"]
+    srows = []
+    for i in range(s.num_rows):
+        srows.append([s["symbol"][i].as_py(), str(s["n_bars"][i].as_py()),
+                      _fmt(s["total_return"][i].as_py(), True), _fmt(s["cagr"][i].as_py(), True),
+                      _fmt(s["sharpe"][i].as_py()), _fmt(s["max_drawdown"][i].as_py(), True),
+                      str(s["n_trades"][i].as_py())])
+    sw = [max(len(h), *(len(r[k]) for r in srows)) for k, h in enumerate(sh)]
+    out.append("  ".join(h.rjust(sw[k]) for k, h in enumerate(sh)))
+    out += ["  ".join(c.rjust(sw[k]) for k, c in enumerate(r)) for r in srows]
+    out.append("")
+    out.append(f"walk-forward efficiency (mean OOS CAGR / IS CAGR): {_fmt(result.efficiency)}")
+    return "\n".join(out)

@@ -1,0 +1,490 @@
+"""The ``sweepbt`` command line, run as a user would: ``python -m sweepbt ...`` in a subprocess.
+
+The parsing helpers are also tested in-process. Subprocesses inherit the environment, so
+NUMBA_CACHE_DIR (when set) keeps compiled kernels cached across them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+import sweepbt as sb
+from sweepbt import cli
+
+SMALL = ["--symbols", "ALPHA,BRAVO,CHARLIE"]
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "sweepbt", *args], capture_output=True,
+                          text=True, timeout=timeout, env=os.environ.copy())
+
+
+def table_rows(stdout, first_header):
+    """Parse the aligned table whose header row starts with ``first_header``."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == [first_header])
+    header = lines[start].split()
+    assert set(lines[start + 1].replace(" ", "")) == {"-"}
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        cells = line.split()
+        assert len(cells) == len(header), line
+        rows.append(dict(zip(header, cells)))
+    return header, rows
+
+
+def pct(cell):
+    return float(cell.rstrip("%").replace(",", "")) / 100
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("sweepbt: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+# ----------------------------------------------------------------------------------------
+# parsing helpers, in-process
+
+
+def test_parse_number():
+    assert cli.parse_number("10") == 10 and isinstance(cli.parse_number("10"), int)
+    assert cli.parse_number("-3") == -3
+    assert cli.parse_number("0.05") == 0.05
+    assert cli.parse_number("1e-3") == 0.001
+    assert isinstance(cli.parse_number("1e3"), float)
+    for bad in ("x", "", "inf", "nan", "1..2"):
+        with pytest.raises(cli.CliError):
+            cli.parse_number(bad)
+
+
+def test_parse_range_integers_include_stop_on_grid():
+    assert cli.parse_range("5:50:5") == list(range(5, 55, 5))
+    assert cli.parse_range("5:52:5") == list(range(5, 55, 5))  # 52 is off the grid
+    assert cli.parse_range("1:4") == [1, 2, 3, 4]
+    assert cli.parse_range("7:7:3") == [7]
+    assert all(isinstance(v, int) for v in cli.parse_range("20:200:20"))
+
+
+def test_parse_range_floats():
+    assert cli.parse_range("0.01:0.05:0.01") == [0.01, 0.02, 0.03, 0.04, 0.05]
+    assert cli.parse_range("0.1:0.3:0.1") == [0.1, 0.2, 0.3]  # 0.3 despite rounding
+    assert cli.parse_range("0.1:0.35:0.1") == [0.1, 0.2, 0.3]
+    assert cli.parse_range("1:2:0.5") == [1.0, 1.5, 2.0]
+
+
+@pytest.mark.parametrize("text", ["5:", ":5", "5:50:0", "5:50:-5", "50:5", "a:b",
+                                  "1:2:3:4", "0:1:1e-9"])
+def test_parse_range_rejects(text):
+    with pytest.raises(cli.CliError):
+        cli.parse_range(text, "fast")
+
+
+def test_parse_values():
+    assert cli.parse_values("10") == 10
+    assert cli.parse_values("none") is None
+    assert cli.parse_values("None") is None
+    assert cli.parse_values("0.02,none,0.05") == [0.02, None, 0.05]
+    assert cli.parse_values("5,10:20:5") == [5, 10, 15, 20]
+    assert cli.parse_values("3:5") == [3, 4, 5]
+    assert cli.parse_values(" 7 ") == 7
+    for bad in ("", " ", "1,,2", "1,", "x", "1,x"):
+        with pytest.raises(cli.CliError):
+            cli.parse_values(bad)
+
+
+def test_parse_param():
+    assert cli.parse_param("fast=5:50:5") == ("fast", list(range(5, 55, 5)))
+    assert cli.parse_param("slow=50") == ("slow", 50)
+    assert cli.parse_param("fast=5,10,20") == ("fast", [5, 10, 20])
+    assert cli.parse_param("stop_loss=0.05,none") == ("stop_loss", [0.05, None])
+    for bad in ("fast", "=5", "1x=5", "fast=", "fast=a"):
+        with pytest.raises(cli.CliError):
+            cli.parse_param(bad)
+
+
+def test_collect_params():
+    params = cli.collect_params(["fast=5,10", "slow=50"],
+                                {"stop_loss": "0.02,none", "fees": "0.001", "size": None})
+    assert params == {"fast": [5, 10], "slow": 50, "stop_loss": [0.02, None], "fees": 0.001}
+    with pytest.raises(cli.CliError, match="twice"):
+        cli.collect_params(["fast=5", "fast=10"], {})
+    with pytest.raises(cli.CliError, match="twice"):
+        cli.collect_params(["stop_loss=0.1"], {"stop_loss": "0.2"})
+
+
+def test_format_value():
+    assert cli.format_value("total_return", 0.1234) == "12.34%"
+    assert cli.format_value("max_drawdown", 0.5) == "50.00%"
+    assert cli.format_value("total_return", 12.5) == "1,250.00%"
+    assert cli.format_value("sharpe", 1.23456) == "1.23"
+    assert cli.format_value("sharpe", float("nan")) == "nan"
+    assert cli.format_value("stop_loss", None) == "-"
+    assert cli.format_value("stop_loss", 0.05) == "0.05"
+    assert cli.format_value("fast", 10) == "10"
+    assert cli.format_value("n_trades", 12) == "12"
+    assert cli.format_value("n_trades", 12.34, counts_are_means=True) == "12.3"
+
+
+def test_render_table_aligns():
+    text = cli.render_table(["name", "x"], [["a", "1.00"], ["long-name", "-"]], left={"name"})
+    lines = text.splitlines()
+    assert lines[0].startswith("name") and lines[2].startswith("a ")
+    assert lines[2].endswith("1.00") and lines[3].endswith("-")
+    assert len(lines[2]) == len(lines[3])
+
+
+def test_main_in_process_error_returns_2(capsys):
+    assert cli.main(["sweep", "--demo", "--param", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweepbt: error: --param 'fast'") and err.count("\n") == 1
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--demo", "--top", "x"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweepbt: error: argument --top") and err.count("\n") == 1
+
+
+def test_swallowed_interrupt_is_raised_at_checkpoint():
+    class Bomb:  # a Ctrl-C landing in code that swallows exceptions (e.g. a C callback)
+        def __del__(self):
+            raise KeyboardInterrupt
+
+    cli._checkpoint()  # no guard: nothing to do
+    with cli._SigintGuard() as guard:
+        cli._checkpoint()
+        Bomb()
+        assert guard.seen
+        with pytest.raises(KeyboardInterrupt):
+            cli._checkpoint()
+    cli._checkpoint()
+
+
+# ----------------------------------------------------------------------------------------
+# sweep
+
+
+def test_default_demo_sweep():
+    proc = run_cli("sweep", "--demo")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "(default grid)" in out
+    assert "constraint: fast < slow" in out
+    header, rows = table_rows(out, "rank")
+    assert header[:5] == ["rank", "fast", "slow", "stop_loss", "take_profit"]
+    for metric in ("total_return", "cagr", "sharpe", "max_drawdown", "win_rate", "n_trades"):
+        assert metric in header
+    assert [r["rank"] for r in rows] == [str(i) for i in range(1, 11)]
+    assert all(int(r["fast"]) < int(r["slow"]) for r in rows)
+    assert all(r["stop_loss"] in ("0.02", "0.05", "0.08", "-") for r in rows)
+    assert all(r["total_return"].endswith("%") and r["max_drawdown"].endswith("%")
+               for r in rows)
+    assert all(re.fullmatch(r"-?\d+\.\d\d", r["sharpe"]) for r in rows)
+    sharpes = [float(r["sharpe"]) for r in rows]
+    assert sharpes == sorted(sharpes, reverse=True)
+    # 90 (fast, slow) pairs with fast < slow, x 4 stops x 4 take-profits, x 10 demo assets
+    summary = out.strip().splitlines()[-1]
+    m = re.fullmatch(r"14,400 backtests \(1,440 combos x 10 assets\), ([\d,]+) "
+                     r"bar-evaluations in ([\d.]+) s: [\d.,]+[kMG]? bar-evaluations/s",
+                     summary)
+    assert m, summary
+    data = sb.demo()
+    assert int(m.group(1).replace(",", "")) == 1440 * int((data.end - data.start).sum())
+
+
+def test_sweep_out_parquet_matches_library(tmp_path):
+    out_file = tmp_path / "res.parquet"
+    proc = run_cli("sweep", "--demo", *SMALL, "--param", "fast=5,10", "--param",
+                   "slow=20:60:20", "--stop-loss", "0.05,none", "--fees", "0.001",
+                   "--out", str(out_file))
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote 36 rows to {out_file}" in proc.stdout
+    assert "12 combos x 3 assets" in proc.stdout
+    table = pq.read_table(out_file)
+    assert table.num_rows == 2 * 3 * 2 * 3
+    for col in ("fast", "slow", "stop_loss", "fees", "symbol", "sharpe", "total_return"):
+        assert col in table.column_names
+    assert table.column("stop_loss").null_count == 18
+    assert set(table.column("symbol").to_pylist()) == {"ALPHA", "BRAVO", "CHARLIE"}
+    assert sorted(set(table.column("fast").to_pylist())) == [5, 10]
+    assert sorted(set(table.column("slow").to_pylist())) == [20, 40, 60]
+
+    data = sb.load(sb.demo(), symbol=["ALPHA", "BRAVO", "CHARLIE"])
+    ref = sb.sweep(data, "sma_cross", fast=[5, 10], slow=[20, 40, 60],
+                   stop_loss=[0.05, None], fees=0.001)
+    for col in ("fast", "slow", "stop_loss", "symbol", "n_trades"):
+        assert table.column(col).to_pylist() == ref.table.column(col).to_pylist()
+    for col in ("total_return", "sharpe", "max_drawdown"):
+        np.testing.assert_array_equal(table.column(col).to_numpy(),
+                                      ref.table.column(col).to_numpy())
+    assert not [p for p in os.listdir(tmp_path) if p != "res.parquet"]  # no temp files
+
+
+def test_sweep_constraint_metric_top_and_columns():
+    proc = run_cli("sweep", "--demo", *SMALL, "--param", "fast=10,30", "--param",
+                   "slow=20,40", "--constraint", "fast < slow", "--metric", "max_drawdown",
+                   "--top", "2", "--columns", "total_return,sharpe")
+    assert proc.returncode == 0, proc.stderr
+    assert "constraint keeps 3 of 4 combos" in proc.stdout
+    header, rows = table_rows(proc.stdout, "rank")
+    assert header == ["rank", "fast", "slow", "max_drawdown", "total_return", "sharpe"]
+    assert len(rows) == 2
+    dd = [pct(r["max_drawdown"]) for r in rows]
+    assert dd == sorted(dd)  # lower drawdown is better
+    assert "top 2 of 3 combos by max_drawdown" in proc.stdout
+
+
+def test_sweep_single_values_and_risk_lists():
+    proc = run_cli("sweep", "--demo", "--symbols", "GOLF", "--param", "fast=10",
+                   "--param", "slow=50", "--take-profit", "0.1,none", "--max-bars",
+                   "5,none", "--slippage", "0.001", "--size", "0.5", "--fill", "close",
+                   "--direction", "both", "--threads", "1", "--periods-per-year", "365")
+    assert proc.returncode == 0, proc.stderr
+    assert "axes: take_profit (2), max_bars (2)" in proc.stdout
+    assert "fixed: fast=10, slow=50, slippage=0.001, size=0.5" in proc.stdout
+    assert "fill=close, direction=both" in proc.stdout and "periods_per_year=365" in proc.stdout
+    header, rows = table_rows(proc.stdout, "rank")
+    assert header[:3] == ["rank", "take_profit", "max_bars"]
+    assert {(r["take_profit"], r["max_bars"]) for r in rows} == {
+        ("0.1", "5"), ("0.1", "-"), ("-", "5"), ("-", "-")}
+    assert "4 backtests (4 combos x 1 assets)" in proc.stdout
+
+
+def test_sweep_random_sample_is_reproducible():
+    args = ["sweep", "--demo", *SMALL, "--param", "fast=2:40", "--param", "slow=10:200:5",
+            "--constraint", "fast < slow", "--sample", "7", "--seed", "42", "--top", "7"]
+    first, second = run_cli(*args), run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "random sample: 7 combos, seed 42, from a grid of 1,521 before the constraint" \
+        in first.stdout
+    assert "21 backtests (7 combos x 3 assets)" in first.stdout
+    rows = table_rows(first.stdout, "rank")[1]
+    assert len(rows) == 7 and all(int(r["fast"]) < int(r["slow"]) for r in rows)
+    assert rows == table_rows(second.stdout, "rank")[1]
+    other = run_cli(*args[:-4], "--seed", "7", "--top", "7")
+    assert other.returncode == 0, other.stderr
+    assert table_rows(other.stdout, "rank")[1] != rows
+
+
+def _write_prices(path, drop_row=None):
+    data = sb.load(sb.demo(), symbol=["ALPHA", "BRAVO"]).slice_bars(0, 300)
+    table = data.to_table()
+    if drop_row is not None:
+        keep = np.ones(table.num_rows, dtype=bool)
+        keep[drop_row] = False
+        table = table.filter(pa.array(keep))
+    if str(path).endswith(".csv"):
+        pcsv.write_csv(table, path)
+    else:
+        pq.write_table(table, path)
+    return table
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_sweep_on_data_file(tmp_path, suffix):
+    path = tmp_path / f"prices{suffix}"
+    _write_prices(path)
+    proc = run_cli("sweep", "--data", str(path), "--param", "fast=5:15:5", "--param",
+                   "slow=30,60")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 asset(s) x 300 bars" in proc.stdout
+    assert "12 backtests (6 combos x 2 assets)" in proc.stdout
+
+
+def test_gaps_error_and_ffill(tmp_path):
+    path = tmp_path / "gappy.csv"
+    table = _write_prices(path)
+    # drop a bar of the second symbol in the middle of its span
+    sym = table.column("symbol").to_pylist()
+    row = [i for i, s in enumerate(sym) if s == sym[-1]][150]
+    _write_prices(path, drop_row=row)
+    proc = run_cli("sweep", "--data", str(path), "--param", "fast=5", "--param", "slow=20")
+    assert_one_line_error(proc, "gap")
+    proc = run_cli("sweep", "--data", str(path), "--gaps", "ffill", "--param", "fast=5",
+                   "--param", "slow=20")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_sweep_out_dir_streams_dataset(tmp_path):
+    out_dir = tmp_path / "results"
+    args = ["sweep", "--demo", *SMALL, "--param", "fast=5:15:5", "--param", "slow=30,60",
+            "--top", "3", "--out-dir", str(out_dir)]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote 18 rows to {out_dir} (Parquet dataset)" in proc.stdout
+    assert len(table_rows(proc.stdout, "rank")[1]) == 3
+    table = pq.read_table(out_dir)
+    assert table.num_rows == 18
+    assert {"combo", "fast", "slow", "symbol", "sharpe"} <= set(table.column_names)
+    assert os.listdir(tmp_path) == ["results"]
+    assert_one_line_error(run_cli(*args), "already exists")  # never written over
+
+
+def test_sweep_too_large_is_one_line(monkeypatch, capsys):
+    def too_large(*args, **kwargs):
+        raise sb.SweepTooLarge("this sweep would keep 9 result rows, about 1 TB, more than "
+                               "the 1 GB allowed (max_memory); pass top=K to keep ...")
+
+    monkeypatch.setattr(sb, "sweep", too_large)
+    assert cli.main(["sweep", "--demo", "--param", "fast=5,10", "--out", "x.parquet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "more than the 1 GB allowed" in err[0]
+    assert "--out-dir" in err[0] and "top=K" not in err[0]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("flag", ["--out", "--out-dir"])
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_keyboard_interrupt_exits_130_without_output(tmp_path, flag, delay):
+    out_file = tmp_path / "big.parquet"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweepbt", "sweep", "--demo", "--param", "fast=1:100",
+         "--param", "slow=2:101", "--stop-loss", "0.01:0.1:0.01", flag, str(out_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        first = proc.stdout.readline()  # printed just before the sweep starts
+        assert first.startswith("data: demo")
+        time.sleep(delay)  # 0: while kernels load; 0.3: while the sweep runs
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            assert proc.returncode == 0, err
+            pytest.skip("the sweep finished before it could be interrupted")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "sweepbt: interrupted"
+    assert "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------------------
+# backtest, strategies, version
+
+
+def test_backtest_prints_stats_and_trades(tmp_path):
+    trades_file = tmp_path / "trades.parquet"
+    proc = run_cli("backtest", "--demo", "--symbols", "ALPHA,BRAVO", "--param", "fast=10",
+                   "--param", "slow=50", "--stop-loss", "0.05", "--fees", "0.001",
+                   "--trades", "5", "--trades-out", str(trades_file))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "strategy: sma_cross(fast=10, slow=50, stop_loss=0.05, fees=0.001)" in out
+
+    bt = sb.backtest(sb.load(sb.demo(), symbol=["ALPHA", "BRAVO"]), "sma_cross", fast=10,
+                     slow=50, stop_loss=0.05, fees=0.001)
+    header, rows = table_rows(out, "symbol")
+    assert header[:3] == ["symbol", "total_return", "cagr"]
+    assert [r["symbol"] for r in rows] == ["ALPHA", "BRAVO"]
+    stats = bt.stats.to_pydict()
+    for i, r in enumerate(rows):
+        assert int(r["n_trades"]) == stats["n_trades"][i]
+        assert math.isclose(pct(r["total_return"]), stats["total_return"][i], abs_tol=5e-5)
+        assert r["sharpe"] == f"{stats['sharpe'][i]:.2f}"
+
+    n = bt.trades.num_rows
+    assert f"trades: first 5 of {n}:" in out
+    lines = out.splitlines()
+    t_header = next(i for i, line in enumerate(lines) if line.startswith("symbol  direction"))
+    t_rows = [line.split() for line in lines[t_header + 2:t_header + 7]]
+    assert len(t_rows) == 5
+    first = bt.trades.slice(0, 5).to_pydict()
+    for i, cells in enumerate(t_rows):
+        assert cells[0] == first["symbol"][i] and cells[1] == "long"
+        assert cells[2] == str(first["entry_time"][i])[:10]
+        assert cells[10] == first["exit_reason"][i]
+    written = pq.read_table(trades_file)
+    assert written.num_rows == n
+    assert written.column("pnl").to_pylist() == bt.trades.column("pnl").to_pylist()
+    assert pc.sum(pc.equal(written.column("exit_reason"), "stop")).as_py() > 0
+
+
+def test_backtest_defaults_and_no_trades():
+    proc = run_cli("backtest", "--demo", "--symbols", "HOTEL", "--trades", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert "strategy: sma_cross(fast=10, slow=50)" in proc.stdout
+    assert "HOTEL" in proc.stdout and "trades:" not in proc.stdout
+
+
+def test_strategies_lists_registry():
+    proc = run_cli("strategies")
+    assert proc.returncode == 0, proc.stderr
+    for name, strat in sb.STRATEGIES.items():
+        assert f"{name}: {strat.doc}" in proc.stdout
+        for p in strat.params:
+            default = re.escape(cli.format_value(p.name, p.default))
+            assert re.search(rf"^\s+{p.name}\s+{p.kind}\s+{default}\s+", proc.stdout, re.M)
+    assert "stop_loss" in proc.stdout and "trailing_stop" in proc.stdout
+
+
+def test_version_and_help():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"sweepbt {sb.__version__}"
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for word in ("sweep", "backtest", "strategies"):
+        assert word in proc.stdout
+    proc = run_cli("sweep", "--help")
+    assert proc.returncode == 0 and "--stop-loss" in proc.stdout and "--constraint" in proc.stdout
+
+
+# ----------------------------------------------------------------------------------------
+# bad input: exit status 2, one line, no traceback
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["sweep", "--data", "/no/such/prices.parquet"], "no such file"),
+    (["sweep", "--demo", "--param", "fast"], "expected NAME=VALUE"),
+    (["sweep", "--demo", "--param", "fast=5:x"], "not a number"),
+    (["sweep", "--demo", "--param", "fast=50:5:5"], "stop < start"),
+    (["sweep", "--demo", "--param", "fast=5:50:0"], "step > 0"),
+    (["sweep", "--demo", "--param", "nope=5"], "unknown parameter"),
+    (["sweep", "--demo", "--stop-loss", "-0.05"], "stop_loss"),
+    (["sweep", "--demo", "--stop-loss", "0.05,-0.1"], "stop_loss"),
+    (["sweep", "--demo", "--strategy", "nope"], "unknown strategy 'nope'"),
+    (["sweep", "--demo", "--fill", "nope"], "--fill"),
+    (["sweep", "--demo", "--direction", "sideways"], "--direction"),
+    (["sweep", "--demo", "--metric", "nope"], "unknown metric"),
+    (["sweep", "--demo", "--top", "0"], "--top"),
+    (["sweep", "--demo", "--sample", "0"], "sample"),
+    (["sweep", "--demo", "--seed", "3"], "--sample"),
+    (["sweep", "--demo", "--bogus"], "unrecognized arguments: --bogus"),
+    (["sweep"], "--demo"),
+    (["sweep", "--demo", "--data", "x.csv"], "not allowed"),
+    (["sweep", "--demo", "--symbols", "NOPE"], "NOPE"),
+    (["sweep", "--demo", "--param", "slow=999999"], "longer than the data"),
+    (["sweep", "--demo", "--param", "fast=5,10", "--constraint", "fast <"], "constraint"),
+    (["sweep", "--demo", "--out", "/no/such/dir/out.parquet"], "does not exist"),
+    (["sweep", "--demo", "--out", "a.parquet", "--out-dir", "b"], "not allowed"),
+    (["backtest", "--demo", "--param", "fast=5,10"], "one combination"),
+    (["backtest", "--demo", "--max-bars", "2.5"], "max_bars"),
+    (["backtest", "--demo", "--trades", "-1"], "--trades"),
+    ([], "required"),
+])
+def test_bad_input_is_one_line_exit_2(args, fragment):
+    assert_one_line_error(run_cli(*args), fragment)
