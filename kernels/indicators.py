@@ -94,3 +94,215 @@ def atr_bank(high, low, close, start, end, windows, out):
         a = task // n_windows
         w = task - a * n_windows
         wilder_atr_1d(high[a], low[a], close[a], start[a], end[a], windows[w], out[a, w])
+
+
+@njit(cache=True)
+def ema_1d(values, start, end, window, out):
+    """Exponential moving average of ``values[start:end]`` into ``out``, SMA-seeded.
+
+    ``alpha = 2 / (window + 1)``. The series may begin later than ``start`` (a derived
+    series such as MACD): let ``f`` be its first defined (non-NaN) bar in the span. The
+    EMA is defined from ``f + window - 1``, where it equals the plain mean of
+    ``values[f .. f+window-1]`` (summed left to right); then
+    ``ema[i] = alpha * values[i] + (1 - alpha) * ema[i-1]``. NaN before. Values are
+    expected to stay defined after ``f`` (a later NaN propagates).
+    """
+    out[:] = np.nan
+    f = start
+    while f < end and values[f] != values[f]:
+        f += 1
+    if end - f < window:
+        return
+    alpha = 2.0 / (window + 1.0)
+    total = 0.0
+    for i in range(f, f + window):
+        total += values[i]
+    ema = total / window
+    out[f + window - 1] = ema
+    for i in range(f + window, end):
+        ema = alpha * values[i] + (1.0 - alpha) * ema
+        out[i] = ema
+
+
+@njit(parallel=True, cache=True)
+def ema_bank(close, start, end, windows, out):
+    """SMA-seeded EMA of ``close`` for every asset and every window: ``out[a, w, :]``."""
+    n_assets = close.shape[0]
+    n_windows = windows.shape[0]
+    for task in prange(n_assets * n_windows):
+        a = task // n_windows
+        w = task - a * n_windows
+        ema_1d(close[a], start[a], end[a], windows[w], out[a, w])
+
+
+@njit(parallel=True, cache=True)
+def ema_rows_bank(src, start, end, rows, windows, out):
+    """EMA (``ema_1d``) of feature row ``src[a, rows[s]]`` with ``windows[s]``: ``out[a, s]``.
+
+    For indicators of indicators (the MACD signal line): each output row is seeded from the
+    first defined value of its source row.
+    """
+    n_assets = src.shape[0]
+    n_rows = rows.shape[0]
+    for task in prange(n_assets * n_rows):
+        a = task // n_rows
+        s = task - a * n_rows
+        ema_1d(src[a, rows[s]], start[a], end[a], windows[s], out[a, s])
+
+
+@njit(parallel=True, cache=True)
+def diff_rows_bank(src, start, end, rows_a, rows_b, out):
+    """``out[a, p] = src[a, rows_a[p]] - src[a, rows_b[p]]`` in the span (NaN if either is)."""
+    n_assets = src.shape[0]
+    n_rows = rows_a.shape[0]
+    for task in prange(n_assets * n_rows):
+        a = task // n_rows
+        p = task - a * n_rows
+        row = out[a, p]
+        row[:] = np.nan
+        xa = src[a, rows_a[p]]
+        xb = src[a, rows_b[p]]
+        for i in range(start[a], end[a]):
+            row[i] = xa[i] - xb[i]  # NaN when either side is undefined
+
+
+@njit(cache=True)
+def wilder_rsi_1d(close, start, end, window, out):
+    """Wilder's RSI of ``close[start:end]`` into ``out``.
+
+    Changes ``d[i] = close[i] - close[i-1]`` for ``i > start``; gain ``max(d, 0)``, loss
+    ``max(-d, 0)``. At ``start + window`` the average gain (loss) is the plain mean of the
+    first ``window`` gains (losses), then ``avg = (avg * (window - 1) + x) / window``.
+    ``rsi = 100 * avg_gain / (avg_gain + avg_loss)`` (= ``100 - 100 / (1 + RS)``), exactly
+    100 when ``avg_loss == 0``, exactly 0 when ``avg_gain == 0``, NaN when both are 0 (no
+    change at all). Defined from ``start + window``.
+    """
+    out[:] = np.nan
+    if end - start <= window:
+        return
+    sum_gain = 0.0
+    sum_loss = 0.0
+    for i in range(start + 1, start + window + 1):
+        d = close[i] - close[i - 1]
+        if d > 0.0:
+            sum_gain += d
+        elif d < 0.0:
+            sum_loss -= d
+    avg_gain = sum_gain / window
+    avg_loss = sum_loss / window
+    i = start + window
+    while True:
+        if avg_loss == 0.0:
+            if avg_gain > 0.0:
+                out[i] = 100.0
+        elif avg_gain == 0.0:
+            out[i] = 0.0
+        else:
+            out[i] = 100.0 * avg_gain / (avg_gain + avg_loss)
+        i += 1
+        if i >= end:
+            break
+        d = close[i] - close[i - 1]
+        gain = d if d > 0.0 else 0.0
+        loss = -d if d < 0.0 else 0.0
+        avg_gain = (avg_gain * (window - 1) + gain) / window
+        avg_loss = (avg_loss * (window - 1) + loss) / window
+
+
+@njit(parallel=True, cache=True)
+def rsi_bank(close, start, end, windows, out):
+    """Wilder RSI of ``close`` for every asset and every window: ``out[a, w, :]``."""
+    n_assets = close.shape[0]
+    n_windows = windows.shape[0]
+    for task in prange(n_assets * n_windows):
+        a = task // n_windows
+        w = task - a * n_windows
+        wilder_rsi_1d(close[a], start[a], end[a], windows[w], out[a, w])
+
+
+@njit(cache=True)
+def rolling_std_1d(values, start, end, window, mean, out):
+    """Population (ddof=0) standard deviation of each window about its mean, into ``out``.
+
+    ``mean`` is the window's SMA (``rolling_mean_1d``); ``out[i]`` is
+    ``sqrt(sum((values[j] - mean[i])**2 for j in i-window+1..i) / window)``, two-pass per
+    bar (O(window) each: no running sum of squares), defined from ``start + window - 1``.
+    """
+    out[:] = np.nan
+    for i in range(start + window - 1, end):
+        m = mean[i]
+        ss = 0.0
+        for j in range(i - window + 1, i + 1):
+            d = values[j] - m
+            ss += d * d
+        out[i] = np.sqrt(ss / window)
+
+
+@njit(parallel=True, cache=True)
+def bollinger_bank(close, start, end, windows, mid_out, sd_out):
+    """Bollinger middle band (SMA) and population std of ``close``: ``[a, w, :]`` each."""
+    n_assets = close.shape[0]
+    n_windows = windows.shape[0]
+    for task in prange(n_assets * n_windows):
+        a = task // n_windows
+        w = task - a * n_windows
+        rolling_mean_1d(close[a], start[a], end[a], windows[w], mid_out[a, w])
+        rolling_std_1d(close[a], start[a], end[a], windows[w], mid_out[a, w], sd_out[a, w])
+
+
+@njit(cache=True)
+def channel_1d(values, start, end, window, sign, out):
+    """Donchian channel edge that EXCLUDES the current bar, into ``out``.
+
+    ``sign = 1``: ``out[i] = max(values[i-window .. i-1])`` (highest high);
+    ``sign = -1``: the minimum (lowest low). Defined from ``start + window``. A monotonic
+    deque keeps it O(n) whatever the window.
+    """
+    out[:] = np.nan
+    if end - start <= window:
+        return
+    cap = window + 1
+    dq = np.empty(cap, np.int64)  # bar indices, values monotone from head to tail
+    head = 0
+    tail = 0
+    for j in range(start, end - 1):  # bar j is the newest bar of out[j + 1]'s channel
+        x = sign * values[j]
+        while tail > head and sign * values[dq[(tail - 1) % cap]] <= x:
+            tail -= 1
+        dq[tail % cap] = j
+        tail += 1
+        if dq[head % cap] <= j - window:
+            head += 1
+        if j + 1 >= start + window:
+            out[j + 1] = values[dq[head % cap]]
+
+
+@njit(parallel=True, cache=True)
+def channel_bank(high, low, start, end, windows, hh_out, ll_out):
+    """Donchian channels (current bar excluded): highest high and lowest low, ``[a, w, :]``."""
+    n_assets = high.shape[0]
+    n_windows = windows.shape[0]
+    for task in prange(n_assets * n_windows):
+        a = task // n_windows
+        w = task - a * n_windows
+        channel_1d(high[a], start[a], end[a], windows[w], 1.0, hh_out[a, w])
+        channel_1d(low[a], start[a], end[a], windows[w], -1.0, ll_out[a, w])
+
+
+@njit(cache=True)
+def roc_1d(close, start, end, lookback, out):
+    """Rate of change ``close[i] / close[i-lookback] - 1``, defined from ``start + lookback``."""
+    out[:] = np.nan
+    for i in range(start + lookback, end):
+        out[i] = close[i] / close[i - lookback] - 1.0
+
+
+@njit(parallel=True, cache=True)
+def roc_bank(close, start, end, lookbacks, out):
+    """Rate of change of ``close`` for every asset and every lookback: ``out[a, w, :]``."""
+    n_assets = close.shape[0]
+    n_windows = lookbacks.shape[0]
+    for task in prange(n_assets * n_windows):
+        a = task // n_windows
+        w = task - a * n_windows
+        roc_1d(close[a], start[a], end[a], lookbacks[w], out[a, w])

@@ -12,11 +12,24 @@ the semantics page describes:
                -> signal at the close, filled at once
 
 Inputs cover ONE asset's span only (bar 0 = span start).
+
+Signals are per-bar integers: by default +1 (bullish, the code BUY), -1 (bearish, SELL) or
+0; with ``codes=True`` each is a bit set of the signal codes below (the values of
+sweepbt.kernels.codes, restated here so that nothing is imported from the package).
+The reference indicators and signals of every built-in strategy (docs/strategies.md) are
+further down; undefined indicator values are ``None``.
 """
 
 import math
 
 NAN = float("nan")
+
+ENTER_LONG = 1
+EXIT_LONG = 2
+ENTER_SHORT = 4
+EXIT_SHORT = 8
+BUY = ENTER_LONG | EXIT_SHORT
+SELL = EXIT_LONG | ENTER_SHORT
 
 LONG = 1
 SHORT = -1
@@ -73,6 +86,251 @@ def sma_cross_signals(close, fast, slow, direction="long"):
     return out
 
 
+def _defined(x):
+    return x is not None and x == x
+
+
+def ema(values, window):
+    """SMA-seeded EMA, ``alpha = 2 / (window + 1)``; ``None`` where undefined.
+
+    With ``f`` the first defined value, ``ema[f+window-1]`` is the mean of
+    ``values[f .. f+window-1]`` and ``ema[i] = alpha*values[i] + (1-alpha)*ema[i-1]`` after.
+    """
+    window = int(window)
+    n = len(values)
+    out = [None] * n
+    f = 0
+    while f < n and not _defined(values[f]):
+        f += 1
+    if n - f < window:
+        return out
+    total = 0.0
+    for v in values[f:f + window]:
+        total += float(v)
+    e = total / window
+    out[f + window - 1] = e
+    alpha = 2.0 / (window + 1.0)
+    for i in range(f + window, n):
+        e = alpha * float(values[i]) + (1.0 - alpha) * e
+        out[i] = e
+    return out
+
+
+def cross_codes(a, b):
+    """BUY where ``a`` crosses above ``b`` (a[i] > b[i], a[i-1] <= b[i-1]), SELL where it
+    crosses below (a[i] < b[i], a[i-1] >= b[i-1]); both defined at i and i-1; else 0."""
+    out = [0] * len(a)
+    for i in range(1, len(a)):
+        if not all(_defined(x) for x in (a[i], b[i], a[i - 1], b[i - 1])):
+            continue
+        if a[i] > b[i] and a[i - 1] <= b[i - 1]:
+            out[i] = BUY
+        elif a[i] < b[i] and a[i - 1] >= b[i - 1]:
+            out[i] = SELL
+    return out
+
+
+def ema_cross_signals(close, fast, slow):
+    """Codes of ema_cross: EMA(fast) crossing EMA(slow)."""
+    close = [float(x) for x in close]
+    return cross_codes(ema(close, fast), ema(close, slow))
+
+
+def wilder_rsi(close, window):
+    """Wilder's RSI: ``None`` before bar ``window`` and where both averages are 0.
+
+    Gains/losses of ``d[i] = close[i] - close[i-1]`` (i >= 1); the averages start at bar
+    ``window`` as the plain means of the first ``window`` gains/losses, then
+    ``avg = (avg*(window-1) + x) / window``; ``rsi = 100*avg_gain / (avg_gain + avg_loss)``,
+    exactly 100 with no average loss and 0 with no average gain.
+    """
+    close = [float(x) for x in close]
+    window = int(window)
+    n = len(close)
+    out = [None] * n
+    if n <= window:
+        return out
+    gains = [0.0] + [max(close[i] - close[i - 1], 0.0) for i in range(1, n)]
+    losses = [0.0] + [max(close[i - 1] - close[i], 0.0) for i in range(1, n)]
+    avg_gain = 0.0
+    avg_loss = 0.0
+    for i in range(1, window + 1):
+        avg_gain += gains[i]
+        avg_loss += losses[i]
+    avg_gain /= window
+    avg_loss /= window
+    for i in range(window, n):
+        if i > window:
+            avg_gain = (avg_gain * (window - 1) + gains[i]) / window
+            avg_loss = (avg_loss * (window - 1) + losses[i]) / window
+        if avg_gain == 0.0 and avg_loss == 0.0:
+            continue  # no change at all: undefined
+        if avg_loss == 0.0:
+            out[i] = 100.0
+        elif avg_gain == 0.0:
+            out[i] = 0.0
+        else:
+            out[i] = 100.0 * avg_gain / (avg_gain + avg_loss)
+    return out
+
+
+def rsi_reversion_signals(close, window, lower, upper):
+    """Codes of rsi_reversion: BUY on every bar with RSI < lower, SELL with RSI > upper."""
+    out = []
+    for r in wilder_rsi(close, window):
+        if r is None:
+            out.append(0)
+        elif r < lower:
+            out.append(BUY)
+        elif r > upper:
+            out.append(SELL)
+        else:
+            out.append(0)
+    return out
+
+
+def rolling_std(values, window):
+    """Population standard deviation of each full window about its mean (two-pass)."""
+    values = [float(v) for v in values]
+    mid = sma(values, window)
+    out = [None] * len(values)
+    for i in range(window - 1, len(values)):
+        ss = 0.0
+        for v in values[i - window + 1:i + 1]:
+            ss += (v - mid[i]) ** 2
+        out[i] = math.sqrt(ss / window)
+    return out
+
+
+def bollinger_bands(close, window, k):
+    """(lower, mid, upper): mid = SMA(window), bands mid -/+ k * population std."""
+    mid = sma(close, window)
+    sd = rolling_std(close, window)
+    lower = [None if m is None else m - k * d for m, d in zip(mid, sd)]
+    upper = [None if m is None else m + k * d for m, d in zip(mid, sd)]
+    return lower, mid, upper
+
+
+def _band_codes(x, lower, upper, breakout):
+    out = []
+    for v, lo, hi in zip(x, lower, upper):
+        if lo is None or hi is None or v is None:
+            out.append(0)
+        elif v < lo:
+            out.append(SELL if breakout else BUY)
+        elif v > hi:
+            out.append(BUY if breakout else SELL)
+        else:
+            out.append(0)
+    return out
+
+
+def bollinger_reversion_signals(close, window, k):
+    """BUY on every bar with close < lower band, SELL with close > upper band."""
+    close = [float(x) for x in close]
+    lower, _, upper = bollinger_bands(close, window, k)
+    return _band_codes(close, lower, upper, breakout=False)
+
+
+def bollinger_breakout_signals(close, window, k):
+    """BUY on every bar with close > upper band, SELL with close < lower band."""
+    close = [float(x) for x in close]
+    lower, _, upper = bollinger_bands(close, window, k)
+    return _band_codes(close, lower, upper, breakout=True)
+
+
+def donchian_channel(high, low, window):
+    """(hh, ll): max(high[i-window .. i-1]) and min(low[...]), the current bar excluded."""
+    n = len(high)
+    hh = [None] * n
+    ll = [None] * n
+    for i in range(window, n):
+        hh[i] = max(float(x) for x in high[i - window:i])
+        ll[i] = min(float(x) for x in low[i - window:i])
+    return hh, ll
+
+
+def donchian_breakout_signals(high, low, close, entry_window, exit_window):
+    """Codes of donchian_breakout: ENTER_LONG close > HH_entry, EXIT_LONG close < LL_exit,
+    ENTER_SHORT close < LL_entry, EXIT_SHORT close > HH_exit (bits combined per bar)."""
+    hh_en, ll_en = donchian_channel(high, low, entry_window)
+    hh_ex, ll_ex = donchian_channel(high, low, exit_window)
+    out = []
+    for i, c in enumerate(close):
+        c = float(c)
+        code = 0
+        if hh_en[i] is not None and c > hh_en[i]:
+            code |= ENTER_LONG
+        if ll_ex[i] is not None and c < ll_ex[i]:
+            code |= EXIT_LONG
+        if ll_en[i] is not None and c < ll_en[i]:
+            code |= ENTER_SHORT
+        if hh_ex[i] is not None and c > hh_ex[i]:
+            code |= EXIT_SHORT
+        out.append(code)
+    return out
+
+
+def macd(close, fast, slow, signal):
+    """(macd line, signal line): EMA(fast) - EMA(slow), and the EMA(signal) of that line."""
+    close = [float(x) for x in close]
+    ef = ema(close, fast)
+    es = ema(close, slow)
+    line = [a - b if a is not None and b is not None else None for a, b in zip(ef, es)]
+    return line, ema(line, signal)
+
+
+def macd_cross_signals(close, fast, slow, signal):
+    """Codes of macd_cross: the MACD line crossing its signal line."""
+    line, sig = macd(close, fast, slow, signal)
+    return cross_codes(line, sig)
+
+
+def roc(close, lookback):
+    """Rate of change ``close[i] / close[i-lookback] - 1`` from bar ``lookback``."""
+    close = [float(x) for x in close]
+    return [None if i < lookback else close[i] / close[i - lookback] - 1.0
+            for i in range(len(close))]
+
+
+def momentum_signals(close, lookback, threshold):
+    """BUY on every bar with ROC > threshold, SELL with ROC < -threshold."""
+    r = roc(close, lookback)
+    return _band_codes(r, [None if x is None else -threshold for x in r],
+                       [None if x is None else threshold for x in r], breakout=True)
+
+
+def true_range(high, low, close):
+    """``high - low`` on the first bar, then max(h - l, |h - prev close|, |l - prev close|)."""
+    out = []
+    for i in range(len(close)):
+        tr = float(high[i]) - float(low[i])
+        if i > 0:
+            prev = float(close[i - 1])
+            tr = max(tr, abs(float(high[i]) - prev), abs(float(low[i]) - prev))
+        out.append(tr)
+    return out
+
+
+def wilder_atr(high, low, close, window):
+    """Wilder's ATR: the mean of the first ``window`` true ranges at bar ``window - 1``,
+    then ``atr = (atr*(window-1) + tr) / window``; ``None`` before."""
+    window = int(window)
+    tr = true_range(high, low, close)
+    out = [None] * len(tr)
+    if len(tr) < window:
+        return out
+    total = 0.0
+    for x in tr[:window]:
+        total += x
+    atr = total / window
+    out[window - 1] = atr
+    for i in range(window, len(tr)):
+        atr = (atr * (window - 1) + tr[i]) / window
+        out[i] = atr
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # Small helpers (plain floats only)
 # --------------------------------------------------------------------------------------
@@ -101,37 +359,44 @@ def _std_ddof1(xs):
     return math.sqrt(ss / (len(xs) - 1))
 
 
-def _target_position(position, signal, direction):
-    """The position a signal asks for, or None when the signal does nothing.
-
-    long:  +1 = entry (open long if flat), -1 = exit (close long)
-    short: -1 = entry (open short if flat), +1 = exit (close short)
-    both:  +1 = go long (reverse if short), -1 = go short (reverse if long)
-    """
+def _as_code(signal, codes):
+    """A per-bar signal as a code bit set: +1 -> BUY, -1 -> SELL unless ``codes``."""
+    signal = int(signal)
+    if codes:
+        if not 0 <= signal <= ENTER_LONG | EXIT_LONG | ENTER_SHORT | EXIT_SHORT:
+            raise ValueError(f"signal code {signal} is not a bit set of the four codes")
+        return signal
     if signal > 0:
-        signal = 1
-    elif signal < 0:
-        signal = -1
-    else:
-        return None
+        return BUY
+    if signal < 0:
+        return SELL
+    return 0
+
+
+def _decide(code, direction, position):
+    """What a signal code does to ``position``: (close it?, side to open or FLAT).
+
+    ``long`` honours the long bits only, ``short`` the short bits, ``both`` all four. A
+    long is closed by EXIT_LONG or ENTER_SHORT, a short by EXIT_SHORT or ENTER_LONG (so an
+    opposite entry reverses). A side is opened from flat (or right after that close) when
+    exactly one entry bit is set. Anything else does nothing: an entry while already in
+    that position (no pyramiding), an exit while flat.
+    """
     if direction == "long":
-        if signal == 1 and position == FLAT:
-            return LONG
-        if signal == -1 and position == LONG:
-            return FLAT
-        return None
-    if direction == "short":
-        if signal == -1 and position == FLAT:
-            return SHORT
-        if signal == 1 and position == SHORT:
-            return FLAT
-        return None
-    # both
-    if signal == 1 and position != LONG:
-        return LONG
-    if signal == -1 and position != SHORT:
-        return SHORT
-    return None
+        code &= ENTER_LONG | EXIT_LONG
+    elif direction == "short":
+        code &= ENTER_SHORT | EXIT_SHORT
+    close_now = (position == LONG and code & (EXIT_LONG | ENTER_SHORT) != 0) or (
+        position == SHORT and code & (EXIT_SHORT | ENTER_LONG) != 0)
+    if position != FLAT and not close_now:
+        return False, FLAT
+    enter_long = code & ENTER_LONG != 0
+    enter_short = code & ENTER_SHORT != 0
+    if enter_long and not enter_short:
+        return close_now, LONG
+    if enter_short and not enter_long:
+        return close_now, SHORT
+    return close_now, FLAT
 
 
 # --------------------------------------------------------------------------------------
@@ -149,6 +414,11 @@ def reference_backtest(
     stop_loss=None,
     take_profit=None,
     trailing_stop=None,
+    stop_atr=None,
+    take_atr=None,
+    trailing_atr=None,
+    atr_window=14,
+    atr=None,
     max_bars=None,
     fees=0.0,
     fixed_fees=0.0,
@@ -158,8 +428,15 @@ def reference_backtest(
     direction="long",
     init_cash=10_000.0,
     periods_per_year=252.0,
+    codes=False,
 ):
     """Backtest one asset bar by bar, exactly as docs/semantics.md describes.
+
+    ``signals`` are +1 / -1 / 0 per bar, or signal code bit sets with ``codes=True``.
+    The ATR-scaled rules (``stop_atr``, ``take_atr``, ``trailing_atr``: multiples of
+    Wilder's ATR(``atr_window``) at the entry's signal bar) use ``wilder_atr`` of the
+    given bars, or ``atr`` (one value or None per bar) when given, e.g. an ATR warmed up
+    on bars before these.
 
     Returns a dict with per-bar lists ``equity``, ``cash``, ``units`` (signed: + long,
     - short, 0 flat, as held at the close), the list of ``trades`` (dicts) and the
@@ -169,7 +446,7 @@ def reference_backtest(
     h = [float(x) for x in high]
     lo = [float(x) for x in low]
     c = [float(x) for x in close]
-    sig = [int(x) for x in signals]
+    sig = [_as_code(x, codes) for x in signals]
     n = len(c)
     if not (len(o) == len(h) == len(lo) == n == len(sig)):
         raise ValueError("open, high, low, close and signals must have the same length")
@@ -184,6 +461,11 @@ def reference_backtest(
     size = float(size)
     init_cash = float(init_cash)
     periods_per_year = float(periods_per_year)
+    if atr is None:
+        atr = wilder_atr(h, lo, c, atr_window)
+    atr = [None if x is None or x != x else float(x) for x in atr]
+    if len(atr) != n:
+        raise ValueError("atr must have one value per bar")
 
     # ---- account state ----
     cash = init_cash
@@ -195,10 +477,13 @@ def reference_backtest(
     entry_quote = NAN
     entry_price = NAN
     extreme = NAN  # peak for a long, trough for a short (trailing stop)
+    fixed_stop = None  # stop level fixed at entry (stop_loss and/or stop_atr)
+    take_level = None  # take-profit level fixed at entry (take_profit and/or take_atr)
+    trail_offset = None  # trailing_atr * ATR, fixed at entry
     exc_high = None  # highest price the position was exposed to (for mfe/mae)
     exc_low = None  # lowest price the position was exposed to
 
-    pending = None  # next_open: target position ordered at the previous close
+    pending = None  # next_open: the signal code left by the previous close
 
     trades = []
     equity_path = []
@@ -210,10 +495,10 @@ def reference_backtest(
         exc_high = hi if exc_high is None else max(exc_high, hi)
         exc_low = lo_ if exc_low is None else min(exc_low, lo_)
 
-    def open_position(bar, quote, side):
+    def open_position(bar, quote, side, atr_at_entry):
         """Enter `side` at `quote`; returns False when the entry is skipped."""
         nonlocal cash, position, units, entry_bar, entry_quote, entry_price, extreme
-        nonlocal exc_high, exc_low
+        nonlocal exc_high, exc_low, fixed_stop, take_level, trail_offset
         equity_now = cash  # flat here: equity is all cash
         budget = size * equity_now - fixed_fees
         if budget <= 0.0:
@@ -235,6 +520,27 @@ def reference_backtest(
         extreme = p  # the peak / trough starts at entry_price
         exc_high = None
         exc_low = None
+        # levels fixed at entry: the tighter of the percent rule and the ATR rule; the ATR
+        # rules are inactive when the ATR is undefined at the signal bar
+        stops = []
+        takes = []
+        if stop_loss is not None:
+            stops.append(p * (1.0 - stop_loss) if side == LONG else p * (1.0 + stop_loss))
+        if take_profit is not None:
+            takes.append(p * (1.0 + take_profit) if side == LONG else p * (1.0 - take_profit))
+        trail_offset = None
+        if atr_at_entry is not None:
+            if stop_atr is not None:
+                stops.append(p - stop_atr * atr_at_entry if side == LONG
+                             else p + stop_atr * atr_at_entry)
+            if take_atr is not None:
+                takes.append(p + take_atr * atr_at_entry if side == LONG
+                             else p - take_atr * atr_at_entry)
+            if trailing_atr is not None:
+                trail_offset = trailing_atr * atr_at_entry
+        tighter_stop, tighter_take = (max, min) if side == LONG else (min, max)
+        fixed_stop = tighter_stop(stops) if stops else None
+        take_level = tighter_take(takes) if takes else None
         return True
 
     def excursions(fallback_price):
@@ -291,13 +597,13 @@ def reference_backtest(
 
         # 1. next_open: fill the order left by bar i-1's signal at this bar's open.
         if fill == "next_open" and pending is not None:
-            target = pending
+            close_now, side = _decide(pending, direction, position)
             pending = None
-            if position != FLAT and target != position:
+            if close_now:
                 expose(o[i], o[i])  # exited at the open: only the open counts
                 close_position(i, o[i], "signal")
-            if target != FLAT and position == FLAT:
-                open_position(i, o[i], target)
+            if side != FLAT:
+                open_position(i, o[i], side, atr[i - 1])  # ATR of the signal bar
 
         # 2. Stop / take-profit checks: every bar after the entry fill; on the entry bar
         #    itself only for next_open (its open came first).
@@ -305,10 +611,13 @@ def reference_backtest(
         if in_force:
             stop_level = None
             stop_reason = None
-            take_level = None
             if position == LONG:
-                fixed_stop = entry_price * (1.0 - stop_loss) if stop_loss is not None else None
-                trail_stop = extreme * (1.0 - trailing_stop) if trailing_stop is not None else None
+                trails = []
+                if trailing_stop is not None:
+                    trails.append(extreme * (1.0 - trailing_stop))
+                if trail_offset is not None:
+                    trails.append(extreme - trail_offset)
+                trail_stop = max(trails) if trails else None
                 # the higher stop applies; 'stop' when the fixed level is higher or equal
                 if fixed_stop is not None and trail_stop is not None:
                     if fixed_stop >= trail_stop:
@@ -319,8 +628,6 @@ def reference_backtest(
                     stop_level, stop_reason = fixed_stop, "stop"
                 elif trail_stop is not None:
                     stop_level, stop_reason = trail_stop, "trail"
-                if take_profit is not None:
-                    take_level = entry_price * (1.0 + take_profit)
 
                 if stop_level is not None and o[i] <= stop_level:
                     exit_quote, exit_reason, at_open = o[i], stop_reason, True
@@ -333,8 +640,12 @@ def reference_backtest(
                 else:
                     exit_quote, exit_reason, at_open = None, None, False
             else:  # SHORT mirrors: the lower stop applies, high and low swap roles
-                fixed_stop = entry_price * (1.0 + stop_loss) if stop_loss is not None else None
-                trail_stop = extreme * (1.0 + trailing_stop) if trailing_stop is not None else None
+                trails = []
+                if trailing_stop is not None:
+                    trails.append(extreme * (1.0 + trailing_stop))
+                if trail_offset is not None:
+                    trails.append(extreme + trail_offset)
+                trail_stop = min(trails) if trails else None
                 if fixed_stop is not None and trail_stop is not None:
                     if fixed_stop <= trail_stop:
                         stop_level, stop_reason = fixed_stop, "stop"
@@ -344,8 +655,6 @@ def reference_backtest(
                     stop_level, stop_reason = fixed_stop, "stop"
                 elif trail_stop is not None:
                     stop_level, stop_reason = trail_stop, "trail"
-                if take_profit is not None:
-                    take_level = entry_price * (1.0 - take_profit)
 
                 if stop_level is not None and o[i] >= stop_level:
                     exit_quote, exit_reason, at_open = o[i], stop_reason, True
@@ -378,16 +687,16 @@ def reference_backtest(
             risk_exit_this_bar = True
 
         # 4. The strategy's signal at the close.
-        target = _target_position(position, sig[i], direction)
-        if target is not None:
+        if sig[i] != 0:
             if fill == "next_open":
                 if i < n - 1:  # a signal on the last bar never fills
-                    pending = target
+                    pending = sig[i]
             else:  # fill == "close": at once, at this close
-                if position != FLAT and target != position:
+                close_now, side = _decide(sig[i], direction, position)
+                if close_now:
                     close_position(i, c[i], "signal")
-                if target != FLAT and position == FLAT and not risk_exit_this_bar:
-                    open_position(i, c[i], target)
+                if side != FLAT and not risk_exit_this_bar:
+                    open_position(i, c[i], side, atr[i])
 
         # 5. Record the bar at its close.
         if position == LONG:

@@ -205,7 +205,10 @@ def test_default_demo_sweep():
     sharpes = [float(r["sharpe"]) for r in rows]
     assert sharpes == sorted(sharpes, reverse=True)
     # 90 (fast, slow) pairs with fast < slow, x 4 stops x 4 take-profits, x 10 demo assets
-    summary = out.strip().splitlines()[-1]
+    lines = out.strip().splitlines()
+    summary = next(line for line in lines if line.startswith("14,400 backtests"))
+    assert re.fullmatch(r"overfitting check, best by sharpe: deflated Sharpe 0\.\d{4} .*"
+                        r"best of 1,440 unskilled trials; PSR vs 0: 0\.\d{4}\)", lines[-1])
     m = re.fullmatch(r"14,400 backtests \(1,440 combos x 10 assets\), ([\d,]+) "
                      r"bar-evaluations in ([\d.]+) s: [\d.,]+[kMG]? bar-evaluations/s",
                      summary)
@@ -488,3 +491,26 @@ def test_version_and_help():
 ])
 def test_bad_input_is_one_line_exit_2(args, fragment):
     assert_one_line_error(run_cli(*args), fragment)
+
+
+def test_walk_forward_command(tmp_path):
+    out_file = tmp_path / "windows.parquet"
+    proc = run_cli("walk-forward", "--demo", "--symbols", "ALPHA,BRAVO", "--train", "3Y",
+                   "--test", "1Y", "--param", "fast=10,20", "--param", "slow=50,100",
+                   "--stop-loss", "0.05,none", "--out", str(out_file))
+    assert proc.returncode == 0, proc.stderr
+    assert "chained out-of-sample equity" in proc.stdout
+    assert "walk-forward efficiency" in proc.stdout
+    windows = pq.read_table(out_file)
+    wf = sb.walk_forward(sb.demo().select(["ALPHA", "BRAVO"]), train="3Y", test="1Y",
+                         fast=[10, 20], slow=[50, 100], stop_loss=[0.05, None])
+    assert windows.num_rows == wf.windows.num_rows == 18
+    assert windows["fast"].to_pylist() == wf.windows["fast"].to_pylist()
+    assert windows["oos_total_return"].to_pylist() == wf.windows["oos_total_return"].to_pylist()
+
+
+def test_walk_forward_bad_span_is_one_line():
+    proc = run_cli("walk-forward", "--demo", "--train", "3X", "--test", "1Y")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("sweepbt: error:") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -282,7 +282,9 @@ def _add_data_flags(p):
 
 def _add_run_flags(p, sweeping):
     p.add_argument("--strategy", default="sma_cross",
-                   help="registered strategy (see 'sweepbt strategies'); default sma_cross")
+                   help="a registered strategy (see 'sweepbt strategies'; default sma_cross) "
+                        "or a user strategy file: path/to/file.py:name "
+                        "(docs/custom-strategies.md)")
     what = ("NAME=VALUE, NAME=A,B,C or NAME=START:STOP:STEP (stop included when on the grid)"
             if sweeping else "NAME=VALUE")
     p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
@@ -368,6 +370,35 @@ def build_parser():
                     help="print the first N trades (default 20; 0 for none)")
     bt.add_argument("--trades-out", metavar="FILE.parquet",
                     help="write all trades to a Parquet file")
+
+    wf = sub.add_parser(
+        "walk-forward", help="walk-forward optimization: sweep each train span, test the winner",
+        description="Walk-forward optimization: for each window, sweep the grid on the "
+                    "training span, pick the best combo by --objective (mean over assets), "
+                    "and run it on the following test span (indicators warm up before it). "
+                    "Prints the window table and the chained out-of-sample metrics "
+                    "(docs/walk-forward.md).")
+    _add_data_flags(wf)
+    _add_run_flags(wf, sweeping=True)
+    wf.add_argument("--constraint", metavar="EXPR",
+                    help="keep only combos where EXPR holds, e.g. 'fast < slow'")
+    wf.add_argument("--train", required=True, metavar="SPAN",
+                    help="training span: bars (e.g. 756) or a duration (3Y, 18M, 26W, 90D)")
+    wf.add_argument("--test", required=True, metavar="SPAN",
+                    help="test span after each training span: bars or a duration")
+    wf.add_argument("--step", metavar="SPAN",
+                    help="distance between windows (default: --test)")
+    wf.add_argument("--anchored", action="store_true",
+                    help="expanding training windows that all start at the first bar")
+    wf.add_argument("--objective", default="sharpe", metavar="METRIC",
+                    help="metric that picks each window's combo, mean over assets "
+                         "(default sharpe)")
+    wf.add_argument("--partial", action="store_true",
+                    help="keep a last window whose test span is cut short by the data")
+    wf.add_argument("--sample", type=int, metavar="N",
+                    help="random search: N combos drawn uniformly from the grid per window")
+    wf.add_argument("--seed", type=int, metavar="S", help="random seed for --sample")
+    wf.add_argument("--out", metavar="FILE.parquet", help="write the window table")
 
     sub.add_parser("strategies", help="list the registered strategies and their parameters",
                    description="List the registered strategies, their parameters and the "
@@ -539,6 +570,47 @@ def cmd_sweep(args, out):
         print(f"wrote {res.n_backtests:,} rows to {args.out}", file=out)
     if args.out_dir:
         print(f"wrote {res.n_backtests:,} rows to {args.out_dir} (Parquet dataset)", file=out)
+    if res.metrics is not None and res.n_combos > 1:
+        print(f"overfitting check, best by sharpe: {res.deflated_sharpe()}", file=out)
+    return 0
+
+
+def _span(text):
+    """A --train/--test/--step value: all digits = bars, anything else a duration."""
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def cmd_walk_forward(args, out):
+    import sweepbt as sb
+    from sweepbt.walkforward import format_walk_forward
+
+    if args.out:
+        _check_out_path(args.out, "--out")
+    params = collect_params(args.param, _risk_texts(args))
+    constraint = args.constraint
+    if not params and constraint is None and args.strategy == "sma_cross":
+        params = {name: parse_values(text, name) for name, text in DEFAULT_GRID.items()}
+        constraint = DEFAULT_CONSTRAINT
+    bundle = _load_data(args)
+    _checkpoint()
+    print(_data_line(bundle, "demo" if args.demo else args.data), file=out)
+    out.flush()
+    extra = {} if args.sample is None else {"sample": args.sample, "seed": args.seed}
+    wf = sb.walk_forward(
+        bundle, args.strategy, train=_span(args.train), test=_span(args.test),
+        step=_span(args.step), anchored=args.anchored, objective=args.objective,
+        partial=args.partial, constraint=constraint, fill=args.fill,
+        direction=args.direction, init_cash=args.init_cash,
+        periods_per_year=args.periods_per_year, threads=args.threads, **extra, **params)
+    _checkpoint()
+    print(format_walk_forward(wf), file=out)
+    if args.out:
+        import pyarrow.parquet as pq
+
+        tmp = f"{args.out}.partial-{os.getpid()}"
+        pq.write_table(wf.windows, tmp)
+        os.replace(tmp, args.out)
+        print(f"wrote {wf.windows.num_rows} windows to {args.out}", file=out)
     return 0
 
 
@@ -644,7 +716,8 @@ def _indent(text, pad="  "):
     return "\n".join(pad + line for line in text.splitlines())
 
 
-COMMANDS = {"sweep": cmd_sweep, "backtest": cmd_backtest, "strategies": cmd_strategies}
+COMMANDS = {"sweep": cmd_sweep, "backtest": cmd_backtest, "walk-forward": cmd_walk_forward,
+            "strategies": cmd_strategies}
 
 
 class _SigintGuard:

@@ -165,6 +165,7 @@ class Grid:
     axes: tuple
     n_strategy_params: int
     constraint: object = None
+    strategy: object = None
 
     @property
     def shape(self):
@@ -197,6 +198,9 @@ class Grid:
             keep = evaluate_constraint(self.constraint, columns)
             columns = {n: c[keep] for n, c in columns.items()}
             flat = flat[keep]
+            if self.strategy is not None:  # what the constraint keeps must be valid
+                self.strategy.check_combos(
+                    {n: columns[n] for n in self.names[:self.n_strategy_params]})
         n = flat.size
         for name, option in OPTIONS.items():
             if name not in columns:
@@ -252,8 +256,12 @@ def build_grid(strategy, params, longest_span, constraint=None):
             return check_option(name, value, where)
         spec = next(p for p in strategy.params if p.name == name)
         if spec.kind == "window":
-            return check_window(name, value, where, longest_span)
-        return _check_number(name, value, where)
+            value = check_window(name, value, where, longest_span)
+        else:
+            value = _check_number(name, value, where)
+        if spec.check is not None:
+            spec.check(name, value, where)
+        return value
 
     names = tuple(strategy.param_names) + tuple(n for n in OPTIONS if n in params)
     values = {}
@@ -263,9 +271,12 @@ def build_grid(strategy, params, longest_span, constraint=None):
         values[name] = _as_kernel_array(name, _axis_values(name, value, check_param))
     axes = tuple(n for n in names if _is_sequence(params.get(n)))
     grid = Grid(names=names, values=values, axes=axes,
-                n_strategy_params=len(strategy.param_names), constraint=constraint)
+                n_strategy_params=len(strategy.param_names), constraint=constraint,
+                strategy=strategy)
     if constraint is not None:
         grid.columns_at(np.arange(min(grid.n_total, 16), dtype=np.int64))
+    elif strategy.requires is not None:  # every combination runs: check them all now
+        strategy.check_combos(strategy.product(grid.strategy_values))
     return grid
 
 
