@@ -22,7 +22,7 @@ from sweepbt.kernels.indicators import (
     wilder_atr_1d,
     wilder_rsi_1d,
 )
-from sweepbt.kernels.signals import cross_events, donchian_events, level_events
+from sweepbt.kernels.signals import codes_to_events, cross_events, donchian_events, level_events
 from sweepbt.kernels.simulate import (
     DIR_BOTH,
     DIR_LONG,
@@ -44,7 +44,7 @@ __all__ = [
     "DIR_BOTH", "DIR_LONG", "DIR_SHORT", "EXIT_REASONS", "FILL_CLOSE", "FILL_NEXT_OPEN",
     "METRIC_NAMES", "N_METRICS", "N_TRADE_FIELDS", "TRADE_FIELDS",
     "atr_bank", "backtest_record", "bollinger_bank", "channel_1d", "channel_bank", "codes",
-    "cross_events", "diff_rows_bank", "donchian_events", "ema_1d", "ema_bank",
+    "codes_to_events", "cross_events", "diff_rows_bank", "donchian_events", "ema_1d", "ema_bank",
     "ema_rows_bank", "equity_paths", "level_events", "roc_1d", "roc_bank", "rolling_mean_1d",
     "rolling_std_1d", "rsi_bank", "simulate", "sma_bank", "sweep_metrics", "wilder_atr_1d",
     "wilder_rsi_1d",

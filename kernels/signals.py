@@ -219,3 +219,31 @@ def donchian_events(close, hh_bank, ll_bank, entry_rows, exit_rows, start, end):
         _donchian_scan(close[a], hh_bank[a, en], ll_bank[a, en], hh_bank[a, ex], ll_bank[a, ex],
                        start[a], end[a], event_bar, event_code, ptr[r])
     return ptr, event_bar, event_code
+
+
+@njit(parallel=True, cache=True)
+def codes_to_events(codes, counts, start, end, offs, total, n_assets):
+    """Compact dense per-row signal codes into CSR events (rows ``q * n_assets + a``).
+
+    Row ``r`` reads ``end[a] - start[a]`` codes from ``codes[q * total + offs[a]:]`` (span
+    bars of asset ``a``); nonzero codes become events at bars ``start[a] + i``.
+    """
+    n_rows = counts.shape[0]
+    ptr = np.zeros(n_rows + 1, np.int64)
+    for r in range(n_rows):
+        ptr[r + 1] = ptr[r] + counts[r]
+    event_bar = np.empty(ptr[n_rows], np.int64)
+    event_code = np.empty(ptr[n_rows], np.int8)
+    for r in prange(n_rows):
+        q = r // n_assets
+        a = r - q * n_assets
+        s = start[a]
+        cb = q * total + offs[a]
+        w = ptr[r]
+        for i in range(end[a] - s):
+            c = codes[cb + i]
+            if c != 0:
+                event_bar[w] = s + i
+                event_code[w] = c
+                w += 1
+    return ptr, event_bar, event_code

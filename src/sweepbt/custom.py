@@ -62,6 +62,7 @@ from numba.core.dispatcher import Dispatcher
 
 from sweepbt.kernels.codes import (  # noqa: F401 - re-exported for user strategy files
     ALL_CODES, BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL)
+from sweepbt.kernels.signals import codes_to_events
 from sweepbt.strategies import STRATEGIES, Param, Signals, Strategy
 
 __all__ = [
@@ -1047,7 +1048,8 @@ class CustomSignals:
             r = int(np.flatnonzero(status[:, 0])[0])
             q, a = divmod(r, n_assets)
             self._signal_error(int(sig[q]), a, int(status[r, 0]), int(status[r, 1]), bad[r])
-        return _codes_to_csr(codes, counts, self.start, self.end, self.offs, total, n_assets)
+        return codes_to_events(codes, counts, self.start, self.end, self.offs, total,
+                               n_assets)
 
     def _signal_error(self, s, a, kind, bar, value):
         g, j = divmod(s, self.n_sig)
@@ -1080,30 +1082,6 @@ class CustomSignals:
                               np.concatenate([p[2] for p in parts]))
         self._last = ((lo, hi), signals)
         return signals
-
-
-@njit(parallel=True, cache=True)
-def _codes_to_csr(codes, counts, start, end, offs, total, n_assets):
-    """Compact dense per-row codes into CSR events (rows ``q * n_assets + a``)."""
-    n_rows = counts.shape[0]
-    ptr = np.zeros(n_rows + 1, np.int64)
-    for r in range(n_rows):
-        ptr[r + 1] = ptr[r] + counts[r]
-    event_bar = np.empty(ptr[n_rows], np.int64)
-    event_code = np.empty(ptr[n_rows], np.int8)
-    for r in prange(n_rows):
-        q = r // n_assets
-        a = r - q * n_assets
-        s = start[a]
-        cb = q * total + offs[a]
-        w = ptr[r]
-        for i in range(end[a] - s):
-            c = codes[cb + i]
-            if c != 0:
-                event_bar[w] = s + i
-                event_code[w] = c
-                w += 1
-    return ptr, event_bar, event_code
 
 
 # ----------------------------------------------------------------------------------------

@@ -428,8 +428,10 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
         fixed.update(sample=sample, seed=seed)
 
     t0 = time.perf_counter()
-    source = strat.build(bundle, grid.strategy_values)
-    atr = _AtrCache.build(bundle, grid)
+    with _DeferredInterrupt() as interrupt:  # Ctrl-C in compiled code waits for its end
+        source = strat.build(bundle, grid.strategy_values)
+        atr = _AtrCache.build(bundle, grid)
+    interrupt.check()
     n_assets = bundle.n_assets
     mean_span = max(1.0, float((settings.end - settings.start).mean()))
     chunk = max(1, int(CHUNK_BAR_EVALUATIONS / (n_assets * mean_span)))
