@@ -14,6 +14,16 @@ from sweepbt.kernels.codes import BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_
 
 
 @njit(cache=True)
+def _csr_alloc(counts):
+    """Row pointers (prefix sums of ``counts``) and empty event arrays to fill."""
+    n_rows = counts.shape[0]
+    ptr = np.zeros(n_rows + 1, np.int64)
+    for r in range(n_rows):
+        ptr[r + 1] = ptr[r] + counts[r]
+    return ptr, np.empty(ptr[n_rows], np.int64), np.empty(ptr[n_rows], np.int8)
+
+
+@njit(cache=True)
 def _cross_scan(feat_a, feat_b, start, end, event_bar, event_code, out_at):
     """Crossings of A over/under B in ``[start, end)``; writes from ``out_at`` when given.
 
@@ -66,11 +76,7 @@ def cross_events(features, start, end, pair_a, pair_b):
         a = r - s * n_assets
         counts[r] = _cross_scan(features[a, pair_a[s]], features[a, pair_b[s]], start[a],
                                 end[a], dummy_bar, dummy_code, -1)
-    ptr = np.zeros(n_rows + 1, np.int64)
-    for r in range(n_rows):
-        ptr[r + 1] = ptr[r] + counts[r]
-    event_bar = np.empty(ptr[n_rows], np.int64)
-    event_code = np.empty(ptr[n_rows], np.int8)
+    ptr, event_bar, event_code = _csr_alloc(counts)
     for r in prange(n_rows):
         s = r // n_assets
         a = r - s * n_assets
@@ -140,11 +146,7 @@ def level_events(x_bank, x_rows, mid_bank, mid_rows, width_bank, width_rows, low
         counts[r] = _level_scan(x, mid, width, mid_rows[s] >= 0, width_rows[s] >= 0,
                                 lower[s], upper[s], breakout, start[a], end[a], dummy_bar,
                                 dummy_code, -1)
-    ptr = np.zeros(n_rows + 1, np.int64)
-    for r in range(n_rows):
-        ptr[r + 1] = ptr[r] + counts[r]
-    event_bar = np.empty(ptr[n_rows], np.int64)
-    event_code = np.empty(ptr[n_rows], np.int8)
+    ptr, event_bar, event_code = _csr_alloc(counts)
     for r in prange(n_rows):
         s = r // n_assets
         a = r - s * n_assets
@@ -206,11 +208,7 @@ def donchian_events(close, hh_bank, ll_bank, entry_rows, exit_rows, start, end):
         ex = exit_rows[s]
         counts[r] = _donchian_scan(close[a], hh_bank[a, en], ll_bank[a, en], hh_bank[a, ex],
                                    ll_bank[a, ex], start[a], end[a], dummy_bar, dummy_code, -1)
-    ptr = np.zeros(n_rows + 1, np.int64)
-    for r in range(n_rows):
-        ptr[r + 1] = ptr[r] + counts[r]
-    event_bar = np.empty(ptr[n_rows], np.int64)
-    event_code = np.empty(ptr[n_rows], np.int8)
+    ptr, event_bar, event_code = _csr_alloc(counts)
     for r in prange(n_rows):
         s = r // n_assets
         a = r - s * n_assets
@@ -229,11 +227,7 @@ def codes_to_events(codes, counts, start, end, offs, total, n_assets):
     bars of asset ``a``); nonzero codes become events at bars ``start[a] + i``.
     """
     n_rows = counts.shape[0]
-    ptr = np.zeros(n_rows + 1, np.int64)
-    for r in range(n_rows):
-        ptr[r + 1] = ptr[r] + counts[r]
-    event_bar = np.empty(ptr[n_rows], np.int64)
-    event_code = np.empty(ptr[n_rows], np.int8)
+    ptr, event_bar, event_code = _csr_alloc(counts)
     for r in prange(n_rows):
         q = r // n_assets
         a = r - q * n_assets
