@@ -77,18 +77,47 @@ def _merge_moments(n, mean, m2, m3, m4, nb, mean_b, m2_b, m3_b, m4_b):
 
 @njit(cache=True, inline="always")
 def _merge_block(buf, k, n, mean, m2, m3, m4):
-    """Two-pass moments of ``buf[:k]`` (mean, then M2..M4 about it), merged into the totals."""
-    s = 0.0
-    for j in range(k):
-        s += buf[j]
-    b_mean = s / k
-    b_m2 = b_m3 = b_m4 = 0.0
-    for j in range(k):
+    """Two-pass moments of ``buf[:k]`` (mean, then M2..M4 about it), merged into the totals.
+
+    The passes keep interleaved partial sums (four for the mean, two per moment): that
+    breaks the chain of dependent additions without fastmath, and each partial sum is
+    shorter, so rounding error does not grow.
+    """
+    s0 = s1 = s2 = s3 = 0.0
+    j = 0
+    while j + 4 <= k:
+        s0 += buf[j]
+        s1 += buf[j + 1]
+        s2 += buf[j + 2]
+        s3 += buf[j + 3]
+        j += 4
+    while j < k:
+        s0 += buf[j]
+        j += 1
+    b_mean = ((s0 + s1) + (s2 + s3)) / k
+    a2 = b2 = a3 = b3 = a4 = b4 = 0.0
+    j = 0
+    while j + 2 <= k:
+        d = buf[j] - b_mean
+        e = buf[j + 1] - b_mean
+        d2 = d * d
+        e2 = e * e
+        a2 += d2
+        b2 += e2
+        a3 += d2 * d
+        b3 += e2 * e
+        a4 += d2 * d2
+        b4 += e2 * e2
+        j += 2
+    if j < k:
         d = buf[j] - b_mean
         d2 = d * d
-        b_m2 += d2
-        b_m3 += d2 * d
-        b_m4 += d2 * d2
+        a2 += d2
+        a3 += d2 * d
+        a4 += d2 * d2
+    b_m2 = a2 + b2
+    b_m3 = a3 + b3
+    b_m4 = a4 + b4
     return _merge_moments(n, mean, m2, m3, m4, k, b_mean, b_m2, b_m3, b_m4)
 
 
