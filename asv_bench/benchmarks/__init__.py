@@ -1,0 +1,1 @@
+"""asv benchmarks for sweepbt (see docs/performance.md); shared workloads in ``common``."""

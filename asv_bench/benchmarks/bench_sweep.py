@@ -1,0 +1,50 @@
+"""Sweep throughput and memory: sizes S, L and XL of ``common.GRIDS``.
+
+Kernels are warmed in ``setup`` (a tiny sweep), so compilation never lands in a timing;
+compile costs are measured on their own in ``bench_compile``.
+"""
+
+import time
+
+from . import common
+
+
+class Sweep:
+    """``sb.sweep`` of the S (3,240 backtests), L (29,160) and XL (811,800 of 1,000,000
+    combos kept by fast < slow, 1 asset) workloads, end to end: grid, indicators,
+    signals, the fused simulation kernel and the result arrays."""
+
+    params = ["S", "L", "XL"]
+    param_names = ["size"]
+    timeout = 600
+
+    def setup(self, size):
+        common.warm_kernels()
+        self.bundle = common.gbm_bundle(*common.SHAPES[size])
+
+    def time_sweep(self, size):
+        common.run_sweep(self.bundle, size)
+
+    def peakmem_sweep(self, size):
+        common.run_sweep(self.bundle, size)
+
+
+class Throughput:
+    """Bar-evaluations per second (one bar of one backtest) of the L sweep, end to end;
+    the best of three runs. The issue's target is 600 M/s."""
+
+    timeout = 300
+
+    def setup(self):
+        common.warm_kernels()
+        self.bundle = common.gbm_bundle(*common.SHAPES["L"])
+
+    def track_bar_evaluations_per_second_L(self):
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            common.run_sweep(self.bundle, "L")
+            best = min(best, time.perf_counter() - t0)
+        return common.bar_evaluations("L") / best
+
+    track_bar_evaluations_per_second_L.unit = "bar-evaluations/s"

@@ -1,0 +1,181 @@
+"""Shared workloads for the asv suite, the pytest micro-benchmarks and compare_peers.py.
+
+Everything here is deterministic (seeded): the same call gives the same arrays on every
+machine, so figures from different commits and different engines measure the same work.
+
+Data: geometric Brownian motion closes with consistent OHLC bars (the open gaps from the
+previous close, the high/low extend past max/min(open, close)), so stops and take-profits
+fire intrabar and at gapped opens, as on real daily data.
+
+Grids (``sma_cross``, ``fill="close"``, ``fees=0.001``, ``constraint="fast < slow"``):
+
+====  ======================  =====================================  ===========
+size  data                    grid                                   backtests
+====  ======================  =====================================  ===========
+S     4 assets x 2,520 bars   fast 5..50/5, slow 20..200/20, 3 SL,   3,240
+                              3 TP (810 combos)
+L     4 assets x 2,520 bars   as S with 9 SL x 9 TP (7,290 combos)   29,160
+XL    1 asset x 2,520 bars    fast 100 x slow 100 x 10 SL x 10 TP    1,000,000 before
+                              (1,000,000 combos before fast < slow)  the constraint
+====  ======================  =====================================  ===========
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+SEED = 20240601
+DAILY_BARS = 2520  # ten years of trading days
+
+FIXED = {"fees": 0.001, "fill": "close", "constraint": "fast < slow"}
+
+FAST_S = list(range(5, 55, 5))  # 5, 10, ..., 50
+SLOW_S = list(range(20, 220, 20))  # 20, 40, ..., 200
+SL_S = [0.02, 0.05, 0.08]
+TP_S = [0.05, 0.10, 0.20]
+SL_L = [round(0.01 * k, 2) for k in range(1, 10)]  # 0.01 .. 0.09
+TP_L = [round(0.025 * k, 3) for k in range(1, 10)]  # 0.025 .. 0.225
+FAST_XL = list(range(2, 202, 2))  # 100 values: 2 .. 200
+SLOW_XL = list(range(10, 510, 5))  # 100 values: 10 .. 505
+SL_XL = [round(0.01 * k, 2) for k in range(1, 11)]  # 10 values: 0.01 .. 0.10
+TP_XL = [round(0.02 * k, 2) for k in range(1, 11)]  # 10 values: 0.02 .. 0.20
+
+GRIDS = {
+    "S": {"fast": FAST_S, "slow": SLOW_S, "stop_loss": SL_S, "take_profit": TP_S},
+    "L": {"fast": FAST_S, "slow": SLOW_S, "stop_loss": SL_L, "take_profit": TP_L},
+    "XL": {"fast": FAST_XL, "slow": SLOW_XL, "stop_loss": SL_XL, "take_profit": TP_XL},
+}
+#: (n_assets, n_bars) of each size's data
+SHAPES = {"S": (4, DAILY_BARS), "L": (4, DAILY_BARS), "XL": (1, DAILY_BARS)}
+
+#: a tiny sweep that compiles (or loads from the cache) every kernel a sweep uses
+TINY_GRID = {"fast": [3, 5], "slow": [8, 12], "stop_loss": [0.05, None],
+             "take_profit": [0.1, None]}
+
+
+def gbm_ohlc(n_assets, n_bars, seed=SEED, sigma=0.018, mu=0.0003):
+    """Seeded GBM OHLC arrays, each float64 ``(n_assets, n_bars)``.
+
+    Daily log-return drift ``mu`` and volatility ``sigma``; the open is the previous close
+    times an overnight gap (a quarter of the daily volatility); high and low reach past
+    max/min(open, close) by a half-normal amount.
+    """
+    rng = np.random.default_rng(seed)
+    log_ret = rng.normal(mu, sigma, size=(n_assets, n_bars))
+    close = 100.0 * np.exp(np.cumsum(log_ret, axis=1))
+    prev_close = np.empty_like(close)
+    prev_close[:, 0] = 100.0
+    prev_close[:, 1:] = close[:, :-1]
+    open_ = prev_close * np.exp(rng.normal(0.0, sigma / 4, size=close.shape))
+    top = np.maximum(open_, close)
+    bottom = np.minimum(open_, close)
+    high = top * np.exp(np.abs(rng.normal(0.0, sigma / 2, size=close.shape)))
+    low = bottom * np.exp(-np.abs(rng.normal(0.0, sigma / 2, size=close.shape)))
+    volume = rng.integers(1_000, 100_000, size=close.shape).astype(np.float64)
+    return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
+
+
+def timestamps(n_bars, freq="D"):
+    """``n_bars`` datetime64[ns] stamps: business days from 2000-01-03 (``"D"``) or minutes
+    from 2000-01-03 (``"min"``, for series too long for daily stamps)."""
+    if freq == "D":
+        days = np.busday_offset(np.datetime64("2000-01-03", "D"), np.arange(n_bars),
+                                roll="forward")
+        return days.astype("datetime64[ns]")
+    if freq == "min":
+        return (np.datetime64("2000-01-03T00:00", "ns")
+                + np.arange(n_bars, dtype=np.int64) * np.timedelta64(60, "s"))
+    raise ValueError(f"unknown freq {freq!r}")
+
+
+def symbols(n_assets):
+    return [f"S{k:03d}" for k in range(n_assets)]
+
+
+def gbm_bundle(n_assets, n_bars, seed=SEED, freq=None):
+    """A validated :class:`sweepbt.Bundle` of :func:`gbm_ohlc` data.
+
+    ``freq`` defaults to business days, or minutes beyond 100,000 bars (daily stamps would
+    run past the year 2262, the end of datetime64[ns])."""
+    import sweepbt as sb
+
+    if freq is None:
+        freq = "D" if n_bars <= 100_000 else "min"
+    d = gbm_ohlc(n_assets, n_bars, seed)
+    return sb.Bundle.from_arrays(d["open"], d["high"], d["low"], d["close"], d["volume"],
+                                 timestamps=timestamps(n_bars, freq),
+                                 symbols=symbols(n_assets))
+
+
+def long_table(n_assets, n_bars, seed=SEED, freq="min"):
+    """The same data as a long-format ``pyarrow.Table`` (one row per timestamp x symbol,
+    sorted by timestamp then symbol), as a user's Parquet file would hold it."""
+    import pyarrow as pa
+
+    d = gbm_ohlc(n_assets, n_bars, seed)
+    ts = timestamps(n_bars, freq)
+    n = n_assets * n_bars
+    # row r = bar r // n_assets, asset r % n_assets: transpose to bar-major order
+    cols = {k: np.ascontiguousarray(d[k].T).reshape(n) for k in
+            ("open", "high", "low", "close", "volume")}
+    sym = pa.DictionaryArray.from_arrays(
+        pa.array(np.tile(np.arange(n_assets, dtype=np.int32), n_bars)),
+        pa.array(symbols(n_assets)))
+    return pa.table({
+        "timestamp": pa.array(np.repeat(ts, n_assets), pa.timestamp("ns", tz="UTC")),
+        "symbol": sym,
+        **{k: pa.array(v) for k, v in cols.items()},
+    })
+
+
+def grid_combos(grid):
+    """The combos of ``grid`` in sweepbt's order (cartesian product, last axis fastest),
+    with ``fast < slow``: a list of ``(fast, slow, stop_loss, take_profit)``."""
+    return [c for c in itertools.product(grid["fast"], grid["slow"], grid["stop_loss"],
+                                         grid["take_profit"]) if c[0] < c[1]]
+
+
+def n_combos(size):
+    return len(grid_combos(GRIDS[size]))
+
+
+def n_backtests(size):
+    return n_combos(size) * SHAPES[size][0]
+
+
+def bar_evaluations(size):
+    n_assets, n_bars = SHAPES[size]
+    return n_combos(size) * n_assets * n_bars
+
+
+def run_sweep(bundle, size, **kwargs):
+    """``sb.sweep`` of grid ``size`` on ``bundle`` with the fixed options."""
+    import sweepbt as sb
+
+    return sb.sweep(bundle, "sma_cross", **GRIDS[size], **FIXED, **kwargs)
+
+
+def warm_kernels():
+    """Compile (or load from numba's cache) every kernel a sweep and a backtest use, on a
+    tiny problem, so that compile time never lands inside a timed benchmark."""
+    import sweepbt as sb
+
+    bundle = gbm_bundle(2, 300, seed=1)
+    sb.sweep(bundle, "sma_cross", **TINY_GRID, **FIXED)
+    sb.backtest(bundle, "sma_cross", fast=5, slow=20, stop_loss=0.05, take_profit=0.1,
+                fees=0.001, fill="close")
+    return bundle
+
+
+#: the single backtest whose latency is measured
+BACKTEST = {"fast": 10, "slow": 50, "stop_loss": 0.05, "take_profit": 0.10, "fees": 0.001,
+            "fill": "close"}
+
+
+def run_backtest(bundle):
+    """``sb.backtest`` of :data:`BACKTEST` on ``bundle``."""
+    import sweepbt as sb
+
+    return sb.backtest(bundle, "sma_cross", **BACKTEST)

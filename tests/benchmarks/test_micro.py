@@ -1,0 +1,176 @@
+"""Micro-benchmarks of the compiled kernels (pytest-benchmark).
+
+In a plain ``pytest`` run (the project's default ``--benchmark-disable``) each runs once as
+an ordinary test and checks its output. Timed only on request::
+
+    pytest tests/benchmarks --benchmark-only --benchmark-enable
+
+Data: 4 assets x 2,520 bars of seeded GBM OHLC; the S grid of asv_bench (sma_cross fast
+5..50/5, slow 20..200/20 with fast < slow, 3 stop-loss x 3 take-profit values, fees 0.1%,
+fill at the close): 810 combos, 3,240 backtests.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import sweepbt as sb
+from sweepbt import kernels
+from sweepbt.kernels.codes import BUY, SELL
+
+N_ASSETS, N_BARS = 4, 2520
+FAST = list(range(5, 55, 5))
+SLOW = list(range(20, 220, 20))
+STOP_LOSS = [0.02, 0.05, 0.08]
+TAKE_PROFIT = [0.05, 0.10, 0.20]
+FEES = 0.001
+INIT_CASH = 10_000.0
+PPY = 252.0
+
+
+def _gbm(n_assets, n_bars, seed=20240601, sigma=0.018):
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0003, sigma, (n_assets, n_bars)), axis=1))
+    prev = np.concatenate([np.full((n_assets, 1), 100.0), close[:, :-1]], axis=1)
+    open_ = prev * np.exp(rng.normal(0.0, sigma / 4, close.shape))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, sigma / 2, close.shape)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, sigma / 2, close.shape)))
+    return open_, high, low, close
+
+
+@pytest.fixture(scope="module")
+def data():
+    open_, high, low, close = _gbm(N_ASSETS, N_BARS)
+    start = np.zeros(N_ASSETS, np.int64)
+    end = np.full(N_ASSETS, N_BARS, np.int64)
+    windows = np.unique(np.array(FAST + SLOW, np.int64))
+    bank = np.empty((N_ASSETS, windows.size, N_BARS))
+    kernels.sma_bank(close, start, end, windows, bank)
+    pairs = [(f, s) for f in FAST for s in SLOW if f < s]
+    pair_a = np.searchsorted(windows, [p[0] for p in pairs]).astype(np.int64)
+    pair_b = np.searchsorted(windows, [p[1] for p in pairs]).astype(np.int64)
+    ptr, event_bar, event_code = kernels.cross_events(bank, start, end, pair_a, pair_b)
+    atr = np.full((N_ASSETS, 1, N_BARS), np.nan)  # no ATR-scaled rule in these backtests
+    return {"open": open_, "high": high, "low": low, "close": close, "start": start,
+            "end": end, "windows": windows, "bank": bank, "pairs": pairs,
+            "pair_a": pair_a, "pair_b": pair_b, "ptr": ptr, "event_bar": event_bar,
+            "event_code": event_code, "atr": atr}
+
+
+def _rules(sl, tp):
+    """The kernels' per-backtest risk/cost arguments, in order: stop_loss, take_profit,
+    trailing_stop, stop_atr, take_atr, trailing_atr, max_bars, fees, fixed_fees, slippage,
+    size. ``sl`` and ``tp`` are scalars or per-combo arrays; the rest follow their shape."""
+    sl = np.asarray(sl, np.float64)
+    like = np.zeros_like(sl)
+    return (sl, np.asarray(tp, np.float64), like + np.nan, like + np.nan, like + np.nan,
+            like + np.nan, like.astype(np.int64), like + FEES, like, like, like + 1.0)
+
+
+def _numpy_sma(x, w):
+    out = np.full(x.size, np.nan)
+    out[w - 1:] = np.convolve(x, np.ones(w) / w, mode="valid")
+    return out
+
+
+def _numpy_crosses(a, b):
+    """Bars of A crossing B (BUY when bullish, SELL when bearish), both defined at i and
+    i-1."""
+    d = a - b
+    prev, cur = d[:-1], d[1:]
+    ok = ~np.isnan(prev) & ~np.isnan(cur)
+    up = ok & (cur > 0) & (prev <= 0)
+    down = ok & (cur < 0) & (prev >= 0)
+    bars = np.flatnonzero(up | down) + 1
+    return bars, np.where(up[bars - 1], BUY, SELL)
+
+
+def test_sma_bank(benchmark, data):
+    """Every SMA window of the grid on every asset (24 windows x 4 assets x 2,520 bars)."""
+    out = np.empty_like(data["bank"])
+    benchmark(kernels.sma_bank, data["close"], data["start"], data["end"], data["windows"],
+              out)
+    for a in range(N_ASSETS):
+        for k, w in enumerate(data["windows"]):
+            np.testing.assert_allclose(out[a, k], _numpy_sma(data["close"][a], w),
+                                       rtol=1e-12, atol=0)
+            assert np.isnan(out[a, k, :w - 1]).all()
+
+
+def test_cross_events(benchmark, data):
+    """Crossing events of the 90 (fast, slow) pairs on every asset, CSR output."""
+    ptr, event_bar, event_code = benchmark(
+        kernels.cross_events, data["bank"], data["start"], data["end"], data["pair_a"],
+        data["pair_b"])
+    assert ptr.shape == (len(data["pairs"]) * N_ASSETS + 1,)
+    assert ptr[-1] > len(data["pairs"]) * N_ASSETS  # several crossings per row
+    for s in range(len(data["pairs"])):
+        for a in range(N_ASSETS):
+            row = s * N_ASSETS + a
+            bars, codes = _numpy_crosses(data["bank"][a, data["pair_a"][s]],
+                                         data["bank"][a, data["pair_b"][s]])
+            np.testing.assert_array_equal(event_bar[ptr[row]:ptr[row + 1]], bars)
+            np.testing.assert_array_equal(event_code[ptr[row]:ptr[row + 1]], codes)
+
+
+def _record(data, pair, asset, sl, tp):
+    row = pair * N_ASSETS + asset
+    ev = slice(data["ptr"][row], data["ptr"][row + 1])
+    metrics = np.empty(kernels.N_METRICS)
+    equity, cash, units = (np.full(N_BARS, np.nan) for _ in range(3))
+    trades = np.empty((N_BARS, kernels.N_TRADE_FIELDS))  # room for any trade count
+    rules = tuple(r.item() for r in _rules(sl, tp))
+    args = (data["open"][asset], data["high"][asset], data["low"][asset],
+            data["close"][asset], 0, N_BARS, data["event_bar"][ev], data["event_code"][ev],
+            data["atr"][asset, 0], *rules, kernels.FILL_CLOSE, kernels.DIR_LONG, INIT_CASH,
+            PPY, metrics, equity, cash, units, trades)
+    return args, metrics, equity, cash, units, trades
+
+
+def test_backtest_record(benchmark, data):
+    """One fused backtest (signals + stop/take + accounting + metrics), everything
+    recorded: the (fast=10, slow=60) pair on asset 0 with a 5% stop and a 10% take."""
+    pair = data["pairs"].index((10, 60))
+    args, metrics, equity, cash, units, trades = _record(data, pair, 0, 0.05, 0.10)
+    n_trades = benchmark(kernels.backtest_record, *args)
+    m = dict(zip(kernels.METRIC_NAMES, metrics))
+    assert n_trades > 5 and m["n_trades"] == n_trades
+    # accounting identity on every bar, and the metrics agree with the recorded path
+    np.testing.assert_allclose(equity, cash + units * data["close"][0], rtol=1e-12)
+    assert m["total_return"] == pytest.approx(equity[-1] / INIT_CASH - 1, rel=1e-12)
+    reasons = trades[:n_trades, kernels.TRADE_FIELDS.index("exit_reason")].astype(int)
+    assert (reasons == kernels.EXIT_REASONS.index("stop")).any()
+    assert m["n_stop"] == (reasons == kernels.EXIT_REASONS.index("stop")).sum()
+
+
+def test_sweep_chunk(benchmark, data):
+    """The metric reduction over a whole sweep chunk: all 3,240 backtests of the S grid
+    in one ``sweep_metrics`` launch; checked row by row against ``sb.sweep``."""
+    combos = [c for c in itertools.product(FAST, SLOW, STOP_LOSS, TAKE_PROFIT)
+              if c[0] < c[1]]
+    n = len(combos)
+    signal_idx = np.array([data["pairs"].index((f, s)) for f, s, _, _ in combos], np.int64)
+    sl = np.array([c[2] for c in combos])
+    tp = np.array([c[3] for c in combos])
+    out = np.empty((n * N_ASSETS, kernels.N_METRICS))
+    benchmark(kernels.sweep_metrics, data["open"], data["high"], data["low"], data["close"],
+              data["start"], data["end"], data["ptr"], data["event_bar"], data["event_code"],
+              signal_idx, data["atr"], np.zeros(n, np.int64), *_rules(sl, tp),
+              kernels.FILL_CLOSE, kernels.DIR_LONG, INIT_CASH, PPY, 0, n * N_ASSETS, 16, out)
+
+    bundle = sb.Bundle.from_arrays(data["open"], data["high"], data["low"], data["close"])
+    table = sb.sweep(bundle, "sma_cross", fast=FAST, slow=SLOW, stop_loss=STOP_LOSS,
+                     take_profit=TAKE_PROFIT, fees=FEES, fill="close",
+                     constraint="fast < slow", periods_per_year=PPY).table
+    assert table.num_rows == n * N_ASSETS
+    for j, name in enumerate(kernels.METRIC_NAMES):
+        np.testing.assert_allclose(out[:, j], table.column(name).to_numpy(), rtol=1e-12,
+                                   equal_nan=True, err_msg=name)
+    # one row of the chunk equals the fully recorded backtest of the same pair
+    p = 123
+    c, a = divmod(p, N_ASSETS)
+    args, metrics, *_ = _record(data, signal_idx[c], a, sl[c], tp[c])
+    kernels.backtest_record(*args)
+    np.testing.assert_array_equal(out[p], metrics)
+    assert (out[:, kernels.METRIC_NAMES.index("n_trades")] > 0).all()
