@@ -81,3 +81,14 @@ def _needs_lock():
         return numba.threading_layer() == "workqueue"
     except ValueError:  # no parallel kernel launched yet: be safe
         return True
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run the kernels launched inside on the calling thread only (inside kernel_threads)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)

@@ -10,6 +10,7 @@ stays bounded however large the grid is.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from sweepbt import kernels
-from sweepbt._threading import check_threads, kernel_threads, n_threads
+from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt.bundle import Bundle, load
 from sweepbt.params import OPTIONS, build_grid, check_fixed, is_null
 from sweepbt.results import (
@@ -32,6 +33,9 @@ from sweepbt.strategies import get_strategy
 
 #: a chunk of a sweep aims at this many bar-evaluations (tens of milliseconds of kernel time)
 CHUNK_BAR_EVALUATIONS = 50_000_000
+#: launches with less work than this run on the calling thread alone: waking a thread pool
+#: costs more than it saves, and much more on a busy machine
+SERIAL_BAR_EVALUATIONS = 2_000_000
 #: by default a sweep that keeps every row may use at most this share of available memory
 MEMORY_SHARE = 0.5
 ATR_RULES = ("stop_atr", "take_atr", "trailing_atr")
@@ -139,9 +143,13 @@ def _run_chunk(bundle, source, atr, columns, signal_idx, settings, out):
     signals = source.events(first, int(signal_idx[-1]) + 1)
     signal_idx = signal_idx - first
     n_pairs = signal_idx.size * bundle.n_assets
-    n_tasks = max(1, min(n_pairs, 8 * n_threads(settings.threads)))
-    kernels.sweep_metrics(*_kernel_inputs(bundle, signals, atr, columns, signal_idx, settings),
-                          0, n_pairs, n_tasks, out)
+    work = signal_idx.size * int((settings.end - settings.start).sum())
+    threads = 1 if work < SERIAL_BAR_EVALUATIONS else n_threads(settings.threads)
+    n_tasks = max(1, min(n_pairs, 8 * threads))
+    with single_thread() if threads == 1 else contextlib.nullcontext():
+        kernels.sweep_metrics(
+            *_kernel_inputs(bundle, signals, atr, columns, signal_idx, settings),
+            0, n_pairs, n_tasks, out)
 
 
 def _kernel_inputs(bundle, signals, atr, columns, signal_idx, settings):
