@@ -451,14 +451,16 @@ register(Strategy(
         "RSI > upper.",
 ))
 
+_BOLLINGER_PARAMS = (
+    Param("bb_window", "window", 20, "moving average / standard deviation window, bars",
+          check=in_range(2, math.inf)),
+    Param("k", "float", 2, "band width in population standard deviations",
+          check=in_range(0.0, math.inf, low_open=True)),
+)
+
 register(Strategy(
     name="bollinger_reversion",
-    params=(
-        Param("bb_window", "window", 20, "moving average / standard deviation window, bars",
-              check=in_range(2, math.inf)),
-        Param("k", "float", 2, "band width in population standard deviations",
-              check=in_range(0.0, math.inf, low_open=True)),
-    ),
+    params=_BOLLINGER_PARAMS,
     build=_bollinger(breakout=False),
     doc="Mean reversion on Bollinger bands: bullish while close < lower band, bearish "
         "while close > upper band.",
@@ -466,12 +468,7 @@ register(Strategy(
 
 register(Strategy(
     name="bollinger_breakout",
-    params=(
-        Param("bb_window", "window", 20, "moving average / standard deviation window, bars",
-              check=in_range(2, math.inf)),
-        Param("k", "float", 2, "band width in population standard deviations",
-              check=in_range(0.0, math.inf, low_open=True)),
-    ),
+    params=_BOLLINGER_PARAMS,
     build=_bollinger(breakout=True),
     doc="Breakout of Bollinger bands: bullish while close > upper band, bearish while "
         "close < lower band.",
