@@ -326,11 +326,11 @@ def simulate(
     signals (increasing bars inside the span, codes of :mod:`sweepbt.kernels.codes`,
     judged at the close). ``atr`` is the asset's ATR row for the ATR-scaled rules
     (``stop_atr``, ``take_atr``, ``trailing_atr``: multiples of the ATR at the signal bar of
-    the entry). Risk rules are off when NaN, ``max_bars`` when 0. ``buf`` (RETURN_BLOCK floats) and ``tally`` (N_TALLY floats) are scratch
-    owned by the caller's thread. Writes N_METRICS values (METRIC_NAMES order) to
-    ``metrics_out``. With ``record`` it also writes per-bar ``equity_out``, ``cash_out``,
-    ``units_out`` (signed) and one row per trade to ``trades_out`` (TRADE_FIELDS order, bars
-    as absolute indices).
+    the entry). Risk rules are off when NaN, ``max_bars`` when 0. ``buf`` (RETURN_BLOCK
+    floats) and ``tally`` (N_TALLY floats) are scratch owned by the caller's thread.
+    Writes N_METRICS values (METRIC_NAMES order) to ``metrics_out``. With ``record`` it
+    also writes per-bar ``equity_out``, ``cash_out``, ``units_out`` (signed) and one row per
+    trade to ``trades_out`` (TRADE_FIELDS order, bars as absolute indices).
 
     While flat with no order pending, equity is constant and every return is exactly 0, so
     the loop jumps straight to the next signal that can open a position, folding the skipped
@@ -529,7 +529,8 @@ def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, 
     std = math.sqrt(m2_ret / (n_ret - 1)) if n_ret > 1 else nan
     m[M_VOLATILITY] = std * sqrt_ppy
     m[M_SHARPE] = mean_ret / std * sqrt_ppy if std > 0.0 else nan
-    m[M_SORTINO] = mean_ret / math.sqrt(downside_sq / n_ret) * sqrt_ppy if downside_sq > 0.0 else nan
+    m[M_SORTINO] = (mean_ret / math.sqrt(downside_sq / n_ret) * sqrt_ppy if downside_sq > 0.0
+                    else nan)
     m[M_MAX_DRAWDOWN] = max_dd
     m[M_CALMAR] = cagr / max_dd if max_dd > 0.0 else nan
     n_trades = tally[T_TRADES]
