@@ -298,19 +298,24 @@ def _exit(tally, record, trades_out, i, quote, reason, at_open, o, h, lo, pos, u
 
 
 @njit(cache=True, inline="always")
-def _entry(open_dir, quote, cash, size, fees, fixed_fees, slippage):
-    """Open a position: (units, entry_price, entry_cost, entry_net, cash change).
+def _entry(open_dir, quote, atr_at_signal, cash, size, fees, fixed_fees, slippage, stop_loss,
+           take_profit, stop_atr, take_atr, trailing_atr):
+    """Open a position: (units, entry_price, entry_cost, entry_net, cash change, stop level,
+    take level, trailing ATR distance), the levels fixed at entry (see ``_levels``).
 
     ``units`` is 0 when ``size * cash - fixed_fees <= 0`` (the entry is skipped).
     """
     budget = size * cash - fixed_fees
     if budget <= 0.0:
-        return 0.0, 0.0, 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.nan
     p = quote * (1.0 + slippage) if open_dir > 0 else quote * (1.0 - slippage)
     units = budget / (p * (1.0 + fees))
     entry_cost = units * p * (1.0 + fees) + fixed_fees
     entry_net = units * p * (1.0 - fees) - fixed_fees
-    return units, p, entry_cost, entry_net, -entry_cost if open_dir > 0 else entry_net
+    stop, take = _levels(open_dir, p, atr_at_signal, stop_loss, take_profit, stop_atr,
+                         take_atr)
+    return (units, p, entry_cost, entry_net, -entry_cost if open_dir > 0 else entry_net,
+            stop, take, trailing_atr * atr_at_signal)
 
 
 @njit(cache=True)
@@ -400,18 +405,17 @@ def simulate(
                               entry_net, exc_hi, exc_lo, fees, fixed_fees, slippage)
                 pos = 0
             if open_dir != 0:
-                units, entry_price, entry_cost, entry_net, dc = _entry(
-                    open_dir, o, cash, size, fees, fixed_fees, slippage)
+                # ATR of the signal bar (i - 1): the last close known at this open
+                (units, entry_price, entry_cost, entry_net, dc, stop_level, take_level,
+                 trail_offset) = _entry(open_dir, o, atr[i - 1], cash, size, fees,
+                                        fixed_fees, slippage, stop_loss, take_profit,
+                                        stop_atr, take_atr, trailing_atr)
                 if units > 0.0:
                     cash += dc
                     pos = open_dir
                     entry_bar = i
                     entry_quote = o
                     extreme = exc_hi = exc_lo = entry_price
-                    atr_e = atr[i - 1]  # the signal bar's close: the last one known
-                    stop_level, take_level = _levels(pos, entry_price, atr_e, stop_loss,
-                                                     take_profit, stop_atr, take_atr)
-                    trail_offset = trailing_atr * atr_e
 
         # 2. risk rules, then the time exit at the close
         if pos != 0 and (next_open or entry_bar < i):
@@ -447,18 +451,16 @@ def simulate(
                                   slippage)
                     pos = 0
                 if open_dir != 0 and not ruled_out:
-                    units, entry_price, entry_cost, entry_net, dc = _entry(
-                        open_dir, c, cash, size, fees, fixed_fees, slippage)
+                    (units, entry_price, entry_cost, entry_net, dc, stop_level, take_level,
+                     trail_offset) = _entry(open_dir, c, atr[i], cash, size, fees, fixed_fees,
+                                            slippage, stop_loss, take_profit, stop_atr,
+                                            take_atr, trailing_atr)
                     if units > 0.0:
                         cash += dc
                         pos = open_dir
                         entry_bar = i
                         entry_quote = c
                         extreme = exc_hi = exc_lo = entry_price
-                        atr_e = atr[i]
-                        stop_level, take_level = _levels(pos, entry_price, atr_e, stop_loss,
-                                                         take_profit, stop_atr, take_atr)
-                        trail_offset = trailing_atr * atr_e
 
         # 4. mark to market at the close, and fold the bar's return into the statistics
         if pos != 0:

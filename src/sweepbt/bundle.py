@@ -236,14 +236,19 @@ def _parse_ts_strings(arr: pa.Array, name: str, loc: _Locator) -> pa.Array:
         ) from exc
 
 
-def _arrow_ts_to_ns(col, name: str, loc: _Locator) -> np.ndarray:
-    """Arrow (chunked) array of time stamps -> int64 ns since epoch, UTC."""
+def _plain_array(col):
+    """One contiguous Arrow array, dictionary-encoded values decoded."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    return col
+
+
+def _arrow_ts_to_ns(col, name: str, loc: _Locator) -> np.ndarray:
+    """Arrow (chunked) array of time stamps -> int64 ns since epoch, UTC."""
+    col = _plain_array(col)
     typ = col.type
-    if pa.types.is_dictionary(typ):
-        col = pc.cast(col, typ.value_type)
-        typ = col.type
     if col.null_count:
         i = _first_true(np.asarray(pc.is_null(col)))
         raise DataError(f"missing (null) timestamp: {loc.where(i, name)}")
@@ -722,12 +727,8 @@ def _to_table(source, timestamp=None):
 
 def _numeric(col, name: str, loc: _Locator):
     """Arrow column -> (float64 numpy array, first null row or -1)."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+    col = _plain_array(col)
     typ = col.type
-    if pa.types.is_dictionary(typ):
-        col = pc.cast(col, typ.value_type)
-        typ = col.type
     if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)
             or pa.types.is_decimal(typ) or pa.types.is_null(typ)):
         detail = ""
@@ -747,12 +748,8 @@ def _numeric(col, name: str, loc: _Locator):
 
 def _symbols(col, name: str, loc: _Locator):
     """Arrow column of symbols -> (int codes per row, list of names in order of appearance)."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+    col = _plain_array(col)
     typ = col.type
-    if pa.types.is_dictionary(typ):
-        col = pc.cast(col, typ.value_type)
-        typ = col.type
     if pa.types.is_integer(typ):
         col = pc.cast(col, pa.string())
     elif not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
