@@ -30,12 +30,13 @@ EXIT_TAKE = 2
 EXIT_TRAIL = 3
 EXIT_TIME = 4
 EXIT_END = 5
-EXIT_REASONS = ("signal", "stop", "take", "trail", "time", "end")
+EXIT_RUIN = 6  # equity reached 0 or below: the backtest stops (docs/semantics.md, Ruin)
+EXIT_REASONS = ("signal", "stop", "take", "trail", "time", "end", "ruin")
 
 METRIC_NAMES = (
     "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar",
     "n_trades", "win_rate", "profit_factor", "avg_trade", "exposure", "avg_bars_held",
-    "n_stop", "n_take", "n_trail", "n_time", "n_signal", "skew", "kurtosis",
+    "n_stop", "n_take", "n_trail", "n_time", "n_signal", "skew", "kurtosis", "ruined",
 )
 N_METRICS = len(METRIC_NAMES)
 M_TOTAL_RETURN, M_CAGR, M_VOLATILITY, M_SHARPE, M_SORTINO, M_MAX_DRAWDOWN, M_CALMAR = range(7)
@@ -44,6 +45,7 @@ M_N_STOP = 13  # n_stop, n_take, n_trail, n_time follow in EXIT_* order; n_signa
 M_N_SIGNAL = 17
 M_SKEW = 18  # of the per-bar returns (population moments)
 M_KURTOSIS = 19  # raw (not excess): 3 for normal returns
+M_RUINED = 20  # 1.0 when equity reached 0 or below, else 0.0
 
 TRADE_FIELDS = (
     "direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "entry_quote",
@@ -55,8 +57,8 @@ RETURN_BLOCK = 64  # returns are reduced two-pass in blocks of this many bars, t
 
 
 # trade tally: per-backtest counters kept in a small per-thread scratch array
-T_TRADES, T_WINS, T_GROSS_PROFIT, T_GROSS_LOSS, T_SUM_RETURN, T_SUM_BARS = range(6)
-T_REASON = 6  # T_REASON + EXIT_* counts trades by exit reason
+T_TRADES, T_WINS, T_GROSS_PROFIT, T_GROSS_LOSS, T_SUM_RETURN, T_SUM_BARS, T_RUINED = range(7)
+T_REASON = 7  # T_REASON + EXIT_* counts trades by exit reason
 N_TALLY = T_REASON + len(EXIT_REASONS)
 
 
@@ -123,11 +125,19 @@ def _merge_block(buf, k, n, mean, m2, m3, m4):
 
 @njit(cache=True, inline="always")
 def _honoured(code, direction):
-    """The bits of a signal code that ``direction`` acts on."""
+    """The bits of a signal code that ``direction`` acts on.
+
+    The entry and exit bits of one side cancel each other (a conflicting code says nothing
+    about that side), as vectorbt's default ``upon_long_conflict="ignore"`` does.
+    """
     if direction == DIR_LONG:
-        return code & (ENTER_LONG | EXIT_LONG)
-    if direction == DIR_SHORT:
-        return code & (ENTER_SHORT | EXIT_SHORT)
+        code &= ENTER_LONG | EXIT_LONG
+    elif direction == DIR_SHORT:
+        code &= ENTER_SHORT | EXIT_SHORT
+    if code & (ENTER_LONG | EXIT_LONG) == ENTER_LONG | EXIT_LONG:
+        code &= ~(ENTER_LONG | EXIT_LONG)
+    if code & (ENTER_SHORT | EXIT_SHORT) == ENTER_SHORT | EXIT_SHORT:
+        code &= ~(ENTER_SHORT | EXIT_SHORT)
     return code
 
 
@@ -491,6 +501,30 @@ def simulate(
             cash_out[i] = cash
             units_out[i] = pos * units
         i += 1
+        if equity <= 0.0:
+            # ruin: the position is closed at this close like an end-of-data mark; the
+            # account stays flat at this equity for the rest of the span (zero returns)
+            tally[T_RUINED] = 1.0
+            if pos != 0:
+                exc_hi = max(exc_hi, c)
+                exc_lo = min(exc_lo, c)
+                pnl = units * c - entry_cost if pos > 0 else entry_net - units * c
+                _book_trade(tally, record, trades_out, pos, entry_bar, i - 1, entry_price, c,
+                            entry_quote, c, units, pnl, entry_cost, EXIT_RUIN, exc_hi,
+                            exc_lo)
+                pos = 0
+            if i < end:
+                if k > 0:
+                    n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
+                        buf, k, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
+                    k = 0
+                n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_moments(
+                    n_ret, mean_ret, m2_ret, m3_ret, m4_ret, end - i, 0.0, 0.0, 0.0, 0.0)
+                if record:
+                    equity_out[i:end] = equity
+                    cash_out[i:end] = equity
+                    units_out[i:end] = 0.0
+            break
 
     if k > 0:
         n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
@@ -518,12 +552,15 @@ def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, 
     nan = np.nan
     if n_ret == 0:  # an empty span (a trade window the asset does not reach)
         m[:] = nan
-        for j in (M_N_TRADES, M_N_STOP, M_N_STOP + 1, M_N_STOP + 2, M_N_STOP + 3, M_N_SIGNAL):
+        for j in (M_N_TRADES, M_N_STOP, M_N_STOP + 1, M_N_STOP + 2, M_N_STOP + 3, M_N_SIGNAL,
+                  M_RUINED):
             m[j] = 0.0
         return
     sqrt_ppy = math.sqrt(periods_per_year)
     m[M_TOTAL_RETURN] = final_equity / init_cash - 1.0
-    if final_equity <= 0.0:
+    ruined = tally[T_RUINED] != 0.0
+    m[M_RUINED] = 1.0 if ruined else 0.0
+    if ruined or final_equity <= 0.0:
         cagr = -1.0
     else:
         cagr = (final_equity / init_cash) ** (periods_per_year / n_ret) - 1.0
@@ -553,6 +590,9 @@ def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, 
     else:
         m[M_SKEW] = nan
         m[M_KURTOSIS] = nan
+    if ruined:  # returns through a bust account mean nothing
+        for j in (M_VOLATILITY, M_SHARPE, M_SORTINO, M_CALMAR, M_SKEW, M_KURTOSIS):
+            m[j] = nan
 
 
 @njit(parallel=True, cache=True)

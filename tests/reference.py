@@ -10,6 +10,7 @@ the semantics page describes:
                -> signal at the close (an order for bar i+1)
     close:     stop/take checks (positions entered before bar i) -> time exit
                -> signal at the close, filled at once
+    both:      then equity judged at the close: <= 0 ruins the backtest (docs "Ruin")
 
 Inputs cover ONE asset's span only (bar 0 = span start).
 
@@ -376,16 +377,25 @@ def _as_code(signal, codes):
 def _decide(code, direction, position):
     """What a signal code does to ``position``: (close it?, side to open or FLAT).
 
-    ``long`` honours the long bits only, ``short`` the short bits, ``both`` all four. A
-    long is closed by EXIT_LONG or ENTER_SHORT, a short by EXIT_SHORT or ENTER_LONG (so an
-    opposite entry reverses). A side is opened from flat (or right after that close) when
-    exactly one entry bit is set. Anything else does nothing: an entry while already in
-    that position (no pyramiding), an exit while flat.
+    ``long`` honours the long bits only, ``short`` the short bits, ``both`` all four. Then
+    the entry and exit bits of one side, when both are set, cancel (semantics.md, "Decision
+    (conflicting bits of one side)"): ENTER_LONG | EXIT_LONG says nothing about the long
+    side, ENTER_SHORT | EXIT_SHORT nothing about the short side. A long is closed by
+    EXIT_LONG or ENTER_SHORT, a short by EXIT_SHORT or ENTER_LONG (so an opposite entry
+    reverses). A side is opened from flat (or right after that close) when exactly one
+    entry bit is set. Anything else does nothing: an entry while already in that position
+    (no pyramiding), an exit while flat.
     """
+    # 1. the direction filter
     if direction == "long":
         code &= ENTER_LONG | EXIT_LONG
     elif direction == "short":
         code &= ENTER_SHORT | EXIT_SHORT
+    # 2. conflicting bits of one side cancel (after the filter)
+    if code & ENTER_LONG and code & EXIT_LONG:
+        code &= ~(ENTER_LONG | EXIT_LONG)
+    if code & ENTER_SHORT and code & EXIT_SHORT:
+        code &= ~(ENTER_SHORT | EXIT_SHORT)
     close_now = (position == LONG and code & (EXIT_LONG | ENTER_SHORT) != 0) or (
         position == SHORT and code & (EXIT_SHORT | ENTER_LONG) != 0)
     if position != FLAT and not close_now:
@@ -440,7 +450,9 @@ def reference_backtest(
 
     Returns a dict with per-bar lists ``equity``, ``cash``, ``units`` (signed: + long,
     - short, 0 flat, as held at the close), the list of ``trades`` (dicts) and the
-    ``metrics`` dict.
+    ``metrics`` dict. On a ruin bar (equity <= 0 at the close) these lists record the
+    position held at that close; the bars after it record the ruin bar's equity as cash
+    and no units.
     """
     o = [float(x) for x in open]
     h = [float(x) for x in high]
@@ -592,7 +604,52 @@ def reference_backtest(
         position = FLAT
         units = 0.0
 
+    def mark_to_close(bar, reason):
+        """Close the position at close[bar] with no exit fees or slippage: the `end` trade
+        (End of data) and the `ruin` trade (Ruin) of semantics.md."""
+        nonlocal cash, position, units
+        q = c[bar]
+        if position == LONG:
+            pnl = units * q - (units * entry_price * (1.0 + fees) + fixed_fees)
+        else:
+            pnl = units * entry_price * (1.0 - fees) - fixed_fees - units * q
+        committed = units * entry_price * (1.0 + fees) + fixed_fees
+        mfe, mae = excursions(q)
+        trades.append(
+            {
+                "direction": "long" if position == LONG else "short",
+                "entry_bar": entry_bar,
+                "exit_bar": bar,
+                "entry_price": entry_price,
+                "exit_price": q,
+                "entry_quote": entry_quote,
+                "exit_quote": q,
+                "units": units,
+                "pnl": pnl,
+                "return": pnl / committed,
+                "exit_reason": reason,
+                "mfe": mfe,
+                "mae": mae,
+            }
+        )
+        if position == LONG:
+            cash = cash + units * q
+        else:
+            cash = cash - units * q
+        position = FLAT
+        units = 0.0
+
+    ruined = False  # semantics.md, Ruin: set at the first close with equity <= 0
+
     for i in range(n):
+        # Ruin: after the ruin bar nothing acts; the account is flat and its equity (all
+        # cash) stays at the ruin bar's equity until the end of the span.
+        if ruined:
+            equity_path.append(cash)
+            cash_path.append(cash)
+            units_path.append(0.0)
+            continue
+
         risk_exit_this_bar = False
 
         # 1. next_open: fill the order left by bar i-1's signal at this bar's open.
@@ -705,37 +762,27 @@ def reference_backtest(
             position_value = -units * c[i]
         else:
             position_value = 0.0
-        equity_path.append(cash + position_value)
+        equity_now = cash + position_value
+        # (the bar records the position held at this close, so a ruin bar with a position
+        # counts towards exposure, and equity == cash + position value holds on it)
+        equity_path.append(equity_now)
         cash_path.append(cash)
         units_path.append(units * position)
 
+        # 6. Ruin (semantics.md, Ruin): equity is judged at every close, after the signal.
+        #    At <= 0 an open position is closed at this close like an `end` trade (reason
+        #    `ruin`, no exit fees or slippage), cash becomes the equity, a pending
+        #    next_open order is dropped, and nothing acts on the later bars.
+        if equity_now <= 0.0:
+            ruined = True
+            if position != FLAT:
+                mark_to_close(i, "ruin")
+            cash = equity_now  # exactly the recorded equity
+            pending = None
+
     # End of data: an open position is marked at the last close, no exit fees/slippage.
     if position != FLAT and n > 0:
-        last = n - 1
-        q = c[last]
-        if position == LONG:
-            pnl = units * q - (units * entry_price * (1.0 + fees) + fixed_fees)
-        else:
-            pnl = units * entry_price * (1.0 - fees) - fixed_fees - units * q
-        committed = units * entry_price * (1.0 + fees) + fixed_fees
-        mfe, mae = excursions(q)
-        trades.append(
-            {
-                "direction": "long" if position == LONG else "short",
-                "entry_bar": entry_bar,
-                "exit_bar": last,
-                "entry_price": entry_price,
-                "exit_price": q,
-                "entry_quote": entry_quote,
-                "exit_quote": q,
-                "units": units,
-                "pnl": pnl,
-                "return": pnl / committed,
-                "exit_reason": "end",
-                "mfe": mfe,
-                "mae": mae,
-            }
-        )
+        mark_to_close(n - 1, "end")
 
     metrics = reference_metrics(
         equity_path, units_path, trades, init_cash=init_cash, periods_per_year=periods_per_year
@@ -771,6 +818,10 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
     ppy = float(periods_per_year)
     m = {}
 
+    # Ruin (semantics.md): 1 when equity reached 0 or below at some close, else 0.
+    ruined = any(e <= 0.0 for e in equity)
+    m["ruined"] = 1.0 if ruined else 0.0
+
     if n == 0:
         for k in ("total_return", "cagr", "volatility", "sharpe", "sortino",
                   "max_drawdown", "calmar", "exposure", "skew", "kurtosis"):
@@ -784,25 +835,6 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
             cagr = (last / init_cash) ** (ppy / n) - 1.0
         m["cagr"] = cagr
 
-        r = reference_returns(equity, init_cash)
-        mean_r = _mean(r)
-        if n < 2:
-            vol = NAN
-            sharpe = NAN
-        else:
-            sd = _std_ddof1(r)
-            vol = sd * math.sqrt(ppy)
-            sharpe = NAN if sd == 0.0 else mean_r / sd * math.sqrt(ppy)
-        m["volatility"] = vol
-        m["sharpe"] = sharpe
-
-        if any(x < 0.0 for x in r):
-            downside = math.sqrt(_mean([min(x, 0.0) ** 2 for x in r]))
-            sortino = NAN if downside == 0.0 else mean_r / downside * math.sqrt(ppy)
-        else:
-            sortino = NAN
-        m["sortino"] = sortino
-
         running_max = init_cash
         mdd = 0.0
         for e in equity:
@@ -811,17 +843,44 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
             if dd > mdd:
                 mdd = dd
         m["max_drawdown"] = mdd
-        m["calmar"] = NAN if mdd == 0.0 else cagr / mdd
 
         m["exposure"] = sum(1 for u in units if u != 0.0) / n
 
-        # population skewness and raw (non-excess) kurtosis of the per-bar returns
-        central2 = _mean([(x - mean_r) ** 2 for x in r])
-        if central2 > 0.0:
-            m["skew"] = _mean([(x - mean_r) ** 3 for x in r]) / central2 ** 1.5
-            m["kurtosis"] = _mean([(x - mean_r) ** 4 for x in r]) / central2 ** 2
+        if ruined:
+            # Ruin: the per-bar returns mean nothing once equity is <= 0, so every metric
+            # built on them (and calmar) is NaN; total_return, cagr (-1, above),
+            # max_drawdown (its formula, >= 1) and exposure stay as computed.
+            for k in ("volatility", "sharpe", "sortino", "calmar", "skew", "kurtosis"):
+                m[k] = NAN
         else:
-            m["skew"] = m["kurtosis"] = NAN
+            r = reference_returns(equity, init_cash)
+            mean_r = _mean(r)
+            if n < 2:
+                vol = NAN
+                sharpe = NAN
+            else:
+                sd = _std_ddof1(r)
+                vol = sd * math.sqrt(ppy)
+                sharpe = NAN if sd == 0.0 else mean_r / sd * math.sqrt(ppy)
+            m["volatility"] = vol
+            m["sharpe"] = sharpe
+
+            if any(x < 0.0 for x in r):
+                downside = math.sqrt(_mean([min(x, 0.0) ** 2 for x in r]))
+                sortino = NAN if downside == 0.0 else mean_r / downside * math.sqrt(ppy)
+            else:
+                sortino = NAN
+            m["sortino"] = sortino
+
+            m["calmar"] = NAN if mdd == 0.0 else cagr / mdd
+
+            # population skewness and raw (non-excess) kurtosis of the per-bar returns
+            central2 = _mean([(x - mean_r) ** 2 for x in r])
+            if central2 > 0.0:
+                m["skew"] = _mean([(x - mean_r) ** 3 for x in r]) / central2 ** 1.5
+                m["kurtosis"] = _mean([(x - mean_r) ** 4 for x in r]) / central2 ** 2
+            else:
+                m["skew"] = m["kurtosis"] = NAN
 
     nt = len(trades)
     m["n_trades"] = nt
@@ -843,5 +902,5 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
     order = ["total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
              "calmar", "n_trades", "win_rate", "profit_factor", "avg_trade", "exposure",
              "avg_bars_held", "n_stop", "n_take", "n_trail", "n_time", "n_signal", "skew",
-             "kurtosis"]
+             "kurtosis", "ruined"]
     return {k: m[k] for k in order}

@@ -232,7 +232,9 @@ def test_constraint_filters_combinations(data):
     rows = res.table.to_pylist()[::data.n_assets]
     assert [(r["fast"], r["slow"], r["stop_loss"]) for r in rows] == expected
     assert res.n_combos == len(expected)
-    assert res.table["combo"].to_pylist()[::data.n_assets] == list(range(len(expected)))
+    # a combo's id is its index in the unconstrained grid (C order), whatever is kept
+    grid = list(itertools.product(fasts, slows, [None, 0.03]))
+    assert res.table["combo"].to_pylist()[::data.n_assets] == [grid.index(e) for e in expected]
 
 
 def test_constraint_arithmetic_and_chained(data):

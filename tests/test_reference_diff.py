@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from numba import njit
+
 import sweepbt as sb
 from reference import reference_backtest, sma_cross_signals, wilder_atr
 from sweepbt.kernels import METRIC_NAMES
@@ -169,3 +171,95 @@ def test_trade_window_matches_reference_on_warm_signals(seed):
                              list(close[lo:hi]), signals, periods_per_year=252.0,
                              atr=atr[lo:hi], **options)
     compare_asset(bt, 0, ref, lo, hi, f"seed {seed} window {(lo, hi)} {cfg}")
+
+
+def ruin_prone_config(rng):
+    """A random config that often ruins: shorts into rallies, costs near the cash."""
+    cfg = random_config(rng)
+    cfg.update(direction=str(rng.choice(["short", "both"])),
+               fixed_fees=float(rng.choice([0.0, 30.0, 60.0])), init_cash=100.0)
+    return cfg
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_ruin_matches_reference(seed):
+    """Explosive up-moves against shorts and fixed fees near the cash: many runs are ruined
+    (docs/semantics.md, Ruin); bar by bar, trade by trade, metric by metric they agree."""
+    rng = np.random.default_rng(5000 + seed)
+    n = int(rng.integers(40, 120))
+    open_, high, low, close = (p[0] for p in random_ohlc(rng, n, vol=0.15))
+    cfg = ruin_prone_config(rng)
+    data = sb.Bundle.from_arrays(open_, high, low, close)
+    bt = sb.backtest(data, "sma_cross", periods_per_year=252, **cfg)
+    ref = run_reference(open_, high, low, close, cfg)
+    compare_asset(bt, 0, ref, 0, n, f"seed {seed} {cfg}")
+
+
+def test_ruin_seeds_cover_ruin():
+    """The ruin-prone configurations above really do ruin (and not all of them)."""
+    ruined = 0
+    for seed in range(80):
+        rng = np.random.default_rng(5000 + seed)
+        n = int(rng.integers(40, 120))
+        prices = [p[0] for p in random_ohlc(rng, n, vol=0.15)]
+        ruined += run_reference(*prices, ruin_prone_config(rng))["metrics"]["ruined"] == 1.0
+    assert 10 <= ruined <= 70
+
+
+def test_equity_zero_does_not_abort_a_sweep():
+    """The issue's reproduction: a short at 80 that the price doubles brings equity to
+    exactly 0; the sweep around it runs, and the row is ruined with NaN ratios."""
+    c = np.array([100., 80., 80., 160., 150., 150.])
+    data = sb.Bundle.from_arrays(c, c, c, c)
+    bt = sb.backtest(data, "momentum", lookback=1, direction="short", fill="close")
+    stats = bt.stats.to_pylist()[0]
+    assert stats["ruined"] == 1.0 and stats["total_return"] == -1.0 and stats["cagr"] == -1.0
+    assert math.isnan(stats["sharpe"]) and math.isnan(stats["volatility"])
+    np.testing.assert_array_equal(bt.equity[0], [1e4, 1e4, 1e4, 0.0, 0.0, 0.0])
+    res = sb.sweep(data, "momentum", lookback=[1, 2], threshold=[0.0, 0.5],
+                   direction="short", fill="close")
+    rows = res.table.to_pylist()
+    assert [r["ruined"] for r in rows] == [1.0, 0.0, 1.0, 0.0]  # threshold 0.5 never trades
+    # ruined combos rank after every other combo (in grid order), whatever the metric
+    for metric in ("total_return", "n_trades", "max_drawdown", "exposure"):
+        assert res.best(metric, k=4)["combo"].to_pylist()[2:] == [0, 2], metric
+
+
+@njit(cache=True)
+def _volume_as_feature(volume):
+    out = np.empty((1, volume.shape[0]))
+    out[0, :] = volume
+    return out
+
+
+@njit(cache=True)
+def _feature_as_code(features, i):
+    return int(features[0, i])
+
+
+#: a strategy whose signal code at bar i is the volume of bar i (any code, conflicts too)
+CODES_IN_VOLUME = sb.define_strategy("codes_in_volume", indicators=_volume_as_feature,
+                                     signal=_feature_as_code, inputs=("volume",),
+                                     n_features=1, check=False)
+
+CONFLICTS = (sb.ENTER_LONG | sb.EXIT_LONG, sb.ENTER_SHORT | sb.EXIT_SHORT,
+             sb.ENTER_LONG | sb.EXIT_LONG | sb.ENTER_SHORT,
+             sb.ENTER_SHORT | sb.EXIT_SHORT | sb.EXIT_LONG, 15, sb.BUY, sb.SELL, 0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_conflicting_codes_match_reference(seed):
+    """Random codes, many with both bits of one side (they cancel, docs/semantics.md)."""
+    rng = np.random.default_rng(7000 + seed)
+    n = 90
+    open_, high, low, close = (p[0] for p in random_ohlc(rng, n))
+    codes = rng.choice(CONFLICTS, size=n, p=[0.12, 0.12, 0.08, 0.08, 0.05, 0.1, 0.1, 0.35])
+    cfg = random_config(rng)
+    del cfg["fast"], cfg["slow"]
+    data = sb.Bundle.from_arrays(open_, high, low, close,
+                                 volume=codes.astype(np.float64))
+    bt = sb.backtest(data, CODES_IN_VOLUME, periods_per_year=252, **cfg)
+    ref = reference_backtest(list(open_), list(high), list(low), list(close),
+                             [int(x) for x in codes], periods_per_year=252.0, codes=True,
+                             **cfg)
+    compare_asset(bt, 0, ref, 0, n, f"seed {seed} {cfg}")

@@ -13,7 +13,9 @@ import threading
 
 import numba
 
-_serialize = threading.Lock()
+from sweepbt._validate import check_count
+
+_serialize = threading.RLock()  # re-entrant: guarded calls nest (walk-forward -> equity)
 _configured = False
 
 
@@ -47,12 +49,7 @@ def check_threads(threads):
     """Validate ``threads`` (None = numba's default) against numba's maximum."""
     if threads is None:
         return None
-    if isinstance(threads, bool) or not isinstance(threads, int):
-        raise TypeError(f"threads must be an integer, got {threads!r}")
-    limit = numba.config.NUMBA_NUM_THREADS
-    if not 1 <= threads <= limit:
-        raise ValueError(f"threads must be in [1, {limit}], got {threads}")
-    return threads
+    return check_count("threads", threads, 1, numba.config.NUMBA_NUM_THREADS, TypeError)
 
 
 def n_threads(threads):

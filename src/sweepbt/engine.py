@@ -26,7 +26,9 @@ import pyarrow.parquet as pq
 from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt.bundle import Bundle, load
-from sweepbt.params import OPTIONS, build_grid, check_fixed, is_null
+from sweepbt._validate import check_count
+from sweepbt.params import (
+    ESTIMATE_DRAWS, EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null)
 from sweepbt.results import (
     BacktestResult, SweepResult, metric_index, rank_order, sweep_table)
 from sweepbt.strategies import get_strategy
@@ -36,6 +38,8 @@ CHUNK_BAR_EVALUATIONS = 50_000_000
 #: launches with less work than this run on the calling thread alone: waking a thread pool
 #: costs more than it saves, and much more on a busy machine
 SERIAL_BAR_EVALUATIONS = 2_000_000
+#: a sample= run gives up after this many random draws per combo wanted (constraint too tight)
+SAMPLE_DRAWS_PER_COMBO = 256
 #: by default a sweep that keeps every row may use at most this share of available memory
 MEMORY_SHARE = 0.5
 ATR_RULES = ("stop_atr", "take_atr", "trailing_atr")
@@ -58,6 +62,7 @@ def _prepare(data, strategy, params, constraint, fill, direction, init_cash,
     strat = get_strategy(strategy)
     fill_code, dir_code, cash, ppy = check_fixed(fill, direction, init_cash, periods_per_year)
     threads = check_threads(threads)
+    window = _check_window(window, bundle.n_bars)
     start, end = _trade_span(bundle, window)
     longest_span = int((bundle.end - bundle.start).max())
     grid = build_grid(strat, params, longest_span, constraint)
@@ -67,27 +72,36 @@ def _prepare(data, strategy, params, constraint, fill, direction, init_cash,
     fixed = {"fill": fill, "direction": direction, "init_cash": cash,
              "periods_per_year": ppy, "constraint": constraint}
     if window is not None:
-        fixed["window"] = [int(start.min()), int(end.max())]
+        fixed["window"] = list(window)  # as asked, not as each asset's span cuts it
     return bundle, strat, grid, settings, fixed
+
+
+def _check_window(window, n_bars):
+    """``window``: None, or a ``(start_bar, stop_bar)`` pair of integer bar indices with
+    ``0 <= start_bar < stop_bar <= n_bars``; returned as a tuple of Python ints."""
+    if window is None:
+        return None
+    if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") \
+            or len(window) != 2:
+        raise TypeError(f"window must be a (start_bar, stop_bar) pair, got {window!r}")
+    lo = check_count("window[0] (start_bar)", window[0], 0, wrong_type=TypeError)
+    hi = check_count("window[1] (stop_bar)", window[1], 0, wrong_type=TypeError)
+    if not lo < hi <= n_bars:
+        raise ValueError(f"window=({lo}, {hi}) must satisfy 0 <= start_bar < stop_bar <= "
+                         f"n_bars={n_bars}")
+    return lo, hi
 
 
 def _trade_span(bundle, window):
     """Per-asset bars where backtests trade: the asset's span, cut to ``window``.
 
-    ``window=(start_bar, stop_bar)`` trades and measures only bars
+    ``window=(start_bar, stop_bar)`` (checked) trades and measures only bars
     ``start_bar <= i < stop_bar``; indicators still warm up on the bars before it, and
     nothing after it is read (every indicator is causal).
     """
     if window is None:
         return bundle.start, bundle.end
-    try:
-        lo, hi = (int(b) for b in window)
-    except (TypeError, ValueError):
-        raise TypeError(f"window must be a (start_bar, stop_bar) pair, got {window!r}") \
-            from None
-    if not 0 <= lo < hi <= bundle.n_bars:
-        raise ValueError(f"window=({lo}, {hi}) must satisfy 0 <= start_bar < stop_bar <= "
-                         f"n_bars={bundle.n_bars}")
+    lo, hi = window
     start = np.maximum(bundle.start, lo)
     end = np.minimum(bundle.end, hi)
     return start, np.maximum(end, start)
@@ -198,11 +212,7 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
     bundle, strat, grid, settings, fixed = _prepare(
         data, strategy, params, None, fill, direction, init_cash, periods_per_year, threads,
         window)
-    source = strat.build(bundle, grid.strategy_values)
-    atr = _AtrCache.build(bundle, grid)
     columns, signal_idx, _ = grid.columns_at(np.zeros(1, np.int64))
-    signals = source.events(signal_idx[0], signal_idx[0] + 1)
-    atr_row = atr.index(columns["atr_window"])[0]
     n_assets, n_bars = bundle.n_assets, bundle.n_bars
     metrics = np.empty((n_assets, kernels.N_METRICS))
     equity = np.full((n_assets, n_bars), np.nan)
@@ -210,7 +220,11 @@ def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
     units = np.full((n_assets, n_bars), np.nan)
     trades = []
     n_trades_col = metric_index("n_trades")
-    with kernel_threads(settings.threads):
+    with kernel_threads(settings.threads):  # every kernel launch of this call
+        source = strat.build(bundle, grid.strategy_values)
+        atr = _AtrCache.build(bundle, grid)
+        signals = source.events(signal_idx[0], signal_idx[0] + 1)
+        atr_row = atr.index(columns["atr_window"])[0]
         # first pass: metrics, and the trade counts that size the record buffers
         _run_chunk(bundle, source, atr, columns, signal_idx, settings, metrics)
         for a in range(n_assets):
@@ -241,9 +255,19 @@ class SweepEstimate:
     bar_evaluations: int
     result_bytes: int
     available_bytes: int
+    #: standard error of ``n_combos``: 0 when counted exactly; a grid of more than
+    #: params.EXACT_COUNT_LIMIT combos with a constraint is estimated from a random sample
+    n_combos_error: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.n_combos_error == 0
 
     def __str__(self):
-        return (f"{self.n_combos:,} combos x assets = {self.n_backtests:,} backtests, "
+        about = "" if self.exact else (
+            f"about (+/- {self.n_combos_error:,.0f}, estimated from "
+            f"{ESTIMATE_DRAWS:,} random combos of the grid) ")
+        return (f"{about}{self.n_combos:,} combos x assets = {self.n_backtests:,} backtests, "
                 f"{self.bar_evaluations:,} bar-evaluations; keeping every row needs about "
                 f"{_fmt_bytes(self.result_bytes)} (available: "
                 f"{_fmt_bytes(self.available_bytes)})")
@@ -271,18 +295,25 @@ def _available_memory():
         return 8 << 30
 
 
+def _no_combination(grid):
+    return ValueError(f"constraint {grid.constraint!r} leaves no combination to run")
+
+
 def _estimate(bundle, grid, settings, sample=None):
-    n_combos = grid.count()
-    if n_combos == 0:
-        raise ValueError(f"constraint {grid.constraint!r} leaves no combination to run")
-    if sample is not None:
+    n_combos, error = grid.count_or_estimate()
+    if n_combos == 0 and error == 0:
+        raise _no_combination(grid)
+    if sample is not None and n_combos - 3 * error >= sample:
+        n_combos, error = sample, 0.0  # certainly (3 standard errors) enough to sample from
+    elif sample is not None:
         n_combos = min(n_combos, sample)
     n_backtests = n_combos * bundle.n_assets
     result_bytes = n_backtests * (_BYTES_PER_ROW + _BYTES_PER_PARAM * len(grid.names))
     return SweepEstimate(
         n_combos=n_combos, n_backtests=n_backtests,
         bar_evaluations=int(n_combos * (settings.end - settings.start).sum()),
-        result_bytes=int(result_bytes), available_bytes=_available_memory())
+        result_bytes=int(result_bytes), available_bytes=_available_memory(),
+        n_combos_error=error)
 
 
 def estimate(data, strategy="sma_cross", *, constraint=None, fill="next_open",
@@ -292,7 +323,7 @@ def estimate(data, strategy="sma_cross", *, constraint=None, fill="next_open",
     bundle, _, grid, settings, _ = _prepare(data, strategy, params, constraint, fill,
                                             direction, init_cash, periods_per_year, None,
                                             window)
-    return _estimate(bundle, grid, settings, _check_sample(sample))
+    return _estimate(bundle, grid, settings, _check_sample(sample, None)[0])
 
 
 class _KeepAll:
@@ -301,15 +332,15 @@ class _KeepAll:
     def __init__(self):
         self.parts = []
 
-    def add(self, combo_ids, flat, params, metrics):
-        self.parts.append((combo_ids, flat, params, metrics))
+    def add(self, combo_ids, params, metrics):
+        self.parts.append((combo_ids, params, metrics))
 
     def finish(self, names):
         if not self.parts:
-            return (np.empty(0, np.int64), np.empty(0, np.int64),
-                    {n: np.empty(0) for n in names}, np.empty((0, kernels.N_METRICS)))
-        combos, flat, params, metrics = zip(*self.parts)
-        return (np.concatenate(combos), np.concatenate(flat),
+            return (np.empty(0, np.int64), {n: np.empty(0) for n in names},
+                    np.empty((0, kernels.N_METRICS)))
+        combos, params, metrics = zip(*self.parts)
+        return (np.concatenate(combos),
                 {n: np.concatenate([p[n] for p in params]) for n in names},
                 np.concatenate(metrics))
 
@@ -321,16 +352,18 @@ class _KeepTop:
         self.k, self.metric, self.n_assets = k, metric, n_assets
         self.best = None
 
-    def add(self, combo_ids, flat, params, metrics):
+    def add(self, combo_ids, params, metrics):
         if self.best is not None:
-            old_combos, old_flat, old_params, old_metrics = self.best
+            old_combos, old_params, old_metrics = self.best
             combo_ids = np.concatenate([old_combos, combo_ids])
-            flat = np.concatenate([old_flat, flat])
             params = {n: np.concatenate([old_params[n], params[n]]) for n in params}
             metrics = np.concatenate([old_metrics, metrics])
         per_combo = metrics.reshape(combo_ids.size, self.n_assets, -1)
-        order = np.sort(rank_order(per_combo.mean(axis=1), combo_ids, self.metric)[:self.k])
-        self.best = (combo_ids[order], flat[order], {n: v[order] for n, v in params.items()},
+        aggregated = per_combo.mean(axis=1)
+        ruined = metric_index("ruined")
+        aggregated[:, ruined] = per_combo[:, :, ruined].max(axis=1)
+        order = np.sort(rank_order(aggregated, combo_ids, self.metric)[:self.k])
+        self.best = (combo_ids[order], {n: v[order] for n, v in params.items()},
                      per_combo[order].reshape(-1, per_combo.shape[2]))
 
     def finish(self, names):
@@ -357,7 +390,7 @@ class _ParquetParts:
         self.bundle, self.strategy, self.fixed = bundle, strategy, fixed
         self.n_parts = 0
 
-    def add(self, combo_ids, flat, params, metrics):
+    def add(self, combo_ids, params, metrics):
         table = sweep_table(self.bundle, self.strategy, self.fixed, combo_ids, params, metrics)
         pq.write_table(table, os.path.join(self.tmp, f"part-{self.n_parts:05d}.parquet"))
         self.n_parts += 1
@@ -369,25 +402,42 @@ class _ParquetParts:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _check_sample(sample):
+def _check_sample(sample, seed):
+    """``sample`` (None or a count >= 1) and ``seed`` (None or an integer >= 0)."""
     if sample is None:
-        return None
-    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
-        raise ValueError(f"sample must be a positive integer, got {sample!r}")
-    return int(sample)
+        return None, None
+    return (check_count("sample", sample),
+            None if seed is None else check_count("seed", seed, minimum=0))
 
 
-def _sample_flat(grid, n, seed):
-    """``n`` distinct grid indices drawn uniformly from the combos that pass the constraint.
+def sampled_combos(grid, n, seed):
+    """The grid indices a ``sample=n`` run uses, sorted (grid order); None for every combo
+    of the grid (it keeps no more than ``n``).
 
-    Rejection sampling over the unconstrained product (never materialized); duplicates are
-    dropped keeping the first draw, so the sample is uniform without replacement and
-    reproducible for a given ``seed``. Returned sorted (grid order).
+    ``n`` distinct indices are drawn uniformly from the combos that pass the constraint, by
+    rejection sampling over the unconstrained product (never materialized, never counted
+    when it is larger than EXACT_COUNT_LIMIT); duplicates are dropped keeping the first
+    draw, so the sample is uniform without replacement and reproducible for a given
+    ``seed``. ValueError when the constraint keeps too few combos to find ``n`` of them
+    within SAMPLE_DRAWS_PER_COMBO draws per combo.
     """
+    if n is None:
+        return None
+    if grid.constraint is None or grid.n_total <= EXACT_COUNT_LIMIT:
+        if n >= grid.count():
+            return None
     rng = np.random.default_rng(seed)
     chosen = np.empty(0, np.int64)
+    drawn, budget = 0, SAMPLE_DRAWS_PER_COMBO * max(n, 1024)
     while chosen.size < n:
-        draw = rng.integers(0, grid.n_total, size=max(1024, 2 * (n - chosen.size)))
+        if drawn >= budget:
+            raise ValueError(
+                f"sample={n}: the constraint {grid.constraint!r} kept only {chosen.size:,} "
+                f"distinct combos in {drawn:,} random draws from a grid of "
+                f"{grid.n_total:,}; use a smaller sample or a looser constraint")
+        size = max(1024, 2 * (n - chosen.size))
+        draw = rng.integers(0, grid.n_total, size=size)
+        drawn += size
         merged = np.concatenate([chosen, grid.columns_at(draw)[2]])
         _, first = np.unique(merged, return_index=True)
         chosen = merged[np.sort(first)]
@@ -420,10 +470,9 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
         data, strategy, params, constraint, fill, direction, init_cash, periods_per_year,
         threads, window)
     if top is not None:
-        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-            raise ValueError(f"top must be a positive integer, got {top!r}")
+        top = check_count("top", top)
         metric_index(metric)
-    sample = _check_sample(sample)
+    sample, seed = _check_sample(sample, seed)
     size = _estimate(bundle, grid, settings, sample)
     limit = MEMORY_SHARE * size.available_bytes if max_memory is None else max_memory
     if top is None and out is None and size.result_bytes > limit:
@@ -436,16 +485,15 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
         fixed.update(sample=sample, seed=seed)
 
     t0 = time.perf_counter()
-    with _DeferredInterrupt() as interrupt:  # Ctrl-C in compiled code waits for its end
+    with kernel_threads(settings.threads), _DeferredInterrupt() as interrupt:
+        # Ctrl-C in compiled code waits for its end
         source = strat.build(bundle, grid.strategy_values)
         atr = _AtrCache.build(bundle, grid)
     interrupt.check()
     n_assets = bundle.n_assets
     mean_span = max(1.0, float((settings.end - settings.start).mean()))
     chunk = max(1, int(CHUNK_BAR_EVALUATIONS / (n_assets * mean_span)))
-    sampled = None
-    if sample is not None and sample < grid.count():
-        sampled = _sample_flat(grid, sample, seed)
+    sampled = sampled_combos(grid, sample, seed)
     n_flat = grid.n_total if sampled is None else sampled.size
     sink = _ParquetParts(out, bundle, strat.name, fixed) if out is not None else None
     keep = _KeepTop(top, metric, n_assets) if top is not None else (
@@ -467,15 +515,16 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
                 metrics = np.empty((n_kept * n_assets, kernels.N_METRICS))
                 _run_chunk(bundle, source, atr, columns, signal_idx, settings, metrics)
                 sharpe_moments.add(metrics, n_kept)
-                combo_ids = np.arange(done, done + n_kept, dtype=np.int64)
                 given = {n: columns[n] for n in grid.names}
                 for collector in (keep, sink):
                     if collector is not None:
-                        collector.add(combo_ids, flat, given, metrics)
+                        collector.add(flat, given, metrics)
                 done += n_kept
                 if bar is not None:
                     bar.update(done * n_assets)
             interrupt.check()
+        if done == 0:
+            raise _no_combination(grid)
         if sink is not None:
             sink.commit()
     except KeyboardInterrupt:
@@ -492,14 +541,14 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0
-    combos = flat_kept = kept_params = metrics = None
+    combos = kept_params = metrics = None
     if keep is not None:
-        combos, flat_kept, kept_params, metrics = keep.finish(grid.names)
+        combos, kept_params, metrics = keep.finish(grid.names)
     return SweepResult(
         bundle=bundle, strategy=strat.name, fixed=fixed, names=grid.names, axes=grid.axes,
-        n_combos=size.n_combos, combos=combos, params=kept_params, metrics=metrics,
-        elapsed=elapsed, bar_evaluations=size.bar_evaluations,
-        path=sink.path if sink is not None else None, flat=flat_kept,
+        n_combos=done, combos=combos, params=kept_params, metrics=metrics,
+        elapsed=elapsed, bar_evaluations=done * int((settings.end - settings.start).sum()),
+        path=sink.path if sink is not None else None,
         sharpe_moments=sharpe_moments.value(),
         equity_of=lambda flat_ids: _equity_paths(bundle, source, atr, grid, settings,
                                                  flat_ids))

@@ -50,7 +50,7 @@ OPTIONS = {o.name: o for o in (
            "stop at peak - m*ATR for a long, ATR fixed at entry"),
     Option("atr_window", 14, "int", (1, math.inf, False, True), False,
            "Wilder ATR window for the *_atr rules, bars"),
-    Option("max_bars", None, "int", (1, math.inf, False, True), True,
+    Option("max_bars", None, "int", (1, 2 ** 53, False, False), True,
            "exit at the close of bar entry_bar+n"),
     Option("fees", 0.0, "float", (0.0, 1.0, False, True), False,
            "fraction of traded notional, each fill"),
@@ -66,6 +66,12 @@ FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
 
 #: combos per block when counting those that pass a constraint (bounds that pass's memory)
 COUNT_BLOCK = 1 << 16
+#: grids up to this many combos are counted exactly; larger ones are estimated by sampling
+EXACT_COUNT_LIMIT = 1 << 22
+#: random combos drawn to estimate how many a constraint keeps in a larger grid
+ESTIMATE_DRAWS = 1 << 16
+#: the largest grid (before the constraint): combo ids must fit int64 arithmetic
+MAX_GRID = 1 << 62
 
 
 def _is_sequence(value):
@@ -96,6 +102,8 @@ def _check_number(name, value, where):
 
 
 def _check_integer(name, value, where, what="an integer"):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)  # exact, however large (bounds are checked by the caller)
     x = _check_number(name, value, where)
     if x != int(x):
         raise TypeError(f"{name}{where} must be {what}, got {value!r}")
@@ -217,6 +225,19 @@ class Grid:
             kept += self.columns_at(flat)[2].size
         return kept
 
+    def count_or_estimate(self):
+        """(combos kept by the constraint, standard error): exact (error 0) for grids of up
+        to EXACT_COUNT_LIMIT combos, else estimated from ESTIMATE_DRAWS uniform draws (a
+        fixed seed, so the same grid gives the same estimate)."""
+        if self.constraint is None or self.n_total <= EXACT_COUNT_LIMIT:
+            return self.count(), 0.0
+        draws = np.random.default_rng(0).integers(0, self.n_total, ESTIMATE_DRAWS)
+        share = self.columns_at(draws)[2].size / ESTIMATE_DRAWS
+        # a share seen as 0 or 1 still has an error of about one draw's worth
+        error = max(math.sqrt(share * (1.0 - share) / ESTIMATE_DRAWS),
+                    1.0 / ESTIMATE_DRAWS) * self.n_total
+        return round(share * self.n_total), error
+
 
 def is_null(name, values):
     """Mask of 'rule off' values of a None-able option (NaN, or 0 for ``max_bars``)."""
@@ -270,6 +291,11 @@ def build_grid(strategy, params, longest_span, constraint=None):
             (p.default for p in strategy.params if p.name == name), None))
         values[name] = _as_kernel_array(name, _axis_values(name, value, check_param))
     axes = tuple(n for n in names if _is_sequence(params.get(n)))
+    n_total = math.prod(values[n].size for n in names)
+    if n_total > MAX_GRID:
+        raise ValueError(f"the grid has {n_total:.3g} combinations, more than the 2**62 "
+                         "sweepbt can index; use fewer values per axis, or sample= a random "
+                         "subset of a smaller grid")
     grid = Grid(names=names, values=values, axes=axes,
                 n_strategy_params=len(strategy.param_names), constraint=constraint,
                 strategy=strategy)
@@ -293,68 +319,98 @@ def _as_kernel_array(name, values):
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
            ast.Pow: operator.pow}
+_DIVISIONS = (ast.Div, ast.FloorDiv, ast.Mod)
 _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
             ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne}
+#: a constraint longer than this, or with more syntax nodes, is refused before evaluation
+MAX_CONSTRAINT_CHARS = 2_000
+MAX_CONSTRAINT_NODES = 400
 
 
 def evaluate_constraint(expression, columns):
     """Evaluate a constraint such as ``"fast < slow and slow <= 4 * fast"`` per combo.
 
     Allowed: parameter names, numbers, + - * / // % **, comparisons (chained too), and,
-    or, not, parentheses. Options that are off (None) compare as NaN, so any comparison
-    with them is False. Returns a boolean mask.
+    or, not, parentheses. Arithmetic is float64 (IEEE: an overflow is inf, never a wrapped
+    integer or a huge exact power); a division by zero is an error, and so is a result (or
+    an operand of and/or/not) that is a number rather than true/false. Options that are off
+    (None) compare as NaN, so any comparison with them is False. Returns a boolean mask.
     """
     if not isinstance(expression, str):
         raise TypeError(f"constraint must be a string expression, got {expression!r}")
+    if len(expression) > MAX_CONSTRAINT_CHARS:
+        raise ValueError(f"constraint is {len(expression):,} characters long; at most "
+                         f"{MAX_CONSTRAINT_CHARS:,} are allowed")
     try:
         tree = ast.parse(expression, mode="eval")
-    except SyntaxError as exc:
-        raise ValueError(f"constraint {expression!r} is not a valid expression: {exc.msg}") \
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        reason = getattr(exc, "msg", None) or "nested too deeply"
+        raise ValueError(f"constraint {expression!r} is not a valid expression: {reason}") \
             from None
+    n_nodes = sum(1 for _ in ast.walk(tree))
+    if n_nodes > MAX_CONSTRAINT_NODES:
+        raise ValueError(f"constraint {expression!r} has {n_nodes} terms; at most "
+                         f"{MAX_CONSTRAINT_NODES} are allowed")
     n = next(iter(columns.values())).shape[0]
-    return _as_mask(_evaluate(tree.body, columns, expression), n).copy()
+    value, is_bool = _evaluate(tree.body, columns, expression, n)
+    if not is_bool:
+        raise ValueError(f"constraint {expression!r} gives numbers, not true/false: use a "
+                         f"comparison such as 'fast < slow'")
+    return _as_mask(value, n).copy()
 
 
 def _as_mask(x, n):
     return np.broadcast_to(np.asarray(x, dtype=bool), (n,))
 
 
-def _evaluate(node, columns, expression):
-    """Value of one constraint AST node over the combos in ``columns``."""
-    n = next(iter(columns.values())).shape[0]
+def _evaluate(node, columns, expression, n):
+    """(value, is_boolean) of one constraint AST node over the combos in ``columns``."""
+    def sub(child, want_bool=None):
+        value, is_bool = _evaluate(child, columns, expression, n)
+        if want_bool is not None and is_bool != want_bool:
+            what = "true/false" if want_bool else "a number"
+            raise ValueError(f"constraint {expression!r}: {ast.unparse(child)!r} must be "
+                             f"{what} here")
+        return value
+
     if isinstance(node, ast.Name):
         if node.id not in columns:
             raise ValueError(f"constraint {expression!r}: unknown name {node.id!r}; known: "
                              f"{', '.join(columns)}")
-        col = columns[node.id]
+        col = columns[node.id].astype(np.float64)
         if node.id in OPTIONS and OPTIONS[node.id].kind == "int":
-            return np.where(col == 0, np.nan, col.astype(np.float64))  # 0 = off = NaN
-        return col
+            col[col == 0] = np.nan  # 0 = off = NaN
+        return col, False
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
             and not isinstance(node.value, bool):
-        return node.value
+        return np.float64(node.value) if abs(node.value) < 1e308 else np.float64(
+            math.copysign(math.inf, node.value)), False
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = sub(node.left, False), sub(node.right, False)
+        if isinstance(node.op, _DIVISIONS) and np.any(np.asarray(right) == 0):
+            raise ValueError(f"constraint {expression!r}: division by zero in "
+                             f"{ast.unparse(node)!r}")
         with np.errstate(all="ignore"):
-            return _BINARY[type(node.op)](_evaluate(node.left, columns, expression),
-                                          _evaluate(node.right, columns, expression))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_evaluate(node.operand, columns, expression)
+            return _BINARY[type(node.op)](left, right), False
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = sub(node.operand, False)
+        return (-value if isinstance(node.op, ast.USub) else value), False
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        return ~_as_mask(_evaluate(node.operand, columns, expression), n)
+        return ~_as_mask(sub(node.operand, True), n), True
     if isinstance(node, ast.BoolOp):
         combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-        out = _as_mask(_evaluate(node.values[0], columns, expression), n)
+        out = _as_mask(sub(node.values[0], True), n)
         for value in node.values[1:]:
-            out = combine(out, _as_mask(_evaluate(value, columns, expression), n))
-        return out
+            out = combine(out, _as_mask(sub(value, True), n))
+        return out, True
     if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
-        left = _evaluate(node.left, columns, expression)
+        left = sub(node.left, False)
         out = np.ones(n, dtype=bool)
         for op, comparator in zip(node.ops, node.comparators):
-            right = _evaluate(comparator, columns, expression)
+            right = sub(comparator, False)
             out &= _as_mask(_COMPARE[type(op)](left, right), n)
             left = right
-        return out
+        return out, True
     raise ValueError(
         f"constraint {expression!r}: {type(node).__name__} is not allowed (use names, "
         f"numbers, arithmetic, comparisons, and/or/not)")

@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweepbt import kernels
+from sweepbt._series import returns_from_equity
+from sweepbt._validate import check_count
 from sweepbt.params import is_null
 
 #: metrics where a lower value is better (``best`` sorts these ascending)
@@ -29,10 +31,12 @@ def metric_index(metric):
 
 
 def rank_order(per_combo, combo_ids, metric):
-    """Row order best-first by ``metric``: NaN last, ties by combo id."""
+    """Row order best-first by ``metric``: ties by combo id; NaN, and combos ruined on any
+    asset (``ruined`` > 0 after aggregation), after all others whatever the metric."""
     key = per_combo[:, metric_index(metric)]
-    signed = key if metric in LOWER_IS_BETTER else -key
-    return np.lexsort((combo_ids, signed, np.isnan(key)))
+    last = np.isnan(key) | (per_combo[:, metric_index("ruined")] != 0)
+    signed = np.where(last, 0.0, key if metric in LOWER_IS_BETTER else -key)
+    return np.lexsort((combo_ids, signed, last))
 
 
 def _metric_columns(metrics, counts_as_int=True):
@@ -49,7 +53,14 @@ def _param_columns(params):
 
 
 def _metadata(strategy, fixed):
-    return {b"sweepbt": json.dumps({"strategy": strategy, **fixed}).encode()}
+    return {b"sweepbt": json.dumps({"strategy": strategy, **fixed}, default=_plain).encode()}
+
+
+def _plain(value):
+    """JSON form of what ``json`` does not know: numpy scalars and arrays."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def sweep_table(bundle, strategy, fixed, combo_ids, params, metrics):
@@ -157,7 +168,6 @@ class SweepResult:
     elapsed: float
     bar_evaluations: int
     path: str = None
-    flat: np.ndarray = field(default=None, repr=False)
     equity_of: object = field(default=None, repr=False)
     sharpe_moments: tuple = field(default=None, repr=False)
     _table: pa.Table = field(default=None, repr=False)
@@ -198,15 +208,20 @@ class SweepResult:
         """(combo ids, per-combo metrics ``(n, N_METRICS)`` aggregated over assets).
 
         ``how`` is ``"mean"`` or ``"median"``. A combo whose metric is NaN on any asset
-        gets NaN (it is undefined there), so ``best`` ranks it last.
+        gets NaN (it is undefined there), so ``best`` ranks it last; ``ruined`` is 1 when
+        the combo was ruined on any asset.
         """
         combos, _, metrics = self._in_memory()
         per_combo = metrics.reshape(combos.size, self.bundle.n_assets, -1)
         if how == "mean":
-            return combos, per_combo.mean(axis=1)
-        if how == "median":
-            return combos, np.median(per_combo, axis=1)
-        raise ValueError(f"unknown aggregation {how!r}; expected 'mean' or 'median'")
+            out = per_combo.mean(axis=1)
+        elif how == "median":
+            out = np.median(per_combo, axis=1)
+        else:
+            raise ValueError(f"unknown aggregation {how!r}; expected 'mean' or 'median'")
+        ruined = metric_index("ruined")
+        out[:, ruined] = per_combo[:, :, ruined].max(axis=1)  # ruined on any asset
+        return combos, out
 
     def best(self, metric="sharpe", k=10, how="mean") -> pa.Table:
         """The top ``k`` combos by ``metric`` aggregated over assets; NaN ranks last.
@@ -215,8 +230,7 @@ class SweepResult:
         order. Returns ``rank, combo``, the parameters, then every aggregated metric.
         """
         metric_index(metric)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = check_count("k", k)
         combos, per_combo = self.aggregate(how)
         _, params, _ = self._in_memory()
         order = rank_order(per_combo, combos, metric)[:k]
@@ -244,19 +258,15 @@ class SweepResult:
                 self.combos[np.minimum(positions, self.combos.size - 1)] != combos)
             if bad.any():
                 raise ValueError(f"combo {int(combos[bad][0])} is not held by this result")
-        return self.equity_of(self.flat[positions])
+        return self.equity_of(self.combos[positions])
 
     def returns(self, combos=None) -> np.ndarray:
         """Per-bar returns ``r_i = equity_i / equity_(i-1) - 1`` of :meth:`equity`.
 
-        The first bar of a span is measured against ``init_cash``; NaN outside spans.
+        The first bar of a span is measured against ``init_cash``; NaN outside spans; 0
+        after ruin (docs/semantics.md).
         """
-        equity = self.equity(combos)
-        previous = np.roll(equity, 1, axis=-1)
-        previous[..., 0] = np.nan
-        first = ~np.isnan(equity) & np.isnan(previous)
-        previous[first] = self.fixed["init_cash"]
-        return equity / previous - 1.0
+        return returns_from_equity(self.equity(combos), self.fixed["init_cash"])
 
     def to_parquet(self, path, **kwargs):
         """Write ``table`` to one Parquet file atomically (a temporary file, then rename)."""

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweepbt._series import returns_from_equity
+from sweepbt._validate import check_count
+
 
 def _normal_cdf(z):
     """Standard normal CDF (scipy is imported on first use, keeping ``import sweepbt`` fast)."""
@@ -482,8 +485,7 @@ def sweep_returns_matrix(result, k=1000, rank_metric="sharpe", max_bytes=64 << 2
     """
     from sweepbt.results import rank_order
 
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-        raise ValueError(f"k must be an integer >= 2, got {k!r}")
+    k = check_count("k", k, minimum=2)
     combos, per_combo, _ = _sweep_per_combo(result)
     top = np.sort(combos[rank_order(per_combo, combos, rank_metric)[:k]])
     bundle = result.bundle
@@ -494,16 +496,10 @@ def sweep_returns_matrix(result, k=1000, rank_metric="sharpe", max_bytes=64 << 2
     for lo in range(0, top.size, block):
         equity = result.equity(top[lo:lo + block])
         for s in range(0, equity.shape[0], sub):
-            e = equity[s:s + sub]
-            prev = np.empty_like(e)
-            prev[..., 0] = np.nan
-            prev[..., 1:] = e[..., :-1]
-            first = np.isnan(prev) & ~np.isnan(e)  # a span's first bar: against init_cash
-            prev[first] = init_cash
+            r = returns_from_equity(equity[s:s + sub], init_cash)
             with np.errstate(invalid="ignore"):
-                r = e / prev - 1.0
                 traded = (~np.isnan(r)).sum(axis=1)
-                matrix[lo + s:lo + s + e.shape[0]] = np.where(
+                matrix[lo + s:lo + s + r.shape[0]] = np.where(
                     traded > 0, np.nansum(r, axis=1) / np.maximum(traded, 1), np.nan)
     keep = ~np.isnan(matrix).any(axis=0)
     return top, np.ascontiguousarray(matrix[:, keep].T)

@@ -22,8 +22,10 @@ import pyarrow as pa
 from sweepbt import engine as _engine
 from sweepbt import kernels
 from sweepbt import stats as _stats  # noqa: F401  (makes sweepbt.stats importable as sb.stats)
+from sweepbt._series import returns_from_equity
 from sweepbt._threading import kernel_threads
-from sweepbt.params import is_null
+from sweepbt._validate import check_count
+from sweepbt.params import MAX_GRID, is_null
 from sweepbt.results import LOWER_IS_BETTER, metric_index
 
 __all__ = ["WalkForwardResult", "format_walk_forward", "parse_duration", "walk_forward"]
@@ -32,6 +34,9 @@ _NS = {"W": 7 * 86_400_000_000_000, "D": 86_400_000_000_000, "h": 3_600_000_000_
        "min": 60_000_000_000}
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(Y|y|M|W|w|D|d|H|h|min)\s*$")
 _UNIT_ALIASES = {"y": "Y", "w": "W", "d": "D", "H": "h"}
+#: the longest duration accepted (datetime64[ns] covers about 292 years either side of 1970)
+MAX_DURATION_YEARS = 250
+MAX_DURATION_NS = MAX_DURATION_YEARS * 366 * 86_400 * 10**9
 #: the chained out-of-sample series' statistics (columns of ``WalkForwardResult.stats``)
 STAT_NAMES = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
               "calmar", "skew", "kurtosis", "n_trades", "exposure")
@@ -72,6 +77,9 @@ def parse_duration(text):
     n, unit = int(m.group(1)), _UNIT_ALIASES.get(m.group(2), m.group(2))
     if n < 1:
         raise ValueError(f"duration {text!r} must be positive")
+    longest = {"Y": 366 * _NS["D"], "M": 31 * _NS["D"]}.get(unit) or _NS[unit]
+    if n * longest > MAX_DURATION_NS:
+        raise ValueError(f"duration {text!r} is longer than {MAX_DURATION_YEARS:,} years")
     if unit == "Y":
         return Duration(12 * n, 0, text.strip())
     if unit == "M":
@@ -107,9 +115,7 @@ def _as_span(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be a number of bars (int) or a duration such as '2Y', "
                         f"'6M', '90D'; got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1 bar, got {value}")
-    return int(value)
+    return check_count(f"{name} (bars)", value, 1, MAX_GRID, TypeError)
 
 
 def window_spans(timestamps, train, test, step=None, anchored=False, partial=False):
@@ -230,9 +236,7 @@ def _chained_returns(equity, init_cash):
     out = np.full(equity.shape, np.nan)
     for a in range(equity.shape[0]):
         idx = np.flatnonzero(~np.isnan(equity[a]))
-        if idx.size:
-            e = equity[a, idx]
-            out[a, idx] = e / np.concatenate(([init_cash], e[:-1])) - 1.0
+        out[a, idx] = returns_from_equity(equity[a, idx], init_cash)
     return out
 
 
@@ -243,10 +247,11 @@ def _series_stats(e, init_cash, ppy):
     n = e.size
     if n == 0:
         return out
-    r = e / np.concatenate(([init_cash], e[:-1])) - 1.0
+    r = returns_from_equity(e, init_cash)
     final = e[-1] / init_cash
     out["total_return"] = final - 1.0
-    out["cagr"] = final ** (ppy / n) - 1.0 if final > 0 else -1.0
+    ruined = bool(np.any(e <= 0.0))
+    out["cagr"] = final ** (ppy / n) - 1.0 if final > 0 and not ruined else -1.0
     mean = r.mean()
     dev = r - mean
     std = math.sqrt(float(dev @ dev) / (n - 1)) if n > 1 else nan
@@ -262,6 +267,9 @@ def _series_stats(e, init_cash, ppy):
     if m2 > 0:
         out["skew"] = float(np.mean(dev ** 3)) / m2 ** 1.5
         out["kurtosis"] = float(np.mean(dev ** 4)) / (m2 * m2)
+    if ruined:  # as in the kernel: returns through a bust account mean nothing
+        for name in ("volatility", "sharpe", "sortino", "calmar", "skew", "kurtosis"):
+            out[name] = nan
     return out
 
 
@@ -269,7 +277,8 @@ def _objective_scores(objective, per_asset, agg, columns, names):
     """(tier, score) of each combo of a chunk: higher tier first, then higher score.
 
     A metric name: tier 2 when the metric is defined on every active asset (score: the
-    mean), tier 1 when only on some (score: the mean over those), tier 0 when on none.
+    mean), tier 1 when only on some (score: the mean over those), tier 0 when on none or
+    when the combo is ruined on any asset.
     A callable: its score, tier 2 (tier 0 where it is NaN).
     """
     if isinstance(objective, str):
@@ -282,6 +291,7 @@ def _objective_scores(objective, per_asset, agg, columns, names):
                         np.nan)
         score = np.where(np.isnan(full), part, full)
         tier = np.where(~np.isnan(full), 2, np.where(n > 0, 1, 0))
+        tier[np.any(per_asset[:, :, metric_index("ruined")] != 0, axis=1)] = 0
         return tier, (-score if objective in LOWER_IS_BETTER else score)
     view = {m: agg[:, j] for j, m in enumerate(kernels.METRIC_NAMES)}
     for name in names:
@@ -350,14 +360,10 @@ def walk_forward(data, strategy="sma_cross", *, train, test, step=None, anchored
                          f"({bundle.timestamps[0]} .. {bundle.timestamps[-1]}) with "
                          f"train={train!r}, test={test!r}"
                          + ("" if partial else "; partial=True keeps a last, shorter window"))
-    sample = _engine._check_sample(sample)
-    n_combos = grid.count()
-    if n_combos == 0:
-        raise ValueError(f"constraint {constraint!r} leaves no combination to run")
-    sampled = None
-    if sample is not None and sample < n_combos:
-        sampled = _engine._sample_flat(grid, sample, seed)
-        n_combos = sample
+    sample, seed = _engine._check_sample(sample, seed)
+    if grid.count_or_estimate() == (0, 0.0):
+        raise _engine._no_combination(grid)
+    sampled = _engine.sampled_combos(grid, sample, seed)
     n_flat = grid.n_total if sampled is None else sampled.size
     fixed.update(train=train, test=test, step=test if step is None else step,
                  anchored=bool(anchored),
@@ -370,13 +376,14 @@ def walk_forward(data, strategy="sma_cross", *, train, test, step=None, anchored
     train_set = [_window_settings(bundle, settings, lo, hi) for lo, hi, _, _ in spans]
     test_set = [_window_settings(bundle, settings, lo, hi) for _, _, lo, hi in spans]
     train_active = [s.end > s.start for s in train_set]
-    source = strat.build(bundle, grid.strategy_values)
-    atr = _engine._AtrCache.build(bundle, grid)
+    with kernel_threads(settings.threads):
+        source = strat.build(bundle, grid.strategy_values)
+        atr = _engine._AtrCache.build(bundle, grid)
     mean_train = max(1.0, float(np.mean([hi - lo for lo, hi, _, _ in spans])))
     chunk = max(1, int(_engine.CHUNK_BAR_EVALUATIONS / (n_assets * mean_train)))
-    # per window: (tier, score, combo id, flat index, aggregated metrics)
-    best = [(-1, -math.inf, -1, -1, None)] * len(spans)
-    done = 0
+    # per window: (tier, score, combo id = grid index, aggregated metrics)
+    best = [(-1, -math.inf, -1, None)] * len(spans)
+    n_combos = 0
     with kernel_threads(settings.threads):
         for lo in range(0, n_flat, chunk):
             hi = min(n_flat, lo + chunk)
@@ -385,6 +392,7 @@ def walk_forward(data, strategy="sma_cross", *, train, test, step=None, anchored
             n_kept = signal_idx.size
             if n_kept == 0:
                 continue
+            n_combos += n_kept
             metrics = np.empty((n_kept * n_assets, n_metrics))
             for w, wset in enumerate(train_set):
                 _engine._run_chunk(bundle, source, atr, columns, signal_idx, wset, metrics)
@@ -393,26 +401,29 @@ def walk_forward(data, strategy="sma_cross", *, train, test, step=None, anchored
                 tier, score, i = _best_of(*_objective_scores(objective, per_asset, agg,
                                                              columns, grid.names))
                 old = best[w]
-                if old[3] < 0 or tier > old[0] or (tier == old[0] and score > old[1]):
-                    best[w] = (tier, score, done + i, int(flat[i]), _defined_mean(per_asset[i]))
-            done += n_kept
+                if old[2] < 0 or tier > old[0] or (tier == old[0] and score > old[1]):
+                    best[w] = (tier, score, int(flat[i]), _defined_mean(per_asset[i]))
 
-        is_metrics = np.array([b[4] for b in best])
+        if n_combos == 0:
+            raise _engine._no_combination(grid)
+        is_metrics = np.array([b[3] for b in best])
         oos = np.full((len(spans), n_assets, n_metrics), np.nan)
         equity = np.full((n_assets, bundle.n_bars), np.nan)
         running = np.full(n_assets, settings.init_cash)
         chosen = []
         for w, (b, tset) in enumerate(zip(best, test_set)):
-            columns, signal_idx, _ = grid.columns_at(np.array([b[3]], dtype=np.int64))
+            columns, signal_idx, _ = grid.columns_at(np.array([b[2]], dtype=np.int64))
             chosen.append({n: columns[n][0] for n in grid.names})
             active = tset.end > tset.start
             _engine._run_chunk(bundle, source, atr, columns, signal_idx, tset, oos[w])
             oos[w, ~active] = np.nan
-            path = _engine._equity_paths(bundle, source, atr, grid, tset, [b[3]])[0]
+            path = _engine._equity_paths(bundle, source, atr, grid, tset, [b[2]])[0]
             _, _, te_lo, te_hi = spans[w]
             seg = path[:, te_lo:te_hi] * (running / settings.init_cash)[:, None]
+            bust = running <= 0.0  # ruined in an earlier window: no more trading
+            seg[bust] = np.where(np.isnan(seg[bust]), np.nan, running[bust, None])
             equity[:, te_lo:te_hi] = seg
-            for a in np.flatnonzero(active):
+            for a in np.flatnonzero(active & ~bust):
                 running[a] = seg[a, tset.end[a] - 1 - te_lo]
 
     windows = _windows_table(bundle, spans, grid.names, chosen, best, is_metrics, oos,

@@ -1,0 +1,20 @@
+"""Validation helpers shared by every layer of the shell (a leaf: imports nothing of it)."""
+
+from __future__ import annotations
+
+import numbers
+
+
+def check_count(name, value, minimum=1, maximum=None, wrong_type=ValueError):
+    """A count option (``threads``, ``top``, ``sample``, ``seed``, ``k``): an integer (Python
+    or numpy, never a bool) in ``[minimum, maximum]``, returned as a Python int.
+
+    ``wrong_type`` (ValueError unless given) for a value that is not an integer,
+    ValueError for one out of range; both name the option.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise wrong_type(f"{name} must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+    return int(value)
