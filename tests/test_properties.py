@@ -385,3 +385,45 @@ def test_metrics_sanity_long_only(case):
 def test_metrics_sanity_short_and_both(case):
     padded, _, config = case
     _check_metrics(_run(padded, config), long_only=False)
+
+
+@settings(max_examples=examples(80), **SETTINGS)
+@given(scenarios(), st.sampled_from([0.3, 1.0, 2.0]), st.sampled_from([0.15, 0.5]),
+       st.sampled_from([("momentum", {"lookback": 3}), ("rsi_reversion", {"rsi_window": 5}),
+                        ("donchian_breakout", {"entry_window": 5, "exit_window": 3}),
+                        ("sma_cross", {"fast": 2, "slow": 5})]))
+def test_no_configuration_raises_from_a_kernel_even_through_ruin(case, fee_share, jump,
+                                                                  strategy):
+    """Wild prices (jumps of +/- ``jump`` per bar) and fixed fees up to twice the cash: no
+    kernel raises; a ruined backtest is flat at its ruined equity afterwards, with NaN
+    ratios; cash + position == equity on every bar (docs/semantics.md, Ruin)."""
+    padded, spans, config = case
+    rng = np.random.default_rng(len(spans) * 7919 + int(jump * 100))
+    scale = np.exp(np.cumsum(rng.normal(0.0, jump, padded[0].shape), axis=1))
+    prices = [p * scale for p in padded]
+    prices[1] = np.maximum.reduce(prices)  # high
+    prices[2] = np.minimum.reduce(prices)  # low
+    init_cash = 100.0
+    strategy, windows = strategy
+    config = {k: v for k, v in config.items() if k not in ("fast", "slow")}
+    config.update(windows, fixed_fees=fee_share * init_cash * float(rng.random()))
+    bundle = _bundle(prices)
+    bt = sb.backtest(bundle, strategy, periods_per_year=PPY, init_cash=init_cash, **config)
+    res = sb.sweep(bundle, strategy, periods_per_year=PPY, init_cash=init_cash,
+                   **{**config, "fees": [0.0, config["fees"]]})
+    assert res.table.num_rows == 2 * bundle.n_assets
+    close = bundle.close
+    for a, (s, e) in enumerate(spans):
+        eq, cash, units = bt.equity[a, s:e], bt.cash[a, s:e], bt.units[a, s:e]
+        np.testing.assert_allclose(cash + units * close[a, s:e], eq, rtol=1e-9, atol=1e-9)
+        stats = bt.stats.slice(a, 1).to_pylist()[0]
+        bust = np.flatnonzero(eq <= 0.0)
+        assert stats["ruined"] == (1.0 if bust.size else 0.0)
+        if bust.size:
+            i = bust[0]
+            assert (eq[i:] == eq[i]).all() and (units[i + 1:] == 0).all()
+            assert stats["cagr"] == -1.0 and stats["total_return"] == eq[i] / init_cash - 1
+            for name in ("volatility", "sharpe", "sortino", "calmar", "skew", "kurtosis"):
+                assert math.isnan(stats[name])
+        for name in METRIC_NAMES:
+            assert not math.isinf(stats[name]), name
