@@ -6,7 +6,6 @@ a thread-safe layer otherwise. Each layer runs in its own subprocess (a layer is
 per process).
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -18,11 +17,19 @@ LAYERS = {"workqueue": "numba.np.ufunc.workqueue", "omp": "numba.np.ufunc.omppoo
           "tbb": "numba.np.ufunc.tbbpool"}
 
 
-def _layer_available(module):
-    try:
-        return importlib.util.find_spec(module) is not None and bool(__import__(module))
-    except ImportError:
-        return False
+def _layer_env(layer):
+    """The environment of a subprocess that runs under ``layer``. The ``tbb`` wheel (a test
+    dependency) puts libtbb in the environment's lib/, where the loader must be told."""
+    lib = os.path.join(sys.prefix, "lib")
+    path = os.pathsep.join(p for p in (lib, os.environ.get("LD_LIBRARY_PATH")) if p)
+    return dict(os.environ, NUMBA_THREADING_LAYER=layer, NUMBA_NUM_THREADS="2",
+                LD_LIBRARY_PATH=path)
+
+
+def _layer_available(layer):
+    probe = subprocess.run([sys.executable, "-c", f"import {LAYERS[layer]}"],
+                           env=_layer_env(layer), capture_output=True)
+    return probe.returncode == 0
 
 
 SCRIPT = textwrap.dedent("""
@@ -61,10 +68,9 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("layer", list(LAYERS))
 def test_four_threads_under_each_layer(layer):
-    if not _layer_available(LAYERS[layer]):
+    if not _layer_available(layer):
         pytest.skip(f"threading layer {layer} is not installed here")
-    env = dict(os.environ, NUMBA_THREADING_LAYER=layer, NUMBA_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=_layer_env(layer),
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"layer {layer}" in proc.stdout
