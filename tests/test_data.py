@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
@@ -34,6 +37,12 @@ def bars(n, first="2021-01-04", seed=0):
 def weekdays(n, first="2021-01-04"):
     return np.busday_offset(np.datetime64(first, "D"), np.arange(n), roll="forward").astype(
         "datetime64[ns]")
+
+
+def local_weekdays(first, last, zone):
+    """Weekday local midnights in ``zone`` from first to last, as UTC datetime64[ns]."""
+    days = pd.bdate_range(first, last).tz_localize(zone)
+    return days.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[ns]")
 
 
 def long_table(spec=None, tz="UTC"):
@@ -645,3 +654,305 @@ def test_periods_per_year():
 
 def test_bundle_periods_per_year(table):
     assert load(table).periods_per_year == 252.0
+
+
+def test_periods_per_year_quarterly_and_yearly():
+    quarters = pd.date_range("2000-03-31", "2020-12-31", freq="QE").to_numpy()
+    assert infer_periods_per_year(quarters) == 4.0
+    years = pd.date_range("2000-12-31", "2020-12-31", freq="YE").to_numpy()
+    assert infer_periods_per_year(years) == 1.0
+    business_quarter_ends = pd.date_range("2010-03-31", "2020-12-31", freq="BQE").to_numpy()
+    assert infer_periods_per_year(business_quarter_ends) == 4.0
+
+
+def test_periods_per_year_fx_24_5_hourly():
+    """FX trades Sunday 17:00 to Friday 17:00 New York time: a 5-day week of 24 hours."""
+    hours = pd.date_range("2021-01-03 17:00", "2021-12-31", freq="h", tz="America/New_York")
+    dow, hour = hours.day_of_week, hours.hour
+    fx = hours[(dow < 4) | ((dow == 4) & (hour < 17)) | ((dow == 6) & (hour >= 17))]
+    assert infer_periods_per_year(fx) == 24 * 252.0
+    assert infer_periods_per_year(fx.tz_convert("UTC")) == 24 * 252.0
+    t = pa.table({"timestamp": fx.tz_convert("UTC"), **bars(len(fx))})
+    assert load(t).tz == "UTC" and load(t).periods_per_year == 24 * 252.0
+
+
+def test_periods_per_year_stray_weekend_bar():
+    days = pd.bdate_range("2001-01-01", "2020-12-31").to_numpy()
+    with_saturday = np.sort(np.append(days, np.datetime64("2010-06-05", "ns")))
+    assert infer_periods_per_year(with_saturday) == 252.0
+    assert infer_periods_per_year(with_saturday[:-1]) == 252.0
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Australia/Sydney", "+09:00"])
+def test_periods_per_year_weekdays_at_local_midnight_east_of_utc(zone):
+    naive = pd.bdate_range("2015-01-01", "2020-12-31").to_numpy()
+    t = pa.table({"timestamp": naive, **bars(len(naive))})
+    b = load(t, tz=zone)
+    np.testing.assert_array_equal(b.timestamps, local_weekdays("2015-01-01", "2020-12-31", zone))
+    assert b.tz == zone and b.periods_per_year == 252.0
+    assert infer_periods_per_year(naive, tz=zone) == 252.0
+    # the same instants stored in UTC fall on Sunday..Thursday; still a 5-day week
+    assert load(t.set_column(0, "timestamp", pa.array(b.timestamps))).periods_per_year == 252.0
+    # under three weeks only weekend bars can tell: the data's zone decides
+    short = b.slice_bars(0, 6)
+    assert short.periods_per_year == 252.0
+    assert load(short, tz="UTC").periods_per_year == 365.0
+
+
+@pytest.mark.parametrize("first, last", [("2021-01-04", "2021-02-26"),   # EST, UTC-5
+                                          ("2021-06-07", "2021-07-30")])  # EDT, UTC-4
+def test_periods_per_year_us_extended_hours_minutes(first, last):
+    """04:00-20:00 New York: 960 minute bars a day, crossing midnight UTC in winter."""
+    days = pd.bdate_range(first, last)
+    wall = (days.to_numpy()[:, None] + np.timedelta64(4, "h")
+            + np.arange(960).astype("timedelta64[m]")).ravel()
+    minutes = pd.DatetimeIndex(wall).tz_localize("America/New_York")
+    assert infer_periods_per_year(minutes) == 960 * 252.0
+    assert infer_periods_per_year(minutes.tz_convert("UTC")) == 960 * 252.0
+    assert infer_periods_per_year(wall, tz="America/New_York") == 960 * 252.0
+
+
+def test_periods_per_year_irregular_uses_observed_rate():
+    days = pd.bdate_range("2021-01-01", "2022-12-31")
+    mwf = days[days.day_of_week % 2 == 0].to_numpy()  # Monday, Wednesday, Friday
+    span_years = (mwf[-1] - mwf[0]) / np.timedelta64(1, "D") / 365.25
+    assert infer_periods_per_year(mwf) == pytest.approx((len(mwf) - 1) / span_years)
+    assert 150 < infer_periods_per_year(mwf) < 160
+    six_day = pd.date_range("2021-01-04", "2022-12-31", freq="D")
+    six_day = six_day[six_day.day_of_week < 6].to_numpy()
+    assert infer_periods_per_year(six_day) == pytest.approx(6 / 7 * 365.25, rel=0.01)
+
+
+def test_periods_per_year_short_data():
+    assert infer_periods_per_year(weekdays(7)) == 252.0
+    days7 = np.arange("2021-01-01", "2021-01-10", dtype="datetime64[D]")
+    assert infer_periods_per_year(days7) == 365.0
+
+
+# --------------------------------------------------------------------------------------
+# time zones
+# --------------------------------------------------------------------------------------
+
+
+def test_tz_from_zoned_column_survives_derived_bundles(table):
+    t = table.set_column(0, "timestamp",
+                         table.column("timestamp").cast(pa.timestamp("ns", tz="Asia/Tokyo")))
+    b = load(t)
+    assert b.tz == "Asia/Tokyo"
+    np.testing.assert_array_equal(b.timestamps, load(table).timestamps)  # still UTC
+    assert b.copy().tz == b.select("BBB").tz == b.slice_bars(2, 9).tz == "Asia/Tokyo"
+    out = b.to_table()
+    assert out.schema.field("timestamp").type == pa.timestamp("ns", tz="Asia/Tokyo")
+    assert load(out).tz == "Asia/Tokyo"
+    assert load(b).tz == "Asia/Tokyo" and load(b, tz="+09:00").tz == "+09:00"
+    assert "tz='Asia/Tokyo'" in repr(b)
+
+
+def test_tz_localizes_naive_and_converts_zoned(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("date,open,high,low,close\n"
+                    "2024-01-04,10,11,9,10.5\n"
+                    "2024-07-04 09:30,10.5,11,10,10.8\n")
+    b = load(path, tz="America/New_York")
+    np.testing.assert_array_equal(
+        b.timestamps, np.array(["2024-01-04T05:00", "2024-07-04T13:30"], "datetime64[ns]"))
+    assert b.tz == "America/New_York"
+    utc = load(path)
+    assert utc.tz == "UTC"
+    # zoned input: the instants stay, tz= only names the zone
+    again = load(utc.to_table(), tz="America/New_York")
+    np.testing.assert_array_equal(again.timestamps, utc.timestamps)
+    assert again.tz == "America/New_York"
+
+
+@pytest.mark.parametrize("offset, zone, utc", [("+09:00", "+09:00", "2024-01-02T00:00"),
+                                               ("+0530", "+05:30", "2024-01-02T03:30"),
+                                               ("Z", "UTC", "2024-01-02T09:00"),
+                                               ("+00:00", "UTC", "2024-01-02T09:00")])
+def test_consistent_string_offset_becomes_zone(tmp_path, offset, zone, utc):
+    path = tmp_path / "x.csv"
+    path.write_text("timestamp,open,high,low,close\n"
+                    f"2024-01-02T09:00:00{offset},10,11,9,10.5\n"
+                    f"2024-01-03T09:00:00{offset},10.5,11,10,10.8\n")
+    b = load(path)
+    assert b.tz == zone
+    assert b.timestamps[0] == np.datetime64(utc, "ns")
+
+
+def test_from_arrays_tz():
+    d = bars(5)
+    naive = weekdays(5)
+    b = Bundle.from_arrays(d["open"], d["high"], d["low"], d["close"], timestamps=naive,
+                           tz="Asia/Tokyo")
+    assert b.tz == "Asia/Tokyo"
+    np.testing.assert_array_equal(b.timestamps, naive - np.timedelta64(9, "h"))
+    aware = pd.DatetimeIndex(naive).tz_localize("Europe/Paris")
+    b = Bundle.from_arrays(d["open"], d["high"], d["low"], d["close"], timestamps=aware)
+    assert b.tz == "Europe/Paris"
+    plain = Bundle.from_arrays(d["open"], d["high"], d["low"], d["close"])
+    assert plain.tz == "UTC"
+
+
+def test_tz_invalid(table):
+    with pytest.raises(ValueError, match=r"unknown time zone 'Mars/Olympus' \(tz=\)"):
+        load(table, tz="Mars/Olympus")
+    with pytest.raises(ValueError, match=r"unknown time zone '\+25:00' \(tz=\)"):
+        load(table, tz="+25:00")
+    with pytest.raises(TypeError, match=r"time zone \(tz=\) must be a string.*int 9"):
+        load(table, tz=9)
+    b = load(table)
+    with pytest.raises(ValueError, match=r"unknown time zone 'nowhere' \(Bundle tz\)"):
+        Bundle(b.open, b.high, b.low, b.close, b.volume, b.timestamps, b.symbols, b.start,
+               b.end, "nowhere")
+    with pytest.raises(ValueError, match=r"unknown time zone '' \(tz=\)"):
+        infer_periods_per_year(weekdays(5), tz="")
+
+
+def test_tz_skipped_and_repeated_local_times(tmp_path):
+    path = tmp_path / "x.csv"
+    rows = "\n".join(f"{t},10,11,9,10.5" for t in ("2021-03-14 01:30", "2021-03-14 02:30"))
+    path.write_text("timestamp,open,high,low,close\n" + rows + "\n")
+    with pytest.raises(ValueError, match=r"timestamp 2021-03-14T02:30:00 does not exist "
+                                         r".*'America/New_York' \(tz=\): symbol 'x', row 1"):
+        load(path, tz="America/New_York")
+    rows = "\n".join(f"{t},10,11,9,10.5" for t in ("2021-11-07 00:30", "2021-11-07 01:30"))
+    path.write_text("timestamp,open,high,low,close\n" + rows + "\n")
+    with pytest.raises(ValueError, match=r"timestamp 2021-11-07T01:30:00 is ambiguous "
+                                         r".*'America/New_York' \(tz=\): symbol 'x', row 1"):
+        load(path, tz="America/New_York")
+
+
+# --------------------------------------------------------------------------------------
+# symbol columns and the symbol= parameter
+# --------------------------------------------------------------------------------------
+
+
+def test_ticker_and_asset_columns_are_ambiguous(tmp_path, table):
+    t = table.rename_columns(["timestamp", "ticker"] + table.column_names[2:])
+    t = t.append_column("asset", pa.array(["equity"] * t.num_rows))
+    with pytest.raises(ValueError, match=r"ambiguous symbol column: no 'symbol' column and "
+                                         r"several candidates \['ticker', 'asset'\]"):
+        load(t)
+    path = tmp_path / "x.parquet"
+    pq.write_table(t, path)
+    with pytest.raises(ValueError, match=r"ambiguous symbol column.*\['ticker', 'asset'\]"):
+        load(path)
+    assert load(t.drop_columns(["asset"])).symbols == ("AAA", "BBB", "CCC")
+    with_symbol = t.append_column("symbol", t.column("ticker"))
+    assert_bundle_equal(load(with_symbol), load(table))
+
+
+def test_symbol_parameter_checked(table):
+    with pytest.raises(ValueError, match=r"symbol= names \['AAA'\] more than once"):
+        load(table, symbol=["AAA", "AAA"])
+    with pytest.raises(ValueError, match=r"symbol= is empty"):
+        load(table, symbol=[])
+    with pytest.raises(TypeError, match=r"symbol= must be a symbol name \(str\) or a list of "
+                                        r"names, got int 5"):
+        load(table, symbol=5)
+    with pytest.raises(TypeError, match=r"symbol= must hold symbol names \(str\), got int 5"):
+        load(table, symbol=["AAA", 5])
+    with pytest.raises(ValueError, match=r"unknown symbol\(s\) \['ZZZ'\] \(symbol=\) in column "
+                                         r"'symbol'; available: \['AAA', 'BBB', 'CCC'\]"):
+        load(table, symbol=["AAA", "ZZZ"])
+    single = table.filter(pc.equal(table.column("symbol"), "AAA")).drop_columns(["symbol"])
+    with pytest.raises(ValueError, match=r"symbol= must be one name, got \['A', 'B'\]"):
+        load(single, symbol=["A", "B"])
+    b = load(table)
+    with pytest.raises(TypeError, match=r"symbol= must be a symbol name"):
+        load(b, symbol=5)
+    with pytest.raises(ValueError, match=r"symbols= is empty"):
+        b.select([])
+    with pytest.raises(ValueError, match=r"symbols= names \['BBB'\] more than once"):
+        b.select(["BBB", "AAA", "BBB"])
+
+
+def test_unknown_symbol_lists_some_available():
+    n_symbols = 25
+    t = pa.table({"timestamp": np.repeat(weekdays(1), n_symbols),
+                  "symbol": [f"S{k:02d}" for k in range(n_symbols)],
+                  **{k: np.repeat(v, n_symbols) for k, v in bars(1).items()}})
+    with pytest.raises(ValueError, match=r"available: \['S00', .*'S19', \.\.\.\] \(25 in all\)"):
+        load(t, symbol="NOPE")
+
+
+# --------------------------------------------------------------------------------------
+# unreadable files
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext, kind", [("parquet", "Parquet"), ("feather", "Arrow IPC"),
+                                       ("arrow", "Arrow IPC")])
+def test_empty_or_garbage_file_names_the_file(tmp_path, ext, kind):
+    path = tmp_path / f"prices.{ext}"
+    for content in (b"", b"not a data file at all\n" * 10):
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=rf"could not read {re.escape(str(path))} as a "
+                                             rf"{kind} file"):
+            load(path)
+
+
+@pytest.mark.parametrize("ext, kind, write", [("parquet", "Parquet", pq.write_table),
+                                             ("feather", "Arrow IPC", feather.write_feather),
+                                             ("csv", "CSV", pcsv.write_csv)])
+def test_truncated_file_names_the_file(tmp_path, table, ext, kind, write):
+    path = tmp_path / f"prices.{ext}"
+    write(table, path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) * 2 // 3])  # a CSV cut mid-line ends with a short row
+    with pytest.raises(ValueError, match=rf"could not read {re.escape(str(path))} as a {kind} "
+                                         r"file \(is it damaged or truncated\?\): "):
+        load(path)
+
+
+def test_directory_is_named(tmp_path):
+    folder = tmp_path / "prices.parquet"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=rf"{re.escape(str(folder))} is a directory, "
+                                                r"expected a \.parquet, .* or \.csv file"):
+        load(folder)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        load(str(tmp_path) + "/")
+
+
+# --------------------------------------------------------------------------------------
+# Parquet page checksums
+# --------------------------------------------------------------------------------------
+
+
+def data_page_ranges(path):
+    """(first byte, end) of every column chunk's pages (page headers included)."""
+    meta = pq.ParquetFile(path).metadata
+    out = []
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            chunk = meta.row_group(g).column(c)
+            first = chunk.dictionary_page_offset if chunk.has_dictionary_page else \
+                chunk.data_page_offset
+            out.append((first, first + chunk.total_compressed_size))
+    return out
+
+
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_parquet_checksums_catch_flipped_bytes(tmp_path, table, dictionary):
+    good = tmp_path / "good.parquet"
+    pq.write_table(table, good, write_page_checksum=True, use_dictionary=dictionary)
+    original = load(good)
+    raw = good.read_bytes()
+    ranges = data_page_ranges(good)
+    rng = np.random.default_rng(7)
+    bad = tmp_path / "bad.parquet"
+    caught = 0
+    for _ in range(200):
+        lo, hi = ranges[rng.integers(len(ranges))]
+        damaged = bytearray(raw)
+        damaged[rng.integers(lo, hi)] ^= int(rng.integers(1, 256))
+        bad.write_bytes(bytes(damaged))
+        try:
+            b = load(bad)
+        except ValueError as exc:
+            assert f"could not read {bad} as a Parquet file" in str(exc)
+            caught += 1
+        else:
+            assert_bundle_equal(b, original)
+    assert caught >= 180

@@ -2,7 +2,8 @@
 
 A :class:`Bundle` holds one contiguous float64 row per asset (``open, high, low, close,
 volume`` of shape ``(n_assets, n_bars)``) on a shared UTC timestamp axis, plus each asset's
-valid span ``start[a] <= i < end[a]``. Everything that reaches the compiled kernels comes
+valid span ``start[a] <= i < end[a]`` and the data's own time zone ``tz`` (whose calendar
+days count for ``periods_per_year``). Everything that reaches the compiled kernels comes
 through here and has been validated: finite positive prices inside every span, consistent
 OHLC, non-negative volume, strictly increasing timestamps, no gaps (or explicitly filled).
 
@@ -14,10 +15,13 @@ and its timestamp) and the column.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import threading
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,9 @@ import pyarrow.compute as pc
 __all__ = ["Bundle", "DataError", "demo", "infer_periods_per_year", "load"]
 
 _NS_PER_DAY = 86_400_000_000_000
+_DAYS_PER_YEAR = 365.25
+# (minimum median spacing in days, periods per year) for bars a week or more apart
+_SPACING_TIERS = ((300, 1.0), (80, 4.0), (28, 12.0), (6, 52.0))
 _PRICE_COLS = ("open", "high", "low", "close")
 _TS_ALIASES = ("datetime", "date", "time")
 _SYM_ALIASES = ("ticker", "asset")
@@ -48,11 +55,11 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------------------
 
 
-def _fmt_ts(ns) -> str:
-    """Format an int64 nanosecond UTC timestamp as ISO-8601 with a ``Z``."""
+def _fmt_ts(ns, suffix="Z") -> str:
+    """Format an int64 nanosecond UTC timestamp as ISO-8601 with a ``Z`` (or ``suffix``)."""
     ns = int(ns)
     unit = "s" if ns % 1_000_000_000 == 0 else "ns"
-    return np.datetime_as_string(np.datetime64(ns, "ns"), unit=unit) + "Z"
+    return np.datetime_as_string(np.datetime64(ns, "ns"), unit=unit) + suffix
 
 
 def _first_true(mask: np.ndarray) -> int:
@@ -76,15 +83,49 @@ def _first_failing(n: int, fails) -> int:
     return hi - 1
 
 
-def _cast_fails(arr: pa.Array, typ: pa.DataType):
+def _slice_fails(arr: pa.Array, op):
+    """``fails(a, b)``: whether ``op(arr[a:b])`` raises an Arrow error."""
     def fails(a: int, b: int) -> bool:
         try:
-            pc.cast(arr.slice(a, b - a), typ)
+            op(arr.slice(a, b - a))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return True
         return False
 
     return fails
+
+
+def _cast_fails(arr: pa.Array, typ: pa.DataType):
+    return _slice_fails(arr, lambda part: pc.cast(part, typ))
+
+
+def _some(names, limit: int = 20) -> str:
+    """``names`` as a list for a message, the first ``limit`` of them when there are more."""
+    names = list(names)
+    if len(names) <= limit:
+        return repr(names)
+    return f"{repr(names[:limit])[:-1]}, ...] ({len(names)} in all)"
+
+
+def _symbol_list(symbols, param: str) -> list:
+    """A symbol-selection argument (one name or a sequence of names) as a list of distinct
+    names; ``TypeError``/``ValueError`` naming ``param`` otherwise."""
+    if isinstance(symbols, str):
+        return [symbols]
+    if isinstance(symbols, (bytes, Mapping)) or not hasattr(symbols, "__iter__"):
+        raise TypeError(f"{param}= must be a symbol name (str) or a list of names, got "
+                        f"{type(symbols).__name__} {symbols!r}")
+    names = list(symbols)
+    bad = [s for s in names if not isinstance(s, str)]
+    if bad:
+        raise TypeError(f"{param}= must hold symbol names (str), got {type(bad[0]).__name__} "
+                        f"{bad[0]!r} in {names!r}")
+    if not names:
+        raise ValueError(f"{param}= is empty: give at least one symbol name")
+    twice = sorted(s for s, n in Counter(names).items() if n > 1)
+    if twice:
+        raise ValueError(f"{param}= names {twice} more than once: {names!r}")
+    return names
 
 
 def _default_timestamps(n: int) -> np.ndarray:
@@ -195,12 +236,73 @@ def _offset_minutes(off: str) -> int:
     return sign * (hh * 60 + mm)
 
 
-def _parse_ts_strings(arr: pa.Array, name: str, loc: _Locator) -> pa.Array:
-    """Parse ISO-8601 strings into timestamp[ns] (UTC); reject mixed zones."""
+def _offset_zone(minutes: int) -> str:
+    """A fixed UTC offset in minutes as a zone name: ``"UTC"`` or ``"+HH:MM"``."""
+    if minutes == 0:
+        return "UTC"
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _zone_name(tz, what: str) -> str:
+    """Canonical time zone: ``"UTC"``, a fixed offset ``"+HH:MM"`` or an IANA name.
+
+    ``what`` says where the zone came from (``"tz="``, a column) for the error message."""
+    if not isinstance(tz, str):
+        raise TypeError(f"time zone ({what}) must be a string such as 'America/New_York' or "
+                        f"'+09:00', got {type(tz).__name__} {tz!r}")
+    name = tz.strip()
+    if name.upper() in ("UTC", "Z"):
+        return "UTC"
+    if re.fullmatch(r"[+-]\d{2}(?::?\d{2})?", name):
+        name = _offset_zone(_offset_minutes(name))
+        if name == "UTC":
+            return name
+    if name:
+        try:
+            pc.local_timestamp(pa.array([0], pa.timestamp("s", tz=name)))
+            return name
+        except pa.ArrowInvalid:
+            pass
+    raise DataError(f"unknown time zone {tz!r} ({what}): expected an IANA name such as "
+                    "'America/New_York' or a UTC offset such as '+09:00'")
+
+
+def _wall_ns(ns: np.ndarray, zone: str) -> np.ndarray:
+    """int64 UTC nanoseconds -> the wall-clock time in ``zone``, as int64 nanoseconds."""
+    if zone == "UTC":
+        return ns
+    aware = pa.array(ns, pa.int64()).cast(pa.timestamp("ns", tz=zone))
+    return np.asarray(pc.local_timestamp(aware).cast(pa.int64()), dtype=np.int64)
+
+
+def _localize(col: pa.Array, zone: str, name: str, loc: _Locator) -> pa.Array:
+    """Naive timestamp[ns] wall-clock times in ``zone`` -> UTC instants; a time that a
+    daylight-saving change skips or repeats is an error naming its row."""
+    try:
+        return pc.assume_timezone(col, timezone=zone)
+    except pa.ArrowInvalid as exc:
+        i = _first_failing(len(col), _slice_fails(
+            col, lambda part: pc.assume_timezone(part, timezone=zone)))
+        wall = _fmt_ts(col[i].cast(pa.int64()).as_py(), suffix="")
+        if _slice_fails(col, lambda part: pc.assume_timezone(
+                part, timezone=zone, ambiguous="earliest"))(i, i + 1):
+            what = "does not exist (clocks skip it at a daylight-saving change)"
+        else:
+            what = "is ambiguous (clocks repeat it at a daylight-saving change)"
+        raise DataError(f"timestamp {wall} {what} in time zone {zone!r} (tz=): "
+                        f"{loc.where(i, name)}") from exc
+
+
+def _parse_ts_strings(arr: pa.Array, name: str, loc: _Locator):
+    """Parse ISO-8601 strings; reject mixed zones. Returns (timestamp[ns] array, zone):
+    strings with an offset give UTC instants and the offset as zone; naive ones stay naive
+    and the zone is None."""
     arr = pc.utf8_trim_whitespace(arr)
     match = pc.extract_regex(arr, pattern=_OFFSET_RE)
     has = np.asarray(pc.is_valid(match))
     off = pc.struct_field(match, [0])
+    zone = None
     if has.all():
         uniq = pc.unique(off).to_pylist()
         minutes = {u: _offset_minutes(u) for u in uniq}
@@ -215,8 +317,9 @@ def _parse_ts_strings(arr: pa.Array, name: str, loc: _Locator) -> pa.Array:
                 "give all timestamps in one zone (e.g. convert them to UTC)"
             )
         typ = pa.timestamp("ns", tz="UTC")
+        zone = _offset_zone(minutes[uniq[0]])
     elif not has.any():
-        typ = pa.timestamp("ns")  # naive: means UTC
+        typ = pa.timestamp("ns")
     else:
         i = _first_true(has != has[0])
         raise DataError(
@@ -227,7 +330,7 @@ def _parse_ts_strings(arr: pa.Array, name: str, loc: _Locator) -> pa.Array:
             "ambiguous"
         )
     try:
-        return pc.cast(arr, typ)
+        return pc.cast(arr, typ), zone
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         i = _first_failing(len(arr), _cast_fails(arr, typ))
         raise DataError(
@@ -245,19 +348,26 @@ def _plain_array(col):
     return col
 
 
-def _arrow_ts_to_ns(col, name: str, loc: _Locator) -> np.ndarray:
-    """Arrow (chunked) array of time stamps -> int64 ns since epoch, UTC."""
+def _arrow_ts_to_ns(col, name: str, loc: _Locator, tz=None):
+    """Arrow (chunked) array of time stamps -> (int64 ns since epoch UTC, zone).
+
+    Zoned values (a timestamp type with a zone, strings with an offset) keep their zone
+    unless ``tz`` (canonical, see :func:`_zone_name`) is given; naive values are wall-clock
+    times in ``tz`` (default UTC)."""
     col = _plain_array(col)
     typ = col.type
     if col.null_count:
         i = _first_true(np.asarray(pc.is_null(col)))
         raise DataError(f"missing (null) timestamp: {loc.where(i, name)}")
+    zone = None
     if pa.types.is_timestamp(typ):
         target = pa.timestamp("ns", tz=typ.tz)
+        if typ.tz is not None:
+            zone = _zone_name(typ.tz, f"column {name!r}")
     elif pa.types.is_date(typ):
         target = pa.timestamp("ns")
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        col = _parse_ts_strings(col, name, loc)
+        col, zone = _parse_ts_strings(col, name, loc)
         target = col.type
     elif pa.types.is_integer(typ) or pa.types.is_floating(typ):
         raise DataError(
@@ -274,13 +384,16 @@ def _arrow_ts_to_ns(col, name: str, loc: _Locator) -> np.ndarray:
         raise DataError(
             f"timestamp out of range for nanoseconds (1677..2262): {loc.where(i, name)}"
         ) from exc
-    return np.asarray(pc.cast(col, pa.int64()), dtype=np.int64)
+    if zone is None and tz not in (None, "UTC"):
+        col = _localize(col, tz, name, loc)
+    return np.asarray(pc.cast(col, pa.int64()), dtype=np.int64), tz or zone or "UTC"
 
 
-def _to_ns(timestamps, name: str = "timestamps") -> np.ndarray:
-    """Any array-like of time stamps -> int64 ns since epoch, UTC (for arrays, not tables)."""
+def _to_ns(timestamps, name: str = "timestamps", tz=None):
+    """Any array-like of time stamps -> (int64 ns since epoch UTC, zone), for arrays, not
+    tables. ``tz`` as in :func:`_arrow_ts_to_ns`."""
     if isinstance(timestamps, (pa.Array, pa.ChunkedArray)):
-        return _arrow_ts_to_ns(timestamps, name, _Locator(len(timestamps)))
+        return _arrow_ts_to_ns(timestamps, name, _Locator(len(timestamps)), tz)
     mod = type(timestamps).__module__ or ""
     if mod.startswith("pandas"):
         import pandas as pd
@@ -290,7 +403,7 @@ def _to_ns(timestamps, name: str = "timestamps") -> np.ndarray:
                 timestamps = pd.to_datetime(timestamps)
             except (ValueError, TypeError) as exc:
                 raise DataError(f"mixed or ambiguous time zones in {name}: {exc}") from exc
-        return _arrow_ts_to_ns(pa.array(timestamps), name, _Locator(len(timestamps)))
+        return _arrow_ts_to_ns(pa.array(timestamps), name, _Locator(len(timestamps)), tz)
     arr = np.asarray(timestamps)
     if arr.ndim != 1:
         raise DataError(f"{name} must be 1-D, got shape {arr.shape}")
@@ -298,7 +411,10 @@ def _to_ns(timestamps, name: str = "timestamps") -> np.ndarray:
         if np.isnat(arr).any():
             i = _first_true(np.isnat(arr))
             raise DataError(f"missing (NaT) timestamp: row {i}, column {name!r}")
-        return arr.astype("datetime64[ns]").view(np.int64)
+        ns = arr.astype("datetime64[ns]").view(np.int64)
+        if tz in (None, "UTC"):
+            return ns, "UTC"
+        return _arrow_ts_to_ns(pa.array(ns, pa.timestamp("ns")), name, _Locator(len(ns)), tz)
     if arr.dtype.kind in "iufb":
         raise DataError(
             f"{name} holds numbers ({arr.dtype}), not time stamps: epoch numbers are "
@@ -309,34 +425,52 @@ def _to_ns(timestamps, name: str = "timestamps") -> np.ndarray:
             parr = pa.array(arr.tolist() if arr.dtype.kind == "U" else arr)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DataError(f"{name} could not be read as time stamps: {exc}") from exc
-        return _arrow_ts_to_ns(parr, name, _Locator(len(arr)))
+        return _arrow_ts_to_ns(parr, name, _Locator(len(arr)), tz)
     raise DataError(f"{name} has dtype {arr.dtype}, which is not a time stamp")
 
 
-def infer_periods_per_year(timestamps) -> float:
-    """Bars per year implied by the spacing of ``timestamps``.
-
-    The median spacing decides: >= 28 days: 12 (monthly); >= 6 days: 52 (weekly);
-    >= 20 hours: 252 when no bar falls on a Saturday or Sunday (UTC), else 365;
-    shorter (intraday): the median number of bars per UTC calendar day times 252 (or 365 by
-    the same weekend rule). Fewer than two time stamps: 252.
-    """
-    ts = _to_ns(timestamps)
+def _periods_per_year(ts: np.ndarray, zone: str) -> float:
+    """Bars per year of strictly increasing int64 UTC ns ``ts``, on the calendar of
+    ``zone``; the rule is :func:`infer_periods_per_year`'s."""
     if ts.size < 2:
         return 252.0
-    med = float(np.median(np.diff(ts)))
-    day = float(_NS_PER_DAY)
-    if med >= 28 * day:
-        return 12.0
-    if med >= 6 * day:
-        return 52.0
-    days = ts // _NS_PER_DAY
-    weekend = bool(np.any((days + 3) % 7 >= 5))  # 1970-01-01 was a Thursday (Mon = 0)
-    base = 365.0 if weekend else 252.0
-    if med >= day * 20 / 24:
-        return base
-    counts = np.unique(days, return_counts=True)[1]
-    return float(np.median(counts)) * base
+    spacing_days = float(np.median(np.diff(ts))) / _NS_PER_DAY
+    for min_days, periods in _SPACING_TIERS:
+        if spacing_days >= min_days:
+            return periods
+    days = _wall_ns(ts, zone) // _NS_PER_DAY  # local calendar day of each bar
+    bars_per_day = float(np.median(np.unique(days, return_counts=True)[1]))
+    weeks = (days + 3) // 7  # Monday-to-Sunday weeks (1970-01-01 was a Thursday)
+    bars_per_week = np.unique(weeks, return_counts=True)[1]
+    if bars_per_week.size < 3:  # no full week to measure: any weekend bar means 7 days
+        weekend = bool(np.any((days + 3) % 7 >= 5))
+        return bars_per_day * (365.0 if weekend else 252.0)
+    days_per_week = float(np.median(bars_per_week[1:-1])) / bars_per_day
+    if abs(days_per_week - 5) <= 0.5:
+        return bars_per_day * 252.0
+    if abs(days_per_week - 7) <= 0.5:
+        return bars_per_day * 365.0
+    return (ts.size - 1) * _DAYS_PER_YEAR * _NS_PER_DAY / float(ts[-1] - ts[0])
+
+
+def infer_periods_per_year(timestamps, tz=None) -> float:
+    """Bars per year implied by ``timestamps``.
+
+    The median spacing decides first: >= 300 days: 1 (yearly); >= 80 days: 4 (quarterly);
+    >= 28 days: 12 (monthly); >= 6 days: 52 (weekly). Closer bars (daily, intraday) are
+    judged on local calendar days of the data's zone: ``k`` = the median number of bars per
+    local day, ``d`` = the median number of bars per Monday-to-Sunday week (first and last
+    week left out) divided by ``k``. ``d`` within 0.5 of 5 gives ``k * 252``, within 0.5 of
+    7 gives ``k * 365``; otherwise the observed bars per year (365.25-day years). Data
+    touching fewer than three weeks: ``k * 365`` if any bar falls on a local Saturday or
+    Sunday, else ``k * 252``. Fewer than two time stamps: 252.
+
+    ``tz`` (an IANA name or an offset such as ``"+09:00"``) is the data's zone, as in
+    :func:`load`: naive timestamps are wall-clock times there (default UTC); zoned ones
+    (pandas/Arrow) are judged in ``tz``, by default in their own zone.
+    """
+    ns, zone = _to_ns(timestamps, tz=None if tz is None else _zone_name(tz, "tz="))
+    return _periods_per_year(np.unique(ns), zone)
 
 
 # --------------------------------------------------------------------------------------
@@ -350,7 +484,9 @@ class Bundle:
 
     ``open, high, low, close, volume``: float64 ``(n_assets, n_bars)``, C-contiguous, one row
     per asset, NaN outside each asset's span ``start[a] <= i < end[a]``; ``timestamps``:
-    datetime64[ns] ``(n_bars,)`` (UTC), strictly increasing; ``symbols``: tuple of str.
+    datetime64[ns] ``(n_bars,)`` (UTC), strictly increasing; ``symbols``: tuple of str;
+    ``tz``: the data's own time zone (``"UTC"``, an IANA name such as ``"Asia/Tokyo"`` or a
+    fixed offset such as ``"+09:00"``), whose calendar days :attr:`periods_per_year` counts.
 
     Build one with :func:`load`, :func:`demo` or :meth:`from_arrays` (which validate); the
     constructor itself only checks shapes and types.
@@ -365,6 +501,7 @@ class Bundle:
     symbols: tuple
     start: np.ndarray
     end: np.ndarray
+    tz: str = "UTC"
 
     def __post_init__(self):
         put = object.__setattr__
@@ -374,6 +511,7 @@ class Bundle:
         put(self, "symbols", tuple(str(s) for s in self.symbols))
         put(self, "start", np.ascontiguousarray(self.start, dtype=np.int64))
         put(self, "end", np.ascontiguousarray(self.end, dtype=np.int64))
+        put(self, "tz", _zone_name(self.tz, "Bundle tz"))
         shape = self.close.shape
         if len(shape) != 2:
             raise ValueError(f"price arrays must be 2-D (n_assets, n_bars), got {shape}")
@@ -401,9 +539,11 @@ class Bundle:
     def n_bars(self) -> int:
         return int(self.close.shape[1])
 
-    @property
+    @functools.cached_property
     def periods_per_year(self) -> float:
-        return infer_periods_per_year(self.timestamps)
+        """Bars per year, inferred from the time axis on the calendar of :attr:`tz` (see
+        :func:`infer_periods_per_year`); computed once per Bundle."""
+        return _periods_per_year(self.timestamps.view(np.int64), self.tz)
 
     def __repr__(self) -> str:
         if self.n_bars:
@@ -413,7 +553,7 @@ class Bundle:
             rng = "empty"
         syms = ", ".join(self.symbols[:8]) + (", ..." if self.n_assets > 8 else "")
         return (f"Bundle(n_assets={self.n_assets}, n_bars={self.n_bars}, "
-                f"symbols=({syms}), timestamps={rng})")
+                f"symbols=({syms}), timestamps={rng}, tz={self.tz!r})")
 
     # -- derived bundles ------------------------------------------------------------------
 
@@ -421,27 +561,21 @@ class Bundle:
         """A deep copy (new arrays)."""
         return Bundle(self.open.copy(), self.high.copy(), self.low.copy(), self.close.copy(),
                       self.volume.copy(), self.timestamps.copy(), self.symbols,
-                      self.start.copy(), self.end.copy())
+                      self.start.copy(), self.end.copy(), self.tz)
 
     def select(self, symbols) -> Bundle:
         """The assets named by ``symbols`` (a name or a sequence of names), in that order.
 
         The time axis is kept unchanged (so bar indices still match this bundle's)."""
-        names = [symbols] if isinstance(symbols, str) else list(symbols)
-        if not names:
-            raise ValueError("select() needs at least one symbol")
+        names = _symbol_list(symbols, "symbols")
+        unknown = [s for s in names if s not in self.symbols]
+        if unknown:
+            raise ValueError(f"unknown symbol(s) {unknown}; available: {_some(self.symbols)}")
         index = {s: a for a, s in enumerate(self.symbols)}
-        rows = []
-        for s in names:
-            if s not in index:
-                raise ValueError(f"unknown symbol {s!r}; known symbols: {list(self.symbols)}")
-            rows.append(index[s])
-        if len(set(rows)) != len(rows):
-            raise ValueError(f"duplicate symbols in selection {names}")
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = np.asarray([index[s] for s in names], dtype=np.int64)
         return Bundle(self.open[rows], self.high[rows], self.low[rows], self.close[rows],
                       self.volume[rows], self.timestamps.copy(), tuple(names),
-                      self.start[rows], self.end[rows])
+                      self.start[rows], self.end[rows], self.tz)
 
     def slice_bars(self, start_bar=None, stop_bar=None) -> Bundle:
         """Bars ``start_bar:stop_bar`` (Python slice rules, negatives allowed), copied.
@@ -462,16 +596,16 @@ class Bundle:
 
         return Bundle(cut(self.open), cut(self.high), cut(self.low), cut(self.close),
                       cut(self.volume), self.timestamps[lo:hi].copy(),
-                      tuple(self.symbols[a] for a in keep), s[keep], e[keep])
+                      tuple(self.symbols[a] for a in keep), s[keep], e[keep], self.tz)
 
     def to_table(self) -> pa.Table:
         """The bundle as a long-format ``pyarrow.Table`` (rows inside each span, sorted by
-        symbol then timestamp; timestamps as ``timestamp[ns, tz=UTC]``)."""
+        symbol then timestamp; timestamps as ``timestamp[ns, tz=<self.tz>]``)."""
         idx = [np.arange(s, e) for s, e in zip(self.start, self.end)]
         a = np.concatenate([np.full(len(ix), k) for k, ix in enumerate(idx)])
         i = np.concatenate(idx)
         ts = pa.array(self.timestamps[i].view(np.int64), pa.int64()).cast(
-            pa.timestamp("ns", tz="UTC"))
+            pa.timestamp("ns", tz=self.tz))
         sym = pa.DictionaryArray.from_arrays(pa.array(a, pa.int32()),
                                              pa.array(list(self.symbols), pa.string()))
         cols = {"timestamp": ts, "symbol": sym.cast(pa.string())}
@@ -483,12 +617,14 @@ class Bundle:
 
     @classmethod
     def from_arrays(cls, open, high, low, close, volume=None, *, timestamps=None,
-                    symbols=None) -> Bundle:
+                    symbols=None, tz=None) -> Bundle:
         """Build a validated Bundle from 1-D (one asset) or 2-D ``(n_assets, n_bars)`` arrays.
 
         NaN is allowed only as leading/trailing padding of an asset (it defines the span);
         inside the span every price must be finite. ``timestamps`` defaults to business days
-        from 2000-01-03, ``symbols`` to ``"A0", "A1", ...``. The inputs are copied."""
+        (midnight) from 2000-01-03, ``symbols`` to ``"A0", "A1", ...``. ``tz`` is the data's
+        zone as in :func:`load`: naive timestamps are wall-clock times there (default UTC),
+        zoned ones keep their own zone unless ``tz`` is given. The inputs are copied."""
         given = {"open": open, "high": high, "low": low, "close": close}
         if volume is not None:
             given["volume"] = volume
@@ -525,11 +661,11 @@ class Bundle:
                 raise DataError(f"duplicate symbols: {syms}")
 
         if timestamps is None:
-            ts = _default_timestamps(nb).view(np.int64)
-        else:
-            ts = _to_ns(timestamps).copy()
-            if ts.shape != (nb,):
-                raise DataError(f"timestamps has length {ts.size}, the arrays have {nb} bars")
+            timestamps = _default_timestamps(nb)
+        ts, zone = _to_ns(timestamps, tz=None if tz is None else _zone_name(tz, "tz="))
+        ts = ts.copy()
+        if ts.shape != (nb,):
+            raise DataError(f"timestamps has length {ts.size}, the arrays have {nb} bars")
         bad = _first_true(np.diff(ts) <= 0)
         if bad >= 0:
             i = bad + 1
@@ -560,7 +696,7 @@ class Bundle:
         for a in arrs.values():
             a[out] = np.nan
         return cls(arrs["open"], arrs["high"], arrs["low"], arrs["close"], arrs["volume"],
-                   ts.view("datetime64[ns]"), syms, start, end)
+                   ts.view("datetime64[ns]"), syms, start, end, zone)
 
 
 # --------------------------------------------------------------------------------------
@@ -599,7 +735,11 @@ def _resolve_columns(names, timestamp=None) -> dict:
     sym = one("symbol")
     if sym is None:
         alts = [one(a) for a in _SYM_ALIASES if one(a) is not None]
-        sym = alts[0] if len(alts) == 1 else None
+        if len(alts) > 1:
+            raise DataError(f"ambiguous symbol column: no 'symbol' column and several "
+                            f"candidates {alts}; rename the one holding the symbols to "
+                            "'symbol' (or drop the others)")
+        sym = alts[0] if alts else None
     out["symbol"] = sym
     for role in _PRICE_COLS + ("volume",):
         out[role] = one(role)
@@ -647,10 +787,47 @@ _CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 _ARROW_SUFFIXES = (".feather", ".arrow", ".ipc")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _COMPRESSION = (".gz", ".bz2", ".zst", ".lz4")
+_FORMATS = {**dict.fromkeys(_CSV_SUFFIXES, "CSV"), **dict.fromkeys(_ARROW_SUFFIXES, "Arrow IPC"),
+            **dict.fromkeys(_PARQUET_SUFFIXES, "Parquet")}
+_EXPECTED = "expected a .parquet, .feather, .arrow, .ipc or .csv file"
+
+
+def _read_csv(path: str, ext: str, wanted) -> pa.Table:
+    import pyarrow.csv as pcsv
+
+    parse = pcsv.ParseOptions(delimiter="\t") if ext == ".tsv" else pcsv.ParseOptions()
+    try:
+        with pcsv.open_csv(path, parse_options=parse) as reader:
+            names = reader.schema.names
+    except pa.ArrowInvalid as exc:
+        if "empty" in str(exc).lower():
+            raise DataError(f"empty data: {path} has no rows") from exc
+        raise
+    roles, cols = wanted(names)
+    types = {roles["timestamp"]: pa.string()}
+    if roles["symbol"] is not None:
+        types[roles["symbol"]] = pa.string()
+    conv = pcsv.ConvertOptions(include_columns=cols, column_types=types)
+    return pcsv.read_csv(path, parse_options=parse, convert_options=conv)
+
+
+def _read_ipc(path: str) -> pa.Table:
+    """An Arrow IPC file (Feather v1/v2, told by its magic bytes) or an IPC stream."""
+    import pyarrow.feather as feather
+
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"ARROW1" or magic[:4] == b"FEA1":
+        return feather.read_table(path)
+    with pa.OSFile(path, "rb") as f:
+        return pa.ipc.open_stream(f).read_all()
 
 
 def _read_path(path: str, timestamp=None):
-    """Read a file into a Table (only the needed columns) and return (table, stem)."""
+    """Read a file into a Table (only the needed columns) and return (table, stem).
+
+    Parquet page checksums are verified when the file has them. A file that cannot be read
+    (damaged, truncated, not in its suffix's format) raises a DataError naming it."""
     p = Path(path)
     sfx = [s.lower() for s in p.suffixes]
     if sfx and sfx[-1] in _COMPRESSION:
@@ -659,52 +836,48 @@ def _read_path(path: str, timestamp=None):
     stem = p.name
     for _ in range(2):  # strip e.g. ".csv.gz"
         q = Path(stem)
-        if q.suffix.lower() in _CSV_SUFFIXES + _ARROW_SUFFIXES + _PARQUET_SUFFIXES + _COMPRESSION:
+        if q.suffix.lower() in (*_FORMATS, *_COMPRESSION):
             stem = q.stem
     if not p.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if p.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, {_EXPECTED}")
+    if ext not in _FORMATS:
+        raise DataError(f"unsupported file type {p.name!r}: {_EXPECTED}")
 
     def wanted(names):
         roles = _resolve_columns(names, timestamp)
         return roles, [c for c in roles.values() if c is not None]
 
-    if ext in _PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
+    kind = _FORMATS[ext]
 
-        roles, cols = wanted(pq.read_schema(path).names)
-        return pq.read_table(path, columns=cols), stem
-    if ext in _ARROW_SUFFIXES:
-        import pyarrow.feather as feather
+    def unreadable(detail) -> DataError:
+        return DataError(f"could not read {path} as a {kind} file (is it damaged or "
+                         f"truncated?): {detail}")
 
-        try:
-            table = feather.read_table(path)
-        except pa.ArrowInvalid:
-            with pa.OSFile(path, "rb") as f:
-                table = pa.ipc.open_stream(f).read_all()
-        roles, cols = wanted(table.column_names)
-        return table.select(cols), stem
-    if ext in _CSV_SUFFIXES:
-        import pyarrow.csv as pcsv
+    try:
+        if kind == "Parquet":
+            import pyarrow.parquet as pq
 
-        parse = pcsv.ParseOptions(delimiter="\t") if ext == ".tsv" else pcsv.ParseOptions()
-        try:
-            with pcsv.open_csv(path, parse_options=parse) as reader:
-                names = reader.schema.names
-        except pa.ArrowInvalid as exc:
-            if "empty" in str(exc).lower():
-                raise DataError(f"empty data: {path} has no rows") from exc
-            raise DataError(f"could not read CSV {path}: {exc}") from exc
-        roles, cols = wanted(names)
-        types = {roles["timestamp"]: pa.string()}
-        if roles["symbol"] is not None:
-            types[roles["symbol"]] = pa.string()
-        conv = pcsv.ConvertOptions(include_columns=cols, column_types=types)
-        try:
-            return pcsv.read_csv(path, parse_options=parse, convert_options=conv), stem
-        except pa.ArrowInvalid as exc:
-            raise DataError(f"could not read CSV {path}: {exc}") from exc
-    raise DataError(f"unsupported file type {p.name!r}: expected .parquet, .feather, .arrow, "
-                    ".ipc or .csv")
+            with pq.ParquetFile(path, page_checksum_verification=True) as pf:
+                table = pf.read(columns=wanted(pf.schema_arrow.names)[1])
+                if table.num_rows != pf.metadata.num_rows:
+                    raise unreadable(f"its footer counts {pf.metadata.num_rows} rows but "
+                                     f"{table.num_rows} were read")
+        elif kind == "Arrow IPC":
+            table = _read_ipc(path)
+            table = table.select(wanted(table.column_names)[1])
+        else:
+            table = _read_csv(path, ext, wanted)
+        table.validate(full=True)
+        for field in table.schema:  # a stored time zone that is not UTF-8 raises here
+            if pa.types.is_timestamp(field.type):
+                field.type.tz
+    except PermissionError:
+        raise
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise unreadable(exc) from exc
+    return table, stem
 
 
 def _to_table(source, timestamp=None):
@@ -717,10 +890,12 @@ def _to_table(source, timestamp=None):
         return _pandas_to_table(source, timestamp), "asset"
     if isinstance(source, (str, os.PathLike)):
         return _read_path(os.fspath(source), timestamp)
-    if isinstance(source, Mapping):
-        return pa.table(dict(source)), "asset"
-    if hasattr(source, "__arrow_c_stream__"):
-        return pa.table(source), "asset"
+    if isinstance(source, Mapping) or hasattr(source, "__arrow_c_stream__"):
+        try:
+            return pa.table(dict(source) if isinstance(source, Mapping) else source), "asset"
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DataError(f"could not make a table of the {type(source).__name__}: "
+                            f"{exc}") from exc
     raise TypeError(f"cannot load data from {type(source).__name__}: pass a path, a "
                     "pyarrow.Table or a pandas DataFrame")
 
@@ -746,14 +921,20 @@ def _numeric(col, name: str, loc: _Locator):
     return x, null
 
 
-def _symbols(col, name: str, loc: _Locator):
-    """Arrow column of symbols -> (int codes per row, list of names in order of appearance)."""
+def _symbol_strings(col, name: str) -> pa.Array:
+    """Arrow column of symbols as one string array (integers are read as their digits)."""
     col = _plain_array(col)
     typ = col.type
     if pa.types.is_integer(typ):
-        col = pc.cast(col, pa.string())
-    elif not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        return pc.cast(col, pa.string())
+    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
         raise DataError(f"column {name!r} has type {typ}; symbols must be strings")
+    return col
+
+
+def _symbols(col, name: str, loc: _Locator):
+    """Arrow column of symbols -> (int codes per row, list of names in order of appearance)."""
+    col = _symbol_strings(col, name)
     if col.null_count:
         i = _first_true(np.asarray(pc.is_null(col)))
         raise DataError(f"missing (null) symbol: {loc.where(i, name)}")
@@ -762,7 +943,7 @@ def _symbols(col, name: str, loc: _Locator):
     return codes, [str(s) for s in enc.dictionary.to_pylist()]
 
 
-def load(source, *, gaps: str = "error", timestamp=None, symbol=None) -> Bundle:
+def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None) -> Bundle:
     """Load and validate price data into a :class:`Bundle`.
 
     Parameters
@@ -784,11 +965,19 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None) -> Bundle:
         Single-asset data: the asset's name (default: the file name's stem, or ``"asset"``).
         Long-format data: a name or list of names to load (the rest is skipped before
         validation).
+    tz
+        The data's time zone: an IANA name (``"America/New_York"``) or a UTC offset
+        (``"+09:00"``). Naive timestamps are wall-clock times in it (default: UTC); zoned
+        timestamps are converted, and keep their own zone unless ``tz`` is given. It
+        becomes :attr:`Bundle.tz`, whose calendar :attr:`Bundle.periods_per_year` counts.
     """
     if gaps not in _GAPS:
         raise ValueError(f"gaps must be one of {_GAPS}, got {gaps!r}")
+    zone = None if tz is None else _zone_name(tz, "tz=")
+    want = None if symbol is None else _symbol_list(symbol, "symbol")
     if isinstance(source, Bundle):
-        return source.copy() if symbol is None else source.select(symbol)
+        out = source.copy() if want is None else source.select(want)
+        return out if zone is None else replace(out, tz=zone)
     table, default_name = _to_table(source, timestamp)
     roles = _resolve_columns(table.column_names, timestamp)
     if table.num_rows == 0:
@@ -797,21 +986,18 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None) -> Bundle:
     loc = _Locator(table.num_rows)
     single = roles["symbol"] is None
     if single:
-        if symbol is not None and not isinstance(symbol, str):
-            symbol = list(symbol)
-            if len(symbol) != 1:
-                raise DataError("single-asset data (no symbol column): symbol= must be one name")
-            symbol = symbol[0]
-        loc.single = str(symbol) if symbol is not None else default_name
-    elif symbol is not None:
-        want = [symbol] if isinstance(symbol, str) else [str(s) for s in symbol]
-        scol = table.column(roles["symbol"])
-        if pa.types.is_dictionary(scol.type) or pa.types.is_integer(scol.type):
-            scol = pc.cast(scol, pa.string())
-        have = set(pc.unique(scol).to_pylist())
-        unknown = [s for s in want if s not in have]
+        if want is not None and len(want) != 1:
+            raise DataError(f"single-asset data (no symbol column): symbol= must be one name, "
+                            f"got {want}")
+        loc.single = default_name if want is None else want[0]
+    elif want is not None:
+        scol = _symbol_strings(table.column(roles["symbol"]), roles["symbol"])
+        have = pc.unique(scol).to_pylist()
+        known = set(have)
+        unknown = [s for s in want if s not in known]
         if unknown:
-            raise DataError(f"unknown symbol(s) {unknown} in column {roles['symbol']!r}")
+            raise DataError(f"unknown symbol(s) {unknown} (symbol=) in column "
+                            f"{roles['symbol']!r}; available: {_some(have)}")
         mask = pc.is_in(scol, value_set=pa.array(want, scol.type))
         loc.rows = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False)))
         table = table.filter(mask)
@@ -823,13 +1009,13 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None) -> Bundle:
         codes = np.zeros(table.num_rows, dtype=np.int64)
     else:
         codes, names = _symbols(table.column(roles["symbol"]), roles["symbol"], loc)
-        if symbol is not None:
+        if want is not None:
             order = {s: j for j, s in enumerate(want)}
             remap = np.asarray([order[s] for s in names], dtype=np.int64)
             codes, names = remap[codes], list(want)
         k = len(names)
         loc.codes, loc.names = codes, names
-    ts = _arrow_ts_to_ns(table.column(roles["timestamp"]), roles["timestamp"], loc)
+    ts, zone = _arrow_ts_to_ns(table.column(roles["timestamp"]), roles["timestamp"], loc, zone)
     loc.ts = ts
     cols, nulls, shown = {}, {}, {}
     for role in _PRICE_COLS + ("volume",):
@@ -924,7 +1110,7 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None) -> Bundle:
                 out[role][a, s:e][hole] = fill
             out["volume"][a, s:e][hole] = 0.0
     return Bundle(out["open"], out["high"], out["low"], out["close"], out["volume"],
-                  union.view("datetime64[ns]"), tuple(names), start, end)
+                  union.view("datetime64[ns]"), tuple(names), start, end, zone)
 
 
 # --------------------------------------------------------------------------------------

@@ -392,7 +392,8 @@ class _ParquetParts:
 
     def add(self, combo_ids, params, metrics):
         table = sweep_table(self.bundle, self.strategy, self.fixed, combo_ids, params, metrics)
-        pq.write_table(table, os.path.join(self.tmp, f"part-{self.n_parts:05d}.parquet"))
+        pq.write_table(table, os.path.join(self.tmp, f"part-{self.n_parts:05d}.parquet"),
+                       write_page_checksum=True)
         self.n_parts += 1
 
     def commit(self):

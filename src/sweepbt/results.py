@@ -273,7 +273,7 @@ class SweepResult:
         path = os.fspath(path)
         tmp = f"{path}.partial-{os.getpid()}"
         try:
-            pq.write_table(self.table, tmp, **kwargs)
+            pq.write_table(self.table, tmp, **{"write_page_checksum": True, **kwargs})
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
