@@ -584,6 +584,106 @@ def test_load_strategy_errors(tmp_path):
     assert sb.load_strategy(str(path)).name == "momentum"  # the file's only Strategy
 
 
+BAD_FILES = {
+    "syntax": ("x = 1\ndef f(:\n    pass\n",
+               "SyntaxError at line 2: invalid syntax: def f(:"),
+    "indent": ("    x = 1\n", "IndentationError at line 1: unexpected indent: x = 1"),
+    "raises": ("import math\n\nx = 1 / 0\n",
+               "it raised ZeroDivisionError: division by zero while being imported (line 3)"),
+    "raises_in_a_function": ("def helper():\n    raise RuntimeError('no data\\nmore')\n"
+                             "\nhelper()\n",
+                             "it raised RuntimeError: no data while being imported (line 2)"),
+    "exits": ("import sys\nsys.exit(0)\n",
+              "it called sys.exit(0) while being imported (raise an exception instead)"),
+    "exits_3": ("raise SystemExit(3)\n",
+                "it called sys.exit(3) while being imported (raise an exception instead)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_load_strategy_file_that_cannot_be_imported(tmp_path, kind):
+    """A syntax error, an exception or sys.exit() while the file runs: a ValueError naming
+    the file and the original error; nothing is left in sys.modules; fixed, it loads."""
+    body, message = BAD_FILES[kind]
+    path = tmp_path / f"bad_{kind}.py"
+    path.write_text(body)
+    before = set(sys.modules)
+    with pytest.raises(ValueError) as info:
+        sb.load_strategy(f"{path}:momentum")
+    real = os.path.realpath(path)
+    assert str(info.value) == f"cannot import strategy file {real}: {message}"
+    assert set(sys.modules) == before
+    write(path, USER_FILE.format(threshold=0.02))
+    assert sb.load_strategy(f"{path}:momentum").name == "momentum"
+
+
+def test_load_strategy_keyboard_interrupt_propagates(tmp_path):
+    path = tmp_path / "interrupted.py"
+    path.write_text("raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        sb.load_strategy(f"{path}:x")
+    assert "interrupted" not in sys.modules
+
+
+@pytest.mark.parametrize("kind", ["syntax", "raises", "exits"])
+def test_cli_strategy_file_that_cannot_be_imported(tmp_path, kind):
+    body, message = BAD_FILES[kind]
+    path = tmp_path / "bad.py"
+    path.write_text(body)
+    proc = subprocess.run([sys.executable, "-m", "sweepbt", "backtest", "--demo", "--strategy",
+                           f"{path}:x"], capture_output=True, text=True, timeout=120,
+                          env=os.environ.copy())
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert proc.stderr.splitlines() == [
+        f"sweepbt: error: cannot import strategy file {os.path.realpath(path)}: {message}"
+    ], proc.stderr
+
+
+def test_load_strategy_module_names(tmp_path, monkeypatch):
+    """The file gets the name a plain import gives it, unless another module holds it."""
+    for name in [m for m in sys.modules if m.startswith("sbt_zz_")]:
+        monkeypatch.delitem(sys.modules, name)
+    code = USER_FILE.format(threshold=0.1)
+    tmp_path = Path(os.path.realpath(tmp_path))
+    (tmp_path / "a").mkdir()
+    plain = write(tmp_path / "a" / "sbt_zz_strategy.py", code)
+    assert custom._file_module_name(str(plain)) == "sbt_zz_strategy"
+    pkg = tmp_path / "root" / "sbt_zz_pkg" / "sub"
+    pkg.mkdir(parents=True)
+    for d in (pkg, pkg.parent):
+        (d / "__init__.py").write_text("")
+    inside = write(pkg / "strats.py", code)
+    assert custom._file_module_name(str(inside)) == "sbt_zz_pkg.sub.strats"
+    hashed = custom._numba_cache.user_module_name
+    # a standard-library name, or a name another file holds: the path's hash
+    shadow = write(tmp_path / "random.py", code)
+    assert custom._file_module_name(str(shadow)) == hashed(str(shadow))
+    (tmp_path / "b").mkdir()
+    twin = write(tmp_path / "b" / "sbt_zz_strategy.py", code)
+    (tmp_path / "c").mkdir()
+    normal = write(tmp_path / "c" / "sbt_zz_imported.py", code)
+    try:
+        first = sb.load_strategy(f"{plain}:momentum")
+        second = sb.load_strategy(f"{twin}:momentum")
+        assert first.build.spec.signal.py_func.__module__ == "sbt_zz_strategy"
+        assert second.build.spec.signal.py_func.__module__ == hashed(str(twin))
+        # a package's module whose package is not importable here runs all the same
+        in_pkg = sb.load_strategy(f"{inside}:momentum")
+        assert in_pkg.build.spec.signal.py_func.__module__ == "sbt_zz_pkg.sub.strats"
+        assert "sbt_zz_pkg" not in sys.modules
+        bt = sb.backtest(random_bundle(3, n=120, n_assets=2), in_pkg, w=5)
+        assert bt.stats.num_rows == 2
+        # a module imported normally is used as it is, not executed again
+        monkeypatch.syspath_prepend(str(normal.parent))
+        import sbt_zz_imported
+
+        assert sb.load_strategy(f"{normal}:momentum") is sbt_zz_imported.momentum
+    finally:
+        for name in [m for m in sys.modules
+                     if m.startswith("sbt_zz_") or m == hashed(str(twin))]:
+            del sys.modules[name]
+
+
 def test_load_strategy_reloads_an_edited_file(tmp_path):
     """Editing the file (even a constant only) gives a new generated module; the old
     generated file is left as it was."""
@@ -599,8 +699,9 @@ def test_load_strategy_reloads_an_edited_file(tmp_path):
     assert mod2.__file__ != mod1.__file__
     assert os.stat(mod1.__file__).st_mtime_ns == stamp
     module_name = second.build.spec.indicators.py_func.__module__
-    assert module_name.startswith("_sweepbt_user_") and module_name in sys.modules
-    assert f"import {module_name} as _indicators_module" in Path(mod2.__file__).read_text()
+    assert sys.modules[module_name].__file__ == os.path.realpath(path)  # "mom", or a hash
+    assert f"_indicators_module = importlib.import_module({module_name!r})" in \
+        Path(mod2.__file__).read_text()
 
 
 def test_generated_file_is_never_rewritten(custom_sma):
@@ -706,3 +807,77 @@ def test_second_process_reuses_the_cache(zscore):
     assert int(miss_ind) == 0 and int(miss_sig) == 0, out.stdout
     assert path == custom.generated_module(zscore).__file__
     print(f"second process: load_strategy + first backtest {float(took):.3f} s")
+
+
+# ----------------------------------------------------------------------------------------
+# a strategy file imported normally and loaded by path share numba's cache
+
+
+@pytest.fixture(scope="module")
+def private_cache(tmp_path_factory):
+    """A fresh NUMBA_CACHE_DIR, seeded with a copy of the built-in kernels' cache (if any),
+    so that subprocesses start fast but see no cache entry of the user's files."""
+    import shutil
+
+    from sweepbt.kernels import sweep_metrics
+
+    cache = tmp_path_factory.mktemp("numba_cache")
+    source = getattr(getattr(sweep_metrics, "_cache", None), "cache_path", None)
+    if source and os.path.isdir(source):
+        shutil.copytree(source, cache / os.path.basename(source))
+    return cache
+
+
+PLAIN_IMPORT = """
+import sweepbt as sb
+from zscore import zscore
+from sweepbt import custom
+bt = sb.backtest(sb.demo(), zscore)
+drivers = custom.generated_module(zscore)
+print(zscore.build.spec.indicators.py_func.__module__, drivers.__name__,
+      sum(drivers.indicator_stage.stats.cache_hits.values()),
+      repr(bt.stats["total_return"].to_pylist()))
+"""
+
+
+@pytest.mark.parametrize("plain_first", [True, False], ids=["import-then-cli",
+                                                            "cli-then-import"])
+def test_file_imported_normally_and_by_path_share_the_cache(private_cache, tmp_path,
+                                                             plain_first):
+    """`from zscore import zscore` in one process and `--strategy zscore.py:zscore` in
+    another (a shared NUMBA_CACHE_DIR), in either order: both run, with the same
+    generated drivers, the second from the cache. (It was ModuleNotFoundError: numba's
+    cache entry recorded the module name the first process gave the file.)"""
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "zscore.py").write_text(EXAMPLE.read_text())
+    env = {k: v for k, v in os.environ.items() if k != "SWEEPBT_CACHE_DIR"}
+    env["NUMBA_CACHE_DIR"] = str(private_cache)
+
+    def plain():  # the file's folder is the working directory: `import zscore` works
+        out = subprocess.run([sys.executable, "-c", PLAIN_IMPORT], cwd=folder, env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout.split(maxsplit=3)
+
+    def cli():  # run elsewhere: `zscore` is not importable by name there
+        out = subprocess.run([sys.executable, "-m", "sweepbt", "backtest", "--demo",
+                              "--strategy", f"{folder / 'zscore.py'}:zscore", "--trades",
+                              "0"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "ALPHA" in out.stdout and "Traceback" not in out.stderr
+        return out.stdout
+
+    if plain_first:
+        module, drivers, hits, returns = plain()
+        cli()
+        assert int(hits) == 0  # compiled here first
+    else:
+        cli()
+        module, drivers, hits, returns = plain()
+        assert int(hits) > 0  # the drivers the CLI compiled
+    assert module == "zscore"
+    again = plain()  # and once more, from the cache
+    assert again[:2] == [module, drivers] and int(again[2]) > 0
+    assert again[3] == returns

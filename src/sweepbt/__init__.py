@@ -4,6 +4,10 @@ The shell (this package) validates input and orchestrates; the compiled kernels 
 :mod:`sweepbt.kernels` and only compute.
 """
 
+# First, before anything imports sweepbt.kernels: importing it makes numba's disk cache
+# robust (a read-only cache is used, no writable cache means no disk cache and one warning,
+# entries recorded under another module name load); see sweepbt/_numba_cache.py.
+from sweepbt import _numba_cache  # noqa: F401 - installs itself when imported
 from sweepbt.bundle import Bundle, demo, load
 from sweepbt.custom import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL,
                             define_strategy, load_strategy)

@@ -60,6 +60,7 @@ import numpy as np
 from numba import njit, prange
 from numba.core.dispatcher import Dispatcher
 
+from sweepbt import _numba_cache
 from sweepbt.kernels.codes import (  # noqa: F401 - re-exported for user strategy files
     ALL_CODES, BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL)
 from sweepbt.kernels.signals import codes_to_events
@@ -71,7 +72,7 @@ __all__ = [
 ]
 
 #: bump when the generated drivers change: every strategy then gets a new module
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: the price series an ``indicators`` function can ask for, in Bundle field names
 INPUTS = ("open", "high", "low", "close", "volume")
 #: the indicator features and dense signal codes of one events() block stay under this
@@ -80,7 +81,6 @@ BLOCK_BYTES = 256 << 20
 PROBE_BARS = 160
 _CODES_HELP = ("0 (nothing) or a bit set of ENTER_LONG=1, EXIT_LONG=2, ENTER_SHORT=4, "
                "EXIT_SHORT=8 (BUY=9, SELL=6)")
-_USER_PREFIX = "_sweepbt_user_"
 _GEN_PREFIX = "_sweepbt_gen_"
 _lock = threading.RLock()
 
@@ -493,13 +493,17 @@ sweepbt {version}, numba {numba}, generator {generator}. The file is named by a 
 strategy's source and is never rewritten: its mtime keys numba's cache.
 """
 
+import importlib
+
 import numpy as np
 from numba import njit, prange
 
 {imports}
 '''
 
-_IMPORT = '''import {module} as _{role}_module
+# by import_module: a dotted name (a module of a package) whose parent package is not
+# importable here, as load_strategy may register it, is found in sys.modules all the same
+_IMPORT = '''_{role}_module = importlib.import_module({module!r})
 _{role} = _{role}_module.{qualname}
 '''
 
@@ -1088,8 +1092,56 @@ class CustomSignals:
 # loading a strategy from a file
 
 
+def _same_file(module, path):
+    """Whether ``module`` was loaded from the file ``path`` (absolute, resolved)."""
+    origin = getattr(module, "__file__", None)
+    return isinstance(origin, str) and os.path.realpath(origin) == path
+
+
+def _claimed_elsewhere(top, expected):
+    """Whether the top-level name ``top`` belongs to something other than ``expected``
+    (the file, or the top package's folder) in this process or on ``sys.path``."""
+    module = sys.modules.get(top)
+    if module is not None:
+        places = [getattr(module, "__file__", None)] + list(getattr(module, "__path__", []))
+    else:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError, AttributeError):
+            return True
+        if spec is None:
+            return False
+        places = [spec.origin] + list(spec.submodule_search_locations or [])
+    for place in places:
+        if isinstance(place, str) and os.path.realpath(place) in (
+                expected, os.path.join(expected, "__init__.py")):
+            return False
+    return True
+
+
 def _file_module_name(path):
-    return _USER_PREFIX + hashlib.sha256(path.encode()).hexdigest()[:16]
+    """The module name ``load_strategy`` imports the file ``path`` (resolved) under.
+
+    numba's disk cache for the file's ``@njit(cache=True)`` functions is keyed by the file
+    but records the module name, which any process that loads the cache entry must be able
+    to import. So the file gets the name a plain ``import`` gives it (``zscore`` for
+    ``dir/zscore.py``, ``pkg.mod`` for a module of a package), as in a process that imports
+    it normally; unless that name already belongs to another module, here or on
+    ``sys.path`` (a second ``zscore.py``, a standard-library name): then
+    ``_sweepbt_user_<hash of the path>``.
+    """
+    plain = _numba_cache.plain_module_name(path)
+    fallback = _numba_cache.user_module_name(path)
+    if plain is None:
+        return fallback
+    existing = sys.modules.get(plain)
+    if existing is not None:
+        return plain if _same_file(existing, path) else fallback
+    parts = plain.split(".")
+    expected = path  # the file, or the folder of its top package
+    for _ in parts[1:]:
+        expected = os.path.dirname(expected)
+    return fallback if _claimed_elsewhere(parts[0], expected) else plain
 
 
 def _split_spec(text):
@@ -1103,23 +1155,30 @@ def _split_spec(text):
 def load_strategy(spec, *, register=False) -> Strategy:
     """The :class:`Strategy` named in ``"path/to/file.py:name"``.
 
-    The file is imported as a module named after a hash of its absolute path (registered in
-    ``sys.modules``, so the generated drivers can import it by name in any process) and
-    ``name`` must be a Strategy made by :func:`define_strategy`. Without ``:name`` the file
-    must define exactly one. The file is executed again only when its contents changed
-    since it was last loaded in this process. ``register=True`` also registers the
-    strategy under its name.
+    The file is imported under the module name a plain ``import`` would give it (its stem,
+    or ``package.module`` inside a package; ``_sweepbt_user_<hash>`` when another module
+    holds that name), and registered in ``sys.modules``, so that numba's disk cache and the
+    generated drivers are shared with code that imports the file normally. A module already
+    imported from the file is used as it is. ``name`` must be a Strategy made by
+    :func:`define_strategy`; without ``:name`` the file must define exactly one. The file is
+    executed again only when its contents changed since it was last loaded in this process.
+    ``register=True`` also registers the strategy under its name.
+
+    A file that cannot be imported (a syntax error, an exception, ``sys.exit()`` while it
+    runs) raises a ValueError naming the file; ``KeyboardInterrupt`` propagates.
     """
     path, attr = _split_spec(spec)
     path = os.path.realpath(os.path.expanduser(path))
     if not os.path.isfile(path):
         raise ValueError(f"strategy file {path!r} not found (expected FILE.py:NAME)")
-    modname = _file_module_name(path)
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     with _lock:
+        modname = _file_module_name(path)
         module = sys.modules.get(modname)
-        if module is None or getattr(module, "__sweepbt_digest__", None) != digest:
+        if module is not None and not hasattr(module, "__sweepbt_digest__"):
+            module.__sweepbt_digest__ = digest  # imported normally: used as it is
+        elif module is None or module.__sweepbt_digest__ != digest:
             module = _exec_user_file(modname, path, digest)
     found = {k: v for k, v in vars(module).items() if isinstance(v, Strategy)}
     if attr is None:
@@ -1140,6 +1199,29 @@ def load_strategy(spec, *, register=False) -> Strategy:
     return strategy
 
 
+def _import_error(path, exc):
+    """A ValueError saying why the strategy file ``path`` could not be imported."""
+    what = f"cannot import strategy file {path}"
+    if isinstance(exc, SystemExit):
+        return ValueError(f"{what}: it called sys.exit({exc.code!r}) while being imported "
+                          "(raise an exception instead)")
+    if isinstance(exc, SyntaxError):
+        where = f"line {exc.lineno}" if exc.lineno else "unknown line"
+        if exc.filename and os.path.realpath(exc.filename) != path:
+            where = f"{exc.filename}, {where}"
+        text = (exc.text or "").strip()
+        return ValueError(f"{what}: {type(exc).__name__} at {where}: {exc.msg}"
+                          + (f": {text}" if text else ""))
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if os.path.realpath(tb.tb_frame.f_code.co_filename) == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    where = f" (line {line})" if line else ""
+    return ValueError(f"{what}: it raised {_describe_exc(exc)} while being imported{where}")
+
+
 def _exec_user_file(modname, path, digest):
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None:
@@ -1154,15 +1236,16 @@ def _exec_user_file(modname, path, digest):
         sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as exc:
         if previous is not None:
             sys.modules[modname] = previous
         else:
             sys.modules.pop(modname, None)
-        raise
+        if isinstance(exc, (Exception, SystemExit)):
+            raise _import_error(path, exc) from exc
+        raise  # KeyboardInterrupt and the like
     finally:
         if added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(folder)
     return module
-
