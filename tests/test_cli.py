@@ -173,7 +173,7 @@ def test_swallowed_interrupt_is_raised_at_checkpoint():
             raise KeyboardInterrupt
 
     cli._checkpoint()  # no guard: nothing to do
-    with cli._SigintGuard() as guard:
+    with cli._InterruptGuard() as guard:
         cli._checkpoint()
         Bomb()
         assert guard.seen
@@ -493,6 +493,73 @@ def test_bad_input_is_one_line_exit_2(args, fragment):
     assert_one_line_error(run_cli(*args), fragment)
 
 
+HUGE = str(10 ** 30)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["sweep", "--demo", "--sample", "3", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["walk-forward", "--demo", "--train", "3Y", "--test", "1Y", "--sample", "3", "--seed",
+      "-1"], "--seed must be >= 0, got -1"),
+    (["walk-forward", "--demo", "--train", "3Y", "--test", "1Y", "--seed", "1"],
+     "--seed applies to --sample only"),
+    (["sweep", "--demo", "--sample", "0"], "--sample must be >= 1, got 0"),
+    (["sweep", "--demo", "--sample", "-5"], "--sample must be >= 1, got -5"),
+    (["walk-forward", "--demo", "--train", "3Y", "--test", "1Y", "--sample", "0"],
+     "--sample must be >= 1, got 0"),
+    (["sweep", "--demo", "--top", "-3"], "--top must be >= 1, got -3"),
+    (["sweep", "--demo", "--threads", "0"], "--threads must be between 1 and"),
+    (["sweep", "--demo", "--threads", "-2"], "--threads must be between 1 and"),
+    (["sweep", "--demo", "--threads", HUGE], "--threads must be between 1 and"),
+    (["backtest", "--demo", "--threads", HUGE], "--threads must be between 1 and"),
+    (["walk-forward", "--demo", "--train", "3Y", "--test", "1Y", "--threads", HUGE],
+     "--threads must be between 1 and"),
+    (["backtest", "--demo", "--trades", "-1"], "--trades must be >= 0, got -1"),
+    (["sweep", "--demo", "--out", ""], "--out: empty path"),
+    (["sweep", "--demo", "--out-dir", ""], "--out-dir: empty path"),
+])
+def test_integer_flag_errors_name_the_flag(capsys, args, fragment):
+    assert cli.main(args) == 2  # checked before any data is loaded
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sweepbt: error: "), err
+    assert fragment in err, err
+
+
+def test_data_directory_is_one_line_naming_the_flag(tmp_path, capsys):
+    assert cli.main(["sweep", "--data", str(tmp_path), "--param", "fast=5"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"sweepbt: error: --data: {str(tmp_path)!r} is a directory; give one "
+                   ".parquet, .feather/.arrow or .csv file\n")
+
+
+def test_large_trades_count_prints_every_trade(capsys):
+    status = cli.main(["backtest", "--demo", "--symbols", "ALPHA", "--param", "fast=10",
+                       "--param", "slow=50", "--trades", HUGE])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    n = sb.backtest(sb.load(sb.demo(), symbol="ALPHA"), "sma_cross", fast=10,
+                    slow=50).trades.num_rows
+    assert f"trades ({n}):" in captured.out
+
+
+def test_sys_exit_in_the_command_is_an_error_not_success(monkeypatch, capsys):
+    def exits(*args, **kwargs):
+        raise SystemExit(0)  # e.g. user strategy code calling sys.exit(0)
+
+    monkeypatch.setattr(sb, "sweep", exits)
+    assert cli.main(["sweep", "--demo", "--param", "fast=5,10"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "called sys.exit(0) during 'sweep'" in err[0], err
+
+
+@pytest.mark.parametrize("body", ["import sys\nsys.exit(0)\n", "raise SystemExit\n",
+                                  "import sys\nsys.exit(3)\n"])
+def test_strategy_file_that_exits_is_one_line_exit_2(tmp_path, body):
+    path = tmp_path / "exits_strategy.py"
+    path.write_text(body)
+    proc = run_cli("sweep", "--demo", "--strategy", f"{path}:strat", "--param", "x=1")
+    assert_one_line_error(proc, "exits_strategy.py")
+
+
 def test_walk_forward_command(tmp_path):
     out_file = tmp_path / "windows.parquet"
     proc = run_cli("walk-forward", "--demo", "--symbols", "ALPHA,BRAVO", "--train", "3Y",
@@ -514,3 +581,250 @@ def test_walk_forward_bad_span_is_one_line():
     assert proc.returncode == 2
     assert proc.stderr.startswith("sweepbt: error:") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------
+# output files: never written over without --force, never the input, written atomically
+
+WRITERS = {  # command line writing FILE (placeholder OUT), and the flag that names it
+    "sweep --out": (["sweep", "--demo", "--symbols", "ALPHA", "--param", "fast=5,10",
+                     "--param", "slow=50", "--out", "OUT"], "--out"),
+    "walk-forward --out": (["walk-forward", "--demo", "--symbols", "ALPHA", "--train", "5Y",
+                            "--test", "5Y", "--param", "fast=10", "--param", "slow=50",
+                            "--out", "OUT"], "--out"),
+    "backtest --trades-out": (["backtest", "--demo", "--symbols", "ALPHA", "--trades", "0",
+                               "--trades-out", "OUT"], "--trades-out"),
+}
+
+
+def _with_out(args, path):
+    return [str(path) if a == "OUT" else a for a in args]
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_existing_output_file_is_refused_unless_force(tmp_path, capsys, writer):
+    args, flag = WRITERS[writer]
+    target = tmp_path / "existing.parquet"
+    target.write_bytes(b"precious")
+    assert cli.main(_with_out(args, target)) == 2
+    err = capsys.readouterr().err
+    assert err == (f"sweepbt: error: {flag}: {str(target)!r} already exists; pass --force to "
+                   "replace it, or pick a new path\n")
+    assert target.read_bytes() == b"precious"
+
+    assert cli.main(_with_out(args, target) + ["--force"]) == 0, capsys.readouterr().err
+    assert pq.read_table(target).num_rows > 0  # replaced by the complete new file
+    assert os.listdir(tmp_path) == ["existing.parquet"]  # no temporary file left
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_output_is_never_the_input_even_with_force(tmp_path, capsys, writer):
+    args, flag = WRITERS[writer]
+    data = tmp_path / "prices.parquet"
+    _write_prices(data)
+    before = data.read_bytes()
+    link = tmp_path / "link.parquet"
+    link.symlink_to(data)
+    args = [a for a in args if a not in ("--demo", "--symbols", "ALPHA")]
+    for out, inp in ((data, data), (link, data), (data, link),
+                     (tmp_path / "." / "prices.parquet", data)):
+        for force in ([], ["--force"]):
+            assert cli.main([args[0], "--data", str(inp)] + _with_out(args[1:], out)
+                            + force) == 2
+            err = capsys.readouterr().err
+            assert err == (f"sweepbt: error: {flag}: {str(out)!r} is the --data input file; "
+                           "an input is never written over, --force or not\n"), err
+    assert data.read_bytes() == before and link.is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["link.parquet", "prices.parquet"]
+
+
+def test_strategy_file_is_never_an_output(tmp_path, capsys):
+    strategy = tmp_path / "zscore.py"
+    strategy.write_text(open(os.path.join(os.path.dirname(__file__), "..", "examples",
+                                          "zscore.py")).read())
+    before = strategy.read_bytes()
+    for spec in (f"{strategy}:zscore", str(strategy)):
+        assert cli.main(["sweep", "--demo", "--strategy", spec, "--out", str(strategy),
+                         "--force"]) == 2
+        assert "is the --strategy input file" in capsys.readouterr().err
+    assert strategy.read_bytes() == before
+
+
+def test_out_dir_refuses_any_existing_path_even_with_force(tmp_path, capsys):
+    existing_dir, existing_file = tmp_path / "dir", tmp_path / "file"
+    existing_dir.mkdir()
+    existing_file.write_bytes(b"x")
+    for path in (existing_dir, existing_file):
+        assert cli.main(["sweep", "--demo", "--out-dir", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"sweepbt: error: --out-dir: {str(path)!r} already exists; results "
+                       "are never written over\n")
+        assert cli.main(["sweep", "--demo", "--out-dir", str(path), "--force"]) == 2
+        err = capsys.readouterr().err
+        assert "--force replaces files only, never a directory" in err
+    assert existing_file.read_bytes() == b"x" and os.listdir(existing_dir) == []
+    assert cli.main(["sweep", "--demo", "--out", str(existing_dir), "--force"]) == 2
+    assert f"--out: {str(existing_dir)!r} is a directory" in capsys.readouterr().err
+
+
+def test_write_atomic_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "x.parquet"
+    target.write_bytes(b"old")
+
+    def fails(exc):
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                f.write(b"half")
+            raise exc
+        return write
+
+    for exc in (OSError("disk full"), KeyboardInterrupt(), cli.Terminated()):
+        with pytest.raises(type(exc)):
+            cli._write_atomic(target, "--out", True, fails(exc))
+        assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["x.parquet"]
+
+    def write_new(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"new")
+
+    cli._write_atomic(target, "--out", True, write_new)  # --force: replaced
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["x.parquet"]
+    fresh = tmp_path / "fresh.parquet"
+    cli._write_atomic(fresh, "--out", False, write_new)
+    assert fresh.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["fresh.parquet", "x.parquet"]
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_write_atomic_without_force_never_replaces_a_file_that_appeared(
+        tmp_path, monkeypatch, hard_links):
+    if not hard_links:
+        def no_links(src, dst):
+            raise PermissionError(1, "Operation not permitted")
+        monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "late.parquet"
+
+    def racing(tmp):  # another program creates the output while the command runs
+        with open(tmp, "wb") as f:
+            f.write(b"ours")
+        target.write_bytes(b"theirs")
+
+    with pytest.raises(cli.CliError, match="--out: .* was created while this command ran"):
+        cli._write_atomic(target, "--out", False, racing)
+    assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["late.parquet"]
+    other = tmp_path / "other.parquet"
+    cli._write_atomic(other, "--out", False, lambda tmp: open(tmp, "wb").close())
+    assert sorted(os.listdir(tmp_path)) == ["late.parquet", "other.parquet"]
+
+
+# ----------------------------------------------------------------------------------------
+# signals: SIGTERM like Ctrl-C (nothing left behind), Ctrl-C during start-up
+
+BIG_GRID = ["--param", "fast=1:100", "--param", "slow=2:101", "--stop-loss", "0.01:0.1:0.01"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("flag", ["--out-dir", "--out"])
+def test_sigterm_exits_143_and_leaves_no_output(tmp_path, flag):
+    out_path = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweepbt", "sweep", "--demo", *BIG_GRID, "--no-progress",
+         flag, str(out_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        if flag == "--out-dir":  # wait for the sweep's hidden parts directory
+            while not [p for p in os.listdir(tmp_path) if p.startswith(".results.partial")]:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        else:  # the rows are held in memory: terminate while the sweep runs
+            assert proc.stdout.readline().startswith("data: demo")
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            assert proc.returncode == 0, err
+            pytest.skip("the sweep finished before it could be terminated")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "sweepbt: terminated"
+    assert "Traceback" not in err
+    assert os.listdir(tmp_path) == []  # no output, no .partial directory or file
+
+
+def test_sigterm_handler_is_installed_and_restored():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with cli._InterruptGuard() as guard:
+        assert signal.getsignal(signal.SIGTERM) == guard._on_sigterm
+        with pytest.raises(cli.Terminated):
+            guard._on_sigterm(signal.SIGTERM, None)
+        guard._on_sigterm(signal.SIGTERM, None)  # a second SIGTERM does not cut cleanup short
+        assert guard.terminated and guard.seen
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_sigterm_waits_where_ctrl_c_is_held():
+    held = []
+    with cli._InterruptGuard() as guard:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+        try:  # e.g. sweep() holding Ctrl-C until its running chunk is done
+            guard._on_sigterm(signal.SIGTERM, None)  # no exception here: held like Ctrl-C
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        assert held == [signal.SIGINT] and guard.terminated
+
+
+def test_terminated_in_process_returns_143(monkeypatch, capsys):
+    def terminated(*args, **kwargs):
+        cli._InterruptGuard.active._on_sigterm(signal.SIGTERM, None)
+
+    monkeypatch.setattr(sb, "sweep", terminated)
+    assert cli.main(["sweep", "--demo", "--param", "fast=5,10"]) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == "sweepbt: terminated"
+
+
+def test_interrupt_turned_into_another_exception_is_still_an_interrupt(monkeypatch, capsys):
+    def import_fails(*args, **kwargs):  # Ctrl-C inside numpy's C import: an ImportError
+        cli._InterruptGuard.active.seen = True
+        raise ImportError('PyCapsule_Import could not import module "datetime"')
+
+    monkeypatch.setattr(sb, "sweep", import_fails)
+    assert cli.main(["sweep", "--demo", "--param", "fast=5,10"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "sweepbt: interrupted"
+
+
+def _landed_before_sweepbt(err):
+    """Whether the signal hit the interpreter's own start-up (site, runpy), before any of
+    sweepbt's code ran: no program can catch that one."""
+    return not re.search(r'File "[^"]*[/\\]sweepbt[/\\]', err)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.15, 0.2, 0.3])
+def test_ctrl_c_during_start_up_exits_130_without_traceback(delay):
+    for attempt in range(4):  # later, if the signal landed before any sweepbt code ran
+        proc = subprocess.Popen([sys.executable, "-m", "sweepbt", "sweep", "--demo"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=os.environ.copy())
+        try:
+            time.sleep(delay + 0.05 * attempt)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if proc.returncode == 130 and "Traceback" not in err:
+            break
+        if not _landed_before_sweepbt(err):
+            break
+    else:
+        pytest.skip("every signal landed in the interpreter's own start-up")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "sweepbt: interrupted"

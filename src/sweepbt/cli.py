@@ -3,7 +3,11 @@
 ``sweepbt sweep --demo`` runs a default parameter grid on the packaged demo data and prints
 the best combinations; ``--data FILE`` runs on your own prices. Errors in the input are one
 line on stderr (``sweepbt: error: ...``) and exit status 2 (set ``SWEEPBT_DEBUG=1`` for the
-traceback instead); Ctrl-C exits with 130.
+traceback instead); Ctrl-C exits with 130, SIGTERM with 143, and neither leaves output.
+
+Output files (``--out``, ``--trades-out``) are written atomically and never over an existing
+path unless ``--force``; ``--out-dir`` always needs a new path; an input file is never an
+output (docs/getting-started.md, "Output files").
 
 Grid values on the command line (``--param NAME=SPEC`` and the risk/cost flags):
 
@@ -17,11 +21,12 @@ Grid values on the command line (``--param NAME=SPEC`` and the risk/cost flags):
 
 from __future__ import annotations
 
-import argparse
+# Only light modules here: until main() has set up its Ctrl-C handling, an interrupt would
+# be a traceback. argparse, shutil and everything heavy (numpy, pyarrow, numba) are
+# imported inside main().
 import math
 import os
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -257,12 +262,17 @@ def _format_time(ns_values, timestamps):
 # argument parser
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports errors as one line: ``sweepbt: error: ...`` (exit status 2)."""
+def _parser_class():
+    import argparse
 
-    def error(self, message):
-        hint = f" (see '{self.prog} --help')"
-        self.exit(2, f"sweepbt: error: {message}{hint}\n")
+    class _Parser(argparse.ArgumentParser):
+        """argparse that reports errors as one line: ``sweepbt: error: ...`` (status 2)."""
+
+        def error(self, message):
+            hint = f" (see '{self.prog} --help')"
+            self.exit(2, f"sweepbt: error: {message}{hint}\n")
+
+    return _Parser
 
 
 def _add_data_flags(p):
@@ -311,10 +321,19 @@ def _add_run_flags(p, sweeping):
                    help="metric columns to print (default: a readable selection)")
 
 
+def _add_force_flag(p, flag):
+    p.add_argument("--force", action="store_true",
+                   help=f"replace an existing {flag} file (atomically, once the new one is "
+                        "complete); never a directory, and never an input file")
+
+
 def build_parser():
+    import argparse
+
     from sweepbt import __version__
 
-    parser = _Parser(
+    parser_class = _parser_class()
+    parser = parser_class(
         prog="sweepbt",
         description="Numba-accelerated vectorized backtesting: run parameter sweeps of "
                     "thousands of backtests in one compiled call.",
@@ -329,7 +348,7 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sweepbt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                parser_class=_Parser)
+                                parser_class=parser_class)
 
     sw = sub.add_parser(
         "sweep", help="backtest every combination of a parameter grid on every asset",
@@ -353,11 +372,14 @@ def build_parser():
                     help="print the best K combos (default 10)")
     dest = sw.add_mutually_exclusive_group()
     dest.add_argument("--out", metavar="FILE.parquet",
-                      help="write every backtest (combo x asset) to one Parquet file (the "
-                           "rows are held in memory first)")
+                      help="write every backtest (combo x asset) to a new Parquet file (the "
+                           "rows are held in memory first; an existing file is refused "
+                           "unless --force)")
     dest.add_argument("--out-dir", metavar="DIR",
                       help="stream every backtest to a new Parquet dataset directory, chunk "
-                           "by chunk (bounded memory, for very large grids)")
+                           "by chunk (bounded memory, for very large grids); an existing "
+                           "path is always refused, --force or not")
+    _add_force_flag(sw, "--out")
     sw.add_argument("--no-progress", action="store_true",
                     help="no progress bar (it is only drawn on a terminal anyway)")
 
@@ -369,7 +391,9 @@ def build_parser():
     bt.add_argument("--trades", type=int, default=20, metavar="N",
                     help="print the first N trades (default 20; 0 for none)")
     bt.add_argument("--trades-out", metavar="FILE.parquet",
-                    help="write all trades to a Parquet file")
+                    help="write all trades to a new Parquet file (an existing file is "
+                         "refused unless --force)")
+    _add_force_flag(bt, "--trades-out")
 
     wf = sub.add_parser(
         "walk-forward", help="walk-forward optimization: sweep each train span, test the winner",
@@ -398,7 +422,10 @@ def build_parser():
     wf.add_argument("--sample", type=int, metavar="N",
                     help="random search: N combos drawn uniformly from the grid per window")
     wf.add_argument("--seed", type=int, metavar="S", help="random seed for --sample")
-    wf.add_argument("--out", metavar="FILE.parquet", help="write the window table")
+    wf.add_argument("--out", metavar="FILE.parquet",
+                    help="write the window table to a new Parquet file (an existing file is "
+                         "refused unless --force)")
+    _add_force_flag(wf, "--out")
 
     sub.add_parser("strategies", help="list the registered strategies and their parameters",
                    description="List the registered strategies, their parameters and the "
@@ -425,6 +452,9 @@ def _load_data(args):
             raise CliError("--timestamp-column applies to --data only")
         data = sb.demo()
         return sb.load(data, symbol=symbols) if symbols is not None else data
+    if os.path.isdir(args.data):
+        raise CliError(f"--data: {args.data!r} is a directory; give one .parquet, "
+                       ".feather/.arrow or .csv file")
     return sb.load(args.data, gaps=args.gaps, timestamp=args.timestamp_column, symbol=symbols)
 
 
@@ -443,14 +473,130 @@ def _risk_texts(args):
     return {name: getattr(args, name) for name in _options()}
 
 
-def _check_out_path(path, flag):
+def _strategy_file(spec):
+    """The file a ``--strategy FILE.py[:NAME]`` reads, or None for a registered name."""
+    if not spec or ".py" not in spec:
+        return None
+    path, sep, attr = spec.rpartition(":")
+    if not sep or not attr.isidentifier() or not path:
+        path = spec
+    path = os.path.expanduser(path)
+    return path if os.path.isfile(path) else None
+
+
+def _input_files(args):
+    """``(flag, path)`` of each file the command reads: ``--data`` and a strategy file."""
+    found = []
+    if getattr(args, "data", None):
+        found.append(("--data", args.data))
+    strategy = _strategy_file(getattr(args, "strategy", None))
+    if strategy is not None:
+        found.append(("--strategy", strategy))
+    return found
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file (symlinks and hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare the resolved paths
+        return (os.path.normcase(os.path.realpath(a))
+                == os.path.normcase(os.path.realpath(b)))
+
+
+def _check_parent(path, flag):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CliError(f"{flag}: directory {directory!r} does not exist")
-    if os.path.isdir(path):
-        raise CliError(f"{flag}: {path!r} is a directory")
     if not os.access(directory, os.W_OK):
         raise CliError(f"{flag}: directory {directory!r} is not writable")
+
+
+def _check_out_path(path, flag, force, inputs=()):
+    """Fail fast, before any work, when output file ``path`` cannot or must not be written.
+
+    An existing path is refused unless ``force``; a directory and an input file
+    (``inputs``: ``(flag, path)`` pairs) are refused even with ``force``.
+    """
+    if not path:
+        raise CliError(f"{flag}: empty path")
+    _check_parent(path, flag)
+    for in_flag, in_path in inputs:
+        if _same_file(path, in_path):
+            raise CliError(f"{flag}: {path!r} is the {in_flag} input file; an input is "
+                           "never written over, --force or not")
+    if os.path.isdir(path):
+        raise CliError(f"{flag}: {path!r} is a directory")
+    if os.path.lexists(path) and not force:
+        raise CliError(f"{flag}: {path!r} already exists; pass --force to replace it, or "
+                       "pick a new path")
+
+
+def _check_out_dir(path, force):
+    """``--out-dir`` must name a path that does not exist yet (``--force`` or not)."""
+    if not path:
+        raise CliError("--out-dir: empty path")
+    _check_parent(path, "--out-dir")
+    if os.path.lexists(path):
+        hint = (" (--force replaces files only, never a directory)" if force
+                else "")
+        raise CliError(f"--out-dir: {path!r} already exists; results are never written "
+                       f"over{hint}")
+
+
+def _partial_dir(out_dir):
+    """The hidden directory where ``sweep(out=out_dir)`` of this process writes its parts."""
+    path = os.fspath(out_dir)
+    parent = os.path.dirname(os.path.abspath(path))
+    return os.path.join(parent, f".{os.path.basename(path)}.partial-{os.getpid()}")
+
+
+def _write_atomic(path, flag, force, write):
+    """``write(tmp)`` to a temporary file next to ``path``, then move it to ``path``.
+
+    Nothing is left behind on any failure or interrupt: ``path`` is either untouched or
+    the complete new file. Without ``force`` an existing ``path`` is never replaced, even
+    one that appeared while the command ran (the move is a hard link, which fails on an
+    existing name; where hard links are not supported, a check just before a rename).
+    """
+    from sweepbt._files import write_atomic
+
+    try:
+        write_atomic(path, write, replace=force)
+    except FileExistsError:
+        raise CliError(f"{flag}: {os.fspath(path)!r} was created while this command ran; "
+                       "not replaced (pass --force to replace it)") from None
+
+
+def _thread_limit():
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def _check_int_flags(args):
+    """The integer flags, each checked here so that the message names the flag."""
+    top = getattr(args, "top", None)
+    if top is not None and top < 1:
+        raise CliError(f"--top must be >= 1, got {top}")
+    sample = getattr(args, "sample", None)
+    if sample is not None and sample < 1:
+        raise CliError(f"--sample must be >= 1, got {sample}")
+    seed = getattr(args, "seed", None)
+    if seed is not None:
+        if sample is None:
+            raise CliError("--seed applies to --sample only")
+        if seed < 0:
+            raise CliError(f"--seed must be >= 0, got {seed}")
+    trades = getattr(args, "trades", None)
+    if trades is not None and trades < 0:
+        raise CliError(f"--trades must be >= 0, got {trades}")
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        limit = _thread_limit()
+        if not 1 <= threads <= limit:
+            raise CliError(f"--threads must be between 1 and {limit} (the most threads "
+                           f"numba can use here), got {threads}")
 
 
 def _metric_columns(args, known, default, first=None):
@@ -469,20 +615,20 @@ def _data_line(bundle, source):
 
 
 def cmd_sweep(args, out):
+    import shutil
+
     import sweepbt as sb
     from sweepbt import kernels
 
     if args.metric not in kernels.METRIC_NAMES:
         raise CliError(f"--metric: unknown metric {args.metric!r}; metrics: "
                        f"{', '.join(kernels.METRIC_NAMES)}")
-    if args.top < 1:
-        raise CliError(f"--top must be >= 1, got {args.top}")
+    _check_int_flags(args)
     columns = _metric_columns(args, kernels.METRIC_NAMES, SWEEP_COLUMNS, args.metric)
-    if args.out:
-        _check_out_path(args.out, "--out")
-    if args.out_dir and os.path.exists(args.out_dir):
-        raise CliError(f"--out-dir: {args.out_dir!r} already exists; results are never "
-                       "written over")
+    if args.out is not None:
+        _check_out_path(args.out, "--out", args.force, _input_files(args))
+    if args.out_dir is not None:
+        _check_out_dir(args.out_dir, args.force)
     risk = _risk_texts(args)
     params = collect_params(args.param, risk)
     constraint = args.constraint
@@ -510,29 +656,32 @@ def cmd_sweep(args, out):
 
     # Without --out only the best --top combos are kept (bounded memory at any grid size);
     # --out-dir streams every row to disk; --out keeps every row to write one file.
-    keep = {} if args.out else {"top": args.top, "metric": args.metric}
-    if args.out_dir:
+    keep = {} if args.out is not None else {"top": args.top, "metric": args.metric}
+    if args.out_dir is not None:
         keep["out"] = args.out_dir
     if args.sample is not None:
         keep["sample"] = args.sample
     if args.seed is not None:
-        if args.sample is None:
-            raise CliError("--seed applies to --sample only")
         keep["seed"] = args.seed
+    res = None
     try:
         res = sb.sweep(
             bundle, args.strategy, constraint=constraint, fill=args.fill,
             direction=args.direction, init_cash=args.init_cash,
             periods_per_year=args.periods_per_year, threads=args.threads,
             progress=(not args.no_progress) and sys.stderr.isatty(), **keep, **params)
+        _checkpoint()
     except sb.SweepTooLarge as exc:
         raise CliError(f"{str(exc).split('; pass top=')[0]}; use --out-dir DIR to stream "
                        "every row to disk, or drop --out to keep only the --top best") from None
-    try:
-        _checkpoint()
-    except KeyboardInterrupt:
-        if args.out_dir:  # made by this run (it did not exist): interrupted means no output
-            shutil.rmtree(args.out_dir, ignore_errors=True)
+    except BaseException:
+        if args.out_dir is not None:
+            # sweep() removes its parts directory itself; this also covers an interrupt
+            # landing before its cleanup is armed. A completed directory is removed only
+            # when this run made it (res is set): interrupted means no output.
+            shutil.rmtree(_partial_dir(args.out_dir), ignore_errors=True)
+            if res is not None:
+                shutil.rmtree(args.out_dir, ignore_errors=True)
         raise
     n_total = math.prod(len(v) for v in params.values() if isinstance(v, list))
     if args.sample is not None:
@@ -542,8 +691,8 @@ def cmd_sweep(args, out):
     elif constraint is not None:
         print(f"constraint keeps {res.n_combos:,} of {n_total:,} combos", file=out)
 
-    if args.out:
-        res.to_parquet(args.out)
+    if args.out is not None:
+        _write_atomic(args.out, "--out", args.force, res.to_parquet)
 
     best = res.best(args.metric, args.top)
     shown_params = [n for n, v in params.items() if isinstance(v, list)] or [
@@ -566,9 +715,9 @@ def cmd_sweep(args, out):
     print(f"{res.n_backtests:,} backtests ({res.n_combos:,} combos x {bundle.n_assets} "
           f"assets), {res.bar_evaluations:,} bar-evaluations in {res.elapsed:.2f} s: "
           f"{_human_rate(res.throughput)} bar-evaluations/s", file=out)
-    if args.out:
+    if args.out is not None:
         print(f"wrote {res.n_backtests:,} rows to {args.out}", file=out)
-    if args.out_dir:
+    if args.out_dir is not None:
         print(f"wrote {res.n_backtests:,} rows to {args.out_dir} (Parquet dataset)", file=out)
     if res.metrics is not None and res.n_combos > 1:
         print(f"overfitting check, best by sharpe: {res.deflated_sharpe()}", file=out)
@@ -584,8 +733,9 @@ def cmd_walk_forward(args, out):
     import sweepbt as sb
     from sweepbt.walkforward import format_walk_forward
 
-    if args.out:
-        _check_out_path(args.out, "--out")
+    _check_int_flags(args)
+    if args.out is not None:
+        _check_out_path(args.out, "--out", args.force, _input_files(args))
     params = collect_params(args.param, _risk_texts(args))
     constraint = args.constraint
     if not params and constraint is None and args.strategy == "sma_cross":
@@ -604,27 +754,24 @@ def cmd_walk_forward(args, out):
         periods_per_year=args.periods_per_year, threads=args.threads, **extra, **params)
     _checkpoint()
     print(format_walk_forward(wf), file=out)
-    if args.out:
-        import pyarrow.parquet as pq
+    if args.out is not None:
+        from sweepbt._files import write_parquet
 
-        tmp = f"{args.out}.partial-{os.getpid()}"
-        pq.write_table(wf.windows, tmp)
-        os.replace(tmp, args.out)
+        _write_atomic(args.out, "--out", args.force,
+                      lambda tmp: write_parquet(wf.windows, tmp))
         print(f"wrote {wf.windows.num_rows} windows to {args.out}", file=out)
     return 0
 
 
 def cmd_backtest(args, out):
-    import pyarrow.parquet as pq
-
     import sweepbt as sb
+    from sweepbt._files import write_parquet
     from sweepbt import kernels
 
-    if args.trades < 0:
-        raise CliError(f"--trades must be >= 0, got {args.trades}")
+    _check_int_flags(args)
     columns = _metric_columns(args, kernels.METRIC_NAMES, STATS_COLUMNS)
-    if args.trades_out:
-        _check_out_path(args.trades_out, "--trades-out")
+    if args.trades_out is not None:
+        _check_out_path(args.trades_out, "--trades-out", args.force, _input_files(args))
     params = collect_params(args.param, _risk_texts(args))
     for name, value in params.items():
         if isinstance(value, list):
@@ -654,16 +801,11 @@ def cmd_backtest(args, out):
     print(render_table(header, rows, left={"symbol"}), file=out)
 
     trades = bt.trades
-    if args.trades_out:
-        tmp = f"{args.trades_out}.partial-{os.getpid()}"
-        try:
-            pq.write_table(trades, tmp)
-            os.replace(tmp, args.trades_out)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    if args.trades_out is not None:
+        _write_atomic(args.trades_out, "--trades-out", args.force,
+                      lambda tmp: write_parquet(trades, tmp))
     if args.trades > 0:
-        first = trades.slice(0, args.trades)
+        first = trades.slice(0, min(args.trades, trades.num_rows))
         print(file=out)
         print(f"trades: first {first.num_rows} of {trades.num_rows:,}:"
               if first.num_rows < trades.num_rows else f"trades ({trades.num_rows:,}):",
@@ -688,7 +830,7 @@ def cmd_backtest(args, out):
                 ])
             print(render_table(names, rows, left={"symbol", "direction", "entry_time",
                                                    "exit_time", "exit_reason"}), file=out)
-    if args.trades_out:
+    if args.trades_out is not None:
         print(f"\nwrote {trades.num_rows:,} trades to {args.trades_out}", file=out)
     return 0
 
@@ -720,35 +862,66 @@ COMMANDS = {"sweep": cmd_sweep, "backtest": cmd_backtest, "walk-forward": cmd_wa
             "strategies": cmd_strategies}
 
 
-class _SigintGuard:
-    """Ctrl-C that is never lost.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup path for an interrupt runs."""
 
-    SIGINT raises KeyboardInterrupt as usual, and is also recorded: when it lands in code
-    that swallows exceptions (a callback inside numba's compiler or cache loader, which only
-    prints "Exception ignored in ..."), :meth:`check` raises it again at the next checkpoint,
-    and the "ignored" report is not printed.
+
+class _InterruptGuard:
+    """Ctrl-C (SIGINT) and SIGTERM during a command: never lost, always cleaned up after.
+
+    SIGINT raises KeyboardInterrupt as usual; SIGTERM is handled exactly like it, so that
+    the cleanup written for Ctrl-C (the sweep's parts directory, temporary output files)
+    runs for both: it raises :class:`Terminated`, a KeyboardInterrupt, or, while code such
+    as a running sweep chunk holds Ctrl-C back, is passed to that code's SIGINT handler.
+    Only the first SIGTERM acts: a second one does not cut the cleanup short.
+
+    Both are also recorded: when one lands in code that swallows exceptions (a callback
+    inside numba's compiler or cache loader, which only prints "Exception ignored in ..."),
+    :func:`_checkpoint` raises it again, and the "ignored" report is not printed. The
+    previous handlers are restored on exit. Outside the main thread (where Python delivers
+    signals) only the swallowed-exception part applies.
     """
 
     active = None
 
     def __init__(self):
         self.seen = False
-        self.previous = self.previous_hook = None
+        self.terminated = False
+        self.previous = {}
+        self.previous_hook = None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            try:
-                self.previous = signal.signal(signal.SIGINT, self._handler)
-            except ValueError:  # pragma: no cover - embedded interpreters
-                self.previous = None
+            for signum, handler in ((signal.SIGINT, self._on_sigint),
+                                    (getattr(signal, "SIGTERM", None), self._on_sigterm)):
+                if signum is None:  # pragma: no cover - no SIGTERM on this platform
+                    continue
+                try:
+                    self.previous[signum] = signal.signal(signum, handler)
+                except (ValueError, OSError):  # pragma: no cover - embedded interpreters
+                    pass
         self.previous_hook = sys.unraisablehook
         sys.unraisablehook = self._unraisable
-        _SigintGuard.active = self
+        _InterruptGuard.active = self
         return self
 
-    def _handler(self, signum, frame):
+    def _on_sigint(self, signum, frame):
         self.seen = True
         raise KeyboardInterrupt
+
+    def _on_sigterm(self, signum, frame):
+        first = not self.terminated
+        self.seen = self.terminated = True
+        if not first:
+            return
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current) and current != self._on_sigint:
+            # Someone holds Ctrl-C for now (the sweep, until its running chunk is done:
+            # an exception raised inside compiled code's callbacks can crash the process);
+            # SIGTERM waits the same way, and the KeyboardInterrupt comes from there.
+            current(signal.SIGINT, frame)
+            return
+        raise Terminated
 
     def _unraisable(self, unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
@@ -757,16 +930,18 @@ class _SigintGuard:
         self.previous_hook(unraisable)
 
     def __exit__(self, *exc):
-        _SigintGuard.active = None
+        _InterruptGuard.active = None
         sys.unraisablehook = self.previous_hook
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            if previous is not None:  # None: installed outside Python, cannot be restored
+                signal.signal(signum, previous)
+        self.previous.clear()
         return False
 
 
 def _checkpoint():
     """Raise KeyboardInterrupt if a Ctrl-C was swallowed since the command started."""
-    guard = _SigintGuard.active
+    guard = _InterruptGuard.active
     if guard is not None and guard.seen:
         raise KeyboardInterrupt
 
@@ -786,36 +961,73 @@ def _flush_quietly():
             pass
 
 
-def main(argv=None):
-    """Entry point of the ``sweepbt`` command; returns the exit status."""
+def _run(args):
+    """Run the command; a ``sys.exit()`` in code it runs (a strategy file) is an error."""
     try:
-        with _SigintGuard():
+        return COMMANDS[args.command](args, sys.stdout)
+    except SystemExit as exc:
+        by = (f"--strategy {args.strategy}: the strategy file"
+              if _strategy_file(getattr(args, "strategy", None)) else "code run by sweepbt")
+        raise CliError(f"{by} called sys.exit({exc.code!r}) during '{args.command}'; "
+                       "no output was written (raise an exception instead)") from None
+
+
+def _stopped(guard, argv):
+    """Report an interrupt: 130 for Ctrl-C, 143 (128 + SIGTERM) for SIGTERM."""
+    terminated = guard is not None and guard.terminated
+    if argv is None:
+        # Run as the program: nothing may interrupt the exit any more.
+        for name in ("SIGINT", "SIGTERM"):
+            try:
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+            except (AttributeError, ValueError, OSError):  # pragma: no cover
+                pass
+    if sys.stderr.isatty() and not terminated:
+        sys.stderr.write("\n")
+    sys.stderr.write("sweepbt: terminated\n" if terminated else "sweepbt: interrupted\n")
+    status = 143 if terminated else 130
+    if argv is None:
+        # Exit now. (A Ctrl-C that hit C code called from Python can leave the interpreter
+        # set to kill itself with SIGINT at exit.) Nothing half-written is left: output
+        # files are written atomically and removed on an interrupt.
+        _flush_quietly()
+        os._exit(status)
+    return status
+
+
+def main(argv=None):
+    """Entry point of the ``sweepbt`` command; returns the exit status.
+
+    The interrupt handling is set up first: a Ctrl-C at any point after this module was
+    imported, even while the heavy modules (numpy, pyarrow, numba) load, exits with 130
+    and one line, no traceback.
+    """
+    guard = None
+    try:
+        guard = _InterruptGuard()
+        with guard:
             parser = build_parser()
             args = parser.parse_args(argv)
-            return COMMANDS[args.command](args, sys.stdout)
+            return _run(args)
     except KeyboardInterrupt:
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
-        sys.stderr.write("sweepbt: interrupted\n")
-        if argv is None:
-            # Run as the program: exit now with 130. (A Ctrl-C that hit C code called from
-            # Python can leave the interpreter set to kill itself with SIGINT at exit.)
-            # Nothing half-written is left: output files are written atomically.
-            _flush_quietly()
-            os._exit(130)
-        return 130
-    except BrokenPipeError:
-        # the reader went away (e.g. `| head`): stop quietly
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
-        return 141
-    except (ValueError, TypeError, OSError) as exc:
-        if os.environ.get("SWEEPBT_DEBUG"):
-            raise
-        return _error(exc)
+        return _stopped(guard, argv)
+    except Exception as exc:
+        if guard is not None and guard.seen:
+            # The interrupt surfaced as another exception: C code it landed in turned it
+            # into one (numpy's import raises ImportError), or cleanup failed after it.
+            return _stopped(guard, argv)
+        if isinstance(exc, BrokenPipeError):
+            # the reader went away (e.g. `| head`): stop quietly
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except OSError:
+                pass
+            return 141
+        if isinstance(exc, (ValueError, TypeError, OSError)) and not os.environ.get(
+                "SWEEPBT_DEBUG"):
+            return _error(exc)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

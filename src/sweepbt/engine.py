@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt.bundle import Bundle, load
+from sweepbt._files import write_parquet
 from sweepbt._validate import check_count
 from sweepbt.params import (
     ESTIMATE_DRAWS, EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null)
@@ -392,8 +392,7 @@ class _ParquetParts:
 
     def add(self, combo_ids, params, metrics):
         table = sweep_table(self.bundle, self.strategy, self.fixed, combo_ids, params, metrics)
-        pq.write_table(table, os.path.join(self.tmp, f"part-{self.n_parts:05d}.parquet"),
-                       write_page_checksum=True)
+        write_parquet(table, os.path.join(self.tmp, f"part-{self.n_parts:05d}.parquet"))
         self.n_parts += 1
 
     def commit(self):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweepbt import kernels
+from sweepbt._files import write_atomic, write_parquet
 from sweepbt._series import returns_from_equity
 from sweepbt._validate import check_count
 from sweepbt.params import is_null
@@ -269,16 +269,9 @@ class SweepResult:
         return returns_from_equity(self.equity(combos), self.fixed["init_cash"])
 
     def to_parquet(self, path, **kwargs):
-        """Write ``table`` to one Parquet file atomically (a temporary file, then rename)."""
-        path = os.fspath(path)
-        tmp = f"{path}.partial-{os.getpid()}"
-        try:
-            pq.write_table(self.table, tmp, **{"write_page_checksum": True, **kwargs})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        """Write ``table`` to one Parquet file atomically (a temporary file, then rename),
+        with page checksums unless ``write_page_checksum=False``."""
+        return write_atomic(path, lambda tmp: write_parquet(self.table, tmp, **kwargs))
 
     def probabilistic_sharpe(self, combo=None, sr_benchmark=0.0) -> float:
         """PSR of ``combo`` (default: the best by Sharpe); ``sr_benchmark`` annualized.

@@ -1,0 +1,45 @@
+"""Files sweepbt writes: atomically, and Parquet with page checksums (a leaf module)."""
+
+from __future__ import annotations
+
+import os
+
+
+def write_atomic(path, write, replace=True):
+    """``write(tmp)`` to a hidden temporary file next to ``path``, then move it to ``path``.
+
+    Nothing is left behind on any failure or interrupt: ``path`` is either untouched or the
+    complete new file. With ``replace=False`` an existing ``path`` is never replaced, even
+    one that appeared while ``write`` ran (the move is a hard link, which fails on an
+    existing name; where hard links are not supported, a check just before a rename):
+    FileExistsError then.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.partial-{os.getpid()}")
+    try:
+        write(tmp)
+        if replace:
+            os.replace(tmp, path)
+            return path
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExistsError(f"{path!r} exists; not replaced") from None
+        except OSError:  # no hard links on this file system
+            if os.path.lexists(path):
+                raise FileExistsError(f"{path!r} exists; not replaced") from None
+            os.replace(tmp, path)
+    finally:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+    return path
+
+
+def write_parquet(table, path, **kwargs):
+    """``pq.write_table`` with page checksums on (``sb.load`` verifies them)."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, **{"write_page_checksum": True, **kwargs})
