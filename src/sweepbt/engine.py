@@ -495,13 +495,15 @@ def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
     chunk = max(1, int(CHUNK_BAR_EVALUATIONS / (n_assets * mean_span)))
     sampled = sampled_combos(grid, sample, seed)
     n_flat = grid.n_total if sampled is None else sampled.size
-    sink = _ParquetParts(out, bundle, strat.name, fixed) if out is not None else None
     keep = _KeepTop(top, metric, n_assets) if top is not None else (
-        _KeepAll() if sink is None else None)
+        _KeepAll() if out is None else None)
     bar = _ProgressBar(size.n_backtests) if progress else None
     sharpe_moments = _SharpeMoments()
     done = 0
+    sink = None
     try:
+        # inside the try: an interrupt right after its folder is made still removes it
+        sink = _ParquetParts(out, bundle, strat.name, fixed) if out is not None else None
         with kernel_threads(settings.threads), _DeferredInterrupt() as interrupt:
             for lo in range(0, n_flat, chunk):
                 interrupt.check()
