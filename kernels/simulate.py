@@ -124,6 +124,15 @@ def _merge_block(buf, k, n, mean, m2, m3, m4):
 
 
 @njit(cache=True, inline="always")
+def _merge_zeros(buf, k, n_zeros, n, mean, m2, m3, m4):
+    """Merge the ``k`` returns waiting in ``buf``, then ``n_zeros`` returns of exactly 0
+    (a flat stretch), into the totals; the caller empties ``buf`` (k = 0)."""
+    if k > 0:
+        n, mean, m2, m3, m4 = _merge_block(buf, k, n, mean, m2, m3, m4)
+    return _merge_moments(n, mean, m2, m3, m4, n_zeros, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit(cache=True, inline="always")
 def _honoured(code, direction):
     """The bits of a signal code that ``direction`` acts on.
 
@@ -385,12 +394,9 @@ def simulate(
             j = min(event_bar[e], end) if e < n_events else end
             if j > i:
                 # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
-                if k > 0:
-                    n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
-                        buf, k, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
-                    k = 0
-                n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_moments(
-                    n_ret, mean_ret, m2_ret, m3_ret, m4_ret, j - i, 0.0, 0.0, 0.0, 0.0)
+                n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_zeros(
+                    buf, k, j - i, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
+                k = 0
                 if record:
                     equity_out[i:j] = cash
                     cash_out[i:j] = cash
@@ -514,12 +520,9 @@ def simulate(
                             exc_lo)
                 pos = 0
             if i < end:
-                if k > 0:
-                    n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
-                        buf, k, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
-                    k = 0
-                n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_moments(
-                    n_ret, mean_ret, m2_ret, m3_ret, m4_ret, end - i, 0.0, 0.0, 0.0, 0.0)
+                n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_zeros(
+                    buf, k, end - i, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
+                k = 0
                 if record:
                     equity_out[i:end] = equity
                     cash_out[i:end] = equity
