@@ -64,6 +64,7 @@ from sweepbt import _numba_cache
 from sweepbt.kernels.codes import (  # noqa: F401 - re-exported for user strategy files
     ALL_CODES, BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL)
 from sweepbt.kernels.signals import codes_to_events
+from sweepbt.params import RESERVED_NAMES
 from sweepbt.strategies import STRATEGIES, Param, Signals, Strategy
 
 __all__ = [
@@ -227,34 +228,16 @@ def _check_inputs(name, inputs):
     return inputs
 
 
-def _reserved_names():
-    """Names a strategy parameter cannot take: options and keywords of the engine calls."""
-    from sweepbt import engine
-    from sweepbt.params import FIXED_OPTIONS, OPTIONS
-
-    names = set(OPTIONS) | set(FIXED_OPTIONS)
-    calls = [engine.backtest, engine.sweep, engine.estimate]
-    with contextlib.suppress(ImportError, AttributeError):
-        from sweepbt.walkforward import walk_forward
-
-        calls.append(walk_forward)
-    for fn in calls:
-        names |= {p.name for p in inspect.signature(fn).parameters.values()
-                  if p.kind is not inspect.Parameter.VAR_KEYWORD}
-    return names
-
-
 def _check_params(name, declared, stage):
     if declared is None:
         return ()
     if not isinstance(declared, dict):
         raise _err(name, f"{stage}_params must be a dict name -> default, got {declared!r}")
-    reserved = _reserved_names()
     out = []
     for pname, default in declared.items():
         if not isinstance(pname, str) or not pname.isidentifier() or keyword.iskeyword(pname):
             raise _err(name, f"{stage} parameter name {pname!r} is not an identifier")
-        if pname in reserved:
+        if pname in RESERVED_NAMES:
             raise _err(name, f"{stage} parameter {pname!r} clashes with an engine option or "
                              "keyword of backtest()/sweep()/walk_forward(); rename it")
         if isinstance(default, (bool, np.bool_)):

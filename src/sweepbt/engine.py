@@ -27,6 +27,7 @@ from sweepbt._threading import check_threads, kernel_threads, n_threads, single_
 from sweepbt.bundle import Bundle, load
 from sweepbt._files import write_parquet
 from sweepbt._validate import check_count
+from sweepbt.options import DEFAULTS as D
 from sweepbt.params import (
     ESTIMATE_DRAWS, EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null)
 from sweepbt.results import (
@@ -194,8 +195,9 @@ def _rule_columns(columns):
         "max_bars", "fees", "fixed_fees", "slippage", "size"))
 
 
-def backtest(data, strategy="sma_cross", *, fill="next_open", direction="long",
-             init_cash=10_000.0, periods_per_year=None, threads=None, window=None, **params):
+def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
+             init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
+             window=D.window, **params):
     """Run one backtest per asset and record everything: stats, trades, equity.
 
     ``data`` is a Bundle or anything :func:`sweepbt.load` takes. ``params`` are the
@@ -316,9 +318,9 @@ def _estimate(bundle, grid, settings, sample=None):
         n_combos_error=error)
 
 
-def estimate(data, strategy="sma_cross", *, constraint=None, fill="next_open",
-             direction="long", init_cash=10_000.0, periods_per_year=None, window=None,
-             sample=None, **params):
+def estimate(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
+             direction=D.direction, init_cash=D.init_cash,
+             periods_per_year=D.periods_per_year, window=D.window, sample=D.sample, **params):
     """Size a sweep without running it: combos, backtests, bar-evaluations, memory."""
     bundle, _, grid, settings, _ = _prepare(data, strategy, params, constraint, fill,
                                             direction, init_cash, periods_per_year, None,
@@ -444,10 +446,10 @@ def sampled_combos(grid, n, seed):
     return np.sort(chosen[:n])
 
 
-def sweep(data, strategy="sma_cross", *, constraint=None, fill="next_open",
-          direction="long", init_cash=10_000.0, periods_per_year=None, threads=None,
-          progress=False, top=None, metric="sharpe", out=None, max_memory=None,
-          sample=None, seed=None, window=None, **params):
+def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
+          direction=D.direction, init_cash=D.init_cash, periods_per_year=D.periods_per_year,
+          threads=D.threads, progress=D.progress, top=D.top, metric=D.metric, out=D.out,
+          max_memory=D.max_memory, sample=D.sample, seed=D.seed, window=D.window, **params):
     """Backtest every combination of the parameter grid on every asset.
 
     Any strategy parameter or risk/cost option given as a sequence is a grid axis (cartesian

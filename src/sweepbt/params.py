@@ -17,10 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sweepbt import kernels
-
-FILL_MODES = {"next_open": kernels.FILL_NEXT_OPEN, "close": kernels.FILL_CLOSE}
-DIRECTIONS = {"long": kernels.DIR_LONG, "short": kernels.DIR_SHORT, "both": kernels.DIR_BOTH}
+from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,9 @@ OPTIONS = {o.name: o for o in (
 )}
 
 FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
+#: names no strategy parameter may take: the sweepable options, every run option of
+#: sweepbt.options, and the public calls' own arguments (tested against their signatures)
+RESERVED_NAMES = frozenset(OPTIONS) | RUN_OPTION_NAMES | {"data"}
 
 #: combos per block when counting those that pass a constraint (bounds that pass's memory)
 COUNT_BLOCK = 1 << 16

@@ -25,6 +25,7 @@ from sweepbt import stats as _stats  # noqa: F401  (makes sweepbt.stats importab
 from sweepbt._series import returns_from_equity
 from sweepbt._threading import kernel_threads
 from sweepbt._validate import check_count
+from sweepbt.options import DEFAULTS as D
 from sweepbt.params import MAX_GRID, is_null
 from sweepbt.results import LOWER_IS_BETTER, metric_index
 
@@ -318,10 +319,11 @@ def _best_of(tier, score):
     return top, float(score[i]), i
 
 
-def walk_forward(data, strategy="sma_cross", *, train, test, step=None, anchored=False,
-                 objective="sharpe", partial=False, constraint=None, fill="next_open",
-                 direction="long", init_cash=10_000.0, periods_per_year=None, threads=None,
-                 sample=None, seed=None, **params) -> WalkForwardResult:
+def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
+                 anchored=D.anchored, objective=D.objective, partial=D.partial,
+                 constraint=D.constraint, fill=D.fill, direction=D.direction,
+                 init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
+                 sample=D.sample, seed=D.seed, **params) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy``'s grid ``params`` over ``data``.
 
     ``train``, ``test``, ``step``: bar counts (int) or calendar durations (``"2Y"``,

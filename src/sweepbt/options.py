@@ -1,0 +1,94 @@
+"""The run options of the public calls, defined once: names, defaults, meaning, CLI flags.
+
+``RunOptions`` is the one place that says what ``backtest``, ``sweep``, ``estimate`` and
+``walk_forward`` accept besides the data and the sweepable parameters, and what each
+defaults to. The public signatures take their defaults from ``DEFAULTS``; the CLI builds
+its flags from the fields' metadata; :mod:`sweepbt.params` reserves every name here so no
+strategy parameter can shadow one. The sweepable risk/cost options live in
+``sweepbt.params.OPTIONS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from sweepbt import kernels
+
+#: ``fill=`` names and their kernel codes (docs/semantics.md, Fills)
+FILL_MODES = {"next_open": kernels.FILL_NEXT_OPEN, "close": kernels.FILL_CLOSE}
+#: ``direction=`` names and their kernel codes
+DIRECTIONS = {"long": kernels.DIR_LONG, "short": kernels.DIR_SHORT, "both": kernels.DIR_BOTH}
+
+_ALL = ("backtest", "sweep", "estimate", "walk_forward")
+_GRIDS = ("sweep", "estimate", "walk_forward")
+
+
+def _option(default, calls, doc, *, flag=True, choices=None, metavar=None, required=False):
+    """A RunOptions field. ``calls``: the public functions that take it. ``flag``: whether
+    the CLI has a ``--name`` flag for it (built from this metadata)."""
+    return field(default=default, metadata={
+        "calls": calls, "doc": doc, "flag": flag, "choices": choices, "metavar": metavar,
+        "required": required})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Every non-sweepable option of a run, with its default."""
+
+    strategy: object = _option(
+        "sma_cross", _ALL, "a registered strategy name, a Strategy, or 'file.py:name'",
+        metavar="NAME")
+    fill: str = _option("next_open", _ALL, "fill a signal at the next bar's open or at this "
+                        "bar's close", choices=tuple(FILL_MODES))
+    direction: str = _option("long", _ALL, "trade direction", choices=tuple(DIRECTIONS))
+    init_cash: float = _option(10_000.0, _ALL, "starting equity per backtest, in cash",
+                               metavar="CASH")
+    periods_per_year: float | None = _option(
+        None, _ALL, "bars per year for annualized metrics (default: inferred from the "
+        "time stamps)", metavar="N")
+    threads: int | None = _option(None, ("backtest", "sweep", "walk_forward"),
+                                  "kernel threads (default: numba's, all cores)", metavar="N")
+    window: tuple | None = _option(
+        None, ("backtest", "sweep", "estimate"), "(start_bar, stop_bar): trade only inside "
+        "those bars, indicators warmed up on the bars before", flag=False)
+    constraint: str | None = _option(None, _GRIDS, "keep only combos where this expression "
+                                     "holds, e.g. 'fast < slow'", metavar="EXPR")
+    sample: int | None = _option(None, _GRIDS, "run N combos drawn uniformly from the "
+                                 "constrained grid", metavar="N")
+    seed: int | None = _option(None, ("sweep", "walk_forward"), "random seed for sample",
+                               metavar="S")
+    top: int | None = _option(None, ("sweep",), "keep only the best K combos by metric",
+                              metavar="K")
+    metric: str = _option("sharpe", ("sweep",), "rank combos by this metric, mean over "
+                          "assets", metavar="METRIC")
+    out: object = _option(None, ("sweep",), "write every row to this Parquet dataset "
+                          "directory", flag=False)
+    max_memory: int | None = _option(None, ("sweep",), "refuse a sweep keeping more bytes "
+                                     "of rows (default: half the available memory)",
+                                     flag=False)
+    progress: bool = _option(False, ("sweep",), "draw a progress bar on stderr", flag=False)
+    train: object = _option(None, ("walk_forward",), "training window: bars or a duration "
+                            "such as 3Y, 6M, 20D", metavar="SPAN", required=True)
+    test: object = _option(None, ("walk_forward",), "test window after each training window",
+                           metavar="SPAN", required=True)
+    step: object = _option(None, ("walk_forward",), "distance between windows (default: "
+                           "test)", metavar="SPAN")
+    anchored: bool = _option(False, ("walk_forward",), "every training window starts at the "
+                             "first bar")
+    objective: str = _option("sharpe", ("walk_forward",), "metric that picks each window's "
+                             "combo", metavar="METRIC")
+    partial: bool = _option(False, ("walk_forward",), "keep a last test window shorter than "
+                            "test")
+
+
+#: the defaults, read by the public signatures (``fill=DEFAULTS.fill``)
+DEFAULTS = RunOptions()
+
+
+def options_of(call):
+    """The RunOptions fields that the public function named ``call`` takes."""
+    return tuple(f for f in fields(RunOptions) if call in f.metadata["calls"])
+
+
+#: every run option name (reserved: no strategy parameter may take one)
+RUN_OPTION_NAMES = frozenset(f.name for f in fields(RunOptions))
