@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt import engine, params
+from sweepbt import params, plan
 
 GRID = dict(fast=range(2, 12), slow=range(5, 40, 3), stop_loss=[None, 0.03, 0.06],
             take_profit=[None, 0.05], constraint="fast < slow", fees=0.001)
@@ -45,12 +45,12 @@ def assert_tables_equal(a, b):
 @pytest.fixture
 def tiny_chunks(monkeypatch):
     """Chunks of a few combos, so every code path crosses many chunk borders."""
-    monkeypatch.setattr(engine, "CHUNK_BAR_EVALUATIONS", 5_000)
+    monkeypatch.setattr(plan, "CHUNK_BAR_EVALUATIONS", 5_000)
 
 
 def test_chunked_sweep_equals_single_chunk(data, tiny_chunks):
     many = sb.sweep(data, **GRID)
-    engine.CHUNK_BAR_EVALUATIONS = 10**12
+    plan.CHUNK_BAR_EVALUATIONS = 10**12
     one = sb.sweep(data, **GRID)
     assert_tables_equal(many.table, one.table)
     assert many.n_combos == one.n_combos == sb.estimate(data, **GRID).n_combos
@@ -81,7 +81,7 @@ def test_parquet_dataset_holds_every_row(data, tiny_chunks, tmp_path):
 
 def test_interrupted_sweep_leaves_no_output(data, tiny_chunks, tmp_path, monkeypatch):
     calls = []
-    real = engine._run_chunk
+    real = plan.Plan.run_chunk
 
     def interrupt_on_third(*args):
         calls.append(1)
@@ -89,7 +89,7 @@ def test_interrupted_sweep_leaves_no_output(data, tiny_chunks, tmp_path, monkeyp
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(engine, "_run_chunk", interrupt_on_third)
+    monkeypatch.setattr(plan.Plan, "run_chunk", interrupt_on_third)
     with pytest.raises(KeyboardInterrupt, match="interrupted after .* backtests"):
         sb.sweep(data, out=tmp_path / "res", **GRID)
     assert os.listdir(tmp_path) == []
@@ -106,7 +106,7 @@ def _peak_traced(fn):
 
 def test_top_k_memory_does_not_grow_with_the_grid(data, monkeypatch):
     """Peak Python-side memory of a top-k sweep is flat in the grid size; keep-all is not."""
-    monkeypatch.setattr(engine, "CHUNK_BAR_EVALUATIONS", 1_000_000)
+    monkeypatch.setattr(plan, "CHUNK_BAR_EVALUATIONS", 1_000_000)
     monkeypatch.setattr(params, "COUNT_BLOCK", 5_000)
     big = dict(GRID, stop_loss=list(np.linspace(0.01, 0.1, 10)),
                take_profit=list(np.linspace(0.01, 0.2, 4)))

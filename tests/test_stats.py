@@ -12,6 +12,7 @@ from scipy.stats import norm, rankdata
 
 import sweepbt as sb
 from sweepbt import stats
+from sweepbt.result_stats import sweep_returns_matrix
 
 # ---------------------------------------------------------------------------------------
 # PSR, expected maximum Sharpe, DSR
@@ -272,7 +273,7 @@ def test_sweep_deflated_sharpe_top_k_uses_every_combo():
 
 def test_sweep_pbo(demo_sweep):
     res = demo_sweep
-    top, matrix = stats.sweep_returns_matrix(res, k=40)
+    top, matrix = sweep_returns_matrix(res, k=40)
     assert top.size == 40 and matrix.shape == (res.bundle.n_bars, 40)
     # each column: the equal-weight mean of the per-asset returns of that combo
     r = res.returns(top[:3])

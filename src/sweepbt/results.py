@@ -9,41 +9,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweepbt import kernels
+from sweepbt import kernels, result_stats
 from sweepbt._files import write_atomic, write_parquet
 from sweepbt._series import returns_from_equity
 from sweepbt._validate import check_count
 from sweepbt.params import is_null
+from sweepbt.vocabulary import (
+    COUNT_METRICS, METRIC_NAMES, mean_over_assets, metric_index, rank_order)
 
-#: metrics where a lower value is better (``best`` sorts these ascending)
-LOWER_IS_BETTER = frozenset({"max_drawdown", "volatility"})
-COUNT_METRICS = frozenset({"n_trades", "n_stop", "n_take", "n_trail", "n_time", "n_signal"})
 _TRADE = {name: i for i, name in enumerate(kernels.TRADE_FIELDS)}
-
-
-def metric_index(metric):
-    """Column of ``metric`` in a metrics block; ValueError listing the metrics otherwise."""
-    try:
-        return kernels.METRIC_NAMES.index(metric)
-    except ValueError:
-        raise ValueError(f"unknown metric {metric!r}; metrics: "
-                         f"{', '.join(kernels.METRIC_NAMES)}") from None
-
-
-def rank_order(per_combo, combo_ids, metric):
-    """Row order best-first by ``metric``: ties by combo id; NaN, and combos ruined on any
-    asset (``ruined`` > 0 after aggregation), after all others whatever the metric."""
-    key = per_combo[:, metric_index(metric)]
-    last = np.isnan(key) | (per_combo[:, metric_index("ruined")] != 0)
-    signed = np.where(last, 0.0, key if metric in LOWER_IS_BETTER else -key)
-    return np.lexsort((combo_ids, signed, last))
 
 
 def _metric_columns(metrics, counts_as_int=True):
     """Arrow arrays for a (rows, N_METRICS) float block; counts as int64."""
     return {name: pa.array(metrics[:, j].astype(np.int64)
                            if counts_as_int and name in COUNT_METRICS else metrics[:, j])
-            for j, name in enumerate(kernels.METRIC_NAMES)}
+            for j, name in enumerate(METRIC_NAMES)}
 
 
 def _param_columns(params):
@@ -168,8 +149,9 @@ class SweepResult:
     elapsed: float
     bar_evaluations: int
     path: str = None
-    equity_of: object = field(default=None, repr=False)
     sharpe_moments: tuple = field(default=None, repr=False)
+    #: the sweep's sweepbt.plan.Plan (data, strategy, grid, options): re-runs equity
+    plan: object = field(default=None, repr=False)
     _table: pa.Table = field(default=None, repr=False)
 
     @property
@@ -193,7 +175,9 @@ class SweepResult:
                                           self.params, self.metrics)
         return self._table
 
-    def _in_memory(self):
+    def held(self):
+        """(combo ids, params, metrics) of the combos this result holds, in grid order
+        (read back from ``path`` for an ``out=`` sweep without ``top``)."""
         if self.metrics is not None:
             return self.combos, self.params, self.metrics
         table = self.table
@@ -201,7 +185,7 @@ class SweepResult:
         combos = table["combo"].to_numpy()[::n_assets]
         params = {n: _filled(table[n])[::n_assets] for n in self.names}
         metrics = np.column_stack([table[m].to_numpy().astype(np.float64)
-                                   for m in kernels.METRIC_NAMES])
+                                   for m in METRIC_NAMES])
         return combos, params, metrics
 
     def aggregate(self, how="mean"):
@@ -211,14 +195,13 @@ class SweepResult:
         gets NaN (it is undefined there), so ``best`` ranks it last; ``ruined`` is 1 when
         the combo was ruined on any asset.
         """
-        combos, _, metrics = self._in_memory()
+        combos, _, metrics = self.held()
         per_combo = metrics.reshape(combos.size, self.bundle.n_assets, -1)
         if how == "mean":
-            out = per_combo.mean(axis=1)
-        elif how == "median":
-            out = np.median(per_combo, axis=1)
-        else:
+            return combos, mean_over_assets(per_combo)
+        if how != "median":
             raise ValueError(f"unknown aggregation {how!r}; expected 'mean' or 'median'")
+        out = np.median(per_combo, axis=1)
         ruined = metric_index("ruined")
         out[:, ruined] = per_combo[:, :, ruined].max(axis=1)  # ruined on any asset
         return combos, out
@@ -232,7 +215,7 @@ class SweepResult:
         metric_index(metric)
         k = check_count("k", k)
         combos, per_combo = self.aggregate(how)
-        _, params, _ = self._in_memory()
+        _, params, _ = self.held()
         order = rank_order(per_combo, combos, metric)[:k]
         cols = {"rank": pa.array(np.arange(1, order.size + 1, dtype=np.int64)),
                 "combo": pa.array(combos[order])}
@@ -258,7 +241,7 @@ class SweepResult:
                 self.combos[np.minimum(positions, self.combos.size - 1)] != combos)
             if bad.any():
                 raise ValueError(f"combo {int(combos[bad][0])} is not held by this result")
-        return self.equity_of(self.combos[positions])
+        return self.plan.equity(self.combos[positions])
 
     def returns(self, combos=None) -> np.ndarray:
         """Per-bar returns ``r_i = equity_i / equity_(i-1) - 1`` of :meth:`equity`.
@@ -276,26 +259,23 @@ class SweepResult:
     def probabilistic_sharpe(self, combo=None, sr_benchmark=0.0) -> float:
         """PSR of ``combo`` (default: the best by Sharpe); ``sr_benchmark`` annualized.
 
-        See :func:`sweepbt.stats.sweep_probabilistic_sharpe` and docs/overfitting.md.
+        See :func:`sweepbt.result_stats.sweep_probabilistic_sharpe` and docs/overfitting.md.
         """
-        from sweepbt import stats
-        return stats.sweep_probabilistic_sharpe(self, combo, sr_benchmark)
+        return result_stats.sweep_probabilistic_sharpe(self, combo, sr_benchmark)
 
     def deflated_sharpe(self, n_trials=None, var_sr=None):
         """Deflated Sharpe ratio of the best combo by Sharpe (``float()`` of it is the DSR).
 
-        See :func:`sweepbt.stats.sweep_deflated_sharpe` and docs/overfitting.md.
+        See :func:`sweepbt.result_stats.sweep_deflated_sharpe` and docs/overfitting.md.
         """
-        from sweepbt import stats
-        return stats.sweep_deflated_sharpe(self, n_trials, var_sr)
+        return result_stats.sweep_deflated_sharpe(self, n_trials, var_sr)
 
     def pbo(self, k=1000, n_splits=16, metric="sharpe"):
         """Probability of backtest overfitting (CSCV) over the top ``k`` combos by Sharpe.
 
-        See :func:`sweepbt.stats.sweep_pbo` and docs/overfitting.md.
+        See :func:`sweepbt.result_stats.sweep_pbo` and docs/overfitting.md.
         """
-        from sweepbt import stats
-        return stats.sweep_pbo(self, k, n_splits, metric)
+        return result_stats.sweep_pbo(self, k, n_splits, metric)
 
 
 def _filled(column):

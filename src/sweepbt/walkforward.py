@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from sweepbt import engine as _engine
 from sweepbt import kernels
-from sweepbt import stats as _stats  # noqa: F401  (makes sweepbt.stats importable as sb.stats)
+from sweepbt.executors import InProcess
+from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt._series import returns_from_equity
 from sweepbt._threading import kernel_threads
 from sweepbt._validate import check_count
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import MAX_GRID, is_null
-from sweepbt.results import LOWER_IS_BETTER, metric_index
+from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index
 
 __all__ = ["WalkForwardResult", "format_walk_forward", "parse_duration", "walk_forward"]
 
@@ -349,9 +349,10 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     random subset of the grid is searched in every window).
     """
     t0 = time.perf_counter()
-    bundle, strat, grid, settings, fixed = _engine._prepare(
-        data, strategy, params, constraint, fill, direction, init_cash, periods_per_year,
-        threads)
+    plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
+                   direction=direction, init_cash=init_cash,
+                   periods_per_year=periods_per_year, threads=threads)
+    bundle, grid, fixed = plan.bundle, plan.grid, plan.fixed
     if isinstance(objective, str):
         metric_index(objective)
     elif not callable(objective):
@@ -362,11 +363,10 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
                          f"({bundle.timestamps[0]} .. {bundle.timestamps[-1]}) with "
                          f"train={train!r}, test={test!r}"
                          + ("" if partial else "; partial=True keeps a last, shorter window"))
-    sample, seed = _engine._check_sample(sample, seed)
+    sample, seed = check_sample(sample, seed)
     if grid.count_or_estimate() == (0, 0.0):
-        raise _engine._no_combination(grid)
-    sampled = _engine.sampled_combos(grid, sample, seed)
-    n_flat = grid.n_total if sampled is None else sampled.size
+        raise no_combination(grid)
+    sampled = sampled_combos(grid, sample, seed)
     fixed.update(train=train, test=test, step=test if step is None else step,
                  anchored=bool(anchored),
                  objective=objective if isinstance(objective, str)
@@ -374,74 +374,119 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     if sample is not None:
         fixed.update(sample=sample, seed=seed)
 
-    n_assets, n_metrics = bundle.n_assets, kernels.N_METRICS
-    train_set = [_window_settings(bundle, settings, lo, hi) for lo, hi, _, _ in spans]
-    test_set = [_window_settings(bundle, settings, lo, hi) for _, _, lo, hi in spans]
-    train_active = [s.end > s.start for s in train_set]
-    with kernel_threads(settings.threads):
-        source = strat.build(bundle, grid.strategy_values)
-        atr = _engine._AtrCache.build(bundle, grid)
-    mean_train = max(1.0, float(np.mean([hi - lo for lo, hi, _, _ in spans])))
-    chunk = max(1, int(_engine.CHUNK_BAR_EVALUATIONS / (n_assets * mean_train)))
-    # per window: (tier, score, combo id = grid index, aggregated metrics)
-    best = [(-1, -math.inf, -1, None)] * len(spans)
-    n_combos = 0
-    with kernel_threads(settings.threads):
-        for lo in range(0, n_flat, chunk):
-            hi = min(n_flat, lo + chunk)
-            flat = np.arange(lo, hi, dtype=np.int64) if sampled is None else sampled[lo:hi]
-            columns, signal_idx, flat = grid.columns_at(flat)
-            n_kept = signal_idx.size
-            if n_kept == 0:
-                continue
-            n_combos += n_kept
-            metrics = np.empty((n_kept * n_assets, n_metrics))
-            for w, wset in enumerate(train_set):
-                _engine._run_chunk(bundle, source, atr, columns, signal_idx, wset, metrics)
-                per_asset = metrics.reshape(n_kept, n_assets, n_metrics)[:, train_active[w]]
-                agg = per_asset.mean(axis=1)
-                tier, score, i = _best_of(*_objective_scores(objective, per_asset, agg,
-                                                             columns, grid.names))
-                old = best[w]
-                if old[2] < 0 or tier > old[0] or (tier == old[0] and score > old[1]):
-                    best[w] = (tier, score, int(flat[i]), _defined_mean(per_asset[i]))
-
-        if n_combos == 0:
-            raise _engine._no_combination(grid)
-        is_metrics = np.array([b[3] for b in best])
-        oos = np.full((len(spans), n_assets, n_metrics), np.nan)
-        equity = np.full((n_assets, bundle.n_bars), np.nan)
-        running = np.full(n_assets, settings.init_cash)
-        chosen = []
-        for w, (b, tset) in enumerate(zip(best, test_set)):
-            columns, signal_idx, _ = grid.columns_at(np.array([b[2]], dtype=np.int64))
-            chosen.append({n: columns[n][0] for n in grid.names})
-            active = tset.end > tset.start
-            _engine._run_chunk(bundle, source, atr, columns, signal_idx, tset, oos[w])
-            oos[w, ~active] = np.nan
-            path = _engine._equity_paths(bundle, source, atr, grid, tset, [b[2]])[0]
-            _, _, te_lo, te_hi = spans[w]
-            seg = path[:, te_lo:te_hi] * (running / settings.init_cash)[:, None]
-            bust = running <= 0.0  # ruined in an earlier window: no more trading
-            seg[bust] = np.where(np.isnan(seg[bust]), np.nan, running[bust, None])
-            equity[:, te_lo:te_hi] = seg
-            for a in np.flatnonzero(active & ~bust):
-                running[a] = seg[a, tset.end[a] - 1 - te_lo]
-
+    windows = TrainWindows([plan.with_window(lo, hi) for lo, hi, _, _ in spans])
+    best = BestPerWindow(objective, grid.names, windows.active, bundle.n_assets)
+    mean_train = float(np.mean([hi - lo for lo, hi, _, _ in spans]))
+    n_combos = InProcess().run(windows, plan.chunks(sampled, mean_span=mean_train), [best])
+    if n_combos == 0:
+        raise no_combination(grid)
+    best = best.finish()
+    test_plans = [plan.with_window(lo, hi) for _, _, lo, hi in spans]
+    with kernel_threads(plan.settings.threads):
+        chosen, oos, equity = _out_of_sample(plan, spans, test_plans, [b[2] for b in best])
+    is_metrics = np.array([b[3] for b in best])
+    test_set = [p.settings for p in test_plans]
     windows = _windows_table(bundle, spans, grid.names, chosen, best, is_metrics, oos,
                              [s.end > s.start for s in test_set],
                              objective if isinstance(objective, str) else None)
     eff = windows["efficiency"].to_numpy(zero_copy_only=False)
     efficiency = float(np.nanmean(eff)) if np.any(~np.isnan(eff)) else math.nan
-    stats = _stats_table(bundle, equity, oos, test_set, settings)
+    stats = _stats_table(bundle, equity, oos, test_set, plan.settings)
     return WalkForwardResult(
-        bundle=bundle, strategy=strat.name, fixed=fixed, names=grid.names, axes=grid.axes,
-        n_combos=n_combos,
+        bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
+        axes=grid.axes, n_combos=n_combos,
         spans=spans, chosen=[{n: (None if is_null(n, np.asarray(v)) else v.item())
                               for n, v in c.items()} for c in chosen],
         windows=windows, equity=equity, stats=stats, efficiency=efficiency,
         is_metrics=is_metrics, oos_metrics=oos, elapsed=time.perf_counter() - t0,
         objective=objective)
+
+
+@dataclass(frozen=True)
+class WindowChunks:
+    """One chunk's rows in every training window: ``per_window[w]`` a ChunkResult."""
+
+    ids: np.ndarray
+    per_window: list
+
+
+class TrainWindows:
+    """The training windows of a walk-forward, run as one plan: each chunk of the grid is
+    selected once and run in every window (the executors' ``run_chunk`` interface)."""
+
+    def __init__(self, plans):
+        self.plans = plans
+        self.settings = plans[0].settings
+        self.active = [p.settings.end > p.settings.start for p in plans]
+
+    def built(self):
+        return self.plans[0].built()
+
+    def run_chunk(self, ids):
+        selection = self.plans[0].grid.columns_at(np.asarray(ids, dtype=np.int64))
+        if selection[2].size == 0:
+            return None
+        return WindowChunks(selection[2], [p.run_selection(selection) for p in self.plans])
+
+
+class BestPerWindow:
+    """Result sink of a walk-forward: per training window, the best combo by the objective
+    as ``(tier, score, grid id, metrics averaged over the window's assets)``. Ties go to
+    the lower grid id, so chunk order does not matter."""
+
+    def __init__(self, objective, names, active, n_assets):
+        self.objective, self.names, self.active = objective, names, active
+        self.n_assets = n_assets
+        self.best = [(-1, -math.inf, -1, None)] * len(active)
+
+    def add(self, chunk):
+        for w, result in enumerate(chunk.per_window):
+            n = result.ids.size
+            per_asset = result.metrics.reshape(n, self.n_assets, -1)[:, self.active[w]]
+            tier, score, i = _best_of(*_objective_scores(
+                self.objective, per_asset, per_asset.mean(axis=1), result.params, self.names))
+            self._offer(w, (tier, score, int(result.ids[i]), _defined_mean(per_asset[i])))
+
+    def _offer(self, w, candidate):
+        old = self.best[w]
+        tier, score, combo = candidate[:3]
+        if old[2] < 0 or tier > old[0] or (tier == old[0] and (
+                score > old[1] or (not score < old[1] and combo < old[2]))):
+            self.best[w] = candidate
+
+    def merge(self, other):
+        for w, candidate in enumerate(other.best):
+            if candidate[2] >= 0:
+                self._offer(w, candidate)
+
+    def finish(self):
+        return self.best
+
+
+def _out_of_sample(plan, spans, test_plans, chosen_ids):
+    """Each window's chosen combo run on its test span: (chosen params, oos metrics
+    ``(n_windows, n_assets, N_METRICS)``, chained equity ``(n_assets, n_bars)``)."""
+    bundle, init_cash = plan.bundle, plan.settings.init_cash
+    oos = np.full((len(spans), bundle.n_assets, N_METRICS), np.nan)
+    equity = np.full((bundle.n_assets, bundle.n_bars), np.nan)
+    running = np.full(bundle.n_assets, init_cash)
+    chosen = []
+    for w, (tplan, combo) in enumerate(zip(test_plans, chosen_ids)):
+        ids = np.array([combo], dtype=np.int64)
+        result = tplan.run_chunk(ids)
+        chosen.append({n: result.params[n][0] for n in plan.grid.names})
+        active = tplan.settings.end > tplan.settings.start
+        oos[w] = result.metrics
+        oos[w, ~active] = np.nan
+        path = tplan.equity(ids)[0]
+        _, _, te_lo, te_hi = spans[w]
+        seg = path[:, te_lo:te_hi] * (running / init_cash)[:, None]
+        bust = running <= 0.0  # ruined in an earlier window: no more trading
+        seg[bust] = np.where(np.isnan(seg[bust]), np.nan, running[bust, None])
+        equity[:, te_lo:te_hi] = seg
+        for a in np.flatnonzero(active & ~bust):
+            running[a] = seg[a, tplan.settings.end[a] - 1 - te_lo]
+    return chosen, oos, equity
 
 
 def _defined_mean(rows):
@@ -450,12 +495,6 @@ def _defined_mean(rows):
     n = defined.sum(axis=0)
     return np.where(n > 0, np.where(defined, rows, 0.0).sum(axis=0) / np.maximum(n, 1),
                     np.nan)
-
-
-def _window_settings(bundle, settings, lo, hi):
-    start, end = _engine._trade_span(bundle, (lo, hi))
-    return _engine._Settings(settings.fill, settings.direction, settings.init_cash,
-                             settings.periods_per_year, settings.threads, start, end)
 
 
 def _timestamps(bundle, bars):

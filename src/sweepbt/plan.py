@@ -1,0 +1,323 @@
+"""The one internal API for running a grid: prepare, then chunks, then run one chunk, then
+per-bar equity of given combos.
+
+``prepare`` validates a call's arguments into a :class:`Plan`: the data, the strategy, the
+parameter grid and the run settings. A plan names everything a run needs and pickles (the
+signal events and ATR rows it builds on first use are left out and rebuilt where it lands).
+``Plan.chunks`` cuts the grid ids (or a sample of them) into launches of about
+CHUNK_BAR_EVALUATIONS bar-evaluations; ``Plan.run_chunk`` runs one launch and labels its
+rows with their grid ids, so chunks can run in any order, anywhere, and merge the same.
+``backtest``, ``sweep``, ``estimate`` and ``walk_forward`` all go through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from sweepbt import kernels
+from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
+from sweepbt._validate import check_count
+from sweepbt.bundle import Bundle, load
+from sweepbt.params import EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null
+from sweepbt.strategies import get_strategy
+
+#: a chunk of a sweep aims at this many bar-evaluations (tens of milliseconds of kernel time)
+CHUNK_BAR_EVALUATIONS = 50_000_000
+#: launches with less work than this run on the calling thread alone: waking a thread pool
+#: costs more than it saves, and much more on a busy machine
+SERIAL_BAR_EVALUATIONS = 2_000_000
+#: a sample= run gives up after this many random draws per combo wanted (constraint too tight)
+SAMPLE_DRAWS_PER_COMBO = 256
+ATR_RULES = ("stop_atr", "take_atr", "trailing_atr")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The non-sweepable options in kernel form, and the per-asset trade span (bars
+    ``start[a] <= i < end[a]``)."""
+
+    fill: int
+    direction: int
+    init_cash: float
+    periods_per_year: float
+    threads: object
+    start: np.ndarray
+    end: np.ndarray
+
+    @property
+    def bars_per_combo(self):
+        """Bar-evaluations of one combo over every asset."""
+        return int((self.end - self.start).sum())
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """The rows of one chunk: ``metrics[k * n_assets + a]`` is combo ``ids[k]`` (a grid
+    index) on asset ``a``; ``params[name][k]`` its parameter values (kernel dtypes)."""
+
+    ids: np.ndarray
+    params: dict
+    metrics: np.ndarray
+
+
+class Plan:
+    """A validated grid run: ``bundle``, ``strategy``, ``grid``, ``settings`` and ``fixed``
+    (the non-sweepable options as the user gave them, for result metadata)."""
+
+    def __init__(self, bundle, strategy, grid, settings, fixed, built=None):
+        self.bundle, self.strategy, self.grid = bundle, strategy, grid
+        self.settings, self.fixed = settings, fixed
+        self._built = {} if built is None else built  # shared with with_window() plans
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_built"] = {}  # signal events and ATR rows are rebuilt where it lands
+        return state
+
+    def with_window(self, lo, hi):
+        """This plan trading only bars ``lo <= i < hi`` (indicators warm up before), sharing
+        the built signals and ATR rows."""
+        start, end = trade_span(self.bundle, (lo, hi))
+        return Plan(self.bundle, self.strategy, self.grid,
+                    replace(self.settings, start=start, end=end), self.fixed, self._built)
+
+    @property
+    def n_assets(self):
+        return self.bundle.n_assets
+
+    def built(self):
+        """(signal source, ATR cache), built once (call inside ``kernel_threads``)."""
+        if not self._built:
+            self._built["signals"] = self.strategy.build(self.bundle,
+                                                         self.grid.strategy_values)
+            self._built["atr"] = AtrCache.build(self.bundle, self.grid)
+        return self._built["signals"], self._built["atr"]
+
+    def chunks(self, ids=None, mean_span=None):
+        """The grid ids to run, cut into chunks (int64 arrays, ascending) of about
+        CHUNK_BAR_EVALUATIONS bar-evaluations for backtests of ``mean_span`` bars (default:
+        the mean trade span): every id of the grid, or the sorted ``ids`` (a sample).
+        Constrained-out ids are dropped by ``run_chunk``."""
+        if mean_span is None:
+            mean_span = float((self.settings.end - self.settings.start).mean())
+        size = max(1, int(CHUNK_BAR_EVALUATIONS / (self.n_assets * max(1.0, mean_span))))
+        n = self.grid.n_total if ids is None else ids.size
+        for lo in range(0, n, size):
+            hi = min(n, lo + size)
+            yield np.arange(lo, hi, dtype=np.int64) if ids is None else ids[lo:hi]
+
+    def run_chunk(self, ids):
+        """Metrics of the grid combos ``ids`` that pass the constraint, on every asset;
+        None when the constraint keeps none of them."""
+        return self.run_selection(self.grid.columns_at(np.asarray(ids, dtype=np.int64)))
+
+    def run_selection(self, selection):
+        """``run_chunk`` of a ``grid.columns_at`` result (several plans may share one)."""
+        columns, signal_idx, kept = selection
+        if kept.size == 0:
+            return None
+        source, atr = self.built()
+        first = int(signal_idx[0])
+        signals = source.events(first, int(signal_idx[-1]) + 1)
+        metrics = np.empty((kept.size * self.n_assets, kernels.N_METRICS))
+        n_pairs = metrics.shape[0]
+        work = kept.size * self.settings.bars_per_combo
+        threads = 1 if work < SERIAL_BAR_EVALUATIONS else n_threads(self.settings.threads)
+        n_tasks = max(1, min(n_pairs, 8 * threads))
+        with single_thread() if threads == 1 else contextlib.nullcontext():
+            kernels.sweep_metrics(
+                *self._kernel_inputs(signals, atr, columns, signal_idx - first),
+                0, n_pairs, n_tasks, metrics)
+        return ChunkResult(kept, {n: columns[n] for n in self.grid.names}, metrics)
+
+    def equity(self, ids):
+        """Per-bar equity ``(len(ids), n_assets, n_bars)`` of the grid combos ``ids`` (NaN
+        outside each asset's span)."""
+        columns, signal_idx, _ = self.grid.columns_at(np.asarray(ids, dtype=np.int64))
+        bundle = self.bundle
+        out = np.empty((signal_idx.size * bundle.n_assets, bundle.n_bars))
+        if signal_idx.size:
+            with kernel_threads(self.settings.threads):
+                source, atr = self.built()
+                first = int(signal_idx.min())
+                signals = source.events(first, int(signal_idx.max()) + 1)
+                kernels.equity_paths(*self._kernel_inputs(signals, atr, columns,
+                                                          signal_idx - first), out)
+        return out.reshape(signal_idx.size, bundle.n_assets, bundle.n_bars)
+
+    def record(self):
+        """Grid combo 0 on every asset with everything recorded: ``(params, metrics,
+        equity, cash, units, trades)``; per-bar arrays ``(n_assets, n_bars)``, NaN outside
+        the span; ``trades`` one array of kernels.TRADE_FIELDS rows per asset."""
+        bundle, settings = self.bundle, self.settings
+        n_assets, n_bars = bundle.n_assets, bundle.n_bars
+        columns, signal_idx, _ = self.grid.columns_at(np.zeros(1, np.int64))
+        equity, cash, units = (np.full((n_assets, n_bars), np.nan) for _ in range(3))
+        trades = []
+        with kernel_threads(settings.threads):
+            first = self.run_chunk(np.zeros(1, np.int64))  # sizes the trade buffers
+            metrics = first.metrics
+            source, atr = self.built()
+            signals = source.events(signal_idx[0], signal_idx[0] + 1)
+            atr_row = atr.index(columns["atr_window"])[0]
+            n_trades = metrics[:, kernels.METRIC_NAMES.index("n_trades")]
+            for a in range(n_assets):
+                event_bar, event_code = signals.of(0, a, n_assets)
+                rows = np.empty((int(n_trades[a]), kernels.N_TRADE_FIELDS))
+                kernels.backtest_record(
+                    bundle.open[a], bundle.high[a], bundle.low[a], bundle.close[a],
+                    settings.start[a], settings.end[a], event_bar, event_code,
+                    atr.bank[a, atr_row], *(col[0] for col in _rule_columns(columns)),
+                    settings.fill, settings.direction, settings.init_cash,
+                    settings.periods_per_year, metrics[a], equity[a], cash[a], units[a], rows)
+                trades.append(rows)
+        params = {}
+        for name in self.grid.names:
+            value = columns[name][0]
+            params[name] = None if is_null(name, value) else value.item()
+        return params, metrics, equity, cash, units, trades
+
+    def _kernel_inputs(self, signals, atr, columns, signal_idx):
+        """The arguments shared by ``sweep_metrics`` and ``equity_paths``, in order."""
+        bundle, settings = self.bundle, self.settings
+        return (bundle.open, bundle.high, bundle.low, bundle.close, settings.start,
+                settings.end, signals.ptr, signals.event_bar, signals.event_code, signal_idx,
+                atr.bank, atr.index(columns["atr_window"]), *_rule_columns(columns),
+                settings.fill, settings.direction, settings.init_cash,
+                settings.periods_per_year)
+
+
+def _rule_columns(columns):
+    """Per-combo risk and cost arrays in the kernels' argument order."""
+    return tuple(columns[n] for n in (
+        "stop_loss", "take_profit", "trailing_stop", "stop_atr", "take_atr", "trailing_atr",
+        "max_bars", "fees", "fixed_fees", "slippage", "size"))
+
+
+@dataclass(frozen=True)
+class AtrCache:
+    """Wilder ATR once per distinct ``atr_window`` per asset (NaN rows if no ATR rule)."""
+
+    windows: np.ndarray
+    bank: np.ndarray
+
+    @classmethod
+    def build(cls, bundle, grid):
+        used = any(n in grid.values and not np.all(is_null(n, grid.values[n]))
+                   for n in ATR_RULES)
+        if not used:
+            return cls(np.zeros(1, np.int64), np.full((bundle.n_assets, 1, bundle.n_bars),
+                                                      np.nan))
+        windows = np.unique(grid.values["atr_window"] if "atr_window" in grid.values
+                            else np.array([OPTIONS["atr_window"].default]))
+        bank = np.empty((bundle.n_assets, windows.size, bundle.n_bars))
+        kernels.atr_bank(bundle.high, bundle.low, bundle.close, bundle.start, bundle.end,
+                         windows, bank)
+        return cls(windows, bank)
+
+    def index(self, atr_window):
+        if self.windows.size == 1:
+            return np.zeros(atr_window.size, np.int64)
+        return np.searchsorted(self.windows, atr_window).astype(np.int64)
+
+
+def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
+            periods_per_year, threads, window=None):
+    """Validate one call's arguments into a Plan (nothing is computed yet)."""
+    bundle = data if isinstance(data, Bundle) else load(data)
+    strat = get_strategy(strategy)
+    fill_code, dir_code, cash, ppy = check_fixed(fill, direction, init_cash, periods_per_year)
+    threads = check_threads(threads)
+    window = check_window(window, bundle.n_bars)
+    start, end = trade_span(bundle, window)
+    longest_span = int((bundle.end - bundle.start).max())
+    grid = build_grid(strat, params, longest_span, constraint)
+    if ppy is None:
+        ppy = float(bundle.periods_per_year)
+    settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end)
+    fixed = {"fill": fill, "direction": direction, "init_cash": cash,
+             "periods_per_year": ppy, "constraint": constraint}
+    if window is not None:
+        fixed["window"] = list(window)  # as asked, not as each asset's span cuts it
+    return Plan(bundle, strat, grid, settings, fixed)
+
+
+def check_window(window, n_bars):
+    """``window``: None, or a ``(start_bar, stop_bar)`` pair of integer bar indices with
+    ``0 <= start_bar < stop_bar <= n_bars``; returned as a tuple of Python ints."""
+    if window is None:
+        return None
+    if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") \
+            or len(window) != 2:
+        raise TypeError(f"window must be a (start_bar, stop_bar) pair, got {window!r}")
+    lo = check_count("window[0] (start_bar)", window[0], 0, wrong_type=TypeError)
+    hi = check_count("window[1] (stop_bar)", window[1], 0, wrong_type=TypeError)
+    if not lo < hi <= n_bars:
+        raise ValueError(f"window=({lo}, {hi}) must satisfy 0 <= start_bar < stop_bar <= "
+                         f"n_bars={n_bars}")
+    return lo, hi
+
+
+def trade_span(bundle, window):
+    """Per-asset bars where backtests trade: the asset's span, cut to ``window``.
+
+    ``window=(start_bar, stop_bar)`` (checked) trades and measures only bars
+    ``start_bar <= i < stop_bar``; indicators still warm up on the bars before it, and
+    nothing after it is read (every indicator is causal).
+    """
+    if window is None:
+        return bundle.start, bundle.end
+    lo, hi = window
+    start = np.maximum(bundle.start, lo)
+    end = np.minimum(bundle.end, hi)
+    return start, np.maximum(end, start)
+
+
+def check_sample(sample, seed):
+    """``sample`` (None or a count >= 1) and ``seed`` (None or an integer >= 0)."""
+    if sample is None:
+        return None, None
+    return (check_count("sample", sample),
+            None if seed is None else check_count("seed", seed, minimum=0))
+
+
+def sampled_combos(grid, n, seed):
+    """The grid indices a ``sample=n`` run uses, sorted (grid order); None for every combo
+    of the grid (it keeps no more than ``n``).
+
+    ``n`` distinct indices are drawn uniformly from the combos that pass the constraint, by
+    rejection sampling over the unconstrained product (never materialized, never counted
+    when it is larger than EXACT_COUNT_LIMIT); duplicates are dropped keeping the first
+    draw, so the sample is uniform without replacement and reproducible for a given
+    ``seed``. ValueError when the constraint keeps too few combos to find ``n`` of them
+    within SAMPLE_DRAWS_PER_COMBO draws per combo.
+    """
+    if n is None:
+        return None
+    if grid.constraint is None or grid.n_total <= EXACT_COUNT_LIMIT:
+        if n >= grid.count():
+            return None
+    rng = np.random.default_rng(seed)
+    chosen = np.empty(0, np.int64)
+    drawn, budget = 0, SAMPLE_DRAWS_PER_COMBO * max(n, 1024)
+    while chosen.size < n:
+        if drawn >= budget:
+            raise ValueError(
+                f"sample={n}: the constraint {grid.constraint!r} kept only {chosen.size:,} "
+                f"distinct combos in {drawn:,} random draws from a grid of "
+                f"{grid.n_total:,}; use a smaller sample or a looser constraint")
+        size = max(1024, 2 * (n - chosen.size))
+        draw = rng.integers(0, grid.n_total, size=size)
+        drawn += size
+        merged = np.concatenate([chosen, grid.columns_at(draw)[2]])
+        _, first = np.unique(merged, return_index=True)
+        chosen = merged[np.sort(first)]
+    return np.sort(chosen[:n])
+
+
+def no_combination(grid):
+    """The error of a grid whose constraint keeps nothing."""
+    return ValueError(f"constraint {grid.constraint!r} leaves no combination to run")

@@ -1,0 +1,156 @@
+"""Result sinks: where the rows of a sweep's chunks go.
+
+Every sink has ``add(chunk)`` (one :class:`sweepbt.plan.ChunkResult`), ``merge(other)``
+(fold in a sink of the same kind that saw other chunks, e.g. on another worker) and
+``finish()``. Rows are labelled by grid id, so what a sink finishes with does not depend
+on how the grid was cut into chunks nor on the order they ran or were merged in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+
+from sweepbt._files import write_parquet
+from sweepbt.plan import ChunkResult
+from sweepbt.results import sweep_table
+from sweepbt.vocabulary import N_METRICS, mean_over_assets, metric_index, rank_order
+
+
+def _concat(chunks, names):
+    """One ChunkResult of ``chunks`` (disjoint id ranges) in grid order."""
+    chunks = sorted(chunks, key=lambda c: int(c.ids[0]))
+    if not chunks:
+        return ChunkResult(np.empty(0, np.int64), {n: np.empty(0) for n in names},
+                           np.empty((0, N_METRICS)))
+    return ChunkResult(np.concatenate([c.ids for c in chunks]),
+                       {n: np.concatenate([c.params[n] for c in chunks]) for n in names},
+                       np.concatenate([c.metrics for c in chunks]))
+
+
+class KeepAll:
+    """Every (combo, asset) row; ``finish()`` gives one ChunkResult in grid order."""
+
+    def __init__(self, names):
+        self.names = tuple(names)
+        self.chunks = []
+
+    def add(self, chunk):
+        self.chunks.append(chunk)
+
+    def merge(self, other):
+        self.chunks.extend(other.chunks)
+
+    def finish(self):
+        return _concat(self.chunks, self.names)
+
+
+class KeepTop:
+    """The ``k`` best combos by ``metric`` (mean over assets, ``ruined`` on any asset
+    ranks last, ties by grid id) of every chunk seen; ``finish()`` gives them in grid
+    order."""
+
+    def __init__(self, k, metric, n_assets, names):
+        self.k, self.metric, self.n_assets, self.names = k, metric, n_assets, tuple(names)
+        metric_index(metric)
+        self.best = None
+
+    def add(self, chunk):
+        both = chunk if self.best is None else _concat([self.best, chunk], self.names)
+        per_asset = both.metrics.reshape(both.ids.size, self.n_assets, N_METRICS)
+        order = np.sort(rank_order(mean_over_assets(per_asset), both.ids,
+                                   self.metric)[:self.k])
+        self.best = ChunkResult(both.ids[order], {n: v[order] for n, v in both.params.items()},
+                                per_asset[order].reshape(-1, N_METRICS))
+
+    def merge(self, other):
+        if other.best is not None:
+            self.add(other.best)
+
+    def finish(self):
+        return self.best if self.best is not None else _concat([], self.names)
+
+
+class SharpeMoments:
+    """(count, mean, M2) of every combo's Sharpe (mean over assets), NaN excluded.
+
+    Each chunk's moments are kept by its first grid id and merged in grid order (Chan et
+    al.'s update) at ``finish()``, so the deflated Sharpe ratio sees the spread of all
+    combos tried even when ``top=`` keeps few, identically for any chunk order.
+    """
+
+    def __init__(self, n_assets):
+        self.n_assets = n_assets
+        self.parts = {}
+
+    def add(self, chunk):
+        sharpe = chunk.metrics[:, metric_index("sharpe")].reshape(chunk.ids.size,
+                                                                 self.n_assets).mean(axis=1)
+        sharpe = sharpe[~np.isnan(sharpe)]
+        if sharpe.size:
+            mean = float(sharpe.mean())
+            self.parts[int(chunk.ids[0])] = (sharpe.size, mean,
+                                             float(((sharpe - mean) ** 2).sum()))
+
+    def merge(self, other):
+        self.parts.update(other.parts)
+
+    def finish(self):
+        count, mean, m2 = 0, 0.0, 0.0
+        for key in sorted(self.parts):
+            n_b, mean_b, m2_b = self.parts[key]
+            total = count + n_b
+            delta = mean_b - mean
+            m2 += m2_b + delta * delta * count * n_b / total
+            mean += delta * n_b / total
+            count = total
+        return count, mean, m2
+
+
+class ParquetParts:
+    """Writes each chunk's rows as one file of a Parquet dataset directory.
+
+    Parts are named by the chunk's first grid id (so the dataset reads back in grid order)
+    and go to a hidden temporary directory next to ``path``, renamed to ``path`` only by
+    ``finish()``: an interrupted sweep leaves nothing that looks complete; ``abort()``
+    removes the parts. Sinks made by ``part_writer()`` write into the same directory.
+    """
+
+    def __init__(self, path, bundle, strategy, fixed, tmp=None):
+        self.path = os.fspath(path)
+        self.bundle, self.strategy, self.fixed = bundle, strategy, fixed
+        self.tmp = tmp if tmp is not None else self._make_tmp()
+        self.n_parts = 0
+
+    def _make_tmp(self):
+        if os.path.exists(self.path):
+            raise FileExistsError(f"out={self.path!r} already exists; remove it or pick a "
+                                  "new path (results are never written over)")
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"out={self.path!r}: directory {parent!r} does not exist")
+        tmp = os.path.join(parent, f".{os.path.basename(self.path)}.partial-{os.getpid()}")
+        os.makedirs(tmp)
+        return tmp
+
+    def part_writer(self):
+        """Another sink writing parts into this one's directory (merge it back after)."""
+        return ParquetParts(self.path, self.bundle, self.strategy, self.fixed, tmp=self.tmp)
+
+    def add(self, chunk):
+        table = sweep_table(self.bundle, self.strategy, self.fixed, chunk.ids, chunk.params,
+                            chunk.metrics)
+        write_parquet(table, os.path.join(self.tmp, f"part-{int(chunk.ids[0]):019d}.parquet"))
+        self.n_parts += 1
+
+    def merge(self, other):
+        self.n_parts += other.n_parts
+
+    def finish(self):
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
