@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
-from sweepbt.walkforward import format_walk_forward, parse_duration, window_spans
+from sweepbt.walkforward import format_walk_forward
+from sweepbt.windows import parse_duration, window_spans
 
 GRID = {"fast": [5, 10, 20], "slow": [30, 60], "stop_loss": [None, 0.05],
         "take_profit": [None, 0.1]}

@@ -166,44 +166,66 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
                    direction=direction, init_cash=init_cash,
                    periods_per_year=periods_per_year, threads=threads, window=window)
-    names, n_assets = plan.grid.names, plan.n_assets
-    keep = None
-    if top is not None:
-        keep = KeepTop(check_count("top", top), metric, n_assets, names)
     sample, seed = check_sample(sample, seed)
     size = _estimate(plan, sample)
-    limit = MEMORY_SHARE * size.available_bytes if max_memory is None else max_memory
-    if top is None and out is None:
-        if size.result_bytes > limit:
-            raise SweepTooLarge(
-                f"this sweep would keep {size.n_backtests:,} result rows, about "
-                f"{_fmt_bytes(size.result_bytes)}, more than the {_fmt_bytes(int(limit))} "
-                f"allowed (max_memory); pass top=K to keep only the best K combos, or "
-                f"out='results_dir' to stream every row to a Parquet dataset")
-        keep = KeepAll(names)
+    keep = _keeper(plan, size, top, metric, out, max_memory)
     if sample is not None:
         plan.fixed.update(sample=sample, seed=seed)
     t0 = time.perf_counter()
-    moments = SharpeMoments(n_assets)
-    executor = InProcess()
+    moments = SharpeMoments(plan.n_assets)
     chunks = plan.chunks(sampled_combos(plan.grid, sample, seed))
+    done, path = _run(plan, chunks, [moments, keep], out, size.n_backtests, progress)
+    kept = keep.finish() if keep is not None else None
+    return SweepResult(
+        bundle=plan.bundle, strategy=plan.strategy.name, fixed=plan.fixed,
+        names=plan.grid.names, axes=plan.grid.axes, n_combos=done,
+        combos=None if kept is None else kept.ids,
+        params=None if kept is None else kept.params,
+        metrics=None if kept is None else kept.metrics,
+        elapsed=time.perf_counter() - t0,
+        bar_evaluations=done * plan.settings.bars_per_combo, path=path,
+        sharpe_moments=moments.finish(), plan=plan)
+
+
+def _keeper(plan, size, top, metric, out, max_memory):
+    """The sink of the rows a sweep keeps in memory: the top ``top`` combos, every row
+    (if they fit in ``max_memory``), or none (``out=`` alone)."""
+    if top is not None:
+        return KeepTop(check_count("top", top), metric, plan.n_assets, plan.grid.names)
+    if out is not None:
+        return None
+    limit = MEMORY_SHARE * size.available_bytes if max_memory is None else max_memory
+    if size.result_bytes > limit:
+        raise SweepTooLarge(
+            f"this sweep would keep {size.n_backtests:,} result rows, about "
+            f"{_fmt_bytes(size.result_bytes)}, more than the {_fmt_bytes(int(limit))} "
+            f"allowed (max_memory); pass top=K to keep only the best K combos, or "
+            f"out='results_dir' to stream every row to a Parquet dataset")
+    return KeepAll(plan.grid.names)
+
+
+def _run(plan, chunks, sinks, out, n_backtests, progress):
+    """Run ``chunks`` into ``sinks`` (None entries skipped) and, with ``out``, a Parquet
+    dataset; returns (combos run, dataset path or None). An interrupted or failed run
+    writes nothing."""
+    n_assets = plan.n_assets
+    executor = InProcess()
+    bar = ProgressBar(n_backtests) if progress else None
     parts = None
-    bar = ProgressBar(size.n_backtests) if progress else None
     try:
         # inside the try: an interrupt right after its folder is made still removes it
-        parts = None if out is None else ParquetParts(out, plan.bundle, plan.strategy.name,
-                                                      plan.fixed)
-        sinks = [s for s in (moments, keep, parts) if s is not None]
-        done = executor.run(plan, chunks, sinks,
+        if out is not None:
+            parts = ParquetParts(out, plan.bundle, plan.strategy.name, plan.fixed)
+        done = executor.run(plan, chunks, [s for s in (*sinks, parts) if s is not None],
                             None if bar is None else lambda n: bar.update(n * n_assets))
         if done == 0:
             raise no_combination(plan.grid)
-        path = parts.finish() if parts is not None else None
+        return done, (parts.finish() if parts is not None else None)
     except KeyboardInterrupt:
         if parts is not None:
             parts.abort()
         raise KeyboardInterrupt(
-            f"sweep interrupted after {executor.done * n_assets:,} of {size.n_backtests:,} "
+            f"sweep interrupted after {executor.done * n_assets:,} of {n_backtests:,} "
             "backtests; nothing was written") from None
     except BaseException:
         if parts is not None:
@@ -212,13 +234,3 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     finally:
         if bar is not None:
             bar.close()
-    kept = keep.finish() if keep is not None else None
-    return SweepResult(
-        bundle=plan.bundle, strategy=plan.strategy.name, fixed=plan.fixed, names=names,
-        axes=plan.grid.axes, n_combos=done,
-        combos=None if kept is None else kept.ids,
-        params=None if kept is None else kept.params,
-        metrics=None if kept is None else kept.metrics,
-        elapsed=time.perf_counter() - t0,
-        bar_evaluations=done * plan.settings.bars_per_combo, path=path,
-        sharpe_moments=moments.finish(), plan=plan)

@@ -352,7 +352,7 @@ def evaluate_constraint(expression, columns):
         raise ValueError(f"constraint {expression!r} has {n_nodes} terms; at most "
                          f"{MAX_CONSTRAINT_NODES} are allowed")
     n = next(iter(columns.values())).shape[0]
-    value, is_bool = _evaluate(tree.body, columns, expression, n)
+    value, is_bool = _Evaluator(columns, expression, n).visit(tree.body)
     if not is_bool:
         raise ValueError(f"constraint {expression!r} gives numbers, not true/false: use a "
                          f"comparison such as 'fast < slow'")
@@ -363,54 +363,82 @@ def _as_mask(x, n):
     return np.broadcast_to(np.asarray(x, dtype=bool), (n,))
 
 
-def _evaluate(node, columns, expression, n):
-    """(value, is_boolean) of one constraint AST node over the combos in ``columns``."""
-    def sub(child, want_bool=None):
-        value, is_bool = _evaluate(child, columns, expression, n)
-        if want_bool is not None and is_bool != want_bool:
+class _Evaluator:
+    """Evaluates a constraint's AST over the combos in ``columns`` (``n`` of them): each
+    ``visit`` gives (value, is_boolean)."""
+
+    def __init__(self, columns, expression, n):
+        self.columns, self.expression, self.n = columns, expression, n
+
+    def fail(self, message):
+        return ValueError(f"constraint {self.expression!r}: {message}")
+
+    def visit(self, node):
+        method = getattr(self, f"visit_{type(node).__name__}", None)
+        if method is None:
+            raise self.not_allowed(node)
+        return method(node)
+
+    def not_allowed(self, node):
+        return self.fail(f"{type(node).__name__} is not allowed (use names, numbers, "
+                         "arithmetic, comparisons, and/or/not)")
+
+    def sub(self, child, want_bool):
+        value, is_bool = self.visit(child)
+        if is_bool != want_bool:
             what = "true/false" if want_bool else "a number"
-            raise ValueError(f"constraint {expression!r}: {ast.unparse(child)!r} must be "
-                             f"{what} here")
+            raise self.fail(f"{ast.unparse(child)!r} must be {what} here")
         return value
 
-    if isinstance(node, ast.Name):
-        if node.id not in columns:
-            raise ValueError(f"constraint {expression!r}: unknown name {node.id!r}; known: "
-                             f"{', '.join(columns)}")
-        col = columns[node.id].astype(np.float64)
+    def mask(self, child):
+        return _as_mask(self.sub(child, True), self.n)
+
+    def visit_Name(self, node):
+        if node.id not in self.columns:
+            raise self.fail(f"unknown name {node.id!r}; known: {', '.join(self.columns)}")
+        col = self.columns[node.id].astype(np.float64)
         if node.id in OPTIONS and OPTIONS[node.id].kind == "int":
             col[col == 0] = np.nan  # 0 = off = NaN
         return col, False
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-            and not isinstance(node.value, bool):
-        return np.float64(node.value) if abs(node.value) < 1e308 else np.float64(
-            math.copysign(math.inf, node.value)), False
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = sub(node.left, False), sub(node.right, False)
+
+    def visit_Constant(self, node):
+        if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
+            raise self.not_allowed(node)
+        if abs(node.value) >= 1e308:
+            return np.float64(math.copysign(math.inf, node.value)), False
+        return np.float64(node.value), False
+
+    def visit_BinOp(self, node):
+        if type(node.op) not in _BINARY:
+            raise self.not_allowed(node)
+        left, right = self.sub(node.left, False), self.sub(node.right, False)
         if isinstance(node.op, _DIVISIONS) and np.any(np.asarray(right) == 0):
-            raise ValueError(f"constraint {expression!r}: division by zero in "
-                             f"{ast.unparse(node)!r}")
+            raise self.fail(f"division by zero in {ast.unparse(node)!r}")
         with np.errstate(all="ignore"):
             return _BINARY[type(node.op)](left, right), False
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = sub(node.operand, False)
+
+    def visit_UnaryOp(self, node):
+        if isinstance(node.op, ast.Not):
+            return ~self.mask(node.operand), True
+        if not isinstance(node.op, (ast.USub, ast.UAdd)):
+            raise self.not_allowed(node)
+        value = self.sub(node.operand, False)
         return (-value if isinstance(node.op, ast.USub) else value), False
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        return ~_as_mask(sub(node.operand, True), n), True
-    if isinstance(node, ast.BoolOp):
+
+    def visit_BoolOp(self, node):
         combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-        out = _as_mask(sub(node.values[0], True), n)
+        out = self.mask(node.values[0])
         for value in node.values[1:]:
-            out = combine(out, _as_mask(sub(value, True), n))
+            out = combine(out, self.mask(value))
         return out, True
-    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
-        left = sub(node.left, False)
-        out = np.ones(n, dtype=bool)
+
+    def visit_Compare(self, node):
+        if not all(type(op) in _COMPARE for op in node.ops):
+            raise self.not_allowed(node)
+        left = self.sub(node.left, False)
+        out = np.ones(self.n, dtype=bool)
         for op, comparator in zip(node.ops, node.comparators):
-            right = sub(comparator, False)
-            out &= _as_mask(_COMPARE[type(op)](left, right), n)
+            right = self.sub(comparator, False)
+            out &= _as_mask(_COMPARE[type(op)](left, right), self.n)
             left = right
         return out, True
-    raise ValueError(
-        f"constraint {expression!r}: {type(node).__name__} is not allowed (use names, "
-        f"numbers, arithmetic, comparisons, and/or/not)")

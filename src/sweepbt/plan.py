@@ -22,7 +22,7 @@ from sweepbt._threading import check_threads, kernel_threads, n_threads, single_
 from sweepbt._validate import check_count
 from sweepbt.bundle import Bundle, load
 from sweepbt.params import EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null
-from sweepbt.strategies import get_strategy
+from sweepbt.strategies import STRATEGIES, get_strategy
 
 #: a chunk of a sweep aims at this many bar-evaluations (tens of milliseconds of kernel time)
 CHUNK_BAR_EVALUATIONS = 50_000_000
@@ -73,9 +73,20 @@ class Plan:
         self._built = {} if built is None else built  # shared with with_window() plans
 
     def __getstate__(self):
+        """A registered strategy travels by name (looked up again where it lands); the
+        signal events and ATR rows are left out and rebuilt there."""
         state = self.__dict__.copy()
-        state["_built"] = {}  # signal events and ATR rows are rebuilt where it lands
+        state["_built"] = {}
+        if STRATEGIES.get(self.strategy.name) is self.strategy:
+            state["strategy"] = self.strategy.name
+            state["grid"] = replace(self.grid, strategy=None)
         return state
+
+    def __setstate__(self, state):
+        if isinstance(state["strategy"], str):
+            state["strategy"] = get_strategy(state["strategy"])
+            state["grid"] = replace(state["grid"], strategy=state["strategy"])
+        self.__dict__.update(state)
 
     def with_window(self, lo, hi):
         """This plan trading only bars ``lo <= i < hi`` (indicators warm up before), sharing

@@ -20,14 +20,19 @@ from sweepbt.vocabulary import N_METRICS, mean_over_assets, metric_index, rank_o
 
 
 def _concat(chunks, names):
-    """One ChunkResult of ``chunks`` (disjoint id ranges) in grid order."""
-    chunks = sorted(chunks, key=lambda c: int(c.ids[0]))
+    """One ChunkResult of the rows of ``chunks`` (distinct ids), in grid order."""
     if not chunks:
         return ChunkResult(np.empty(0, np.int64), {n: np.empty(0) for n in names},
                            np.empty((0, N_METRICS)))
-    return ChunkResult(np.concatenate([c.ids for c in chunks]),
-                       {n: np.concatenate([c.params[n] for c in chunks]) for n in names},
-                       np.concatenate([c.metrics for c in chunks]))
+    chunks = sorted(chunks, key=lambda c: int(c.ids[0]))
+    ids = np.concatenate([c.ids for c in chunks])
+    params = {n: np.concatenate([c.params[n] for c in chunks]) for n in names}
+    metrics = np.concatenate([c.metrics for c in chunks])
+    if np.any(ids[1:] < ids[:-1]):  # interleaved id ranges (kept top rows and a chunk)
+        order = np.argsort(ids, kind="stable")
+        ids, params = ids[order], {n: v[order] for n, v in params.items()}
+        metrics = metrics.reshape(order.size, -1, N_METRICS)[order].reshape(-1, N_METRICS)
+    return ChunkResult(ids, params, metrics)
 
 
 class KeepAll:

@@ -285,6 +285,25 @@ def cscv(returns, n_splits=16, metric="sharpe", *, max_splits_in_memory=64):
     these are computed from per-block sums, vectorized over all splits; or a callable
     ``f(rows: (t, N) array) -> (N,) scores`` (higher is better), called twice per split.
     """
+    x = _check_cscv(returns, n_splits, metric)
+    T, N = x.shape
+    combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)),
+                      dtype=np.int64)
+    bounds = np.linspace(0, T, n_splits + 1).round().astype(np.int64)
+    out = {k: np.empty(combos.shape[0]) for k in ("logits", "is_val", "oos_val")}
+    out["chosen"] = np.empty(combos.shape[0], dtype=np.int64)
+    if callable(metric):
+        _cscv_callable(x, combos, bounds, metric, out)
+    else:
+        _cscv_sums(x, combos, metric, max_splits_in_memory, out)
+    return PBOResult(pbo=float(np.mean(out["logits"] <= 0.0)), logits=out["logits"],
+                     is_best=out["chosen"], is_metric=out["is_val"],
+                     oos_metric=out["oos_val"], n_splits=int(n_splits), n_strategies=N,
+                     n_rows=T)
+
+
+def _check_cscv(returns, n_splits, metric):
+    """``returns`` as a checked float64 ``(T, N)`` array."""
     x = np.asarray(returns, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"returns must be 2-D (T rows x N strategies), got shape {x.shape}")
@@ -302,58 +321,54 @@ def cscv(returns, n_splits=16, metric="sharpe", *, max_splits_in_memory=64):
     if not callable(metric) and metric not in PBO_METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {PBO_METRICS} or a "
                          "callable")
+    return x
 
-    combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)),
-                      dtype=np.int64)
-    bounds = np.linspace(0, T, n_splits + 1).round().astype(np.int64)
 
-    logits = np.empty(combos.shape[0])
-    chosen = np.empty(combos.shape[0], dtype=np.int64)
-    is_val = np.empty(combos.shape[0])
-    oos_val = np.empty(combos.shape[0])
+def _cscv_callable(x, combos, bounds, metric, out):
+    """CSCV with a callable metric: twice per split, on the in- and out-of-sample rows."""
+    N = x.shape[1]
+    n_splits = bounds.size - 1
+    blocks = [np.arange(bounds[b], bounds[b + 1]) for b in range(n_splits)]
+    for c, train in enumerate(combos):
+        test = np.setdiff1d(np.arange(n_splits), train)
+        rows_in = np.concatenate([blocks[b] for b in train])
+        rows_out = np.concatenate([blocks[b] for b in test])
+        m_in = np.asarray(metric(x[rows_in]), dtype=np.float64).reshape(N)
+        m_out = np.asarray(metric(x[rows_out]), dtype=np.float64).reshape(N)
+        best = _best_column(m_in[None, :])
+        out["chosen"][c] = best[0]
+        out["is_val"][c] = m_in[best[0]]
+        out["oos_val"][c] = m_out[best[0]]
+        rank = _oos_rank(m_out[None, :], best)[0]
+        w = rank / (N + 1.0)
+        out["logits"][c] = math.log(w / (1.0 - w))
 
-    if callable(metric):
-        blocks = [np.arange(bounds[b], bounds[b + 1]) for b in range(n_splits)]
-        for c, train in enumerate(combos):
-            test = np.setdiff1d(np.arange(n_splits), train)
-            rows_in = np.concatenate([blocks[b] for b in train])
-            rows_out = np.concatenate([blocks[b] for b in test])
-            m_in = np.asarray(metric(x[rows_in]), dtype=np.float64).reshape(N)
-            m_out = np.asarray(metric(x[rows_out]), dtype=np.float64).reshape(N)
-            best = _best_column(m_in[None, :])
-            chosen[c] = best[0]
-            is_val[c] = m_in[best[0]]
-            oos_val[c] = m_out[best[0]]
-            rank = _oos_rank(m_out[None, :], best)[0]
-            w = rank / (N + 1.0)
-            logits[c] = math.log(w / (1.0 - w))
-    else:
-        counts, sums = _block_stats(x, n_splits, metric)
-        shift = sums.pop("shift", np.zeros(N))
-        total_n = counts.sum()
-        totals = {k: v.sum(axis=0) for k, v in sums.items()}
-        # the in-sample sums of a split: its S/2 blocks' sums added (a gather, no BLAS:
-        # small, cache-sized steps of splits)
-        for lo in range(0, combos.shape[0], max_splits_in_memory):
-            blocks = combos[lo:lo + max_splits_in_memory]
-            n_in = counts[blocks].sum(axis=1)[:, None]
-            s_in = {k: v[blocks].sum(axis=1) for k, v in sums.items()}
-            s_out = {k: totals[k][None, :] - v for k, v in s_in.items()}
-            best = _best_column(_rank_key(metric, n_in, s_in, shift))
-            rank = _oos_rank(_rank_key(metric, total_n - n_in, s_out, shift), best)
-            rows = np.arange(best.size)
-            w = rank / (N + 1.0)
-            sl = slice(lo, lo + best.size)
-            logits[sl] = np.log(w / (1.0 - w))
-            chosen[sl] = best
-            is_val[sl] = _metric_from_sums(metric, n_in[:, 0], {k: v[rows, best] for k, v in
-                                                               s_in.items()}, shift[best])
-            oos_val[sl] = _metric_from_sums(metric, total_n - n_in[:, 0],
-                                            {k: v[rows, best] for k, v in s_out.items()},
-                                            shift[best])
-    return PBOResult(pbo=float(np.mean(logits <= 0.0)), logits=logits, is_best=chosen,
-                     is_metric=is_val, oos_metric=oos_val, n_splits=int(n_splits),
-                     n_strategies=N, n_rows=T)
+
+def _cscv_sums(x, combos, metric, max_splits_in_memory, out):
+    """CSCV with a named metric, from per-block sums, vectorized over splits."""
+    N = x.shape[1]
+    counts, sums = _block_stats(x, combos.shape[1] * 2, metric)
+    shift = sums.pop("shift", np.zeros(N))
+    total_n = counts.sum()
+    totals = {k: v.sum(axis=0) for k, v in sums.items()}
+    # the in-sample sums of a split: its S/2 blocks' sums added (a gather, no BLAS:
+    # small, cache-sized steps of splits)
+    for lo in range(0, combos.shape[0], max_splits_in_memory):
+        blocks = combos[lo:lo + max_splits_in_memory]
+        n_in = counts[blocks].sum(axis=1)[:, None]
+        s_in = {k: v[blocks].sum(axis=1) for k, v in sums.items()}
+        s_out = {k: totals[k][None, :] - v for k, v in s_in.items()}
+        best = _best_column(_rank_key(metric, n_in, s_in, shift))
+        rank = _oos_rank(_rank_key(metric, total_n - n_in, s_out, shift), best)
+        rows = np.arange(best.size)
+        w = rank / (N + 1.0)
+        sl = slice(lo, lo + best.size)
+        out["logits"][sl] = np.log(w / (1.0 - w))
+        out["chosen"][sl] = best
+        out["is_val"][sl] = _metric_from_sums(metric, n_in[:, 0], {
+            k: v[rows, best] for k, v in s_in.items()}, shift[best])
+        out["oos_val"][sl] = _metric_from_sums(metric, total_n - n_in[:, 0], {
+            k: v[rows, best] for k, v in s_out.items()}, shift[best])
 
 
 def pbo(returns, n_splits=16, metric="sharpe"):
