@@ -24,9 +24,9 @@ import numpy as np
 
 from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
-from sweepbt.bundle import Bundle, load
 from sweepbt._files import write_parquet
 from sweepbt._validate import check_count
+from sweepbt.data import Bundle, load
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import (
     ESTIMATE_DRAWS, EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null)
