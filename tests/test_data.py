@@ -12,7 +12,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
 
-from sweepbt.bundle import Bundle, demo, infer_periods_per_year, load
+from sweepbt.data import Bundle, demo, infer_periods_per_year, load
 
 pd = pytest.importorskip("pandas")
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sweepbt.bundle import Bundle, DataError, load
+from sweepbt.data import Bundle, DataError, load
 
 EXPECTED_ERRORS = (ValueError, TypeError, OSError)
 N_BARS = 12

@@ -62,7 +62,7 @@ with _CommandStart():
     # entries recorded under another module name load); see sweepbt/_numba_cache.py.
     from sweepbt import _numba_cache  # noqa: F401 - installs itself when imported
     from sweepbt import stats  # noqa: F401 - sb.stats: the overfitting statistics
-    from sweepbt.bundle import Bundle, demo, load
+    from sweepbt.data import Bundle, demo, load
     from sweepbt.custom import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL,
                                 define_strategy, load_strategy)
     from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep

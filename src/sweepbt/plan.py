@@ -20,7 +20,7 @@ import numpy as np
 from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt._validate import check_count
-from sweepbt.bundle import Bundle, load
+from sweepbt.data import Bundle, load
 from sweepbt.params import EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null
 from sweepbt.strategies import STRATEGIES, get_strategy
 

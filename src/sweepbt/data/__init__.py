@@ -1,1 +1,27 @@
-"""Data files shipped with sweepbt (the demo data set, ``demo.parquet``)."""
+"""The data layer: loading, validating and holding price data.
+
+A :class:`Bundle` holds one contiguous float64 row per asset (``open, high, low, close,
+volume`` of shape ``(n_assets, n_bars)``) on a shared UTC timestamp axis, plus each asset's
+valid span ``start[a] <= i < end[a]`` and the data's own time zone ``tz`` (whose calendar
+days count for ``periods_per_year``). Everything that reaches the compiled kernels comes
+through here and has been validated: finite positive prices inside every span, consistent
+OHLC, non-negative volume, strictly increasing timestamps, no gaps (or explicitly filled).
+
+Public entry points: :func:`load`, :func:`demo`, :meth:`Bundle.from_arrays`,
+:func:`infer_periods_per_year`. Every data problem raises a :class:`DataError`
+(a :class:`ValueError`) naming the symbol, the row (0-based row number of the user's input,
+and its timestamp) and the column.
+
+Modules, each importing only those above it: ``errors`` (DataError, naming and finding bad
+rows), ``columns`` (columns by role, as arrays, value checks), ``times`` (time stamps, zones,
+bars per year), ``bundle`` (the Bundle class), ``readers`` (files, pandas, Arrow sources),
+``loading`` (:func:`load`, :func:`demo`). Also here: ``demo.parquet``, the demo data set, and
+``make_demo``, which writes it.
+"""
+
+from sweepbt.data.bundle import Bundle
+from sweepbt.data.errors import DataError
+from sweepbt.data.loading import demo, load
+from sweepbt.data.times import infer_periods_per_year
+
+__all__ = ["Bundle", "DataError", "demo", "infer_periods_per_year", "load"]

@@ -125,7 +125,7 @@ def main(argv=None) -> int:
                    use_dictionary=["symbol"], write_statistics=False,
                    use_byte_stream_split=["open", "high", "low", "close", "volume"])
     # the demo must pass sweepbt's own validation
-    from sweepbt.bundle import load
+    from sweepbt.data import load
 
     b = load(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {b}")

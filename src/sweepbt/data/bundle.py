@@ -1,0 +1,266 @@
+"""The :class:`Bundle`: validated prices of several assets on one UTC time axis.
+
+A :class:`Bundle` holds one contiguous float64 row per asset (``open, high, low, close,
+volume`` of shape ``(n_assets, n_bars)``) on a shared UTC timestamp axis, plus each asset's
+valid span ``start[a] <= i < end[a]`` and the data's own time zone ``tz`` (whose calendar
+days count for ``periods_per_year``). :meth:`Bundle.from_arrays` validates 2-D input;
+long-format input goes through :func:`sweepbt.data.load`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from sweepbt.data.columns import PRICE_COLS, VALUE_COLS, check_values, symbol_list
+from sweepbt.data.errors import DataError, GridLocator, first_true, fmt_ts, some
+from sweepbt.data.times import optional_zone, periods_per_year_of, timestamps_to_ns, zone_name
+
+
+@dataclass(frozen=True, eq=False)
+class Bundle:
+    """Validated prices of several assets on one UTC time axis.
+
+    ``open, high, low, close, volume``: float64 ``(n_assets, n_bars)``, C-contiguous, one row
+    per asset, NaN outside each asset's span ``start[a] <= i < end[a]``; ``timestamps``:
+    datetime64[ns] ``(n_bars,)`` (UTC), strictly increasing; ``symbols``: tuple of str;
+    ``tz``: the data's own time zone (``"UTC"``, an IANA name such as ``"Asia/Tokyo"`` or a
+    fixed offset such as ``"+09:00"``), whose calendar days :attr:`periods_per_year` counts.
+
+    Build one with :func:`load`, :func:`demo` or :meth:`from_arrays` (which validate); the
+    constructor itself only checks shapes and types.
+    """
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    timestamps: np.ndarray
+    symbols: tuple
+    start: np.ndarray
+    end: np.ndarray
+    tz: str = "UTC"
+
+    def __post_init__(self):
+        put = object.__setattr__
+        for f in VALUE_COLS:
+            put(self, f, np.ascontiguousarray(getattr(self, f), dtype=np.float64))
+        put(self, "timestamps", np.asarray(self.timestamps).astype("datetime64[ns]", copy=False))
+        put(self, "symbols", tuple(str(s) for s in self.symbols))
+        put(self, "start", np.ascontiguousarray(self.start, dtype=np.int64))
+        put(self, "end", np.ascontiguousarray(self.end, dtype=np.int64))
+        put(self, "tz", zone_name(self.tz, "Bundle tz"))
+        shape = self.close.shape
+        if len(shape) != 2:
+            raise ValueError(f"price arrays must be 2-D (n_assets, n_bars), got {shape}")
+        for f in ("open", "high", "low", "volume"):
+            if getattr(self, f).shape != shape:
+                raise ValueError(f"{f} has shape {getattr(self, f).shape}, close has {shape}")
+        na, nb = shape
+        if self.timestamps.shape != (nb,):
+            raise ValueError(f"timestamps has shape {self.timestamps.shape}, expected ({nb},)")
+        if len(self.symbols) != na or self.start.shape != (na,) or self.end.shape != (na,):
+            raise ValueError("symbols, start and end must have one entry per asset")
+        if len(set(self.symbols)) != na:
+            raise ValueError(f"duplicate symbols in {self.symbols}")
+        if na and (np.any(self.start < 0) or np.any(self.end > nb)
+                   or np.any(self.start >= self.end)):
+            raise ValueError("spans must satisfy 0 <= start < end <= n_bars")
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def n_assets(self) -> int:
+        return int(self.close.shape[0])
+
+    @property
+    def n_bars(self) -> int:
+        return int(self.close.shape[1])
+
+    @functools.cached_property
+    def periods_per_year(self) -> float:
+        """Bars per year, inferred from the time axis on the calendar of :attr:`tz` (see
+        :func:`infer_periods_per_year`); computed once per Bundle."""
+        return periods_per_year_of(self.timestamps.view(np.int64), self.tz)
+
+    def __repr__(self) -> str:
+        if self.n_bars:
+            rng = (f"{np.datetime_as_string(self.timestamps[0], unit='s')}.."
+                   f"{np.datetime_as_string(self.timestamps[-1], unit='s')}")
+        else:
+            rng = "empty"
+        syms = ", ".join(self.symbols[:8]) + (", ..." if self.n_assets > 8 else "")
+        return (f"Bundle(n_assets={self.n_assets}, n_bars={self.n_bars}, "
+                f"symbols=({syms}), timestamps={rng}, tz={self.tz!r})")
+
+    # -- derived bundles ------------------------------------------------------------------
+
+    def copy(self) -> Bundle:
+        """A deep copy (new arrays)."""
+        return Bundle(self.open.copy(), self.high.copy(), self.low.copy(), self.close.copy(),
+                      self.volume.copy(), self.timestamps.copy(), self.symbols,
+                      self.start.copy(), self.end.copy(), self.tz)
+
+    def select(self, symbols) -> Bundle:
+        """The assets named by ``symbols`` (a name or a sequence of names), in that order.
+
+        The time axis is kept unchanged (so bar indices still match this bundle's)."""
+        names = symbol_list(symbols, "symbols")
+        unknown = [s for s in names if s not in self.symbols]
+        if unknown:
+            raise ValueError(f"unknown symbol(s) {unknown}; available: {some(self.symbols)}")
+        index = {s: a for a, s in enumerate(self.symbols)}
+        rows = np.asarray([index[s] for s in names], dtype=np.int64)
+        return Bundle(self.open[rows], self.high[rows], self.low[rows], self.close[rows],
+                      self.volume[rows], self.timestamps.copy(), tuple(names),
+                      self.start[rows], self.end[rows], self.tz)
+
+    def slice_bars(self, start_bar=None, stop_bar=None) -> Bundle:
+        """Bars ``start_bar:stop_bar`` (Python slice rules, negatives allowed), copied.
+
+        Spans are clipped to the range; assets left with no bar are dropped."""
+        lo, hi, _ = slice(start_bar, stop_bar).indices(self.n_bars)
+        m = hi - lo
+        if m <= 0:
+            raise ValueError(f"empty bar range [{start_bar}, {stop_bar}) of {self.n_bars} bars")
+        s = np.clip(self.start - lo, 0, m)
+        e = np.clip(self.end - lo, 0, m)
+        keep = np.flatnonzero(e > s)
+        if keep.size == 0:
+            raise ValueError(f"no asset has data in bars [{lo}, {hi})")
+
+        def cut(x):
+            return np.ascontiguousarray(x[keep, lo:hi])
+
+        return Bundle(cut(self.open), cut(self.high), cut(self.low), cut(self.close),
+                      cut(self.volume), self.timestamps[lo:hi].copy(),
+                      tuple(self.symbols[a] for a in keep), s[keep], e[keep], self.tz)
+
+    def to_table(self) -> pa.Table:
+        """The bundle as a long-format ``pyarrow.Table`` (rows inside each span, sorted by
+        symbol then timestamp; timestamps as ``timestamp[ns, tz=<self.tz>]``)."""
+        idx = [np.arange(s, e) for s, e in zip(self.start, self.end)]
+        a = np.concatenate([np.full(len(ix), k) for k, ix in enumerate(idx)])
+        i = np.concatenate(idx)
+        ts = pa.array(self.timestamps[i].view(np.int64), pa.int64()).cast(
+            pa.timestamp("ns", tz=self.tz))
+        sym = pa.DictionaryArray.from_arrays(pa.array(a, pa.int32()),
+                                             pa.array(list(self.symbols), pa.string()))
+        cols = {"timestamp": ts, "symbol": sym.cast(pa.string())}
+        for f in VALUE_COLS:
+            cols[f] = pa.array(getattr(self, f)[a, i])
+        return pa.table(cols)
+
+    # -- construction from arrays ---------------------------------------------------------------
+
+    @classmethod
+    def from_arrays(cls, open, high, low, close, volume=None, *, timestamps=None,
+                    symbols=None, tz=None) -> Bundle:
+        """Build a validated Bundle from 1-D (one asset) or 2-D ``(n_assets, n_bars)`` arrays.
+
+        NaN is allowed only as leading/trailing padding of an asset (it defines the span);
+        inside the span every price must be finite. ``timestamps`` defaults to business days
+        (midnight) from 2000-01-03, ``symbols`` to ``"A0", "A1", ...``. ``tz`` is the data's
+        zone as in :func:`load`: naive timestamps are wall-clock times there (default UTC),
+        zoned ones keep their own zone unless ``tz`` is given. The inputs are copied."""
+        given = {"open": open, "high": high, "low": low, "close": close}
+        if volume is not None:
+            given["volume"] = volume
+        arrs = _grid_arrays(given)
+        na, nb = arrs["close"].shape
+        syms = _symbol_names(symbols, na)
+        if timestamps is None:
+            timestamps = _default_timestamps(nb)
+        ts, zone = _checked_timestamps(timestamps, tz, nb)
+
+        o, h, lo, c = (arrs[r] for r in PRICE_COLS)
+        present = ~(np.isnan(o) & np.isnan(h) & np.isnan(lo) & np.isnan(c))
+        anyp = present.any(axis=1)
+        if not anyp.all():
+            a = int(np.argmin(anyp))
+            raise DataError(f"no data: symbol {syms[a]!r} has only NaN prices")
+        start = np.argmax(present, axis=1).astype(np.int64)
+        end = (nb - np.argmax(present[:, ::-1], axis=1)).astype(np.int64)
+        bars = np.arange(nb)
+        in_span = (bars >= start[:, None]) & (bars < end[:, None])
+        check_values(arrs, {r: r for r in VALUE_COLS}, GridLocator(syms, ts, nb), valid=in_span)
+
+        if "volume" not in arrs:
+            arrs["volume"] = np.zeros((na, nb))
+        out = ~in_span
+        for a in arrs.values():
+            a[out] = np.nan
+        return cls(arrs["open"], arrs["high"], arrs["low"], arrs["close"], arrs["volume"],
+                   ts.view("datetime64[ns]"), syms, start, end, zone)
+
+
+# --------------------------------------------------------------------------------------
+# the steps of from_arrays
+# --------------------------------------------------------------------------------------
+
+
+def _grid_arrays(given: dict) -> dict:
+    """role -> the given array as a new float64 ``(n_assets, n_bars)`` array (1-D input is
+    one asset); all of the same shape, not empty."""
+    arrs = {}
+    for role, x in given.items():
+        a = np.asarray(x)
+        if a.dtype.kind not in "iufO":
+            raise DataError(f"column {role!r} is not numeric (dtype {a.dtype})")
+        try:
+            a = np.array(a, dtype=np.float64, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"column {role!r} is not numeric: {exc}") from exc
+        arrs[role] = a
+    shape = arrs["close"].shape
+    for role, a in arrs.items():
+        if a.shape != shape:
+            raise DataError(f"column {role!r} has shape {a.shape}, 'close' has {shape}")
+    if len(shape) == 1:
+        arrs = {r: a.reshape(1, -1) for r, a in arrs.items()}
+    elif len(shape) != 2:
+        raise DataError(f"price arrays must be 1-D or 2-D, got shape {shape}")
+    na, nb = arrs["close"].shape
+    if na == 0 or nb == 0:
+        raise DataError(f"empty data: price arrays have shape {shape}")
+    return arrs
+
+
+def _symbol_names(symbols, na: int) -> tuple:
+    """``symbols=`` of :meth:`Bundle.from_arrays` as a tuple of ``na`` distinct names."""
+    if symbols is None:
+        return tuple(f"A{k}" for k in range(na))
+    syms = (symbols,) if isinstance(symbols, str) else tuple(symbols)
+    syms = tuple(str(s) for s in syms)
+    if len(syms) != na:
+        raise DataError(f"{len(syms)} symbols given for {na} assets")
+    if len(set(syms)) != na:
+        raise DataError(f"duplicate symbols: {syms}")
+    return syms
+
+
+def _default_timestamps(n: int) -> np.ndarray:
+    days = np.busday_offset(np.datetime64("2000-01-03", "D"), np.arange(n), roll="forward")
+    return days.astype("datetime64[ns]")
+
+
+def _checked_timestamps(timestamps, tz, nb: int):
+    """(int64 UTC ns of ``nb`` strictly increasing bars, zone) of ``from_arrays`` input."""
+    ts, zone = timestamps_to_ns(timestamps, tz=optional_zone(tz))
+    ts = ts.copy()
+    if ts.shape != (nb,):
+        raise DataError(f"timestamps has length {ts.size}, the arrays have {nb} bars")
+    bad = first_true(np.diff(ts) <= 0)
+    if bad >= 0:
+        i = bad + 1
+        kind = "duplicate" if ts[i] == ts[i - 1] else "unsorted"
+        raise DataError(
+            f"{kind} timestamps: row {i} (timestamp {fmt_ts(ts[i])}), column "
+            f"'timestamps': not after row {i - 1} ({fmt_ts(ts[i - 1])}); timestamps must "
+            "be strictly increasing"
+        )
+    return ts, zone

@@ -1,0 +1,218 @@
+"""Columns: finding them by role, reading them as arrays, checking their values.
+
+:func:`resolve_columns` maps the roles ``timestamp, symbol, open, high, low, close, volume``
+to the user's column names; :func:`numeric` and :func:`encode_symbols` turn Arrow columns
+into numpy arrays; :func:`check_values` validates prices and volumes (finite, positive,
+consistent OHLC, non-negative volume); :func:`symbol_list` checks a symbol-selection argument.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sweepbt.data.errors import DataError, first_cast_failure, first_true
+
+PRICE_COLS = ("open", "high", "low", "close")
+VALUE_COLS = PRICE_COLS + ("volume",)
+TS_ALIASES = ("datetime", "date", "time")
+_SYM_ALIASES = ("ticker", "asset")
+
+
+def symbol_list(symbols, param: str) -> list:
+    """A symbol-selection argument (one name or a sequence of names) as a list of distinct
+    names; ``TypeError``/``ValueError`` naming ``param`` otherwise."""
+    if isinstance(symbols, str):
+        return [symbols]
+    if isinstance(symbols, (bytes, Mapping)) or not hasattr(symbols, "__iter__"):
+        raise TypeError(f"{param}= must be a symbol name (str) or a list of names, got "
+                        f"{type(symbols).__name__} {symbols!r}")
+    names = list(symbols)
+    bad = [s for s in names if not isinstance(s, str)]
+    if bad:
+        raise TypeError(f"{param}= must hold symbol names (str), got {type(bad[0]).__name__} "
+                        f"{bad[0]!r} in {names!r}")
+    if not names:
+        raise ValueError(f"{param}= is empty: give at least one symbol name")
+    twice = sorted(s for s, n in Counter(names).items() if n > 1)
+    if twice:
+        raise ValueError(f"{param}= names {twice} more than once: {names!r}")
+    return names
+
+
+# --------------------------------------------------------------------------------------
+# which column is which
+# --------------------------------------------------------------------------------------
+
+
+def _case_insensitive(names):
+    """``one(key)``: the column named ``key`` in any case, None when there is none; an
+    error when several columns differ only in case."""
+    lower: dict = {}
+    for n in names:
+        lower.setdefault(str(n).lower(), []).append(n)
+
+    def one(key):
+        hits = lower.get(key.lower(), [])
+        if len(hits) > 1:
+            raise DataError(f"ambiguous columns {hits}: names are case-insensitive")
+        return hits[0] if hits else None
+
+    return one
+
+
+def _timestamp_column(names, one, timestamp):
+    if timestamp is not None:
+        col = one(str(timestamp))
+        if col is None:
+            raise DataError(f"missing column {timestamp!r} (timestamp=); columns are "
+                            f"{list(names)}")
+        return col
+    col = one("timestamp")
+    if col is None:
+        alts = [one(a) for a in TS_ALIASES if one(a) is not None]
+        if len(alts) > 1:
+            raise DataError(f"no 'timestamp' column and several candidates {alts}: pass "
+                            "timestamp=<column name>")
+        col = alts[0] if alts else None
+    if col is None and "__index_level_0__" in names:
+        col = "__index_level_0__"  # an unnamed pandas index
+    return col
+
+
+def _symbol_column(one):
+    sym = one("symbol")
+    if sym is None:
+        alts = [one(a) for a in _SYM_ALIASES if one(a) is not None]
+        if len(alts) > 1:
+            raise DataError(f"ambiguous symbol column: no 'symbol' column and several "
+                            f"candidates {alts}; rename the one holding the symbols to "
+                            "'symbol' (or drop the others)")
+        sym = alts[0] if alts else None
+    return sym
+
+
+def resolve_columns(names, timestamp=None) -> dict:
+    """Map roles (timestamp, symbol, open, ..., volume) to actual column names."""
+    one = _case_insensitive(names)
+    out = {"timestamp": _timestamp_column(names, one, timestamp), "symbol": _symbol_column(one)}
+    for role in VALUE_COLS:
+        out[role] = one(role)
+    missing = [r for r in ("timestamp",) + PRICE_COLS if out[r] is None]
+    if missing:
+        raise DataError(f"missing required column(s) {missing}; columns are {list(names)} "
+                        "(names are case-insensitive)")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# columns as arrays
+# --------------------------------------------------------------------------------------
+
+
+def plain_array(col):
+    """One contiguous Arrow array, dictionary-encoded values decoded."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    return col
+
+
+def is_string_type(typ) -> bool:
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
+
+
+def first_null(col) -> int:
+    """Index of the first null of an Arrow array, or -1."""
+    if not col.null_count:
+        return -1
+    return first_true(np.asarray(pc.is_null(col)))
+
+
+def numeric(col, name: str, loc):
+    """Arrow column -> (float64 numpy array, first null row or -1)."""
+    col = plain_array(col)
+    typ = col.type
+    if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)
+            or pa.types.is_decimal(typ) or pa.types.is_null(typ)):
+        detail = ""
+        if is_string_type(typ):
+            try:
+                pc.cast(col, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                i = first_cast_failure(col, pa.float64())
+                detail = f"; first non-numeric value {col[i].as_py()!r} at {loc.where(i)}"
+        raise DataError(f"column {name!r} is not numeric (type {typ}){detail}")
+    x = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return x, first_null(col)
+
+
+def symbol_strings(col, name: str) -> pa.Array:
+    """Arrow column of symbols as one string array (integers are read as their digits)."""
+    col = plain_array(col)
+    typ = col.type
+    if pa.types.is_integer(typ):
+        return pc.cast(col, pa.string())
+    if not is_string_type(typ):
+        raise DataError(f"column {name!r} has type {typ}; symbols must be strings")
+    return col
+
+
+def encode_symbols(col, name: str, loc):
+    """Arrow column of symbols -> (int codes per row, list of names in order of appearance)."""
+    col = symbol_strings(col, name)
+    i = first_null(col)
+    if i >= 0:
+        raise DataError(f"missing (null) symbol: {loc.where(i, name)}")
+    enc = pc.dictionary_encode(col)
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes, [str(s) for s in enc.dictionary.to_pylist()]
+
+
+# --------------------------------------------------------------------------------------
+# values
+# --------------------------------------------------------------------------------------
+
+
+def check_values(cols: dict, names: dict, loc, valid=None, nulls=None) -> None:
+    """Validate OHLC(V) values. ``cols``: role -> float64 array (all the same shape);
+    ``names``: role -> column name shown to the user; ``valid``: bool mask of positions to
+    check (None: all); ``nulls``: role -> index of the first null, or -1."""
+
+    def fail(mask, role, problem, detail):
+        if valid is not None:
+            mask = mask & valid
+        i = first_true(mask)
+        if i >= 0:
+            raise DataError(f"{problem}: {loc.where(i, names[role])}: {detail(i)}")
+
+    for role in VALUE_COLS:
+        if nulls and nulls.get(role, -1) >= 0:
+            i = nulls[role]
+            raise DataError(
+                f"missing (null) {'volume' if role == 'volume' else 'price'}: "
+                f"{loc.where(i, names[role])}"
+            )
+    for role in PRICE_COLS:
+        x = cols[role]
+        fail(~np.isfinite(x), role, "price is NaN or infinite",
+             lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}")
+    for role in PRICE_COLS:
+        x = cols[role]
+        fail(x <= 0, role, "price <= 0", lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}")
+    o, h, lo, c = (cols[r] for r in PRICE_COLS)
+    fail(h < lo, "high", "high < low",
+         lambda i: f"high={float(h.flat[i])!r}, low={float(lo.flat[i])!r}")
+    for role, x in (("open", o), ("close", c)):
+        fail((x < lo) | (x > h), role, f"{role} outside [low, high]",
+             lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}, low={float(lo.flat[i])!r}, "
+                                    f"high={float(h.flat[i])!r}")
+    v = cols.get("volume")
+    if v is not None:
+        fail(~((v >= 0) & np.isfinite(v)), "volume", "volume is negative, NaN or infinite",
+             lambda i: f"volume={float(v.flat[i])!r}")
