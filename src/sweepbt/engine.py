@@ -32,7 +32,7 @@ from sweepbt.params import (
     ESTIMATE_DRAWS, EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null)
 from sweepbt.results import (
     BacktestResult, SweepResult, metric_index, rank_order, sweep_table)
-from sweepbt.strategies import get_strategy
+from sweepbt.strategy_lookup import get_strategy
 
 #: a chunk of a sweep aims at this many bar-evaluations (tens of milliseconds of kernel time)
 CHUNK_BAR_EVALUATIONS = 50_000_000
