@@ -52,8 +52,8 @@ from numba import njit, prange
 
 # by import_module: a dotted name (a module of a package) whose parent package is not
 # importable here, as load_strategy may register it, is found in sys.modules all the same
-_IMPORT = '''_{role}_module = importlib.import_module({module!r})
-_{role} = _{role}_module.{qualname}
+_IMPORT = '''user_{role}_module = importlib.import_module({module!r})
+user_{role} = user_{role}_module.{qualname}
 '''
 
 _BODY = '''
@@ -69,7 +69,7 @@ def indicator_stage(ins, spans, total, nf, slots, ips, bank, status):
         s = start[a]
         e = end[a]
         span = e - s
-        feats = _indicators({in_slices}{ip_items})
+        feats = user_indicators({in_slices}{ip_items})
         if feats.shape[0] != nf or feats.shape[1] != span:
             status[t, 0] = 1
             status[t, 1] = feats.shape[0]
@@ -96,7 +96,7 @@ def signal_stage(bank, spans, total, nf, row_slot, sps, codes, counts, status, b
         cb = q * total + offs[a]
         n = 0
         for i in range(span):
-            c = _signal(feats, i{sp_items})
+            c = user_signal(feats, i{sp_items})
             if c == 0:
                 codes[cb + i] = 0
                 continue
@@ -130,7 +130,7 @@ def _unpack(prefix, n, packed):
 
 def render_body(shape, *, all_codes, cache):
     """The two drivers' source text: it expects ``np``, ``njit``, ``prange`` and the user's
-    functions ``_indicators`` / ``_signal`` as globals of the module it runs in."""
+    functions ``user_indicators`` / ``user_signal`` as globals of the module it runs in."""
     n_in, n_ip, n_sp = shape.n_inputs, shape.n_indicator_params, shape.n_signal_params
     return _BODY.format(
         cache=bool(cache), all_codes=int(all_codes),

@@ -306,8 +306,8 @@ def _memory_drivers(spec):
     """Drivers compiled in memory (no disk cache): functions not importable by name."""
     modname = f"{GEN_PREFIX}{spec.name}_memory_{id(spec):x}"
     module = types.ModuleType(modname)
-    module._indicators = spec.indicators
-    module._signal = spec.signal
+    module.user_indicators = spec.indicators
+    module.user_signal = spec.signal
     module.np, module.njit, module.prange = np, njit, prange
     filename = f"<sweepbt generated drivers of {spec.name!r}>"
     text = _codegen.render_body(_shape(spec), all_codes=ALL_CODES, cache=False)
