@@ -23,7 +23,7 @@ from numba import njit
 
 import sweepbt as sb
 from reference import reference_backtest
-from sweepbt import BUY, SELL, custom
+from sweepbt import BUY, SELL, _numba_cache, custom, custom_cache, custom_files, custom_signals
 from sweepbt.kernels import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def test_events_in_blocks_equal_one_block(custom_sma, zscore, data, monkeypatch)
                "exit_z": np.array([0.0, 0.5])}
     zsource = zscore.build(data, zvalues)
     zwhole = [zsource.events(lo, hi) for lo, hi in ((0, 12), (3, 10), (0, 1))]
-    monkeypatch.setattr(custom, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(custom_signals, "BLOCK_BYTES", 1)
     source = custom_sma.build(data, values)
     parts = source.events(1, 8)
     for f in ("ptr", "event_bar", "event_code"):
@@ -647,17 +647,17 @@ def test_load_strategy_module_names(tmp_path, monkeypatch):
     tmp_path = Path(os.path.realpath(tmp_path))
     (tmp_path / "a").mkdir()
     plain = write(tmp_path / "a" / "sbt_zz_strategy.py", code)
-    assert custom._file_module_name(str(plain)) == "sbt_zz_strategy"
+    assert custom_files.file_module_name(str(plain)) == "sbt_zz_strategy"
     pkg = tmp_path / "root" / "sbt_zz_pkg" / "sub"
     pkg.mkdir(parents=True)
     for d in (pkg, pkg.parent):
         (d / "__init__.py").write_text("")
     inside = write(pkg / "strats.py", code)
-    assert custom._file_module_name(str(inside)) == "sbt_zz_pkg.sub.strats"
-    hashed = custom._numba_cache.user_module_name
+    assert custom_files.file_module_name(str(inside)) == "sbt_zz_pkg.sub.strats"
+    hashed = _numba_cache.user_module_name
     # a standard-library name, or a name another file holds: the path's hash
     shadow = write(tmp_path / "random.py", code)
-    assert custom._file_module_name(str(shadow)) == hashed(str(shadow))
+    assert custom_files.file_module_name(str(shadow)) == hashed(str(shadow))
     (tmp_path / "b").mkdir()
     twin = write(tmp_path / "b" / "sbt_zz_strategy.py", code)
     (tmp_path / "c").mkdir()
@@ -709,7 +709,7 @@ def test_generated_file_is_never_rewritten(custom_sma):
     stamp = os.stat(mod.__file__).st_mtime_ns
     del sys.modules[mod.__name__]
     try:
-        again = custom._make_drivers(custom_sma.build.spec)  # imports the file anew
+        again = custom_cache.make_drivers(custom_sma.build.spec)  # imports the file anew
     finally:
         sys.modules[mod.__name__] = mod
     assert again is not mod and again.__file__ == mod.__file__
@@ -718,25 +718,25 @@ def test_generated_file_is_never_rewritten(custom_sma):
 
 def test_read_only_cache_location_falls_back(custom_sma, tmp_path, monkeypatch):
     read_only, writable = str(tmp_path / "ro"), str(tmp_path / "rw")
-    real = custom._writable
-    monkeypatch.setattr(custom, "_writable", lambda d: d != read_only and real(d))
-    monkeypatch.setattr(custom, "_candidate_dirs", lambda: [read_only, writable])
+    real = custom_cache.writable
+    monkeypatch.setattr(custom_cache, "writable", lambda d: d != read_only and real(d))
+    monkeypatch.setattr(custom_cache, "candidate_dirs", lambda: [read_only, writable])
     spec = custom_sma.build.spec
     name = custom.generated_module(custom_sma).__name__
     saved = sys.modules.pop(name)
     try:
         # the read-only location is skipped
-        mod = custom._make_drivers(spec)
+        mod = custom_cache.make_drivers(spec)
         assert os.path.dirname(mod.__file__) == writable
         del sys.modules[name]
         # a file already present in a read-only location is used as it is
-        monkeypatch.setattr(custom, "_writable", lambda d: False)
-        monkeypatch.setattr(custom, "_candidate_dirs", lambda: [writable])
-        assert custom._make_drivers(spec).__file__ == mod.__file__
+        monkeypatch.setattr(custom_cache, "writable", lambda d: False)
+        monkeypatch.setattr(custom_cache, "candidate_dirs", lambda: [writable])
+        assert custom_cache.make_drivers(spec).__file__ == mod.__file__
         del sys.modules[name]
         # nothing writable, nothing there: drivers compiled in memory, no disk cache
-        monkeypatch.setattr(custom, "_candidate_dirs", lambda: [read_only])
-        assert not hasattr(custom._make_drivers(spec), "__file__")
+        monkeypatch.setattr(custom_cache, "candidate_dirs", lambda: [read_only])
+        assert not hasattr(custom_cache.make_drivers(spec), "__file__")
     finally:
         sys.modules[name] = saved
 

@@ -19,7 +19,8 @@ _serialize = threading.RLock()  # re-entrant: guarded calls nest (walk-forward -
 _configured = False
 
 
-def _configure_layer():
+def configure_layer():
+    """Before the first kernel launch: ask numba for a thread-safe layer (see above)."""
     global _configured
     if _configured:
         return
@@ -60,7 +61,7 @@ def n_threads(threads):
 @contextlib.contextmanager
 def kernel_threads(threads):
     """Run kernels with ``threads`` threads (this Python thread only), thread-safely."""
-    _configure_layer()
+    configure_layer()
     previous = numba.get_num_threads()
     lock = _serialize if _needs_lock() else contextlib.nullcontext()
     with lock:

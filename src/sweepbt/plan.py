@@ -22,7 +22,8 @@ from sweepbt._threading import check_threads, kernel_threads, n_threads, single_
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
 from sweepbt.params import EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null
-from sweepbt.strategies import STRATEGIES, get_strategy
+from sweepbt.strategies import STRATEGIES
+from sweepbt.strategy_lookup import get_strategy
 
 #: a chunk of a sweep aims at this many bar-evaluations (tens of milliseconds of kernel time)
 CHUNK_BAR_EVALUATIONS = 50_000_000

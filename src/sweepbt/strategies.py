@@ -306,24 +306,6 @@ def register(strategy: Strategy) -> Strategy:
     return registered
 
 
-def get_strategy(name) -> Strategy:
-    """The strategy ``name``: a Strategy, a registered name, or ``"path/file.py:name"``.
-
-    Raises ValueError listing the known strategies otherwise.
-    """
-    if isinstance(name, Strategy):
-        return name
-    if isinstance(name, str) and ".py" in name and name not in STRATEGIES:
-        from sweepbt.custom import load_strategy  # user files are loaded only when asked
-
-        return load_strategy(name)
-    try:
-        return STRATEGIES[name]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(STRATEGIES))
-        raise ValueError(f"unknown strategy {name!r}; known strategies: {known}") from None
-
-
 # --------------------------------------------------------------------------------------
 # Building blocks of the built-in strategies (definitions: docs/strategies.md)
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""Loading a user strategy from a file: ``load_strategy("path/to/file.py:name")``.
+
+The file is imported under the module name a plain ``import`` gives it (so that numba's disk
+cache, keyed by the file but recording the module name, is shared with code that imports
+the file normally), or under ``_sweepbt_user_<hash of its path>`` when that name belongs to
+another module; see docs/custom-strategies.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import sys
+import threading
+
+from sweepbt import _numba_cache
+from sweepbt.custom_messages import describe_exc
+from sweepbt.custom_signals import register_custom
+from sweepbt.strategies import Strategy
+
+_lock = threading.RLock()
+
+
+def _same_file(module, path):
+    """Whether ``module`` was loaded from the file ``path`` (absolute, resolved)."""
+    origin = getattr(module, "__file__", None)
+    return isinstance(origin, str) and os.path.realpath(origin) == path
+
+
+def _claimed_elsewhere(top, expected):
+    """Whether the top-level name ``top`` belongs to something other than ``expected``
+    (the file, or the top package's folder) in this process or on ``sys.path``."""
+    module = sys.modules.get(top)
+    if module is not None:
+        places = [getattr(module, "__file__", None)] + list(getattr(module, "__path__", []))
+    else:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError, AttributeError):
+            return True
+        if spec is None:
+            return False
+        places = [spec.origin] + list(spec.submodule_search_locations or [])
+    for place in places:
+        if isinstance(place, str) and os.path.realpath(place) in (
+                expected, os.path.join(expected, "__init__.py")):
+            return False
+    return True
+
+
+def file_module_name(path):
+    """The module name ``load_strategy`` imports the file ``path`` (resolved) under.
+
+    numba's disk cache for the file's ``@njit(cache=True)`` functions is keyed by the file
+    but records the module name, which any process that loads the cache entry must be able
+    to import. So the file gets the name a plain ``import`` gives it (``zscore`` for
+    ``dir/zscore.py``, ``pkg.mod`` for a module of a package), as in a process that imports
+    it normally; unless that name already belongs to another module, here or on
+    ``sys.path`` (a second ``zscore.py``, a standard-library name): then
+    ``_sweepbt_user_<hash of the path>``.
+    """
+    plain = _numba_cache.plain_module_name(path)
+    fallback = _numba_cache.user_module_name(path)
+    if plain is None:
+        return fallback
+    existing = sys.modules.get(plain)
+    if existing is not None:
+        return plain if _same_file(existing, path) else fallback
+    parts = plain.split(".")
+    expected = path  # the file, or the folder of its top package
+    for _ in parts[1:]:
+        expected = os.path.dirname(expected)
+    return fallback if _claimed_elsewhere(parts[0], expected) else plain
+
+
+def _split_spec(text):
+    """``"path/file.py:name"`` -> ``(path, name)``; ``(text, None)`` without ``:name``."""
+    text = os.fspath(text)
+    path, sep, attr = text.rpartition(":")
+    if not sep or not attr.isidentifier() or not path:
+        return text, None
+    return path, attr
+
+
+def is_file_spec(name):
+    """Whether the strategy name ``name`` is meant as ``"path/file.py[:name]"``."""
+    return isinstance(name, str) and ".py" in name
+
+
+def _file_module(path):
+    """The module of the strategy file ``path``: imported (again when it changed)."""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    with _lock:
+        modname = file_module_name(path)
+        module = sys.modules.get(modname)
+        if module is not None and not hasattr(module, "__sweepbt_digest__"):
+            module.__sweepbt_digest__ = digest  # imported normally: used as it is
+        elif module is None or module.__sweepbt_digest__ != digest:
+            module = _exec_user_file(modname, path, digest)
+    return module
+
+
+def load_strategy(spec, *, register=False) -> Strategy:
+    """The :class:`Strategy` named in ``"path/to/file.py:name"``.
+
+    The file is imported under the module name a plain ``import`` would give it (its stem,
+    or ``package.module`` inside a package; ``_sweepbt_user_<hash>`` when another module
+    holds that name), and registered in ``sys.modules``, so that numba's disk cache and the
+    generated drivers are shared with code that imports the file normally. A module already
+    imported from the file is used as it is. ``name`` must be a Strategy made by
+    :func:`define_strategy`; without ``:name`` the file must define exactly one. The file is
+    executed again only when its contents changed since it was last loaded in this process.
+    ``register=True`` also registers the strategy under its name.
+
+    A file that cannot be imported (a syntax error, an exception, ``sys.exit()`` while it
+    runs) raises a ValueError naming the file; ``KeyboardInterrupt`` propagates.
+    """
+    path, attr = _split_spec(spec)
+    path = os.path.realpath(os.path.expanduser(path))
+    if not os.path.isfile(path):
+        raise ValueError(f"strategy file {path!r} not found (expected FILE.py:NAME)")
+    module = _file_module(path)
+    found = {k: v for k, v in vars(module).items() if isinstance(v, Strategy)}
+    if attr is None:
+        if len(found) != 1:
+            listed = ", ".join(sorted(found)) or "none"
+            raise ValueError(f"{path}: name the strategy as FILE.py:NAME (Strategy objects "
+                             f"in the file: {listed})")
+        attr = next(iter(found))
+    if not hasattr(module, attr):
+        listed = ", ".join(sorted(found)) or "none"
+        raise ValueError(f"{path} has no {attr!r} (Strategy objects in the file: {listed})")
+    strategy = getattr(module, attr)
+    if not isinstance(strategy, Strategy):
+        raise ValueError(f"{path}:{attr} is a {type(strategy).__name__}, not a Strategy "
+                         "made by sweepbt.define_strategy")
+    if register:
+        register_custom(strategy)
+    return strategy
+
+
+def _import_error(path, exc):
+    """A ValueError saying why the strategy file ``path`` could not be imported."""
+    what = f"cannot import strategy file {path}"
+    if isinstance(exc, SystemExit):
+        return ValueError(f"{what}: it called sys.exit({exc.code!r}) while being imported "
+                          "(raise an exception instead)")
+    if isinstance(exc, SyntaxError):
+        where = f"line {exc.lineno}" if exc.lineno else "unknown line"
+        if exc.filename and os.path.realpath(exc.filename) != path:
+            where = f"{exc.filename}, {where}"
+        text = (exc.text or "").strip()
+        return ValueError(f"{what}: {type(exc).__name__} at {where}: {exc.msg}"
+                          + (f": {text}" if text else ""))
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if os.path.realpath(tb.tb_frame.f_code.co_filename) == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    where = f" (line {line})" if line else ""
+    return ValueError(f"{what}: it raised {describe_exc(exc)} while being imported{where}")
+
+
+def _exec_user_file(modname, path, digest):
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None:
+        raise ValueError(f"cannot import {path!r} as Python source (expected FILE.py:NAME)")
+    module = importlib.util.module_from_spec(spec)
+    module.__sweepbt_digest__ = digest
+    previous = sys.modules.get(modname)
+    sys.modules[modname] = module
+    folder = os.path.dirname(path)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        if previous is not None:
+            sys.modules[modname] = previous
+        else:
+            sys.modules.pop(modname, None)
+        if isinstance(exc, (Exception, SystemExit)):
+            raise _import_error(path, exc) from exc
+        raise  # KeyboardInterrupt and the like
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
+    return module
