@@ -12,8 +12,10 @@ after. On it:
 * :class:`DeferredInterrupt`: holds Ctrl-C until the running chunk of compiled work is
   done, then raises it at ``check()``.
 
-:func:`stopped` reports an interrupt (exit status 130, or 143 for SIGTERM). This module is
-imported before numpy, pyarrow and numba load, so it must stay light.
+:func:`stopped` reports an interrupt (exit status 130, or 143 for SIGTERM);
+:func:`start_up_interrupted` does it for a Ctrl-C that lands before any of the above is in
+place (``except KeyboardInterrupt`` around the first imports). This module is imported
+before numpy, pyarrow and numba load, so it must stay light.
 """
 
 from __future__ import annotations
@@ -94,9 +96,9 @@ class _Recorder(_SignalScope):
         return super().__exit__(*exc)
 
 
-def running_as_command(argv=None):
+def running_as_command():
     """Whether this process is ``python -m sweepbt`` or the ``sweepbt`` command."""
-    argv = sys.argv if argv is None else argv
+    argv = sys.argv
     # argv[0] is "-m" while `python -m` locates its module (importing the package)
     script = os.path.basename(argv[0]) if argv and argv[0] else ""
     return argv[:1] == ["-m"] or os.path.splitext(script)[0] in ("sweepbt", "sweepbt-script")
