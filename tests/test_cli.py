@@ -23,6 +23,8 @@ import pytest
 
 import sweepbt as sb
 from sweepbt import cli
+from sweepbt._interrupt import CommandGuard, Terminated, checkpoint
+from sweepbt.cli.outputs import write_output
 
 SMALL = ["--symbols", "ALPHA,BRAVO,CHARLIE"]
 
@@ -172,14 +174,14 @@ def test_swallowed_interrupt_is_raised_at_checkpoint():
         def __del__(self):
             raise KeyboardInterrupt
 
-    cli._checkpoint()  # no guard: nothing to do
-    with cli._InterruptGuard() as guard:
-        cli._checkpoint()
+    checkpoint()  # no guard: nothing to do
+    with CommandGuard() as guard:
+        checkpoint()
         Bomb()
         assert guard.seen
         with pytest.raises(KeyboardInterrupt):
-            cli._checkpoint()
-    cli._checkpoint()
+            checkpoint()
+    checkpoint()
 
 
 # ----------------------------------------------------------------------------------------
@@ -678,19 +680,19 @@ def test_write_atomic_leaves_nothing_on_failure(tmp_path):
             raise exc
         return write
 
-    for exc in (OSError("disk full"), KeyboardInterrupt(), cli.Terminated()):
+    for exc in (OSError("disk full"), KeyboardInterrupt(), Terminated()):
         with pytest.raises(type(exc)):
-            cli._write_atomic(target, "--out", True, fails(exc))
+            write_output(target, "--out", True, fails(exc))
         assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["x.parquet"]
 
     def write_new(tmp):
         with open(tmp, "wb") as f:
             f.write(b"new")
 
-    cli._write_atomic(target, "--out", True, write_new)  # --force: replaced
+    write_output(target, "--out", True, write_new)  # --force: replaced
     assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["x.parquet"]
     fresh = tmp_path / "fresh.parquet"
-    cli._write_atomic(fresh, "--out", False, write_new)
+    write_output(fresh, "--out", False, write_new)
     assert fresh.read_bytes() == b"new"
     assert sorted(os.listdir(tmp_path)) == ["fresh.parquet", "x.parquet"]
 
@@ -710,10 +712,10 @@ def test_write_atomic_without_force_never_replaces_a_file_that_appeared(
         target.write_bytes(b"theirs")
 
     with pytest.raises(cli.CliError, match="--out: .* was created while this command ran"):
-        cli._write_atomic(target, "--out", False, racing)
+        write_output(target, "--out", False, racing)
     assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["late.parquet"]
     other = tmp_path / "other.parquet"
-    cli._write_atomic(other, "--out", False, lambda tmp: open(tmp, "wb").close())
+    write_output(other, "--out", False, lambda tmp: open(tmp, "wb").close())
     assert sorted(os.listdir(tmp_path)) == ["late.parquet", "other.parquet"]
 
 
@@ -759,9 +761,9 @@ def test_sigterm_exits_143_and_leaves_no_output(tmp_path, flag):
 
 def test_sigterm_handler_is_installed_and_restored():
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    with cli._InterruptGuard() as guard:
+    with CommandGuard() as guard:
         assert signal.getsignal(signal.SIGTERM) == guard._on_sigterm
-        with pytest.raises(cli.Terminated):
+        with pytest.raises(Terminated):
             guard._on_sigterm(signal.SIGTERM, None)
         guard._on_sigterm(signal.SIGTERM, None)  # a second SIGTERM does not cut cleanup short
         assert guard.terminated and guard.seen
@@ -770,7 +772,7 @@ def test_sigterm_handler_is_installed_and_restored():
 
 def test_sigterm_waits_where_ctrl_c_is_held():
     held = []
-    with cli._InterruptGuard() as guard:
+    with CommandGuard() as guard:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
         try:  # e.g. sweep() holding Ctrl-C until its running chunk is done
             guard._on_sigterm(signal.SIGTERM, None)  # no exception here: held like Ctrl-C
@@ -781,7 +783,7 @@ def test_sigterm_waits_where_ctrl_c_is_held():
 
 def test_terminated_in_process_returns_143(monkeypatch, capsys):
     def terminated(*args, **kwargs):
-        cli._InterruptGuard.active._on_sigterm(signal.SIGTERM, None)
+        CommandGuard.active._on_sigterm(signal.SIGTERM, None)
 
     monkeypatch.setattr(sb, "sweep", terminated)
     assert cli.main(["sweep", "--demo", "--param", "fast=5,10"]) == 143
@@ -790,7 +792,7 @@ def test_terminated_in_process_returns_143(monkeypatch, capsys):
 
 def test_interrupt_turned_into_another_exception_is_still_an_interrupt(monkeypatch, capsys):
     def import_fails(*args, **kwargs):  # Ctrl-C inside numpy's C import: an ImportError
-        cli._InterruptGuard.active.seen = True
+        CommandGuard.active.seen = True
         raise ImportError('PyCapsule_Import could not import module "datetime"')
 
     monkeypatch.setattr(sb, "sweep", import_fails)

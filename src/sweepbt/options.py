@@ -23,12 +23,15 @@ _ALL = ("backtest", "sweep", "estimate", "walk_forward")
 _GRIDS = ("sweep", "estimate", "walk_forward")
 
 
-def _option(default, calls, doc, *, flag=True, choices=None, metavar=None, required=False):
+def _option(default, calls, doc, *, flag=True, choices=None, metavar=None, required=False,
+            help=None):
     """A RunOptions field. ``calls``: the public functions that take it. ``flag``: whether
-    the CLI has a ``--name`` flag for it (built from this metadata)."""
+    the CLI has a ``--name`` flag for it (built from this metadata). ``help``: the flag's
+    help text (argparse's: ``%(default)s`` is the default); a dict gives one per command
+    (by call name) where they differ."""
     return field(default=default, metadata={
         "calls": calls, "doc": doc, "flag": flag, "choices": choices, "metavar": metavar,
-        "required": required})
+        "required": required, "help": help})
 
 
 @dataclass(frozen=True)
@@ -37,30 +40,47 @@ class RunOptions:
 
     strategy: object = _option(
         "sma_cross", _ALL, "a registered strategy name, a Strategy, or 'file.py:name'",
-        metavar="NAME")
+        metavar="STRATEGY", help="a registered strategy (see 'sweepbt strategies'; default "
+        "%(default)s) or a user strategy file: path/to/file.py:name (docs/custom-strategies.md)")
     fill: str = _option("next_open", _ALL, "fill a signal at the next bar's open or at this "
-                        "bar's close", choices=tuple(FILL_MODES))
-    direction: str = _option("long", _ALL, "trade direction", choices=tuple(DIRECTIONS))
+                        "bar's close", choices=tuple(FILL_MODES),
+                        help="fill a signal at the next bar's open (default) or this bar's "
+                        "close")
+    direction: str = _option("long", _ALL, "trade direction", choices=tuple(DIRECTIONS),
+                             help="trade direction (default %(default)s)")
     init_cash: float = _option(10_000.0, _ALL, "starting equity per backtest, in cash",
-                               metavar="CASH")
+                               metavar="CASH",
+                               help="starting equity per backtest (default %(default)g)")
     periods_per_year: float | None = _option(
         None, _ALL, "bars per year for annualized metrics (default: inferred from the "
-        "time stamps)", metavar="N")
+        "time stamps)", metavar="N",
+        help="bars per year for annualized metrics (default: inferred)")
     threads: int | None = _option(None, ("backtest", "sweep", "walk_forward"),
-                                  "kernel threads (default: numba's, all cores)", metavar="N")
+                                  "kernel threads (default: numba's, all cores)", metavar="N",
+                                  help="kernel threads (default: numba's default, all cores)")
     window: tuple | None = _option(
         None, ("backtest", "sweep", "estimate"), "(start_bar, stop_bar): trade only inside "
         "those bars, indicators warmed up on the bars before", flag=False)
     constraint: str | None = _option(None, _GRIDS, "keep only combos where this expression "
-                                     "holds, e.g. 'fast < slow'", metavar="EXPR")
-    sample: int | None = _option(None, _GRIDS, "run N combos drawn uniformly from the "
-                                 "constrained grid", metavar="N")
-    seed: int | None = _option(None, ("sweep", "walk_forward"), "random seed for sample",
-                               metavar="S")
+                                     "holds, e.g. 'fast < slow'", metavar="EXPR",
+                                     help="keep only combos where EXPR holds, e.g. 'fast < "
+                                     "slow'")
+    sample: int | None = _option(
+        None, _GRIDS, "run N combos drawn uniformly from the constrained grid", metavar="N",
+        help={"sweep": "random search: run N combos drawn uniformly from the (constrained) "
+                       "grid instead of all of them",
+              "walk_forward": "random search: N combos drawn uniformly from the grid per "
+                              "window"})
+    seed: int | None = _option(
+        None, ("sweep", "walk_forward"), "random seed for sample", metavar="S",
+        help={"sweep": "random seed for --sample (same seed, same combos)",
+              "walk_forward": "random seed for --sample"})
     top: int | None = _option(None, ("sweep",), "keep only the best K combos by metric",
-                              metavar="K")
+                              metavar="K", help="print the best K combos (default %(default)s)")
     metric: str = _option("sharpe", ("sweep",), "rank combos by this metric, mean over "
-                          "assets", metavar="METRIC")
+                          "assets", metavar="METRIC",
+                          help="rank combos by this metric, averaged over assets (default "
+                          "%(default)s)")
     out: object = _option(None, ("sweep",), "write every row to this Parquet dataset "
                           "directory", flag=False)
     max_memory: int | None = _option(None, ("sweep",), "refuse a sweep keeping more bytes "
@@ -68,17 +88,25 @@ class RunOptions:
                                      flag=False)
     progress: bool = _option(False, ("sweep",), "draw a progress bar on stderr", flag=False)
     train: object = _option(None, ("walk_forward",), "training window: bars or a duration "
-                            "such as 3Y, 6M, 20D", metavar="SPAN", required=True)
+                            "such as 3Y, 6M, 20D", metavar="SPAN", required=True,
+                            help="training span: bars (e.g. 756) or a duration (3Y, 18M, 26W, "
+                            "90D)")
     test: object = _option(None, ("walk_forward",), "test window after each training window",
-                           metavar="SPAN", required=True)
+                           metavar="SPAN", required=True,
+                           help="test span after each training span: bars or a duration")
     step: object = _option(None, ("walk_forward",), "distance between windows (default: "
-                           "test)", metavar="SPAN")
+                           "test)", metavar="SPAN",
+                           help="distance between windows (default: --test)")
     anchored: bool = _option(False, ("walk_forward",), "every training window starts at the "
-                             "first bar")
+                             "first bar",
+                             help="expanding training windows that all start at the first bar")
     objective: str = _option("sharpe", ("walk_forward",), "metric that picks each window's "
-                             "combo", metavar="METRIC")
+                             "combo", metavar="METRIC",
+                             help="metric that picks each window's combo, mean over assets "
+                             "(default %(default)s)")
     partial: bool = _option(False, ("walk_forward",), "keep a last test window shorter than "
-                            "test")
+                            "test",
+                            help="keep a last window whose test span is cut short by the data")
 
 
 #: the defaults, read by the public signatures (``fill=DEFAULTS.fill``)

@@ -1,0 +1,90 @@
+"""``sweepbt backtest``: one combination on every asset; per-asset stats and the trades."""
+
+from __future__ import annotations
+
+import sweepbt as sb
+from sweepbt import kernels
+from sweepbt._files import write_parquet
+from sweepbt._interrupt import checkpoint
+from sweepbt._table import render_table
+from sweepbt.cli.common import (call_options, check_int_flags, load_data, metric_columns,
+                                settings_line, source_name)
+from sweepbt.cli.flags import risk_texts
+from sweepbt.cli.formatting import data_line, format_times, format_value
+from sweepbt.cli.outputs import check_out_path, input_files, write_output
+from sweepbt.cli.parsing import CliError, collect_params
+
+#: metric columns printed by default
+STATS_COLUMNS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
+                 "calmar", "n_trades", "win_rate", "profit_factor", "exposure")
+
+#: the columns of the printed trades; those in TRADE_TEXT are left-aligned
+TRADE_COLUMNS = ("symbol", "direction", "entry_time", "exit_time", "bars", "entry_price",
+                 "exit_price", "units", "pnl", "return", "exit_reason", "mfe", "mae")
+TRADE_TEXT = ("symbol", "direction", "entry_time", "exit_time", "exit_reason")
+
+
+def cmd_backtest(args, out):
+    check_int_flags(args)
+    columns = metric_columns(args, kernels.METRIC_NAMES, STATS_COLUMNS)
+    if args.trades_out is not None:
+        check_out_path(args.trades_out, "--trades-out", args.force, input_files(args))
+    params = collect_params(args.param, risk_texts(args))
+    for name, value in params.items():
+        if isinstance(value, list):
+            raise CliError(f"{name}: backtest runs one combination; give one value "
+                           "(use 'sweepbt sweep' for lists and ranges)")
+    bundle = load_data(args)
+    strategy, options = call_options(args, "backtest")
+    bt = sb.backtest(bundle, strategy, **options, **params)
+    checkpoint()
+
+    print(data_line(bundle, source_name(args)), file=out)
+    shown = ", ".join(f"{k}={format_value(k, v)}" for k, v in bt.params.items())
+    print(f"strategy: {bt.strategy}({shown})", file=out)
+    print(settings_line(args, bundle), file=out)
+    print(file=out)
+
+    stats = bt.stats.to_pydict()
+    header = ["symbol"] + list(columns)
+    rows = [[stats["symbol"][i]] + [format_value(c, stats[c][i]) for c in columns]
+            for i in range(bt.stats.num_rows)]
+    print("stats per asset:", file=out)
+    print(render_table(header, rows, left={"symbol"}), file=out)
+
+    trades = bt.trades
+    if args.trades_out is not None:
+        write_output(args.trades_out, "--trades-out", args.force,
+                     lambda tmp: write_parquet(trades, tmp))
+    if args.trades > 0:
+        _print_trades(out, trades, bundle, args.trades)
+    if args.trades_out is not None:
+        print(f"\nwrote {trades.num_rows:,} trades to {args.trades_out}", file=out)
+    return 0
+
+
+def _print_trades(out, trades, bundle, count):
+    """The first ``count`` trades."""
+    first = trades.slice(0, min(count, trades.num_rows))
+    print(file=out)
+    print(f"trades: first {first.num_rows} of {trades.num_rows:,}:"
+          if first.num_rows < trades.num_rows else f"trades ({trades.num_rows:,}):",
+          file=out)
+    if not first.num_rows:
+        return
+    t = first.to_pydict()
+    entry_bar = first.column("entry_bar").to_numpy()
+    exit_bar = first.column("exit_bar").to_numpy()
+    entry_time = format_times(bundle.timestamps[entry_bar], bundle.timestamps)
+    exit_time = format_times(bundle.timestamps[exit_bar], bundle.timestamps)
+    rows = []
+    for i in range(first.num_rows):
+        rows.append([
+            t["symbol"][i], t["direction"][i], entry_time[i], exit_time[i],
+            str(int(exit_bar[i] - entry_bar[i])),
+            *(format_value(n, t[n][i]) for n in ("entry_price", "exit_price",
+                                                  "units", "pnl", "return")),
+            t["exit_reason"][i],
+            format_value("mfe", t["mfe"][i]), format_value("mae", t["mae"][i]),
+        ])
+    print(render_table(TRADE_COLUMNS, rows, left=TRADE_TEXT), file=out)

@@ -1,0 +1,115 @@
+"""What the commands share: the default grid, loading the data, checking integer flags."""
+
+from __future__ import annotations
+
+import os
+
+import sweepbt as sb
+from sweepbt.cli.flags import flagged_options, risk_texts
+from sweepbt.cli.parsing import CliError, collect_params, parse_columns, parse_values
+
+#: the grid ``sweep`` and ``walk-forward`` run when no grid flag is given (sma_cross)
+DEFAULT_GRID = {
+    "fast": "5:50:5",
+    "slow": "20:200:20",
+    "stop_loss": "0.02,0.05,0.08,none",
+    "take_profit": "0.05,0.1,0.2,none",
+    "fees": "0.001",
+}
+DEFAULT_CONSTRAINT = "fast < slow"
+
+
+def grid_params(args):
+    """``(params, constraint, default_grid)``: the grid given by the flags, or the default
+    grid when no grid flag (``--param``, a risk/cost flag, ``--constraint``) is given for
+    sma_cross."""
+    params = collect_params(args.param, risk_texts(args))
+    constraint = args.constraint
+    if params or constraint is not None or args.strategy != "sma_cross":
+        return params, constraint, False
+    params = {name: parse_values(text, name) for name, text in DEFAULT_GRID.items()}
+    return params, DEFAULT_CONSTRAINT, True
+
+
+def _symbols(text):
+    """``--symbols A,B``: a list of names, one name as such, None when not given."""
+    if not text:
+        return None
+    symbols = [s.strip() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise CliError("--symbols: give at least one symbol")
+    return symbols[0] if len(symbols) == 1 else symbols
+
+
+def load_data(args):
+    """The Bundle of ``--demo`` or ``--data FILE`` (with ``--symbols``, ``--gaps``,
+    ``--timestamp-column``)."""
+    symbols = _symbols(args.symbols)
+    if args.demo:
+        if args.timestamp_column:
+            raise CliError("--timestamp-column applies to --data only")
+        data = sb.demo()
+        return sb.load(data, symbol=symbols) if symbols is not None else data
+    if os.path.isdir(args.data):
+        raise CliError(f"--data: {args.data!r} is a directory; give one .parquet, "
+                       ".feather/.arrow or .csv file")
+    return sb.load(args.data, gaps=args.gaps, timestamp=args.timestamp_column, symbol=symbols)
+
+
+def source_name(args):
+    """The data's name in the ``data:`` line."""
+    return "demo" if args.demo else args.data
+
+
+def settings_line(args, bundle):
+    """``settings: fill=..., direction=..., init_cash=..., periods_per_year=...``."""
+    ppy = bundle.periods_per_year if args.periods_per_year is None else args.periods_per_year
+    return (f"settings: fill={args.fill}, direction={args.direction}, "
+            f"init_cash={args.init_cash:g}, periods_per_year={ppy:g}")
+
+
+def call_options(args, call, omit=()):
+    """``(strategy, options)``: the RunOptions arguments of public function ``call`` as
+    given on the command line, less those in ``omit``, and less ``sample`` and ``seed``
+    when no ``--sample`` is given (then they are never passed)."""
+    if getattr(args, "sample", None) is None:
+        omit = (*omit, "sample", "seed")
+    options = {name: getattr(args, name) for name in flagged_options(call)
+               if name not in omit}
+    return options.pop("strategy"), options
+
+
+def _thread_limit():
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def _check_at_least(args, name, minimum):
+    value = getattr(args, name, None)
+    if value is not None and value < minimum:
+        raise CliError(f"--{name} must be >= {minimum}, got {value}")
+
+
+def check_int_flags(args):
+    """The integer flags, each checked here so that the message names the flag."""
+    _check_at_least(args, "top", 1)
+    _check_at_least(args, "sample", 1)
+    if getattr(args, "seed", None) is not None and getattr(args, "sample", None) is None:
+        raise CliError("--seed applies to --sample only")
+    _check_at_least(args, "seed", 0)
+    _check_at_least(args, "trades", 0)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        limit = _thread_limit()
+        if not 1 <= threads <= limit:
+            raise CliError(f"--threads must be between 1 and {limit} (the most threads "
+                           f"numba can use here), got {threads}")
+
+
+def metric_columns(args, known, default, first=None):
+    """The metric columns to print: ``--columns`` or ``default``, ``first`` added in front."""
+    cols = parse_columns(args.columns, known) if args.columns else tuple(default)
+    if first is not None and first not in cols:
+        cols = (first,) + cols
+    return cols

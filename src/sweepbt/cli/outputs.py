@@ -1,0 +1,103 @@
+"""The command's output files: checked before any work, written atomically.
+
+Output files (``--out``, ``--trades-out``) are never written over an existing path unless
+``--force``; ``--out-dir`` always needs a new path; an input file is never an output
+(docs/getting-started.md, "Output files").
+"""
+
+from __future__ import annotations
+
+import os
+
+from sweepbt._files import write_atomic
+from sweepbt.cli.parsing import CliError
+
+
+def strategy_file(spec):
+    """The file a ``--strategy FILE.py[:NAME]`` reads, or None for a registered name."""
+    if not spec or ".py" not in spec:
+        return None
+    path, sep, attr = spec.rpartition(":")
+    if not sep or not attr.isidentifier() or not path:
+        path = spec
+    path = os.path.expanduser(path)
+    return path if os.path.isfile(path) else None
+
+
+def input_files(args):
+    """``(flag, path)`` of each file the command reads: ``--data`` and a strategy file."""
+    found = []
+    if getattr(args, "data", None):
+        found.append(("--data", args.data))
+    strategy = strategy_file(getattr(args, "strategy", None))
+    if strategy is not None:
+        found.append(("--strategy", strategy))
+    return found
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file (symlinks and hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare the resolved paths
+        return (os.path.normcase(os.path.realpath(a))
+                == os.path.normcase(os.path.realpath(b)))
+
+
+def _check_parent(path, flag):
+    if not path:
+        raise CliError(f"{flag}: empty path")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CliError(f"{flag}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise CliError(f"{flag}: directory {directory!r} is not writable")
+
+
+def check_out_path(path, flag, force, inputs=()):
+    """Fail fast, before any work, when output file ``path`` cannot or must not be written.
+
+    An existing path is refused unless ``force``; a directory and an input file
+    (``inputs``: ``(flag, path)`` pairs) are refused even with ``force``.
+    """
+    _check_parent(path, flag)
+    for in_flag, in_path in inputs:
+        if _same_file(path, in_path):
+            raise CliError(f"{flag}: {path!r} is the {in_flag} input file; an input is "
+                           "never written over, --force or not")
+    if os.path.isdir(path):
+        raise CliError(f"{flag}: {path!r} is a directory")
+    if os.path.lexists(path) and not force:
+        raise CliError(f"{flag}: {path!r} already exists; pass --force to replace it, or "
+                       "pick a new path")
+
+
+def check_out_dir(path, force):
+    """``--out-dir`` must name a path that does not exist yet (``--force`` or not)."""
+    _check_parent(path, "--out-dir")
+    if os.path.lexists(path):
+        hint = " (--force replaces files only, never a directory)" if force else ""
+        raise CliError(f"--out-dir: {path!r} already exists; results are never written "
+                       f"over{hint}")
+
+
+def partial_dir(out_dir):
+    """The hidden directory where ``sweep(out=out_dir)`` of this process writes its parts."""
+    path = os.fspath(out_dir)
+    parent = os.path.dirname(os.path.abspath(path))
+    return os.path.join(parent, f".{os.path.basename(path)}.partial-{os.getpid()}")
+
+
+def write_output(path, flag, force, write):
+    """``write(tmp)`` to a temporary file next to ``path``, then move it to ``path``
+    (:func:`sweepbt._files.write_atomic`).
+
+    Nothing is left behind on any failure or interrupt: ``path`` is either untouched or
+    the complete new file. Without ``force`` an existing ``path`` is never replaced, even
+    one that appeared while the command ran: a CliError naming ``flag`` then.
+    """
+    try:
+        write_atomic(path, write, replace=force)
+    except FileExistsError:
+        raise CliError(f"{flag}: {os.fspath(path)!r} was created while this command ran; "
+                       "not replaced (pass --force to replace it)") from None

@@ -1,0 +1,140 @@
+"""``sweepbt sweep``: backtest every combination of a grid, print the best combinations."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+
+import sweepbt as sb
+from sweepbt import kernels
+from sweepbt._interrupt import checkpoint
+from sweepbt._table import render_table
+from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
+                                metric_columns, settings_line, source_name)
+from sweepbt.cli.formatting import data_line, format_value, human_rate
+from sweepbt.cli.outputs import (check_out_dir, check_out_path, input_files, partial_dir,
+                                 write_output)
+from sweepbt.cli.parsing import CliError
+
+#: metric columns printed by default (the ranking metric is always added)
+SWEEP_COLUMNS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
+                 "win_rate", "n_trades", "exposure")
+
+
+def cmd_sweep(args, out):
+    columns = _check_args(args)
+    params, constraint, default_grid = grid_params(args)
+    bundle = load_data(args)
+    checkpoint()
+    _print_setup(args, out, bundle, params, constraint, default_grid)
+    res = _run_sweep(args, bundle, params, constraint)
+    _print_counts(args, out, res, params, constraint)
+    if args.out is not None:
+        write_output(args.out, "--out", args.force, res.to_parquet)
+    _print_best(args, out, res, bundle, params, columns)
+    _print_summary(args, out, res, bundle)
+    return 0
+
+
+def _check_args(args):
+    """Every check that needs no data, before any work; returns the metric columns."""
+    if args.metric not in kernels.METRIC_NAMES:
+        raise CliError(f"--metric: unknown metric {args.metric!r}; metrics: "
+                       f"{', '.join(kernels.METRIC_NAMES)}")
+    check_int_flags(args)
+    columns = metric_columns(args, kernels.METRIC_NAMES, SWEEP_COLUMNS, args.metric)
+    if args.out is not None:
+        check_out_path(args.out, "--out", args.force, input_files(args))
+    if args.out_dir is not None:
+        check_out_dir(args.out_dir, args.force)
+    return columns
+
+
+def _print_setup(args, out, bundle, params, constraint, default_grid):
+    print(data_line(bundle, source_name(args)), file=out)
+    print(f"strategy: {args.strategy}" + (" (default grid)" if default_grid else ""), file=out)
+    axes = [f"{n} ({len(v)})" for n, v in params.items() if isinstance(v, list)]
+    fixed = [f"{n}={format_value(n, v)}" for n, v in params.items() if not isinstance(v, list)]
+    if axes:
+        print("axes: " + ", ".join(axes), file=out)
+    if fixed:
+        print("fixed: " + ", ".join(fixed), file=out)
+    if constraint is not None:
+        print(f"constraint: {constraint}", file=out)
+    print(settings_line(args, bundle), file=out)
+    out.flush()
+
+
+def _run_sweep(args, bundle, params, constraint):
+    # Without --out only the best --top combos are kept (bounded memory at any grid size);
+    # --out-dir streams every row to disk; --out keeps every row to write one file.
+    strategy, options = call_options(args, "sweep",
+                                     omit=("top", "metric") if args.out is not None else ())
+    options["constraint"] = constraint
+    if args.out_dir is not None:
+        options["out"] = args.out_dir
+    res = None
+    try:
+        res = sb.sweep(bundle, strategy,
+                       progress=(not args.no_progress) and sys.stderr.isatty(),
+                       **options, **params)
+        checkpoint()
+    except sb.SweepTooLarge as exc:
+        raise CliError(f"{str(exc).split('; pass top=')[0]}; use --out-dir DIR to stream "
+                       "every row to disk, or drop --out to keep only the --top best") from None
+    except BaseException:
+        if args.out_dir is not None:
+            # sweep() removes its parts directory itself; this also covers an interrupt
+            # landing before its cleanup is armed. A completed directory is removed only
+            # when this run made it (res is set): interrupted means no output.
+            shutil.rmtree(partial_dir(args.out_dir), ignore_errors=True)
+            if res is not None:
+                shutil.rmtree(args.out_dir, ignore_errors=True)
+        raise
+    return res
+
+
+def _print_counts(args, out, res, params, constraint):
+    """How many combos ran, of how many: the sample or the constraint."""
+    n_total = math.prod(len(v) for v in params.values() if isinstance(v, list))
+    if args.sample is not None:
+        seed = "" if args.seed is None else f", seed {args.seed}"
+        print(f"random sample: {res.n_combos:,} combos{seed}, from a grid of {n_total:,}"
+              + (" before the constraint" if constraint is not None else ""), file=out)
+    elif constraint is not None:
+        print(f"constraint keeps {res.n_combos:,} of {n_total:,} combos", file=out)
+
+
+def _print_best(args, out, res, bundle, params, columns):
+    """The table of the best ``--top`` combos."""
+    best = res.best(args.metric, args.top)
+    shown_params = [n for n, v in params.items() if isinstance(v, list)] or [
+        n for n in best.column_names
+        if n not in ("rank", "combo") and n not in kernels.METRIC_NAMES]
+    header = ["rank"] + shown_params + list(columns)
+    data = best.to_pydict()
+    rows = []
+    for i in range(best.num_rows):
+        row = [str(data["rank"][i])]
+        row += [format_value(n, data[n][i]) for n in shown_params]
+        row += [format_value(n, data[n][i], counts_are_means=True) for n in columns]
+        rows.append(row)
+    how = "mean over assets" if bundle.n_assets > 1 else "one asset"
+    print(file=out)
+    print(f"top {best.num_rows} of {res.n_combos:,} combos by {args.metric} ({how}):",
+          file=out)
+    print(render_table(header, rows), file=out)
+
+
+def _print_summary(args, out, res, bundle):
+    print(file=out)
+    print(f"{res.n_backtests:,} backtests ({res.n_combos:,} combos x {bundle.n_assets} "
+          f"assets), {res.bar_evaluations:,} bar-evaluations in {res.elapsed:.2f} s: "
+          f"{human_rate(res.throughput)} bar-evaluations/s", file=out)
+    if args.out is not None:
+        print(f"wrote {res.n_backtests:,} rows to {args.out}", file=out)
+    if args.out_dir is not None:
+        print(f"wrote {res.n_backtests:,} rows to {args.out_dir} (Parquet dataset)", file=out)
+    if res.metrics is not None and res.n_combos > 1:
+        print(f"overfitting check, best by sharpe: {res.deflated_sharpe()}", file=out)

@@ -1,0 +1,39 @@
+"""``sweepbt walk-forward``: sweep each training span, test the winner on the next span."""
+
+from __future__ import annotations
+
+import sweepbt as sb
+from sweepbt._files import write_parquet
+from sweepbt._interrupt import checkpoint
+from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
+                                source_name)
+from sweepbt.cli.formatting import data_line
+from sweepbt.cli.outputs import check_out_path, input_files, write_output
+from sweepbt.walkforward import format_walk_forward
+
+#: the options that take a span: all digits = bars, anything else a duration
+SPANS = ("train", "test", "step")
+
+
+def _span(text):
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def cmd_walk_forward(args, out):
+    check_int_flags(args)
+    if args.out is not None:
+        check_out_path(args.out, "--out", args.force, input_files(args))
+    params, constraint, _ = grid_params(args)
+    bundle = load_data(args)
+    checkpoint()
+    print(data_line(bundle, source_name(args)), file=out)
+    out.flush()
+    strategy, options = call_options(args, "walk_forward")
+    options.update({name: _span(options[name]) for name in SPANS}, constraint=constraint)
+    wf = sb.walk_forward(bundle, strategy, **options, **params)
+    checkpoint()
+    print(format_walk_forward(wf), file=out)
+    if args.out is not None:
+        write_output(args.out, "--out", args.force, lambda tmp: write_parquet(wf.windows, tmp))
+        print(f"wrote {wf.windows.num_rows} windows to {args.out}", file=out)
+    return 0
