@@ -23,6 +23,7 @@ from sweepbt.executors import InProcess
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.windows import window_spans
 from sweepbt._series import returns_from_equity
+from sweepbt._table import render_table
 from sweepbt._threading import kernel_threads
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import is_null
@@ -470,14 +471,12 @@ def format_walk_forward(result, objective_label=None) -> str:
                 _fmt(w["oos_sharpe"][i].as_py()), _fmt(w["oos_total_return"][i].as_py(), True),
                 _fmt(w["oos_max_drawdown"][i].as_py(), True)]
         lines.append(row)
-    widths = [max(len(h), *(len(r[k]) for r in lines)) for k, h in enumerate(header)]
     out = [f"walk-forward: {result.strategy}, {result.n_windows} windows, "
            f"{result.n_combos:,} combos per training sweep, train={result.fixed['train']!r} "
            f"test={result.fixed['test']!r} step={result.fixed['step']!r} "
            f"({'anchored' if result.fixed['anchored'] else 'rolling'}), objective="
            f"{result.fixed['objective']}",
-           "  ".join(h.rjust(widths[k]) for k, h in enumerate(header))]
-    out += ["  ".join(c.rjust(widths[k]) for k, c in enumerate(r)) for r in lines]
+           render_table(header, lines, rule=False)]
     out.append("")
     out.append("chained out-of-sample equity, per asset:")
     s = result.stats
@@ -488,9 +487,7 @@ def format_walk_forward(result, objective_label=None) -> str:
                       _fmt(s["total_return"][i].as_py(), True), _fmt(s["cagr"][i].as_py(), True),
                       _fmt(s["sharpe"][i].as_py()), _fmt(s["max_drawdown"][i].as_py(), True),
                       str(s["n_trades"][i].as_py())])
-    sw = [max(len(h), *(len(r[k]) for r in srows)) for k, h in enumerate(sh)]
-    out.append("  ".join(h.rjust(sw[k]) for k, h in enumerate(sh)))
-    out += ["  ".join(c.rjust(sw[k]) for k, c in enumerate(r)) for r in srows]
+    out.append(render_table(sh, srows, rule=False))
     out.append("")
     out.append(f"walk-forward efficiency (mean OOS CAGR / IS CAGR): {_fmt(result.efficiency)}")
     return "\n".join(out)
