@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from sweepbt._validate import check_count
-from sweepbt._series import returns_from_equity
+from sweepbt.series import returns_from_equity
 from sweepbt.plan import trade_span
 from sweepbt.stats import DeflatedSharpe, cscv, expected_max_sharpe, probabilistic_sharpe
 from sweepbt.vocabulary import N_METRICS, metric_index, rank_order

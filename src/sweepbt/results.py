@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from sweepbt import kernels, result_stats
 from sweepbt._files import write_atomic, write_parquet
-from sweepbt._series import returns_from_equity
+from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count
 from sweepbt.params import is_null
 from sweepbt.vocabulary import (

@@ -22,7 +22,7 @@ from sweepbt import kernels
 from sweepbt.executors import InProcess
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.windows import window_spans
-from sweepbt._series import returns_from_equity
+from sweepbt.series import returns_from_equity
 from sweepbt._table import render_table
 from sweepbt._threading import kernel_threads
 from sweepbt.options import DEFAULTS as D
