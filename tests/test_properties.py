@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import sweepbt as sb
 import sweepbt.plan
+from strategy_cases import CASES
 from sweepbt.kernels import METRIC_NAMES
 
 PPY = 252.0
@@ -389,9 +390,7 @@ def test_metrics_sanity_short_and_both(case):
 
 @settings(max_examples=examples(80), **SETTINGS)
 @given(scenarios(), st.sampled_from([0.3, 1.0, 2.0]), st.sampled_from([0.15, 0.5]),
-       st.sampled_from([("momentum", {"lookback": 3}), ("rsi_reversion", {"rsi_window": 5}),
-                        ("donchian_breakout", {"entry_window": 5, "exit_window": 3}),
-                        ("sma_cross", {"fast": 2, "slow": 5})]))
+       st.sampled_from([(case.name, case.params) for case in CASES.values()]))
 def test_no_configuration_raises_from_a_kernel_even_through_ruin(case, fee_share, jump,
                                                                   strategy):
     """Wild prices (jumps of +/- ``jump`` per bar) and fixed fees up to twice the cash: no

@@ -10,19 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sweepbt as sb
+from strategy_cases import CASES
 from sweepbt.kernels import METRIC_NAMES
 from sweepbt.series import EQUITY_METRIC_NAMES, equity_metrics, returns_from_equity
 
 RTOL = 1e-9
 ATOL = 1e-12  # for values that are sums cancelling to about 0 (a mean return, a skew)
-#: built-in strategies with windows short enough for the short paths below
-STRATEGIES = [("sma_cross", dict(fast=2, slow=5)), ("ema_cross", dict(fast=3, slow=6)),
-              ("rsi_reversion", dict(rsi_window=3, lower=35, upper=65)),
-              ("bollinger_reversion", dict(bb_window=4, k=1.0)),
-              ("bollinger_breakout", dict(bb_window=4, k=0.8)),
-              ("donchian_breakout", dict(entry_window=4, exit_window=2)),
-              ("macd_cross", dict(fast=2, slow=4, signal=3)),
-              ("momentum", dict(lookback=3, threshold=0.0))]
+#: every built-in strategy with its small parameter set (windows short enough for n >= 8)
+STRATEGIES = [(case.name, case.params) for case in CASES.values()]
 
 
 def assert_twin(bt, init_cash, ppy):

@@ -10,74 +10,33 @@
 * Indicator values equal vectorbt's (to 1e-9) where vectorbt has the same indicator; where
   the definitions differ (EMA and Wilder seeds, vectorbt's ATR/RSI smoothing) the part
   that coincides is compared, as explained in docs/strategies.md.
+
+Strategy names, parameters, grids and reference signals come from tests/strategy_cases.py,
+which covers exactly the built-in strategies.
 """
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import reference as ref
 import sweepbt as sb
+from strategy_cases import CASES
 from sweepbt import kernels, strategies
 from sweepbt.kernels.codes import ALL_CODES
 from sweepbt.kernels.simulate import METRIC_NAMES
 from test_reference_diff import compare_asset, random_config, random_ohlc
 
-BUILTINS = ("sma_cross", "ema_cross", "rsi_reversion", "bollinger_reversion",
-            "bollinger_breakout", "donchian_breakout", "macd_cross", "momentum")
+BUILTINS = tuple(CASES)
 REL = 1e-12
 
 
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-def random_params(name, rng):
-    """Valid random parameters of strategy ``name`` (small windows: short test data)."""
-    if name in ("sma_cross", "ema_cross"):
-        fast = int(rng.integers(1, 10))
-        return dict(fast=fast, slow=int(rng.integers(fast + 1, fast + 20)))
-    if name == "rsi_reversion":
-        lower = float(rng.uniform(20.0, 50.0))
-        return dict(rsi_window=int(rng.integers(1, 20)), lower=lower,
-                    upper=float(rng.uniform(lower + 1.0, 80.0)))
-    if name.startswith("bollinger"):
-        return dict(bb_window=int(rng.integers(2, 25)), k=float(rng.uniform(0.3, 2.5)))
-    if name == "donchian_breakout":
-        return dict(entry_window=int(rng.integers(1, 25)),
-                    exit_window=int(rng.integers(1, 25)))
-    if name == "macd_cross":
-        fast = int(rng.integers(1, 8))
-        return dict(fast=fast, slow=int(rng.integers(fast + 1, fast + 15)),
-                    signal=int(rng.integers(1, 10)))
-    if name == "momentum":
-        threshold = 0.0 if rng.random() < 0.3 else float(rng.uniform(0.0, 0.05))
-        return dict(lookback=int(rng.integers(1, 25)), threshold=threshold)
-    raise AssertionError(name)
-
-
-def reference_signals(name, o, h, l, c, p):
-    """Per-bar signal codes of strategy ``name`` from the pure-Python reference."""
-    o, h, l, c = (list(map(float, x)) for x in (o, h, l, c))
-    if name == "sma_cross":
-        return ref.cross_codes(ref.sma(c, p["fast"]), ref.sma(c, p["slow"]))
-    if name == "ema_cross":
-        return ref.ema_cross_signals(c, p["fast"], p["slow"])
-    if name == "rsi_reversion":
-        return ref.rsi_reversion_signals(c, p["rsi_window"], p["lower"], p["upper"])
-    if name == "bollinger_reversion":
-        return ref.bollinger_reversion_signals(c, p["bb_window"], p["k"])
-    if name == "bollinger_breakout":
-        return ref.bollinger_breakout_signals(c, p["bb_window"], p["k"])
-    if name == "donchian_breakout":
-        return ref.donchian_breakout_signals(h, l, c, p["entry_window"], p["exit_window"])
-    if name == "macd_cross":
-        return ref.macd_cross_signals(c, p["fast"], p["slow"], p["signal"])
-    if name == "momentum":
-        return ref.momentum_signals(c, p["lookback"], p["threshold"])
-    raise AssertionError(name)
 
 
 def padded(prices, spans):
@@ -130,6 +89,25 @@ def assert_same(got, expected, what, rtol=REL):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=f"{what}: NaN")
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=0.0, equal_nan=True,
                                err_msg=what)
+
+
+# --------------------------------------------------------------------------------------
+# the case table
+# --------------------------------------------------------------------------------------
+
+
+def test_the_case_table_covers_exactly_the_builtins():
+    """The built-ins are what sb.STRATEGIES holds right after ``import sweepbt`` (tests
+    register strategies of their own): run in a fresh interpreter."""
+    fresh = subprocess.run([sys.executable, "-c", "import sweepbt; print(*sweepbt.STRATEGIES)"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(CASES) == sorted(fresh)
+    for name, case in CASES.items():
+        names = set(sb.STRATEGIES[name].param_names)
+        assert case.name == name
+        assert set(case.params) == set(case.grid) == set(case.sweep_grid) == names, name
+        assert set(case.draw(np.random.default_rng(0))) == names, name
+        assert case.vectorbt is None or set(case.vectorbt) == names, name
 
 
 # --------------------------------------------------------------------------------------
@@ -262,23 +240,11 @@ def test_macd_lines_match_reference(spanned):
 # signal events against the reference, every combo of an axis product
 # --------------------------------------------------------------------------------------
 
-GRIDS = {
-    "sma_cross": dict(fast=[2, 5], slow=[4, 9, 13]),
-    "ema_cross": dict(fast=[2, 5], slow=[4, 9, 13]),
-    "rsi_reversion": dict(rsi_window=[3, 14], lower=[25.0, 40.0], upper=[55.0, 70.0]),
-    "bollinger_reversion": dict(bb_window=[2, 10, 20], k=[0.5, 1.5]),
-    "bollinger_breakout": dict(bb_window=[2, 10, 20], k=[0.5, 1.5]),
-    "donchian_breakout": dict(entry_window=[1, 5, 20], exit_window=[3, 10]),
-    "macd_cross": dict(fast=[2, 4], slow=[6, 12], signal=[1, 3, 9]),
-    "momentum": dict(lookback=[1, 5, 20], threshold=[0.0, 0.02]),
-}
-
-
 @pytest.mark.parametrize("name", BUILTINS)
 def test_events_match_reference_for_every_combo(name, spanned):
     data, prices, spans = spanned
     strategy = sb.STRATEGIES[name]
-    values = as_values(strategy, GRIDS[name])
+    values = as_values(strategy, CASES[name].grid)
     columns = strategy.product(values)
     n_signals = len(next(iter(columns.values())))
     signals = strategy.build(data, values).events(0, n_signals)
@@ -290,8 +256,8 @@ def test_events_match_reference_for_every_combo(name, spanned):
             got, bars = dense_codes(signals, s, a, data.n_assets, data.n_bars)
             assert bars.size == 0 or (bars[0] >= start and bars[-1] < end)
             expected = np.zeros(data.n_bars, np.int64)
-            expected[start:end] = reference_signals(name, *(x[a, start:end] for x in prices),
-                                                    p)
+            expected[start:end] = CASES[name].reference_signals(
+                *(x[a, start:end] for x in prices), p)
             np.testing.assert_array_equal(got, expected, err_msg=f"{name} {p} asset {a}")
             assert np.all((got & ~ALL_CODES) == 0)
             n_events += bars.size
@@ -303,7 +269,7 @@ def test_events_of_a_signal_range(name, spanned):
     """events(lo, hi) is the slice lo..hi of events(0, n), rows renumbered from 0."""
     data, _, _ = spanned
     strategy = sb.STRATEGIES[name]
-    values = as_values(strategy, GRIDS[name])
+    values = as_values(strategy, CASES[name].grid)
     n_signals = len(next(iter(strategy.product(values).values())))
     whole = strategy.build(data, values).events(0, n_signals)
     lo, hi = 1, n_signals - 1
@@ -317,7 +283,7 @@ def test_events_of_a_signal_range(name, spanned):
 def test_macd_blocks_give_the_same_events(spanned, monkeypatch):
     data, _, _ = spanned
     strategy = sb.STRATEGIES["macd_cross"]
-    values = as_values(strategy, GRIDS["macd_cross"])
+    values = as_values(strategy, CASES["macd_cross"].grid)
     n = 8
     whole = strategy.build(data, values).events(0, n)
     monkeypatch.setattr(strategies, "DERIVED_BLOCK_FLOATS", 3 * 2 * data.n_assets * data.n_bars)
@@ -334,7 +300,7 @@ def test_no_look_ahead(name):
     n = 160
     prices = random_ohlc(rng, n, n_assets=2)
     strategy = sb.STRATEGIES[name]
-    values = as_values(strategy, {k: v[:1] for k, v in GRIDS[name].items()})
+    values = as_values(strategy, {k: v[:1] for k, v in CASES[name].grid.items()})
     full = strategy.build(sb.Bundle.from_arrays(*prices), values).events(0, 1)
     for k in (40, 77, 121):
         cut = strategy.build(sb.Bundle.from_arrays(*(p[:, :k] for p in prices)),
@@ -364,13 +330,13 @@ def test_backtest_matches_reference(name, seed):
     n = int(rng.integers(70, 200))
     prices = random_ohlc(rng, n, n_assets=2, vol=float(rng.choice([0.01, 0.03])))
     spans = random_spans(rng, n, 2)
-    params = random_params(name, rng)
+    params = CASES[name].draw(rng)
     cfg = _risk(rng)
     data = sb.Bundle.from_arrays(*padded(prices, spans))
     bt = sb.backtest(data, name, periods_per_year=252, **params, **cfg)
     for a, (s, e) in enumerate(spans):
         o, h, l, c = (p[a, s:e] for p in prices)
-        codes = reference_signals(name, o, h, l, c, params)
+        codes = CASES[name].reference_signals(o, h, l, c, params)
         run = ref.reference_backtest(list(o), list(h), list(l), list(c), codes, codes=True,
                                      periods_per_year=252.0, **cfg)
         compare_asset(bt, a, run, s, e, f"{name} seed {seed} asset {a} {params} {cfg}")
@@ -385,11 +351,11 @@ def test_trade_window_matches_reference(name, seed):
     o, h, l, c = (p[0] for p in random_ohlc(rng, n))
     lo = int(rng.integers(30, 120))
     hi = int(rng.integers(lo + 20, n + 1))
-    params = random_params(name, rng)
+    params = CASES[name].draw(rng)
     cfg = _risk(rng)
     data = sb.Bundle.from_arrays(o, h, l, c)
     bt = sb.backtest(data, name, periods_per_year=252, window=(lo, hi), **params, **cfg)
-    codes = reference_signals(name, o[:hi], h[:hi], l[:hi], c[:hi], params)[lo:hi]
+    codes = CASES[name].reference_signals(o[:hi], h[:hi], l[:hi], c[:hi], params)[lo:hi]
     atr = ref.wilder_atr(list(h[:hi]), list(l[:hi]), list(c[:hi]), cfg["atr_window"])[lo:hi]
     run = ref.reference_backtest(list(o[lo:hi]), list(h[lo:hi]), list(l[lo:hi]),
                                  list(c[lo:hi]), codes, codes=True, atr=atr,
@@ -419,19 +385,6 @@ def test_codes_and_plus_minus_one_signals_agree():
 # sweeps equal single backtests
 # --------------------------------------------------------------------------------------
 
-SWEEP_GRIDS = {
-    "sma_cross": dict(fast=[3, 5], slow=[10, 20]),
-    "ema_cross": dict(fast=[3, 5], slow=[10, 20]),
-    "rsi_reversion": dict(rsi_window=[5, 14], lower=[30, 45], upper=[40, 70]),
-    "bollinger_reversion": dict(bb_window=[5, 20], k=[1.0, 2.0]),
-    "bollinger_breakout": dict(bb_window=[5, 20], k=[1.0, 2.0]),
-    "donchian_breakout": dict(entry_window=[5, 20], exit_window=[3, 10]),
-    "macd_cross": dict(fast=[3, 12], slow=[8, 26], signal=[3, 9]),
-    "momentum": dict(lookback=[5, 20], threshold=[0.0, 0.03]),
-}
-CONSTRAINTS = {"rsi_reversion": "lower < upper", "macd_cross": "fast < slow"}
-
-
 @pytest.mark.parametrize("fill", ["next_open", "close"])
 @pytest.mark.parametrize("name", BUILTINS)
 def test_sweep_rows_equal_single_backtests(name, fill):
@@ -440,7 +393,7 @@ def test_sweep_rows_equal_single_backtests(name, fill):
     data = sb.Bundle.from_arrays(*padded(prices, [(0, 260), (40, 230)]))
     options = dict(stop_loss=[None, 0.04], trailing_atr=[None, 2.0], fees=0.001,
                    fill=fill, direction="both", periods_per_year=252)
-    res = sb.sweep(data, name, constraint=CONSTRAINTS.get(name), **SWEEP_GRIDS[name],
+    res = sb.sweep(data, name, constraint=CASES[name].constraint, **CASES[name].sweep_grid,
                    **options)
     rows = res.table.to_pylist()
     names = sb.STRATEGIES[name].param_names

@@ -1,9 +1,11 @@
 """Cross-check against vectorbt's ``Portfolio.from_signals`` where the semantics coincide.
 
-The same SMA-crossing signals (computed by the pure-Python reference's
-``sma_cross_signals``, the definition of docs/strategies.md) drive both engines on several
-seeded assets with intrabar OHLC. Final value, the whole equity path, the trade count and
-every trade (bars, prices, units, pnl) must agree to 1e-9 (relative).
+The same crossing signals drive both engines on several seeded assets with intrabar OHLC:
+those of every built-in strategy whose signals are plain crossings (BUY/SELL codes only),
+with the parameters of its ``vectorbt`` entry in tests/strategy_cases.py, computed by the
+pure-Python reference (the definitions of docs/strategies.md). Final value, the whole
+equity path, the trade count and every trade (bars, prices, units, pnl) must agree to 1e-9
+(relative).
 
 vectorbt 1.2 settings that reproduce sweepbt (found in vectorbt/portfolio/nb.py):
 
@@ -54,7 +56,8 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
-from reference import sma_cross_signals
+from reference import BUY, SELL, sma_cross_signals
+from strategy_cases import CASES
 
 vbt = pytest.importorskip("vectorbt")
 from vectorbt.portfolio.enums import SizeType, StopEntryPrice, StopExitPrice  # noqa: E402
@@ -63,7 +66,8 @@ REL = 1e-9
 INIT_CASH = 10_000.0
 N_BARS = 600
 SEEDS = (0, 1, 2, 3, 4, 5)  # one asset per seed
-FAST, SLOW = 5, 20
+#: the strategies compared, with their parameters here
+VECTORBT = {name: case.vectorbt for name, case in CASES.items() if case.vectorbt is not None}
 
 RULES = {
     "none": {},
@@ -97,10 +101,16 @@ def _asset(seed, n, vol=0.02):
 
 @pytest.fixture(scope="module")
 def market():
-    """(n_assets, n_bars) OHLC arrays, the sweepbt Bundle, and the raw +1/-1/0 crossings."""
+    """(n_assets, n_bars) OHLC arrays, the sweepbt Bundle, and per strategy the raw
+    +1/-1/0 crossings (BUY/SELL codes of the reference)."""
     o, h, l, c = (np.array(x) for x in zip(*(_asset(s, N_BARS) for s in SEEDS)))
     data = sb.Bundle.from_arrays(o, h, l, c)
-    cross = np.array([sma_cross_signals(list(row), FAST, SLOW) for row in c])
+    cross = {}
+    for name, params in VECTORBT.items():
+        codes = np.array([CASES[name].reference_signals(*(x[a] for x in (o, h, l, c)), params)
+                          for a in range(len(SEEDS))])
+        assert np.isin(codes, (0, BUY, SELL)).all(), f"{name}: not plain crossings"
+        cross[name] = np.where(codes == BUY, 1, np.where(codes == SELL, -1, 0))
     return o, h, l, c, data, cross
 
 
@@ -185,13 +195,14 @@ def _cases(rules):
 
 
 @pytest.mark.parametrize("direction,rule,cost", list(_cases(RULES)))
-def test_fill_close_matches_vectorbt(market, direction, rule, cost):
+@pytest.mark.parametrize("name", VECTORBT)
+def test_fill_close_matches_vectorbt(market, name, direction, rule, cost):
     o, h, l, c, data, cross = market
     rules, costs = RULES[rule], COSTS[cost]
     _check_no_divergent_bar(o, h, l, rules, direction)
-    bt = sb.backtest(data, "sma_cross", fast=FAST, slow=SLOW, fill="close",
-                     direction=direction, init_cash=INIT_CASH, **rules, **costs)
-    bullish, bearish = cross == 1, cross == -1
+    bt = sb.backtest(data, name, fill="close", direction=direction, init_cash=INIT_CASH,
+                     **VECTORBT[name], **rules, **costs)
+    bullish, bearish = cross[name] == 1, cross[name] == -1
     entries, exits = (bearish, bullish) if direction == "short" else (bullish, bearish)
     pf = _vbt_portfolio(o, h, l, c, entries, exits, direction, rules, costs)
     _compare(bt, pf, len(SEEDS))
@@ -202,12 +213,12 @@ def test_fill_close_matches_vectorbt(market, direction, rule, cost):
             assert sum(bt.stats[reason].to_pylist()) > 0, f"no {reason} exit in the data"
 
 
-def test_gap_through_stop_fills_at_open_in_both(market):
+@pytest.mark.parametrize("name", VECTORBT)
+def test_gap_through_stop_fills_at_open_in_both(market, name):
     """The stop-loss data contains exits at the open (gap through the level), and those
     match too (covered by the comparison above; this asserts the case is exercised)."""
     o, h, l, c, data, _ = market
-    bt = sb.backtest(data, "sma_cross", fast=FAST, slow=SLOW, fill="close",
-                     stop_loss=0.03)
+    bt = sb.backtest(data, name, fill="close", stop_loss=0.03, **VECTORBT[name])
     t = bt.trades.to_pydict()
     at_open = [k for k in range(len(t["exit_bar"])) if t["exit_reason"][k] == "stop"
                and t["exit_quote"][k] == o[list(data.symbols).index(t["symbol"][k]),
@@ -216,16 +227,17 @@ def test_gap_through_stop_fills_at_open_in_both(market):
 
 
 @pytest.mark.parametrize("direction,rule,cost", list(_cases(["none"])))
-def test_next_open_without_stops(market, direction, rule, cost):
+@pytest.mark.parametrize("name", VECTORBT)
+def test_next_open_without_stops(market, name, direction, rule, cost):
     """``fill="next_open"``: the signal at bar i's close fills at bar i+1's open, i.e.
     vectorbt with the signals shifted one bar and ``price=open``. A signal on the last bar
     never fills in either (it falls off the end when shifted)."""
     costs = COSTS[cost]
     o, h, l, c, data, cross = market
-    bt = sb.backtest(data, "sma_cross", fast=FAST, slow=SLOW, fill="next_open",
-                     direction=direction, init_cash=INIT_CASH, **costs)
-    shifted = np.zeros_like(cross)
-    shifted[:, 1:] = cross[:, :-1]
+    bt = sb.backtest(data, name, fill="next_open", direction=direction, init_cash=INIT_CASH,
+                     **VECTORBT[name], **costs)
+    shifted = np.zeros_like(cross[name])
+    shifted[:, 1:] = cross[name][:, :-1]
     bullish, bearish = shifted == 1, shifted == -1
     entries, exits = (bearish, bullish) if direction == "short" else (bullish, bearish)
     pf = _vbt_portfolio(o, h, l, c, entries, exits, direction, {}, costs, price=o)
