@@ -22,7 +22,7 @@ from sweepbt import kernels
 from sweepbt.executors import InProcess
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.windows import window_spans
-from sweepbt.series import returns_from_equity
+from sweepbt.series import equity_metrics, returns_from_equity
 from sweepbt._table import render_table
 from sweepbt._threading import kernel_threads
 from sweepbt.options import DEFAULTS as D
@@ -94,39 +94,6 @@ def _chained_returns(equity, init_cash):
     for a in range(equity.shape[0]):
         idx = np.flatnonzero(~np.isnan(equity[a]))
         out[a, idx] = returns_from_equity(equity[a, idx], init_cash)
-    return out
-
-
-def _series_stats(e, init_cash, ppy):
-    """Statistics of one chained out-of-sample equity series ``e`` (no NaN)."""
-    nan = math.nan
-    out = dict.fromkeys(STAT_NAMES[:-2], nan)
-    n = e.size
-    if n == 0:
-        return out
-    r = returns_from_equity(e, init_cash)
-    final = e[-1] / init_cash
-    out["total_return"] = final - 1.0
-    ruined = bool(np.any(e <= 0.0))
-    out["cagr"] = final ** (ppy / n) - 1.0 if final > 0 and not ruined else -1.0
-    mean = r.mean()
-    dev = r - mean
-    std = math.sqrt(float(dev @ dev) / (n - 1)) if n > 1 else nan
-    out["volatility"] = std * math.sqrt(ppy)
-    out["sharpe"] = mean / std * math.sqrt(ppy) if std > 0 else nan
-    down = float(np.mean(np.minimum(r, 0.0) ** 2))
-    out["sortino"] = mean / math.sqrt(down) * math.sqrt(ppy) if down > 0 else nan
-    peak = np.maximum.accumulate(np.concatenate(([init_cash], e)))[1:]
-    dd = float(np.max(1.0 - e / peak))
-    out["max_drawdown"] = dd
-    out["calmar"] = out["cagr"] / dd if dd > 0 else nan
-    m2 = float(np.mean(dev * dev))
-    if m2 > 0:
-        out["skew"] = float(np.mean(dev ** 3)) / m2 ** 1.5
-        out["kurtosis"] = float(np.mean(dev ** 4)) / (m2 * m2)
-    if ruined:  # as in the kernel: returns through a bust account mean nothing
-        for name in ("volatility", "sharpe", "sortino", "calmar", "skew", "kurtosis"):
-            out[name] = nan
     return out
 
 
@@ -413,7 +380,7 @@ def _stats_table(bundle, equity, oos, test_set, settings):
     bars = np.array([s.end - s.start for s in test_set]).reshape(len(test_set), -1)
     for a in range(bundle.n_assets):
         idx = np.flatnonzero(~np.isnan(equity[a]))
-        row = _series_stats(equity[a, idx], settings.init_cash, settings.periods_per_year)
+        row = equity_metrics(equity[a, idx], settings.init_cash, settings.periods_per_year)
         traded = bars[:, a] > 0
         row["n_trades"] = float(np.sum(oos[traded, a, n_trades_j]))
         row["exposure"] = (float(np.sum(oos[traded, a, exposure_j] * bars[traded, a])
