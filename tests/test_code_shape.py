@@ -70,3 +70,43 @@ def test_no_public_name_shadows_a_submodule():
 def test_stats_is_imported_by_the_package_itself():
     text = (ROOT / "__init__.py").read_text()
     assert "from sweepbt import stats" in text
+
+
+def _module_names():
+    names = {"sweepbt", "sweepbt.kernels"}
+    for path in _shell():
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"]
+        names.add(".".join(["sweepbt", *parts]))
+    for path in KERNELS.rglob("*.py"):
+        names.add(f"sweepbt.kernels.{path.stem}")
+    return names
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: p.name)
+def test_no_module_uses_another_modules_underscore_names(path):
+    """``from sweepbt.x import _name`` and ``x._name`` (x a sweepbt module) are refused;
+    private modules (``sweepbt._files``) are fine: their public names are the API."""
+    modules = _module_names()
+    tree = ast.parse(path.read_text())
+    bound, bad = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.startswith("sweepbt"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if full in modules:
+                    bound[alias.asname or alias.name] = full
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    bad.append(f"from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in modules:
+                    bound[alias.asname or alias.name.split(".")[0]] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in bound and node.attr.startswith("_") \
+                and not node.attr.startswith("__") \
+                and f"{bound[node.value.id]}.{node.attr}" not in modules:
+            bad.append(f"{node.value.id}.{node.attr} (line {node.lineno})")
+    assert not bad, f"{path}: {bad}"
