@@ -5,6 +5,14 @@ from __future__ import annotations
 import os
 
 
+def partial_path(path):
+    """The hidden temporary name next to ``path`` that a write in progress uses
+    (``.NAME.partial-PID``): renamed to ``path`` when complete, removed otherwise."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    return os.path.join(directory, f".{os.path.basename(path)}.partial-{os.getpid()}")
+
+
 def write_atomic(path, write, replace=True):
     """``write(tmp)`` to a hidden temporary file next to ``path``, then move it to ``path``.
 
@@ -15,8 +23,7 @@ def write_atomic(path, write, replace=True):
     FileExistsError then.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.partial-{os.getpid()}")
+    tmp = partial_path(path)
     try:
         write(tmp)
         if replace:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import numbers
 
 
+def is_integer(value):
+    """Whether ``value`` is an integer (Python or numpy), and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_count(name, value, minimum=1, maximum=None, wrong_type=ValueError):
     """A count option (``threads``, ``top``, ``sample``, ``seed``, ``k``): an integer (Python
     or numpy, never a bool) in ``[minimum, maximum]``, returned as a Python int.
@@ -12,7 +17,7 @@ def check_count(name, value, minimum=1, maximum=None, wrong_type=ValueError):
     ``wrong_type`` (ValueError unless given) for a value that is not an integer,
     ValueError for one out of range; both name the option.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise wrong_type(f"{name} must be an integer, got {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
         bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"

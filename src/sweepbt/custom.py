@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba.core.dispatcher import Dispatcher
 
+from sweepbt._validate import is_integer
 from sweepbt.custom_cache import generated_dir, make_drivers, source_key
 from sweepbt.custom_files import load_strategy
 from sweepbt.custom_messages import qualname, strategy_error
@@ -177,8 +178,7 @@ def _check_name(name, doc):
 def _check_n_features(name, n_features):
     if n_features is None:
         return None
-    if isinstance(n_features, bool) or not isinstance(n_features, numbers.Integral) \
-            or n_features < 1:
+    if not is_integer(n_features) or n_features < 1:
         raise strategy_error(name, f"n_features must be a positive integer, got "
                                    f"{n_features!r}")
     return int(n_features)

@@ -8,10 +8,10 @@ bars must equal those computed on all bars, for several T).
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
+from sweepbt._validate import is_integer
 from sweepbt.custom_messages import (CODES_HELP, describe_exc, param_text, show,
                                      strategy_error)
 from sweepbt.kernels.codes import ALL_CODES
@@ -110,7 +110,7 @@ def _run_signal(spec, feats, n, params):
             code = fn(view, i, *params)
         except Exception as exc:  # noqa: BLE001 - reported with the strategy's name
             raise _signal_raised(spec, exc, i, n, params) from None
-        if isinstance(code, (bool, np.bool_)) or not isinstance(code, numbers.Integral):
+        if not is_integer(code):
             raise strategy_error(name, f"signal returned {show(code)} "
                                        f"({type(code).__name__}) at bar {i}; it must return "
                                        f"an integer code: {CODES_HELP}")

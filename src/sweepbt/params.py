@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweepbt._validate import is_integer
 from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
 
 
@@ -102,7 +103,7 @@ def _check_number(name, value, where):
 
 
 def _check_integer(name, value, where, what="an integer"):
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if is_integer(value):
         return int(value)  # exact, however large (bounds are checked by the caller)
     x = _check_number(name, value, where)
     if x != int(x):

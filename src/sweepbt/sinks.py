@@ -13,7 +13,7 @@ import shutil
 
 import numpy as np
 
-from sweepbt._files import write_parquet
+from sweepbt._files import partial_path, write_parquet
 from sweepbt.plan import ChunkResult
 from sweepbt.results import sweep_table
 from sweepbt.vocabulary import N_METRICS, mean_over_assets, metric_index, rank_order
@@ -136,7 +136,7 @@ class ParquetParts:
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise FileNotFoundError(f"out={self.path!r}: directory {parent!r} does not exist")
-        tmp = os.path.join(parent, f".{os.path.basename(self.path)}.partial-{os.getpid()}")
+        tmp = partial_path(self.path)
         os.makedirs(tmp)
         return tmp
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweepbt._validate import is_integer
+
 
 def _normal_cdf(z):
     """Standard normal CDF (scipy is imported on first use, keeping ``import sweepbt`` fast)."""
@@ -308,8 +310,7 @@ def _check_cscv(returns, n_splits, metric):
     if x.ndim != 2:
         raise ValueError(f"returns must be 2-D (T rows x N strategies), got shape {x.shape}")
     T, N = x.shape
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) \
-            or n_splits < 2 or n_splits % 2:
+    if not is_integer(n_splits) or n_splits < 2 or n_splits % 2:
         raise ValueError(f"n_splits must be an even integer >= 2, got {n_splits!r}")
     if N < 2:
         raise ValueError(f"PBO needs at least 2 strategies (columns), got {N}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sweepbt._validate import check_count
+from sweepbt._validate import check_count, is_integer
 from sweepbt.params import MAX_GRID
 
 __all__ = ["Duration", "parse_duration", "window_spans"]
@@ -91,7 +91,7 @@ def _as_span(name, value):
     """A bar count (int) or a Duration."""
     if isinstance(value, str):
         return parse_duration(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_integer(value):
         raise TypeError(f"{name} must be a number of bars (int) or a duration such as '2Y', "
                         f"'6M', '90D'; got {value!r}")
     return check_count(f"{name} (bars)", value, 1, MAX_GRID, TypeError)

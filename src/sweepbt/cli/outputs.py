@@ -81,12 +81,6 @@ def check_out_dir(path, force):
                        f"over{hint}")
 
 
-def partial_dir(out_dir):
-    """The hidden directory where ``sweep(out=out_dir)`` of this process writes its parts."""
-    path = os.fspath(out_dir)
-    parent = os.path.dirname(os.path.abspath(path))
-    return os.path.join(parent, f".{os.path.basename(path)}.partial-{os.getpid()}")
-
 
 def write_output(path, flag, force, write):
     """``write(tmp)`` to a temporary file next to ``path``, then move it to ``path``

@@ -8,13 +8,13 @@ import sys
 
 import sweepbt as sb
 from sweepbt import kernels
+from sweepbt._files import partial_path
 from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
                                 metric_columns, settings_line, source_name)
 from sweepbt.cli.formatting import data_line, format_value, human_rate
-from sweepbt.cli.outputs import (check_out_dir, check_out_path, input_files, partial_dir,
-                                 write_output)
+from sweepbt.cli.outputs import check_out_dir, check_out_path, input_files, write_output
 from sweepbt.cli.parsing import CliError
 
 #: metric columns printed by default (the ranking metric is always added)
@@ -88,7 +88,7 @@ def _run_sweep(args, bundle, params, constraint):
             # sweep() removes its parts directory itself; this also covers an interrupt
             # landing before its cleanup is armed. A completed directory is removed only
             # when this run made it (res is set): interrupted means no output.
-            shutil.rmtree(partial_dir(args.out_dir), ignore_errors=True)
+            shutil.rmtree(partial_path(args.out_dir), ignore_errors=True)
             if res is not None:
                 shutil.rmtree(args.out_dir, ignore_errors=True)
         raise
