@@ -60,7 +60,10 @@ def test_no_njit_function_over_12_parameters(path):
 
 
 def test_no_public_name_shadows_a_submodule():
-    for package in (sweepbt, sweepbt.kernels):
+    import sweepbt.cli
+    import sweepbt.data
+
+    for package in (sweepbt, sweepbt.kernels, sweepbt.cli, sweepbt.data):
         for info in pkgutil.iter_modules(package.__path__):
             module = importlib.import_module(f"{package.__name__}.{info.name}")
             attr = getattr(package, info.name)
