@@ -77,6 +77,46 @@ class Position(NamedTuple):
     exc_lo: float
 
 
+class Bar(NamedTuple):
+    """Bar ``i`` of the asset: its index and prices (scalars, so helpers take it for free:
+    numba counts references to arrays passed around, even to inlined helpers)."""
+
+    i: int
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+class RuleRow(NamedTuple):
+    """One combo's risk and cost rules as scalars: its row of Combos.rules, fields
+    RULE_COLUMNS (rates off when NaN; max_bars a whole number of bars, 0 = off)."""
+
+    stop_loss: float
+    take_profit: float
+    trailing_stop: float
+    stop_atr: float
+    take_atr: float
+    trailing_atr: float
+    max_bars: float
+    fees: float
+    fixed_fees: float
+    slippage: float
+    size: float
+
+
+class Closed(NamedTuple):
+    """A round trip just closed (``reason`` -1: none): the position with its final path
+    extremes, and its exit."""
+
+    position: Position
+    exit_bar: int
+    exit_price: float  # the fill, slippage included
+    exit_quote: float
+    pnl: float
+    reason: int  # an ExitReason value
+
+
 class Ledger(NamedTuple):
     """Where a closed trade is booked: always counted in ``tally``; with ``record`` also
     written to ``trades``."""
@@ -91,6 +131,17 @@ def _flat():
     return Position(direction=0, units=0.0, entry_bar=-1, entry_price=0.0, entry_quote=0.0,
                     entry_cost=0.0, entry_net=0.0, stop=0.0, take=0.0, trail_frac=np.nan,
                     trail_offset=np.nan, time_exit=-1, extreme=0.0, exc_hi=0.0, exc_lo=0.0)
+
+
+@njit(cache=True, inline="always")
+def _rule_row(rules):
+    """The RuleRow of a row of Combos.rules."""
+    return RuleRow(stop_loss=rules[Rule.stop_loss], take_profit=rules[Rule.take_profit],
+                   trailing_stop=rules[Rule.trailing_stop], stop_atr=rules[Rule.stop_atr],
+                   take_atr=rules[Rule.take_atr], trailing_atr=rules[Rule.trailing_atr],
+                   max_bars=rules[Rule.max_bars], fees=rules[Rule.fees],
+                   fixed_fees=rules[Rule.fixed_fees], slippage=rules[Rule.slippage],
+                   size=rules[Rule.size])
 
 
 @njit(cache=True, inline="always")
@@ -172,29 +223,29 @@ def _merge_waiting(buf, k, mom):
 
 
 @njit(cache=True, inline="always")
-def _push_return(buf, k, mom, r):
-    """Queue return ``r`` behind the ``k`` waiting in ``buf``; a full block is merged into
-    ``mom``: ``(returns waiting, mom)``."""
-    buf[k] = r
-    k += 1
-    if k == RETURN_BLOCK:
-        return 0, _merge_block(buf, k, mom)
-    return k, mom
+def _merge_zeros(buf, k, n_zeros, mom):
+    """``mom`` with the ``k`` returns waiting in ``buf``, then ``n_zeros`` returns of
+    exactly 0 (a flat stretch), merged in; the caller empties ``buf`` (k = 0)."""
+    return _merge_moments(_merge_waiting(buf, k, mom), Moments(n_zeros, 0.0, 0.0, 0.0, 0.0))
+
+
+@njit(cache=True, inline="always")
+def _record_flat(out, lo, hi, value):
+    """Recorded bars ``lo..hi-1`` flat at equity ``value`` (cash ``value``, no units)."""
+    out.equity[lo:hi] = value
+    out.cash[lo:hi] = value
+    out.units[lo:hi] = 0.0
 
 
 @njit(cache=True, inline="always")
 def _flat_stretch(buf, k, mom, lo, hi, value, out, record):
-    """Bars ``lo..hi-1`` flat at equity ``value``: the ``k`` returns waiting in ``buf``,
-    then ``hi - lo`` returns of exactly 0, merged into ``mom``; with ``record`` the bars'
-    equity and cash are ``value``, their units 0. Returns ``(mom, returns left in buf)``."""
+    """Bars ``lo..hi-1`` flat at equity ``value``, as ``_merge_zeros`` and (with
+    ``record``) ``_record_flat``: ``(mom, returns left in buf)``."""
     if hi <= lo:
         return mom, k
-    mom = _merge_moments(_merge_waiting(buf, k, mom), Moments(hi - lo, 0.0, 0.0, 0.0, 0.0))
     if record:
-        out.equity[lo:hi] = value
-        out.cash[lo:hi] = value
-        out.units[lo:hi] = 0.0
-    return mom, 0
+        _record_flat(out, lo, hi, value)
+    return _merge_zeros(buf, k, hi - lo, mom), 0
 
 
 @njit(cache=True, inline="always")
@@ -252,26 +303,16 @@ def _opens(code, direction):
 
 
 @njit(cache=True, inline="always")
-def _next_opening(signals, e, direction, end):
-    """The first event from ``e`` that can open a position from flat under ``direction``,
-    and its bar (``end`` when there is none before it): ``(event, bar)``."""
-    n_events = signals.bar.shape[0]
-    while e < n_events and not _opens(signals.code[e], direction):
-        e += 1
-    return e, (min(signals.bar[e], end) if e < n_events else end)
-
-
-@njit(cache=True, inline="always")
-def _levels(pos, entry_price, atr_at_entry, rules):
+def _levels(pos, entry_price, atr_at_entry, rule):
     """Stop and take levels fixed at entry: the tighter of the percent and ATR rules.
 
     Rules are off when NaN; ATR rules also when the ATR is undefined at entry (NaN).
     Returns (stop, take) with -inf/+inf (long) or +inf/-inf (short) meaning none.
     """
-    stop_loss = rules[Rule.stop_loss]
-    take_profit = rules[Rule.take_profit]
-    stop_atr = rules[Rule.stop_atr]
-    take_atr = rules[Rule.take_atr]
+    stop_loss = rule.stop_loss
+    take_profit = rule.take_profit
+    stop_atr = rule.stop_atr
+    take_atr = rule.take_atr
     if pos > 0:
         stop = -np.inf
         take = np.inf
@@ -298,14 +339,21 @@ def _levels(pos, entry_price, atr_at_entry, rules):
 
 
 @njit(cache=True, inline="always")
-def _risk_exit(p, o, h, lo):
-    """Stop / trailing / take-profit check of position ``p`` within one bar: (quote,
-    reason, at_open).
+def _exposed(p, i, next_open):
+    """Whether open position ``p`` held through bar ``i``'s range: it was open before the
+    bar, or filled at its open (next_open); an entry at the close of ``i`` was not."""
+    return next_open or p.entry_bar < i
+
+
+@njit(cache=True, inline="always")
+def _levels_hit(p, o, h, lo):
+    """Stop / trailing / take-profit check of open position ``p`` within a bar of open
+    ``o``, high ``h``, low ``lo``: (quote, reason, at_open), reason -1 when none fires.
 
     ``p.stop``/``p.take`` were fixed at entry; the trailing level follows ``p.extreme``
     (peak or trough) by the fraction ``p.trail_frac`` and/or the distance
-    ``p.trail_offset`` (NaN = off), the tighter applying. ``reason`` is -1 when no rule
-    fires. The open is checked first (gaps fill at the open), then the stop, then the take.
+    ``p.trail_offset`` (NaN = off), the tighter applying. The open is checked first (gaps
+    fill at the open), then the stop, then the take.
     """
     stop_level = p.stop
     take_level = p.take
@@ -349,28 +397,63 @@ def _risk_exit(p, o, h, lo):
 
 
 @njit(cache=True, inline="always")
-def _book_trade(ledger, p, exit_bar, exit_price, exit_quote, pnl, reason):
-    """Count position ``p``, closed on ``exit_bar``, in the tally; with ``record`` also
-    write its trade record.
+def _rule_exit(p, bar, next_open):
+    """The risk rules of position ``p`` within ``bar`` (if it held through it), then the
+    time exit at its close: (quote, reason, at_open), reason -1 when none fires."""
+    if p.direction == 0 or not _exposed(p, bar.i, next_open):
+        return 0.0, -1, False
+    quote, reason, at_open = _levels_hit(p, bar.open, bar.high, bar.low)
+    if reason < 0 and bar.i == p.time_exit:
+        return bar.close, ExitReason.time, False
+    return quote, reason, at_open
+
+
+@njit(cache=True, inline="always")
+def _trailed(p, bar, next_open):
+    """Position ``p`` after ``bar``: the trailing stop's peak (long) or trough (short)
+    takes in the bar if the position held through it."""
+    if p.direction == 0 or not _exposed(p, bar.i, next_open):
+        return p
+    extreme = max(p.extreme, bar.high) if p.direction > 0 else min(p.extreme, bar.low)
+    return _with_path(p, extreme, p.exc_hi, p.exc_lo)
+
+
+@njit(cache=True, inline="always")
+def _closed(p, exit_bar, exit_price, exit_quote, pnl, reason):
+    return Closed(position=p, exit_bar=exit_bar, exit_price=exit_price,
+                  exit_quote=exit_quote, pnl=pnl, reason=reason)
+
+
+@njit(cache=True, inline="always")
+def _none_closed():
+    return _closed(_flat(), -1, 0.0, 0.0, 0.0, -1)
+
+
+@njit(cache=True, inline="always")
+def _book_trade(ledger, t):
+    """Count the Closed round trip ``t`` in the tally; with ``record`` also write its trade
+    record.
 
     MFE/MAE are non-negative fractions of the entry price, from the highest high
-    (``p.exc_hi``) and lowest low (``p.exc_lo``) the position was exposed to.
+    (``exc_hi``) and lowest low (``exc_lo``) the position was exposed to.
     """
     tally = ledger.tally
+    p = t.position
+    pnl = t.pnl
     ret = pnl / p.entry_cost
     if ledger.record:
         row = ledger.trades[int(tally[Tally.trades])]
         row["direction"] = p.direction
         row["entry_bar"] = p.entry_bar
-        row["exit_bar"] = exit_bar
+        row["exit_bar"] = t.exit_bar
         row["entry_price"] = p.entry_price
-        row["exit_price"] = exit_price
+        row["exit_price"] = t.exit_price
         row["entry_quote"] = p.entry_quote
-        row["exit_quote"] = exit_quote
+        row["exit_quote"] = t.exit_quote
         row["units"] = p.units
         row["pnl"] = pnl
         row["return"] = ret
-        row["exit_reason"] = reason
+        row["exit_reason"] = t.reason
         up = max(0.0, p.exc_hi / p.entry_price - 1.0)
         down = max(0.0, 1.0 - p.exc_lo / p.entry_price)
         row["mfe"] = up if p.direction > 0 else down
@@ -382,8 +465,8 @@ def _book_trade(ledger, p, exit_bar, exit_price, exit_quote, pnl, reason):
     elif pnl < 0.0:
         tally[Tally.gross_loss] -= pnl
     tally[Tally.sum_return] += ret
-    tally[Tally.sum_bars] += exit_bar - p.entry_bar
-    tally[Tally.reason + reason] += 1.0
+    tally[Tally.sum_bars] += t.exit_bar - p.entry_bar
+    tally[Tally.reason + t.reason] += 1.0
 
 
 @njit(cache=True, inline="always")
@@ -393,23 +476,24 @@ def _book_mark(ledger, p, bar, c, reason):
     if p.direction != 0:
         pnl = p.units * c - p.entry_cost if p.direction > 0 else p.entry_net - p.units * c
         # the mark is part of the path, even for an entry at it
-        _book_trade(ledger, _with_path(p, p.extreme, max(p.exc_hi, c), min(p.exc_lo, c)),
-                    bar, c, c, pnl, reason)
+        _book_trade(ledger, _closed(_with_path(p, p.extreme, max(p.exc_hi, c),
+                                               min(p.exc_lo, c)), bar, c, c, pnl, reason))
     return _flat()
 
 
 @njit(cache=True, inline="always")
-def _exit(ledger, p, i, quote, reason, at_open, bars, rules):
-    """Close position ``p`` at ``quote`` on bar ``i``; returns the cash change."""
+def _exit(p, bar, quote, reason, at_open, rule):
+    """Close position ``p`` at ``quote`` on ``bar`` (at its open: ``at_open``):
+    ``(cash change, Closed)``."""
     if at_open:
-        exc_hi = max(p.exc_hi, bars.open[i])
-        exc_lo = min(p.exc_lo, bars.open[i])
+        exc_hi = max(p.exc_hi, bar.open)
+        exc_lo = min(p.exc_lo, bar.open)
     else:
-        exc_hi = max(p.exc_hi, bars.high[i])
-        exc_lo = min(p.exc_lo, bars.low[i])
-    fees = rules[Rule.fees]
-    fixed_fees = rules[Rule.fixed_fees]
-    slippage = rules[Rule.slippage]
+        exc_hi = max(p.exc_hi, bar.high)
+        exc_lo = min(p.exc_lo, bar.low)
+    fees = rule.fees
+    fixed_fees = rule.fixed_fees
+    slippage = rule.slippage
     if p.direction > 0:
         price = quote * (1.0 - slippage)
         cash_change = p.units * price * (1.0 - fees) - fixed_fees
@@ -418,83 +502,81 @@ def _exit(ledger, p, i, quote, reason, at_open, bars, rules):
         price = quote * (1.0 + slippage)
         cash_change = -(p.units * price * (1.0 + fees) + fixed_fees)
         pnl = p.entry_net + cash_change
-    _book_trade(ledger, _with_path(p, p.extreme, exc_hi, exc_lo), i, price, quote, pnl,
-                reason)
-    return cash_change
+    return cash_change, _closed(_with_path(p, p.extreme, exc_hi, exc_lo), bar.i, price, quote,
+                                pnl, reason)
 
 
 @njit(cache=True, inline="always")
-def _entry(open_dir, i, quote, atr_at_signal, cash, rules):
+def _entry(open_dir, i, quote, atr_at_signal, cash, rule):
     """Open a position on bar ``i`` at ``quote``: ``(position, cash change)``, its levels
     fixed at entry (see ``_levels``); the ATR-scaled rules use ``atr_at_signal``.
 
     The position is flat when ``size * cash - fixed_fees <= 0`` (the entry is skipped).
     """
-    fees = rules[Rule.fees]
-    fixed_fees = rules[Rule.fixed_fees]
-    slippage = rules[Rule.slippage]
-    budget = rules[Rule.size] * cash - fixed_fees
+    fees = rule.fees
+    fixed_fees = rule.fixed_fees
+    slippage = rule.slippage
+    budget = rule.size * cash - fixed_fees
     if budget <= 0.0:
         return _flat(), 0.0
     price = quote * (1.0 + slippage) if open_dir > 0 else quote * (1.0 - slippage)
     units = budget / (price * (1.0 + fees))
     entry_cost = units * price * (1.0 + fees) + fixed_fees
     entry_net = units * price * (1.0 - fees) - fixed_fees
-    stop, take = _levels(open_dir, price, atr_at_signal, rules)
-    max_bars = int(rules[Rule.max_bars])
+    stop, take = _levels(open_dir, price, atr_at_signal, rule)
+    max_bars = int(rule.max_bars)
     p = Position(direction=open_dir, units=units, entry_bar=i, entry_price=price,
                  entry_quote=quote, entry_cost=entry_cost, entry_net=entry_net, stop=stop,
-                 take=take, trail_frac=rules[Rule.trailing_stop],
-                 trail_offset=rules[Rule.trailing_atr] * atr_at_signal,
+                 take=take, trail_frac=rule.trailing_stop,
+                 trail_offset=rule.trailing_atr * atr_at_signal,
                  time_exit=i + max_bars if max_bars > 0 else -1, extreme=price,
                  exc_hi=price, exc_lo=price)
     return p, (-entry_cost if open_dir > 0 else entry_net)
 
 
 @njit(cache=True, inline="always")
-def _act(ledger, p, cash, code, at_open, may_open, bars, i, direction, rules):
-    """Carry out signal ``code`` on bar ``i``, at its open (``at_open``: a next_open order)
-    or at its close: ``(position, cash)``. ``may_open`` False: close only.
-
-    An entry at the open sizes its ATR rules by the ATR of the signal bar (``i - 1``), the
-    last close known then.
+def _act(p, cash, code, at_open, may_open, bar, atr_at_signal, direction, rule):
+    """Carry out signal ``code`` on ``bar``, at its open (``at_open``: a next_open order)
+    or at its close: ``(position, cash, Closed)`` (the Closed's reason is -1 when nothing
+    closed). ``may_open`` False: close only. An entry sizes its ATR rules by
+    ``atr_at_signal``.
     """
     close_now, open_dir = _orders(code, direction, p.direction)
-    quote = bars.open[i] if at_open else bars.close[i]
+    quote = bar.open if at_open else bar.close
+    closed = _none_closed()
     if close_now:
-        cash += _exit(ledger, p, i, quote, ExitReason.signal, at_open, bars, rules)
+        cash_change, closed = _exit(p, bar, quote, ExitReason.signal, at_open, rule)
+        cash += cash_change
         p = _flat()
     if open_dir != 0 and may_open:
-        q, cash_change = _entry(open_dir, i, quote, bars.atr[i - 1] if at_open else bars.atr[i],
-                                cash, rules)
+        q, cash_change = _entry(open_dir, bar.i, quote, atr_at_signal, cash, rule)
         if q.units > 0.0:
             cash += cash_change
             p = q
-    return p, cash
+    return p, cash, closed
 
 
 @njit(cache=True, inline="always")
-def _exposed(p, i, next_open):
-    """Whether position ``p`` held through bar ``i``'s range: it was open before the bar,
-    or filled at its open (next_open); an entry at the close of ``i`` was not."""
-    return next_open or p.entry_bar < i
+def _at_close(p, cash, code, may_open, bar, atr_at_signal, end, settings, rule):
+    """The strategy's signal ``code`` at the close of ``bar``: ``(position, cash, Closed,
+    pending order)``. With next_open fills it waits for the next bar's open (none after
+    the last bar of the span); at the close it acts now (``_act``)."""
+    if settings.fill == FillMode.next_open:
+        return p, cash, _none_closed(), (code if bar.i + 1 < end else 0)
+    p, cash, closed = _act(p, cash, code, False, may_open, bar, atr_at_signal,
+                           settings.direction, rule)
+    return p, cash, closed, 0
 
 
 @njit(cache=True, inline="always")
-def _rule_exits(ledger, p, cash, bars, i, rules):
-    """The risk rules within bar ``i``, then the time exit at its close: ``(position, cash,
-    whether a rule closed it)``."""
-    h = bars.high[i]
-    lo = bars.low[i]
-    quote, reason, at_open = _risk_exit(p, bars.open[i], h, lo)
-    if reason < 0 and i == p.time_exit:
-        quote = bars.close[i]
-        reason = ExitReason.time
-    if reason >= 0:
-        cash += _exit(ledger, p, i, quote, reason, at_open, bars, rules)
-        return _flat(), cash, True
-    extreme = max(p.extreme, h) if p.direction > 0 else min(p.extreme, lo)
-    return _with_path(p, extreme, p.exc_hi, p.exc_lo), cash, False
+def _mark(p, cash, bar, record, next_open):
+    """Equity at the close of ``bar``, and the position: with ``record`` its price
+    extremes (MFE/MAE) take in the bar's range when it held through it."""
+    if p.direction == 0:
+        return cash, p
+    if record and _exposed(p, bar.i, next_open):
+        p = _with_path(p, p.extreme, max(p.exc_hi, bar.high), min(p.exc_lo, bar.low))
+    return cash + p.direction * p.units * bar.close, p
 
 
 @njit(cache=True)
@@ -514,14 +596,22 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     While flat with no order pending, equity is constant and every return is exactly 0, so
     the loop jumps straight to the next signal that can open a position, folding the skipped
     bars into the statistics as one block of zero returns.
+
+    numba counts references to every array handed to a helper, inlined or not (an atomic
+    increment and decrement each): the loop takes its arrays out of their tuples once, and
+    per bar and per signal calls only helpers of scalars (Position, Bar, RuleRow, Closed);
+    arrays go only to the helpers that book a closed trade or merge a block of returns.
     """
+    open_, high, low, close, atr = bars.open, bars.high, bars.low, bars.close, bars.atr
+    event_bar, event_code = signals.bar, signals.code
     buf = scratch.buf
     ledger = Ledger(scratch.tally, out.trades, record)
     ledger.tally[:] = 0.0
     direction = settings.direction
     next_open = settings.fill == FillMode.next_open
+    rule = _rule_row(rules)
     end = bars.end
-    n_events = signals.bar.shape[0]
+    n_events = event_bar.shape[0]
 
     cash = settings.init_cash
     p = _flat()
@@ -533,51 +623,62 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     prev_equity = peak_equity = settings.init_cash
     max_dd = 0.0
 
-    e = np.searchsorted(signals.bar, bars.start)  # signals before the span never act
+    e = np.searchsorted(event_bar, bars.start)  # signals before the span never act
     i = bars.start
     while i < end:
         if p.direction == 0 and pending == 0:
             # flat: skip to the close of the next bar whose signal opens a position
-            e, j = _next_opening(signals, e, direction, end)
+            while e < n_events and not _opens(event_code[e], direction):
+                e += 1
+            j = min(event_bar[e], end) if e < n_events else end
             if j > i:
                 # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
-                mom, k = _flat_stretch(buf, k, mom, i, j, cash, out, record)
+                mom = _merge_zeros(buf, k, j - i, mom)
+                k = 0
+                if record:
+                    _record_flat(out, i, j, cash)
                 i = j
-                if i == end:
-                    break
+                continue
+        bar = Bar(i=i, open=open_[i], high=high[i], low=low[i], close=close[i])
 
-        # 1. next_open: the order left by the previous close fills at this open
+        # 1. next_open: the order left by the previous close fills at this open; an entry's
+        # ATR rules use the ATR of the signal bar, the last close known now
         if pending != 0:
-            p, cash = _act(ledger, p, cash, pending, True, True, bars, i, direction, rules)
+            p, cash, closed = _act(p, cash, pending, True, True, bar, atr[i - 1], direction,
+                                   rule)
             pending = 0
+            if closed.reason >= 0:
+                _book_trade(ledger, closed)
 
         # 2. risk rules, then the time exit at the close
-        ruled_out = False  # a stop, take-profit or time exit happened on this bar
-        if p.direction != 0 and _exposed(p, i, next_open):
-            p, cash, ruled_out = _rule_exits(ledger, p, cash, bars, i, rules)
+        quote, reason, at_open = _rule_exit(p, bar, next_open)
+        ruled_out = reason >= 0  # no entry at this close after a rule exit
+        if ruled_out:
+            cash_change, closed = _exit(p, bar, quote, reason, at_open, rule)
+            cash += cash_change
+            _book_trade(ledger, closed)
+            p = _flat()
+        else:
+            p = _trailed(p, bar, next_open)
 
         # 3. the strategy's signal at the close
-        if e < n_events and signals.bar[e] == i:
-            sig = signals.code[e]
+        if e < n_events and event_bar[e] == i:
+            p, cash, closed, pending = _at_close(p, cash, event_code[e], not ruled_out, bar,
+                                                 atr[i], end, settings, rule)
             e += 1
-            if not next_open:
-                p, cash = _act(ledger, p, cash, sig, False, not ruled_out, bars, i, direction,
-                               rules)
-            elif i + 1 < end:
-                pending = sig
+            if closed.reason >= 0:
+                _book_trade(ledger, closed)
 
         # 4. mark to market at the close, and fold the bar's return into the statistics
-        c = bars.close[i]
-        equity = cash
-        if p.direction != 0:
-            bars_exposed += 1
-            equity = cash + p.direction * p.units * c
-            if record and _exposed(p, i, next_open):
-                p = _with_path(p, p.extreme, max(p.exc_hi, bars.high[i]),
-                               min(p.exc_lo, bars.low[i]))
+        equity, p = _mark(p, cash, bar, record, next_open)
+        bars_exposed += abs(p.direction)  # a position open at the close
         r = equity / prev_equity - 1.0
         prev_equity = equity
-        k, mom = _push_return(buf, k, mom, r)
+        buf[k] = r
+        k += 1
+        if k == RETURN_BLOCK:
+            mom = _merge_block(buf, k, mom)
+            k = 0
         if r < 0.0:
             downside_sq += r * r
         peak_equity, max_dd = _drawdown(equity, peak_equity, max_dd)
@@ -589,7 +690,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
             # ruin: the position is closed at this close like an end-of-data mark; the
             # account stays flat at this equity for the rest of the span (zero returns)
             ledger.tally[Tally.ruined] = 1.0
-            p = _book_mark(ledger, p, i, c, ExitReason.ruin)
+            p = _book_mark(ledger, p, i, bar.close, ExitReason.ruin)
             mom, k = _flat_stretch(buf, k, mom, i + 1, end, equity, out, record)
             break
         i += 1
