@@ -1,9 +1,32 @@
 """Compiled core of sweepbt: ``@njit`` kernels only (arrays and scalars in, arrays out).
 
-Nothing here validates input or imports the shell; :mod:`sweepbt` does both.
+Nothing here validates input or imports the shell; :mod:`sweepbt` does both. The kernels'
+arguments are grouped by name in the NamedTuples of :mod:`sweepbt.kernels.enums`, which
+also names every constant the shell and the kernels share.
 """
 
 from sweepbt.kernels import codes
+from sweepbt.kernels.enums import (
+    EXIT_REASONS,
+    METRIC_NAMES,
+    N_METRICS,
+    N_RULES,
+    RULE_COLUMNS,
+    TRADE_DTYPE,
+    Bars,
+    Combos,
+    Direction,
+    Events,
+    ExitReason,
+    FillMode,
+    Market,
+    Metric,
+    Outputs,
+    Rule,
+    Scratch,
+    Signals,
+    SimSettings,
+)
 from sweepbt.kernels.indicators import (
     atr_bank,
     bollinger_bank,
@@ -23,29 +46,15 @@ from sweepbt.kernels.indicators import (
     wilder_rsi_1d,
 )
 from sweepbt.kernels.signals import codes_to_events, cross_events, donchian_events, level_events
-from sweepbt.kernels.simulate import (
-    DIR_BOTH,
-    DIR_LONG,
-    DIR_SHORT,
-    EXIT_REASONS,
-    FILL_CLOSE,
-    FILL_NEXT_OPEN,
-    METRIC_NAMES,
-    N_METRICS,
-    N_TRADE_FIELDS,
-    TRADE_FIELDS,
-    backtest_record,
-    equity_paths,
-    simulate,
-    sweep_metrics,
-)
+from sweepbt.kernels.simulate import backtest_record, equity_paths, simulate_asset, sweep_metrics
 
 __all__ = [
-    "DIR_BOTH", "DIR_LONG", "DIR_SHORT", "EXIT_REASONS", "FILL_CLOSE", "FILL_NEXT_OPEN",
-    "METRIC_NAMES", "N_METRICS", "N_TRADE_FIELDS", "TRADE_FIELDS",
+    "EXIT_REASONS", "METRIC_NAMES", "N_METRICS", "N_RULES", "RULE_COLUMNS", "TRADE_DTYPE",
+    "Bars", "Combos", "Direction", "Events", "ExitReason", "FillMode",
+    "Market", "Metric", "Outputs", "Rule", "Scratch", "Signals", "SimSettings",
     "atr_bank", "backtest_record", "bollinger_bank", "channel_1d", "channel_bank", "codes",
     "codes_to_events", "cross_events", "diff_rows_bank", "donchian_events", "ema_1d", "ema_bank",
     "ema_rows_bank", "equity_paths", "level_events", "roc_1d", "roc_bank", "rolling_mean_1d",
-    "rolling_std_1d", "rsi_bank", "simulate", "sma_bank", "sweep_metrics", "wilder_atr_1d",
-    "wilder_rsi_1d",
+    "rolling_std_1d", "rsi_bank", "simulate_asset", "sma_bank", "sweep_metrics",
+    "wilder_atr_1d", "wilder_rsi_1d",
 ]

@@ -86,17 +86,18 @@ def cross_events(features, start, end, pair_a, pair_b):
 
 
 @njit(cache=True)
-def _level_scan(x, mid, width, has_mid, has_width, lower, upper, breakout, start, end,
-                event_bar, event_code, out_at):
+def _level_scan(x, mid, width, lower, upper, breakout, start, end, event_bar, event_code,
+                out_at):
     """Level events of ``x`` against a lower and an upper level in ``[start, end)``.
 
     The levels at bar i are ``mid[i] + lower * width[i]`` and ``mid[i] + upper * width[i]``;
-    without a mid row ``mid`` is 0, without a width row ``width`` is 1 (plain scalar
-    levels). Reversion (``breakout`` False): BUY when ``x < lower level``, SELL when
+    an empty ``mid`` row stands for 0, an empty ``width`` row for 1 (plain scalar levels). Reversion (``breakout`` False): BUY when ``x < lower level``, SELL when
     ``x > upper level``. Breakout: BUY when ``x > upper level``, SELL when
     ``x < lower level``. An event on every bar the condition holds; nothing where ``x`` or
     a level is undefined (NaN: every comparison is False). Returns the number of events.
     """
+    has_mid = mid.shape[0] > 0
+    has_width = width.shape[0] > 0
     n = 0
     for i in range(start, end):
         v = x[i]
@@ -121,6 +122,12 @@ def _level_scan(x, mid, width, has_mid, has_width, lower, upper, breakout, start
     return n
 
 
+@njit(cache=True, inline="always")
+def _row_or_none(bank, a, row):
+    """Row ``bank[a, row]``, or an empty row when ``row < 0`` (none)."""
+    return bank[a, max(row, 0)][:0 if row < 0 else bank.shape[2]]
+
+
 @njit(parallel=True, cache=True)
 def level_events(x_bank, x_rows, mid_bank, mid_rows, width_bank, width_rows, lower, upper,
                  breakout, start, end):
@@ -140,21 +147,17 @@ def level_events(x_bank, x_rows, mid_bank, mid_rows, width_bank, width_rows, low
     for r in prange(n_rows):
         s = r // n_assets
         a = r - s * n_assets
-        x = x_bank[a, x_rows[s]]
-        mid = mid_bank[a, max(mid_rows[s], 0)]
-        width = width_bank[a, max(width_rows[s], 0)]
-        counts[r] = _level_scan(x, mid, width, mid_rows[s] >= 0, width_rows[s] >= 0,
-                                lower[s], upper[s], breakout, start[a], end[a], dummy_bar,
-                                dummy_code, -1)
+        counts[r] = _level_scan(x_bank[a, x_rows[s]], _row_or_none(mid_bank, a, mid_rows[s]),
+                                _row_or_none(width_bank, a, width_rows[s]), lower[s],
+                                upper[s], breakout, start[a], end[a], dummy_bar, dummy_code,
+                                -1)
     ptr, event_bar, event_code = _csr_alloc(counts)
     for r in prange(n_rows):
         s = r // n_assets
         a = r - s * n_assets
-        x = x_bank[a, x_rows[s]]
-        mid = mid_bank[a, max(mid_rows[s], 0)]
-        width = width_bank[a, max(width_rows[s], 0)]
-        _level_scan(x, mid, width, mid_rows[s] >= 0, width_rows[s] >= 0, lower[s], upper[s],
-                    breakout, start[a], end[a], event_bar, event_code, ptr[r])
+        _level_scan(x_bank[a, x_rows[s]], _row_or_none(mid_bank, a, mid_rows[s]),
+                    _row_or_none(width_bank, a, width_rows[s]), lower[s], upper[s], breakout,
+                    start[a], end[a], event_bar, event_code, ptr[r])
     return ptr, event_bar, event_code
 
 

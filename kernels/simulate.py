@@ -5,66 +5,160 @@ asked to (``record=True`` for single backtests); sweeps reduce straight to one m
 The meaning of every step is specified in docs/semantics.md.
 
 Every function the kernels call lives in this one module, so numba's on-disk cache (which
-only watches the file that defines a function) sees every edit; only the frozen signal
-codes come from :mod:`sweepbt.kernels.codes`.
+only watches the file that defines a function) sees every edit. Two modules are compiled in
+besides: the frozen signal codes of :mod:`sweepbt.kernels.codes`, and the enums and
+argument types of :mod:`sweepbt.kernels.enums`, pinned here by ``ENUMS_FINGERPRINT`` (an
+edit there fails the import until this file is edited too, which invalidates the cache).
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
+from sweepbt.kernels import enums
 from sweepbt.kernels.codes import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
-
-# --- int enums (vectorbt style); the shell maps user strings to these -------------------
-FILL_NEXT_OPEN = 0
-FILL_CLOSE = 1
-
-DIR_LONG = 0
-DIR_SHORT = 1
-DIR_BOTH = 2
-
-EXIT_SIGNAL = 0
-EXIT_STOP = 1
-EXIT_TAKE = 2
-EXIT_TRAIL = 3
-EXIT_TIME = 4
-EXIT_END = 5
-EXIT_RUIN = 6  # equity reached 0 or below: the backtest stops (docs/semantics.md, Ruin)
-EXIT_REASONS = ("signal", "stop", "take", "trail", "time", "end", "ruin")
-
-METRIC_NAMES = (
-    "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar",
-    "n_trades", "win_rate", "profit_factor", "avg_trade", "exposure", "avg_bars_held",
-    "n_stop", "n_take", "n_trail", "n_time", "n_signal", "skew", "kurtosis", "ruined",
+from sweepbt.kernels.enums import (
+    N_METRICS,
+    N_RULES,
+    N_TALLY,
+    TRADE_DTYPE,
+    Bars,
+    Direction,
+    ExitReason,
+    FillMode,
+    Metric,
+    Outputs,
+    Rule,
+    Scratch,
+    Signals,
+    Tally,
 )
-N_METRICS = len(METRIC_NAMES)
-M_TOTAL_RETURN, M_CAGR, M_VOLATILITY, M_SHARPE, M_SORTINO, M_MAX_DRAWDOWN, M_CALMAR = range(7)
-M_N_TRADES, M_WIN_RATE, M_PROFIT_FACTOR, M_AVG_TRADE, M_EXPOSURE, M_AVG_BARS_HELD = range(7, 13)
-M_N_STOP = 13  # n_stop, n_take, n_trail, n_time follow in EXIT_* order; n_signal is last
-M_N_SIGNAL = 17
-M_SKEW = 18  # of the per-bar returns (population moments)
-M_KURTOSIS = 19  # raw (not excess): 3 for normal returns
-M_RUINED = 20  # 1.0 when equity reached 0 or below, else 0.0
 
-TRADE_FIELDS = (
-    "direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "entry_quote",
-    "exit_quote", "units", "pnl", "return", "exit_reason", "mfe", "mae",
-)
-N_TRADE_FIELDS = len(TRADE_FIELDS)
+#: enums.fingerprint() of the kernels/enums.py this file is compiled against
+ENUMS_FINGERPRINT = "cd6a7678659b7e26"
+if enums.fingerprint() != ENUMS_FINGERPRINT:
+    raise RuntimeError(
+        "kernels/enums.py changed since kernels/simulate.py was last edited for it; set "
+        f"ENUMS_FINGERPRINT = {enums.fingerprint()!r} in kernels/simulate.py (editing it "
+        "invalidates numba's cache of the kernels compiled with the old values)")
 
 RETURN_BLOCK = 64  # returns are reduced two-pass in blocks of this many bars, then merged
 
 
-# trade tally: per-backtest counters kept in a small per-thread scratch array
-T_TRADES, T_WINS, T_GROSS_PROFIT, T_GROSS_LOSS, T_SUM_RETURN, T_SUM_BARS, T_RUINED = range(7)
-T_REASON = 7  # T_REASON + EXIT_* counts trades by exit reason
-N_TALLY = T_REASON + len(EXIT_REASONS)
+class Moments(NamedTuple):
+    """A group of returns: count, mean and central moment sums M2..M4."""
+
+    n: int
+    mean: float
+    m2: float
+    m3: float
+    m4: float
+
+
+class Position(NamedTuple):
+    """The open position (``direction`` 0: flat); all but the last three fixed at entry."""
+
+    direction: int  # +1 long, -1 short, 0 flat
+    units: float
+    entry_bar: int
+    entry_price: float  # the fill, slippage included
+    entry_quote: float  # the quote it filled at
+    entry_cost: float  # cash a long entry pays (the base of a trade's return)
+    entry_net: float  # cash a short entry receives
+    stop: float  # stop and take levels (see _levels)
+    take: float
+    trail_frac: float  # the trailing_stop fraction (NaN = off)
+    trail_offset: float  # the trailing_atr distance (NaN = off)
+    time_exit: int  # the bar whose close the max_bars rule exits at (-1 = off)
+    extreme: float  # peak (long) / trough (short) for the trailing stop
+    exc_hi: float  # highest and lowest price the position was exposed to (MFE/MAE)
+    exc_lo: float
+
+
+class Bar(NamedTuple):
+    """Bar ``i`` of the asset: its index and prices (scalars, so helpers take it for free:
+    numba counts references to arrays passed around, even to inlined helpers)."""
+
+    i: int
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+class RuleRow(NamedTuple):
+    """One combo's risk and cost rules as scalars: its row of Combos.rules, fields
+    RULE_COLUMNS (rates off when NaN; max_bars a whole number of bars, 0 = off)."""
+
+    stop_loss: float
+    take_profit: float
+    trailing_stop: float
+    stop_atr: float
+    take_atr: float
+    trailing_atr: float
+    max_bars: float
+    fees: float
+    fixed_fees: float
+    slippage: float
+    size: float
+
+
+class Closed(NamedTuple):
+    """A round trip just closed (``reason`` -1: none): the position with its final path
+    extremes, and its exit."""
+
+    position: Position
+    exit_bar: int
+    exit_price: float  # the fill, slippage included
+    exit_quote: float
+    pnl: float
+    reason: int  # an ExitReason value
+
+
+class Ledger(NamedTuple):
+    """Where a closed trade is booked: always counted in ``tally``; with ``record`` also
+    written to ``trades``."""
+
+    tally: np.ndarray
+    trades: np.ndarray
+    record: bool
 
 
 @njit(cache=True, inline="always")
-def _merge_moments(n, mean, m2, m3, m4, nb, mean_b, m2_b, m3_b, m4_b):
-    """Merge two groups' (count, mean, central moment sums M2..M4) (Chan; Pebay 2008)."""
+def _flat():
+    return Position(direction=0, units=0.0, entry_bar=-1, entry_price=0.0, entry_quote=0.0,
+                    entry_cost=0.0, entry_net=0.0, stop=0.0, take=0.0, trail_frac=np.nan,
+                    trail_offset=np.nan, time_exit=-1, extreme=0.0, exc_hi=0.0, exc_lo=0.0)
+
+
+@njit(cache=True, inline="always")
+def _rule_row(rules):
+    """The RuleRow of a row of Combos.rules."""
+    return RuleRow(stop_loss=rules[Rule.stop_loss], take_profit=rules[Rule.take_profit],
+                   trailing_stop=rules[Rule.trailing_stop], stop_atr=rules[Rule.stop_atr],
+                   take_atr=rules[Rule.take_atr], trailing_atr=rules[Rule.trailing_atr],
+                   max_bars=rules[Rule.max_bars], fees=rules[Rule.fees],
+                   fixed_fees=rules[Rule.fixed_fees], slippage=rules[Rule.slippage],
+                   size=rules[Rule.size])
+
+
+@njit(cache=True, inline="always")
+def _with_path(p, extreme, exc_hi, exc_lo):
+    """``p`` with new path extremes (the fields that move while it is open)."""
+    return Position(direction=p.direction, units=p.units, entry_bar=p.entry_bar,
+                    entry_price=p.entry_price, entry_quote=p.entry_quote,
+                    entry_cost=p.entry_cost, entry_net=p.entry_net, stop=p.stop, take=p.take,
+                    trail_frac=p.trail_frac, trail_offset=p.trail_offset,
+                    time_exit=p.time_exit, extreme=extreme, exc_hi=exc_hi, exc_lo=exc_lo)
+
+
+@njit(cache=True, inline="always")
+def _merge_moments(a, b):
+    """Merge two groups' Moments (Chan; Pebay 2008)."""
+    n, mean, m2, m3, m4 = a
+    nb, mean_b, m2_b, m3_b, m4_b = b
     n_new = n + nb
     delta = mean_b - mean
     d_n = delta / n_new
@@ -74,12 +168,12 @@ def _merge_moments(n, mean, m2, m3, m4, nb, mean_b, m2_b, m3_b, m4_b):
            + 4.0 * d_n * (n * m3_b - nb * m3))
     m3 += m3_b + delta * d_n * d_n * na_nb * (n - nb) + 3.0 * d_n * (n * m2_b - nb * m2)
     m2 += m2_b + delta * d_n * na_nb
-    return n_new, mean + d_n * nb, m2, m3, m4
+    return Moments(n_new, mean + d_n * nb, m2, m3, m4)
 
 
 @njit(cache=True, inline="always")
-def _merge_block(buf, k, n, mean, m2, m3, m4):
-    """Two-pass moments of ``buf[:k]`` (mean, then M2..M4 about it), merged into the totals.
+def _merge_block(buf, k, mom):
+    """Two-pass moments of ``buf[:k]`` (mean, then M2..M4 about it), merged into ``mom``.
 
     The passes keep interleaved partial sums (four for the mean, two per moment): that
     breaks the chain of dependent additions without fastmath, and each partial sum is
@@ -117,19 +211,51 @@ def _merge_block(buf, k, n, mean, m2, m3, m4):
         a2 += d2
         a3 += d2 * d
         a4 += d2 * d2
-    b_m2 = a2 + b2
-    b_m3 = a3 + b3
-    b_m4 = a4 + b4
-    return _merge_moments(n, mean, m2, m3, m4, k, b_mean, b_m2, b_m3, b_m4)
+    return _merge_moments(mom, Moments(k, b_mean, a2 + b2, a3 + b3, a4 + b4))
 
 
 @njit(cache=True, inline="always")
-def _merge_zeros(buf, k, n_zeros, n, mean, m2, m3, m4):
-    """Merge the ``k`` returns waiting in ``buf``, then ``n_zeros`` returns of exactly 0
-    (a flat stretch), into the totals; the caller empties ``buf`` (k = 0)."""
+def _merge_waiting(buf, k, mom):
+    """``mom`` with the ``k`` returns waiting in ``buf`` merged in."""
     if k > 0:
-        n, mean, m2, m3, m4 = _merge_block(buf, k, n, mean, m2, m3, m4)
-    return _merge_moments(n, mean, m2, m3, m4, n_zeros, 0.0, 0.0, 0.0, 0.0)
+        return _merge_block(buf, k, mom)
+    return mom
+
+
+@njit(cache=True, inline="always")
+def _merge_zeros(buf, k, n_zeros, mom):
+    """``mom`` with the ``k`` returns waiting in ``buf``, then ``n_zeros`` returns of
+    exactly 0 (a flat stretch), merged in; the caller empties ``buf`` (k = 0)."""
+    return _merge_moments(_merge_waiting(buf, k, mom), Moments(n_zeros, 0.0, 0.0, 0.0, 0.0))
+
+
+@njit(cache=True, inline="always")
+def _record_flat(out, lo, hi, value):
+    """Recorded bars ``lo..hi-1`` flat at equity ``value`` (cash ``value``, no units)."""
+    out.equity[lo:hi] = value
+    out.cash[lo:hi] = value
+    out.units[lo:hi] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _flat_stretch(buf, k, mom, lo, hi, value, out, record):
+    """Bars ``lo..hi-1`` flat at equity ``value``, as ``_merge_zeros`` and (with
+    ``record``) ``_record_flat``: ``(mom, returns left in buf)``."""
+    if hi <= lo:
+        return mom, k
+    if record:
+        _record_flat(out, lo, hi, value)
+    return _merge_zeros(buf, k, hi - lo, mom), 0
+
+
+@njit(cache=True, inline="always")
+def _drawdown(equity, peak, max_dd):
+    """(peak equity, max drawdown) after a bar closing at ``equity``."""
+    if equity > peak:
+        return equity, max_dd
+    if equity < peak * (1.0 - max_dd):
+        return peak, 1.0 - equity / peak
+    return peak, max_dd
 
 
 @njit(cache=True, inline="always")
@@ -139,9 +265,9 @@ def _honoured(code, direction):
     The entry and exit bits of one side cancel each other (a conflicting code says nothing
     about that side), as vectorbt's default ``upon_long_conflict="ignore"`` does.
     """
-    if direction == DIR_LONG:
+    if direction == Direction.long:
         code &= ENTER_LONG | EXIT_LONG
-    elif direction == DIR_SHORT:
+    elif direction == Direction.short:
         code &= ENTER_SHORT | EXIT_SHORT
     if code & (ENTER_LONG | EXIT_LONG) == ENTER_LONG | EXIT_LONG:
         code &= ~(ENTER_LONG | EXIT_LONG)
@@ -177,12 +303,16 @@ def _opens(code, direction):
 
 
 @njit(cache=True, inline="always")
-def _levels(pos, entry_price, atr_at_entry, stop_loss, take_profit, stop_atr, take_atr):
+def _levels(pos, entry_price, atr_at_entry, rule):
     """Stop and take levels fixed at entry: the tighter of the percent and ATR rules.
 
     Rules are off when NaN; ATR rules also when the ATR is undefined at entry (NaN).
     Returns (stop, take) with -inf/+inf (long) or +inf/-inf (short) meaning none.
     """
+    stop_loss = rule.stop_loss
+    take_profit = rule.take_profit
+    stop_atr = rule.stop_atr
+    take_atr = rule.take_atr
     if pos > 0:
         stop = -np.inf
         take = np.inf
@@ -209,491 +339,518 @@ def _levels(pos, entry_price, atr_at_entry, stop_loss, take_profit, stop_atr, ta
 
 
 @njit(cache=True, inline="always")
-def _risk_exit(pos, o, h, lo, stop_level, take_level, extreme, trailing_stop, trail_offset):
-    """Stop / trailing / take-profit check within one bar: (quote, reason, at_open).
+def _exposed(p, i, next_open):
+    """Whether open position ``p`` held through bar ``i``'s range: it was open before the
+    bar, or filled at its open (next_open); an entry at the close of ``i`` was not."""
+    return next_open or p.entry_bar < i
 
-    ``stop_level``/``take_level`` were fixed at entry; the trailing level follows
-    ``extreme`` (peak or trough) by the fraction ``trailing_stop`` and/or the distance
-    ``trail_offset`` (NaN = off), the tighter applying. ``reason`` is -1 when no rule
-    fires. The open is checked first (gaps fill at the open), then the stop, then the take.
+
+@njit(cache=True, inline="always")
+def _levels_hit(p, o, h, lo):
+    """Stop / trailing / take-profit check of open position ``p`` within a bar of open
+    ``o``, high ``h``, low ``lo``: (quote, reason, at_open), reason -1 when none fires.
+
+    ``p.stop``/``p.take`` were fixed at entry; the trailing level follows ``p.extreme``
+    (peak or trough) by the fraction ``p.trail_frac`` and/or the distance
+    ``p.trail_offset`` (NaN = off), the tighter applying. The open is checked first (gaps
+    fill at the open), then the stop, then the take.
     """
-    reason_stop = EXIT_STOP
-    if pos > 0:
+    stop_level = p.stop
+    take_level = p.take
+    extreme = p.extreme
+    reason_stop = ExitReason.stop
+    if p.direction > 0:
         trail = -np.inf
-        if trailing_stop == trailing_stop:
-            trail = extreme * (1.0 - trailing_stop)
-        if trail_offset == trail_offset:
-            trail = max(trail, extreme - trail_offset)
+        if p.trail_frac == p.trail_frac:
+            trail = extreme * (1.0 - p.trail_frac)
+        if p.trail_offset == p.trail_offset:
+            trail = max(trail, extreme - p.trail_offset)
         if trail > stop_level:
             stop_level = trail
-            reason_stop = EXIT_TRAIL
+            reason_stop = ExitReason.trail
         if o <= stop_level:
             return o, reason_stop, True
         if o >= take_level:
-            return o, EXIT_TAKE, True
+            return o, ExitReason.take, True
         if lo <= stop_level:
             return stop_level, reason_stop, False
         if h >= take_level:
-            return take_level, EXIT_TAKE, False
+            return take_level, ExitReason.take, False
     else:
         trail = np.inf
-        if trailing_stop == trailing_stop:
-            trail = extreme * (1.0 + trailing_stop)
-        if trail_offset == trail_offset:
-            trail = min(trail, extreme + trail_offset)
+        if p.trail_frac == p.trail_frac:
+            trail = extreme * (1.0 + p.trail_frac)
+        if p.trail_offset == p.trail_offset:
+            trail = min(trail, extreme + p.trail_offset)
         if trail < stop_level:
             stop_level = trail
-            reason_stop = EXIT_TRAIL
+            reason_stop = ExitReason.trail
         if o >= stop_level:
             return o, reason_stop, True
         if o <= take_level:
-            return o, EXIT_TAKE, True
+            return o, ExitReason.take, True
         if h >= stop_level:
             return stop_level, reason_stop, False
         if lo <= take_level:
-            return take_level, EXIT_TAKE, False
+            return take_level, ExitReason.take, False
     return 0.0, -1, False
 
 
 @njit(cache=True, inline="always")
-def _book_trade(tally, record, trades_out, pos, entry_bar, exit_bar, entry_price, exit_price,
-                entry_quote, exit_quote, units, pnl, entry_cost, reason, exc_hi, exc_lo):
-    """Count a closed round trip in ``tally``; with ``record`` also write its trades row.
+def _rule_exit(p, bar, next_open):
+    """The risk rules of position ``p`` within ``bar`` (if it held through it), then the
+    time exit at its close: (quote, reason, at_open), reason -1 when none fires."""
+    if p.direction == 0 or not _exposed(p, bar.i, next_open):
+        return 0.0, -1, False
+    quote, reason, at_open = _levels_hit(p, bar.open, bar.high, bar.low)
+    if reason < 0 and bar.i == p.time_exit:
+        return bar.close, ExitReason.time, False
+    return quote, reason, at_open
+
+
+@njit(cache=True, inline="always")
+def _trailed(p, bar, next_open):
+    """Position ``p`` after ``bar``: the trailing stop's peak (long) or trough (short)
+    takes in the bar if the position held through it."""
+    if p.direction == 0 or not _exposed(p, bar.i, next_open):
+        return p
+    extreme = max(p.extreme, bar.high) if p.direction > 0 else min(p.extreme, bar.low)
+    return _with_path(p, extreme, p.exc_hi, p.exc_lo)
+
+
+@njit(cache=True, inline="always")
+def _closed(p, exit_bar, exit_price, exit_quote, pnl, reason):
+    return Closed(position=p, exit_bar=exit_bar, exit_price=exit_price,
+                  exit_quote=exit_quote, pnl=pnl, reason=reason)
+
+
+@njit(cache=True, inline="always")
+def _none_closed():
+    return _closed(_flat(), -1, 0.0, 0.0, 0.0, -1)
+
+
+@njit(cache=True, inline="always")
+def _book_trade(ledger, t):
+    """Count the Closed round trip ``t`` in the tally; with ``record`` also write its trade
+    record.
 
     MFE/MAE are non-negative fractions of the entry price, from the highest high
     (``exc_hi``) and lowest low (``exc_lo``) the position was exposed to.
     """
-    ret = pnl / entry_cost
-    if record:
-        row = trades_out[int(tally[T_TRADES])]
-        row[0] = pos
-        row[1] = entry_bar
-        row[2] = exit_bar
-        row[3] = entry_price
-        row[4] = exit_price
-        row[5] = entry_quote
-        row[6] = exit_quote
-        row[7] = units
-        row[8] = pnl
-        row[9] = ret
-        row[10] = reason
-        up = max(0.0, exc_hi / entry_price - 1.0)
-        down = max(0.0, 1.0 - exc_lo / entry_price)
-        row[11] = up if pos > 0 else down
-        row[12] = down if pos > 0 else up
-    tally[T_TRADES] += 1.0
+    tally = ledger.tally
+    p = t.position
+    pnl = t.pnl
+    ret = pnl / p.entry_cost
+    if ledger.record:
+        row = ledger.trades[int(tally[Tally.trades])]
+        row["direction"] = p.direction
+        row["entry_bar"] = p.entry_bar
+        row["exit_bar"] = t.exit_bar
+        row["entry_price"] = p.entry_price
+        row["exit_price"] = t.exit_price
+        row["entry_quote"] = p.entry_quote
+        row["exit_quote"] = t.exit_quote
+        row["units"] = p.units
+        row["pnl"] = pnl
+        row["return"] = ret
+        row["exit_reason"] = t.reason
+        up = max(0.0, p.exc_hi / p.entry_price - 1.0)
+        down = max(0.0, 1.0 - p.exc_lo / p.entry_price)
+        row["mfe"] = up if p.direction > 0 else down
+        row["mae"] = down if p.direction > 0 else up
+    tally[Tally.trades] += 1.0
     if pnl > 0.0:
-        tally[T_WINS] += 1.0
-        tally[T_GROSS_PROFIT] += pnl
+        tally[Tally.wins] += 1.0
+        tally[Tally.gross_profit] += pnl
     elif pnl < 0.0:
-        tally[T_GROSS_LOSS] -= pnl
-    tally[T_SUM_RETURN] += ret
-    tally[T_SUM_BARS] += exit_bar - entry_bar
-    tally[T_REASON + reason] += 1.0
+        tally[Tally.gross_loss] -= pnl
+    tally[Tally.sum_return] += ret
+    tally[Tally.sum_bars] += t.exit_bar - p.entry_bar
+    tally[Tally.reason + t.reason] += 1.0
 
 
 @njit(cache=True, inline="always")
-def _exit(tally, record, trades_out, i, quote, reason, at_open, o, h, lo, pos, units,
-          entry_bar, entry_price, entry_quote, entry_cost, entry_net, exc_hi, exc_lo,
-          fees, fixed_fees, slippage):
-    """Close the position at ``quote`` on bar ``i``; returns the cash change."""
+def _book_mark(ledger, p, bar, c, reason):
+    """Book position ``p``, if open, marked at the close ``c`` of ``bar`` with no exit
+    costs (the end of the data, or ruin); returns the flat position."""
+    if p.direction != 0:
+        pnl = p.units * c - p.entry_cost if p.direction > 0 else p.entry_net - p.units * c
+        # the mark is part of the path, even for an entry at it
+        _book_trade(ledger, _closed(_with_path(p, p.extreme, max(p.exc_hi, c),
+                                               min(p.exc_lo, c)), bar, c, c, pnl, reason))
+    return _flat()
+
+
+@njit(cache=True, inline="always")
+def _exit(p, bar, quote, reason, at_open, rule):
+    """Close position ``p`` at ``quote`` on ``bar`` (at its open: ``at_open``):
+    ``(cash change, Closed)``."""
     if at_open:
-        exc_hi = max(exc_hi, o)
-        exc_lo = min(exc_lo, o)
+        exc_hi = max(p.exc_hi, bar.open)
+        exc_lo = min(p.exc_lo, bar.open)
     else:
-        exc_hi = max(exc_hi, h)
-        exc_lo = min(exc_lo, lo)
-    if pos > 0:
-        p = quote * (1.0 - slippage)
-        cash_change = units * p * (1.0 - fees) - fixed_fees
-        pnl = cash_change - entry_cost
+        exc_hi = max(p.exc_hi, bar.high)
+        exc_lo = min(p.exc_lo, bar.low)
+    fees = rule.fees
+    fixed_fees = rule.fixed_fees
+    slippage = rule.slippage
+    if p.direction > 0:
+        price = quote * (1.0 - slippage)
+        cash_change = p.units * price * (1.0 - fees) - fixed_fees
+        pnl = cash_change - p.entry_cost
     else:
-        p = quote * (1.0 + slippage)
-        cash_change = -(units * p * (1.0 + fees) + fixed_fees)
-        pnl = entry_net + cash_change
-    _book_trade(tally, record, trades_out, pos, entry_bar, i, entry_price, p, entry_quote,
-                quote, units, pnl, entry_cost, reason, exc_hi, exc_lo)
-    return cash_change
+        price = quote * (1.0 + slippage)
+        cash_change = -(p.units * price * (1.0 + fees) + fixed_fees)
+        pnl = p.entry_net + cash_change
+    return cash_change, _closed(_with_path(p, p.extreme, exc_hi, exc_lo), bar.i, price, quote,
+                                pnl, reason)
 
 
 @njit(cache=True, inline="always")
-def _entry(open_dir, quote, atr_at_signal, cash, size, fees, fixed_fees, slippage, stop_loss,
-           take_profit, stop_atr, take_atr, trailing_atr):
-    """Open a position: (units, entry_price, entry_cost, entry_net, cash change, stop level,
-    take level, trailing ATR distance), the levels fixed at entry (see ``_levels``).
+def _entry(open_dir, i, quote, atr_at_signal, cash, rule):
+    """Open a position on bar ``i`` at ``quote``: ``(position, cash change)``, its levels
+    fixed at entry (see ``_levels``); the ATR-scaled rules use ``atr_at_signal``.
 
-    ``units`` is 0 when ``size * cash - fixed_fees <= 0`` (the entry is skipped).
+    The position is flat when ``size * cash - fixed_fees <= 0`` (the entry is skipped).
     """
-    budget = size * cash - fixed_fees
+    fees = rule.fees
+    fixed_fees = rule.fixed_fees
+    slippage = rule.slippage
+    budget = rule.size * cash - fixed_fees
     if budget <= 0.0:
-        return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.nan
-    p = quote * (1.0 + slippage) if open_dir > 0 else quote * (1.0 - slippage)
-    units = budget / (p * (1.0 + fees))
-    entry_cost = units * p * (1.0 + fees) + fixed_fees
-    entry_net = units * p * (1.0 - fees) - fixed_fees
-    stop, take = _levels(open_dir, p, atr_at_signal, stop_loss, take_profit, stop_atr,
-                         take_atr)
-    return (units, p, entry_cost, entry_net, -entry_cost if open_dir > 0 else entry_net,
-            stop, take, trailing_atr * atr_at_signal)
+        return _flat(), 0.0
+    price = quote * (1.0 + slippage) if open_dir > 0 else quote * (1.0 - slippage)
+    units = budget / (price * (1.0 + fees))
+    entry_cost = units * price * (1.0 + fees) + fixed_fees
+    entry_net = units * price * (1.0 - fees) - fixed_fees
+    stop, take = _levels(open_dir, price, atr_at_signal, rule)
+    max_bars = int(rule.max_bars)
+    p = Position(direction=open_dir, units=units, entry_bar=i, entry_price=price,
+                 entry_quote=quote, entry_cost=entry_cost, entry_net=entry_net, stop=stop,
+                 take=take, trail_frac=rule.trailing_stop,
+                 trail_offset=rule.trailing_atr * atr_at_signal,
+                 time_exit=i + max_bars if max_bars > 0 else -1, extreme=price,
+                 exc_hi=price, exc_lo=price)
+    return p, (-entry_cost if open_dir > 0 else entry_net)
+
+
+@njit(cache=True, inline="always")
+def _act(p, cash, code, at_open, may_open, bar, atr_at_signal, direction, rule):
+    """Carry out signal ``code`` on ``bar``, at its open (``at_open``: a next_open order)
+    or at its close: ``(position, cash, Closed)`` (the Closed's reason is -1 when nothing
+    closed). ``may_open`` False: close only. An entry sizes its ATR rules by
+    ``atr_at_signal``.
+    """
+    close_now, open_dir = _orders(code, direction, p.direction)
+    quote = bar.open if at_open else bar.close
+    closed = _none_closed()
+    if close_now:
+        cash_change, closed = _exit(p, bar, quote, ExitReason.signal, at_open, rule)
+        cash += cash_change
+        p = _flat()
+    if open_dir != 0 and may_open:
+        q, cash_change = _entry(open_dir, bar.i, quote, atr_at_signal, cash, rule)
+        if q.units > 0.0:
+            cash += cash_change
+            p = q
+    return p, cash, closed
+
+
+@njit(cache=True, inline="always")
+def _at_close(p, cash, code, may_open, bar, atr_at_signal, end, settings, rule):
+    """The strategy's signal ``code`` at the close of ``bar``: ``(position, cash, Closed,
+    pending order)``. With next_open fills it waits for the next bar's open (none after
+    the last bar of the span); at the close it acts now (``_act``)."""
+    if settings.fill == FillMode.next_open:
+        return p, cash, _none_closed(), (code if bar.i + 1 < end else 0)
+    p, cash, closed = _act(p, cash, code, False, may_open, bar, atr_at_signal,
+                           settings.direction, rule)
+    return p, cash, closed, 0
+
+
+@njit(cache=True, inline="always")
+def _mark(p, cash, bar, record, next_open):
+    """Equity at the close of ``bar``, and the position: with ``record`` its price
+    extremes (MFE/MAE) take in the bar's range when it held through it."""
+    if p.direction == 0:
+        return cash, p
+    if record and _exposed(p, bar.i, next_open):
+        p = _with_path(p, p.extreme, max(p.exc_hi, bar.high), min(p.exc_lo, bar.low))
+    return cash + p.direction * p.units * bar.close, p
 
 
 @njit(cache=True)
-def simulate(
-    open_, high, low, close, start, end, event_bar, event_code, atr,
-    stop_loss, take_profit, trailing_stop, stop_atr, take_atr, trailing_atr, max_bars,
-    fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
-    buf, tally, metrics_out, record, equity_out, cash_out, units_out, trades_out,
-):
-    """Run one backtest of one asset over bars ``start <= i < end``; return its trade count.
+def simulate_asset(bars, signals, rules, settings, scratch, out, record):
+    """Run one backtest of one asset over bars ``bars.start <= i < bars.end``; return its
+    trade count.
 
-    Prices are 1-D rows of the Bundle; ``event_bar``/``event_code`` are the strategy's
-    signals (increasing bars inside the span, codes of :mod:`sweepbt.kernels.codes`,
-    judged at the close). ``atr`` is the asset's ATR row for the ATR-scaled rules
+    ``bars`` holds the asset's price rows and its ATR row for the ATR-scaled rules
     (``stop_atr``, ``take_atr``, ``trailing_atr``: multiples of the ATR at the signal bar of
-    the entry). Risk rules are off when NaN, ``max_bars`` when 0. ``buf`` (RETURN_BLOCK
-    floats) and ``tally`` (N_TALLY floats) are scratch owned by the caller's thread.
-    Writes N_METRICS values (METRIC_NAMES order) to ``metrics_out``. With ``record`` it
-    also writes per-bar ``equity_out``, ``cash_out``, ``units_out`` (signed) and one row per
-    trade to ``trades_out`` (TRADE_FIELDS order, bars as absolute indices).
+    the entry); ``signals`` the strategy's events (increasing bars, codes of
+    :mod:`sweepbt.kernels.codes`, judged at the close); ``rules`` the combo's row of risk
+    and cost rules (RULE_COLUMNS; off when NaN, ``max_bars`` when 0); ``scratch`` is owned
+    by the caller's thread. Writes N_METRICS values (METRIC_NAMES order) to
+    ``out.metrics``. With ``record`` it also writes per-bar ``out.equity``, ``out.cash``,
+    ``out.units`` (signed) and one TRADE_DTYPE record per trade to ``out.trades``.
 
     While flat with no order pending, equity is constant and every return is exactly 0, so
     the loop jumps straight to the next signal that can open a position, folding the skipped
     bars into the statistics as one block of zero returns.
-    """
-    next_open = fill == FILL_NEXT_OPEN
-    tally[:] = 0.0
-    n_events = event_bar.shape[0]
-    e = 0  # next signal event
 
-    cash = init_cash
-    units = 0.0
-    pos = 0  # +1 long, -1 short, 0 flat
-    entry_bar = -1
-    entry_price = entry_quote = entry_cost = entry_net = 0.0
-    stop_level = take_level = 0.0  # fixed at entry
-    trail_offset = np.nan  # trailing_atr distance, fixed at entry
-    extreme = 0.0  # peak (long) / trough (short) for the trailing stop
-    exc_hi = exc_lo = 0.0  # price extremes seen by the open position (MFE/MAE)
+    numba counts references to every array handed to a helper, inlined or not (an atomic
+    increment and decrement each): the loop takes its arrays out of their tuples once, and
+    per bar and per signal calls only helpers of scalars (Position, Bar, RuleRow, Closed);
+    arrays go only to the helpers that book a closed trade or merge a block of returns.
+    """
+    open_, high, low, close, atr = bars.open, bars.high, bars.low, bars.close, bars.atr
+    event_bar, event_code = signals.bar, signals.code
+    buf = scratch.buf
+    ledger = Ledger(scratch.tally, out.trades, record)
+    ledger.tally[:] = 0.0
+    direction = settings.direction
+    next_open = settings.fill == FillMode.next_open
+    rule = _rule_row(rules)
+    end = bars.end
+    n_events = event_bar.shape[0]
+
+    cash = settings.init_cash
+    p = _flat()
     pending = 0  # next_open: the signal waiting for the next bar's open
     bars_exposed = 0
-
     k = 0  # returns waiting in buf
-    n_ret = 0
-    mean_ret = m2_ret = m3_ret = m4_ret = downside_sq = 0.0
-    prev_equity = peak_equity = init_cash
+    mom = Moments(0, 0.0, 0.0, 0.0, 0.0)
+    downside_sq = 0.0
+    prev_equity = peak_equity = settings.init_cash
     max_dd = 0.0
 
-    while e < n_events and event_bar[e] < start:  # signals before the span never act
-        e += 1
-    i = start
+    e = np.searchsorted(event_bar, bars.start)  # signals before the span never act
+    i = bars.start
     while i < end:
-        if pos == 0 and pending == 0:
+        if p.direction == 0 and pending == 0:
             # flat: skip to the close of the next bar whose signal opens a position
             while e < n_events and not _opens(event_code[e], direction):
                 e += 1
             j = min(event_bar[e], end) if e < n_events else end
             if j > i:
                 # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
-                n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_zeros(
-                    buf, k, j - i, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
+                mom = _merge_zeros(buf, k, j - i, mom)
                 k = 0
                 if record:
-                    equity_out[i:j] = cash
-                    cash_out[i:j] = cash
-                    units_out[i:j] = 0.0
+                    _record_flat(out, i, j, cash)
                 i = j
-                if i == end:
-                    break
+                continue
+        bar = Bar(i=i, open=open_[i], high=high[i], low=low[i], close=close[i])
 
-        o = open_[i]
-        h = high[i]
-        lo = low[i]
-        c = close[i]
-        ruled_out = False  # a stop, take-profit or time exit happened on this bar
-
-        # 1. next_open: the order left by the previous close fills at this open
+        # 1. next_open: the order left by the previous close fills at this open; an entry's
+        # ATR rules use the ATR of the signal bar, the last close known now
         if pending != 0:
-            close_now, open_dir = _orders(pending, direction, pos)
+            p, cash, closed = _act(p, cash, pending, True, True, bar, atr[i - 1], direction,
+                                   rule)
             pending = 0
-            if close_now:
-                cash += _exit(tally, record, trades_out, i, o, EXIT_SIGNAL, True, o, h, lo,
-                              pos, units, entry_bar, entry_price, entry_quote, entry_cost,
-                              entry_net, exc_hi, exc_lo, fees, fixed_fees, slippage)
-                pos = 0
-            if open_dir != 0:
-                # ATR of the signal bar (i - 1): the last close known at this open
-                (units, entry_price, entry_cost, entry_net, dc, stop_level, take_level,
-                 trail_offset) = _entry(open_dir, o, atr[i - 1], cash, size, fees,
-                                        fixed_fees, slippage, stop_loss, take_profit,
-                                        stop_atr, take_atr, trailing_atr)
-                if units > 0.0:
-                    cash += dc
-                    pos = open_dir
-                    entry_bar = i
-                    entry_quote = o
-                    extreme = exc_hi = exc_lo = entry_price
+            if closed.reason >= 0:
+                _book_trade(ledger, closed)
 
         # 2. risk rules, then the time exit at the close
-        if pos != 0 and (next_open or entry_bar < i):
-            quote, reason, at_open = _risk_exit(pos, o, h, lo, stop_level, take_level,
-                                                extreme, trailing_stop, trail_offset)
-            if reason < 0 and max_bars > 0 and i == entry_bar + max_bars:
-                quote = c
-                reason = EXIT_TIME
-            if reason >= 0:
-                cash += _exit(tally, record, trades_out, i, quote, reason, at_open, o, h, lo,
-                              pos, units, entry_bar, entry_price, entry_quote, entry_cost,
-                              entry_net, exc_hi, exc_lo, fees, fixed_fees, slippage)
-                pos = 0
-                ruled_out = True
-            elif pos > 0:
-                extreme = max(extreme, h)
-            else:
-                extreme = min(extreme, lo)
+        quote, reason, at_open = _rule_exit(p, bar, next_open)
+        ruled_out = reason >= 0  # no entry at this close after a rule exit
+        if ruled_out:
+            cash_change, closed = _exit(p, bar, quote, reason, at_open, rule)
+            cash += cash_change
+            _book_trade(ledger, closed)
+            p = _flat()
+        else:
+            p = _trailed(p, bar, next_open)
 
         # 3. the strategy's signal at the close
         if e < n_events and event_bar[e] == i:
-            sig = event_code[e]
+            p, cash, closed, pending = _at_close(p, cash, event_code[e], not ruled_out, bar,
+                                                 atr[i], end, settings, rule)
             e += 1
-            if next_open:
-                if i + 1 < end:
-                    pending = sig
-            else:
-                close_now, open_dir = _orders(sig, direction, pos)
-                if close_now:
-                    cash += _exit(tally, record, trades_out, i, c, EXIT_SIGNAL, False, o, h,
-                                  lo, pos, units, entry_bar, entry_price, entry_quote,
-                                  entry_cost, entry_net, exc_hi, exc_lo, fees, fixed_fees,
-                                  slippage)
-                    pos = 0
-                if open_dir != 0 and not ruled_out:
-                    (units, entry_price, entry_cost, entry_net, dc, stop_level, take_level,
-                     trail_offset) = _entry(open_dir, c, atr[i], cash, size, fees, fixed_fees,
-                                            slippage, stop_loss, take_profit, stop_atr,
-                                            take_atr, trailing_atr)
-                    if units > 0.0:
-                        cash += dc
-                        pos = open_dir
-                        entry_bar = i
-                        entry_quote = c
-                        extreme = exc_hi = exc_lo = entry_price
+            if closed.reason >= 0:
+                _book_trade(ledger, closed)
 
         # 4. mark to market at the close, and fold the bar's return into the statistics
-        if pos != 0:
-            bars_exposed += 1
-            equity = cash + pos * units * c
-            if record and (next_open or entry_bar < i):
-                exc_hi = max(exc_hi, h)
-                exc_lo = min(exc_lo, lo)
-        else:
-            units = 0.0
-            equity = cash
+        equity, p = _mark(p, cash, bar, record, next_open)
+        bars_exposed += abs(p.direction)  # a position open at the close
         r = equity / prev_equity - 1.0
         prev_equity = equity
         buf[k] = r
         k += 1
         if k == RETURN_BLOCK:
-            n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
-                buf, k, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
+            mom = _merge_block(buf, k, mom)
             k = 0
         if r < 0.0:
             downside_sq += r * r
-        if equity > peak_equity:
-            peak_equity = equity
-        elif equity < peak_equity * (1.0 - max_dd):
-            max_dd = 1.0 - equity / peak_equity
+        peak_equity, max_dd = _drawdown(equity, peak_equity, max_dd)
         if record:
-            equity_out[i] = equity
-            cash_out[i] = cash
-            units_out[i] = pos * units
-        i += 1
+            out.equity[i] = equity
+            out.cash[i] = cash
+            out.units[i] = p.direction * p.units
         if equity <= 0.0:
             # ruin: the position is closed at this close like an end-of-data mark; the
             # account stays flat at this equity for the rest of the span (zero returns)
-            tally[T_RUINED] = 1.0
-            if pos != 0:
-                exc_hi = max(exc_hi, c)
-                exc_lo = min(exc_lo, c)
-                pnl = units * c - entry_cost if pos > 0 else entry_net - units * c
-                _book_trade(tally, record, trades_out, pos, entry_bar, i - 1, entry_price, c,
-                            entry_quote, c, units, pnl, entry_cost, EXIT_RUIN, exc_hi,
-                            exc_lo)
-                pos = 0
-            if i < end:
-                n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_zeros(
-                    buf, k, end - i, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
-                k = 0
-                if record:
-                    equity_out[i:end] = equity
-                    cash_out[i:end] = equity
-                    units_out[i:end] = 0.0
+            ledger.tally[Tally.ruined] = 1.0
+            p = _book_mark(ledger, p, i, bar.close, ExitReason.ruin)
+            mom, k = _flat_stretch(buf, k, mom, i + 1, end, equity, out, record)
             break
+        i += 1
 
-    if k > 0:
-        n_ret, mean_ret, m2_ret, m3_ret, m4_ret = _merge_block(
-            buf, k, n_ret, mean_ret, m2_ret, m3_ret, m4_ret)
-
+    mom = _merge_waiting(buf, k, mom)
     # a position still open at the end is marked at the last close, with no exit costs
-    if pos != 0:
-        last = end - 1
-        c = close[last]
-        pnl = units * c - entry_cost if pos > 0 else entry_net - units * c
-        exc_hi = max(exc_hi, c)  # the mark is part of the path, even for an entry at it
-        exc_lo = min(exc_lo, c)
-        _book_trade(tally, record, trades_out, pos, entry_bar, last, entry_price, c,
-                    entry_quote, c, units, pnl, entry_cost, EXIT_END, exc_hi, exc_lo)
-
-    _finish_metrics(metrics_out, tally, prev_equity, init_cash, periods_per_year, n_ret,
-                    mean_ret, m2_ret, m3_ret, m4_ret, downside_sq, max_dd, bars_exposed)
-    return int(tally[T_TRADES])
+    _book_mark(ledger, p, end - 1, bars.close[end - 1], ExitReason.end)
+    _finish_metrics(out.metrics, ledger.tally, settings, prev_equity, mom, downside_sq,
+                    max_dd, bars_exposed)
+    return int(ledger.tally[Tally.trades])
 
 
 @njit(cache=True, inline="always")
-def _finish_metrics(m, tally, final_equity, init_cash, periods_per_year, n_ret, mean_ret,
-                    m2_ret, m3_ret, m4_ret, downside_sq, max_dd, bars_exposed):
+def _finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
+                    bars_exposed):
     """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
     nan = np.nan
+    n_ret, mean_ret, m2_ret, m3_ret, m4_ret = mom
     if n_ret == 0:  # an empty span (a trade window the asset does not reach)
         m[:] = nan
-        for j in (M_N_TRADES, M_N_STOP, M_N_STOP + 1, M_N_STOP + 2, M_N_STOP + 3, M_N_SIGNAL,
-                  M_RUINED):
+        for j in (Metric.n_trades, Metric.n_stop, Metric.n_take, Metric.n_trail,
+                  Metric.n_time, Metric.n_signal, Metric.ruined):
             m[j] = 0.0
         return
+    init_cash = settings.init_cash
+    periods_per_year = settings.periods_per_year
     sqrt_ppy = math.sqrt(periods_per_year)
-    m[M_TOTAL_RETURN] = final_equity / init_cash - 1.0
-    ruined = tally[T_RUINED] != 0.0
-    m[M_RUINED] = 1.0 if ruined else 0.0
+    m[Metric.total_return] = final_equity / init_cash - 1.0
+    ruined = tally[Tally.ruined] != 0.0
+    m[Metric.ruined] = 1.0 if ruined else 0.0
     if ruined or final_equity <= 0.0:
         cagr = -1.0
     else:
         cagr = (final_equity / init_cash) ** (periods_per_year / n_ret) - 1.0
-    m[M_CAGR] = cagr
+    m[Metric.cagr] = cagr
     std = math.sqrt(m2_ret / (n_ret - 1)) if n_ret > 1 else nan
-    m[M_VOLATILITY] = std * sqrt_ppy
-    m[M_SHARPE] = mean_ret / std * sqrt_ppy if std > 0.0 else nan
-    m[M_SORTINO] = (mean_ret / math.sqrt(downside_sq / n_ret) * sqrt_ppy if downside_sq > 0.0
-                    else nan)
-    m[M_MAX_DRAWDOWN] = max_dd
-    m[M_CALMAR] = cagr / max_dd if max_dd > 0.0 else nan
-    n_trades = tally[T_TRADES]
-    m[M_N_TRADES] = n_trades
+    m[Metric.volatility] = std * sqrt_ppy
+    m[Metric.sharpe] = mean_ret / std * sqrt_ppy if std > 0.0 else nan
+    m[Metric.sortino] = (mean_ret / math.sqrt(downside_sq / n_ret) * sqrt_ppy
+                         if downside_sq > 0.0 else nan)
+    m[Metric.max_drawdown] = max_dd
+    m[Metric.calmar] = cagr / max_dd if max_dd > 0.0 else nan
+    n_trades = tally[Tally.trades]
+    m[Metric.n_trades] = n_trades
     has_trades = n_trades > 0.0
-    m[M_WIN_RATE] = tally[T_WINS] / n_trades if has_trades else nan
-    gross_loss = tally[T_GROSS_LOSS]
-    m[M_PROFIT_FACTOR] = tally[T_GROSS_PROFIT] / gross_loss if gross_loss > 0.0 else nan
-    m[M_AVG_TRADE] = tally[T_SUM_RETURN] / n_trades if has_trades else nan
-    m[M_EXPOSURE] = bars_exposed / n_ret
-    m[M_AVG_BARS_HELD] = tally[T_SUM_BARS] / n_trades if has_trades else nan
-    for reason in range(EXIT_STOP, EXIT_TIME + 1):
-        m[M_N_STOP + reason - EXIT_STOP] = tally[T_REASON + reason]
-    m[M_N_SIGNAL] = tally[T_REASON + EXIT_SIGNAL]
+    m[Metric.win_rate] = tally[Tally.wins] / n_trades if has_trades else nan
+    gross_loss = tally[Tally.gross_loss]
+    m[Metric.profit_factor] = (tally[Tally.gross_profit] / gross_loss if gross_loss > 0.0
+                               else nan)
+    m[Metric.avg_trade] = tally[Tally.sum_return] / n_trades if has_trades else nan
+    m[Metric.exposure] = bars_exposed / n_ret
+    m[Metric.avg_bars_held] = tally[Tally.sum_bars] / n_trades if has_trades else nan
+    for reason in range(ExitReason.stop, ExitReason.time + 1):
+        m[Metric.n_stop + reason - ExitReason.stop] = tally[Tally.reason + reason]
+    m[Metric.n_signal] = tally[Tally.reason + ExitReason.signal]
     if m2_ret > 0.0:
-        m[M_SKEW] = math.sqrt(n_ret) * m3_ret / m2_ret ** 1.5
-        m[M_KURTOSIS] = n_ret * m4_ret / (m2_ret * m2_ret)
+        m[Metric.skew] = math.sqrt(n_ret) * m3_ret / m2_ret ** 1.5
+        m[Metric.kurtosis] = n_ret * m4_ret / (m2_ret * m2_ret)
     else:
-        m[M_SKEW] = nan
-        m[M_KURTOSIS] = nan
+        m[Metric.skew] = nan
+        m[Metric.kurtosis] = nan
     if ruined:  # returns through a bust account mean nothing
-        for j in (M_VOLATILITY, M_SHARPE, M_SORTINO, M_CALMAR, M_SKEW, M_KURTOSIS):
+        for j in (Metric.volatility, Metric.sharpe, Metric.sortino, Metric.calmar,
+                  Metric.skew, Metric.kurtosis):
             m[j] = nan
 
 
-@njit(parallel=True, cache=True)
-def sweep_metrics(
-    open_, high, low, close, start, end, event_ptr, event_bar, event_code, signal_idx,
-    atr_bank, atr_idx, stop_loss, take_profit, trailing_stop, stop_atr, take_atr,
-    trailing_atr, max_bars, fees, fixed_fees, slippage, size, fill, direction, init_cash,
-    periods_per_year, pair_lo, pair_hi, n_tasks, out,
-):
-    """Metrics for backtests ``pair_lo <= p < pair_hi`` of a sweep, into ``out[p - pair_lo]``.
+@njit(cache=True, inline="always")
+def _check_launch(market, atr_bank, combos, n_pairs):
+    """The shapes the grid kernels rely on (they do not bounds-check)."""
+    n_combos = combos.rules.shape[0]
+    if combos.rules.shape[1] != N_RULES:
+        raise ValueError("combos.rules must have N_RULES columns (RULE_COLUMNS)")
+    if combos.signal_idx.shape[0] != n_combos or combos.atr_idx.shape[0] != n_combos:
+        raise ValueError("combos.signal_idx, atr_idx and rules must have one row per combo")
+    if n_pairs > n_combos * market.close.shape[0] or atr_bank.shape[0] != market.close.shape[0]:
+        raise ValueError("more (combo, asset) pairs than combos x assets, or an ATR bank "
+                         "for another number of assets")
 
-    Pair ``p`` is combo ``p // n_assets`` on asset ``p % n_assets``. Combo ``c`` reads the
-    signal events of CSR row ``signal_idx[c] * n_assets + asset`` (see kernels.signals) and
-    the ATR row ``atr_bank[asset, atr_idx[c]]``. Every per-combo parameter is an array of
-    length n_combos. The pairs are split over ``n_tasks`` ``prange`` tasks with per-task
-    scratch buffers (no allocation per backtest); each output row has one writer.
-    Task ``t`` takes pairs ``pair_lo + t``, ``pair_lo + t + n_tasks``, ...: dealt round-robin,
-    so cheap and expensive regions of the grid spread evenly over the threads.
+
+@njit(cache=True, inline="always")
+def _run_pair(market, events, atr_bank, combos, settings, pair, scratch, out, record):
+    """Backtest ``pair`` of a launch: combo ``pair // n_assets`` on asset
+    ``pair % n_assets`` (see ``sweep_metrics``)."""
+    n_assets = market.close.shape[0]
+    c = pair // n_assets
+    a = pair - c * n_assets
+    row = combos.signal_idx[c] * n_assets + a
+    ev_lo = events.ptr[row]
+    ev_hi = events.ptr[row + 1]
+    bars = Bars(open=market.open[a], high=market.high[a], low=market.low[a],
+                close=market.close[a], atr=atr_bank[a, combos.atr_idx[c]],
+                start=market.start[a], end=market.end[a])
+    signals = Signals(bar=events.bar[ev_lo:ev_hi], code=events.code[ev_lo:ev_hi])
+    return simulate_asset(bars, signals, combos.rules[c], settings, scratch, out, record)
+
+
+@njit(cache=True, inline="always")
+def _scratch():
+    return Scratch(buf=np.empty(RETURN_BLOCK), tally=np.empty(N_TALLY))
+
+
+@njit(parallel=True, cache=True)
+def sweep_metrics(market, events, atr_bank, combos, settings, n_tasks, out):
+    """Metrics of every (combo, asset) pair of a launch into ``out`` ``(n_pairs,
+    N_METRICS)``.
+
+    Pair ``p`` is combo ``p // n_assets`` on asset ``p % n_assets``: it reads the signal
+    events of CSR row ``combos.signal_idx[c] * n_assets + asset``, the ATR row
+    ``atr_bank[asset, combos.atr_idx[c]]`` and the rules row ``combos.rules[c]``. The pairs
+    are split over ``n_tasks`` ``prange`` tasks with per-task scratch buffers (no
+    allocation per backtest); each output row has one writer. Task ``t`` takes pairs
+    ``t``, ``t + n_tasks``, ...: dealt round-robin, so cheap and expensive regions of the
+    grid spread evenly over the threads.
     """
-    n_assets = close.shape[0]
-    empty1 = np.empty(0)
-    empty2 = np.empty((0, N_TRADE_FIELDS))
+    n_pairs = out.shape[0]
+    _check_launch(market, atr_bank, combos, n_pairs)
+    empty = np.empty(0)
+    no_trades = np.empty(0, TRADE_DTYPE)
     for task in prange(n_tasks):
-        buf = np.empty(RETURN_BLOCK)
-        tally = np.empty(N_TALLY)
-        for p in range(pair_lo + task, pair_hi, n_tasks):
-            c = p // n_assets
-            a = p - c * n_assets
-            row = signal_idx[c] * n_assets + a
-            ev_lo = event_ptr[row]
-            ev_hi = event_ptr[row + 1]
-            simulate(
-                open_[a], high[a], low[a], close[a], start[a], end[a],
-                event_bar[ev_lo:ev_hi], event_code[ev_lo:ev_hi], atr_bank[a, atr_idx[c]],
-                stop_loss[c], take_profit[c], trailing_stop[c], stop_atr[c], take_atr[c],
-                trailing_atr[c], max_bars[c], fees[c], fixed_fees[c], slippage[c], size[c],
-                fill, direction, init_cash, periods_per_year, buf, tally, out[p - pair_lo],
-                False, empty1, empty1, empty1, empty2,
-            )
+        scratch = _scratch()
+        for p in range(task, n_pairs, n_tasks):
+            _run_pair(market, events, atr_bank, combos, settings, p, scratch,
+                      Outputs(metrics=out[p], equity=empty, cash=empty, units=empty,
+                              trades=no_trades), False)
 
 
 @njit(cache=True)
-def backtest_record(
-    open_, high, low, close, start, end, event_bar, event_code, atr,
-    stop_loss, take_profit, trailing_stop, stop_atr, take_atr, trailing_atr, max_bars,
-    fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
-    metrics_out, equity_out, cash_out, units_out, trades_out,
-):
-    """One asset's backtest with every per-bar series and trade recorded; returns n_trades.
+def backtest_record(market, events, atr_bank, combos, settings, pair, out):
+    """Backtest ``pair`` (as in ``sweep_metrics``) with every per-bar series and trade
+    recorded into ``out`` (Outputs); returns its trade count.
 
-    ``trades_out`` must have room for every trade: run without recording first (through
+    ``out.trades`` must have room for every trade: run without recording first (through
     ``sweep_metrics``) to learn the count.
     """
-    buf = np.empty(RETURN_BLOCK)
-    tally = np.empty(N_TALLY)
-    return simulate(
-        open_, high, low, close, start, end, event_bar, event_code, atr,
-        stop_loss, take_profit, trailing_stop, stop_atr, take_atr, trailing_atr, max_bars,
-        fees, fixed_fees, slippage, size, fill, direction, init_cash, periods_per_year,
-        buf, tally, metrics_out, True, equity_out, cash_out, units_out, trades_out,
-    )
+    if pair < 0:
+        raise ValueError("pair must be >= 0")
+    _check_launch(market, atr_bank, combos, pair + 1)
+    return _run_pair(market, events, atr_bank, combos, settings, pair, _scratch(), out, True)
 
 
 @njit(parallel=True, cache=True)
-def equity_paths(
-    open_, high, low, close, start, end, event_ptr, event_bar, event_code, signal_idx,
-    atr_bank, atr_idx, stop_loss, take_profit, trailing_stop, stop_atr, take_atr,
-    trailing_atr, max_bars, fees, fixed_fees, slippage, size, fill, direction, init_cash,
-    periods_per_year, out,
-):
+def equity_paths(market, events, atr_bank, combos, settings, out):
     """Per-bar equity of every (combo, asset) pair into ``out[p]`` (NaN outside the span).
 
-    Same arguments as ``sweep_metrics`` (all pairs); ``out`` is ``(n_pairs, n_bars)``.
-    Scratch (cash, units, trades) is allocated once per task, not per backtest.
+    Pairs as in ``sweep_metrics``; ``out`` is ``(n_pairs, n_bars)``. Scratch (cash, units,
+    trades) is allocated once per task, not per backtest.
     """
-    n_assets = close.shape[0]
-    n_bars = close.shape[1]
+    n_bars = market.close.shape[1]
     n_pairs = out.shape[0]
+    _check_launch(market, atr_bank, combos, n_pairs)
     n_tasks = min(n_pairs, 64)
     for task in prange(n_tasks):
-        buf = np.empty(RETURN_BLOCK)
-        tally = np.empty(N_TALLY)
+        scratch = _scratch()
         metrics = np.empty(N_METRICS)
         cash = np.empty(n_bars)
         units = np.empty(n_bars)
-        trades = np.empty((2 * n_bars + 2, N_TRADE_FIELDS))
+        trades = np.empty(2 * n_bars + 2, TRADE_DTYPE)
         for p in range(task, n_pairs, n_tasks):
-            c = p // n_assets
-            a = p - c * n_assets
-            row = signal_idx[c] * n_assets + a
-            ev_lo = event_ptr[row]
-            ev_hi = event_ptr[row + 1]
             out[p, :] = np.nan
-            simulate(
-                open_[a], high[a], low[a], close[a], start[a], end[a],
-                event_bar[ev_lo:ev_hi], event_code[ev_lo:ev_hi], atr_bank[a, atr_idx[c]],
-                stop_loss[c], take_profit[c], trailing_stop[c], stop_atr[c], take_atr[c],
-                trailing_atr[c], max_bars[c], fees[c], fixed_fees[c], slippage[c], size[c],
-                fill, direction, init_cash, periods_per_year, buf, tally, metrics,
-                True, out[p], cash, units, trades,
-            )
+            _run_pair(market, events, atr_bank, combos, settings, p, scratch,
+                      Outputs(metrics=metrics, equity=out[p], cash=cash, units=units,
+                              trades=trades), True)

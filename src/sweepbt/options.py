@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, fields
 from sweepbt import kernels
 
 #: ``fill=`` names and their kernel codes (docs/semantics.md, Fills)
-FILL_MODES = {"next_open": kernels.FILL_NEXT_OPEN, "close": kernels.FILL_CLOSE}
+FILL_MODES = kernels.FillMode._asdict()
 #: ``direction=`` names and their kernel codes
-DIRECTIONS = {"long": kernels.DIR_LONG, "short": kernels.DIR_SHORT, "both": kernels.DIR_BOTH}
+DIRECTIONS = kernels.Direction._asdict()
 
 _ALL = ("backtest", "sweep", "estimate", "walk_forward")
 _GRIDS = ("sweep", "estimate", "walk_forward")

@@ -140,9 +140,9 @@ class Plan:
         threads = 1 if work < SERIAL_BAR_EVALUATIONS else n_threads(self.settings.threads)
         n_tasks = max(1, min(n_pairs, 8 * threads))
         with single_thread() if threads == 1 else contextlib.nullcontext():
-            kernels.sweep_metrics(
-                *self._kernel_inputs(signals, atr, columns, signal_idx - first),
-                0, n_pairs, n_tasks, metrics)
+            kernels.sweep_metrics(**self._kernel_inputs(signals, atr, columns,
+                                                        signal_idx - first),
+                                  n_tasks=n_tasks, out=metrics)
         return ChunkResult(kept, {n: columns[n] for n in self.grid.names}, metrics)
 
     def equity(self, ids):
@@ -156,14 +156,14 @@ class Plan:
                 source, atr = self.built()
                 first = int(signal_idx.min())
                 signals = source.events(first, int(signal_idx.max()) + 1)
-                kernels.equity_paths(*self._kernel_inputs(signals, atr, columns,
-                                                          signal_idx - first), out)
+                kernels.equity_paths(**self._kernel_inputs(signals, atr, columns,
+                                                           signal_idx - first), out=out)
         return out.reshape(signal_idx.size, bundle.n_assets, bundle.n_bars)
 
     def record(self):
         """Grid combo 0 on every asset with everything recorded: ``(params, metrics,
         equity, cash, units, trades)``; per-bar arrays ``(n_assets, n_bars)``, NaN outside
-        the span; ``trades`` one array of kernels.TRADE_FIELDS rows per asset."""
+        the span; ``trades`` one kernels.TRADE_DTYPE record array per asset."""
         bundle, settings = self.bundle, self.settings
         n_assets, n_bars = bundle.n_assets, bundle.n_bars
         columns, signal_idx, _ = self.grid.columns_at(np.zeros(1, np.int64))
@@ -174,17 +174,13 @@ class Plan:
             metrics = first.metrics
             source, atr = self.built()
             signals = source.events(signal_idx[0], signal_idx[0] + 1)
-            atr_row = atr.index(columns["atr_window"])[0]
-            n_trades = metrics[:, kernels.METRIC_NAMES.index("n_trades")]
-            for a in range(n_assets):
-                event_bar, event_code = signals.of(0, a, n_assets)
-                rows = np.empty((int(n_trades[a]), kernels.N_TRADE_FIELDS))
-                kernels.backtest_record(
-                    bundle.open[a], bundle.high[a], bundle.low[a], bundle.close[a],
-                    settings.start[a], settings.end[a], event_bar, event_code,
-                    atr.bank[a, atr_row], *(col[0] for col in _rule_columns(columns)),
-                    settings.fill, settings.direction, settings.init_cash,
-                    settings.periods_per_year, metrics[a], equity[a], cash[a], units[a], rows)
+            inputs = self._kernel_inputs(signals, atr, columns, signal_idx - signal_idx[0])
+            n_trades = metrics[:, kernels.Metric.n_trades]
+            for a in range(n_assets):  # pair a: the one combo on asset a
+                rows = np.empty(int(n_trades[a]), kernels.TRADE_DTYPE)
+                kernels.backtest_record(**inputs, pair=a, out=kernels.Outputs(
+                    metrics=metrics[a], equity=equity[a], cash=cash[a], units=units[a],
+                    trades=rows))
                 trades.append(rows)
         params = {}
         for name in self.grid.names:
@@ -193,20 +189,31 @@ class Plan:
         return params, metrics, equity, cash, units, trades
 
     def _kernel_inputs(self, signals, atr, columns, signal_idx):
-        """The arguments shared by ``sweep_metrics`` and ``equity_paths``, in order."""
+        """The keyword arguments every grid kernel (``sweep_metrics``, ``equity_paths``,
+        ``backtest_record``) takes, for the combos of ``columns`` whose signals are rows
+        ``signal_idx`` of ``signals``."""
         bundle, settings = self.bundle, self.settings
-        return (bundle.open, bundle.high, bundle.low, bundle.close, settings.start,
-                settings.end, signals.ptr, signals.event_bar, signals.event_code, signal_idx,
-                atr.bank, atr.index(columns["atr_window"]), *_rule_columns(columns),
-                settings.fill, settings.direction, settings.init_cash,
-                settings.periods_per_year)
+        return {
+            "market": kernels.Market(open=bundle.open, high=bundle.high, low=bundle.low,
+                                     close=bundle.close, start=settings.start,
+                                     end=settings.end),
+            "events": kernels.Events(ptr=signals.ptr, bar=signals.event_bar,
+                                     code=signals.event_code),
+            "atr_bank": atr.bank,
+            "combos": kernels.Combos(signal_idx=signal_idx,
+                                     atr_idx=atr.index(columns["atr_window"]),
+                                     rules=_rule_matrix(columns)),
+            "settings": kernels.SimSettings.of(settings.fill, settings.direction,
+                                               settings.init_cash, settings.periods_per_year),
+        }
 
 
-def _rule_columns(columns):
-    """Per-combo risk and cost arrays in the kernels' argument order."""
-    return tuple(columns[n] for n in (
-        "stop_loss", "take_profit", "trailing_stop", "stop_atr", "take_atr", "trailing_atr",
-        "max_bars", "fees", "fixed_fees", "slippage", "size"))
+def _rule_matrix(columns):
+    """The per-combo risk and cost rules as the kernels take them: float64
+    ``(n_combos, N_RULES)``, C order, column j the grid column ``kernels.RULE_COLUMNS[j]``
+    (``max_bars`` as a float: exact, as params caps it at 2**53)."""
+    return np.ascontiguousarray(
+        np.column_stack([columns[n] for n in kernels.RULE_COLUMNS]), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,6 @@ from sweepbt.params import is_null
 from sweepbt.vocabulary import (
     COUNT_METRICS, METRIC_NAMES, mean_over_assets, metric_index, rank_order)
 
-_TRADE = {name: i for i, name in enumerate(kernels.TRADE_FIELDS)}
-
-
 def _metric_columns(metrics, counts_as_int=True):
     """Arrow arrays for a (rows, N_METRICS) float block; counts as int64."""
     return {name: pa.array(metrics[:, j].astype(np.int64)
@@ -97,10 +94,15 @@ class BacktestResult:
 
 
 def _trades_table(bundle, trade_rows):
-    rows = np.concatenate(trade_rows) if trade_rows else np.empty((0, kernels.N_TRADE_FIELDS))
+    """The trades table of per-asset kernels.TRADE_DTYPE record arrays."""
+    rows = np.concatenate(trade_rows) if trade_rows else np.empty(0, kernels.TRADE_DTYPE)
+
+    def column(name):
+        return np.ascontiguousarray(rows[name])
+
     owner = np.repeat(np.arange(len(trade_rows)), [len(t) for t in trade_rows])
-    entry_bar = rows[:, _TRADE["entry_bar"]].astype(np.int64)
-    exit_bar = rows[:, _TRADE["exit_bar"]].astype(np.int64)
+    entry_bar = column("entry_bar")
+    exit_bar = column("exit_bar")
     ts = pa.timestamp("ns", tz="UTC")
     symbols = pa.array(list(bundle.symbols), pa.string())
     reasons = pa.array(list(kernels.EXIT_REASONS), pa.string())
@@ -110,7 +112,7 @@ def _trades_table(bundle, trade_rows):
 
     table = {
         "symbol": symbols.take(pa.array(owner, pa.int64())),
-        "direction": pa.array(np.where(rows[:, _TRADE["direction"]] > 0, "long", "short")
+        "direction": pa.array(np.where(column("direction") > 0, "long", "short")
                               .astype(object), pa.string()),
         "entry_bar": pa.array(entry_bar),
         "exit_bar": pa.array(exit_bar),
@@ -119,11 +121,10 @@ def _trades_table(bundle, trade_rows):
     }
     for name in ("entry_price", "exit_price", "entry_quote", "exit_quote", "units", "pnl",
                  "return"):
-        table[name] = pa.array(rows[:, _TRADE[name]])
-    table["exit_reason"] = reasons.take(pa.array(rows[:, _TRADE["exit_reason"]]
-                                                 .astype(np.int64)))
-    table["mfe"] = pa.array(rows[:, _TRADE["mfe"]])
-    table["mae"] = pa.array(rows[:, _TRADE["mae"]])
+        table[name] = pa.array(column(name))
+    table["exit_reason"] = reasons.take(pa.array(column("exit_reason")))
+    table["mfe"] = pa.array(column("mfe"))
+    table["mae"] = pa.array(column("mae"))
     return pa.table(table)
 
 

@@ -58,14 +58,29 @@ def data():
             "event_code": event_code, "atr": atr}
 
 
-def _rules(sl, tp):
-    """The kernels' per-backtest risk/cost arguments, in order: stop_loss, take_profit,
-    trailing_stop, stop_atr, take_atr, trailing_atr, max_bars, fees, fixed_fees, slippage,
-    size. ``sl`` and ``tp`` are scalars or per-combo arrays; the rest follow their shape."""
-    sl = np.asarray(sl, np.float64)
-    like = np.zeros_like(sl)
-    return (sl, np.asarray(tp, np.float64), like + np.nan, like + np.nan, like + np.nan,
-            like + np.nan, like.astype(np.int64), like + FEES, like, like, like + 1.0)
+def _inputs(data, signal_idx, sl, tp):
+    """The grid kernels' inputs for combos (signal pair ``signal_idx[c]``, stop-loss
+    ``sl[c]``, take-profit ``tp[c]``, fees FEES, every other rule off) on every asset."""
+    n = len(signal_idx)
+    rules = np.full((n, kernels.N_RULES), np.nan)
+    rules[:, kernels.Rule.stop_loss] = sl
+    rules[:, kernels.Rule.take_profit] = tp
+    rules[:, kernels.Rule.max_bars] = 0.0
+    rules[:, kernels.Rule.fees] = FEES
+    rules[:, kernels.Rule.fixed_fees] = 0.0
+    rules[:, kernels.Rule.slippage] = 0.0
+    rules[:, kernels.Rule.size] = 1.0
+    return {
+        "market": kernels.Market(open=data["open"], high=data["high"], low=data["low"],
+                                 close=data["close"], start=data["start"], end=data["end"]),
+        "events": kernels.Events(ptr=data["ptr"], bar=data["event_bar"],
+                                 code=data["event_code"]),
+        "atr_bank": data["atr"],
+        "combos": kernels.Combos(signal_idx=np.asarray(signal_idx, np.int64),
+                                 atr_idx=np.zeros(n, np.int64), rules=rules),
+        "settings": kernels.SimSettings.of(kernels.FillMode.close, kernels.Direction.long,
+                                           INIT_CASH, PPY),
+    }
 
 
 def _numpy_sma(x, w):
@@ -114,32 +129,28 @@ def test_cross_events(benchmark, data):
             np.testing.assert_array_equal(event_code[ptr[row]:ptr[row + 1]], codes)
 
 
-def _record(data, pair, asset, sl, tp):
-    row = pair * N_ASSETS + asset
-    ev = slice(data["ptr"][row], data["ptr"][row + 1])
-    metrics = np.empty(kernels.N_METRICS)
-    equity, cash, units = (np.full(N_BARS, np.nan) for _ in range(3))
-    trades = np.empty((N_BARS, kernels.N_TRADE_FIELDS))  # room for any trade count
-    rules = tuple(r.item() for r in _rules(sl, tp))
-    args = (data["open"][asset], data["high"][asset], data["low"][asset],
-            data["close"][asset], 0, N_BARS, data["event_bar"][ev], data["event_code"][ev],
-            data["atr"][asset, 0], *rules, kernels.FILL_CLOSE, kernels.DIR_LONG, INIT_CASH,
-            PPY, metrics, equity, cash, units, trades)
-    return args, metrics, equity, cash, units, trades
+def _record(data, signal, asset, sl, tp):
+    """``backtest_record`` keyword arguments of signal pair ``signal`` on ``asset``."""
+    out = kernels.Outputs(metrics=np.empty(kernels.N_METRICS),
+                          equity=np.full(N_BARS, np.nan), cash=np.full(N_BARS, np.nan),
+                          units=np.full(N_BARS, np.nan),
+                          trades=np.empty(N_BARS, kernels.TRADE_DTYPE))  # room for any count
+    return {**_inputs(data, [signal], [sl], [tp]), "pair": asset, "out": out}
 
 
 def test_backtest_record(benchmark, data):
     """One fused backtest (signals + stop/take + accounting + metrics), everything
     recorded: the (fast=10, slow=60) pair on asset 0 with a 5% stop and a 10% take."""
     pair = data["pairs"].index((10, 60))
-    args, metrics, equity, cash, units, trades = _record(data, pair, 0, 0.05, 0.10)
-    n_trades = benchmark(kernels.backtest_record, *args)
+    kwargs = _record(data, pair, 0, 0.05, 0.10)
+    metrics, equity, cash, units, trades = kwargs["out"]
+    n_trades = benchmark(kernels.backtest_record, **kwargs)
     m = dict(zip(kernels.METRIC_NAMES, metrics))
     assert n_trades > 5 and m["n_trades"] == n_trades
     # accounting identity on every bar, and the metrics agree with the recorded path
     np.testing.assert_allclose(equity, cash + units * data["close"][0], rtol=1e-12)
     assert m["total_return"] == pytest.approx(equity[-1] / INIT_CASH - 1, rel=1e-12)
-    reasons = trades[:n_trades, kernels.TRADE_FIELDS.index("exit_reason")].astype(int)
+    reasons = trades[:n_trades]["exit_reason"]
     assert (reasons == kernels.EXIT_REASONS.index("stop")).any()
     assert m["n_stop"] == (reasons == kernels.EXIT_REASONS.index("stop")).sum()
 
@@ -154,10 +165,7 @@ def test_sweep_chunk(benchmark, data):
     sl = np.array([c[2] for c in combos])
     tp = np.array([c[3] for c in combos])
     out = np.empty((n * N_ASSETS, kernels.N_METRICS))
-    benchmark(kernels.sweep_metrics, data["open"], data["high"], data["low"], data["close"],
-              data["start"], data["end"], data["ptr"], data["event_bar"], data["event_code"],
-              signal_idx, data["atr"], np.zeros(n, np.int64), *_rules(sl, tp),
-              kernels.FILL_CLOSE, kernels.DIR_LONG, INIT_CASH, PPY, 0, n * N_ASSETS, 16, out)
+    benchmark(kernels.sweep_metrics, **_inputs(data, signal_idx, sl, tp), n_tasks=16, out=out)
 
     bundle = sb.Bundle.from_arrays(data["open"], data["high"], data["low"], data["close"])
     table = sb.sweep(bundle, "sma_cross", fast=FAST, slow=SLOW, stop_loss=STOP_LOSS,
@@ -170,7 +178,7 @@ def test_sweep_chunk(benchmark, data):
     # one row of the chunk equals the fully recorded backtest of the same pair
     p = 123
     c, a = divmod(p, N_ASSETS)
-    args, metrics, *_ = _record(data, signal_idx[c], a, sl[c], tp[c])
-    kernels.backtest_record(*args)
-    np.testing.assert_array_equal(out[p], metrics)
+    kwargs = _record(data, signal_idx[c], a, sl[c], tp[c])
+    kernels.backtest_record(**kwargs)
+    np.testing.assert_array_equal(out[p], kwargs["out"].metrics)
     assert (out[:, kernels.METRIC_NAMES.index("n_trades")] > 0).all()

@@ -1,0 +1,256 @@
+"""Named constants and argument types of the simulation kernels, in vectorbt's enums style.
+
+An enum is a NamedTuple class of int fields and its one instance: ``FillMode.close == 1``,
+``FillModeT._fields`` its names in order. numba reads a global NamedTuple instance as a
+compile-time constant, so ``Metric.sharpe`` in a kernel compiles to the literal it stands
+for. Every enum's values are its field positions (checked below), so its names double as
+column names: ``METRIC_NAMES``, ``RULE_COLUMNS``, ``EXIT_REASONS``.
+
+The argument types (``Market``, ``Events``, ``Combos``, ``SimSettings``, ``Outputs``...)
+group the kernels' arrays and scalars by name, so no two arguments of a kernel can be
+swapped by position; ``TRADE_DTYPE`` is the record of one round trip.
+
+Everything here is compiled into :mod:`sweepbt.kernels.simulate`, whose numba disk cache
+watches only simulate.py. simulate.py therefore pins :func:`fingerprint` of this module
+(``ENUMS_FINGERPRINT``) and refuses to import when it differs: an edit here that changes a
+name, a value, a field or the record dtype must also update that line, which invalidates
+the cache. Docstrings and comments may change freely.
+"""
+
+import hashlib
+from typing import NamedTuple
+
+import numpy as np
+
+
+class FillModeT(NamedTuple):
+    """When an order fills (docs/semantics.md, Fills)."""
+
+    next_open: int = 0  # at the open of the bar after the signal
+    close: int = 1  # at the close of the signal bar
+
+
+FillMode = FillModeT()
+
+
+class DirectionT(NamedTuple):
+    """Which signal bits a backtest honours (kernels.codes)."""
+
+    long: int = 0
+    short: int = 1
+    both: int = 2  # entering one side while holding the other reverses the position
+
+
+Direction = DirectionT()
+
+
+class ExitReasonT(NamedTuple):
+    """Why a round trip ended (the trades table's ``exit_reason``)."""
+
+    signal: int = 0
+    stop: int = 1
+    take: int = 2
+    trail: int = 3
+    time: int = 4
+    end: int = 5  # still open at the end of the span: marked at the last close
+    ruin: int = 6  # equity reached 0 or below: the backtest stops (docs/semantics.md, Ruin)
+
+
+ExitReason = ExitReasonT()
+EXIT_REASONS = ExitReasonT._fields
+
+
+class MetricT(NamedTuple):
+    """Columns of a backtest's metrics row (docs/semantics.md, Metrics)."""
+
+    total_return: int = 0
+    cagr: int = 1
+    volatility: int = 2
+    sharpe: int = 3
+    sortino: int = 4
+    max_drawdown: int = 5
+    calmar: int = 6
+    n_trades: int = 7
+    win_rate: int = 8
+    profit_factor: int = 9
+    avg_trade: int = 10
+    exposure: int = 11
+    avg_bars_held: int = 12
+    n_stop: int = 13  # n_stop, n_take, n_trail, n_time follow in ExitReason order
+    n_take: int = 14
+    n_trail: int = 15
+    n_time: int = 16
+    n_signal: int = 17
+    skew: int = 18  # of the per-bar returns (population moments)
+    kurtosis: int = 19  # raw (not excess): 3 for normal returns
+    ruined: int = 20  # 1.0 when equity reached 0 or below, else 0.0
+
+
+Metric = MetricT()
+METRIC_NAMES = MetricT._fields
+N_METRICS = len(METRIC_NAMES)
+
+
+class TallyT(NamedTuple):
+    """Slots of a backtest's trade tally (float64 scratch, one per thread)."""
+
+    trades: int = 0
+    wins: int = 1
+    gross_profit: int = 2
+    gross_loss: int = 3
+    sum_return: int = 4
+    sum_bars: int = 5
+    ruined: int = 6
+    reason: int = 7  # trades by exit reason: slot reason + ExitReason.<name>
+
+
+Tally = TallyT()
+N_TALLY = Tally.reason + len(EXIT_REASONS)
+
+
+class RuleT(NamedTuple):
+    """Columns of the per-combo risk and cost matrix ``Combos.rules`` (float64).
+
+    Rates are off when NaN; ``max_bars`` is a whole number of bars (exact up to 2**53),
+    0 = off. The shell fills column ``RULE_COLUMNS[j]`` from the grid's parameter of that
+    name (``sweepbt.params.OPTIONS``).
+    """
+
+    stop_loss: int = 0
+    take_profit: int = 1
+    trailing_stop: int = 2
+    stop_atr: int = 3
+    take_atr: int = 4
+    trailing_atr: int = 5
+    max_bars: int = 6
+    fees: int = 7
+    fixed_fees: int = 8
+    slippage: int = 9
+    size: int = 10
+
+
+Rule = RuleT()
+RULE_COLUMNS = RuleT._fields
+N_RULES = len(RULE_COLUMNS)
+
+#: one closed round trip; bars are absolute bar indices, ``direction`` +1 long / -1 short,
+#: ``exit_reason`` an ExitReason value, ``mfe``/``mae`` fractions of the entry price
+TRADE_DTYPE = np.dtype([
+    ("direction", np.int64), ("entry_bar", np.int64), ("exit_bar", np.int64),
+    ("entry_price", np.float64), ("exit_price", np.float64), ("entry_quote", np.float64),
+    ("exit_quote", np.float64), ("units", np.float64), ("pnl", np.float64),
+    ("return", np.float64), ("exit_reason", np.int64), ("mfe", np.float64),
+    ("mae", np.float64),
+], align=True)
+
+
+class Market(NamedTuple):
+    """Every asset's prices, float64 ``(n_assets, n_bars)``, and its trade span: bars
+    ``start[a] <= i < end[a]`` (int64 ``(n_assets,)``)."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+class Events(NamedTuple):
+    """Signal events in CSR form (see kernels.signals): row ``r`` holds the bars
+    ``bar[ptr[r]:ptr[r + 1]]`` (int64, increasing) and their codes ``code`` (int8)."""
+
+    ptr: np.ndarray
+    bar: np.ndarray
+    code: np.ndarray
+
+
+class Combos(NamedTuple):
+    """The combos of one launch: combo ``c`` reads the signal events of CSR row
+    ``signal_idx[c] * n_assets + asset``, the ATR row ``atr_bank[asset, atr_idx[c]]`` and
+    the risk and cost rules ``rules[c]`` (float64 ``(n_combos, N_RULES)``, C order,
+    columns RULE_COLUMNS). ``signal_idx`` and ``atr_idx`` are int64 ``(n_combos,)``."""
+
+    signal_idx: np.ndarray
+    atr_idx: np.ndarray
+    rules: np.ndarray
+
+
+class SimSettings(NamedTuple):
+    """The run settings every backtest of a launch shares. Build it with :meth:`of`, which
+    types it as the kernels are compiled for (int64, int64, float64, float64)."""
+
+    fill: int  # a FillMode value
+    direction: int  # a Direction value
+    init_cash: float
+    periods_per_year: float
+
+    @classmethod
+    def of(cls, fill, direction, init_cash, periods_per_year):
+        return cls(int(fill), int(direction), float(init_cash), float(periods_per_year))
+
+
+class Outputs(NamedTuple):
+    """Where one backtest writes: ``metrics`` (N_METRICS floats, METRIC_NAMES order) and,
+    when recording, per-bar ``equity``, ``cash``, ``units`` (signed) over the Market's bar
+    axis and one TRADE_DTYPE record per trade in ``trades`` (room for every trade)."""
+
+    metrics: np.ndarray
+    equity: np.ndarray
+    cash: np.ndarray
+    units: np.ndarray
+    trades: np.ndarray
+
+
+class Bars(NamedTuple):
+    """One asset's price rows, its ATR row (for the ATR-scaled rules) and trade span."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    atr: np.ndarray
+    start: int
+    end: int
+
+
+class Signals(NamedTuple):
+    """One CSR row of Events: increasing ``bar`` and their ``code``."""
+
+    bar: np.ndarray
+    code: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Per-thread scratch of the backtests: ``buf`` (a block of returns waiting to be
+    reduced) and ``tally`` (N_TALLY trade counters)."""
+
+    buf: np.ndarray
+    tally: np.ndarray
+
+
+def _check_positions():
+    """Every enum's values are its field positions (its names are column names)."""
+    for enum in (FillMode, Direction, ExitReason, Metric, Tally, Rule):
+        if tuple(enum) != tuple(range(len(enum))):
+            raise AssertionError(f"{type(enum).__name__}: values must be 0, 1, 2, ...")
+
+
+_check_positions()
+
+
+def fingerprint():
+    """A digest of every name, value, field and record layout defined here (not of
+    docstrings or comments): what kernels/simulate.py pins as ENUMS_FINGERPRINT."""
+    parts = []
+    for name, value in sorted(globals().items()):
+        if isinstance(value, type) and issubclass(value, tuple) and hasattr(value, "_fields"):
+            parts.append((name, value._fields, tuple(value._field_defaults.items())))
+        elif isinstance(value, tuple) and hasattr(value, "_fields"):
+            parts.append((name, tuple(value)))
+        elif isinstance(value, np.dtype):
+            parts.append((name, tuple((n, value.fields[n][0].name, value.fields[n][1])
+                                      for n in value.names), value.itemsize))
+        elif isinstance(value, (int, float, str, tuple)) and not name.startswith("__"):
+            parts.append((name, value))
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]

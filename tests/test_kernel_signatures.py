@@ -1,0 +1,93 @@
+"""The kernels' signatures: short, named, and never shadowing a module.
+
+Long positional argument lists let two same-typed arguments be swapped silently (numba
+compiles and runs the swap); the kernels group their inputs in the NamedTuples of
+sweepbt.kernels.enums instead, and every ``@njit`` function takes at most
+MAX_PARAMETERS parameters.
+"""
+
+import importlib
+import inspect
+import pkgutil
+
+import numpy as np
+from numba.core.dispatcher import Dispatcher
+
+import sweepbt.kernels
+from sweepbt import kernels
+from sweepbt.params import OPTIONS
+
+MAX_PARAMETERS = 12
+
+
+def _modules():
+    return [importlib.import_module(f"sweepbt.kernels.{m.name}")
+            for m in pkgutil.iter_modules(sweepbt.kernels.__path__)]
+
+
+def _dispatchers():
+    """(qualified name, dispatcher) of every numba function defined in a kernels module."""
+    found = []
+    for module in _modules():
+        for name, value in vars(module).items():
+            if isinstance(value, Dispatcher) and value.py_func.__module__ == module.__name__:
+                found.append((f"{module.__name__}.{name}", value))
+    return found
+
+
+def test_no_kernel_takes_more_than_twelve_parameters():
+    found = _dispatchers()
+    names = {name.rpartition(".")[2] for name, _ in found}
+    assert {"sweep_metrics", "simulate_asset", "_exit", "_level_scan", "sma_bank"} <= names
+    too_long = {name: len(inspect.signature(d.py_func).parameters) for name, d in found
+                if len(inspect.signature(d.py_func).parameters) > MAX_PARAMETERS}
+    assert too_long == {}
+
+
+def test_no_public_name_shadows_a_kernels_module():
+    for module in _modules():
+        short = module.__name__.rpartition(".")[2]
+        assert getattr(sweepbt.kernels, short) is module, short
+        assert short not in kernels.__all__ or short == "codes"
+
+
+def test_rule_columns_are_the_sweepable_options():
+    """Every per-combo risk/cost option travels in the rules matrix, by name (atr_window
+    picks the ATR row instead)."""
+    assert set(kernels.RULE_COLUMNS) == set(OPTIONS) - {"atr_window"}
+    assert kernels.N_RULES == len(kernels.RULE_COLUMNS)
+    assert [getattr(kernels.Rule, n) for n in kernels.RULE_COLUMNS] == list(
+        range(kernels.N_RULES))
+
+
+def test_enums_are_named_positions():
+    assert kernels.METRIC_NAMES[kernels.Metric.sharpe] == "sharpe"
+    assert kernels.EXIT_REASONS[kernels.ExitReason.ruin] == "ruin"
+    assert tuple(kernels.FillMode) == (0, 1)
+    assert tuple(kernels.Direction) == (0, 1, 2)
+
+
+def test_trade_record_types():
+    dtype = kernels.TRADE_DTYPE
+    for name in ("direction", "entry_bar", "exit_bar", "exit_reason"):
+        assert dtype[name] == np.int64, name
+    for name in ("entry_price", "exit_price", "units", "pnl", "return", "mfe", "mae"):
+        assert dtype[name] == np.float64, name
+
+
+def test_settings_are_typed_once():
+    settings = kernels.SimSettings.of(np.int32(1), True, 10_000, np.float32(252))
+    assert [type(v) for v in settings] == [int, int, float, float]
+
+
+def test_simulate_pins_the_enums(monkeypatch):
+    """numba's cache of simulate.py does not watch enums.py: simulate.py pins its
+    fingerprint, which changes with any value, field or record layout there."""
+    from sweepbt.kernels import enums, simulate
+
+    assert enums.fingerprint() == simulate.ENUMS_FINGERPRINT
+    monkeypatch.setattr(enums, "Metric", enums.MetricT(sharpe=4, sortino=3))
+    assert enums.fingerprint() != simulate.ENUMS_FINGERPRINT
+    monkeypatch.undo()
+    monkeypatch.setattr(enums, "TRADE_DTYPE", np.dtype(enums.TRADE_DTYPE.descr[::-1]))
+    assert enums.fingerprint() != simulate.ENUMS_FINGERPRINT
