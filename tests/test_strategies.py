@@ -26,8 +26,8 @@ import reference as ref
 import sweepbt as sb
 from strategy_cases import CASES
 from sweepbt import kernels, strategies
+from sweepbt.kernels import METRIC_NAMES
 from sweepbt.kernels.codes import ALL_CODES
-from sweepbt.kernels.simulate import METRIC_NAMES
 from test_reference_diff import compare_asset, random_config, random_ohlc
 
 BUILTINS = tuple(CASES)
