@@ -303,6 +303,21 @@ def _opens(code, direction):
 
 
 @njit(cache=True, inline="always")
+def _idle(p, pending):
+    """Flat, with no next_open order pending: nothing can happen before the next signal
+    that opens a position."""
+    return p.direction == 0 and pending == 0
+
+
+@njit(cache=True, inline="always")
+def _passed_over(bar, code, i, direction):
+    """Whether an idle backtest at bar ``i`` passes over the signal event (``bar``,
+    ``code``): it comes before bar ``i`` (signals before the span never act), or it cannot
+    open a position."""
+    return bar < i or not _opens(code, direction)
+
+
+@njit(cache=True, inline="always")
 def _levels(pos, entry_price, atr_at_entry, rule):
     """Stop and take levels fixed at entry: the tighter of the percent and ATR rules.
 
@@ -399,23 +414,16 @@ def _levels_hit(p, o, h, lo):
 @njit(cache=True, inline="always")
 def _rule_exit(p, bar, next_open):
     """The risk rules of position ``p`` within ``bar`` (if it held through it), then the
-    time exit at its close: (quote, reason, at_open), reason -1 when none fires."""
+    time exit at its close: (quote, reason, at_open, position held on): reason -1 when
+    none fires, and then the position's trailing peak (long) or trough (short) has taken
+    in the bar."""
     if p.direction == 0 or not _exposed(p, bar.i, next_open):
-        return 0.0, -1, False
+        return 0.0, -1, False, p
     quote, reason, at_open = _levels_hit(p, bar.open, bar.high, bar.low)
     if reason < 0 and bar.i == p.time_exit:
-        return bar.close, ExitReason.time, False
-    return quote, reason, at_open
-
-
-@njit(cache=True, inline="always")
-def _trailed(p, bar, next_open):
-    """Position ``p`` after ``bar``: the trailing stop's peak (long) or trough (short)
-    takes in the bar if the position held through it."""
-    if p.direction == 0 or not _exposed(p, bar.i, next_open):
-        return p
+        return bar.close, ExitReason.time, False, p
     extreme = max(p.extreme, bar.high) if p.direction > 0 else min(p.extreme, bar.low)
-    return _with_path(p, extreme, p.exc_hi, p.exc_lo)
+    return quote, reason, at_open, _with_path(p, extreme, p.exc_hi, p.exc_lo)
 
 
 @njit(cache=True, inline="always")
@@ -623,12 +631,12 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     prev_equity = peak_equity = settings.init_cash
     max_dd = 0.0
 
-    e = np.searchsorted(event_bar, bars.start)  # signals before the span never act
+    e = 0  # the next signal event
     i = bars.start
     while i < end:
-        if p.direction == 0 and pending == 0:
+        if _idle(p, pending):
             # flat: skip to the close of the next bar whose signal opens a position
-            while e < n_events and not _opens(event_code[e], direction):
+            while e < n_events and _passed_over(event_bar[e], event_code[e], i, direction):
                 e += 1
             j = min(event_bar[e], end) if e < n_events else end
             if j > i:
@@ -638,7 +646,8 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
                 if record:
                     _record_flat(out, i, j, cash)
                 i = j
-                continue
+                if i == end:
+                    break
         bar = Bar(i=i, open=open_[i], high=high[i], low=low[i], close=close[i])
 
         # 1. next_open: the order left by the previous close fills at this open; an entry's
@@ -651,7 +660,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
                 _book_trade(ledger, closed)
 
         # 2. risk rules, then the time exit at the close
-        quote, reason, at_open = _rule_exit(p, bar, next_open)
+        quote, reason, at_open, held = _rule_exit(p, bar, next_open)
         ruled_out = reason >= 0  # no entry at this close after a rule exit
         if ruled_out:
             cash_change, closed = _exit(p, bar, quote, reason, at_open, rule)
@@ -659,7 +668,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
             _book_trade(ledger, closed)
             p = _flat()
         else:
-            p = _trailed(p, bar, next_open)
+            p = held
 
         # 3. the strategy's signal at the close
         if e < n_events and event_bar[e] == i:
@@ -671,7 +680,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
 
         # 4. mark to market at the close, and fold the bar's return into the statistics
         equity, p = _mark(p, cash, bar, record, next_open)
-        bars_exposed += abs(p.direction)  # a position open at the close
+        bars_exposed += p.direction != 0  # a position open at the close
         r = equity / prev_equity - 1.0
         prev_equity = equity
         buf[k] = r
@@ -697,7 +706,8 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
 
     mom = _merge_waiting(buf, k, mom)
     # a position still open at the end is marked at the last close, with no exit costs
-    _book_mark(ledger, p, end - 1, bars.close[end - 1], ExitReason.end)
+    if p.direction != 0:
+        _book_mark(ledger, p, end - 1, close[end - 1], ExitReason.end)
     _finish_metrics(out.metrics, ledger.tally, settings, prev_equity, mom, downside_sq,
                     max_dd, bars_exposed)
     return int(ledger.tally[Tally.trades])

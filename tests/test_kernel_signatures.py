@@ -91,3 +91,9 @@ def test_simulate_pins_the_enums(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(enums, "TRADE_DTYPE", np.dtype(enums.TRADE_DTYPE.descr[::-1]))
     assert enums.fingerprint() != simulate.ENUMS_FINGERPRINT
+
+
+def test_the_kernel_reads_every_rule_column():
+    from sweepbt.kernels.simulate import RuleRow
+
+    assert RuleRow._fields == kernels.RULE_COLUMNS
