@@ -40,9 +40,9 @@ class _SignalScope:
     def __init__(self):
         self.previous = {}
 
-    def handlers(self):  # pragma: no cover - every subclass defines it
-        """``{signum: handler}`` to install."""
-        raise NotImplementedError
+    def handlers(self):
+        """``{signum: handler}`` to install; subclasses say which (none here)."""
+        return {}
 
     def __enter__(self):
         for signum, handler in self.handlers().items():
