@@ -91,7 +91,8 @@ def _level_scan(x, mid, width, lower, upper, breakout, start, end, event_bar, ev
     """Level events of ``x`` against a lower and an upper level in ``[start, end)``.
 
     The levels at bar i are ``mid[i] + lower * width[i]`` and ``mid[i] + upper * width[i]``;
-    an empty ``mid`` row stands for 0, an empty ``width`` row for 1 (plain scalar levels). Reversion (``breakout`` False): BUY when ``x < lower level``, SELL when
+    an empty ``mid`` row stands for 0, an empty ``width`` row for 1 (plain scalar levels).
+    Reversion (``breakout`` False): BUY when ``x < lower level``, SELL when
     ``x > upper level``. Breakout: BUY when ``x > upper level``, SELL when
     ``x < lower level``. An event on every bar the condition holds; nothing where ``x`` or
     a level is undefined (NaN: every comparison is False). Returns the number of events.

@@ -605,27 +605,26 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     the loop jumps straight to the next signal that can open a position, folding the skipped
     bars into the statistics as one block of zero returns.
 
-    numba counts references to every array handed to a helper, inlined or not (an atomic
-    increment and decrement each): the loop takes its arrays out of their tuples once, and
-    per bar and per signal calls only helpers of scalars (Position, Bar, RuleRow, Closed);
-    arrays go only to the helpers that book a closed trade or merge a block of returns.
+    numba counts references to every array handed to a helper, inlined or not, and to
+    every array kept in a local variable (an atomic increment and decrement each, worse
+    when threads share the array): the loop reads ``bars.open[i]`` and the like in place,
+    and per bar and per signal calls only helpers of scalars (Position, Bar, RuleRow,
+    Closed); arrays go only to the helpers that book a closed trade or merge a block of
+    returns.
     """
-    open_, high, low, close, atr = bars.open, bars.high, bars.low, bars.close, bars.atr
-    event_bar, event_code = signals.bar, signals.code
-    buf = scratch.buf
     ledger = Ledger(scratch.tally, out.trades, record)
     ledger.tally[:] = 0.0
     direction = settings.direction
     next_open = settings.fill == FillMode.next_open
     rule = _rule_row(rules)
     end = bars.end
-    n_events = event_bar.shape[0]
+    n_events = signals.bar.shape[0]
 
     cash = settings.init_cash
     p = _flat()
     pending = 0  # next_open: the signal waiting for the next bar's open
     bars_exposed = 0
-    k = 0  # returns waiting in buf
+    k = 0  # returns waiting in scratch.buf
     mom = Moments(0, 0.0, 0.0, 0.0, 0.0)
     downside_sq = 0.0
     prev_equity = peak_equity = settings.init_cash
@@ -636,25 +635,27 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     while i < end:
         if _idle(p, pending):
             # flat: skip to the close of the next bar whose signal opens a position
-            while e < n_events and _passed_over(event_bar[e], event_code[e], i, direction):
+            while e < n_events and _passed_over(signals.bar[e], signals.code[e], i,
+                                                direction):
                 e += 1
-            j = min(event_bar[e], end) if e < n_events else end
+            j = min(signals.bar[e], end) if e < n_events else end
             if j > i:
                 # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
-                mom = _merge_zeros(buf, k, j - i, mom)
+                mom = _merge_zeros(scratch.buf, k, j - i, mom)
                 k = 0
                 if record:
                     _record_flat(out, i, j, cash)
                 i = j
                 if i == end:
                     break
-        bar = Bar(i=i, open=open_[i], high=high[i], low=low[i], close=close[i])
+        bar = Bar(i=i, open=bars.open[i], high=bars.high[i], low=bars.low[i],
+                  close=bars.close[i])
 
         # 1. next_open: the order left by the previous close fills at this open; an entry's
         # ATR rules use the ATR of the signal bar, the last close known now
         if pending != 0:
-            p, cash, closed = _act(p, cash, pending, True, True, bar, atr[i - 1], direction,
-                                   rule)
+            p, cash, closed = _act(p, cash, pending, True, True, bar, bars.atr[i - 1],
+                                   direction, rule)
             pending = 0
             if closed.reason >= 0:
                 _book_trade(ledger, closed)
@@ -671,9 +672,9 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
             p = held
 
         # 3. the strategy's signal at the close
-        if e < n_events and event_bar[e] == i:
-            p, cash, closed, pending = _at_close(p, cash, event_code[e], not ruled_out, bar,
-                                                 atr[i], end, settings, rule)
+        if e < n_events and signals.bar[e] == i:
+            p, cash, closed, pending = _at_close(p, cash, signals.code[e], not ruled_out, bar,
+                                                 bars.atr[i], end, settings, rule)
             e += 1
             if closed.reason >= 0:
                 _book_trade(ledger, closed)
@@ -683,10 +684,10 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
         bars_exposed += p.direction != 0  # a position open at the close
         r = equity / prev_equity - 1.0
         prev_equity = equity
-        buf[k] = r
+        scratch.buf[k] = r
         k += 1
         if k == RETURN_BLOCK:
-            mom = _merge_block(buf, k, mom)
+            mom = _merge_block(scratch.buf, k, mom)
             k = 0
         if r < 0.0:
             downside_sq += r * r
@@ -700,14 +701,14 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
             # account stays flat at this equity for the rest of the span (zero returns)
             ledger.tally[Tally.ruined] = 1.0
             p = _book_mark(ledger, p, i, bar.close, ExitReason.ruin)
-            mom, k = _flat_stretch(buf, k, mom, i + 1, end, equity, out, record)
+            mom, k = _flat_stretch(scratch.buf, k, mom, i + 1, end, equity, out, record)
             break
         i += 1
 
-    mom = _merge_waiting(buf, k, mom)
+    mom = _merge_waiting(scratch.buf, k, mom)
     # a position still open at the end is marked at the last close, with no exit costs
     if p.direction != 0:
-        _book_mark(ledger, p, end - 1, close[end - 1], ExitReason.end)
+        _book_mark(ledger, p, end - 1, bars.close[end - 1], ExitReason.end)
     _finish_metrics(out.metrics, ledger.tally, settings, prev_equity, mom, downside_sq,
                     max_dd, bars_exposed)
     return int(ledger.tally[Tally.trades])
