@@ -14,11 +14,14 @@ import importlib.util
 import os
 import sys
 import threading
+from dataclasses import dataclass
 
 from sweepbt import _numba_cache
+from sweepbt._files import write_atomic
+from sweepbt.custom_cache import generated_dir
 from sweepbt.custom_messages import describe_exc
-from sweepbt.custom_signals import register_custom
-from sweepbt.strategies import Strategy
+from sweepbt.custom_signals import CustomBuild, register_custom
+from sweepbt.strategies import STRATEGIES, Strategy
 
 _lock = threading.RLock()
 
@@ -192,3 +195,58 @@ def _exec_user_file(modname, path, digest):
             with contextlib.suppress(ValueError):
                 sys.path.remove(folder)
     return module
+
+
+@dataclass(frozen=True)
+class StrategySource:
+    """A user strategy as it travels to another machine: the text of the file that defines
+    it and its name there. ``load()`` writes the text to a local folder (once per content)
+    and loads it from there, so no shared file system is needed; the strategy is then
+    compiled and disk-cached where it lands. Only this one file travels: modules it
+    imports must be installed there."""
+
+    filename: str
+    attr: str
+    content: bytes
+    registered: bool
+
+    @property
+    def sha256(self):
+        return hashlib.sha256(self.content).hexdigest()
+
+    def load(self) -> Strategy:
+        root = generated_dir()
+        if root is None:
+            raise OSError("no writable directory for the strategy file (set "
+                          "SWEEPBT_CACHE_DIR to one)")
+        folder = os.path.join(root, "strategy_files", self.sha256[:24])
+        path = os.path.join(folder, self.filename)
+        if not os.path.isfile(path):
+            os.makedirs(folder, exist_ok=True)
+            write_atomic(path, lambda tmp: _write_bytes(tmp, self.content))
+        return load_strategy(f"{path}:{self.attr}", register=self.registered)
+
+
+def _write_bytes(path, content):
+    with open(path, "wb") as f:
+        f.write(content)
+
+
+def strategy_source(strategy):
+    """The :class:`StrategySource` of a user ``strategy`` (found as a module attribute of
+    the file that defines its ``indicators`` function), or None: a built-in strategy, or
+    one no file names (defined in a function or an interactive session)."""
+    build = getattr(strategy, "build", None)
+    if not isinstance(build, CustomBuild):
+        return None
+    module = sys.modules.get(build.spec.indicators.py_func.__module__)
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not os.path.isfile(path):
+        return None
+    attr = next((k for k, v in vars(module).items() if v is strategy), None)
+    if attr is None:
+        return None
+    with open(path, "rb") as f:
+        content = f.read()
+    return StrategySource(os.path.basename(path), attr, content,
+                          STRATEGIES.get(strategy.name) is strategy)

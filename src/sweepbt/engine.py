@@ -20,12 +20,14 @@ import numpy as np
 
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
+from sweepbt.distributed import Dask
 from sweepbt.executors import InProcess
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
+from sweepbt.outdir import OutDir
 from sweepbt.results import BacktestResult, SweepResult
-from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
+from sweepbt.sinks import KeepAll, KeepTop, SharpeMoments
 from sweepbt.vocabulary import N_METRICS
 
 #: by default a sweep that keeps every row may use at most this share of available memory
@@ -144,7 +146,8 @@ def estimate(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
 def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
           direction=D.direction, init_cash=D.init_cash, periods_per_year=D.periods_per_year,
           threads=D.threads, progress=D.progress, top=D.top, metric=D.metric, out=D.out,
-          max_memory=D.max_memory, sample=D.sample, seed=D.seed, window=D.window, **params):
+          resume=D.resume, max_memory=D.max_memory, sample=D.sample, seed=D.seed,
+          window=D.window, scheduler=D.scheduler, **params):
     """Backtest every combination of the parameter grid on every asset.
 
     Any strategy parameter or risk/cost option given as a sequence is a grid axis (cartesian
@@ -162,19 +165,28 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     starts. ``top=k`` keeps only the ``k`` best combos by ``metric`` (mean over assets)
     while streaming; ``out="dir"`` writes every row to a Parquet dataset directory, chunk by
     chunk. With either, memory stays bounded however large the grid is.
+
+    ``out=`` folders resume: a stopped sweep keeps its finished chunks, and the same call
+    with ``resume=True`` runs only the missing ones (the folder's manifest must describe the
+    same data, strategy, grid and options); the result equals an uninterrupted run's.
+    ``scheduler=`` (a ``dask.distributed.Client`` or an address such as
+    ``"tcp://host:8786"``) runs the chunks on a Dask cluster, with the same result
+    (``pip install "sweepbt[distributed]"``). See docs/distributed.md.
     """
     plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
                    direction=direction, init_cash=init_cash,
                    periods_per_year=periods_per_year, threads=threads, window=window)
     sample, seed = check_sample(sample, seed)
+    _check_resume(resume, out, sample, seed)
     size = _estimate(plan, sample)
     keep = _keeper(plan, size, top, metric, out, max_memory)
     if sample is not None:
         plan.fixed.update(sample=sample, seed=seed)
     t0 = time.perf_counter()
     moments = SharpeMoments(plan.n_assets)
-    chunks = plan.chunks(sampled_combos(plan.grid, sample, seed))
-    done, path = _run(plan, chunks, [moments, keep], out, size.n_backtests, progress)
+    executor = InProcess() if scheduler is None else Dask(scheduler)
+    done, path = _run(plan, sampled_combos(plan.grid, sample, seed), [moments, keep],
+                      executor, (out, resume), size.n_backtests, progress)
     kept = keep.finish() if keep is not None else None
     return SweepResult(
         bundle=plan.bundle, strategy=plan.strategy.name, fixed=plan.fixed,
@@ -204,33 +216,45 @@ def _keeper(plan, size, top, metric, out, max_memory):
     return KeepAll(plan.grid.names)
 
 
-def _run(plan, chunks, sinks, out, n_backtests, progress):
-    """Run ``chunks`` into ``sinks`` (None entries skipped) and, with ``out``, a Parquet
-    dataset; returns (combos run, dataset path or None). An interrupted or failed run
-    writes nothing."""
+def _check_resume(resume, out, sample, seed):
+    if resume and out is None:
+        raise ValueError("resume=True continues an out= folder; pass out='results_dir'")
+    if resume and sample is not None and seed is None:
+        raise ValueError("resume=True with sample= needs seed= (the same combos must be "
+                         "drawn again)")
+
+
+def _run(plan, ids, sinks, executor, out, n_backtests, progress):
+    """Run the chunks of ``ids`` (None: the whole grid) into ``sinks`` (None entries
+    skipped) and, with ``out = (path, resume)``, an out= folder (:mod:`sweepbt.outdir`);
+    returns (combos run, folder path or None). An interrupted or failed run keeps the
+    folder's finished chunks, to resume."""
     n_assets = plan.n_assets
-    executor = InProcess()
+    sinks = [s for s in sinks if s is not None]
     bar = ProgressBar(n_backtests) if progress else None
-    parts = None
+    folder, before = None, 0
     try:
-        # inside the try: an interrupt right after its folder is made still removes it
-        if out is not None:
-            parts = ParquetParts(out, plan.bundle, plan.strategy.name, plan.fixed)
-        done = executor.run(plan, chunks, [s for s in (*sinks, parts) if s is not None],
-                            None if bar is None else lambda n: bar.update(n * n_assets))
+        # inside the try: an interrupt right after the folder is made is reported
+        chunks = plan.chunks(ids)
+        if out[0] is not None:
+            folder = OutDir.open(out[0], plan, ids, out[1])
+            before = folder.replay(plan, sinks)
+            n_missing, chunks = folder.missing_chunks(plan, ids)
+            chunks = chunks if n_missing else None
+            sinks.append(folder.writer(plan))
+        done = before if chunks is None else before + executor.run(
+            plan, chunks, sinks,
+            None if bar is None else lambda n: bar.update((before + n) * n_assets))
         if done == 0:
             raise no_combination(plan.grid)
-        return done, (parts.finish() if parts is not None else None)
+        return done, (folder.finish() if folder is not None else None)
     except KeyboardInterrupt:
-        if parts is not None:
-            parts.abort()
+        note = "nothing was written" if folder is None else folder.stopped_note()
         raise KeyboardInterrupt(
-            f"sweep interrupted after {executor.done * n_assets:,} of {n_backtests:,} "
-            "backtests; nothing was written") from None
-    except BaseException:
-        if parts is not None:
-            parts.abort()
-        raise
+            f"sweep interrupted after {(before + executor.done) * n_assets:,} of "
+            f"{n_backtests:,} backtests; {note}") from None
     finally:
+        if folder is not None and not folder.complete:
+            folder.discard_if_new_and_empty()
         if bar is not None:
             bar.close()

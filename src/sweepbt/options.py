@@ -83,6 +83,16 @@ class RunOptions:
                           "%(default)s)")
     out: object = _option(None, ("sweep",), "write every row to this Parquet dataset "
                           "directory", flag=False)
+    resume: bool = _option(False, ("sweep",), "continue the sweep whose out= folder this is "
+                           "(its finished chunks are kept)",
+                           help="continue the sweep whose --out-dir folder exists: its "
+                           "finished chunks are kept, the rest run (the folder's manifest "
+                           "must match this command)")
+    scheduler: object = _option(None, ("sweep", "walk_forward"), "run the chunks on this "
+                                "Dask cluster: a dask.distributed.Client or an address",
+                                metavar="ADDRESS",
+                                help="run on a Dask cluster: the scheduler's address, e.g. "
+                                "tcp://host:8786 (pip install 'sweepbt[distributed]')")
     max_memory: int | None = _option(None, ("sweep",), "refuse a sweep keeping more bytes "
                                      "of rows (default: half the available memory)",
                                      flag=False)

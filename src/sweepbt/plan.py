@@ -108,14 +108,19 @@ class Plan:
             self._built["atr"] = AtrCache.build(self.bundle, self.grid)
         return self._built["signals"], self._built["atr"]
 
-    def chunks(self, ids=None, mean_span=None):
-        """The grid ids to run, cut into chunks (int64 arrays, ascending) of about
-        CHUNK_BAR_EVALUATIONS bar-evaluations for backtests of ``mean_span`` bars (default:
-        the mean trade span): every id of the grid, or the sorted ``ids`` (a sample).
-        Constrained-out ids are dropped by ``run_chunk``."""
+    def chunk_size(self, mean_span=None):
+        """Combos per chunk: about CHUNK_BAR_EVALUATIONS bar-evaluations for backtests of
+        ``mean_span`` bars (default: the mean trade span)."""
         if mean_span is None:
             mean_span = float((self.settings.end - self.settings.start).mean())
-        size = max(1, int(CHUNK_BAR_EVALUATIONS / (self.n_assets * max(1.0, mean_span))))
+        return max(1, int(CHUNK_BAR_EVALUATIONS / (self.n_assets * max(1.0, mean_span))))
+
+    def chunks(self, ids=None, mean_span=None, size=None):
+        """The grid ids to run, cut into chunks (int64 arrays, ascending) of ``size`` combos
+        (default: ``chunk_size(mean_span)``): every id of the grid, or the sorted ``ids``
+        (a sample). Chunk ``k`` holds positions ``k*size`` to ``(k+1)*size - 1`` of those
+        ids. Constrained-out ids are dropped by ``run_chunk``."""
+        size = self.chunk_size(mean_span) if size is None else size
         n = self.grid.n_total if ids is None else ids.size
         for lo in range(0, n, size):
             hi = min(n, lo + size)

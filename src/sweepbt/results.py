@@ -53,6 +53,16 @@ def sweep_table(bundle, strategy, fixed, combo_ids, params, metrics):
     return pa.table(cols).replace_schema_metadata(_metadata(strategy, fixed))
 
 
+def rows_of_table(table, names, n_assets):
+    """The inverse of :func:`sweep_table`: ``(combo ids, params, metrics)`` in kernel form
+    (parameters ``names``; a rule that is off back to NaN or 0), rows in table order."""
+    combos = table["combo"].to_numpy()[::n_assets]
+    params = {n: _filled(table[n])[::n_assets] for n in names}
+    metrics = np.column_stack([table[m].to_numpy().astype(np.float64)
+                               for m in METRIC_NAMES]).reshape(-1, len(METRIC_NAMES))
+    return combos, params, metrics
+
+
 @dataclass
 class BacktestResult:
     """One backtest per asset: ``stats`` and ``trades`` tables and per-bar arrays.
@@ -181,13 +191,7 @@ class SweepResult:
         (read back from ``path`` for an ``out=`` sweep without ``top``)."""
         if self.metrics is not None:
             return self.combos, self.params, self.metrics
-        table = self.table
-        n_assets = self.bundle.n_assets
-        combos = table["combo"].to_numpy()[::n_assets]
-        params = {n: _filled(table[n])[::n_assets] for n in self.names}
-        metrics = np.column_stack([table[m].to_numpy().astype(np.float64)
-                                   for m in METRIC_NAMES])
-        return combos, params, metrics
+        return rows_of_table(self.table, self.names, self.bundle.n_assets)
 
     def aggregate(self, how="mean"):
         """(combo ids, per-combo metrics ``(n, N_METRICS)`` aggregated over assets).

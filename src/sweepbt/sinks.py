@@ -9,11 +9,10 @@ on how the grid was cut into chunks nor on the order they ran or were merged in.
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 
-from sweepbt._files import partial_path, write_parquet
+from sweepbt._files import write_atomic, write_parquet
 from sweepbt.plan import ChunkResult
 from sweepbt.results import sweep_table
 from sweepbt.vocabulary import N_METRICS, mean_over_assets, metric_index, rank_order
@@ -115,47 +114,39 @@ class SharpeMoments:
 
 
 class ParquetParts:
-    """Writes each chunk's rows as one file of a Parquet dataset directory.
+    """Writes each chunk's rows as one file of a Parquet dataset, into ``directory`` (which
+    exists).
 
-    Parts are named by the chunk's first grid id (so the dataset reads back in grid order)
-    and go to a hidden temporary directory next to ``path``, renamed to ``path`` only by
-    ``finish()``: an interrupted sweep leaves nothing that looks complete; ``abort()``
-    removes the parts. Sinks made by ``part_writer()`` write into the same directory.
+    A part is named by its chunk's first grid id (``part-<id>.parquet``, so the dataset
+    reads back in grid order) and written atomically: a part that exists is complete.
+    Sinks made by ``part_writer()`` write into the same directory; ``finish()`` gives the
+    directory. :mod:`sweepbt.outdir` keeps the parts in a ``_partial/`` folder until the
+    sweep completes.
     """
 
-    def __init__(self, path, bundle, strategy, fixed, tmp=None):
-        self.path = os.fspath(path)
+    def __init__(self, directory, bundle, strategy, fixed):
+        self.directory = os.fspath(directory)
         self.bundle, self.strategy, self.fixed = bundle, strategy, fixed
-        self.tmp = tmp if tmp is not None else self._make_tmp()
         self.n_parts = 0
-
-    def _make_tmp(self):
-        if os.path.exists(self.path):
-            raise FileExistsError(f"out={self.path!r} already exists; remove it or pick a "
-                                  "new path (results are never written over)")
-        parent = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f"out={self.path!r}: directory {parent!r} does not exist")
-        tmp = partial_path(self.path)
-        os.makedirs(tmp)
-        return tmp
 
     def part_writer(self):
         """Another sink writing parts into this one's directory (merge it back after)."""
-        return ParquetParts(self.path, self.bundle, self.strategy, self.fixed, tmp=self.tmp)
+        return ParquetParts(self.directory, self.bundle, self.strategy, self.fixed)
 
     def add(self, chunk):
         table = sweep_table(self.bundle, self.strategy, self.fixed, chunk.ids, chunk.params,
                             chunk.metrics)
-        write_parquet(table, os.path.join(self.tmp, f"part-{int(chunk.ids[0]):019d}.parquet"))
+        write_atomic(os.path.join(self.directory, part_name(int(chunk.ids[0]))),
+                     lambda tmp: write_parquet(table, tmp))
         self.n_parts += 1
 
     def merge(self, other):
         self.n_parts += other.n_parts
 
     def finish(self):
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self.directory
 
-    def abort(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+
+def part_name(first_id):
+    """The file name of the part whose first row is grid combo ``first_id``."""
+    return f"part-{first_id:019d}.parquet"

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from sweepbt import kernels
+from sweepbt.distributed import Dask
 from sweepbt.executors import InProcess
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.windows import window_spans
@@ -146,7 +147,8 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
                  anchored=D.anchored, objective=D.objective, partial=D.partial,
                  constraint=D.constraint, fill=D.fill, direction=D.direction,
                  init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
-                 sample=D.sample, seed=D.seed, **params) -> WalkForwardResult:
+                 sample=D.sample, seed=D.seed, scheduler=D.scheduler,
+                 **params) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy``'s grid ``params`` over ``data``.
 
     ``train``, ``test``, ``step``: bar counts (int) or calendar durations (``"2Y"``,
@@ -169,7 +171,8 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     values only (no ranking across combos).
 
     The other arguments are those of :func:`sweepbt.sweep` (``sample``/``seed``: the same
-    random subset of the grid is searched in every window).
+    random subset of the grid is searched in every window; ``scheduler``: the training
+    sweeps run on that Dask cluster, every window of a chunk in one task).
     """
     t0 = time.perf_counter()
     plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
@@ -187,10 +190,11 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     if sample is not None:
         fixed.update(sample=sample, seed=seed)
 
-    windows = TrainWindows([plan.with_window(lo, hi) for lo, hi, _, _ in spans])
+    windows = TrainWindows(plan, [(lo, hi) for lo, hi, _, _ in spans])
     best = BestPerWindow(objective, grid.names, windows.active, bundle.n_assets)
     mean_train = float(np.mean([hi - lo for lo, hi, _, _ in spans]))
-    n_combos = InProcess().run(windows, plan.chunks(sampled, mean_span=mean_train), [best])
+    executor = InProcess() if scheduler is None else Dask(scheduler)
+    n_combos = executor.run(windows, plan.chunks(sampled, mean_span=mean_train), [best])
     if n_combos == 0:
         raise no_combination(grid)
     best = best.finish()
@@ -247,13 +251,30 @@ class WindowChunks:
 
 
 class TrainWindows:
-    """The training windows of a walk-forward, run as one plan: each chunk of the grid is
-    selected once and run in every window (the executors' ``run_chunk`` interface)."""
+    """The training windows ``(lo, hi)`` of a walk-forward of ``plan``, run as one plan:
+    each chunk of the grid is selected once and run in every window (the executors'
+    ``run_chunk`` interface). It pickles as the plan and the spans; the windows share one
+    build of the signals wherever it lands."""
 
-    def __init__(self, plans):
-        self.plans = plans
-        self.settings = plans[0].settings
-        self.active = [p.settings.end > p.settings.start for p in plans]
+    def __init__(self, plan, spans):
+        self.plan, self.spans = plan, list(spans)
+        self.plans = [plan.with_window(lo, hi) for lo, hi in self.spans]
+        self.settings = self.plans[0].settings
+        self.active = [p.settings.end > p.settings.start for p in self.plans]
+
+    def __getstate__(self):
+        return {"plan": self.plan, "spans": self.spans}
+
+    def __setstate__(self, state):
+        self.__init__(state["plan"], state["spans"])
+
+    @property
+    def bundle(self):
+        return self.plan.bundle
+
+    @property
+    def strategy(self):
+        return self.plan.strategy
 
     def built(self):
         return self.plans[0].built()

@@ -1,0 +1,260 @@
+"""The ``out=`` folder of a sweep: a Parquet dataset that a stopped sweep resumes.
+
+The folder holds one part per chunk (``part-<first grid id>.parquet``, each written
+atomically) and ``_manifest.json``, which names what the rows are of: the data's
+fingerprint, the strategy (a user strategy with the hash of its file), the grid, the fixed
+options, and the chunking (combos per chunk). Until the sweep completes its parts live in
+``_partial/``, which Parquet readers skip (as they skip ``_manifest.json``), so a stopped
+folder never reads as a complete result; completion moves them into place and marks the
+manifest complete.
+
+Resuming (``resume=True``) checks that the manifest describes the same sweep (else a
+ValueError says what differs), keeps every part already written, reads them back into the
+in-memory sinks (``top=``, the deflated Sharpe's moments) and runs only the chunks that
+have no part, cut exactly as before (the manifest's chunk size). Rows carry grid ids, so
+the result equals an uninterrupted run's. See docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from sweepbt._files import write_atomic
+from sweepbt.custom_files import strategy_source
+from sweepbt.plan import ChunkResult
+from sweepbt.results import rows_of_table
+from sweepbt.sinks import ParquetParts
+
+MANIFEST = "_manifest.json"
+PARTIAL = "_partial"
+#: the manifest's format; a folder of another format is refused
+FORMAT = 1
+_PART = re.compile(r"part-(\d{19})\.parquet")
+#: the manifest's parts that must match for a resume, with how a mismatch reads
+_CHECKED = {"data": "the data", "strategy": "the strategy", "grid": "the grid",
+            "options": "the fixed options"}
+
+
+def data_fingerprint(bundle):
+    """SHA-256 of every field of the Bundle: price arrays, timestamps, symbols, spans."""
+    digest = hashlib.sha256()
+    for f in dataclasses.fields(bundle):
+        _hash_value(digest, f.name, getattr(bundle, f.name))
+    return digest.hexdigest()
+
+
+def _hash_value(digest, name, value):
+    digest.update(name.encode() + b"\0")
+    if isinstance(value, np.ndarray):
+        value = np.ascontiguousarray(value)
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(value.view(np.uint8).reshape(-1).data if value.size else b"")
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            _hash_value(digest, f"{name}.{key}", value[key])
+    else:
+        digest.update(json.dumps(value, default=str).encode())
+
+
+def _strategy_identity(strategy):
+    source = strategy_source(strategy)
+    identity = {"name": strategy.name}
+    if source is not None:
+        identity["file"] = source.filename
+        identity["source_sha256"] = source.sha256
+    elif hasattr(strategy.build, "spec"):  # a user strategy no file names
+        identity["source_key"] = strategy.build.spec.source_key
+    return identity
+
+
+def _plain(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return str(value)
+
+
+def describe(plan):
+    """The manifest's checked parts for ``plan`` (JSON-ready)."""
+    bundle, grid = plan.bundle, plan.grid
+    return {
+        "data": {"fingerprint": data_fingerprint(bundle), "n_assets": bundle.n_assets,
+                 "n_bars": bundle.n_bars},
+        "strategy": _strategy_identity(plan.strategy),
+        "grid": {"names": list(grid.names),
+                 "values": {n: grid.values[n].tolist() for n in grid.names},
+                 "constraint": grid.constraint},
+        "options": plan.fixed,
+    }
+
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _canonical(value):
+    return json.dumps(value, sort_keys=True, default=_plain)
+
+
+def _differences(found, wanted):
+    """Readable lines for each checked part where ``found`` (the folder) and ``wanted``
+    (this call) differ."""
+    lines = []
+    for key, label in _CHECKED.items():
+        old, new = _flat(found.get(key, {})), _flat(wanted[key])
+        fields = sorted(k for k in set(old) | set(new)
+                        if _canonical(old.get(k)) != _canonical(new.get(k)))
+        if not fields:
+            continue
+        detail = "; ".join(f"{k}: {_short(old.get(k))} in the folder, {_short(new.get(k))} "
+                           "now" for k in fields)
+        lines.append(f"{label} differ ({detail})" if key == "data"
+                     else f"{label} differs ({detail})")
+    return lines
+
+
+def _flat(part, prefix=""):
+    """A manifest part as ``{dotted key: value}`` (nested dicts flattened)."""
+    out = {}
+    for key, value in part.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _short(value):
+    text = _canonical(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class OutDir:
+    """One sweep's ``out=`` folder: made or checked by :meth:`open`."""
+
+    def __init__(self, path, manifest, created):
+        self.path, self.manifest, self.created = path, manifest, created
+        self.partial = os.path.join(path, PARTIAL)
+
+    @property
+    def chunk_size(self):
+        return self.manifest["chunking"]["chunk_size"]
+
+    @property
+    def complete(self):
+        return bool(self.manifest.get("complete"))
+
+    @classmethod
+    def open(cls, path, plan, ids, resume):
+        """The folder ``path`` for ``plan`` run on ``ids`` (None: the whole grid): a new
+        folder, or with ``resume`` an existing one made by the same sweep."""
+        path = os.fspath(path)
+        wanted = describe(plan)
+        manifest_path = os.path.join(path, MANIFEST)
+        if not os.path.lexists(path):
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise FileNotFoundError(f"out={path!r}: directory {parent!r} does not exist")
+            manifest = {"format": FORMAT, "complete": False, **wanted, "chunking": {
+                "chunk_size": plan.chunk_size(),
+                "ids": "grid" if ids is None else f"sample of {ids.size}"}}
+            os.makedirs(os.path.join(path, PARTIAL))
+            folder = cls(path, manifest, created=True)
+            folder.write_manifest()
+            return folder
+        if not os.path.isfile(manifest_path):
+            raise FileExistsError(f"out={path!r} already exists and is not a sweepbt sweep "
+                                  f"folder (no {MANIFEST}); remove it or pick a new path")
+        if not resume:
+            raise FileExistsError(f"out={path!r} already exists; pass resume=True (CLI: "
+                                  "--resume) to continue the sweep it holds, or pick a new "
+                                  "path (results are never written over)")
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"out={path!r}: manifest format {manifest.get('format')!r}, "
+                             f"this sweepbt reads {FORMAT}; pick a new path")
+        differences = _differences(manifest, json.loads(_canonical(wanted)))
+        if differences:
+            raise ValueError(f"cannot resume out={path!r}: it holds another sweep: "
+                             + "; ".join(differences)
+                             + ". Resume it with the call that made it, or pick a new path")
+        return cls(path, manifest, created=False)
+
+    def write_manifest(self):
+        text = json.dumps(self.manifest, indent=1, sort_keys=True, default=_plain)
+        write_atomic(os.path.join(self.path, MANIFEST), lambda tmp: _write_text(tmp, text))
+
+    def parts(self):
+        """Paths of the parts written so far (in ``_partial/`` or moved into place), in
+        grid order."""
+        found = []
+        for folder in (self.partial, self.path):
+            if os.path.isdir(folder):
+                found += [os.path.join(folder, name) for name in os.listdir(folder)
+                          if _PART.fullmatch(name)]
+        return sorted(found, key=os.path.basename)
+
+    def missing_chunks(self, plan, ids):
+        """(number of chunks without a part, iterator over them): chunks cut as the
+        folder's were, a chunk done when a part starts inside it."""
+        size = self.chunk_size
+        firsts = np.array([int(_PART.fullmatch(os.path.basename(p)).group(1))
+                           for p in self.parts()], dtype=np.int64)
+        positions = firsts if ids is None else np.searchsorted(ids, firsts)
+        done = set((positions // size).tolist())
+        n = plan.grid.n_total if ids is None else ids.size
+        n_chunks = -(-n // size)
+        if self.complete:
+            return 0, iter(())
+        chunks = (c for k, c in enumerate(plan.chunks(ids, size=size)) if k not in done)
+        return n_chunks - len(done), chunks
+
+    def replay(self, plan, sinks):
+        """Feed the rows of every part written so far to ``sinks``; returns the number of
+        combos they hold."""
+        n = 0
+        for path in self.parts():
+            ids, params, metrics = rows_of_table(pq.read_table(path), plan.grid.names,
+                                                 plan.n_assets)
+            chunk = ChunkResult(ids, params, metrics)
+            for sink in sinks:
+                sink.add(chunk)
+            n += ids.size
+        return n
+
+    def writer(self, plan):
+        """The sink writing this sweep's new parts (into ``_partial/``)."""
+        os.makedirs(self.partial, exist_ok=True)
+        return ParquetParts(self.partial, plan.bundle, plan.strategy.name, plan.fixed)
+
+    def finish(self):
+        """Move the parts into place, mark the manifest complete; returns the path."""
+        if not self.complete:
+            for part in self.parts():
+                os.replace(part, os.path.join(self.path, os.path.basename(part)))
+            shutil.rmtree(self.partial, ignore_errors=True)
+            self.manifest["complete"] = True
+            self.write_manifest()
+        return self.path
+
+    def discard_if_new_and_empty(self):
+        """Remove the folder when this call made it and no part was written."""
+        if self.created and not self.parts():
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def stopped_note(self):
+        """What an interrupted sweep's message says about its folder."""
+        n = len(self.parts())
+        if n == 0 and self.created:
+            return "nothing was written"
+        return (f"{n:,} finished chunks are kept in {self.path!r}: run the same sweep with "
+                "resume=True (CLI: --resume) to continue")
