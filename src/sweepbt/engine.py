@@ -240,10 +240,10 @@ def _run(plan, ids, sinks, executor, out, n_backtests, progress):
             folder = OutDir.open(out[0], plan, ids, out[1])
             before = folder.replay(plan, sinks)
             n_missing, chunks = folder.missing_chunks(plan, ids)
-            chunks = chunks if n_missing else None
-            sinks.append(folder.writer(plan))
+            chunks = chunks if n_missing else None  # a finished folder: nothing runs
+            sinks.append(folder.writer(plan) if n_missing else None)
         done = before if chunks is None else before + executor.run(
-            plan, chunks, sinks,
+            plan, chunks, [s for s in sinks if s is not None],
             None if bar is None else lambda n: bar.update((before + n) * n_assets))
         if done == 0:
             raise no_combination(plan.grid)

@@ -39,8 +39,8 @@ PARTIAL = "_partial"
 FORMAT = 1
 _PART = re.compile(r"part-(\d{19})\.parquet")
 #: the manifest's parts that must match for a resume, with how a mismatch reads
-_CHECKED = {"data": "the data", "strategy": "the strategy", "grid": "the grid",
-            "options": "the fixed options"}
+_CHECKED = {"data": "the data differ", "strategy": "the strategy differs",
+            "grid": "the grid differs", "options": "the fixed options differ"}
 
 
 def data_fingerprint(bundle):
@@ -116,8 +116,7 @@ def _differences(found, wanted):
             continue
         detail = "; ".join(f"{k}: {_short(old.get(k))} in the folder, {_short(new.get(k))} "
                            "now" for k in fields)
-        lines.append(f"{label} differ ({detail})" if key == "data"
-                     else f"{label} differs ({detail})")
+        lines.append(f"{label} ({detail})")
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import sweepbt as sb
@@ -105,6 +106,37 @@ def check_int_flags(args):
         if not 1 <= threads <= limit:
             raise CliError(f"--threads must be between 1 and {limit} (the most threads "
                            f"numba can use here), got {threads}")
+
+
+def check_cluster_flags(args):
+    """``--workers`` (>= 1) and ``--scheduler`` exclude each other."""
+    _check_at_least(args, "workers", 1)
+    if args.workers is not None and args.scheduler is not None:
+        raise CliError("--workers starts a local cluster and --scheduler names one; give "
+                       "one of them")
+
+
+@contextlib.contextmanager
+def scheduler_of(args, options):
+    """Sets ``options["scheduler"]`` for the run: ``--scheduler ADDRESS`` as given, or with
+    ``--workers N`` a Client of a local Dask cluster of N single-threaded worker processes
+    (each running the kernels on its share of this machine's cores unless ``--threads``),
+    closed after."""
+    if args.workers is None:
+        yield
+        return
+    from sweepbt.distributed import dask_distributed
+
+    try:
+        dd = dask_distributed()
+    except ImportError as exc:
+        raise CliError(f"--workers: {exc}") from None
+    if args.threads is None:
+        options["threads"] = max(1, _thread_limit() // args.workers)
+    with dd.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                         dashboard_address=None) as cluster, dd.Client(cluster) as client:
+        options["scheduler"] = client
+        yield
 
 
 def metric_columns(args, known, default, first=None):

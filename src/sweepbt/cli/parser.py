@@ -32,6 +32,12 @@ def _add_data_flags(p):
                    help="name of the time stamp column (default: timestamp/datetime/date/time)")
 
 
+def _add_workers_flag(p):
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run on a local Dask cluster of N worker processes (pip install "
+                        "'sweepbt[distributed]'; docs/distributed.md)")
+
+
 def _add_force_flag(p, flag):
     p.add_argument("--force", action="store_true",
                    help=f"replace an existing {flag} file (atomically, once the new one is "
@@ -56,7 +62,8 @@ def _add_sweep(sub):
     dest.add_argument("--out-dir", metavar="DIR",
                       help="stream every backtest to a new Parquet dataset directory, chunk "
                            "by chunk (bounded memory, for very large grids); an existing "
-                           "path is always refused, --force or not")
+                           "path is refused, --force or not, unless --resume continues it")
+    _add_workers_flag(sw)
     _add_force_flag(sw, "--out")
     sw.add_argument("--no-progress", action="store_true",
                     help="no progress bar (it is only drawn on a terminal anyway)")
@@ -86,6 +93,7 @@ def _add_walk_forward(sub):
                     "(docs/walk-forward.md).")
     _add_data_flags(wf)
     add_run_flags(wf, "walk_forward", grid=True)
+    _add_workers_flag(wf)
     wf.add_argument("--out", metavar="FILE.parquet",
                     help="write the window table to a new Parquet file (an existing file is "
                          "refused unless --force)")

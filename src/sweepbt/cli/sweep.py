@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-import shutil
+import os
 import sys
 
 import sweepbt as sb
 from sweepbt import kernels
-from sweepbt._files import partial_path
 from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
-from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
-                                metric_columns, settings_line, source_name)
+from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
+                                grid_params, load_data, metric_columns, scheduler_of,
+                                settings_line, source_name)
 from sweepbt.cli.formatting import data_line, format_value, human_rate
 from sweepbt.cli.outputs import check_out_dir, check_out_path, input_files, write_output
 from sweepbt.cli.parsing import CliError
@@ -43,10 +43,13 @@ def _check_args(args):
         raise CliError(f"--metric: unknown metric {args.metric!r}; metrics: "
                        f"{', '.join(kernels.METRIC_NAMES)}")
     check_int_flags(args)
+    check_cluster_flags(args)
     columns = metric_columns(args, kernels.METRIC_NAMES, SWEEP_COLUMNS, args.metric)
     if args.out is not None:
         check_out_path(args.out, "--out", args.force, input_files(args))
-    if args.out_dir is not None:
+    if args.resume and args.out_dir is None:
+        raise CliError("--resume continues an --out-dir folder; give --out-dir DIR")
+    if args.out_dir is not None and not args.resume:
         check_out_dir(args.out_dir, args.force)
     return columns
 
@@ -74,23 +77,21 @@ def _run_sweep(args, bundle, params, constraint):
     options["constraint"] = constraint
     if args.out_dir is not None:
         options["out"] = args.out_dir
-    res = None
     try:
-        res = sb.sweep(bundle, strategy,
-                       progress=(not args.no_progress) and sys.stderr.isatty(),
-                       **options, **params)
+        with scheduler_of(args, options):
+            res = sb.sweep(bundle, strategy,
+                           progress=(not args.no_progress) and sys.stderr.isatty(),
+                           **options, **params)
         checkpoint()
     except sb.SweepTooLarge as exc:
         raise CliError(f"{str(exc).split('; pass top=')[0]}; use --out-dir DIR to stream "
                        "every row to disk, or drop --out to keep only the --top best") from None
-    except BaseException:
-        if args.out_dir is not None:
-            # sweep() removes its parts directory itself; this also covers an interrupt
-            # landing before its cleanup is armed. A completed directory is removed only
-            # when this run made it (res is set): interrupted means no output.
-            shutil.rmtree(partial_path(args.out_dir), ignore_errors=True)
-            if res is not None:
-                shutil.rmtree(args.out_dir, ignore_errors=True)
+    except KeyboardInterrupt:
+        # sweep() keeps the finished chunks of an --out-dir folder (and removes a folder
+        # it made that holds none)
+        if args.out_dir is not None and os.path.isdir(args.out_dir):
+            sys.stderr.write(f"sweepbt: the finished chunks are kept in {args.out_dir}; run "
+                             "the same command with --resume to continue\n")
         raise
     return res
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sweepbt as sb
 from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
-from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
-                                source_name)
+from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
+                                grid_params, load_data, scheduler_of, source_name)
 from sweepbt.cli.formatting import data_line
 from sweepbt.cli.outputs import check_out_path, input_files, write_output
 from sweepbt.walkforward import format_walk_forward
@@ -21,6 +21,7 @@ def _span(text):
 
 def cmd_walk_forward(args, out):
     check_int_flags(args)
+    check_cluster_flags(args)
     if args.out is not None:
         check_out_path(args.out, "--out", args.force, input_files(args))
     params, constraint, _ = grid_params(args)
@@ -30,7 +31,8 @@ def cmd_walk_forward(args, out):
     out.flush()
     strategy, options = call_options(args, "walk_forward")
     options.update({name: _span(options[name]) for name in SPANS}, constraint=constraint)
-    wf = sb.walk_forward(bundle, strategy, **options, **params)
+    with scheduler_of(args, options):
+        wf = sb.walk_forward(bundle, strategy, **options, **params)
     checkpoint()
     print(format_walk_forward(wf), file=out)
     if args.out is not None:

@@ -1,0 +1,244 @@
+"""Resumable out= sweeps (sweepbt.outdir, docs/distributed.md): a stopped sweep keeps its
+finished chunks in <out>/_partial/, a resume runs only the missing chunks, and the result
+equals an uninterrupted run's exactly; a folder of another sweep is refused."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import sweepbt as sb
+from sweepbt import plan as plan_module
+from sweepbt.sinks import SharpeMoments
+
+GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.03, 0.06],
+            fees=[0.0, 0.001])
+
+STRATEGY_FILE = """
+import numpy as np
+from numba import njit
+from sweepbt import BUY, SELL, define_strategy
+
+@njit
+def feats(close, w):
+    out = np.full((1, close.shape[0]), np.nan)
+    for i in range(w, close.shape[0]):
+        out[0, i] = close[i] / close[i - w] - 1.0
+    return out
+
+@njit
+def sig(features, i):
+    x = features[0, i]
+    return BUY if x > {threshold} else SELL if x < -{threshold} else 0
+
+momentum = define_strategy("momentum_resume", indicators=feats, signal=sig,
+                           indicator_params={{"w": 10}})
+"""
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sb.demo()
+
+
+@pytest.fixture
+def small_chunks(data, monkeypatch):
+    """3 combos per chunk (10 assets): the grid above is cut into 18 chunks."""
+    monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 4 * data.n_bars * 7)
+
+
+class StopAfter(SharpeMoments):
+    """The deflated Sharpe's sink, with a Ctrl-C after it saw ``k`` chunks (a resumed
+    sweep's kept chunks included: they are read back into it)."""
+
+    def __init__(self, n_assets, k):
+        super().__init__(n_assets)
+        self.left = k
+
+    def add(self, chunk):
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        super().add(chunk)
+
+
+def _interrupted(monkeypatch, data, path, k, **kwargs):
+    """Run a sweep into ``path`` stopped by Ctrl-C after ``k`` chunks; the message."""
+    from sweepbt import engine
+
+    monkeypatch.setattr(engine, "SharpeMoments", lambda n: StopAfter(n, k))
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        sb.sweep(data, "sma_cross", out=path, **kwargs, **GRID)
+    monkeypatch.setattr(engine, "SharpeMoments", SharpeMoments)
+    return str(stopped.value)
+
+
+def assert_same_rows(a, b):
+    """Tables ``a`` and ``b`` hold the same columns and rows exactly (NaN equal to NaN;
+    pyarrow's ``equals`` treats NaN as unequal)."""
+    assert a.schema.equals(b.schema, check_metadata=False)
+    assert a.num_rows == b.num_rows
+    for name in a.column_names:
+        np.testing.assert_array_equal(a[name].to_numpy(zero_copy_only=False),
+                                      b[name].to_numpy(zero_copy_only=False), err_msg=name)
+
+
+def _parts(path):
+    return sorted(os.listdir(os.path.join(path, "_partial")))
+
+
+def test_stopped_sweep_keeps_its_chunks_and_resumes_to_the_same_result(
+        data, tmp_path, small_chunks, monkeypatch):
+    whole = sb.sweep(data, "sma_cross", out=tmp_path / "whole", top=5, **GRID)
+    path = tmp_path / "stopped"
+    message = _interrupted(monkeypatch, data, path, 4, top=5)
+    assert f"4 finished chunks are kept in {str(path)!r}" in message
+    assert "resume=True" in message and "--resume" in message
+    assert sorted(os.listdir(path)) == ["_manifest.json", "_partial"]
+    assert len(_parts(path)) == 4
+    assert pq.read_table(path).num_rows == 0  # an unfinished folder never reads as a result
+
+    with pytest.raises(FileExistsError, match="pass resume=True"):
+        sb.sweep(data, "sma_cross", out=path, top=5, **GRID)
+    res = sb.sweep(data, "sma_cross", out=path, top=5, resume=True, **GRID)
+    assert res.path == os.fspath(path) and not os.path.exists(path / "_partial")
+    assert_same_rows(pq.read_table(path), pq.read_table(whole.path))
+    assert res.n_combos == whole.n_combos == 54
+    assert_same_rows(res.best(), whole.best())
+    assert res.sharpe_moments == whole.sharpe_moments
+    assert res.deflated_sharpe().dsr == whole.deflated_sharpe().dsr
+    manifest = json.loads((path / "_manifest.json").read_text())
+    assert manifest["complete"] and manifest["chunking"]["chunk_size"] == 3
+
+
+def test_resume_twice_and_a_finished_folder_returns_at_once(data, tmp_path, small_chunks,
+                                                            monkeypatch):
+    path = tmp_path / "rows"
+    _interrupted(monkeypatch, data, path, 2, constraint="fast * 3 < slow")
+    # the sink sees the 2 kept chunks again (read back), then 2 new ones
+    _interrupted(monkeypatch, data, path, 4, resume=True, constraint="fast * 3 < slow")
+    assert len(_parts(path)) == 4
+    res = sb.sweep(data, "sma_cross", out=path, resume=True, constraint="fast * 3 < slow",
+                   **GRID)
+    whole = sb.sweep(data, "sma_cross", constraint="fast * 3 < slow", **GRID)
+    assert_same_rows(res.table, whole.table)
+    assert res.sharpe_moments == whole.sharpe_moments
+    stamps = {p: os.stat(path / p).st_mtime_ns for p in os.listdir(path)}
+    again = sb.sweep(data, "sma_cross", out=path, resume=True, constraint="fast * 3 < slow",
+                     top=3, **GRID)
+    assert {p: os.stat(path / p).st_mtime_ns for p in os.listdir(path)} == stamps
+    assert again.n_combos == whole.n_combos
+    assert_same_rows(again.best(k=3), whole.best(k=3))
+
+
+def test_resume_of_a_sample_needs_its_seed_and_draws_the_same_combos(
+        data, tmp_path, small_chunks, monkeypatch):
+    with pytest.raises(ValueError, match="needs seed="):
+        sb.sweep(data, "sma_cross", out=tmp_path / "a", resume=True, sample=20, **GRID)
+    path = tmp_path / "sample"
+    _interrupted(monkeypatch, data, path, 1, sample=20, seed=3)
+    res = sb.sweep(data, "sma_cross", out=path, resume=True, sample=20, seed=3, **GRID)
+    whole = sb.sweep(data, "sma_cross", sample=20, seed=3, **GRID)
+    assert_same_rows(res.table, whole.table)
+
+
+def test_a_folder_of_another_sweep_is_refused_saying_what_differs(
+        data, tmp_path, small_chunks, monkeypatch):
+    path = tmp_path / "rows"
+    _interrupted(monkeypatch, data, path, 0, fill="close")  # the folder, no part yet
+    assert not os.path.exists(path)  # a folder this call made, with no part: removed
+    _interrupted(monkeypatch, data, path, 1, fill="close")
+    cases = [
+        (dict(fill="close", data=sb.load(data, symbol=list(data.symbols[:3]))),
+         r"the data differ \(fingerprint: .*n_assets: 10 in the folder, 3 now"),
+        (dict(fill="close", fees=[0.0, 0.002]),
+         r"the grid differs \(values.fees: \[0.0, 0.001\] in the folder, \[0.0, 0.002\] now"),
+        (dict(fill="next_open"), r"the fixed options differ \(fill: \"close\" in the folder, "
+                                 r"\"next_open\" now\)"),
+    ]
+    for change, message in cases:
+        kwargs = {**GRID, **change}
+        with pytest.raises(ValueError, match=f"cannot resume out=.*another sweep: {message}"):
+            sb.sweep(kwargs.pop("data", data), "sma_cross", out=path, resume=True, **kwargs)
+    with pytest.raises(ValueError, match="resume=True continues an out= folder"):
+        sb.sweep(data, "sma_cross", resume=True, **GRID)
+    (tmp_path / "other").mkdir()
+    with pytest.raises(FileExistsError, match="not a sweepbt sweep folder"):
+        sb.sweep(data, "sma_cross", out=tmp_path / "other", resume=True, **GRID)
+
+
+def test_an_edited_strategy_file_is_refused(data, tmp_path, monkeypatch):
+    strategy = tmp_path / "mom_resume.py"
+    strategy.write_text(STRATEGY_FILE.format(threshold=0.02))
+    path = tmp_path / "rows"
+    spec = f"{strategy}:momentum"
+    from sweepbt import engine
+
+    monkeypatch.setattr(engine, "SharpeMoments", lambda n: StopAfter(n, 1))
+    monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 4 * data.n_bars)
+    with pytest.raises(KeyboardInterrupt):
+        sb.sweep(data, spec, out=path, w=[5, 10, 20])
+    monkeypatch.setattr(engine, "SharpeMoments", SharpeMoments)
+    strategy.write_text(STRATEGY_FILE.format(threshold=0.03))
+    with pytest.raises(ValueError, match=r"the strategy differs \(source_sha256: "):
+        sb.sweep(data, spec, out=path, resume=True, w=[5, 10, 20])
+    strategy.write_text(STRATEGY_FILE.format(threshold=0.02))  # as it was: resumes
+    res = sb.sweep(data, spec, out=path, resume=True, w=[5, 10, 20])
+    whole = sb.sweep(data, spec, w=[5, 10, 20])
+    assert_same_rows(res.table, whole.table)
+
+
+SWEEP_SCRIPT = """
+import sys
+import sweepbt as sb
+from sweepbt import plan
+plan.CHUNK_BAR_EVALUATIONS = 1  # one combo per chunk: many chunks
+sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], fast=list(range(2, 42)),
+         slow=[50, 100, 150], stop_loss=[None, 0.05])
+"""
+
+
+def _wait_for_parts(proc, partial, n):
+    deadline = time.monotonic() + 300
+    while not (os.path.isdir(partial) and len(os.listdir(partial)) >= n):
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended before it was stopped: {proc.communicate()}")
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_in_another_process_then_resume_equals_an_uninterrupted_run(data, tmp_path,
+                                                                         monkeypatch):
+    path = tmp_path / "rows"
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SWEEP_SCRIPT), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_parts(proc, path / "_partial", 3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "KeyboardInterrupt: sweep interrupted after" in err
+    assert "resume=True" in err
+    kept = _parts(path)
+    assert 3 <= len(kept) < 240
+    res = sb.sweep(data, "sma_cross", out=path, resume=True, fast=list(range(2, 42)),
+                   slow=[50, 100, 150], stop_loss=[None, 0.05])
+    # chunked alike (the deflated Sharpe's moments are merged chunk by chunk)
+    monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 1)
+    whole = sb.sweep(data, "sma_cross", fast=list(range(2, 42)), slow=[50, 100, 150],
+                     stop_loss=[None, 0.05])
+    table = pq.read_table(path)
+    assert_same_rows(table, whole.table)
+    assert np.array_equal(np.unique(table["combo"].to_numpy()), np.arange(240))
+    assert res.sharpe_moments == whole.sharpe_moments
