@@ -91,7 +91,9 @@ def assert_same_rows(a, b):
 
 
 def _parts(path):
-    return sorted(os.listdir(os.path.join(path, "_partial")))
+    """The finished parts in ``path``/_partial (not a hidden part being written)."""
+    return sorted(p for p in os.listdir(os.path.join(path, "_partial"))
+                  if p.startswith("part-"))
 
 
 def test_stopped_sweep_keeps_its_chunks_and_resumes_to_the_same_result(
@@ -207,7 +209,7 @@ sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], fast=list(range(2, 42)),
 
 def _wait_for_parts(proc, partial, n):
     deadline = time.monotonic() + 300
-    while not (os.path.isdir(partial) and len(os.listdir(partial)) >= n):
+    while not (os.path.isdir(partial) and len(_parts(partial.parent)) >= n):
         if proc.poll() is not None:
             pytest.fail(f"the sweep ended before it was stopped: {proc.communicate()}")
         assert time.monotonic() < deadline

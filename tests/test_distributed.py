@@ -1,0 +1,193 @@
+"""Sweeps on Dask (sweepbt.distributed, docs/distributed.md), on a real LocalCluster of two
+single-threaded worker processes: the same rows as a local run, exactly; a worker killed
+mid-sweep; a client killed mid-sweep, then resumed; Dask never imported by ``import
+sweepbt``."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import sweepbt as sb
+from sweepbt import plan as plan_module
+from sweepbt.distributed import Dask
+from sweepbt.plan import prepare
+from sweepbt.sinks import KeepAll, SharpeMoments
+
+from test_resume import STRATEGY_FILE, assert_same_rows
+
+distributed = pytest.importorskip("distributed")
+
+GRID = dict(fast=[3, 5, 8, 13], slow=[10, 20, 30], stop_loss=[None, 0.03, 0.06],
+            fees=[0.0, 0.001])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sb.demo()
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture
+def small_chunks(data, monkeypatch):
+    """3 combos per chunk (10 assets): many tasks."""
+    monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 4 * data.n_bars * 7)
+
+
+def test_import_sweepbt_does_not_import_dask():
+    code = ("import sys, sweepbt as sb; sb.sweep(sb.demo(), 'sma_cross', fast=[5, 10], "
+            "slow=[20]); print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_scheduler_without_dask_names_the_extra():
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "import sweepbt as sb\n"
+            "try:\n"
+            "    sb.sweep(sb.demo(), 'sma_cross', fast=[5, 10], scheduler='tcp://x:8786')\n"
+            "except ImportError as exc:\n"
+            "    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert 'pip install "sweepbt[distributed]"' in out
+
+
+def test_a_bad_scheduler_is_refused(data):
+    with pytest.raises(TypeError, match="scheduler must be a dask.distributed.Client or a "
+                                        "scheduler address"):
+        sb.sweep(data, "sma_cross", fast=[5, 10], scheduler=8786)
+
+
+def test_distributed_sweep_equals_the_local_sweep(data, client, small_chunks, tmp_path):
+    for kwargs in (dict(), dict(constraint="fast * 3 < slow", direction="both")):
+        local = sb.sweep(data, "sma_cross", **kwargs, **GRID)
+        remote = sb.sweep(data, "sma_cross", scheduler=client, **kwargs, **GRID)
+        assert_same_rows(remote.table, local.table)
+        assert remote.table.schema.metadata == local.table.schema.metadata
+        assert remote.sharpe_moments == local.sharpe_moments
+        assert remote.n_combos == local.n_combos
+    top = sb.sweep(data, "sma_cross", scheduler=client.scheduler.address, top=4,
+                   out=tmp_path / "rows", **GRID)
+    local = sb.sweep(data, "sma_cross", top=4, **GRID)
+    assert_same_rows(top.best(), local.best())
+    assert_same_rows(pq.read_table(top.path), sb.sweep(data, "sma_cross", **GRID).table)
+
+
+def test_distributed_sweep_of_a_user_strategy_file(data, client, tmp_path):
+    path = tmp_path / "mom_dask.py"
+    path.write_text(STRATEGY_FILE.format(threshold=0.02))
+    spec = f"{path}:momentum"
+    local = sb.sweep(data, spec, w=[5, 10, 20], stop_loss=[None, 0.05])
+    remote = sb.sweep(data, spec, w=[5, 10, 20], stop_loss=[None, 0.05], scheduler=client)
+    assert_same_rows(remote.table, local.table)
+    # the workers loaded the file's text from their own folder, not from tmp_path
+    where = client.run(lambda: sorted(m.__file__ for m in list(sys.modules.values())
+                                      if getattr(m, "__name__", "") == "mom_dask"))
+    files = [f for found in where.values() for f in found]
+    assert files and all(os.path.join("strategy_files", "") in f for f in files)
+    assert all(not f.startswith(str(tmp_path)) for f in files)
+
+
+def test_distributed_walk_forward_equals_the_local_one(data, client, small_chunks):
+    kwargs = dict(train=750, test=250, constraint="fast < slow", **GRID)
+    local = sb.walk_forward(data, "sma_cross", **kwargs)
+    remote = sb.walk_forward(data, "sma_cross", scheduler=client, **kwargs)
+    assert_same_rows(remote.windows, local.windows)
+    assert_same_rows(remote.stats, local.stats)
+    np.testing.assert_array_equal(remote.equity, local.equity)
+    assert remote.chosen == local.chosen and remote.n_combos == local.n_combos
+
+
+def _worker_pids(client):
+    return client.run(os.getpid)
+
+
+def test_a_worker_killed_mid_sweep_still_gives_every_row_once(data, client, small_chunks):
+    plan = prepare(data, "sma_cross", dict(GRID), constraint=None, fill="next_open",
+                   direction="long", init_cash=10_000.0, periods_per_year=None,
+                   threads=None)
+    local = [KeepAll(plan.grid.names), SharpeMoments(plan.n_assets)]
+    for ids in plan.chunks():
+        for sink in local:
+            sink.add(plan.run_chunk(ids))
+    before = _worker_pids(client)
+    victim = sorted(before)[0]
+    killed = []
+
+    def kill_one(done):  # after the first rows arrive: SIGKILL one worker process
+        if not killed:
+            os.kill(before[victim], signal.SIGKILL)
+            killed.append(done)
+
+    remote = [KeepAll(plan.grid.names), SharpeMoments(plan.n_assets)]
+    n = Dask(client).run(plan, plan.chunks(), remote, on_progress=kill_one)
+    assert killed and n == plan.grid.n_total
+    got, want = remote[0].finish(), local[0].finish()
+    np.testing.assert_array_equal(got.ids, np.arange(plan.grid.n_total))  # no duplicate
+    np.testing.assert_array_equal(got.metrics, want.metrics)
+    assert remote[1].finish() == local[1].finish()
+    client.wait_for_workers(2, timeout=120)  # the nanny restarts the worker
+    assert before[victim] not in _worker_pids(client).values()
+
+
+def _part_names(folder):
+    """The finished parts in ``folder`` (not the hidden file of a part being written)."""
+    return [p for p in os.listdir(folder) if p.startswith("part-")] if folder.is_dir() \
+        else []
+
+
+CLIENT_SCRIPT = """
+import sys
+import sweepbt as sb
+from sweepbt import plan
+plan.CHUNK_BAR_EVALUATIONS = 1  # one combo per chunk: many tasks
+sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], scheduler=sys.argv[2],
+         fast=list(range(2, 22)), slow=[50, 100, 150], stop_loss=[None, 0.05])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_client_killed_mid_sweep_then_resumed_gives_the_same_rows(data, client, tmp_path,
+                                                                   monkeypatch):
+    path = tmp_path / "rows"
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(path),
+                             client.scheduler.address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        partial = path / "_partial"
+        while len(_part_names(partial)) < 3:
+            if proc.poll() is not None:
+                pytest.fail(f"the sweep ended before it was killed: {proc.communicate()}")
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.kill()  # SIGKILL: no cleanup at all
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    kept = _part_names(path / "_partial")
+    assert 3 <= len(kept) < 120
+    grid = dict(fast=list(range(2, 22)), slow=[50, 100, 150], stop_loss=[None, 0.05])
+    res = sb.sweep(data, "sma_cross", out=path, resume=True, scheduler=client, **grid)
+    monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 1)  # chunked alike
+    whole = sb.sweep(data, "sma_cross", **grid)
+    assert_same_rows(pq.read_table(path), whole.table)
+    assert res.sharpe_moments == whole.sharpe_moments
