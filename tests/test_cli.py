@@ -728,6 +728,8 @@ BIG_GRID = ["--param", "fast=1:100", "--param", "slow=2:101", "--stop-loss", "0.
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("flag", ["--out-dir", "--out"])
 def test_sigterm_exits_143_and_leaves_no_output(tmp_path, flag):
+    """--out leaves nothing; --out-dir keeps its finished chunks (tested with --resume in
+    test_out_dir_resumes_after_sigterm) and never reads as a complete dataset."""
     out_path = tmp_path / "results"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweepbt", "sweep", "--demo", *BIG_GRID, "--no-progress",
@@ -735,8 +737,8 @@ def test_sigterm_exits_143_and_leaves_no_output(tmp_path, flag):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 120
-        if flag == "--out-dir":  # wait for the sweep's hidden parts directory
-            while not [p for p in os.listdir(tmp_path) if p.startswith(".results.partial")]:
+        if flag == "--out-dir":  # wait for the sweep's folder
+            while not (out_path / "_partial").is_dir():
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
@@ -756,7 +758,57 @@ def test_sigterm_exits_143_and_leaves_no_output(tmp_path, flag):
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == "sweepbt: terminated"
     assert "Traceback" not in err
-    assert os.listdir(tmp_path) == []  # no output, no .partial directory or file
+    if flag == "--out" or not os.path.exists(out_path):  # no part was finished yet
+        assert os.listdir(tmp_path) == []  # no output, no .partial directory or file
+    else:
+        assert sorted(os.listdir(out_path)) == ["_manifest.json", "_partial"]
+        assert f"kept in {out_path}; run the same command with --resume" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_out_dir_resumes_after_sigterm(tmp_path):
+    """6,000 combos: three chunks of 2,000; SIGTERM once the first is written, then
+    --resume runs the other two, and the dataset equals an uninterrupted run's."""
+    out_path = tmp_path / "results"
+    grid = ["--param", "fast=2:61", "--param", "slow=10:109", "--no-progress"]
+    command = [sys.executable, "-m", "sweepbt", "sweep", "--demo", *grid, "--out-dir",
+               str(out_path)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 300
+        partial = out_path / "_partial"
+        while not (partial.is_dir() and any(p.startswith("part-") for p in
+                                            os.listdir(partial))):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "run the same command with --resume to continue" in err
+    first = run_cli("sweep", "--demo", *grid, "--out-dir", str(out_path))
+    assert first.returncode == 2
+    assert "--resume continues the sweep it holds" in first.stderr
+    resumed = run_cli("sweep", "--demo", *grid, "--out-dir", str(out_path), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"wrote 60,000 rows to {out_path} (Parquet dataset)" in resumed.stdout
+    table = pq.read_table(out_path)
+    whole = sb.sweep(sb.demo(), "sma_cross", fast=list(range(2, 62)),
+                     slow=list(range(10, 110)))
+    assert table.num_rows == 60_000
+    for name in table.column_names:
+        np.testing.assert_array_equal(table[name].to_numpy(zero_copy_only=False),
+                                      whole.table[name].to_numpy(zero_copy_only=False))
+    other = run_cli("sweep", "--demo", "--param", "fast=2:60", "--param", "slow=10:109",
+                    "--out-dir", str(out_path), "--resume")
+    assert other.returncode == 2 and "the grid differs (values.fast:" in other.stderr
+    assert "--resume continues an --out-dir folder" in run_cli(
+        "sweep", "--demo", "--resume").stderr
 
 
 def test_sigterm_handler_is_installed_and_restored():

@@ -70,7 +70,8 @@ def test_parquet_dataset_holds_every_row(data, tiny_chunks, tmp_path):
     full = sb.sweep(data, **GRID)
     res = sb.sweep(data, out=tmp_path / "res", **GRID)
     parts = sorted(os.listdir(tmp_path / "res"))
-    assert len(parts) > 1 and all(p.endswith(".parquet") for p in parts)
+    assert parts[0] == "_manifest.json"  # skipped by Parquet readers, as "_partial/" is
+    assert len(parts) > 2 and all(p.endswith(".parquet") for p in parts[1:])
     assert os.listdir(tmp_path) == ["res"]  # no temporary directory left behind
     table = pq.read_table(tmp_path / "res").sort_by("combo")
     assert_tables_equal(table, full.table.sort_by("combo"))
@@ -79,7 +80,8 @@ def test_parquet_dataset_holds_every_row(data, tiny_chunks, tmp_path):
         sb.sweep(data, out=tmp_path / "res", **GRID)
 
 
-def test_interrupted_sweep_leaves_no_output(data, tiny_chunks, tmp_path, monkeypatch):
+def test_interrupted_sweep_keeps_its_finished_chunks(data, tiny_chunks, tmp_path,
+                                                     monkeypatch):
     calls = []
     real = plan.Plan.run_chunk
 
@@ -90,9 +92,11 @@ def test_interrupted_sweep_leaves_no_output(data, tiny_chunks, tmp_path, monkeyp
         return real(*args)
 
     monkeypatch.setattr(plan.Plan, "run_chunk", interrupt_on_third)
-    with pytest.raises(KeyboardInterrupt, match="interrupted after .* backtests"):
+    with pytest.raises(KeyboardInterrupt, match="interrupted after .* backtests; 2 finished "
+                                                "chunks are kept .* resume=True"):
         sb.sweep(data, out=tmp_path / "res", **GRID)
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["res"]
+    assert len(os.listdir(tmp_path / "res" / "_partial")) == 2
 
 
 def _peak_traced(fn):
@@ -133,7 +137,8 @@ def test_estimate_and_refusal(data):
 
 
 def test_ctrl_c_stops_a_long_sweep_quickly(tmp_path):
-    """A real SIGINT: the sweep stops within a second and leaves no output behind."""
+    """A real SIGINT: the sweep stops within a second; its out= folder keeps the finished
+    chunks (docs/distributed.md, resuming), or is removed when it holds none."""
     script = textwrap.dedent(f"""
         import sys, sweepbt as sb
         data = sb.demo()
@@ -156,5 +161,7 @@ def test_ctrl_c_stops_a_long_sweep_quickly(tmp_path):
     stopped_after = time.monotonic() - sent
     assert proc.returncode == 3, out
     assert "interrupted after" in out
-    assert os.listdir(tmp_path) == []
+    if os.listdir(tmp_path):
+        assert os.listdir(tmp_path) == ["res"] and "resume=True" in out
+        assert os.listdir(tmp_path / "res" / "_partial")
     assert stopped_after < 5.0  # generous bound for a loaded CI machine; typically < 0.2 s
