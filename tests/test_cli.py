@@ -25,6 +25,7 @@ import sweepbt as sb
 from sweepbt import cli
 from sweepbt._interrupt import CommandGuard, Terminated, checkpoint
 from sweepbt.cli.outputs import write_output
+from stopping import finished_parts, stop_when
 
 SMALL = ["--symbols", "ALPHA,BRAVO,CHARLIE"]
 
@@ -773,23 +774,9 @@ def test_out_dir_resumes_after_sigterm(tmp_path):
     grid = ["--param", "fast=2:61", "--param", "slow=10:109", "--no-progress"]
     command = [sys.executable, "-m", "sweepbt", "sweep", "--demo", *grid, "--out-dir",
                str(out_path)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=os.environ.copy())
-    try:
-        deadline = time.monotonic() + 300
-        partial = out_path / "_partial"
-        while not (partial.is_dir() and any(p.startswith("part-") for p in
-                                            os.listdir(partial))):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 143, err
+    status, err = stop_when(command, lambda: finished_parts(out_path / "_partial"),
+                            signal.SIGTERM)
+    assert status == 143, err
     assert "run the same command with --resume to continue" in err
     first = run_cli("sweep", "--demo", *grid, "--out-dir", str(out_path))
     assert first.returncode == 2

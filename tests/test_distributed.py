@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -16,10 +15,11 @@ import pytest
 
 import sweepbt as sb
 from sweepbt import plan as plan_module
-from sweepbt.distributed import Dask
+from sweepbt.executors import Dask
 from sweepbt.plan import prepare
 from sweepbt.sinks import KeepAll, SharpeMoments
 
+from stopping import finished_parts, stop_when
 from test_resume import STRATEGY_FILE, assert_same_rows
 
 distributed = pytest.importorskip("distributed")
@@ -146,12 +146,6 @@ def test_a_worker_killed_mid_sweep_still_gives_every_row_once(data, client, smal
     assert before[victim] not in _worker_pids(client).values()
 
 
-def _part_names(folder):
-    """The finished parts in ``folder`` (not the hidden file of a part being written)."""
-    return [p for p in os.listdir(folder) if p.startswith("part-")] if folder.is_dir() \
-        else []
-
-
 CLIENT_SCRIPT = """
 import sys
 import sweepbt as sb
@@ -166,28 +160,41 @@ sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], scheduler=sys.argv[2],
 def test_a_client_killed_mid_sweep_then_resumed_gives_the_same_rows(data, client, tmp_path,
                                                                    monkeypatch):
     path = tmp_path / "rows"
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(path),
-                             client.scheduler.address],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 300
-        partial = path / "_partial"
-        while len(_part_names(partial)) < 3:
-            if proc.poll() is not None:
-                pytest.fail(f"the sweep ended before it was killed: {proc.communicate()}")
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        proc.kill()  # SIGKILL: no cleanup at all
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    kept = _part_names(path / "_partial")
-    assert 3 <= len(kept) < 120
+    stop_when([sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(path),
+               client.scheduler.address],
+              lambda: len(finished_parts(path / "_partial")) >= 3,
+              signal.SIGKILL)  # no cleanup at all
+    assert 3 <= len(finished_parts(path / "_partial")) < 120
     grid = dict(fast=list(range(2, 22)), slow=[50, 100, 150], stop_loss=[None, 0.05])
     res = sb.sweep(data, "sma_cross", out=path, resume=True, scheduler=client, **grid)
     monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 1)  # chunked alike
     whole = sb.sweep(data, "sma_cross", **grid)
     assert_same_rows(pq.read_table(path), whole.table)
     assert res.sharpe_moments == whole.sharpe_moments
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "sweepbt", *args], capture_output=True,
+                          text=True, timeout=600, env=os.environ.copy())
+
+
+def _table_lines(stdout):
+    """The printed lines that do not depend on timing."""
+    return [line for line in stdout.splitlines() if "bar-evaluations/s" not in line]
+
+
+def test_cli_scheduler_and_workers_print_what_a_local_run_prints(client):
+    sweep = ["sweep", "--demo", "--symbols", "ALPHA,BRAVO", "--param", "fast=5,10,20",
+             "--param", "slow=30,60", "--stop-loss", "none,0.05", "--no-progress"]
+    local = _cli(*sweep)
+    remote = _cli(*sweep, "--scheduler", client.scheduler.address)
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    assert _table_lines(remote.stdout) == _table_lines(local.stdout)
+    walk = ["walk-forward", "--demo", "--symbols", "ALPHA,BRAVO", "--param", "fast=5,10",
+            "--param", "slow=30,60", "--train", "1000", "--test", "500"]
+    local = _cli(*walk)
+    remote = _cli(*walk, "--workers", "2")
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout
+    both = _cli(*walk, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
+    assert both.returncode == 2 and "give one of them" in both.stderr

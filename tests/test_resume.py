@@ -5,10 +5,8 @@ equals an uninterrupted run's exactly; a folder of another sweep is refused."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -17,30 +15,14 @@ import pytest
 import sweepbt as sb
 from sweepbt import plan as plan_module
 from sweepbt.sinks import SharpeMoments
+from stopping import finished_parts, stop_when
+from test_custom_strategies import USER_FILE
 
 GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.03, 0.06],
             fees=[0.0, 0.001])
 
-STRATEGY_FILE = """
-import numpy as np
-from numba import njit
-from sweepbt import BUY, SELL, define_strategy
-
-@njit
-def feats(close, w):
-    out = np.full((1, close.shape[0]), np.nan)
-    for i in range(w, close.shape[0]):
-        out[0, i] = close[i] / close[i - w] - 1.0
-    return out
-
-@njit
-def sig(features, i):
-    x = features[0, i]
-    return BUY if x > {threshold} else SELL if x < -{threshold} else 0
-
-momentum = define_strategy("momentum_resume", indicators=feats, signal=sig,
-                           indicator_params={{"w": 10}})
-"""
+#: a user strategy file, ``.format(threshold=...)`` (the file of test_custom_strategies)
+STRATEGY_FILE = textwrap.dedent(USER_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +73,7 @@ def assert_same_rows(a, b):
 
 
 def _parts(path):
-    """The finished parts in ``path``/_partial (not a hidden part being written)."""
-    return sorted(p for p in os.listdir(os.path.join(path, "_partial"))
-                  if p.startswith("part-"))
+    return finished_parts(os.path.join(path, "_partial"))
 
 
 def test_stopped_sweep_keeps_its_chunks_and_resumes_to_the_same_result(
@@ -207,30 +187,14 @@ sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], fast=list(range(2, 42)),
 """
 
 
-def _wait_for_parts(proc, partial, n):
-    deadline = time.monotonic() + 300
-    while not (os.path.isdir(partial) and len(_parts(partial.parent)) >= n):
-        if proc.poll() is not None:
-            pytest.fail(f"the sweep ended before it was stopped: {proc.communicate()}")
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_in_another_process_then_resume_equals_an_uninterrupted_run(data, tmp_path,
                                                                          monkeypatch):
     path = tmp_path / "rows"
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SWEEP_SCRIPT), str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_parts(proc, path / "_partial", 3)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode != 0 and "KeyboardInterrupt: sweep interrupted after" in err
+    status, err = stop_when([sys.executable, "-c", textwrap.dedent(SWEEP_SCRIPT), str(path)],
+                            lambda: len(finished_parts(path / "_partial")) >= 3,
+                            signal.SIGINT)
+    assert status != 0 and "KeyboardInterrupt: sweep interrupted after" in err
     assert "resume=True" in err
     kept = _parts(path)
     assert 3 <= len(kept) < 240

@@ -1,9 +1,8 @@
-"""Sweeps on a Dask cluster: ``scheduler=`` runs a plan's chunks as Dask tasks.
+"""What a sweep on a Dask cluster sends and runs (:class:`sweepbt.executors.Dask`).
 
-:class:`Dask` is an executor (``run(plan, chunks, sinks, on_progress)``, as
-:class:`sweepbt.executors.InProcess`): the Bundle and the plan without it are sent to every
-worker once (``scatter(broadcast=True)``); each task then carries a chunk's grid ids and
-returns its rows (a ``ChunkResult``), which the client feeds to the sinks as they arrive.
+The Bundle and the plan without it are sent to every worker once
+(``scatter(broadcast=True)``); each task (:func:`run_task`) then carries a chunk's grid ids
+and returns its rows (a ``ChunkResult``), which the client feeds to the sinks as they arrive.
 Rows carry grid ids, so the result equals a local run's whatever worker ran what, in
 whatever order. A worker keeps the plan it unpacked, so the strategy's signals are built
 once per worker. Built-in strategies travel by name; a user strategy travels as the text
@@ -20,7 +19,6 @@ from __future__ import annotations
 import io
 import pickle
 import threading
-import uuid
 from dataclasses import dataclass
 
 from sweepbt._threading import kernel_threads
@@ -28,9 +26,6 @@ from sweepbt.custom_files import StrategySource, strategy_source
 
 #: the extra that installs Dask
 EXTRA = "sweepbt[distributed]"
-#: tasks in flight per worker thread: enough to keep workers busy, few enough that
-#: results do not pile up on the workers (memory stays flat)
-IN_FLIGHT_PER_THREAD = 2
 #: plans a worker keeps unpacked (the latest runs)
 _KEPT_RUNNERS = 4
 
@@ -127,63 +122,3 @@ def run_task(token, bundle, detached, ids):
             _runners[token] = runner
     with kernel_threads(runner.settings.threads):
         return runner.run_chunk(ids)
-
-
-class Dask:
-    """Run chunks as tasks on the Dask cluster of ``scheduler`` (a Client or an address);
-    ``done`` counts the combos whose rows have arrived."""
-
-    def __init__(self, scheduler):
-        dask_distributed()
-        self.scheduler = scheduler
-        self.done = 0
-
-    def run(self, plan, chunks, sinks, on_progress=None):
-        """Feed the rows of every chunk to every sink, as tasks complete; returns the
-        number of combos run. An interrupt (Ctrl-C) cancels the tasks still queued."""
-        client, owned = connect(self.scheduler)
-        try:
-            return self._run(client, plan, chunks, sinks, on_progress)
-        finally:
-            if owned:
-                client.close()
-
-    def _run(self, client, plan, chunks, sinks, on_progress):
-        bundle, detached = detach(plan)
-        bundle_ref, detached_ref = client.scatter([bundle, detached], broadcast=True,
-                                                  hash=False)
-        token = uuid.uuid4().hex
-        threads = sum(client.nthreads().values()) or 1
-        chunks = iter(chunks)
-        queue = dask_distributed().as_completed()
-        pending = set()
-
-        def submit():
-            ids = next(chunks, None)
-            if ids is not None:
-                future = client.submit(run_task, token, bundle_ref, detached_ref, ids,
-                                       pure=False)
-                pending.add(future)
-                queue.add(future)
-
-        try:
-            for _ in range(IN_FLIGHT_PER_THREAD * threads):
-                submit()
-            for future in queue:
-                result = future.result()
-                pending.discard(future)
-                future.release()
-                submit()
-                if result is None:
-                    continue
-                for sink in sinks:
-                    sink.add(result)
-                self.done += result.ids.size
-                if on_progress is not None:
-                    on_progress(self.done)
-        except BaseException:
-            client.cancel(list(pending))
-            raise
-        finally:
-            client.cancel([bundle_ref, detached_ref])
-        return self.done

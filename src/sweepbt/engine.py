@@ -20,8 +20,7 @@ import numpy as np
 
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
-from sweepbt.distributed import Dask
-from sweepbt.executors import InProcess
+from sweepbt.executors import Dask, InProcess
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos

@@ -2,21 +2,43 @@
 
 ``InProcess`` runs the chunks one after another in this process, each chunk a parallel
 kernel launch over its combos and assets (numba threads). Ctrl-C is held while a chunk's
-kernel runs and honoured between chunks; ``done`` counts the combos run so far, so a
-caller can say how far an interrupted run got.
+kernel runs and honoured between chunks. ``Dask`` runs them as tasks on a Dask cluster
+(:mod:`sweepbt.distributed`; Dask is imported only then). ``done`` counts the combos run so
+far, so a caller can say how far an interrupted run got.
 """
 
 from __future__ import annotations
 
+import uuid
+
 from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._threading import kernel_threads
+from sweepbt.distributed import connect, dask_distributed, detach, run_task
+
+#: Dask tasks in flight per worker thread: enough to keep workers busy, few enough that
+#: results do not pile up on the workers (memory stays flat)
+IN_FLIGHT_PER_THREAD = 2
 
 
-class InProcess:
-    """Run chunks here, in order, on numba's threads."""
+class _Executor:
+    """What every executor shares: ``done`` and handing a chunk's rows to the sinks."""
 
     def __init__(self):
         self.done = 0
+
+    def deliver(self, result, sinks, on_progress):
+        """Feed one chunk's rows (None: the constraint kept none) to every sink."""
+        if result is None:
+            return
+        for sink in sinks:
+            sink.add(result)
+        self.done += result.ids.size
+        if on_progress is not None:
+            on_progress(self.done)
+
+
+class InProcess(_Executor):
+    """Run chunks here, in order, on numba's threads."""
 
     def run(self, plan, chunks, sinks, on_progress=None):
         """Feed ``plan.run_chunk(ids)`` of every ``ids`` in ``chunks`` to every sink;
@@ -26,13 +48,60 @@ class InProcess:
             interrupt.check()
             for ids in chunks:
                 interrupt.check()
-                result = plan.run_chunk(ids)
-                if result is None:
-                    continue
-                for sink in sinks:
-                    sink.add(result)
-                self.done += result.ids.size
-                if on_progress is not None:
-                    on_progress(self.done)
+                self.deliver(plan.run_chunk(ids), sinks, on_progress)
             interrupt.check()
+        return self.done
+
+
+class Dask(_Executor):
+    """Run chunks as tasks on the Dask cluster of ``scheduler`` (a Client or an address);
+    ``done`` counts the combos whose rows have arrived."""
+
+    def __init__(self, scheduler):
+        super().__init__()
+        dask_distributed()
+        self.scheduler = scheduler
+
+    def run(self, plan, chunks, sinks, on_progress=None):
+        """Feed the rows of every chunk to every sink, as tasks complete; returns the
+        number of combos run. An interrupt (Ctrl-C) cancels the tasks still queued."""
+        client, owned = connect(self.scheduler)
+        try:
+            return self._run(client, plan, chunks, sinks, on_progress)
+        finally:
+            if owned:
+                client.close()
+
+    def _run(self, client, plan, chunks, sinks, on_progress):
+        bundle, detached = detach(plan)
+        bundle_ref, detached_ref = client.scatter([bundle, detached], broadcast=True,
+                                                  hash=False)
+        token = uuid.uuid4().hex
+        threads = sum(client.nthreads().values()) or 1
+        chunks = iter(chunks)
+        queue = dask_distributed().as_completed()
+        pending = set()
+
+        def submit():
+            ids = next(chunks, None)
+            if ids is not None:
+                future = client.submit(run_task, token, bundle_ref, detached_ref, ids,
+                                       pure=False)
+                pending.add(future)
+                queue.add(future)
+
+        try:
+            for _ in range(IN_FLIGHT_PER_THREAD * threads):
+                submit()
+            for future in queue:
+                result = future.result()
+                pending.discard(future)
+                future.release()
+                submit()
+                self.deliver(result, sinks, on_progress)
+        except BaseException:
+            client.cancel(list(pending))
+            raise
+        finally:
+            client.cancel([bundle_ref, detached_ref])
         return self.done

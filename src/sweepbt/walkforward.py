@@ -19,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from sweepbt import kernels
-from sweepbt.distributed import Dask
-from sweepbt.executors import InProcess
+from sweepbt.executors import Dask, InProcess
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.windows import window_spans
 from sweepbt.series import equity_metrics, returns_from_equity
