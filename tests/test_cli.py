@@ -768,10 +768,11 @@ def test_sigterm_exits_143_and_leaves_no_output(tmp_path, flag):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_out_dir_resumes_after_sigterm(tmp_path):
-    """6,000 combos: three chunks of 2,000; SIGTERM once the first is written, then
-    --resume runs the other two, and the dataset equals an uninterrupted run's."""
+    """9,000 combos on 2 assets: two chunks; SIGTERM once the first is written, then
+    --resume runs the other, and the dataset equals an uninterrupted run's."""
     out_path = tmp_path / "results"
-    grid = ["--param", "fast=2:61", "--param", "slow=10:109", "--no-progress"]
+    grid = ["--symbols", "ALPHA,BRAVO", "--param", "fast=2:91", "--param", "slow=10:109",
+            "--no-progress"]
     command = [sys.executable, "-m", "sweepbt", "sweep", "--demo", *grid, "--out-dir",
                str(out_path)]
     status, err = stop_when(command, lambda: finished_parts(out_path / "_partial"),
@@ -783,16 +784,16 @@ def test_out_dir_resumes_after_sigterm(tmp_path):
     assert "--resume continues the sweep it holds" in first.stderr
     resumed = run_cli("sweep", "--demo", *grid, "--out-dir", str(out_path), "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"wrote 60,000 rows to {out_path} (Parquet dataset)" in resumed.stdout
+    assert f"wrote 18,000 rows to {out_path} (Parquet dataset)" in resumed.stdout
     table = pq.read_table(out_path)
-    whole = sb.sweep(sb.demo(), "sma_cross", fast=list(range(2, 62)),
-                     slow=list(range(10, 110)))
-    assert table.num_rows == 60_000
+    whole = sb.sweep(sb.load(sb.demo(), symbol=["ALPHA", "BRAVO"]), "sma_cross",
+                     fast=list(range(2, 92)), slow=list(range(10, 110)))
+    assert table.num_rows == 18_000
     for name in table.column_names:
         np.testing.assert_array_equal(table[name].to_numpy(zero_copy_only=False),
                                       whole.table[name].to_numpy(zero_copy_only=False))
-    other = run_cli("sweep", "--demo", "--param", "fast=2:60", "--param", "slow=10:109",
-                    "--out-dir", str(out_path), "--resume")
+    other = run_cli("sweep", "--demo", "--symbols", "ALPHA,BRAVO", "--param", "fast=2:90",
+                    "--param", "slow=10:109", "--out-dir", str(out_path), "--resume")
     assert other.returncode == 2 and "the grid differs (values.fast:" in other.stderr
     assert "--resume continues an --out-dir folder" in run_cli(
         "sweep", "--demo", "--resume").stderr
