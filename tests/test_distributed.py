@@ -157,13 +157,17 @@ sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], scheduler=sys.argv[2],
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_a_client_killed_mid_sweep_then_resumed_gives_the_same_rows(data, client, tmp_path,
-                                                                   monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_a_client_stopped_mid_sweep_then_resumed_gives_the_same_rows(
+        data, client, tmp_path, monkeypatch, signum):
+    """Ctrl-C cancels the client's tasks and says how to resume; SIGKILL: no cleanup."""
     path = tmp_path / "rows"
-    stop_when([sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(path),
-               client.scheduler.address],
-              lambda: len(finished_parts(path / "_partial")) >= 3,
-              signal.SIGKILL)  # no cleanup at all
+    _, err = stop_when([sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(path),
+                        client.scheduler.address],
+                       lambda: len(finished_parts(path / "_partial")) >= 3, signum)
+    if signum == signal.SIGINT:
+        assert "KeyboardInterrupt: sweep interrupted after" in err
+        assert "finished chunks are kept in" in err and "resume=True" in err
     assert 3 <= len(finished_parts(path / "_partial")) < 120
     grid = dict(fast=list(range(2, 22)), slow=[50, 100, 150], stop_loss=[None, 0.05])
     res = sb.sweep(data, "sma_cross", out=path, resume=True, scheduler=client, **grid)
