@@ -877,6 +877,8 @@ def equity_paths(market, events, atr_bank, combos, settings, out):
 
 #: a Position stored as a row of floats in Book.positions (ints are exact below 2**53)
 N_POSITION = len(Position._fields)
+#: a portfolio entry whose budget after fixed fees is at most DUST x equity is skipped
+DUST = 1e-9
 
 
 class Book(NamedTuple):
@@ -1014,13 +1016,16 @@ def _valued(market, book, i, at_open, cash, n_open):
 def _open_position(fund, open_dir, a, bar, at_open, atr_at_signal, sizing, rule, settings):
     """One entry of a fill time, sized from ``sizing`` (E, the equity after the fill
     time's exits) and capped by ``fund``'s equity minus gross exposure: ``(position,
-    Fund)``; the position is flat when the entry is skipped (max_positions reached, or no
-    budget left after fixed fees)."""
+    Fund)``; the position is flat when the entry is skipped (max_positions reached, or a
+    budget after fixed fees of at most DUST * E: once the cash is spent, equity minus
+    gross exposure is zero only up to rounding, and that residue opens nothing)."""
     cap = int(rule.max_positions)
     if cap > 0 and fund.n_open >= cap:
         return _flat(), fund
     target = rule.size * sizing if settings.size_type == SizeType.equity else rule.size
     budget = min(target, fund.equity - fund.gross)
+    if budget - rule.fixed_fees <= DUST * max(sizing, 0.0):
+        return _flat(), fund  # nothing left to spend but rounding residue
     quote = bar.open if at_open else bar.close
     p, cash_change = _entry(open_dir, bar.i, quote, atr_at_signal, budget, _unit_sized(rule))
     if p.units > 0.0:
@@ -1091,12 +1096,10 @@ def _signal_at(events, book, a, i):
 
 
 @njit(cache=True, inline="always")
-def _close_bar(market, events, book, out, record, i, cash, n_open, rule, settings,
-               axis_end):
-    """Bar ``i`` after its open fills, asset by asset: the risk rules, the signal at the
-    close (queued for the next open, or its exit filled now and its entry left in
-    ``book.orders``), and the delisting of an asset whose span ends here. Returns
-    ``(cash, open positions, entries waiting)``."""
+def _close_bar(market, events, book, out, record, i, cash, n_open, rule, settings):
+    """Bar ``i`` after its open fills, asset by asset: the risk rules, then the signal at
+    the close (queued for the next open, or its exit filled now and its entry left in
+    ``book.orders``). Returns ``(cash, open positions, entries waiting)``."""
     next_open = settings.fill == FillMode.next_open
     direction = settings.direction
     waiting = 0
@@ -1132,35 +1135,38 @@ def _close_bar(market, events, book, out, record, i, cash, n_open, rule, setting
                 n_open -= 1
             book.orders[a] = code
             waiting += 1
-        if book.positions[a, 0] != 0.0 and i == market.end[a] - 1 and i < axis_end - 1:
-            cash_change, closed = _exit(_load(book.positions, a), bar, bar.close,
-                                        ExitReason.delist, False, rule)
-            cash += cash_change
-            _book_closed(book, out, record, a, closed)
-            n_open -= 1
     return cash, n_open, waiting
 
 
 @njit(cache=True, inline="always")
-def _mark_book(market, book, out, record, i, cash, next_open):
-    """Equity and gross exposure at bar ``i``'s close; with ``record`` also each asset's
-    units and the open positions' price extremes (MFE/MAE)."""
-    equity = cash
+def _mark_book(market, book, out, record, i, cash, n_open, rule, axis_end, next_open):
+    """The close of bar ``i``: an asset whose span ends here before the data's does (its
+    position is closed at the close with exit costs, reason ``delist``); then every open
+    position is marked: ``(cash, open positions, equity, gross exposure)``. With
+    ``record`` also each asset's units and the positions' price extremes (MFE/MAE)."""
+    value = 0.0
     gross = 0.0
     positions = book.positions
     for a in range(positions.shape[0]):
         d = positions[a, 0]
+        if d != 0.0 and i == market.end[a] - 1 and i < axis_end - 1:
+            cash_change, closed = _exit(_load(positions, a), _bar_of(market, a, i),
+                                        market.close[a, i], ExitReason.delist, False, rule)
+            cash += cash_change
+            _book_closed(book, out, record, a, closed)
+            n_open -= 1
+            d = 0.0
         if record:
             out.units[a, i] = d * positions[a, 1]
         if d != 0.0:
             c = market.close[a, i]
-            equity += d * positions[a, 1] * c
+            value += d * positions[a, 1] * c
             gross += positions[a, 1] * c
             if record:
                 _, p = _mark(_load(positions, a), 0.0, _bar_of(market, a, i), True,
                              next_open)
                 _store(positions, a, p)
-    return equity, gross
+    return cash, n_open, cash + value, gross
 
 
 @njit(cache=True, inline="always")
@@ -1169,6 +1175,19 @@ def _book_all_marked(market, book, out, record, i, reason):
     for a in range(book.positions.shape[0]):
         if book.positions[a, 0] != 0.0:
             _book_marked(book, out, record, a, i, market.close[a, i], reason)
+
+
+@njit(cache=True, inline="always")
+def _axis(start, end):
+    """The portfolio's bars ``(first, stop)``: from the first start to the last end of the
+    assets whose span is not empty (a window may miss an asset); (0, 0) when all are."""
+    first = np.iinfo(np.int64).max
+    stop = 0
+    for a in range(start.shape[0]):
+        if end[a] > start[a]:
+            first = min(first, start[a])
+            stop = max(stop, end[a])
+    return (first, stop) if stop > 0 else (0, 0)
 
 
 @njit(cache=True, inline="always")
@@ -1187,7 +1206,8 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
     """Run one portfolio backtest over every asset of ``market`` with one cash balance;
     return its trade count.
 
-    The portfolio's bars are ``min(start) <= i < max(end)``; asset ``a`` trades inside its
+    The portfolio's bars run from the first start to the last end of the assets with a
+    non-empty span (``_axis``); asset ``a`` trades inside its
     span and reads the signal events of CSR row ``row0 + a``; ``atr`` holds each asset's
     ATR row ``(n_assets, n_bars)``; ``rules`` the combo's RULE_COLUMNS row (``size`` per
     ``settings.size_type``, ``max_positions`` 0 = no cap). ``book`` is the caller thread's
@@ -1198,8 +1218,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
     next bar with a signal that can open a position.
     """
     _reset_book(book, events, row0)
-    axis_start = market.start.min()
-    axis_end = market.end.max()
+    axis_start, axis_end = _axis(market.start, market.end)
     next_open = settings.fill == FillMode.next_open
     rule = _rule_row(rules)
     cash = settings.init_cash
@@ -1229,14 +1248,16 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
                                  settings, axis_end)
             cash, n_open = fund.cash, fund.n_open
         cash, n_open, waiting = _close_bar(market, events, book, out, record, i, cash,
-                                           n_open, rule, settings, axis_end)
+                                           n_open, rule, settings)
         if waiting > 0 and not next_open:
             fund = _fill_entries(market, atr, book, i, False,
                                  _valued(market, book, i, False, cash, n_open), rule,
                                  settings, axis_end)
             cash, n_open, waiting = fund.cash, fund.n_open, 0
-        equity, gross = _mark_book(market, book, out, record, i, cash, next_open)
-        exposure += gross / equity if equity > 0.0 else 0.0
+        cash, n_open, equity, gross = _mark_book(market, book, out, record, i, cash, n_open,
+                                                 rule, axis_end, next_open)
+        # gross leverage at the close; on a ruin bar (equity <= 0) 1 if anything is held
+        exposure += gross / equity if equity > 0.0 else (1.0 if gross > 0.0 else 0.0)
         r = equity / prev_equity - 1.0
         prev_equity = equity
         book.buf[k] = r

@@ -60,11 +60,14 @@ class Settings:
 
     def row_spans(self):
         """(start, end) of each result row of a combo: each asset's trade span, or for a
-        portfolio the one span from the first asset's start to the last asset's end."""
+        portfolio the one span from the first start to the last end of the assets with
+        bars in the span (the kernel's ``_axis``)."""
         if not self.portfolio:
             return self.start, self.end
-        start, end = int(self.start.min()), int(self.end.max())
-        return np.array([start]), np.array([max(start, end)])
+        traded = self.end > self.start
+        if not traded.any():
+            return np.zeros(1, np.int64), np.zeros(1, np.int64)
+        return self.start[traded].min(keepdims=True), self.end[traded].max(keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -205,8 +208,8 @@ class Plan:
             inputs = self._kernel_inputs(signals, atr, columns, signal_idx - signal_idx[0])
             n_trades = metrics[:, kernels.Metric.n_trades].astype(np.int64)
             if self.portfolio:
-                equity, cash, units, trades = _record_portfolio(inputs, metrics[0],
-                                                                bundle, int(n_trades[0]))
+                equity, cash, units, trades = _record_portfolio(
+                    inputs, metrics[0], bundle, settings, int(n_trades[0]))
             else:
                 equity, cash, units = (np.full((bundle.n_assets, bundle.n_bars), np.nan)
                                        for _ in range(3))
@@ -244,11 +247,10 @@ class Plan:
         }
 
 
-def _record_portfolio(inputs, metrics, bundle, n_trades):
+def _record_portfolio(inputs, metrics, bundle, settings, n_trades):
     """``portfolio_record`` of combo 0: (equity, cash, units, trades); per-bar arrays NaN
     outside the portfolio's span."""
-    market = inputs["market"]
-    start, end = int(market.start.min()), int(market.end.max())
+    (start,), (end,) = settings.row_spans()
     equity, cash = (np.full(bundle.n_bars, np.nan) for _ in range(2))
     units = np.full((bundle.n_assets, bundle.n_bars), np.nan)
     trades = np.empty(n_trades, kernels.TRADE_DTYPE)
