@@ -248,7 +248,10 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
     rules = {"stop_loss": stop_loss, "take_profit": take_profit, "stop_atr": stop_atr,
              "take_atr": take_atr, "trailing_atr": trailing_atr}
     book = _Book(init_cash, (float(fees), float(fixed_fees), float(slippage)))
-    p0, p1 = min(start), max(end)
+    live = [a for a in range(n_assets) if start[a] < end[a]]  # a window may miss a span
+    if not live:
+        raise ValueError("no asset has a bar to trade (every span is empty)")
+    p0, p1 = min(start[a] for a in live), max(end[a] for a in live)
 
     def enter_all(entries, bar, quotes, atr_bar):
         """Fill the entries of one fill time, in asset order, all sized from one E."""

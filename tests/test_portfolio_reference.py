@@ -111,6 +111,33 @@ def test_one_asset_portfolio_is_the_per_asset_backtest(block):
         assert pnl_adds_up(port, cfg.get("init_cash", 10_000.0)), what
 
 
+def test_reference_invariants_on_ragged_portfolios():
+    """On random ragged portfolios: the trades' pnl adds up to the equity change; equity ==
+    cash + signed units * close on every bar; long-only cash never goes below zero
+    without fixed fees; held units are NaN outside [P0, P1) and 0 on bars outside a span."""
+    for seed in range(60):
+        rng = np.random.default_rng(70_000 + seed)
+        padded, spans = ragged_case(rng)
+        cfg = portfolio_config(rng, value_sizing=seed % 2 == 0)
+        if seed % 2:
+            cfg.update(direction="long", fixed_fees=0.0)
+        codes, atr = reference_inputs(padded, spans, cfg)
+        ref = reference_portfolio(*padded, [s for s, _ in spans], [e for _, e in spans],
+                                  codes, atr, **reference_options(cfg))
+        what = f"seed {seed} {cfg}"
+        assert pnl_adds_up(ref), what
+        p0, p1 = min(s for s, _ in spans), max(e for _, e in spans)
+        units = np.array(ref["units"])
+        held = np.nansum(units * np.nan_to_num(padded[3]), axis=0)
+        np.testing.assert_allclose(np.array(ref["equity"])[p0:p1],
+                                   (np.array(ref["cash"]) + held)[p0:p1], rtol=1e-12)
+        assert np.isnan(units[:, :p0]).all() and np.isnan(units[:, p1:]).all(), what
+        for a, (s, e) in enumerate(spans):
+            assert (units[a, p0:s] == 0).all() and (units[a, e:p1] == 0).all(), what
+        if cfg["direction"] == "long" and cfg["fixed_fees"] == 0.0:
+            assert min(ref["cash"][p0:p1]) >= -1e-9, what
+
+
 # --------------------------------------------------------------------------------------
 # 2. small cases computed by hand
 # --------------------------------------------------------------------------------------
@@ -393,6 +420,26 @@ def test_random_code_portfolios_match_reference(block):
         ref = reference_portfolio(*padded, [s for s, _ in spans], [e for _, e in spans],
                                   code_rows, atr, **reference_options(cfg))
         compare_portfolio(bt, ref, list(data.symbols), f"seed {seed} spans {spans} {cfg}")
+
+
+@pytest.mark.parametrize("block", range(2))
+def test_trade_window_portfolios_match_reference(block):
+    """window=(lo, hi): every span is cut to the window (the portfolio axis with it);
+    signals and the ATR warm up on the bars before lo, none before lo acts."""
+    for seed in range(block * 15, block * 15 + 15):
+        rng = np.random.default_rng(60_000 + seed)
+        padded, spans = ragged_case(rng)
+        n = padded[3].shape[1]
+        lo, hi = int(rng.integers(20, n // 3 + 1)), int(rng.integers(2 * n // 3, n + 1))
+        cfg = portfolio_config(rng, value_sizing=seed % 2 == 0)
+        data = sb.Bundle.from_arrays(*padded)
+        bt = portfolio_backtest(data, "sma_cross", window=(lo, hi), **cfg)
+        warm = [(s, min(e, hi)) for s, e in spans]  # indicators see nothing after hi
+        codes, atr = reference_inputs(padded, warm, cfg)
+        ref = reference_portfolio(*padded, [max(s, lo) for s, _ in warm],
+                                  [e for _, e in warm], codes, atr, **reference_options(cfg))
+        compare_portfolio(bt, ref, list(data.symbols),
+                          f"seed {seed} window {(lo, hi)} spans {spans} {cfg}")
 
 
 def test_worked_example_on_the_engine():
