@@ -299,11 +299,12 @@ def portfolio_backtest(data, strategy, **options):
         raise
 
 
-def ragged_case(rng):
+def ragged_case(rng, vol=None):
     """3-6 assets, some listed late, some delisted early (NaN outside their spans)."""
     n_assets = int(rng.integers(3, 7))
     n = int(rng.integers(70, 140))
-    prices = random_ohlc(rng, n, n_assets, vol=float(rng.choice([0.01, 0.025])))
+    vol = float(rng.choice([0.01, 0.025])) if vol is None else vol
+    prices = random_ohlc(rng, n, n_assets, vol=vol)
     spans = []
     for _ in range(n_assets):
         s = int(rng.integers(1, n // 3)) if rng.random() < 0.4 else 0
@@ -382,11 +383,11 @@ def reference_options(cfg):
     return {k: v for k, v in cfg.items() if k not in ("fast", "slow", "atr_window")}
 
 
-@pytest.mark.parametrize("block", range(10))
+@pytest.mark.parametrize("block", range(8))
 def test_random_sma_cross_portfolios_match_reference(block):
-    """240 random portfolios of 3-6 ragged assets: rules, costs, fills, directions,
+    """160 random portfolios of 3-6 ragged assets: rules, costs, fills, directions,
     size_type, max_positions; equity, cash, units, trades and metrics agree."""
-    for seed in range(block * 24, block * 24 + 24):
+    for seed in range(block * 20, block * 20 + 20):
         rng = np.random.default_rng(40_000 + seed)
         padded, spans = ragged_case(rng)
         cfg = portfolio_config(rng, value_sizing=seed % 3 == 0)
@@ -400,19 +401,21 @@ def test_random_sma_cross_portfolios_match_reference(block):
 
 @pytest.mark.parametrize("block", range(3))
 def test_random_code_portfolios_match_reference(block):
-    """Random (often conflicting) codes on every bar: many more fills per bar, so entries
-    compete for cash and max_positions all the time; some shorts go bust (ruin)."""
-    for seed in range(block * 30, block * 30 + 30):
+    """60 portfolios of random (often conflicting) codes: many more fills per bar, so
+    entries compete for cash and max_positions all the time; some accounts go bust."""
+    for seed in range(block * 20, block * 20 + 20):
         rng = np.random.default_rng(50_000 + seed)
-        padded, spans = ragged_case(rng)
+        ruin_prone = seed % 4 == 0
+        padded, spans = ragged_case(rng, vol=0.15 if ruin_prone else None)
         n_assets, n = padded[3].shape
         codes = rng.choice(CONFLICTS, size=(n_assets, n),
                            p=[0.08, 0.08, 0.05, 0.05, 0.04, 0.12, 0.12, 0.46])
         cfg = portfolio_config(rng, value_sizing=seed % 2 == 0)
         del cfg["fast"], cfg["slow"]
-        if seed % 5 == 0:
-            cfg.update(init_cash=100.0, fixed_fees=float(rng.choice([0.0, 5.0])),
-                       size_type="equity", size=1.0)
+        if ruin_prone:  # wild prices, shorts, fixed fees near the cash
+            cfg.update(init_cash=100.0, fixed_fees=float(rng.choice([0.0, 5.0, 30.0])),
+                       size_type="equity", size=1.0, direction=str(rng.choice(["short", "both"])),
+                       **{rule: None for rule in RULES if rng.random() < 0.8})
         volume = np.where(np.isnan(padded[3]), NAN, codes.astype(np.float64))
         data = sb.Bundle.from_arrays(*padded, volume=volume)
         bt = portfolio_backtest(data, CODES_STRATEGY, **cfg)
@@ -426,7 +429,7 @@ def test_random_code_portfolios_match_reference(block):
 def test_trade_window_portfolios_match_reference(block):
     """window=(lo, hi): every span is cut to the window (the portfolio axis with it);
     signals and the ATR warm up on the bars before lo, none before lo acts."""
-    for seed in range(block * 15, block * 15 + 15):
+    for seed in range(block * 10, block * 10 + 10):
         rng = np.random.default_rng(60_000 + seed)
         padded, spans = ragged_case(rng)
         n = padded[3].shape[1]
