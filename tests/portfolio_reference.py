@@ -22,6 +22,10 @@ import math
 
 from reference import FLAT, LONG, NAN, _decide, reference_metrics
 
+#: an entry whose budget after fixed fees is at most this fraction of E is skipped: what
+#: is left of a cash balance spent to the cent by floating-point rounding is not money
+DUST = 1e-9
+
 EXIT_REASONS = ("signal", "stop", "take", "trail", "time", "end", "ruin", "delist")
 
 
@@ -193,7 +197,7 @@ class _Book:
         p = quote * (1.0 + self.slippage) if side == LONG else quote * (1.0 - self.slippage)
         u = (budget - ff) / (p * (1.0 + fees))
         if side == LONG:
-            self.cash = self.cash - u * p * (1.0 + fees) - ff
+            self.cash = self.cash - budget  # u * p * (1 + fees) + ff, exactly the budget
         else:
             self.cash = self.cash + u * p * (1.0 - fees) - ff
         self.positions[a] = _Position(side, u, bar, quote, p, atr_at_entry, rules)
@@ -263,7 +267,7 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
             target = size * equity_e if size_type == "equity" else size
             equity_now, gross_now = book.valued(quote_of)
             budget = min(target, equity_now - gross_now)
-            if budget - book.fixed_fees <= 0.0:
+            if budget - book.fixed_fees <= DUST * equity_e:  # nothing (or float residue)
                 continue
             book.open(a, side, bar, quotes[a][bar], budget, atr[a][atr_bar], rules)
 
