@@ -267,7 +267,7 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
             target = size * equity_e if size_type == "equity" else size
             equity_now, gross_now = book.valued(quote_of)
             budget = min(target, equity_now - gross_now)
-            if budget - book.fixed_fees <= DUST * equity_e:  # nothing (or float residue)
+            if budget - book.fixed_fees <= DUST * max(equity_e, 0.0):  # nothing, or residue
                 continue
             book.open(a, side, bar, quotes[a][bar], budget, atr[a][atr_bar], rules)
 
