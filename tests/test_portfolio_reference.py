@@ -204,6 +204,18 @@ def test_asset_delisted_while_held_pays_exit_costs():
     assert ref["metrics"]["n_delist"] == 1
 
 
+def test_next_open_order_fills_on_the_delisting_bar_and_is_delisted():
+    """B (bars 0-2 of 0-4): its BUY at bar 1 fills at bar 2's open, 60, and bar 2 being
+    its last bar, it is sold at that close with fees: pnl = u*60*0.999 - 10000."""
+    prices = flat_bars([10] * 5, [50, 50, 60, None, None])
+    ref = run_portfolio(prices, [[0] * 5, [0, BUY, 0, 0, 0]], fees=0.001)
+    (trade,) = ref["trades"]
+    units = 10000 / (60 * 1.001)
+    assert (trade["entry_bar"], trade["exit_bar"], trade["exit_reason"]) == (2, 2, "delist")
+    assert trade["pnl"] == pytest.approx(units * 60 * 0.999 - 10000, rel=1e-12)
+    assert ref["units"][1] == [0.0] * 5
+
+
 def test_close_fill_skips_an_entry_on_the_last_bar_of_a_delisted_asset():
     """fill="close": B's entry at its last bar (delisted before the axis ends) is not
     taken; A's entry at the last bar of the axis is, and is marked `end` at once."""
@@ -346,7 +358,9 @@ def reference_inputs(padded, spans, cfg, codes=None):
     return code_rows, atr_rows
 
 
-def compare_portfolio(bt, ref, symbols, what):
+def compare_portfolio(bt, ref, data, what):
+    """The engine's portfolio backtest of ``data`` against a reference run."""
+    symbols = list(data.symbols)
     for series in ("equity", "cash", "units"):
         np.testing.assert_allclose(getattr(bt, series), np.array(ref[series]), rtol=REL,
                                    atol=1e-7, err_msg=f"{what}: {series}")
@@ -368,9 +382,17 @@ def compare_portfolio(bt, ref, symbols, what):
     for name in [*METRIC_NAMES, "n_delist"]:
         if name in stats:
             assert_close(float(stats[name]), float(ref["metrics"][name]), f"{what} {name}")
+    values = getattr(bt, "values", None)
+    if values is not None:  # units * close, 0.0 where flat, NaN outside [P0, P1)
+        units = np.array(ref["units"])
+        expected = np.where(units == 0.0, 0.0, units * data.close)
+        np.testing.assert_allclose(values, expected, rtol=REL, atol=1e-7,
+                                   err_msg=f"{what}: values")
     assets = getattr(bt, "assets", None)
     if assets is not None:
-        for row, exp_row in zip(assets.to_pylist(), ref["assets"]):
+        rows = assets.to_pylist()
+        assert [row["symbol"] for row in rows] == list(symbols), what
+        for row, exp_row in zip(rows, ref["assets"]):
             for key in ("pnl", "n_trades", "win_rate"):
                 assert_close(float(row[key]), float(exp_row[key]), f"{what} assets {key}")
 
@@ -396,7 +418,7 @@ def test_random_sma_cross_portfolios_match_reference(block):
         codes, atr = reference_inputs(padded, spans, cfg)
         ref = reference_portfolio(*padded, [s for s, _ in spans], [e for _, e in spans],
                                   codes, atr, **reference_options(cfg))
-        compare_portfolio(bt, ref, list(data.symbols), f"seed {seed} spans {spans} {cfg}")
+        compare_portfolio(bt, ref, data, f"seed {seed} spans {spans} {cfg}")
 
 
 @pytest.mark.parametrize("block", range(3))
@@ -422,7 +444,7 @@ def test_random_code_portfolios_match_reference(block):
         code_rows, atr = reference_inputs(padded, spans, cfg, codes=codes)
         ref = reference_portfolio(*padded, [s for s, _ in spans], [e for _, e in spans],
                                   code_rows, atr, **reference_options(cfg))
-        compare_portfolio(bt, ref, list(data.symbols), f"seed {seed} spans {spans} {cfg}")
+        compare_portfolio(bt, ref, data, f"seed {seed} spans {spans} {cfg}")
 
 
 @pytest.mark.parametrize("block", range(2))
@@ -441,7 +463,7 @@ def test_trade_window_portfolios_match_reference(block):
         codes, atr = reference_inputs(padded, warm, cfg)
         ref = reference_portfolio(*padded, [max(s, lo) for s, _ in warm],
                                   [e for _, e in warm], codes, atr, **reference_options(cfg))
-        compare_portfolio(bt, ref, list(data.symbols),
+        compare_portfolio(bt, ref, data,
                           f"seed {seed} window {(lo, hi)} spans {spans} {cfg}")
 
 
@@ -452,6 +474,6 @@ def test_worked_example_on_the_engine():
     data = sb.Bundle.from_arrays(*prices, volume=volume)
     bt = portfolio_backtest(data, CODES_STRATEGY, **EXAMPLE_OPTIONS)
     ref = run_portfolio(prices, EXAMPLE_CODES, **EXAMPLE_OPTIONS)
-    compare_portfolio(bt, ref, list(data.symbols), "worked example")
+    compare_portfolio(bt, ref, data, "worked example")
     np.testing.assert_allclose(bt.equity, [10000, 9631, 8723, 8978.353, 9074.106, 9121.9825],
                                rtol=1e-12)

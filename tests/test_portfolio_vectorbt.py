@@ -55,7 +55,8 @@ def test_reference_matches_vectorbt_cash_sharing():
                                   np.full((n_assets, n), NAN), **options)
         value = options.get("size_type") == "value"
         stop = options.get("stop_loss", options.get("trailing_stop"))
-        frame = lambda x: pd.DataFrame(x.T, index=pd.date_range("2000-01-03", periods=n))  # noqa: E731
+        days = pd.date_range("2000-01-03", periods=n)
+        frame = lambda x: pd.DataFrame(x.T, index=days)  # noqa: E731
         pf = vbt.Portfolio.from_signals(
             frame(c), entries=frame(codes == BUY), exits=frame(codes == SELL), open=frame(o),
             high=frame(h), low=frame(lo), direction="longonly",
