@@ -233,6 +233,54 @@ def test_a_stopped_position_stays_in_cash_until_the_next_rebalance():
     assert out["metrics"]["n_stop"] == 1
 
 
+def test_stops_are_measured_from_the_average_cost_after_an_addition():
+    bars = flat_bars([100, 80, 66, 62, 62], [100, 240, 240, 240, 240])
+    scores = scores_at(2, 5, {0: [2, 1], 1: [2, 1]})
+    out = run(bars, scores, [0, 1], top_n=2, fill="close", stop_loss=0.3)
+    # bar 0: 50 units each. Bar 1: E = 50*80 + 50*240 = 16000, targets A 8000/80 = 100,
+    # B 8000/240 = 33.33. B sells 16.67 @240 (4000), A buys 50 @80 (4000): A's average
+    # cost is (50*100 + 50*80)/100 = 90, its stop 63 (from the first cost, 100, it would
+    # have been 70 and fired on bar 2 at 66). Bar 3 opens at 62 <= 63: sold at 62.
+    assert close_to(out["units"][0], [50, 100, 100, 0, 0])
+    assert close_to(out["equity"], [10000, 16000, 14600, 14200, 14200])
+    a, b = out["trades"]
+    assert (a["asset"], a["exit_reason"], a["exit_bar"]) == (0, "stop", 3)
+    assert close_to([a["entry_price"], a["exit_price"], a["units"], a["pnl"]],
+                    [90, 62, 100, 6200 - 9000])
+    # B: one trade through its partial sale: -5000 + 4000 + 33.33*240
+    assert (b["asset"], b["exit_reason"]) == (1, "end")
+    assert close_to(b["pnl"], 7000)
+
+
+def test_no_buy_back_at_the_close_of_a_rule_exit():
+    o, h, lo, c = ([[100, 100, 95], [50, 50, 50]], [[100, 100, 95], [50, 50, 50]],
+                   [[100, 85, 95], [50, 50, 50]], [[100, 95, 95], [50, 50, 50]])
+    bars = tuple(np.array(x, dtype=float) for x in (o, h, lo, c))
+    scores = scores_at(2, 3, {0: [2, 1], 1: [2, 1]})
+    out = run(bars, scores, [0, 1], top_n=1, fill="close", stop_loss=0.1)
+    # 100 units of A at bar 0's close; bar 1's low reaches the stop, 90: cash 9000. The
+    # rebalance at bar 1's close still ranks A first, but A is not bought back there.
+    assert close_to(out["units"][0], [100, 0, 0])
+    assert close_to(out["cash"], [0, 9000, 9000])
+    assert out["rebalances"][1]["weights"] == [1.0, 0.0]
+    assert out["rebalances"][1]["turnover"] == 0.0
+
+
+def test_a_short_book_can_be_ruined():
+    bars = flat_bars([50, 100, 120], [10, 10, 10])
+    scores = scores_at(2, 3, {0: [1, 2], 1: [1, 2]})
+    out = run(bars, scores, [0, 1], top_n=0, bottom_n=1, fill="close")
+    # short 200 units of A at 50: cash 20000. Bar 1: E = 20000 - 200*100 = 0, the
+    # rebalance trades nothing, and the account is ruined at the close: the short is
+    # booked at 100 with no costs (pnl 10000 - 20000), the account stays at 0.
+    assert close_to(out["equity"], [10000, 0, 0])
+    assert close_to(out["units"][0], [-200, -200, 0])
+    assert [(t["exit_reason"], t["pnl"]) for t in out["trades"]] == [("ruin", -10000.0)]
+    assert out["metrics"]["ruined"] == 1.0
+    assert math.isnan(out["rebalances"][1]["turnover"])
+    assert out["metrics"]["turnover"] == 1.0
+
+
 def test_an_asset_is_not_eligible_when_the_next_bar_is_outside_its_span():
     bars = flat_bars([100, 100, 100, 100, 100], [50, 50, 60, None, None])
     scores = scores_at(2, 5, {0: [1, 5], 2: [1, 5]})
