@@ -223,7 +223,7 @@ class OutDir:
         n = 0
         for path in self.parts():
             ids, params, metrics = rows_of_table(pq.read_table(path), plan.grid.names,
-                                                 plan.n_assets)
+                                                 plan.n_rows)
             chunk = ChunkResult(ids, params, metrics)
             for sink in sinks:
                 sink.add(chunk)
@@ -233,7 +233,7 @@ class OutDir:
     def writer(self, plan):
         """The sink writing this sweep's new parts (into ``_partial/``)."""
         os.makedirs(self.partial, exist_ok=True)
-        return ParquetParts(self.partial, plan.bundle, plan.strategy.name, plan.fixed)
+        return ParquetParts(self.partial, plan.row_symbols, plan.strategy.name, plan.fixed)
 
     def finish(self):
         """Move the parts into place, mark the manifest complete; returns the path."""

@@ -56,14 +56,14 @@ class KeepTop:
     ranks last, ties by grid id) of every chunk seen; ``finish()`` gives them in grid
     order."""
 
-    def __init__(self, k, metric, n_assets, names):
-        self.k, self.metric, self.n_assets, self.names = k, metric, n_assets, tuple(names)
+    def __init__(self, k, metric, n_rows, names):
+        self.k, self.metric, self.n_rows, self.names = k, metric, n_rows, tuple(names)
         metric_index(metric)
         self.best = None
 
     def add(self, chunk):
         both = chunk if self.best is None else _concat([self.best, chunk], self.names)
-        per_asset = both.metrics.reshape(both.ids.size, self.n_assets, N_METRICS)
+        per_asset = both.metrics.reshape(both.ids.size, self.n_rows, N_METRICS)
         order = np.sort(rank_order(mean_over_assets(per_asset), both.ids,
                                    self.metric)[:self.k])
         self.best = ChunkResult(both.ids[order], {n: v[order] for n, v in both.params.items()},
@@ -85,13 +85,13 @@ class SharpeMoments:
     combos tried even when ``top=`` keeps few, identically for any chunk order.
     """
 
-    def __init__(self, n_assets):
-        self.n_assets = n_assets
+    def __init__(self, n_rows):
+        self.n_rows = n_rows
         self.parts = {}
 
     def add(self, chunk):
         sharpe = chunk.metrics[:, metric_index("sharpe")].reshape(chunk.ids.size,
-                                                                 self.n_assets).mean(axis=1)
+                                                                 self.n_rows).mean(axis=1)
         sharpe = sharpe[~np.isnan(sharpe)]
         if sharpe.size:
             mean = float(sharpe.mean())
@@ -124,17 +124,17 @@ class ParquetParts:
     sweep completes.
     """
 
-    def __init__(self, directory, bundle, strategy, fixed):
+    def __init__(self, directory, symbols, strategy, fixed):
         self.directory = os.fspath(directory)
-        self.bundle, self.strategy, self.fixed = bundle, strategy, fixed
+        self.symbols, self.strategy, self.fixed = symbols, strategy, fixed
         self.n_parts = 0
 
     def part_writer(self):
         """Another sink writing parts into this one's directory (merge it back after)."""
-        return ParquetParts(self.directory, self.bundle, self.strategy, self.fixed)
+        return ParquetParts(self.directory, self.symbols, self.strategy, self.fixed)
 
     def add(self, chunk):
-        table = sweep_table(self.bundle, self.strategy, self.fixed, chunk.ids, chunk.params,
+        table = sweep_table(self.symbols, self.strategy, self.fixed, chunk.ids, chunk.params,
                             chunk.metrics)
         write_atomic(os.path.join(self.directory, part_name(int(chunk.ids[0]))),
                      lambda tmp: write_parquet(table, tmp))
