@@ -75,7 +75,8 @@ def test_a_bad_scheduler_is_refused(data):
 
 
 def test_distributed_sweep_equals_the_local_sweep(data, client, small_chunks, tmp_path):
-    for kwargs in (dict(), dict(constraint="fast * 3 < slow", direction="both")):
+    for kwargs in (dict(), dict(constraint="fast * 3 < slow", direction="both"),
+                   dict(portfolio=True, max_positions=[2, 5])):
         local = sb.sweep(data, "sma_cross", **kwargs, **GRID)
         remote = sb.sweep(data, "sma_cross", scheduler=client, **kwargs, **GRID)
         assert_same_rows(remote.table, local.table)
@@ -104,8 +105,11 @@ def test_distributed_sweep_of_a_user_strategy_file(data, client, tmp_path):
     assert all(not f.startswith(str(tmp_path)) for f in files)
 
 
-def test_distributed_walk_forward_equals_the_local_one(data, client, small_chunks):
-    kwargs = dict(train=750, test=250, constraint="fast < slow", **GRID)
+@pytest.mark.parametrize("portfolio", [False, True])
+def test_distributed_walk_forward_equals_the_local_one(data, client, small_chunks,
+                                                       portfolio):
+    kwargs = dict(train=750, test=250, constraint="fast < slow", portfolio=portfolio,
+                  **GRID)
     local = sb.walk_forward(data, "sma_cross", **kwargs)
     remote = sb.walk_forward(data, "sma_cross", scheduler=client, **kwargs)
     assert_same_rows(remote.windows, local.windows)

@@ -120,6 +120,19 @@ def test_resume_twice_and_a_finished_folder_returns_at_once(data, tmp_path, smal
     assert_same_rows(again.best(k=3), whole.best(k=3))
 
 
+def test_a_portfolio_sweep_resumes_to_the_same_rows(data, tmp_path, small_chunks,
+                                                    monkeypatch):
+    path = tmp_path / "rows"
+    _interrupted(monkeypatch, data, path, 2, portfolio=True, top=3)
+    with pytest.raises(ValueError, match="the fixed options differ"):
+        sb.sweep(data, "sma_cross", out=path, resume=True, **GRID)  # portfolio=False
+    res = sb.sweep(data, "sma_cross", out=path, resume=True, portfolio=True, top=3, **GRID)
+    whole = sb.sweep(data, "sma_cross", portfolio=True, **GRID)
+    assert_same_rows(pq.read_table(path), whole.table)
+    assert_same_rows(res.best(k=3), whole.best(k=3))
+    assert res.sharpe_moments == whole.sharpe_moments
+
+
 def test_resume_of_a_sample_needs_its_seed_and_draws_the_same_combos(
         data, tmp_path, small_chunks, monkeypatch):
     with pytest.raises(ValueError, match="needs seed="):
