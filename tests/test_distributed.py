@@ -206,3 +206,14 @@ def test_cli_scheduler_and_workers_print_what_a_local_run_prints(client):
     assert remote.stdout == local.stdout
     both = _cli(*walk, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
     assert both.returncode == 2 and "give one of them" in both.stderr
+
+
+def test_a_user_strategy_no_file_defines_is_refused_clearly(data, client):
+    from test_custom_strategies import ind_bad_shape_at_7, sig_bad_code_above_5
+
+    local_only = sb.define_strategy(  # a local name: no module attribute holds it
+        "local_only", indicators=ind_bad_shape_at_7, signal=sig_bad_code_above_5,
+        indicator_params={"w": 5}, signal_params={"t": 1.0})
+    with pytest.raises(ValueError, match="strategy 'local_only': scheduler= sends a user "
+                                         "strategy to the workers as its file"):
+        sb.sweep(data, local_only, w=[5, 6], scheduler=client)
