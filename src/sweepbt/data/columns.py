@@ -137,6 +137,15 @@ class ColumnSpec(NamedTuple):
         return out
 
 
+def _all_numbers(names) -> bool:
+    """Whether every column name is a number (a CSV without a header row)."""
+    try:
+        [float(str(n)) for n in names]
+    except ValueError:
+        return False
+    return bool(names)
+
+
 def _check_roles(out: dict, names, spec: ColumnSpec) -> None:
     """The error for a missing column, saying which option would help."""
     names = list(names)
@@ -150,10 +159,15 @@ def _check_roles(out: dict, names, spec: ColumnSpec) -> None:
     if not missing:
         return
     hint = ""
-    if "timestamp" not in missing and out["close"] is not None:
+    if _all_numbers(names):
+        hint = ("; the first line holds numbers, so the file seems to have no header row: "
+                "add one (Binance klines: open_time,open,high,low,close,volume,close_time,...)")
+    elif "timestamp" in missing:
+        hint = "; name the time stamp column with timestamp= (--timestamp-column)"
+    elif out["close"] is not None:
         hint = ("; for a close-only series (adjusted closes, index levels) pass ohlc='close' "
                 "(--ohlc close): open, high and low then equal the close")
-    elif "timestamp" not in missing and out["adj_close"] is not None:
+    elif out["adj_close"] is not None:
         hint = ("; for adjusted closes only pass ohlc='close', adjust='adj_close' "
                 "(--ohlc close --adjust adj_close)")
     raise DataError(f"missing required column(s) {missing}; columns are {names} (names are "

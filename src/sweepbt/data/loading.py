@@ -240,16 +240,15 @@ def _values(table: pa.Table, roles: dict, spec: ColumnSpec, loc: RowLocator,
                 if role in cols:
                     cols[role] = cols[role] * factor
         cols["close"] = adj
-        facts["prices"] = (f"adjusted (adjust='adj_close'): close = {roles['adj_close']!r}"
+        facts["prices"] = (f"adjusted: close = column {roles['adj_close']!r}"
                            + ("" if spec.ohlc == "close" else
                               ", open, high and low scaled by adj_close / close"))
     elif roles["adj_close"] is not None:
-        facts["prices"] = (f"column {roles['adj_close']!r} not used: prices as given "
-                           "(adjust='adj_close' uses it)")
+        facts["unused_adj_close"] = roles["adj_close"]
     if spec.ohlc == "close":
         for role in ("open", "high", "low"):
             cols[role] = cols["close"]
-        facts["prices"] = "close only (ohlc='close'): open, high and low equal the close" + (
+        facts["prices"] = "close only: open, high and low equal the close" + (
             f"; {facts['prices']}" if "prices" in facts else "")
     return cols
 

@@ -220,7 +220,7 @@ def _numbers(col, typ, name: str, loc: RowLocator, time_unit, facts: dict):
             f"{unit} on the command line) if they are epoch {_UNIT_WORDS[unit]} (the "
             f"values' size suggests it), or convert them to time stamps first"
         )
-    facts["times"] = f"epoch {_UNIT_WORDS[time_unit]} in column {name!r} (time_unit=)"
+    facts["times"] = f"epoch {_UNIT_WORDS[time_unit]} in column {name!r}, UTC"
     return _epoch_to_ns(col, name, loc, time_unit)
 
 
@@ -268,8 +268,7 @@ def arrow_to_ns(col, name: str, loc: RowLocator, tz=None, time_unit=None, facts=
             f"timestamp out of range for nanoseconds (1677..2262): {loc.where(i, name)}"
         ) from exc
     if zone is None:
-        facts["times"] = (f"naive (no zone) in column {name!r}, read as "
-                          + (f"{tz} (tz=)" if tz is not None else "UTC"))
+        facts["times"] = f"naive (no zone) in column {name!r}, read as {tz or 'UTC'}"
         facts["naive"] = True
         if tz not in (None, "UTC"):
             col = _localize(col, tz, name, loc)
