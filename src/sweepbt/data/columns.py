@@ -185,9 +185,14 @@ def plain_array(col):
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if pa.types.is_dictionary(col.type):
-        col = pc.cast(col, col.type.value_type)
+        values = _plain_strings(col.dictionary)  # Arrow cannot decode string_view values
+        col = pa.DictionaryArray.from_arrays(col.indices, values).dictionary_decode()
+    return _plain_strings(col)
+
+
+def _plain_strings(col):
     if pa.types.is_string_view(col.type) or pa.types.is_large_string(col.type):
-        col = pc.cast(col, pa.string())
+        return pc.cast(col, pa.string())
     return col
 
 

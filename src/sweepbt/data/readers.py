@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sweepbt.data.columns import TS_ALIASES, ColumnSpec
+from sweepbt.data.columns import TS_ALIASES, ColumnSpec, plain_array
 from sweepbt.data.errors import DataError
 from sweepbt.data.vendors import read_yfinance_csv, unstack_yfinance_frame, yfinance_header
 
@@ -164,9 +164,24 @@ def _read_path(path: str, spec: ColumnSpec):
     return table, stem
 
 
+def _without_string_views(table: pa.Table) -> pa.Table:
+    """String-view columns (Polars writes them) as plain strings: Arrow cannot yet filter
+    or take them."""
+    for k, field in enumerate(table.schema):
+        typ = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if pa.types.is_string_view(typ):
+            table = table.set_column(k, field.name, plain_array(table.column(k)))
+    return table
+
+
 def read_source(source, spec: ColumnSpec = ColumnSpec()):
     """(table, default single-asset symbol) for any accepted source; ``spec`` says which
     columns are needed."""
+    table, name = _read_any(source, spec)
+    return _without_string_views(table), name
+
+
+def _read_any(source, spec: ColumnSpec):
     if isinstance(source, pa.Table):
         return source, "asset"
     if isinstance(source, pa.RecordBatch):

@@ -128,7 +128,7 @@ def _parse_ts_strings(arr: pa.Array, name: str, loc: RowLocator, facts: dict):
     zone = None
     if has.all():
         uniq = pc.unique(off).to_pylist()
-        zones = sorted({_offset_zone(_offset_minutes(u)) for u in uniq})
+        zones = list(dict.fromkeys(_offset_zone(_offset_minutes(u)) for u in uniq))
         typ = pa.timestamp("ns", tz="UTC")
         if len(zones) > 1:
             zone = "UTC"
@@ -179,12 +179,14 @@ def _epoch_to_ns(col: pa.Array, name: str, loc: RowLocator, unit: str) -> np.nda
     bad = first_true(~np.isfinite(scaled) | (np.abs(scaled) >= 2.0**63 - 2**12))
     if bad >= 0:
         raise DataError(f"timestamp out of range for nanoseconds (1677..2262): "
-                        f"{loc.where(bad, name)}: {x[bad]!r} {_UNIT_WORDS[unit]} "
+                        f"{loc.where(bad, name)}: {x[bad].item()!r} {_UNIT_WORDS[unit]} "
                         f"(time_unit={unit!r}){hint}")
     if x.dtype.kind in "iu":
         ns = x.astype(np.int64) * np.int64(factor)
-    else:
-        ns = np.round(scaled).astype(np.int64)
+    else:  # whole units and the fraction apart: float64 holds no 19-digit nanoseconds
+        whole = np.floor(x)
+        ns = whole.astype(np.int64) * np.int64(factor) + np.round(
+            (x - whole) * factor).astype(np.int64)
     if hint and ns.size and np.all(np.abs(ns) < 366 * _NS_PER_DAY):
         raise DataError(f"time_unit={unit!r} puts every time stamp of column {name!r} in "
                         f"1969..1970 (row {loc.row(0)}: {fmt_ts(ns[0])}){hint}")
