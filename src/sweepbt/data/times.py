@@ -160,12 +160,13 @@ def _parse_ts_strings(arr: pa.Array, name: str, loc: RowLocator, facts: dict):
 
 def _guess_unit(x: np.ndarray):
     """The epoch unit that puts the values' median in a plausible range (years about
-    1973..5138), from their magnitude: ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``."""
+    1973..5138), from their magnitude: ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``; None when
+    they are too large for any."""
     m = float(np.median(np.abs(x))) if x.size else 0.0
-    for limit, unit in ((1e11, "s"), (1e14, "ms"), (1e17, "us")):
+    for limit, unit in ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (2.0**63, "ns")):
         if m < limit:
             return unit
-    return "ns"
+    return None  # too large for any unit
 
 
 def _epoch_to_ns(col: pa.Array, name: str, loc: RowLocator, unit: str) -> np.ndarray:
@@ -174,7 +175,10 @@ def _epoch_to_ns(col: pa.Array, name: str, loc: RowLocator, unit: str) -> np.nda
     factor = TIME_UNITS[unit]
     guess = _guess_unit(x)
     hint = f"; the values look like epoch {_UNIT_WORDS[guess]}: time_unit={guess!r}?" \
-        if guess != unit else ""
+        if guess not in (None, unit) else ""
+    nan = first_true(np.isnan(x)) if x.dtype.kind == "f" else -1
+    if nan >= 0:
+        raise DataError(f"missing (NaN) timestamp: {loc.where(nan, name)}")
     scaled = x.astype(np.float64) * factor
     bad = first_true(~np.isfinite(scaled) | (np.abs(scaled) >= 2.0**63 - 2**12))
     if bad >= 0:
@@ -200,7 +204,11 @@ def _epoch_strings(col: pa.Array) -> pa.Array:
             col, r"^\s*[+-]?\d+(\.\d*)?([eE][+-]?\d+)?\s*$")).as_py():
         return col
     ints = pc.all(pc.match_substring_regex(col, r"^\s*[+-]?\d+\s*$")).as_py()
-    return pc.cast(pc.utf8_trim_whitespace(col), pa.int64() if ints else pa.float64())
+    col = pc.utf8_trim_whitespace(col)
+    try:
+        return pc.cast(col, pa.int64() if ints else pa.float64())
+    except pa.ArrowInvalid:  # an integer beyond int64: out of range in any unit
+        return pc.cast(col, pa.float64())
 
 
 def check_time_unit(time_unit):
@@ -214,8 +222,7 @@ def check_time_unit(time_unit):
 def _numbers(col, typ, name: str, loc: RowLocator, time_unit, facts: dict):
     """Epoch numbers -> int64 UTC ns, or the error naming ``time_unit=``."""
     if time_unit is None:
-        x = np.asarray(col.to_numpy(zero_copy_only=False))
-        unit = _guess_unit(x)
+        unit = _guess_unit(np.asarray(col.to_numpy(zero_copy_only=False))) or "s"
         raise DataError(
             f"column {name!r} holds numbers ({typ}), not time stamps: epoch numbers are "
             f"ambiguous (seconds? milliseconds?); pass time_unit={unit!r} (--time-unit "

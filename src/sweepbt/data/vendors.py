@@ -95,7 +95,10 @@ def unstack_yfinance_frame(df):
             str(n).lower() for n in cols.names) != list(_LEVELS):
         return df
     ticker = [n for n in cols.names if str(n).lower() == "ticker"][0]
-    long = df.stack(level=ticker, future_stack=True)
+    try:
+        long = df.stack(level=ticker, future_stack=True)
+    except TypeError:  # pandas < 2.1
+        long = df.stack(level=ticker, dropna=False)
     prices = [c for c in long.columns if str(c).lower() in _PRICE_FIELDS]
     if prices:
         long = long[long[prices].notna().any(axis=1)]
