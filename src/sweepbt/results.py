@@ -41,14 +41,15 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def sweep_table(bundle, strategy, fixed, combo_ids, params, metrics):
-    """The rows of a sweep: ``combo``, parameters, ``symbol``, metrics (combo-major)."""
-    n_assets = bundle.n_assets
-    repeat = np.repeat(np.arange(combo_ids.size), n_assets)
+def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics):
+    """The rows of a sweep: ``combo``, parameters, ``symbol``, metrics (combo-major);
+    ``symbols`` labels the rows of one combo (its assets, or ``"portfolio"``)."""
+    n_rows = len(symbols)
+    repeat = np.repeat(np.arange(combo_ids.size), n_rows)
     cols = {"combo": pa.array(combo_ids[repeat])}
     cols.update(_param_columns({n: v[repeat] for n, v in params.items()}))
-    symbols = pa.array(list(bundle.symbols), pa.string())
-    cols["symbol"] = symbols.take(pa.array(np.tile(np.arange(n_assets), combo_ids.size)))
+    labels = pa.array(list(symbols), pa.string())
+    cols["symbol"] = labels.take(pa.array(np.tile(np.arange(n_rows), combo_ids.size)))
     cols.update(_metric_columns(metrics))
     return pa.table(cols).replace_schema_metadata(_metadata(strategy, fixed))
 
@@ -94,13 +95,13 @@ class BacktestResult:
 
 
 def _trades_table(bundle, trade_rows):
-    """The trades table of per-asset kernels.TRADE_DTYPE record arrays."""
+    """The trades table of kernels.TRADE_DTYPE record arrays (a list, concatenated)."""
     rows = np.concatenate(trade_rows) if trade_rows else np.empty(0, kernels.TRADE_DTYPE)
 
     def column(name):
         return np.ascontiguousarray(rows[name])
 
-    owner = np.repeat(np.arange(len(trade_rows)), [len(t) for t in trade_rows])
+    owner = column("asset")
     entry_bar = column("entry_bar")
     exit_bar = column("exit_bar")
     ts = pa.timestamp("ns", tz="UTC")
@@ -129,16 +130,79 @@ def _trades_table(bundle, trade_rows):
 
 
 @dataclass
+class PortfolioResult:
+    """One portfolio backtest: every asset traded from one cash balance.
+
+    ``equity`` and ``cash`` are float64 ``(n_bars,)`` on the Bundle's bar axis and
+    ``units`` (signed: + long, - short) ``(n_assets, n_bars)``, 0.0 where flat; all NaN
+    outside the portfolio's span (the first asset's start to the last asset's end).
+    ``equity == cash + sum over assets of units * close`` on every bar. ``params`` is the
+    combination that was run (None = rule off).
+    """
+
+    bundle: object
+    strategy: str
+    params: dict
+    metrics: np.ndarray
+    equity: np.ndarray
+    cash: np.ndarray
+    units: np.ndarray
+    trade_rows: np.ndarray
+    fixed: dict
+    _trades: pa.Table = field(default=None, repr=False)
+
+    @property
+    def stats(self) -> pa.Table:
+        """One row: ``symbol`` ``"portfolio"`` and the metrics of docs/semantics.md."""
+        cols = {"symbol": pa.array(["portfolio"], pa.string())}
+        cols.update(_metric_columns(self.metrics))
+        return pa.table(cols).replace_schema_metadata(
+            _metadata(self.strategy, {**self.fixed, **self.params}))
+
+    @property
+    def trades(self) -> pa.Table:
+        """One row per round trip of every asset (``symbol``), in the order they closed."""
+        if self._trades is None:
+            self._trades = _trades_table(self.bundle, [self.trade_rows])
+        return self._trades
+
+    @property
+    def values(self) -> np.ndarray:
+        """Each asset's position value per bar, ``units * close`` ``(n_assets, n_bars)``
+        (signed; 0.0 where flat, NaN outside the portfolio's span)."""
+        with np.errstate(invalid="ignore"):
+            return np.where(self.units == 0.0, 0.0, self.units * self.bundle.close)
+
+    @property
+    def assets(self) -> pa.Table:
+        """One row per asset: ``symbol``, ``pnl`` (its trades' pnl, the final open mark
+        included: the column sums to the equity change), ``n_trades``, ``win_rate``."""
+        asset = self.trade_rows["asset"]
+        pnl = self.trade_rows["pnl"]
+        n = self.bundle.n_assets
+        n_trades = np.bincount(asset, minlength=n)
+        wins = np.bincount(asset, weights=pnl > 0.0, minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            win_rate = np.where(n_trades > 0, wins / n_trades, np.nan)
+        return pa.table({"symbol": pa.array(list(self.bundle.symbols), pa.string()),
+                         "pnl": pa.array(np.bincount(asset, weights=pnl, minlength=n)),
+                         "n_trades": pa.array(n_trades.astype(np.int64)),
+                         "win_rate": pa.array(win_rate)})
+
+
+@dataclass
 class SweepResult:
     """The results of a sweep.
 
     In memory: ``combos`` (combo ids, in grid order), ``params`` (name -> one value per
-    kept combo) and ``metrics``, float64 ``(len(combos) * n_assets, N_METRICS)``,
-    combo-major. A ``top=k`` sweep keeps only its k best combos; an ``out=`` sweep without
+    kept combo) and ``metrics``, float64 ``(len(combos) * len(symbols), N_METRICS)``,
+    combo-major: a row per asset, or one per combo for a portfolio sweep. A ``top=k`` sweep keeps only its k best combos; an ``out=`` sweep without
     ``top`` keeps none in memory and reads its dataset at ``path`` when asked for rows.
     """
 
     bundle: object
+    #: the ``symbol`` of each row of a combo: the Bundle's symbols, or ``("portfolio",)``
+    symbols: tuple
     strategy: str
     fixed: dict
     names: tuple
@@ -157,8 +221,8 @@ class SweepResult:
 
     @property
     def n_backtests(self) -> int:
-        """Backtests run: combos that passed the constraint x assets."""
-        return self.n_combos * self.bundle.n_assets
+        """Backtests run: combos that passed the constraint x assets (x 1 for portfolios)."""
+        return self.n_combos * len(self.symbols)
 
     @property
     def throughput(self) -> float:
@@ -172,8 +236,8 @@ class SweepResult:
             if self.metrics is None:
                 self._table = pq.read_table(self.path)
             else:
-                self._table = sweep_table(self.bundle, self.strategy, self.fixed, self.combos,
-                                          self.params, self.metrics)
+                self._table = sweep_table(self.symbols, self.strategy, self.fixed,
+                                          self.combos, self.params, self.metrics)
         return self._table
 
     def held(self):
@@ -182,9 +246,9 @@ class SweepResult:
         if self.metrics is not None:
             return self.combos, self.params, self.metrics
         table = self.table
-        n_assets = self.bundle.n_assets
-        combos = table["combo"].to_numpy()[::n_assets]
-        params = {n: _filled(table[n])[::n_assets] for n in self.names}
+        n_rows = len(self.symbols)
+        combos = table["combo"].to_numpy()[::n_rows]
+        params = {n: _filled(table[n])[::n_rows] for n in self.names}
         metrics = np.column_stack([table[m].to_numpy().astype(np.float64)
                                    for m in METRIC_NAMES])
         return combos, params, metrics
@@ -197,7 +261,7 @@ class SweepResult:
         the combo was ruined on any asset.
         """
         combos, _, metrics = self.held()
-        per_combo = metrics.reshape(combos.size, self.bundle.n_assets, -1)
+        per_combo = metrics.reshape(combos.size, len(self.symbols), -1)
         if how == "mean":
             return combos, mean_over_assets(per_combo)
         if how != "median":
@@ -225,7 +289,8 @@ class SweepResult:
         return pa.table(cols)
 
     def equity(self, combos=None) -> np.ndarray:
-        """Per-bar equity ``(len(combos), n_assets, n_bars)`` of combos held in memory.
+        """Per-bar equity ``(len(combos), len(symbols), n_bars)`` of combos held in memory
+        (one row per asset, or the portfolio's).
 
         ``combos`` are combo ids (default: all held); they are re-run with recording, in
         parallel. Bars outside a backtest's span are NaN.
