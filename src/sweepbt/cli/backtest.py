@@ -8,9 +8,9 @@ from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, load_data, metric_columns,
-                                settings_line, source_name)
+                                settings_line, data_header)
 from sweepbt.cli.flags import risk_texts
-from sweepbt.cli.formatting import data_line, format_times, format_value
+from sweepbt.cli.formatting import format_times, format_value
 from sweepbt.cli.outputs import check_out_path, input_files, write_output
 from sweepbt.cli.parsing import CliError, collect_params
 
@@ -39,7 +39,7 @@ def cmd_backtest(args, out):
     bt = sb.backtest(bundle, strategy, **options, **params)
     checkpoint()
 
-    print(data_line(bundle, source_name(args)), file=out)
+    print(data_header(bundle, args), file=out)
     shown = ", ".join(f"{k}={format_value(k, v)}" for k, v in bt.params.items())
     print(f"strategy: {bt.strategy}({shown})", file=out)
     print(settings_line(args, bundle), file=out)

@@ -15,7 +15,15 @@ PRICE_COLUMNS = frozenset({"entry_price", "exit_price", "entry_quote", "exit_quo
 
 
 def format_value(name, value, counts_are_means=False):
-    """One table cell: percentages for returns/drawdowns, 2 decimals for ratios, '-' for null."""
+    """One table cell: percentages for returns/drawdowns, 2 decimals for ratios, '-' for null;
+    a value that rounds to zero shows no sign (``0.00``, never ``-0.00``)."""
+    text = _format_cell(name, value, counts_are_means)
+    if text[:2] in ("-0", "-.") and not any(c in "123456789" for c in text):
+        return text[1:]
+    return text
+
+
+def _format_cell(name, value, counts_are_means):
     if value is None:
         return "-"
     if isinstance(value, bool):

@@ -12,8 +12,8 @@ from sweepbt._files import partial_path
 from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
-                                metric_columns, settings_line, source_name)
-from sweepbt.cli.formatting import data_line, format_value, human_rate
+                                metric_columns, settings_line, data_header)
+from sweepbt.cli.formatting import format_value, human_rate
 from sweepbt.cli.outputs import check_out_dir, check_out_path, input_files, write_output
 from sweepbt.cli.parsing import CliError
 
@@ -52,7 +52,7 @@ def _check_args(args):
 
 
 def _print_setup(args, out, bundle, params, constraint, default_grid):
-    print(data_line(bundle, source_name(args)), file=out)
+    print(data_header(bundle, args), file=out)
     print(f"strategy: {args.strategy}" + (" (default grid)" if default_grid else ""), file=out)
     axes = [f"{n} ({len(v)})" for n, v in params.items() if isinstance(v, list)]
     fixed = [f"{n}={format_value(n, v)}" for n, v in params.items() if not isinstance(v, list)]

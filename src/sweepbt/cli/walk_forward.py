@@ -6,8 +6,7 @@ import sweepbt as sb
 from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
-                                source_name)
-from sweepbt.cli.formatting import data_line
+                                data_header)
 from sweepbt.cli.outputs import check_out_path, input_files, write_output
 from sweepbt.walkforward import format_walk_forward
 
@@ -26,7 +25,7 @@ def cmd_walk_forward(args, out):
     params, constraint, _ = grid_params(args)
     bundle = load_data(args)
     checkpoint()
-    print(data_line(bundle, source_name(args)), file=out)
+    print(data_header(bundle, args), file=out)
     out.flush()
     strategy, options = call_options(args, "walk_forward")
     options.update({name: _span(options[name]) for name in SPANS}, constraint=constraint)
