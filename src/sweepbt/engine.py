@@ -24,7 +24,7 @@ from sweepbt.executors import InProcess
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
-from sweepbt.results import BacktestResult, SweepResult
+from sweepbt.results import SweepResult, record_backtest
 from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
 from sweepbt.vocabulary import N_METRICS
 
@@ -58,10 +58,7 @@ def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
     plan = prepare(data, strategy, params, constraint=None, fill=fill, direction=direction,
                    init_cash=init_cash, periods_per_year=periods_per_year, threads=threads,
                    window=window)
-    params_used, metrics, equity, cash, units, trades = plan.record()
-    return BacktestResult(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
-                          metrics=metrics, equity=equity, cash=cash, units=units,
-                          trade_rows=trades, fixed=plan.fixed)
+    return record_backtest(plan)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweepbt import kernels, result_stats
+from sweepbt import display, frames, html_report, kernels, result_stats
 from sweepbt._files import write_atomic, write_parquet
+from sweepbt.backtest_stats import EXTRA_STAT_NAMES, drawdown, span_stats
 from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count
-from sweepbt.params import is_null
+from sweepbt.params import evaluate_constraint, is_null
+from sweepbt.plan import prepare
 from sweepbt.vocabulary import (
     COUNT_METRICS, METRIC_NAMES, mean_over_assets, metric_index, rank_order)
 
@@ -81,6 +83,7 @@ class BacktestResult:
         if self._stats is None:
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
             cols.update(_metric_columns(self.metrics))
+            cols.update(_extra_columns(self))
             self._stats = pa.table(cols).replace_schema_metadata(
                 _metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
@@ -91,6 +94,71 @@ class BacktestResult:
         if self._trades is None:
             self._trades = _trades_table(self.bundle, self.trade_rows)
         return self._trades
+
+    @property
+    def drawdown(self) -> np.ndarray:
+        """Per-bar drawdown ``(n_assets, n_bars)``: ``1 - equity / running peak`` (peak
+        from ``init_cash``), a positive fraction; NaN outside each span."""
+        return np.array([drawdown(row, self.fixed["init_cash"]) for row in self.equity])
+
+    def __repr__(self):
+        return display.backtest_repr(self)
+
+    def _repr_html_(self):
+        return display.backtest_html(self)
+
+    def to_pandas(self):
+        """Per-bar ``equity``, ``cash``, ``units`` and ``drawdown`` as a pandas DataFrame:
+        a UTC DatetimeIndex, columns ``(series, symbol)`` (``df["equity"]["AAA"]``). Tables
+        convert themselves: ``bt.stats.to_pandas()``, ``bt.trades.to_pandas()``."""
+        return frames.series_pandas(self.bundle, self._series(), self.fixed["init_cash"],
+                                    "BacktestResult.to_pandas()")
+
+    def to_polars(self):
+        """Per-bar series as a long Polars frame: ``timestamp, symbol, equity, cash,
+        units, drawdown``, the bars of each asset's span."""
+        return frames.series_polars(self.bundle, self._series(), self.fixed["init_cash"],
+                                    "BacktestResult.to_polars()")
+
+    def _series(self):
+        return {"equity": self.equity, "cash": self.cash, "units": self.units}
+
+    def report(self, path=None):
+        """The HTML report (:func:`sweepbt.report`): written to ``path`` when given;
+        returns the HTML text."""
+        return html_report.report(self, path)
+
+
+def record_backtest(plan):
+    """Run grid combo 0 of ``plan`` with everything recorded: a :class:`BacktestResult`."""
+    params_used, metrics, equity, cash, units, trades = plan.record()
+    return BacktestResult(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
+                          metrics=metrics, equity=equity, cash=cash, units=units,
+                          trade_rows=trades, fixed=plan.fixed)
+
+
+def _extra_columns(bt):
+    """The :data:`EXTRA_STAT_NAMES` columns of a backtest's stats (one row per asset)."""
+    bundle, init_cash = bt.bundle, bt.fixed["init_cash"]
+    exposure = bt.metrics[:, metric_index("exposure")]
+    rows = [span_stats(bt.equity[a], bundle.close[a], bundle.timestamps, t["pnl"],
+                       t["return"], init_cash, exposure[a])
+            for a, t in enumerate(bt.trade_rows)]
+    ns = pa.timestamp("ns", tz="UTC")
+    cols = {}
+    for name in EXTRA_STAT_NAMES:
+        values = [r[name] for r in rows]
+        if name in ("start", "end"):
+            cols[name] = pa.array([None if v is None else int(v.astype(np.int64))
+                                   for v in values], pa.int64()).cast(ns)
+        elif name == "duration":
+            cols[name] = pa.array([None if v is None else int(v.astype(np.int64))
+                                   for v in values], pa.int64()).cast(pa.duration("ns"))
+        elif name == "max_drawdown_duration":
+            cols[name] = pa.array(values, pa.int64())
+        else:
+            cols[name] = pa.array(values, pa.float64())
+    return cols
 
 
 def _trades_table(bundle, trade_rows):
@@ -207,22 +275,67 @@ class SweepResult:
         out[:, ruined] = per_combo[:, :, ruined].max(axis=1)  # ruined on any asset
         return combos, out
 
-    def best(self, metric="sharpe", k=10, how="mean") -> pa.Table:
+    def best(self, metric="sharpe", k=10, how="mean", *, min_trades=None,
+             where=None) -> pa.Table:
         """The top ``k`` combos by ``metric`` aggregated over assets; NaN ranks last.
 
         Higher is better except for ``max_drawdown`` and ``volatility``. Ties keep combo
         order. Returns ``rank, combo``, the parameters, then every aggregated metric.
+        Filters, applied before ranking to the aggregated values: ``min_trades`` keeps
+        combos with ``n_trades >= min_trades``; ``where`` is an expression over metric and
+        parameter names, e.g. ``"max_drawdown < 0.2 and win_rate > 0.5"`` (the syntax of
+        ``constraint``; NaN compares false, so an undefined metric fails its test).
         """
         metric_index(metric)
         k = check_count("k", k)
         combos, per_combo = self.aggregate(how)
         _, params, _ = self.held()
-        order = rank_order(per_combo, combos, metric)[:k]
+        keep = _filter(per_combo, params, min_trades, where)
+        order = rank_order(per_combo, combos, metric)
+        order = order[keep[order]][:k]
         cols = {"rank": pa.array(np.arange(1, order.size + 1, dtype=np.int64)),
                 "combo": pa.array(combos[order])}
         cols.update(_param_columns({n: v[order] for n, v in params.items()}))
         cols.update(_metric_columns(per_combo[order], counts_as_int=False))
         return pa.table(cols)
+
+    def params_of(self, combo) -> dict:
+        """The parameters of ``combo`` (an id, or a row of :meth:`best` or :attr:`table`
+        with a ``combo`` entry) as ``sb.backtest`` takes them; None = rule off.
+        (``params`` itself is the held combos' columns.)"""
+        return self.plan.params_of(_combo_id(combo))
+
+    def backtest(self, combo, threads=None) -> BacktestResult:
+        """Re-run ``combo`` (an id, or a :meth:`best` / :attr:`table` row) on every asset
+        with full recording: the :class:`BacktestResult` of ``sb.backtest`` with this
+        sweep's data, strategy, options and :meth:`params_of`."""
+        fixed, plan = self.fixed, self.plan
+        return record_backtest(prepare(
+            self.bundle, plan.strategy, self.params_of(combo), constraint=None,
+            fill=fixed["fill"], direction=fixed["direction"], init_cash=fixed["init_cash"],
+            periods_per_year=fixed["periods_per_year"],
+            threads=plan.settings.threads if threads is None else threads,
+            window=fixed.get("window")))
+
+    def __repr__(self):
+        return display.sweep_repr(self)
+
+    def _repr_html_(self):
+        return display.sweep_html(self)
+
+    def to_pandas(self):
+        """:attr:`table` as a pandas DataFrame indexed by ``(parameters..., symbol)``."""
+        return frames.table_pandas(self.table, [*self.names, "symbol"],
+                                   "SweepResult.to_pandas()")
+
+    def to_polars(self):
+        """:attr:`table` as a Polars DataFrame."""
+        return frames.table_polars(self.table, "SweepResult.to_polars()")
+
+    def report(self, path=None, metric="sharpe"):
+        """The HTML report (:func:`sweepbt.report`): written to ``path`` when given;
+        returns the HTML text."""
+        return html_report.report(self, path, metric=metric)
 
     def equity(self, combos=None) -> np.ndarray:
         """Per-bar equity ``(len(combos), n_assets, n_bars)`` of combos held in memory.
@@ -277,6 +390,32 @@ class SweepResult:
         See :func:`sweepbt.result_stats.sweep_pbo` and docs/overfitting.md.
         """
         return result_stats.sweep_pbo(self, k, n_splits, metric)
+
+
+def _combo_id(combo):
+    """A combo id from an int or a row (a mapping or pandas Series with ``combo``)."""
+    if hasattr(combo, "__getitem__") and not isinstance(combo, (str, bytes, np.ndarray)):
+        try:
+            combo = combo["combo"]
+        except (KeyError, IndexError, TypeError):
+            raise ValueError("a row given as combo must have a 'combo' entry (a row of "
+                             "best() or table)") from None
+    if isinstance(combo, (bool, np.bool_)) or not isinstance(combo, (int, np.integer)):
+        raise TypeError(f"combo must be a combo id (int) or a row with one, got {combo!r}")
+    return int(combo)
+
+
+def _filter(per_combo, params, min_trades, where):
+    """Mask of the combos that pass ``best()``'s filters."""
+    keep = np.ones(per_combo.shape[0], dtype=bool)
+    if min_trades is not None:
+        keep &= per_combo[:, metric_index("n_trades")] >= check_count(
+            "min_trades", min_trades, minimum=0)
+    if where is not None and keep.size:
+        columns = {name: per_combo[:, j] for j, name in enumerate(METRIC_NAMES)}
+        columns.update({n: np.asarray(v, dtype=np.float64) for n, v in params.items()})
+        keep &= evaluate_constraint(where, columns)
+    return keep
 
 
 def _filled(column):

@@ -10,7 +10,8 @@ from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, load_data, metric_columns,
                                 settings_line, source_name)
 from sweepbt.cli.flags import risk_texts
-from sweepbt.cli.formatting import data_line, format_times, format_value
+from sweepbt._format import format_times, format_value
+from sweepbt.cli.formatting import data_line
 from sweepbt.cli.outputs import check_out_path, input_files, write_output
 from sweepbt.cli.parsing import CliError, collect_params
 

@@ -13,7 +13,8 @@ from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
                                 metric_columns, settings_line, source_name)
-from sweepbt.cli.formatting import data_line, format_value, human_rate
+from sweepbt._format import format_value
+from sweepbt.cli.formatting import data_line, human_rate
 from sweepbt.cli.outputs import check_out_dir, check_out_path, input_files, write_output
 from sweepbt.cli.parsing import CliError
 

@@ -1,0 +1,74 @@
+"""``to_pandas()`` / ``to_polars()`` of results: pandas and Polars are imported only here,
+only when called, and neither is a dependency of sweepbt.
+
+Per-bar series become a frame indexed by time (a UTC ``DatetimeIndex`` named
+``timestamp`` in pandas; a ``timestamp`` column in Polars); sweep rows get a parameter
+``MultiIndex`` in pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pyarrow as pa
+
+from sweepbt.backtest_stats import drawdown
+
+
+def _require(module, call):
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{call} needs {module}, which is not installed: "
+                          f"pip install {module}") from None
+
+
+def per_bar_series(series, init_cash):
+    """``{name: (n_assets, n_bars) array}`` of ``series`` plus ``drawdown`` (from
+    ``series["equity"]``)."""
+    out = dict(series)
+    out["drawdown"] = np.array([drawdown(row, init_cash) for row in series["equity"]])
+    return out
+
+
+def series_pandas(bundle, series, init_cash, call):
+    """A pandas frame of per-bar ``series``: UTC DatetimeIndex ``timestamp``, columns
+    ``(series, symbol)``: e.g. ``df["equity"]["AAA"]``."""
+    pd = _require("pandas", call)
+    full = per_bar_series(series, init_cash)
+    index = pd.DatetimeIndex(bundle.timestamps, name="timestamp").tz_localize("UTC")
+    columns = pd.MultiIndex.from_product([list(full), list(bundle.symbols)],
+                                         names=["series", "symbol"])
+    values = np.concatenate([full[name] for name in full], axis=0).T
+    return pd.DataFrame(values, index=index, columns=columns)
+
+
+def series_arrow(bundle, series, init_cash):
+    """Per-bar ``series`` in long form: ``timestamp, symbol``, one column per series; the
+    bars of each asset's span only (where its equity is defined)."""
+    full = per_bar_series(series, init_cash)
+    live = ~np.isnan(full["equity"])
+    asset, bar = np.nonzero(live)
+    ts = pa.array(bundle.timestamps[bar].astype(np.int64)).cast(pa.timestamp("ns", tz="UTC"))
+    cols = {"timestamp": ts,
+            "symbol": pa.array(list(bundle.symbols), pa.string()).take(pa.array(asset))}
+    cols.update({name: pa.array(values[live]) for name, values in full.items()})
+    return pa.table(cols)
+
+
+def series_polars(bundle, series, init_cash, call):
+    """A Polars frame of :func:`series_arrow`."""
+    pl = _require("polars", call)
+    return pl.from_arrow(series_arrow(bundle, series, init_cash))
+
+
+def table_pandas(table, index, call):
+    """A pandas frame of an Arrow ``table`` indexed by the columns ``index``."""
+    _require("pandas", call)
+    return table.to_pandas().set_index(list(index))
+
+
+def table_polars(table, call):
+    """A Polars frame of an Arrow ``table``."""
+    return _require("polars", call).from_arrow(table)
