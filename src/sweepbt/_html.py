@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
+import pyarrow as pa
+
 from sweepbt._format import format_value
 
 #: the style of every sweepbt table, sent with each one (a report or a notebook needs no
@@ -60,18 +63,24 @@ def arrow_html(table, *, caption=None, counts_are_means=False, max_rows=20, colu
     subset, default all). Time stamps show as ISO text."""
     names = list(columns) if columns is not None else list(table.column_names)
     head = table.slice(0, max_rows) if max_rows is not None else table
-    data = {n: [_plain(v) for v in head.column(n).to_pylist()] for n in names}
+    data = {n: column_values(head.column(n)) for n in names}
     rows = [[data[n][i] for n in names] for i in range(head.num_rows)]
     more = table.num_rows - head.num_rows
     return html_table(names, rows, caption=caption, counts_are_means=counts_are_means) + (
         f"<p><i>{more:,} more rows not shown</i></p>" if more > 0 else "")
 
 
-def _plain(value):
-    """A cell value as a number, None or text (dates and durations as short text)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if hasattr(value, "isoformat"):
-        text = value.isoformat()
-        return text.replace("T00:00:00+00:00", "").replace("+00:00", "")
-    return str(value)
+def column_values(column):
+    """A pyarrow column as Python values; time stamps as ISO text (dates alone when at
+    midnight) and durations as days, converted here (pyarrow would import pandas)."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) or pa.types.is_duration(kind):
+        ints = column.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_duration(kind):
+            return [None if m else f"{v / 86_400e9:,.0f} days" for v, m in zip(ints, missing)]
+        day = np.int64(86_400_000_000_000)
+        unit = "D" if bool(np.all(ints[~missing] % day == 0)) else "m"
+        text = np.datetime_as_string(ints.astype("datetime64[ns]"), unit=unit)
+        return [None if m else str(t) for t, m in zip(text, missing)]
+    return column.to_pylist()

@@ -304,7 +304,7 @@ def walk_forward(result, asset=0):
     label, a = asset_row(result, asset)
     fig, (top, bottom) = _figure(rows=2)
     ts = result.bundle.timestamps
-    _line(top, ts, result.equity[a], "out_of_sample", color="#1f77b4")
+    _line(top, ts, result.equity[a], "oos_equity", color="#1f77b4")
     lo, hi = result.spans[0][:2]
     top.axvspan(ts[lo], ts[hi - 1], color="#999999", alpha=0.15, label="first training span")
     top.set_title(f"chained out-of-sample equity: {label}")

@@ -123,10 +123,10 @@ class BacktestResult:
     def _series(self):
         return {"equity": self.equity, "cash": self.cash, "units": self.units}
 
-    def report(self, path=None):
-        """The HTML report (:func:`sweepbt.report`): written to ``path`` when given;
-        returns the HTML text."""
-        return html_report.report(self, path)
+    def report(self, path=None, **options):
+        """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
+        when given (the path is returned), else returned as text."""
+        return html_report.report(self, path, **options)
 
 
 def record_backtest(plan):
@@ -332,10 +332,10 @@ class SweepResult:
         """:attr:`table` as a Polars DataFrame."""
         return frames.table_polars(self.table, "SweepResult.to_polars()")
 
-    def report(self, path=None, metric="sharpe"):
-        """The HTML report (:func:`sweepbt.report`): written to ``path`` when given;
-        returns the HTML text."""
-        return html_report.report(self, path, metric=metric)
+    def report(self, path=None, **options):
+        """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
+        when given (the path is returned), else returned as text."""
+        return html_report.report(self, path, **options)
 
     def equity(self, combos=None) -> np.ndarray:
         """Per-bar equity ``(len(combos), n_assets, n_bars)`` of combos held in memory.

@@ -106,10 +106,10 @@ class WalkForwardResult:
         return frames.series_polars(self.bundle, {"equity": self.equity},
                                     self.fixed["init_cash"], "WalkForwardResult.to_polars()")
 
-    def report(self, path=None):
-        """The HTML report (:func:`sweepbt.report`): written to ``path`` when given;
-        returns the HTML text."""
-        return html_report.report(self, path)
+    def report(self, path=None, **options):
+        """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
+        when given (the path is returned), else returned as text."""
+        return html_report.report(self, path, **options)
 
 
 def _chained_returns(equity, init_cash):
