@@ -213,3 +213,22 @@ def test_to_pandas_and_polars(bt, res, wf, data):
     assert pl_frame.height == int(np.sum(~np.isnan(bt.equity)))
     assert res.to_polars().height == res.table.num_rows
     assert wf.to_pandas()["equity"].shape == (data.n_bars, data.n_assets)
+
+
+@pytest.mark.parametrize("command", [
+    ["sweep", "--param", "fast=5,10", "--param", "slow=40,80"],
+    ["backtest", "--param", "fast=5", "--param", "slow=40", "--trades", "0"],
+    ["walk-forward", "--param", "fast=5,10", "--param", "slow=40", "--train", "750",
+     "--test", "500"],
+])
+def test_cli_report(command, tmp_path):
+    path = tmp_path / "report.html"
+    args = [sys.executable, "-m", "sweepbt", command[0], "--demo", "--symbols", "ALPHA",
+            *command[1:], "--report", str(path)]
+    run = subprocess.run(args, capture_output=True, text=True, env=os.environ.copy())
+    assert run.returncode == 0, run.stderr
+    assert f"wrote the report to {path}" in run.stdout
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<svg" in text
+    again = subprocess.run(args, capture_output=True, text=True, env=os.environ.copy())
+    assert again.returncode != 0 and "--report" in again.stderr and "--force" in again.stderr

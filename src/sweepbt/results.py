@@ -400,6 +400,8 @@ def _combo_id(combo):
         except (KeyError, IndexError, TypeError):
             raise ValueError("a row given as combo must have a 'combo' entry (a row of "
                              "best() or table)") from None
+    if isinstance(combo, (float, np.floating)) and float(combo).is_integer():
+        combo = int(combo)  # a pandas row of mixed columns holds every value as a float
     if isinstance(combo, (bool, np.bool_)) or not isinstance(combo, (int, np.integer)):
         raise TypeError(f"combo must be a combo id (int) or a row with one, got {combo!r}")
     return int(combo)

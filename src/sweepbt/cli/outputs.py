@@ -7,6 +7,7 @@ Output files (``--out``, ``--trades-out``, ``--report``) are never written over 
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from sweepbt._files import write_atomic
@@ -105,7 +106,7 @@ def check_report(args):
         return
     check_out_path(args.report, "--report", args.force, input_files(args))
     try:
-        import matplotlib  # noqa: F401 - only whether the extra is installed
+        importlib.import_module("matplotlib")  # only whether the extra is installed
     except ImportError:
         raise CliError("--report needs matplotlib: pip install 'sweepbt[report]'") from None
 
