@@ -38,7 +38,7 @@ def _tqdm(total):
             from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="backtests", unit_scale=True, leave=True)
+    return tqdm(total=total, unit=" backtests", unit_scale=total >= 10_000, leave=True)
 
 
 class ProgressBar:

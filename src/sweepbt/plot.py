@@ -12,6 +12,7 @@ peaks survive).
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -20,8 +21,8 @@ from sweepbt.backtest_stats import buy_and_hold, drawdown as drawdown_curve
 from sweepbt.params import is_null
 from sweepbt.vocabulary import metric_index
 
-__all__ = ["MAX_POINTS", "distribution", "drawdown", "equity", "equity_curve", "equity_curves", "heatmap",
-           "heatmap_grid", "sensitivity", "to_svg", "trades", "trades_on_price",
+__all__ = ["MAX_POINTS", "distribution", "drawdown", "equity", "equity_curve", "equity_curves",
+           "heatmap", "heatmap_grid", "sensitivity", "to_png", "to_svg", "trades", "trades_on_price",
            "underwater", "walk_forward"]
 
 #: the most points one line is drawn with
@@ -39,8 +40,17 @@ def _figure(rows=1, height=3.2):
         raise ImportError(f"sweepbt's charts and reports need matplotlib, which is not "
                           f"installed: pip install '{EXTRA}'") from None
     fig = Figure(figsize=(9, height * rows), layout="constrained")
+    # a bare Figure (no pyplot) shows in Jupyter through this (IPython's _repr_png_ hook)
+    fig._repr_png_ = functools.partial(to_png, fig)
     axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
     return fig, axes
+
+
+def to_png(fig, dpi=80):
+    """``fig`` as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def to_svg(fig):
