@@ -10,17 +10,9 @@ import reference as ref
 import sweepbt as sb
 from sweepbt.backtest_stats import EXTRA_STAT_NAMES, drawdown_runs, monthly_returns
 from test_reference_diff import random_ohlc
+from test_strategies import padded
 
 REL = 1e-9
-
-
-def _spanned(prices, spans):
-    out = [p.copy() for p in prices]
-    for a, (s, e) in enumerate(spans):
-        for p in out:
-            p[a, :s] = np.nan
-            p[a, e:] = np.nan
-    return out
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -31,7 +23,7 @@ def test_extra_stats_match_a_plain_python_computation(seed):
     spans = [(0, n), (int(rng.integers(5, 40)), n - int(rng.integers(0, 30)))]
     fast, slow = int(rng.integers(2, 6)), int(rng.integers(8, 25))
     cfg = {"stop_loss": [None, 0.03][seed % 2], "fees": 0.001, "direction": "both"}
-    data = sb.Bundle.from_arrays(*_spanned(prices, spans))
+    data = sb.Bundle.from_arrays(*padded(prices, spans))
     bt = sb.backtest(data, "sma_cross", fast=fast, slow=slow, periods_per_year=252, **cfg)
     stats = bt.stats.to_pylist()
     for a, (s, e) in enumerate(spans):
