@@ -21,7 +21,11 @@ PRICE_COLUMNS = frozenset({"entry_price", "exit_price", "entry_quote", "exit_quo
 
 
 def format_value(name, value, counts_are_means=False):
-    """One table cell: percentages for returns/drawdowns, 2 decimals for ratios, '-' for null."""
+    """One table cell: percentages for returns/drawdowns, 2 decimals for ratios, '-' for null.
+    A walk-forward's ``is_``/``oos_`` metric columns read as the metric."""
+    for prefix in ("is_", "oos_"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -36,7 +40,7 @@ def format_value(name, value, counts_are_means=False):
         return f"{value:,.2f}"
     if name in COUNT_METRICS:
         return f"{value:,.1f}" if counts_are_means else f"{int(value):,}"
-    if name == "avg_bars_held":
+    if name in ("avg_bars_held", "avg_drawdown_duration"):
         return f"{value:,.1f}"
     if isinstance(value, float):
         return _format_float(name, value)

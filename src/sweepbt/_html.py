@@ -17,7 +17,7 @@ from sweepbt._format import format_value
 #: stylesheet of its own); a text cell has class ``t`` (left-aligned)
 TABLE_STYLE = ("<style>table.sweepbt{border-collapse:collapse;font-family:ui-monospace,"
                "monospace;font-size:12px}table.sweepbt td,table.sweepbt th{padding:2px 8px;"
-               "border-bottom:1px solid #ddd;text-align:right}table.sweepbt .t{text-align:"
+               "border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}table.sweepbt .t{text-align:"
                "left}</style>")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from sweepbt import plot
 from sweepbt._files import write_atomic
 from sweepbt._format import format_value
-from sweepbt._html import arrow_html, escape, html_table
+from sweepbt._html import arrow_html, column_values, escape, html_table
 from sweepbt.backtest_stats import monthly_returns
 from sweepbt.display import params_text, span_text
 
@@ -110,18 +110,11 @@ def _backtest_body(bt, log):
 
 def _stats_table(stats):
     """The stats table turned on its side: one row per statistic, one column per asset."""
-    data = stats.to_pydict()
-    symbols = data.pop("symbol")
-    rows = [[name] + [_cell(name, v) for v in values] for name, values in data.items()]
+    symbols = stats.column("symbol").to_pylist()
+    rows = [[name] + [v if isinstance(v, str) else format_value(name, v)
+                      for v in column_values(stats.column(name))]
+            for name in stats.column_names if name != "symbol"]
     return html_table(["statistic", *symbols], rows, caption="statistics")
-
-
-def _cell(name, value):
-    if hasattr(value, "isoformat"):
-        return value.isoformat().replace("T00:00:00", "").replace("+00:00", "")
-    if hasattr(value, "total_seconds"):
-        return f"{value.days:,} days" if value.seconds == 0 else str(value)
-    return format_value(name, value)
 
 
 def _monthly_table(timestamps, equity, init_cash, label):
