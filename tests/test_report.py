@@ -113,6 +113,8 @@ def test_sweep_report(res, data):
     top = res.best("sharpe", 20)
     assert f"best {top.num_rows} combos by sharpe (mean over assets)" in page.captions
     assert text.count("<tr>") >= top.num_rows + 1
+    other = Page(res.report(heatmap=("stop_loss", "fast")))
+    assert "Heatmap: sharpe by stop_loss and fast" in other.captions
 
 
 def test_walk_forward_report(wf, data):
@@ -232,3 +234,20 @@ def test_cli_report(command, tmp_path):
     assert text.startswith("<!DOCTYPE html>") and "<svg" in text
     again = subprocess.run(args, capture_output=True, text=True, env=os.environ.copy())
     assert again.returncode != 0 and "--report" in again.stderr and "--force" in again.stderr
+
+
+def test_array_level_functions_take_one_curve(bt, data):
+    """A portfolio's one equity curve (1-D) goes through the array-level functions."""
+    from sweepbt import frames
+
+    curve = np.nansum(bt.equity, axis=0)  # one curve over the assets, any 1-D series
+    ts = data.timestamps
+    for fig in (plot.equity_curve(ts, curve, log=True), plot.underwater(ts, curve, 20_000.0),
+                plot.equity_curves(ts, bt.equity, data.symbols)):
+        assert series(plot.to_svg(fig))
+    frame = frames.series_pandas(data, {"equity": curve, "units": bt.units}, 20_000.0,
+                                 "test")
+    assert list(frame["equity"].columns) == ["portfolio"]
+    assert list(frame["units"].columns) == list(data.symbols)
+    np.testing.assert_array_equal(frame["drawdown"]["portfolio"].to_numpy(),
+                                  drawdown(curve, 20_000.0))

@@ -25,22 +25,30 @@ def _require(module, call):
 
 
 def per_bar_series(series, init_cash):
-    """``{name: (n_assets, n_bars) array}`` of ``series`` plus ``drawdown`` (from
-    ``series["equity"]``)."""
-    out = dict(series)
-    out["drawdown"] = np.array([drawdown(row, init_cash) for row in series["equity"]])
+    """``{name: (rows, n_bars) array}`` of ``series`` plus ``drawdown`` (from
+    ``series["equity"]``); a 1-D series (a portfolio's one curve) becomes one row."""
+    out = {name: np.atleast_2d(values) for name, values in series.items()}
+    out["drawdown"] = np.array([drawdown(row, init_cash) for row in out["equity"]])
     return out
+
+
+def _labels(bundle, rows):
+    """Column labels of a series' rows: the symbols, or ``portfolio`` for one curve over
+    several assets."""
+    return list(bundle.symbols) if rows == bundle.n_assets else ["portfolio"]
 
 
 def series_pandas(bundle, series, init_cash, call):
     """A pandas frame of per-bar ``series``: UTC DatetimeIndex ``timestamp``, columns
-    ``(series, symbol)``: e.g. ``df["equity"]["AAA"]``."""
+    ``(series, symbol)``: e.g. ``df["equity"]["AAA"]`` (``"portfolio"`` for a 1-D
+    series)."""
     pd = _require("pandas", call)
     full = per_bar_series(series, init_cash)
     index = pd.DatetimeIndex(bundle.timestamps, name="timestamp").tz_localize("UTC")
-    columns = pd.MultiIndex.from_product([list(full), list(bundle.symbols)],
-                                         names=["series", "symbol"])
-    values = np.concatenate([full[name] for name in full], axis=0).T
+    columns = pd.MultiIndex.from_tuples(
+        [(name, label) for name, rows in full.items()
+         for label in _labels(bundle, rows.shape[0])], names=["series", "symbol"])
+    values = np.concatenate(list(full.values()), axis=0).T
     return pd.DataFrame(values, index=index, columns=columns)
 
 

@@ -35,15 +35,16 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
            "Dec")
 
 
-def report(result, path=None, *, metric="sharpe", log=False):
+def report(result, path=None, *, metric="sharpe", log=False, heatmap=None):
     """The HTML report of a backtest, sweep or walk-forward result.
 
     With ``path`` the page is written there (atomically) and the path returned; without,
     the HTML text is returned. ``metric`` ranks a sweep's combos and colours its heatmap;
-    ``log`` draws equity curves on a log scale. Needs matplotlib (``pip install
+    ``log`` draws equity curves on a log scale; ``heatmap=("x", "y")`` picks a sweep's
+    heatmap parameters (default: its first two axes). Needs matplotlib (``pip install
     'sweepbt[report]'``).
     """
-    html = report_html(result, metric=metric, log=log)
+    html = report_html(result, metric=metric, log=log, heatmap=heatmap)
     if path is None:
         return html
     return write_atomic(path, lambda tmp: write_text(tmp, html))
@@ -55,12 +56,12 @@ def write_text(path, text):
         f.write(text)
 
 
-def report_html(result, *, metric="sharpe", log=False):
+def report_html(result, *, metric="sharpe", log=False, heatmap=None):
     """The text of :func:`report`'s page."""
     if hasattr(result, "windows"):
         title, body = "walk-forward", _walk_forward_body(result)
     elif hasattr(result, "best"):
-        title, body = "sweep", _sweep_body(result, metric, log)
+        title, body = "sweep", _sweep_body(result, metric, log, heatmap)
     elif hasattr(result, "trades"):
         title, body = "backtest", _backtest_body(result, log)
     else:
@@ -151,7 +152,7 @@ def _unpct(text):
 
 # -- sweep ---------------------------------------------------------------------------------
 
-def _sweep_body(res, metric, log):
+def _sweep_body(res, metric, log, heatmap):
     axes = list(res.axes)
     parts = [f"<p>{res.n_combos:,} combos x {res.bundle.n_assets} assets = "
              f"{res.n_backtests:,} backtests; axes: {escape(', '.join(axes) or 'none')}</p>"]
@@ -162,9 +163,10 @@ def _sweep_body(res, metric, log):
         best, columns=[c for c in shown if c in best.column_names], counts_are_means=True,
         max_rows=None, caption=f"best {best.num_rows} combos by {metric} (mean over assets)")))
     charts = []
-    if len(axes) >= 2:
-        charts.append(_chart("heatmap", f"Heatmap: {metric} by {axes[0]} and {axes[1]}",
-                             plot.heatmap(res, axes[0], axes[1], metric)))
+    x, y = heatmap if heatmap is not None else (axes + [None, None])[:2]
+    if y is not None:
+        charts.append(_chart("heatmap", f"Heatmap: {metric} by {x} and {y}",
+                             plot.heatmap(res, x, y, metric)))
     for name in axes[:MAX_SENSITIVITY]:
         charts.append(_chart("sensitivity", f"Sensitivity: {metric} by {name}",
                              plot.sensitivity(res, name, metric)))
