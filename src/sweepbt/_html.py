@@ -27,12 +27,13 @@ def escape(text):
 
 
 def html_table(columns, rows, *, caption=None, counts_are_means=False, max_rows=None,
-               cell_style=None):
+               cell_style=None, cell_text=None):
     """An HTML ``<table class="sweepbt">`` of ``rows`` (lists of values, one per column).
 
-    Values are formatted by name (percentages, ratios, counts). ``max_rows`` keeps the first
-    rows and says how many were left out. ``cell_style(column, value)`` may return extra CSS
-    for a cell (the report's heat-map colours).
+    Values are formatted by name (percentages, ratios, counts), or by ``cell_text(column,
+    value)`` when given; text is left as it is. ``max_rows`` keeps the first rows and says
+    how many were left out. ``cell_style(column, value)`` may return extra CSS for a cell
+    (the report's heat-map colours).
     """
     rows = list(rows)
     shown = rows if max_rows is None else rows[:max_rows]
@@ -45,8 +46,12 @@ def html_table(columns, rows, *, caption=None, counts_are_means=False, max_rows=
     for row in shown:
         cells = []
         for name, value in zip(columns, row):
-            text = value if isinstance(value, str) else format_value(
-                name, value, counts_are_means)
+            if isinstance(value, str):
+                text = value
+            elif cell_text is not None:
+                text = cell_text(name, value)
+            else:
+                text = format_value(name, value, counts_are_means)
             text_class = ' class="t"' if isinstance(value, str) else ""
             extra = cell_style(name, value) if cell_style is not None else ""
             style = f' style="{extra}"' if extra else ""

@@ -125,7 +125,7 @@ def _monthly_table(timestamps, equity, init_cash, label):
     scale = scale if scale > 0 else 1.0
 
     def colour(column, value):
-        if column == "year" or value is None or value != value:
+        if column == "year" or value is None or value != value or value == 0:
             return ""
         strength = min(1.0, abs(value) / scale)
         rgb = (46, 160, 67) if value >= 0 else (214, 39, 40)
@@ -137,17 +137,13 @@ def _monthly_table(timestamps, equity, init_cash, label):
     columns = ["year", *_MONTHS, "year_return"]
     return (f'<figure class="table" data-chart="monthly_returns"><figcaption>Monthly returns: '
             f"{escape(label)}</figcaption>"
-            + html_table(columns, [[r[0], *(_pct(v) for v in r[1:])] for r in rows],
-                         cell_style=lambda c, v: colour(c, _unpct(v)))
+            + html_table(columns, rows, cell_style=colour, cell_text=_percent)
             + "</figure>")
 
 
-def _pct(value):
+def _percent(column, value):
+    """A monthly table cell: one decimal percent, blank for a month without bars."""
     return "" if value is None else f"{value * 100:.1f}%"
-
-
-def _unpct(text):
-    return float(text[:-1]) / 100 if text.endswith("%") else None
 
 
 # -- sweep ---------------------------------------------------------------------------------
