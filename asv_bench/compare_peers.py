@@ -19,7 +19,7 @@ a relative 1e-9 and ``n_trades`` exactly (both count a final open trade).
 
 Usage::
 
-    python asv_bench/compare_peers.py                # sizes S and L
+    python asv_bench/compare_peers.py                # sizes S, L and P (portfolios)
     python asv_bench/compare_peers.py --quick        # fewer repeats, smaller backtesting.py slice
     python asv_bench/compare_peers.py --sizes S --json out.json
 """
@@ -42,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from benchmarks import common  # noqa: E402
+import peers_portfolio  # noqa: E402
 
 RTOL = 1e-9
 TARGET_L = 600e6  # bar-evaluations per second, the issue's target for size L
@@ -320,7 +321,9 @@ def engine_backtesting(size, quick):
 
 ENGINES = {"sweepbt": engine_sweepbt, "sweepbt1": lambda s, q: engine_sweepbt(s, q, 1),
            "sweepbt_nostops": lambda s, q: engine_sweepbt(s, q, no_stops=True),
-           "vectorbt": engine_vectorbt, "backtesting": engine_backtesting}
+           "vectorbt": engine_vectorbt, "backtesting": engine_backtesting,
+           "sweepbt_portfolio": peers_portfolio.engine_sweepbt,
+           "vectorbt_portfolio": peers_portfolio.engine_vectorbt}
 
 
 # ----------------------------------------------------------------------------------------
@@ -470,8 +473,8 @@ def print_table(rows, ref_time):
 def main_parent(args):
     sizes = [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
     for s in sizes:
-        if s not in ("S", "L"):
-            sys.exit(f"--sizes takes S and/or L, got {s!r}")
+        if s not in ("S", "L", "P"):
+            sys.exit(f"--sizes takes S, L and/or P, got {s!r}")
     t_start = time.perf_counter()
     machine = machine_description()
     report = {"machine": machine, "quick": args.quick, "sizes": {}}
@@ -492,6 +495,9 @@ def main_parent(args):
     print("of the engine's own subprocess; increase = peak minus RSS after imports + data.")
 
     for size in sizes:
+        if size == "P":
+            report["sizes"][size] = portfolio_section(args.quick)
+            continue
         n_assets, n_bars = common.SHAPES[size]
         print()
         if size == "S":
@@ -563,11 +569,50 @@ def main_parent(args):
     return 1 if failed else 0
 
 
+def portfolio_section(quick):
+    """Workload P (asv_bench/peers_portfolio.py): 1,080 cash-sharing portfolios."""
+    n_assets, n_bars = common.PORTFOLIO_SHAPE
+    n = len(common.portfolio_combos())
+    print()
+    print(f"== P: portfolios of {n_assets} assets x {n_bars:,} bars sharing one cash "
+          f"balance: {n:,} combos (90 fast/slow x SL {{none, 5, 10}}% x size {{0.125, "
+          f"0.25}} x max_positions {{none, 4}}), {common.portfolio_bar_evaluations() / 1e6:,.1f}"
+          " M asset-bar evaluations; no fees")
+    rows = [run_child(e, "P", quick) for e in ("sweepbt_portfolio", "vectorbt_portfolio")]
+    ref, vbt = rows
+    if "error" in ref:
+        print_table(rows, 1.0)
+        return {"rows": rows}
+    print_table(rows, ref["time_s"])
+    print("  vectorbt: one cash-sharing group per combo (group_by, cash_sharing=True, "
+          "call_seq='auto'),")
+    print("  value sizing (size x init_cash); no position cap, so the max_positions=4 "
+          "half repeats the other")
+    entry = {"rows": [{k: v for k, v in r.items() if k != "rows"} for r in rows],
+             "throughput": ref["bar_evaluations"] / ref["time_s"]}
+    if "error" not in vbt:
+        chk = peers_portfolio.check_agreement(ref, vbt, RTOL)
+        ok = not chk["mismatches"] and not chk["missing"]
+        print(f"  agreement on the {chk['compared']:,} value-sized, uncapped portfolios "
+              f"(sweepbt re-run with size_type='value'): {'PASS' if ok else 'FAIL'}, "
+              f"{len(chk['mismatches'])} mismatches, {chk['missing']} unmatched, largest "
+              f"relative total_return difference {chk['worst_rel']:.1e}")
+        for key, ra, rb, na, nb in chk["mismatches"][:10]:
+            print(f"    (fast, slow, sl, size)={key}: total_return {ra!r} vs {rb!r}, "
+                  f"n_trades {na} vs {nb}")
+        entry["agreement"] = {"pass": ok, **{k: v for k, v in chk.items()
+                                             if k != "mismatches"},
+                              "n_mismatches": len(chk["mismatches"])}
+        entry["ratio"] = vbt["time_s"] / ref["time_s"]
+    return entry
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="fewer timing repeats and a smaller backtesting.py slice")
-    p.add_argument("--sizes", default="S,L", help="comma-separated sizes to run: S, L")
+    p.add_argument("--sizes", default="S,L,P",
+                   help="comma-separated sizes to run: S, L, P (portfolios)")
     p.add_argument("--json", help="also write every figure to this JSON file")
     p.add_argument("--engine", choices=sorted(ENGINES), help=argparse.SUPPRESS)
     p.add_argument("--size", help=argparse.SUPPRESS)

@@ -26,6 +26,7 @@ from sweepbt.kernels.enums import (
     Scratch,
     Signals,
     SimSettings,
+    SizeType,
 )
 from sweepbt.kernels.indicators import (
     atr_bank,
@@ -46,15 +47,26 @@ from sweepbt.kernels.indicators import (
     wilder_rsi_1d,
 )
 from sweepbt.kernels.signals import codes_to_events, cross_events, donchian_events, level_events
-from sweepbt.kernels.simulate import backtest_record, equity_paths, simulate_asset, sweep_metrics
+from sweepbt.kernels.simulate import (
+    backtest_record,
+    equity_paths,
+    portfolio_equity_paths,
+    portfolio_metrics,
+    portfolio_record,
+    simulate_asset,
+    simulate_portfolio,
+    sweep_metrics,
+)
 
 __all__ = [
     "EXIT_REASONS", "METRIC_NAMES", "N_METRICS", "N_RULES", "RULE_COLUMNS", "TRADE_DTYPE",
     "Bars", "Combos", "Direction", "Events", "ExitReason", "FillMode",
-    "Market", "Metric", "Outputs", "Rule", "Scratch", "Signals", "SimSettings",
+    "Market", "Metric", "Outputs", "Rule", "Scratch", "Signals", "SimSettings", "SizeType",
     "atr_bank", "backtest_record", "bollinger_bank", "channel_1d", "channel_bank", "codes",
     "codes_to_events", "cross_events", "diff_rows_bank", "donchian_events", "ema_1d", "ema_bank",
-    "ema_rows_bank", "equity_paths", "level_events", "roc_1d", "roc_bank", "rolling_mean_1d",
-    "rolling_std_1d", "rsi_bank", "simulate_asset", "sma_bank", "sweep_metrics",
+    "ema_rows_bank", "equity_paths", "level_events", "portfolio_equity_paths",
+    "portfolio_metrics", "portfolio_record", "roc_1d", "roc_bank", "rolling_mean_1d",
+    "rolling_std_1d", "rsi_bank", "simulate_asset", "simulate_portfolio", "sma_bank",
+    "sweep_metrics",
     "wilder_atr_1d", "wilder_rsi_1d",
 ]

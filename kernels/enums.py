@@ -33,6 +33,16 @@ class FillModeT(NamedTuple):
 FillMode = FillModeT()
 
 
+class SizeTypeT(NamedTuple):
+    """What a portfolio's ``size`` means (docs/semantics.md, Portfolio backtests)."""
+
+    equity: int = 0  # a fraction of the equity at the fill
+    value: int = 1  # a cash amount per entry
+
+
+SizeType = SizeTypeT()
+
+
 class DirectionT(NamedTuple):
     """Which signal bits a backtest honours (kernels.codes)."""
 
@@ -54,6 +64,7 @@ class ExitReasonT(NamedTuple):
     time: int = 4
     end: int = 5  # still open at the end of the span: marked at the last close
     ruin: int = 6  # equity reached 0 or below: the backtest stops (docs/semantics.md, Ruin)
+    delist: int = 7  # portfolio: the asset's span ended before the data's (closed, with costs)
 
 
 ExitReason = ExitReasonT()
@@ -127,6 +138,7 @@ class RuleT(NamedTuple):
     fixed_fees: int = 8
     slippage: int = 9
     size: int = 10
+    max_positions: int = 11  # portfolio: a whole number of open positions at most, 0 = no cap
 
 
 Rule = RuleT()
@@ -134,13 +146,14 @@ RULE_COLUMNS = RuleT._fields
 N_RULES = len(RULE_COLUMNS)
 
 #: one closed round trip; bars are absolute bar indices, ``direction`` +1 long / -1 short,
-#: ``exit_reason`` an ExitReason value, ``mfe``/``mae`` fractions of the entry price
+#: ``exit_reason`` an ExitReason value, ``mfe``/``mae`` fractions of the entry price,
+#: ``asset`` the Bundle index of the asset traded
 TRADE_DTYPE = np.dtype([
     ("direction", np.int64), ("entry_bar", np.int64), ("exit_bar", np.int64),
     ("entry_price", np.float64), ("exit_price", np.float64), ("entry_quote", np.float64),
     ("exit_quote", np.float64), ("units", np.float64), ("pnl", np.float64),
     ("return", np.float64), ("exit_reason", np.int64), ("mfe", np.float64),
-    ("mae", np.float64),
+    ("mae", np.float64), ("asset", np.int64),
 ], align=True)
 
 
@@ -184,16 +197,19 @@ class SimSettings(NamedTuple):
     direction: int  # a Direction value
     init_cash: float
     periods_per_year: float
+    size_type: int = 0  # a SizeType value (portfolio backtests only)
 
     @classmethod
-    def of(cls, fill, direction, init_cash, periods_per_year):
-        return cls(int(fill), int(direction), float(init_cash), float(periods_per_year))
+    def of(cls, fill, direction, init_cash, periods_per_year, size_type=0):
+        return cls(int(fill), int(direction), float(init_cash), float(periods_per_year),
+                   int(size_type))
 
 
 class Outputs(NamedTuple):
     """Where one backtest writes: ``metrics`` (N_METRICS floats, METRIC_NAMES order) and,
     when recording, per-bar ``equity``, ``cash``, ``units`` (signed) over the Market's bar
-    axis and one TRADE_DTYPE record per trade in ``trades`` (room for every trade)."""
+    axis and one TRADE_DTYPE record per trade in ``trades`` (room for every trade). A
+    portfolio's ``units`` is ``(n_assets, n_bars)``, one row per asset."""
 
     metrics: np.ndarray
     equity: np.ndarray
@@ -212,6 +228,7 @@ class Bars(NamedTuple):
     atr: np.ndarray
     start: int
     end: int
+    asset: int  # its index in the Bundle (written to its trade records)
 
 
 class Signals(NamedTuple):
@@ -231,7 +248,7 @@ class Scratch(NamedTuple):
 
 def _check_positions():
     """Every enum's values are its field positions (its names are column names)."""
-    for enum in (FillMode, Direction, ExitReason, Metric, Tally, Rule):
+    for enum in (FillMode, SizeType, Direction, ExitReason, Metric, Tally, Rule):
         if tuple(enum) != tuple(range(len(enum))):
             raise AssertionError(f"{type(enum).__name__}: values must be 0, 1, 2, ...")
 

@@ -65,19 +65,22 @@ def test_enums_are_named_positions():
     assert kernels.EXIT_REASONS[kernels.ExitReason.ruin] == "ruin"
     assert tuple(kernels.FillMode) == (0, 1)
     assert tuple(kernels.Direction) == (0, 1, 2)
+    assert kernels.EXIT_REASONS[kernels.ExitReason.delist] == "delist"
+    assert tuple(kernels.SizeType) == (0, 1)
 
 
 def test_trade_record_types():
     dtype = kernels.TRADE_DTYPE
-    for name in ("direction", "entry_bar", "exit_bar", "exit_reason"):
+    for name in ("direction", "entry_bar", "exit_bar", "exit_reason", "asset"):
         assert dtype[name] == np.int64, name
     for name in ("entry_price", "exit_price", "units", "pnl", "return", "mfe", "mae"):
         assert dtype[name] == np.float64, name
 
 
 def test_settings_are_typed_once():
-    settings = kernels.SimSettings.of(np.int32(1), True, 10_000, np.float32(252))
-    assert [type(v) for v in settings] == [int, int, float, float]
+    settings = kernels.SimSettings.of(np.int32(1), True, 10_000, np.float32(252),
+                                      np.int8(1))
+    assert [type(v) for v in settings] == [int, int, float, float, int]
 
 
 def test_simulate_pins_the_enums(monkeypatch):

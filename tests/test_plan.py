@@ -107,7 +107,7 @@ def test_parquet_parts_from_two_writers_read_back_in_grid_order(data, tmp_path,
     monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 4 * data.n_bars * 11)
     p = _plan(data)
     results = _results(p, list(p.chunks()))
-    first = ParquetParts(tmp_path / "rows", p.bundle, "sma_cross", p.fixed)
+    first = ParquetParts(tmp_path / "rows", p.row_symbols, "sma_cross", p.fixed)
     second = first.part_writer()
     for k, r in enumerate(results[::-1]):
         (first if k % 2 else second).add(r)

@@ -48,3 +48,30 @@ class Throughput:
         return common.bar_evaluations("L") / best
 
     track_bar_evaluations_per_second_L.unit = "bar-evaluations/s"
+
+
+class PortfolioSweep:
+    """``sb.sweep(..., portfolio=True)`` of workload P: 1,080 portfolios, each 8 assets x
+    6,300 bars sharing one cash balance (54 M asset-bar evaluations), end to end."""
+
+    timeout = 600
+
+    def setup(self):
+        common.warm_kernels()
+        self.bundle = common.gbm_bundle(*common.PORTFOLIO_SHAPE)
+
+    def time_sweep(self):
+        common.run_portfolio_sweep(self.bundle)
+
+    def peakmem_sweep(self):
+        common.run_portfolio_sweep(self.bundle)
+
+    def track_asset_bar_evaluations_per_second(self):
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            common.run_portfolio_sweep(self.bundle)
+            best = min(best, time.perf_counter() - t0)
+        return common.portfolio_bar_evaluations() / best
+
+    track_asset_bar_evaluations_per_second.unit = "asset-bar evaluations/s"

@@ -17,6 +17,9 @@ S     4 assets x 2,520 bars   fast 5..50/5, slow 20..200/20, 3 SL,   3,240
 L     4 assets x 2,520 bars   as S with 9 SL x 9 TP (7,290 combos)   29,160
 XL    1 asset x 2,520 bars    fast 100 x slow 100 x 10 SL x 10 TP    1,000,000 before
                               (1,000,000 combos before fast < slow)  the constraint
+P     8 assets x 6,300 bars   fast/slow as S, SL {none, 5, 10}% x    1,080
+                              size {0.125, 0.25} x max_positions     portfolios
+                              {none, 4}; portfolio=True, no fees
 ====  ======================  =====================================  ===========
 """
 
@@ -49,6 +52,13 @@ GRIDS = {
 }
 #: (n_assets, n_bars) of each size's data
 SHAPES = {"S": (4, DAILY_BARS), "L": (4, DAILY_BARS), "XL": (1, DAILY_BARS)}
+
+#: workload P: portfolio backtests (one cash balance per combo) on 8 assets x 6,300 daily
+#: bars (25 years); 90 fast/slow pairs x 3 stop-losses x 2 sizes x 2 position caps
+PORTFOLIO_SHAPE = (8, 6300)
+PORTFOLIO_GRID = {"fast": FAST_S, "slow": SLOW_S, "stop_loss": [None, 0.05, 0.10],
+                  "size": [0.125, 0.25], "max_positions": [None, 4]}
+PORTFOLIO_FIXED = {"fill": "close", "constraint": "fast < slow", "portfolio": True}
 
 #: a tiny sweep that compiles (or loads from the cache) every kernel a sweep uses
 TINY_GRID = {"fast": [3, 5], "slow": [8, 12], "stop_loss": [0.05, None],
@@ -157,6 +167,27 @@ def run_sweep(bundle, size, **kwargs):
     return sb.sweep(bundle, "sma_cross", **GRIDS[size], **FIXED, **kwargs)
 
 
+def portfolio_combos():
+    """Workload P's combos in sweepbt's order: ``(fast, slow, stop_loss, size,
+    max_positions)`` with fast < slow (1,080)."""
+    g = PORTFOLIO_GRID
+    return [c for c in itertools.product(g["fast"], g["slow"], g["stop_loss"], g["size"],
+                                         g["max_positions"]) if c[0] < c[1]]
+
+
+def portfolio_bar_evaluations():
+    """Asset-bar evaluations of workload P: combos x assets x bars."""
+    n_assets, n_bars = PORTFOLIO_SHAPE
+    return len(portfolio_combos()) * n_assets * n_bars
+
+
+def run_portfolio_sweep(bundle, **kwargs):
+    """``sb.sweep`` of workload P on ``bundle``."""
+    import sweepbt as sb
+
+    return sb.sweep(bundle, "sma_cross", **{**PORTFOLIO_GRID, **PORTFOLIO_FIXED, **kwargs})
+
+
 def warm_kernels():
     """Compile (or load from numba's cache) every kernel a sweep and a backtest use, on a
     tiny problem, so that compile time never lands inside a timed benchmark."""
@@ -166,6 +197,7 @@ def warm_kernels():
     sb.sweep(bundle, "sma_cross", **TINY_GRID, **FIXED)
     sb.backtest(bundle, "sma_cross", fast=5, slow=20, stop_loss=0.05, take_profit=0.1,
                 fees=0.001, fill="close")
+    sb.sweep(bundle, "sma_cross", **TINY_GRID, **PORTFOLIO_FIXED)
     return bundle
 
 

@@ -21,7 +21,7 @@ try:
         from sweepbt.custom import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL,
                                     define_strategy, load_strategy)
         from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
-        from sweepbt.results import BacktestResult, SweepResult
+        from sweepbt.results import BacktestResult, PortfolioResult, SweepResult
         from sweepbt.html_report import report
         from sweepbt.strategies import STRATEGIES
         from sweepbt.walkforward import WalkForwardResult, walk_forward
@@ -35,6 +35,7 @@ __all__ = [
     "BUY",
     "Bundle",
     "BacktestResult",
+    "PortfolioResult",
     "ENTER_LONG",
     "ENTER_SHORT",
     "EXIT_LONG",

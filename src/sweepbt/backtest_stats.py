@@ -1,4 +1,5 @@
-"""A single backtest's descriptive statistics beyond the kernel's metrics (numpy only).
+"""A single backtest's descriptive statistics beyond the kernel's metrics (numpy; the
+stats columns as Arrow arrays).
 
 :func:`span_stats` computes, for one asset's recorded backtest, the columns of
 :data:`EXTRA_STAT_NAMES` (docs/semantics.md, "Single-backtest statistics"): the span's
@@ -12,10 +13,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
+
+from sweepbt.vocabulary import metric_index
 
 __all__ = ["EXTRA_STAT_NAMES", "buy_and_hold", "drawdown", "drawdown_runs", "monthly_returns",
-           "span_stats"]
+           "extra_columns", "span_stats"]
 
+#: the kernel's ``exposure`` metric column
+EXPOSURE = metric_index("exposure")
 #: the columns :func:`span_stats` adds to a backtest's stats, in order
 EXTRA_STAT_NAMES = ("start", "end", "duration", "buy_and_hold_return",
                     "max_drawdown_duration", "avg_drawdown_duration", "best_trade",
@@ -65,7 +71,7 @@ def span_stats(equity, close, timestamps, pnl, returns, init_cash, exposure):
     """The :data:`EXTRA_STAT_NAMES` of one asset's backtest, as a dict.
 
     ``equity``, ``close``: the asset's 1-D rows on the bar axis (equity NaN outside the
-    span); ``timestamps`` datetime64[ns]; ``pnl``, ``returns``: the asset's trades (cash,
+    span; ``close`` None for a portfolio: no buy-and-hold return, NaN); ``timestamps`` datetime64[ns]; ``pnl``, ``returns``: the asset's trades (cash,
     fraction); ``exposure``: the kernel's metric. ``start``/``end`` are None and the rest
     NaN for an empty span; trade statistics are NaN without trades (``sqn`` with fewer than
     two trades or zero spread of pnl); ``exposure_adjusted_return`` is NaN at zero exposure.
@@ -79,7 +85,8 @@ def span_stats(equity, close, timestamps, pnl, returns, init_cash, exposure):
     first, last = int(live[0]), int(live[-1])
     out["start"], out["end"] = timestamps[first], timestamps[last]
     out["duration"] = timestamps[last] - timestamps[first]
-    out["buy_and_hold_return"] = float(close[last] / close[first] - 1.0)
+    if close is not None:
+        out["buy_and_hold_return"] = float(close[last] / close[first] - 1.0)
     runs = drawdown_runs(equity, init_cash)
     out["max_drawdown_duration"] = int(runs.max()) if runs.size else 0
     out["avg_drawdown_duration"] = float(runs.mean()) if runs.size else nan
@@ -118,3 +125,27 @@ def monthly_returns(timestamps, equity, init_cash):
     table = np.full((years.size, 12), np.nan)
     table[months // 12 - years[0], months % 12] = rets
     return years + 1970, table
+
+
+def extra_columns(bundle, fixed, metrics, equity_rows, close_rows, trade_groups):
+    """The :data:`EXTRA_STAT_NAMES` columns of a backtest's stats: one row per equity row
+    (an asset with its close and trades; a portfolio with no close and every trade)."""
+    exposure = metrics[:, EXPOSURE]
+    rows = [span_stats(e, c, bundle.timestamps, t["pnl"], t["return"], fixed["init_cash"],
+                       exposure[i])
+            for i, (e, c, t) in enumerate(zip(equity_rows, close_rows, trade_groups))]
+    ns = pa.timestamp("ns", tz="UTC")
+    cols = {}
+    for name in EXTRA_STAT_NAMES:
+        values = [r[name] for r in rows]
+        if name in ("start", "end"):
+            cols[name] = pa.array([None if v is None else int(v.astype(np.int64))
+                                   for v in values], pa.int64()).cast(ns)
+        elif name == "duration":
+            cols[name] = pa.array([None if v is None else int(v.astype(np.int64))
+                                   for v in values], pa.int64()).cast(pa.duration("ns"))
+        elif name == "max_drawdown_duration":
+            cols[name] = pa.array(values, pa.int64())
+        else:
+            cols[name] = pa.array(values, pa.float64())
+    return cols

@@ -43,18 +43,23 @@ def _mean(table, name):
     return float(np.mean(values)) if values.size else float("nan")
 
 
+def _mean_text(stats, name):
+    label = f"mean {name}" if stats.num_rows > 1 else name
+    return f"{label} {format_value(name, _mean(stats, name))}"
+
+
 def backtest_repr(bt):
     stats = bt.stats
-    return (f"<BacktestResult {bt.strategy}({params_text(bt.params)}) on "
-            f"{span_text(bt.bundle)}: {bt.trades.num_rows:,} trades, mean total_return "
-            f"{format_value('total_return', _mean(stats, 'total_return'))}, mean sharpe "
-            f"{format_value('sharpe', _mean(stats, 'sharpe'))}>")
+    return (f"<{type(bt).__name__} {bt.strategy}({params_text(bt.params)}) on "
+            f"{span_text(bt.bundle)}: {bt.trades.num_rows:,} trades, "
+            f"{_mean_text(stats, 'total_return')}, {_mean_text(stats, 'sharpe')}>")
 
 
 def backtest_html(bt):
     stats = bt.stats
     columns = [c for c in BACKTEST_COLUMNS if c in stats.column_names]
-    return (f"<div><b>BacktestResult</b> {escape(bt.strategy)}({escape(params_text(bt.params))})"
+    return (f"<div><b>{type(bt).__name__}</b> {escape(bt.strategy)}"
+            f"({escape(params_text(bt.params))})"
             f"<br>{escape(span_text(bt.bundle))}, {bt.trades.num_rows:,} trades"
             + arrow_html(stats, columns=columns, max_rows=SUMMARY_ROWS)
             + "<small>all columns: <code>.stats</code>; trades: <code>.trades</code>; "
@@ -62,10 +67,17 @@ def backtest_html(bt):
               "</small></div>")
 
 
+def sweep_size(res):
+    """``120 combos x 5 assets = 600 backtests`` (``120 portfolio backtests``)."""
+    if tuple(res.symbols) == ("portfolio",):
+        return f"{res.n_combos:,} portfolio backtests"
+    return (f"{res.n_combos:,} combos x {len(res.symbols)} assets = "
+            f"{res.n_backtests:,} backtests")
+
+
 def _sweep_line(res):
     axes = ", ".join(res.axes)
-    return (f"{res.strategy}: {res.n_combos:,} combos x {res.bundle.n_assets} assets = "
-            f"{res.n_backtests:,} backtests" + (f"; axes {axes}" if axes else "")
+    return (f"{res.strategy}: {sweep_size(res)}" + (f"; axes {axes}" if axes else "")
             + f"; {res.elapsed:.2f} s")
 
 

@@ -44,7 +44,7 @@ class SweepTooLarge(MemoryError):
 
 def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
              init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
-             window=D.window, **params):
+             window=D.window, portfolio=D.portfolio, size_type=D.size_type, **params):
     """Run one backtest per asset and record everything: stats, trades, equity.
 
     ``data`` is a Bundle or anything :func:`sweepbt.load` takes. ``params`` are the
@@ -52,6 +52,10 @@ def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
     ``trailing_stop``, ``max_bars``, ``fees``, ``fixed_fees``, ``slippage``, ``size``), all
     scalars; see docs/semantics.md for what each means. ``window=(start_bar, stop_bar)``
     trades only inside those bars, with indicators warmed up on the bars before.
+
+    ``portfolio=True`` runs one backtest over every asset with one shared cash balance
+    (``size`` per ``size_type``, ``max_positions``; docs/semantics.md, Portfolio
+    backtests) and returns a :class:`~sweepbt.results.PortfolioResult`.
     """
     for name, value in params.items():
         if isinstance(value, (list, tuple, range, np.ndarray)) and np.ndim(value) > 0:
@@ -60,7 +64,7 @@ def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
                 f"sweep {name}")
     plan = prepare(data, strategy, params, constraint=None, fill=fill, direction=direction,
                    init_cash=init_cash, periods_per_year=periods_per_year, threads=threads,
-                   window=window)
+                   window=window, portfolio=portfolio, size_type=size_type)
     return record_backtest(plan)
 
 
@@ -122,7 +126,7 @@ def _estimate(plan, sample=None):
         n_combos, error = sample, 0.0  # certainly (3 standard errors) enough to sample from
     elif sample is not None:
         n_combos = min(n_combos, sample)
-    n_backtests = n_combos * plan.n_assets
+    n_backtests = n_combos * plan.n_rows
     result_bytes = n_backtests * (_BYTES_PER_ROW + _BYTES_PER_PARAM * len(grid.names))
     return SweepEstimate(
         n_combos=n_combos, n_backtests=n_backtests,
@@ -133,18 +137,21 @@ def _estimate(plan, sample=None):
 
 def estimate(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
              direction=D.direction, init_cash=D.init_cash,
-             periods_per_year=D.periods_per_year, window=D.window, sample=D.sample, **params):
+             periods_per_year=D.periods_per_year, window=D.window, sample=D.sample,
+             portfolio=D.portfolio, size_type=D.size_type, **params):
     """Size a sweep without running it: combos, backtests, bar-evaluations, memory."""
     plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
                    direction=direction, init_cash=init_cash,
-                   periods_per_year=periods_per_year, threads=None, window=window)
+                   periods_per_year=periods_per_year, threads=None, window=window,
+                   portfolio=portfolio, size_type=size_type)
     return _estimate(plan, check_sample(sample, None)[0])
 
 
 def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
           direction=D.direction, init_cash=D.init_cash, periods_per_year=D.periods_per_year,
           threads=D.threads, progress=D.progress, top=D.top, metric=D.metric, out=D.out,
-          max_memory=D.max_memory, sample=D.sample, seed=D.seed, window=D.window, **params):
+          max_memory=D.max_memory, sample=D.sample, seed=D.seed, window=D.window,
+          portfolio=D.portfolio, size_type=D.size_type, **params):
     """Backtest every combination of the parameter grid on every asset.
 
     Any strategy parameter or risk/cost option given as a sequence is a grid axis (cartesian
@@ -164,25 +171,29 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     starts. ``top=k`` keeps only the ``k`` best combos by ``metric`` (mean over assets)
     while streaming; ``out="dir"`` writes every row to a Parquet dataset directory, chunk by
     chunk. With either, memory stays bounded however large the grid is.
+
+    ``portfolio=True`` makes each combo one backtest over every asset with one shared
+    cash balance: one row per combo, symbol ``"portfolio"`` (docs/semantics.md).
     """
     plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
                    direction=direction, init_cash=init_cash,
-                   periods_per_year=periods_per_year, threads=threads, window=window)
+                   periods_per_year=periods_per_year, threads=threads, window=window,
+                   portfolio=portfolio, size_type=size_type)
     sample, seed = check_sample(sample, seed)
     size = _estimate(plan, sample)
     keep = _keeper(plan, size, top, metric, out, max_memory)
     if sample is not None:
         plan.fixed.update(sample=sample, seed=seed)
     t0 = time.perf_counter()
-    moments = SharpeMoments(plan.n_assets)
+    moments = SharpeMoments(plan.n_rows)
     chunks = plan.chunks(sampled_combos(plan.grid, sample, seed))
     if progress is None:
         progress = size.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
     done, path = _run(plan, chunks, [moments, keep], out, size.n_backtests, progress)
     kept = keep.finish() if keep is not None else None
     return SweepResult(
-        bundle=plan.bundle, strategy=plan.strategy.name, fixed=plan.fixed,
-        names=plan.grid.names, axes=plan.grid.axes, n_combos=done,
+        bundle=plan.bundle, symbols=plan.row_symbols, strategy=plan.strategy.name,
+        fixed=plan.fixed, names=plan.grid.names, axes=plan.grid.axes, n_combos=done,
         combos=None if kept is None else kept.ids,
         params=None if kept is None else kept.params,
         metrics=None if kept is None else kept.metrics,
@@ -195,7 +206,7 @@ def _keeper(plan, size, top, metric, out, max_memory):
     """The sink of the rows a sweep keeps in memory: the top ``top`` combos, every row
     (if they fit in ``max_memory``), or none (``out=`` alone)."""
     if top is not None:
-        return KeepTop(check_count("top", top), metric, plan.n_assets, plan.grid.names)
+        return KeepTop(check_count("top", top), metric, plan.n_rows, plan.grid.names)
     if out is not None:
         return None
     limit = MEMORY_SHARE * size.available_bytes if max_memory is None else max_memory
@@ -212,16 +223,16 @@ def _run(plan, chunks, sinks, out, n_backtests, progress):
     """Run ``chunks`` into ``sinks`` (None entries skipped) and, with ``out``, a Parquet
     dataset; returns (combos run, dataset path or None). An interrupted or failed run
     writes nothing."""
-    n_assets = plan.n_assets
+    n_rows = plan.n_rows
     executor = InProcess()
     bar = ProgressBar(n_backtests) if progress else None
     parts = None
     try:
         # inside the try: an interrupt right after its folder is made still removes it
         if out is not None:
-            parts = ParquetParts(out, plan.bundle, plan.strategy.name, plan.fixed)
+            parts = ParquetParts(out, plan.row_symbols, plan.strategy.name, plan.fixed)
         done = executor.run(plan, chunks, [s for s in (*sinks, parts) if s is not None],
-                            None if bar is None else lambda n: bar.update(n * n_assets))
+                            None if bar is None else lambda n: bar.update(n * n_rows))
         if done == 0:
             raise no_combination(plan.grid)
         return done, (parts.finish() if parts is not None else None)
@@ -229,7 +240,7 @@ def _run(plan, chunks, sinks, out, n_backtests, progress):
         if parts is not None:
             parts.abort()
         raise KeyboardInterrupt(
-            f"sweep interrupted after {executor.done * n_assets:,} of {n_backtests:,} "
+            f"sweep interrupted after {executor.done * n_rows:,} of {n_backtests:,} "
             "backtests; nothing was written") from None
     except BaseException:
         if parts is not None:

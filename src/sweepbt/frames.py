@@ -53,14 +53,25 @@ def series_pandas(bundle, series, init_cash, call):
 
 
 def series_arrow(bundle, series, init_cash):
-    """Per-bar ``series`` in long form: ``timestamp, symbol``, one column per series; the
-    bars of each asset's span only (where its equity is defined)."""
+    """Per-bar ``series`` as an Arrow table. Per asset, long: ``timestamp, symbol``, one
+    column per series, the bars of each asset's span. A portfolio (1-D equity), wide:
+    ``timestamp``, each 1-D series, ``units_SYMBOL`` per asset, the bars of its span."""
     full = per_bar_series(series, init_cash)
     live = ~np.isnan(full["equity"])
+    ts_type = pa.timestamp("ns", tz="UTC")
+    if live.shape[0] == 1 and bundle.n_assets > 1 or any(
+            v.shape != live.shape for v in full.values()):
+        bars = np.flatnonzero(live[0])
+        cols = {"timestamp": pa.array(bundle.timestamps[bars].astype(np.int64)).cast(ts_type)}
+        for name, rows in full.items():
+            for label, row in zip(_labels(bundle, rows.shape[0]), rows):
+                key = name if rows.shape[0] == 1 else f"{name}_{label}"
+                cols[key] = pa.array(row[bars])
+        return pa.table(cols)
     asset, bar = np.nonzero(live)
-    ts = pa.array(bundle.timestamps[bar].astype(np.int64)).cast(pa.timestamp("ns", tz="UTC"))
-    cols = {"timestamp": ts,
-            "symbol": pa.array(list(bundle.symbols), pa.string()).take(pa.array(asset))}
+    ts = pa.array(bundle.timestamps[bar].astype(np.int64)).cast(ts_type)
+    labels = pa.array(_labels(bundle, live.shape[0]), pa.string())
+    cols = {"timestamp": ts, "symbol": labels.take(pa.array(asset))}
     cols.update({name: pa.array(values[live]) for name, values in full.items()})
     return pa.table(cols)
 

@@ -17,7 +17,7 @@ from sweepbt._files import write_atomic
 from sweepbt._format import format_value
 from sweepbt._html import arrow_html, column_values, escape, html_table
 from sweepbt.backtest_stats import monthly_returns
-from sweepbt.display import params_text, span_text
+from sweepbt.display import params_text, span_text, sweep_size
 
 __all__ = ["report", "report_html"]
 
@@ -103,9 +103,13 @@ def _backtest_body(bt, log):
                   _chart("drawdown", f"Drawdown: {label}", plot.drawdown(bt, asset))]
         if label != "portfolio":
             charts.append(_chart("trades", f"Trades: {label}", plot.trades(bt, asset)))
-        row = bt.equity if np.ndim(bt.equity) == 1 else bt.equity[bt.bundle.symbols.index(label)]
+        row = bt.equity if label == "portfolio" else bt.equity[bt.bundle.symbols.index(label)]
         charts.append(_monthly_table(bt.bundle.timestamps, row, bt.fixed["init_cash"], label))
         parts.append(_section(label, *charts))
+    if labels == ["portfolio"]:  # each asset's trades on its price
+        traded = [s for s in bt.bundle.symbols if s in set(bt.trades["symbol"].to_pylist())]
+        parts.append(_section("Trades per asset", *(
+            _chart("trades", f"Trades: {s}", plot.trades(bt, s)) for s in traded[:MAX_ASSETS])))
     return "".join(parts)
 
 
@@ -150,8 +154,7 @@ def _percent(column, value):
 
 def _sweep_body(res, metric, log, heatmap):
     axes = list(res.axes)
-    parts = [f"<p>{res.n_combos:,} combos x {res.bundle.n_assets} assets = "
-             f"{res.n_backtests:,} backtests; axes: {escape(', '.join(axes) or 'none')}</p>"]
+    parts = [f"<p>{escape(sweep_size(res))}; axes: {escape(', '.join(axes) or 'none')}</p>"]
     best = res.best(metric, TOP_K)
     shown = ["rank", "combo", *axes, *dict.fromkeys((metric, "total_return", "cagr", "sharpe",
                                                      "max_drawdown", "n_trades", "win_rate"))]
@@ -172,11 +175,11 @@ def _sweep_body(res, metric, log, heatmap):
     if best.num_rows:
         combo = best.column("combo")[0].as_py()
         bt = res.backtest(combo)
-        shown = list(res.bundle.symbols)[:MAX_ASSETS]
+        rows = np.atleast_2d(bt.equity)[:MAX_ASSETS]
+        shown = list(res.symbols)[:MAX_ASSETS]
         parts.append(_section(f"Best combo: {combo} ({params_text(bt.params)})", _chart(
-            "equity", f"Equity of the best combo, per asset (first {len(shown)})",
-            plot.equity_curves(res.bundle.timestamps, bt.equity[:len(shown)], shown,
-                               log=log))))
+            "equity", f"Equity of the best combo ({', '.join(shown)})",
+            plot.equity_curves(res.bundle.timestamps, rows, shown, log=log))))
     return "".join(parts)
 
 
@@ -188,7 +191,7 @@ def _walk_forward_body(wf):
                "is_sharpe", "oos_sharpe", "oos_total_return", "oos_max_drawdown",
                "efficiency"]
     charts = [_chart("walk_forward", f"Out-of-sample equity: {s}", plot.walk_forward(wf, s))
-              for s in list(wf.bundle.symbols)[:MAX_ASSETS]]
+              for s in wf.stats.column("symbol").to_pylist()[:MAX_ASSETS]]
     return (f"<p>{wf.n_windows} windows, {wf.n_combos:,} combos per training sweep, "
             f"objective {escape(wf.fixed.get('objective'))}, walk-forward efficiency "
             f"{escape(format_value('efficiency', wf.efficiency))}</p>"

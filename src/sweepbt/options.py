@@ -18,6 +18,8 @@ from sweepbt import kernels
 FILL_MODES = kernels.FillMode._asdict()
 #: ``direction=`` names and their kernel codes
 DIRECTIONS = kernels.Direction._asdict()
+#: ``size_type=`` names and their kernel codes
+SIZE_TYPES = kernels.SizeType._asdict()
 
 _ALL = ("backtest", "sweep", "estimate", "walk_forward")
 _GRIDS = ("sweep", "estimate", "walk_forward")
@@ -55,6 +57,15 @@ class RunOptions:
         None, _ALL, "bars per year for annualized metrics (default: inferred from the "
         "time stamps)", metavar="N",
         help="bars per year for annualized metrics (default: inferred)")
+    portfolio: bool = _option(
+        False, _ALL, "one backtest per combo over every asset, sharing one cash balance",
+        help="portfolio backtests: one per combo over every asset, sharing one cash balance "
+        "(docs/semantics.md, Portfolio backtests)")
+    size_type: str = _option(
+        "equity", _ALL, "portfolio: size is a fraction of equity ('equity') or a cash amount "
+        "per entry ('value')", choices=tuple(SIZE_TYPES),
+        help="with --portfolio: --size is a fraction of equity (default) or a cash amount "
+        "per entry (value)")
     threads: int | None = _option(None, ("backtest", "sweep", "walk_forward"),
                                   "kernel threads (default: numba's, all cores)", metavar="N",
                                   help="kernel threads (default: numba's default, all cores)")

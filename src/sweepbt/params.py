@@ -4,7 +4,7 @@ Every strategy parameter and every risk/cost option may be a scalar (fixed) or a
 grid axis). The grid is the cartesian product of the axes, filtered by an optional
 ``constraint`` expression. Per-combo values end up as flat numpy arrays, one per parameter,
 in the dtype the kernels take: windows int64; rates float64 with NaN meaning "rule off";
-``max_bars`` int64 with 0 meaning "off".
+``max_bars`` and ``max_positions`` int64 with 0 meaning "off".
 """
 
 from __future__ import annotations
@@ -56,8 +56,11 @@ OPTIONS = {o.name: o for o in (
            "cash per fill"),
     Option("slippage", 0.0, "float", (0.0, 1.0, False, True), False,
            "fraction of price, against the trader"),
-    Option("size", 1.0, "float", (0.0, 1.0, True, False), False,
-           "fraction of equity committed per entry"),
+    Option("size", 1.0, "float", (0.0, math.inf, True, True), False,
+           "per entry: a fraction of equity in (0, 1], or with portfolio size_type='value' "
+           "a cash amount"),
+    Option("max_positions", None, "int", (1, 2 ** 53, False, False), True,
+           "portfolio: open positions at most"),
 )}
 
 FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
@@ -249,7 +252,7 @@ class Grid:
 
 
 def is_null(name, values):
-    """Mask of 'rule off' values of a None-able option (NaN, or 0 for ``max_bars``)."""
+    """Mask of 'rule off' values of a None-able option (NaN, or 0 for an integer one)."""
     if name not in OPTIONS or not OPTIONS[name].allow_none:
         return None
     return values == 0 if OPTIONS[name].kind == "int" else np.isnan(values)

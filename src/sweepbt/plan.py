@@ -21,6 +21,7 @@ from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
+from sweepbt.options import SIZE_TYPES
 from sweepbt.params import EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null
 from sweepbt.strategies import STRATEGIES
 from sweepbt.strategy_lookup import get_strategy
@@ -33,6 +34,8 @@ SERIAL_BAR_EVALUATIONS = 2_000_000
 #: a sample= run gives up after this many random draws per combo wanted (constraint too tight)
 SAMPLE_DRAWS_PER_COMBO = 256
 ATR_RULES = ("stop_atr", "take_atr", "trailing_atr")
+#: the ``symbol`` of a portfolio backtest's result row
+PORTFOLIO_SYMBOL = "portfolio"
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,31 @@ class Settings:
     threads: object
     start: np.ndarray
     end: np.ndarray
+    portfolio: bool = False
+    size_type: int = 0  # a kernels.SizeType value
 
     @property
     def bars_per_combo(self):
-        """Bar-evaluations of one combo over every asset."""
+        """Bar-evaluations of one combo over every asset (asset-bars for a portfolio)."""
         return int((self.end - self.start).sum())
+
+    def row_spans(self):
+        """(start, end) of each result row of a combo: each asset's trade span, or for a
+        portfolio the one span from the first start to the last end of the assets with
+        bars in the span (the kernel's ``_axis``)."""
+        if not self.portfolio:
+            return self.start, self.end
+        traded = self.end > self.start
+        if not traded.any():
+            return np.zeros(1, np.int64), np.zeros(1, np.int64)
+        return self.start[traded].min(keepdims=True), self.end[traded].max(keepdims=True)
 
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """The rows of one chunk: ``metrics[k * n_assets + a]`` is combo ``ids[k]`` (a grid
-    index) on asset ``a``; ``params[name][k]`` its parameter values (kernel dtypes)."""
+    """The rows of one chunk: ``metrics[k * n_rows + a]`` is combo ``ids[k]`` (a grid
+    index) on asset ``a`` (``n_rows`` = n_assets), or its portfolio (``n_rows`` = 1);
+    ``params[name][k]`` its parameter values (kernel dtypes)."""
 
     ids: np.ndarray
     params: dict
@@ -100,6 +117,20 @@ class Plan:
     def n_assets(self):
         return self.bundle.n_assets
 
+    @property
+    def portfolio(self):
+        return self.settings.portfolio
+
+    @property
+    def row_symbols(self):
+        """The ``symbol`` of each result row of a combo: the assets, or ``"portfolio"``."""
+        return (PORTFOLIO_SYMBOL,) if self.portfolio else tuple(self.bundle.symbols)
+
+    @property
+    def n_rows(self):
+        """Result rows per combo: one per asset, or one for a portfolio."""
+        return 1 if self.portfolio else self.n_assets
+
     def built(self):
         """(signal source, ATR cache), built once (call inside ``kernel_threads``)."""
         if not self._built:
@@ -134,54 +165,61 @@ class Plan:
         source, atr = self.built()
         first = int(signal_idx[0])
         signals = source.events(first, int(signal_idx[-1]) + 1)
-        metrics = np.empty((kept.size * self.n_assets, kernels.N_METRICS))
-        n_pairs = metrics.shape[0]
+        metrics = np.empty((kept.size * self.n_rows, kernels.N_METRICS))
+        n_rows = metrics.shape[0]
         work = kept.size * self.settings.bars_per_combo
         threads = 1 if work < SERIAL_BAR_EVALUATIONS else n_threads(self.settings.threads)
-        n_tasks = max(1, min(n_pairs, 8 * threads))
+        n_tasks = max(1, min(n_rows, 8 * threads))
+        kernel = kernels.portfolio_metrics if self.portfolio else kernels.sweep_metrics
         with single_thread() if threads == 1 else contextlib.nullcontext():
-            kernels.sweep_metrics(**self._kernel_inputs(signals, atr, columns,
-                                                        signal_idx - first),
-                                  n_tasks=n_tasks, out=metrics)
+            kernel(**self._kernel_inputs(signals, atr, columns, signal_idx - first),
+                   n_tasks=n_tasks, out=metrics)
         return ChunkResult(kept, {n: columns[n] for n in self.grid.names}, metrics)
 
     def equity(self, ids):
-        """Per-bar equity ``(len(ids), n_assets, n_bars)`` of the grid combos ``ids`` (NaN
-        outside each asset's span)."""
+        """Per-bar equity ``(len(ids), n_rows, n_bars)`` of the grid combos ``ids`` (NaN
+        outside each row's span)."""
         columns, signal_idx, _ = self.grid.columns_at(np.asarray(ids, dtype=np.int64))
-        bundle = self.bundle
-        out = np.empty((signal_idx.size * bundle.n_assets, bundle.n_bars))
+        n_bars = self.bundle.n_bars
+        out = np.empty((signal_idx.size * self.n_rows, n_bars))
         if signal_idx.size:
+            kernel = kernels.portfolio_equity_paths if self.portfolio else \
+                kernels.equity_paths
             with kernel_threads(self.settings.threads):
                 source, atr = self.built()
                 first = int(signal_idx.min())
                 signals = source.events(first, int(signal_idx.max()) + 1)
-                kernels.equity_paths(**self._kernel_inputs(signals, atr, columns,
-                                                           signal_idx - first), out=out)
-        return out.reshape(signal_idx.size, bundle.n_assets, bundle.n_bars)
+                kernel(**self._kernel_inputs(signals, atr, columns, signal_idx - first),
+                       out=out)
+        return out.reshape(signal_idx.size, self.n_rows, n_bars)
 
     def record(self):
-        """Grid combo 0 on every asset with everything recorded: ``(params, metrics,
-        equity, cash, units, trades)``; per-bar arrays ``(n_assets, n_bars)``, NaN outside
-        the span; ``trades`` one kernels.TRADE_DTYPE record array per asset."""
+        """Grid combo 0 with everything recorded: ``(params, metrics, equity, cash,
+        units, trades)``. Per asset: per-bar arrays ``(n_assets, n_bars)``, NaN outside
+        each span, and one kernels.TRADE_DTYPE record array per asset. A portfolio:
+        ``equity`` and ``cash`` ``(n_bars,)``, ``units`` ``(n_assets, n_bars)``, NaN
+        outside the portfolio's span, and one record array of every trade."""
         bundle, settings = self.bundle, self.settings
-        n_assets, n_bars = bundle.n_assets, bundle.n_bars
         columns, signal_idx, _ = self.grid.columns_at(np.zeros(1, np.int64))
-        equity, cash, units = (np.full((n_assets, n_bars), np.nan) for _ in range(3))
-        trades = []
         with kernel_threads(settings.threads):
-            first = self.run_chunk(np.zeros(1, np.int64))  # sizes the trade buffers
-            metrics = first.metrics
+            metrics = self.run_chunk(np.zeros(1, np.int64)).metrics  # sizes the trades
             source, atr = self.built()
             signals = source.events(signal_idx[0], signal_idx[0] + 1)
             inputs = self._kernel_inputs(signals, atr, columns, signal_idx - signal_idx[0])
-            n_trades = metrics[:, kernels.Metric.n_trades]
-            for a in range(n_assets):  # pair a: the one combo on asset a
-                rows = np.empty(int(n_trades[a]), kernels.TRADE_DTYPE)
-                kernels.backtest_record(**inputs, pair=a, out=kernels.Outputs(
-                    metrics=metrics[a], equity=equity[a], cash=cash[a], units=units[a],
-                    trades=rows))
-                trades.append(rows)
+            n_trades = metrics[:, kernels.Metric.n_trades].astype(np.int64)
+            if self.portfolio:
+                equity, cash, units, trades = _record_portfolio(
+                    inputs, metrics[0], bundle, settings, int(n_trades[0]))
+            else:
+                equity, cash, units = (np.full((bundle.n_assets, bundle.n_bars), np.nan)
+                                       for _ in range(3))
+                trades = []
+                for a in range(bundle.n_assets):  # pair a: the one combo on asset a
+                    rows = np.empty(int(n_trades[a]), kernels.TRADE_DTYPE)
+                    kernels.backtest_record(**inputs, pair=a, out=kernels.Outputs(
+                        metrics=metrics[a], equity=equity[a], cash=cash[a], units=units[a],
+                        trades=rows))
+                    trades.append(rows)
         return self.params_of(0), metrics, equity, cash, units, trades
 
     def params_of(self, combo):
@@ -189,7 +227,8 @@ class Plan:
         scalars, None for a rule that is off. ValueError when the id is outside the grid or
         the constraint drops it."""
         if not 0 <= combo < self.grid.n_total:
-            raise ValueError(f"combo {combo} is not in this grid (ids 0..{self.grid.n_total - 1})")
+            raise ValueError(f"combo {combo} is not in this grid "
+                             f"(ids 0..{self.grid.n_total - 1})")
         columns, _, kept = self.grid.columns_at(np.array([combo], np.int64))
         if kept.size == 0:
             raise ValueError(f"combo {combo} does not pass the constraint "
@@ -213,8 +252,23 @@ class Plan:
                                      atr_idx=atr.index(columns["atr_window"]),
                                      rules=_rule_matrix(columns)),
             "settings": kernels.SimSettings.of(settings.fill, settings.direction,
-                                               settings.init_cash, settings.periods_per_year),
+                                               settings.init_cash, settings.periods_per_year,
+                                               settings.size_type),
         }
+
+
+def _record_portfolio(inputs, metrics, bundle, settings, n_trades):
+    """``portfolio_record`` of combo 0: (equity, cash, units, trades); per-bar arrays NaN
+    outside the portfolio's span."""
+    (start,), (end,) = settings.row_spans()
+    equity, cash = (np.full(bundle.n_bars, np.nan) for _ in range(2))
+    units = np.full((bundle.n_assets, bundle.n_bars), np.nan)
+    trades = np.empty(n_trades, kernels.TRADE_DTYPE)
+    if end > start:
+        units[:, start:end] = 0.0
+    kernels.portfolio_record(**inputs, combo=0, out=kernels.Outputs(
+        metrics=metrics, equity=equity, cash=cash, units=units, trades=trades))
+    return equity, cash, units, trades
 
 
 def _rule_matrix(columns):
@@ -253,7 +307,7 @@ class AtrCache:
 
 
 def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
-            periods_per_year, threads, window=None):
+            periods_per_year, threads, window=None, portfolio=False, size_type="equity"):
     """Validate one call's arguments into a Plan (nothing is computed yet)."""
     bundle = data if isinstance(data, Bundle) else load(data)
     strat = get_strategy(strategy)
@@ -265,12 +319,49 @@ def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
     grid = build_grid(strat, params, longest_span, constraint)
     if ppy is None:
         ppy = float(bundle.periods_per_year)
-    settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end)
+    size_code = check_sizing(portfolio, size_type, grid, params, cash)
+    settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end,
+                        bool(portfolio), size_code)
     fixed = {"fill": fill, "direction": direction, "init_cash": cash,
              "periods_per_year": ppy, "constraint": constraint}
+    if portfolio:
+        fixed.update(portfolio=True, size_type=size_type)
     if window is not None:
         fixed["window"] = list(window)  # as asked, not as each asset's span cuts it
     return Plan(bundle, strat, grid, settings, fixed)
+
+
+def check_sizing(portfolio, size_type, grid, params, init_cash):
+    """Check ``portfolio``, ``size_type`` and the grid's ``size`` and ``max_positions``
+    against each other; return the kernels.SizeType code."""
+    if not isinstance(portfolio, (bool, np.bool_)):
+        raise TypeError(f"portfolio must be True or False, got {portfolio!r}")
+    if isinstance(size_type, str) and size_type in SIZE_TYPES:
+        code = SIZE_TYPES[size_type]
+    else:
+        raise ValueError(f"unknown size_type {size_type!r}; expected one of "
+                         f"{sorted(SIZE_TYPES)}")
+    if not portfolio:
+        if code != kernels.SizeType.equity:
+            raise ValueError(f"size_type={size_type!r} needs portfolio=True (a per-asset "
+                             "backtest sizes each entry as a fraction of its own equity)")
+        if "max_positions" in params:
+            raise ValueError("max_positions needs portfolio=True (a per-asset backtest "
+                             "holds one position at most)")
+    sizes = grid.values["size"] if "size" in grid.values else np.array([1.0])
+    if code == kernels.SizeType.equity and sizes.max() > 1.0:
+        raise ValueError(
+            f"size={sizes.max():g} is a fraction of equity and must be in (0, 1]; for a "
+            "cash amount per entry use portfolio=True with size_type='value'")
+    if code == kernels.SizeType.value:
+        if "size" not in params:
+            raise ValueError("size_type='value' needs size= (the cash amount of each "
+                             "entry)")
+        if sizes.max() > init_cash:
+            raise ValueError(
+                f"size={sizes.max():g} is more cash per entry than init_cash={init_cash:g}; "
+                "give a size at most init_cash, or a larger init_cash")
+    return code
 
 
 def check_window(window, n_bars):

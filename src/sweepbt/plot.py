@@ -156,9 +156,10 @@ def trades_on_price(timestamps, close, trades, *, title="trades"):
 
 # -- backtest level ------------------------------------------------------------------------
 
-def asset_row(result, asset):
-    """(label, position) of ``asset`` (an index or a symbol) in a result's bundle."""
-    symbols = list(result.bundle.symbols)
+def asset_row(result, asset, symbols=None):
+    """(label, position) of ``asset`` (an index or a symbol) among ``symbols`` (default:
+    the result's bundle's)."""
+    symbols = list(result.bundle.symbols) if symbols is None else list(symbols)
     if isinstance(asset, str):
         if asset not in symbols:
             raise ValueError(f"unknown asset {asset!r}; assets: {', '.join(symbols)}")
@@ -309,9 +310,10 @@ def distribution(result, metric="sharpe", how="mean"):
 # -- walk-forward --------------------------------------------------------------------------
 
 def walk_forward(result, asset=0):
-    """The chained out-of-sample equity of one asset (training spans shaded), and per
-    window the chosen combo's in-sample against out-of-sample Sharpe."""
-    label, a = asset_row(result, asset)
+    """The chained out-of-sample equity of one asset, or of the portfolio (the first
+    training span shaded), and per window the chosen combo's in-sample against
+    out-of-sample Sharpe."""
+    label, a = asset_row(result, asset, result.stats.column("symbol").to_pylist())
     fig, (top, bottom) = _figure(rows=2)
     ts = result.bundle.timestamps
     _line(top, ts, result.equity[a], "oos_equity", color="#1f77b4")

@@ -14,19 +14,17 @@ import numpy as np
 
 from sweepbt._validate import check_count
 from sweepbt.series import returns_from_equity
-from sweepbt.plan import trade_span
 from sweepbt.stats import DeflatedSharpe, cscv, expected_max_sharpe, probabilistic_sharpe
 from sweepbt.vocabulary import N_METRICS, metric_index, rank_order
 
 
 def per_combo_means(result):
-    """(combo ids, per-combo metrics: mean over the assets with bars in the sweep's span,
-    mean bars per backtest) of the combos a SweepResult holds."""
+    """(combo ids, per-combo metrics: mean over the rows (assets, or the portfolio) with
+    bars in the sweep's span, mean bars per backtest) of the combos a SweepResult holds."""
     combos, _, metrics = result.held()
-    bundle = result.bundle
-    start, end = trade_span(bundle, result.fixed.get("window"))
+    start, end = result.plan.settings.row_spans()
     active = end > start
-    per_combo = metrics.reshape(combos.size, bundle.n_assets, N_METRICS)
+    per_combo = metrics.reshape(combos.size, len(result.symbols), N_METRICS)
     return combos, per_combo[:, active].mean(axis=1), float(np.mean((end - start)[active]))
 
 
@@ -120,7 +118,7 @@ def sweep_returns_matrix(result, k=1000, rank_metric="sharpe", max_bytes=64 << 2
     top = np.sort(combos[rank_order(per_combo, combos, rank_metric)[:k]])
     bundle = result.bundle
     init_cash = result.fixed["init_cash"]
-    block = max(1, int(max_bytes // (8 * bundle.n_assets * bundle.n_bars)))
+    block = max(1, int(max_bytes // (8 * len(result.symbols) * bundle.n_bars)))
     matrix = np.empty((top.size, bundle.n_bars))
     sub = 32  # combos per step of the arithmetic below (keeps temporaries in cache)
     for lo in range(0, top.size, block):

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from sweepbt import display, frames, html_report, kernels, result_stats
 from sweepbt._files import write_atomic, write_parquet
-from sweepbt.backtest_stats import EXTRA_STAT_NAMES, drawdown, span_stats
+from sweepbt.backtest_stats import drawdown, extra_columns
 from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count
 from sweepbt.params import evaluate_constraint, is_null
@@ -43,20 +43,64 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def sweep_table(bundle, strategy, fixed, combo_ids, params, metrics):
-    """The rows of a sweep: ``combo``, parameters, ``symbol``, metrics (combo-major)."""
-    n_assets = bundle.n_assets
-    repeat = np.repeat(np.arange(combo_ids.size), n_assets)
+def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics):
+    """The rows of a sweep: ``combo``, parameters, ``symbol``, metrics (combo-major);
+    ``symbols`` labels the rows of one combo (its assets, or ``"portfolio"``)."""
+    n_rows = len(symbols)
+    repeat = np.repeat(np.arange(combo_ids.size), n_rows)
     cols = {"combo": pa.array(combo_ids[repeat])}
     cols.update(_param_columns({n: v[repeat] for n, v in params.items()}))
-    symbols = pa.array(list(bundle.symbols), pa.string())
-    cols["symbol"] = symbols.take(pa.array(np.tile(np.arange(n_assets), combo_ids.size)))
+    labels = pa.array(list(symbols), pa.string())
+    cols["symbol"] = labels.take(pa.array(np.tile(np.arange(n_rows), combo_ids.size)))
     cols.update(_metric_columns(metrics))
     return pa.table(cols).replace_schema_metadata(_metadata(strategy, fixed))
 
 
-@dataclass
-class BacktestResult:
+class _Recorded:
+    """What a recorded backtest (per asset, or a portfolio) shows: the notebook displays,
+    pandas/Polars frames and the HTML report. A portfolio's 1-D ``equity`` and ``cash``
+    are its one curve (``"portfolio"``)."""
+
+    @property
+    def drawdown(self) -> np.ndarray:
+        """Per-bar drawdown, the shape of ``equity``: ``1 - equity / running peak`` (peak
+        from ``init_cash``), a positive fraction; NaN outside each span."""
+        rows = np.atleast_2d(self.equity)
+        return np.array([drawdown(row, self.fixed["init_cash"]) for row in rows]).reshape(
+            np.shape(self.equity))
+
+    def __repr__(self):
+        return display.backtest_repr(self)
+
+    def _repr_html_(self):
+        return display.backtest_html(self)
+
+    def to_pandas(self):
+        """Per-bar ``equity``, ``cash``, ``units`` and ``drawdown`` as a pandas DataFrame:
+        a UTC DatetimeIndex, columns ``(series, symbol)`` (``df["equity"]["AAA"]``; a
+        portfolio's equity, cash and drawdown: ``df["equity"]["portfolio"]``). Tables
+        convert themselves: ``bt.stats.to_pandas()``, ``bt.trades.to_pandas()``."""
+        return frames.series_pandas(self.bundle, self._series(), self.fixed["init_cash"],
+                                    f"{type(self).__name__}.to_pandas()")
+
+    def to_polars(self):
+        """Per-bar series as a Polars frame: long (``timestamp, symbol, equity, cash,
+        units, drawdown``, the bars of each asset's span) per asset; wide for a portfolio
+        (``timestamp, equity, cash, drawdown, units_SYMBOL...``, its span's bars)."""
+        return frames.series_polars(self.bundle, self._series(), self.fixed["init_cash"],
+                                    f"{type(self).__name__}.to_polars()")
+
+    def _series(self):
+        return {"equity": self.equity, "cash": self.cash, "units": self.units}
+
+    def report(self, path=None, **options):
+        """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
+        when given (the path is returned), else returned as text."""
+        return html_report.report(self, path, **options)
+
+
+@dataclass(repr=False)
+class BacktestResult(_Recorded):
     """One backtest per asset: ``stats`` and ``trades`` tables and per-bar arrays.
 
     ``equity``, ``cash`` and ``units`` (signed: + long, - short) are float64
@@ -83,7 +127,8 @@ class BacktestResult:
         if self._stats is None:
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
             cols.update(_metric_columns(self.metrics))
-            cols.update(_extra_columns(self))
+            cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
+                                       self.bundle.close, self.trade_rows))
             self._stats = pa.table(cols).replace_schema_metadata(
                 _metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
@@ -95,80 +140,25 @@ class BacktestResult:
             self._trades = _trades_table(self.bundle, self.trade_rows)
         return self._trades
 
-    @property
-    def drawdown(self) -> np.ndarray:
-        """Per-bar drawdown ``(n_assets, n_bars)``: ``1 - equity / running peak`` (peak
-        from ``init_cash``), a positive fraction; NaN outside each span."""
-        return np.array([drawdown(row, self.fixed["init_cash"]) for row in self.equity])
-
-    def __repr__(self):
-        return display.backtest_repr(self)
-
-    def _repr_html_(self):
-        return display.backtest_html(self)
-
-    def to_pandas(self):
-        """Per-bar ``equity``, ``cash``, ``units`` and ``drawdown`` as a pandas DataFrame:
-        a UTC DatetimeIndex, columns ``(series, symbol)`` (``df["equity"]["AAA"]``). Tables
-        convert themselves: ``bt.stats.to_pandas()``, ``bt.trades.to_pandas()``."""
-        return frames.series_pandas(self.bundle, self._series(), self.fixed["init_cash"],
-                                    "BacktestResult.to_pandas()")
-
-    def to_polars(self):
-        """Per-bar series as a long Polars frame: ``timestamp, symbol, equity, cash,
-        units, drawdown``, the bars of each asset's span."""
-        return frames.series_polars(self.bundle, self._series(), self.fixed["init_cash"],
-                                    "BacktestResult.to_polars()")
-
-    def _series(self):
-        return {"equity": self.equity, "cash": self.cash, "units": self.units}
-
-    def report(self, path=None, **options):
-        """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
-        when given (the path is returned), else returned as text."""
-        return html_report.report(self, path, **options)
-
 
 def record_backtest(plan):
-    """Run grid combo 0 of ``plan`` with everything recorded: a :class:`BacktestResult`."""
+    """Run grid combo 0 of ``plan`` with everything recorded: a :class:`BacktestResult`,
+    or a :class:`PortfolioResult` for a portfolio plan."""
     params_used, metrics, equity, cash, units, trades = plan.record()
-    return BacktestResult(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
-                          metrics=metrics, equity=equity, cash=cash, units=units,
-                          trade_rows=trades, fixed=plan.fixed)
-
-
-def _extra_columns(bt):
-    """The :data:`EXTRA_STAT_NAMES` columns of a backtest's stats (one row per asset)."""
-    bundle, init_cash = bt.bundle, bt.fixed["init_cash"]
-    exposure = bt.metrics[:, metric_index("exposure")]
-    rows = [span_stats(bt.equity[a], bundle.close[a], bundle.timestamps, t["pnl"],
-                       t["return"], init_cash, exposure[a])
-            for a, t in enumerate(bt.trade_rows)]
-    ns = pa.timestamp("ns", tz="UTC")
-    cols = {}
-    for name in EXTRA_STAT_NAMES:
-        values = [r[name] for r in rows]
-        if name in ("start", "end"):
-            cols[name] = pa.array([None if v is None else int(v.astype(np.int64))
-                                   for v in values], pa.int64()).cast(ns)
-        elif name == "duration":
-            cols[name] = pa.array([None if v is None else int(v.astype(np.int64))
-                                   for v in values], pa.int64()).cast(pa.duration("ns"))
-        elif name == "max_drawdown_duration":
-            cols[name] = pa.array(values, pa.int64())
-        else:
-            cols[name] = pa.array(values, pa.float64())
-    return cols
+    kind = PortfolioResult if plan.portfolio else BacktestResult
+    return kind(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
+                metrics=metrics, equity=equity, cash=cash, units=units, trade_rows=trades,
+                fixed=plan.fixed)
 
 
 def _trades_table(bundle, trade_rows):
-    """The trades table of per-asset kernels.TRADE_DTYPE record arrays."""
+    """The trades table of kernels.TRADE_DTYPE record arrays (a list, concatenated)."""
     rows = np.concatenate(trade_rows) if trade_rows else np.empty(0, kernels.TRADE_DTYPE)
 
     def column(name):
         return np.ascontiguousarray(rows[name])
 
-    owner = np.repeat(np.arange(len(trade_rows)), [len(t) for t in trade_rows])
+    owner = column("asset")
     entry_bar = column("entry_bar")
     exit_bar = column("exit_bar")
     ts = pa.timestamp("ns", tz="UTC")
@@ -196,17 +186,82 @@ def _trades_table(bundle, trade_rows):
     return pa.table(table)
 
 
+@dataclass(repr=False)
+class PortfolioResult(_Recorded):
+    """One portfolio backtest: every asset traded from one cash balance.
+
+    ``equity`` and ``cash`` are float64 ``(n_bars,)`` on the Bundle's bar axis and
+    ``units`` (signed: + long, - short) ``(n_assets, n_bars)``, 0.0 where flat; all NaN
+    outside the portfolio's span (the first asset's start to the last asset's end).
+    ``equity == cash + sum over assets of units * close`` on every bar. ``params`` is the
+    combination that was run (None = rule off).
+    """
+
+    bundle: object
+    strategy: str
+    params: dict
+    metrics: np.ndarray
+    equity: np.ndarray
+    cash: np.ndarray
+    units: np.ndarray
+    trade_rows: np.ndarray
+    fixed: dict
+    _trades: pa.Table = field(default=None, repr=False)
+
+    @property
+    def stats(self) -> pa.Table:
+        """One row: ``symbol`` ``"portfolio"`` and the metrics of docs/semantics.md."""
+        cols = {"symbol": pa.array(["portfolio"], pa.string())}
+        cols.update(_metric_columns(self.metrics))
+        cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
+                                   [None], [self.trade_rows]))
+        return pa.table(cols).replace_schema_metadata(
+            _metadata(self.strategy, {**self.fixed, **self.params}))
+
+    @property
+    def trades(self) -> pa.Table:
+        """One row per round trip of every asset (``symbol``), in the order they closed."""
+        if self._trades is None:
+            self._trades = _trades_table(self.bundle, [self.trade_rows])
+        return self._trades
+
+    @property
+    def values(self) -> np.ndarray:
+        """Each asset's position value per bar, ``units * close`` ``(n_assets, n_bars)``
+        (signed; 0.0 where flat, NaN outside the portfolio's span)."""
+        with np.errstate(invalid="ignore"):
+            return np.where(self.units == 0.0, 0.0, self.units * self.bundle.close)
+
+    @property
+    def assets(self) -> pa.Table:
+        """One row per asset: ``symbol``, ``pnl`` (its trades' pnl, the final open mark
+        included: the column sums to the equity change), ``n_trades``, ``win_rate``."""
+        asset = self.trade_rows["asset"]
+        pnl = self.trade_rows["pnl"]
+        n = self.bundle.n_assets
+        n_trades = np.bincount(asset, minlength=n)
+        wins = np.bincount(asset, weights=pnl > 0.0, minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            win_rate = np.where(n_trades > 0, wins / n_trades, np.nan)
+        return pa.table({"symbol": pa.array(list(self.bundle.symbols), pa.string()),
+                         "pnl": pa.array(np.bincount(asset, weights=pnl, minlength=n)),
+                         "n_trades": pa.array(n_trades.astype(np.int64)),
+                         "win_rate": pa.array(win_rate)})
+
+
 @dataclass
 class SweepResult:
     """The results of a sweep.
 
     In memory: ``combos`` (combo ids, in grid order), ``params`` (name -> one value per
-    kept combo) and ``metrics``, float64 ``(len(combos) * n_assets, N_METRICS)``,
-    combo-major. A ``top=k`` sweep keeps only its k best combos; an ``out=`` sweep without
+    kept combo) and ``metrics``, float64 ``(len(combos) * len(symbols), N_METRICS)``,
+    combo-major: a row per asset, or one per combo for a portfolio sweep. A ``top=k`` sweep keeps only its k best combos; an ``out=`` sweep without
     ``top`` keeps none in memory and reads its dataset at ``path`` when asked for rows.
     """
 
     bundle: object
+    #: the ``symbol`` of each row of a combo: the Bundle's symbols, or ``("portfolio",)``
+    symbols: tuple
     strategy: str
     fixed: dict
     names: tuple
@@ -225,8 +280,8 @@ class SweepResult:
 
     @property
     def n_backtests(self) -> int:
-        """Backtests run: combos that passed the constraint x assets."""
-        return self.n_combos * self.bundle.n_assets
+        """Backtests run: combos that passed the constraint x assets (x 1 for portfolios)."""
+        return self.n_combos * len(self.symbols)
 
     @property
     def throughput(self) -> float:
@@ -240,8 +295,8 @@ class SweepResult:
             if self.metrics is None:
                 self._table = pq.read_table(self.path)
             else:
-                self._table = sweep_table(self.bundle, self.strategy, self.fixed, self.combos,
-                                          self.params, self.metrics)
+                self._table = sweep_table(self.symbols, self.strategy, self.fixed,
+                                          self.combos, self.params, self.metrics)
         return self._table
 
     def held(self):
@@ -250,9 +305,9 @@ class SweepResult:
         if self.metrics is not None:
             return self.combos, self.params, self.metrics
         table = self.table
-        n_assets = self.bundle.n_assets
-        combos = table["combo"].to_numpy()[::n_assets]
-        params = {n: _filled(table[n])[::n_assets] for n in self.names}
+        n_rows = len(self.symbols)
+        combos = table["combo"].to_numpy()[::n_rows]
+        params = {n: _filled(table[n])[::n_rows] for n in self.names}
         metrics = np.column_stack([table[m].to_numpy().astype(np.float64)
                                    for m in METRIC_NAMES])
         return combos, params, metrics
@@ -265,7 +320,7 @@ class SweepResult:
         the combo was ruined on any asset.
         """
         combos, _, metrics = self.held()
-        per_combo = metrics.reshape(combos.size, self.bundle.n_assets, -1)
+        per_combo = metrics.reshape(combos.size, len(self.symbols), -1)
         if how == "mean":
             return combos, mean_over_assets(per_combo)
         if how != "median":
@@ -305,17 +360,19 @@ class SweepResult:
         (``params`` itself is the held combos' columns.)"""
         return self.plan.params_of(_combo_id(combo))
 
-    def backtest(self, combo, threads=None) -> BacktestResult:
-        """Re-run ``combo`` (an id, or a :meth:`best` / :attr:`table` row) on every asset
-        with full recording: the :class:`BacktestResult` of ``sb.backtest`` with this
-        sweep's data, strategy, options and :meth:`params_of`."""
+    def backtest(self, combo, threads=None):
+        """Re-run ``combo`` (an id, or a :meth:`best` / :attr:`table` row) with full
+        recording: what ``sb.backtest`` returns (a :class:`BacktestResult`, or a
+        :class:`PortfolioResult` for a portfolio sweep) with this sweep's data, strategy,
+        options and :meth:`params_of`."""
         fixed, plan = self.fixed, self.plan
         return record_backtest(prepare(
             self.bundle, plan.strategy, self.params_of(combo), constraint=None,
             fill=fixed["fill"], direction=fixed["direction"], init_cash=fixed["init_cash"],
             periods_per_year=fixed["periods_per_year"],
             threads=plan.settings.threads if threads is None else threads,
-            window=fixed.get("window")))
+            window=fixed.get("window"), portfolio=fixed.get("portfolio", False),
+            size_type=fixed.get("size_type", "equity")))
 
     def __repr__(self):
         return display.sweep_repr(self)
@@ -338,7 +395,8 @@ class SweepResult:
         return html_report.report(self, path, **options)
 
     def equity(self, combos=None) -> np.ndarray:
-        """Per-bar equity ``(len(combos), n_assets, n_bars)`` of combos held in memory.
+        """Per-bar equity ``(len(combos), len(symbols), n_bars)`` of combos held in memory
+        (one row per asset, or the portfolio's).
 
         ``combos`` are combo ids (default: all held); they are re-run with recording, in
         parallel. Bars outside a backtest's span are NaN.

@@ -57,14 +57,14 @@ class KeepTop:
     ranks last, ties by grid id) of every chunk seen; ``finish()`` gives them in grid
     order."""
 
-    def __init__(self, k, metric, n_assets, names):
-        self.k, self.metric, self.n_assets, self.names = k, metric, n_assets, tuple(names)
+    def __init__(self, k, metric, n_rows, names):
+        self.k, self.metric, self.n_rows, self.names = k, metric, n_rows, tuple(names)
         metric_index(metric)
         self.best = None
 
     def add(self, chunk):
         both = chunk if self.best is None else _concat([self.best, chunk], self.names)
-        per_asset = both.metrics.reshape(both.ids.size, self.n_assets, N_METRICS)
+        per_asset = both.metrics.reshape(both.ids.size, self.n_rows, N_METRICS)
         order = np.sort(rank_order(mean_over_assets(per_asset), both.ids,
                                    self.metric)[:self.k])
         self.best = ChunkResult(both.ids[order], {n: v[order] for n, v in both.params.items()},
@@ -86,13 +86,13 @@ class SharpeMoments:
     combos tried even when ``top=`` keeps few, identically for any chunk order.
     """
 
-    def __init__(self, n_assets):
-        self.n_assets = n_assets
+    def __init__(self, n_rows):
+        self.n_rows = n_rows
         self.parts = {}
 
     def add(self, chunk):
         sharpe = chunk.metrics[:, metric_index("sharpe")].reshape(chunk.ids.size,
-                                                                 self.n_assets).mean(axis=1)
+                                                                 self.n_rows).mean(axis=1)
         sharpe = sharpe[~np.isnan(sharpe)]
         if sharpe.size:
             mean = float(sharpe.mean())
@@ -123,9 +123,9 @@ class ParquetParts:
     removes the parts. Sinks made by ``part_writer()`` write into the same directory.
     """
 
-    def __init__(self, path, bundle, strategy, fixed, tmp=None):
+    def __init__(self, path, symbols, strategy, fixed, tmp=None):
         self.path = os.fspath(path)
-        self.bundle, self.strategy, self.fixed = bundle, strategy, fixed
+        self.symbols, self.strategy, self.fixed = symbols, strategy, fixed
         self.tmp = tmp if tmp is not None else self._make_tmp()
         self.n_parts = 0
 
@@ -142,10 +142,10 @@ class ParquetParts:
 
     def part_writer(self):
         """Another sink writing parts into this one's directory (merge it back after)."""
-        return ParquetParts(self.path, self.bundle, self.strategy, self.fixed, tmp=self.tmp)
+        return ParquetParts(self.path, self.symbols, self.strategy, self.fixed, tmp=self.tmp)
 
     def add(self, chunk):
-        table = sweep_table(self.bundle, self.strategy, self.fixed, chunk.ids, chunk.params,
+        table = sweep_table(self.symbols, self.strategy, self.fixed, chunk.ids, chunk.params,
                             chunk.metrics)
         write_parquet(table, os.path.join(self.tmp, f"part-{int(chunk.ids[0]):019d}.parquet"))
         self.n_parts += 1

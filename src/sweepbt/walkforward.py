@@ -44,9 +44,9 @@ class WalkForwardResult:
     """The outcome of :func:`walk_forward`.
 
     ``windows``: one row per window (spans, chosen parameters, in-sample and
-    out-of-sample metrics); ``equity``: float64 ``(n_assets, n_bars)``, the chained
-    out-of-sample equity, NaN outside the test spans; ``stats``: one row per asset of
-    statistics of that chained series; ``efficiency``: the walk-forward efficiency (mean
+    out-of-sample metrics); ``equity``: float64 ``(n_assets, n_bars)`` (``(1, n_bars)``
+    for a portfolio), the chained out-of-sample equity, NaN outside the test spans;
+    ``stats``: one row per asset (or the portfolio) of statistics of that chained series; ``efficiency``: the walk-forward efficiency (mean
     over windows of out-of-sample CAGR / in-sample CAGR, windows with in-sample CAGR > 0).
     ``is_metrics`` ``(n_windows, N_METRICS)``: the chosen combo's training metrics (each
     the mean over the assets with bars in the training span where it is defined);
@@ -169,7 +169,8 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
                  anchored=D.anchored, objective=D.objective, partial=D.partial,
                  constraint=D.constraint, fill=D.fill, direction=D.direction,
                  init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
-                 sample=D.sample, seed=D.seed, **params) -> WalkForwardResult:
+                 sample=D.sample, seed=D.seed, portfolio=D.portfolio, size_type=D.size_type,
+                 **params) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy``'s grid ``params`` over ``data``.
 
     ``train``, ``test``, ``step``: bar counts (int) or calendar durations (``"2Y"``,
@@ -192,12 +193,15 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     values only (no ranking across combos).
 
     The other arguments are those of :func:`sweepbt.sweep` (``sample``/``seed``: the same
-    random subset of the grid is searched in every window).
+    random subset of the grid is searched in every window). With ``portfolio=True`` every
+    window trades one portfolio (one result row, symbol ``"portfolio"``), the asset spans
+    cut to the window.
     """
     t0 = time.perf_counter()
     plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
                    direction=direction, init_cash=init_cash,
-                   periods_per_year=periods_per_year, threads=threads)
+                   periods_per_year=periods_per_year, threads=threads, portfolio=portfolio,
+                   size_type=size_type)
     bundle, grid, fixed = plan.bundle, plan.grid, plan.fixed
     _check_objective(objective)
     spans = _spans(bundle, train, test, step, anchored, partial)
@@ -211,7 +215,7 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
         fixed.update(sample=sample, seed=seed)
 
     windows = TrainWindows([plan.with_window(lo, hi) for lo, hi, _, _ in spans])
-    best = BestPerWindow(objective, grid.names, windows.active, bundle.n_assets)
+    best = BestPerWindow(objective, grid.names, windows.active, plan.n_rows)
     mean_train = float(np.mean([hi - lo for lo, hi, _, _ in spans]))
     n_combos = InProcess().run(windows, plan.chunks(sampled, mean_span=mean_train), [best])
     if n_combos == 0:
@@ -223,11 +227,11 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     is_metrics = np.array([b[3] for b in best])
     test_set = [p.settings for p in test_plans]
     windows = _windows_table(bundle, spans, grid.names, chosen, best, is_metrics, oos,
-                             [s.end > s.start for s in test_set],
+                             [_active(s) for s in test_set],
                              objective if isinstance(objective, str) else None)
     eff = windows["efficiency"].to_numpy(zero_copy_only=False)
     efficiency = float(np.nanmean(eff)) if np.any(~np.isnan(eff)) else math.nan
-    stats = _stats_table(bundle, equity, oos, test_set, plan.settings)
+    stats = _stats_table(bundle, plan.row_symbols, equity, oos, test_set, plan.settings)
     return WalkForwardResult(
         bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
         axes=grid.axes, n_combos=n_combos,
@@ -276,7 +280,7 @@ class TrainWindows:
     def __init__(self, plans):
         self.plans = plans
         self.settings = plans[0].settings
-        self.active = [p.settings.end > p.settings.start for p in plans]
+        self.active = [_active(p.settings) for p in plans]
 
     def built(self):
         return self.plans[0].built()
@@ -293,15 +297,15 @@ class BestPerWindow:
     as ``(tier, score, grid id, metrics averaged over the window's assets)``. Ties go to
     the lower grid id, so chunk order does not matter."""
 
-    def __init__(self, objective, names, active, n_assets):
+    def __init__(self, objective, names, active, n_rows):
         self.objective, self.names, self.active = objective, names, active
-        self.n_assets = n_assets
+        self.n_rows = n_rows
         self.best = [(-1, -math.inf, -1, None)] * len(active)
 
     def add(self, chunk):
         for w, result in enumerate(chunk.per_window):
             n = result.ids.size
-            per_asset = result.metrics.reshape(n, self.n_assets, -1)[:, self.active[w]]
+            per_asset = result.metrics.reshape(n, self.n_rows, -1)[:, self.active[w]]
             tier, score, i = _best_of(*_objective_scores(
                 self.objective, per_asset, per_asset.mean(axis=1), result.params, self.names))
             self._offer(w, (tier, score, int(result.ids[i]), _defined_mean(per_asset[i])))
@@ -324,17 +328,19 @@ class BestPerWindow:
 
 def _out_of_sample(plan, spans, test_plans, chosen_ids):
     """Each window's chosen combo run on its test span: (chosen params, oos metrics
-    ``(n_windows, n_assets, N_METRICS)``, chained equity ``(n_assets, n_bars)``)."""
-    bundle, init_cash = plan.bundle, plan.settings.init_cash
-    oos = np.full((len(spans), bundle.n_assets, N_METRICS), np.nan)
-    equity = np.full((bundle.n_assets, bundle.n_bars), np.nan)
-    running = np.full(bundle.n_assets, init_cash)
+    ``(n_windows, n_rows, N_METRICS)``, chained equity ``(n_rows, n_bars)``; a row per
+    asset, or the portfolio's)."""
+    init_cash, n_rows = plan.settings.init_cash, plan.n_rows
+    oos = np.full((len(spans), n_rows, N_METRICS), np.nan)
+    equity = np.full((n_rows, plan.bundle.n_bars), np.nan)
+    running = np.full(n_rows, init_cash)
     chosen = []
     for w, (tplan, combo) in enumerate(zip(test_plans, chosen_ids)):
         ids = np.array([combo], dtype=np.int64)
         result = tplan.run_chunk(ids)
         chosen.append({n: result.params[n][0] for n in plan.grid.names})
-        active = tplan.settings.end > tplan.settings.start
+        row_end = tplan.settings.row_spans()[1]
+        active = _active(tplan.settings)
         oos[w] = result.metrics
         oos[w, ~active] = np.nan
         path = tplan.equity(ids)[0]
@@ -344,8 +350,14 @@ def _out_of_sample(plan, spans, test_plans, chosen_ids):
         seg[bust] = np.where(np.isnan(seg[bust]), np.nan, running[bust, None])
         equity[:, te_lo:te_hi] = seg
         for a in np.flatnonzero(active & ~bust):
-            running[a] = seg[a, tplan.settings.end[a] - 1 - te_lo]
+            running[a] = seg[a, row_end[a] - 1 - te_lo]
     return chosen, oos, equity
+
+
+def _active(settings):
+    """Which result rows (assets, or the portfolio) have bars in ``settings``' span."""
+    start, end = settings.row_spans()
+    return end > start
 
 
 def _defined_mean(rows):
@@ -397,11 +409,12 @@ def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_act
     return pa.table(cols)
 
 
-def _stats_table(bundle, equity, oos, test_set, settings):
+def _stats_table(bundle, symbols, equity, oos, test_set, settings):
     rows = []
     n_trades_j, exposure_j = metric_index("n_trades"), metric_index("exposure")
-    bars = np.array([s.end - s.start for s in test_set]).reshape(len(test_set), -1)
-    for a in range(bundle.n_assets):
+    bars = np.array([np.subtract(*s.row_spans()[::-1]) for s in test_set]).reshape(
+        len(test_set), -1)
+    for a in range(len(symbols)):
         idx = np.flatnonzero(~np.isnan(equity[a]))
         row = equity_metrics(equity[a, idx], settings.init_cash, settings.periods_per_year)
         traded = bars[:, a] > 0
@@ -409,7 +422,7 @@ def _stats_table(bundle, equity, oos, test_set, settings):
         row["exposure"] = (float(np.sum(oos[traded, a, exposure_j] * bars[traded, a])
                                  / idx.size) if idx.size else math.nan)
         rows.append((idx, row))
-    cols = {"symbol": pa.array(list(bundle.symbols), pa.string()),
+    cols = {"symbol": pa.array(list(symbols), pa.string()),
             "n_bars": pa.array(np.array([idx.size for idx, _ in rows], dtype=np.int64))}
     ts = pa.timestamp("ns", tz="UTC")
     for key, pick in (("first", 0), ("last", -1)):

@@ -52,8 +52,11 @@ def cmd_backtest(args, out):
     header = ["symbol"] + list(columns)
     rows = [[stats["symbol"][i]] + [format_value(c, stats[c][i]) for c in columns]
             for i in range(bt.stats.num_rows)]
-    print("stats per asset:", file=out)
+    print("portfolio stats:" if isinstance(bt, sb.PortfolioResult) else "stats per asset:",
+          file=out)
     print(render_table(header, rows, left={"symbol"}), file=out)
+    if isinstance(bt, sb.PortfolioResult):
+        _print_assets(out, bt)
 
     trades = bt.trades
     if args.trades_out is not None:
@@ -65,6 +68,18 @@ def cmd_backtest(args, out):
         print(f"\nwrote {trades.num_rows:,} trades to {args.trades_out}", file=out)
     write_report(args, bt, out)
     return 0
+
+
+def _print_assets(out, bt):
+    """A portfolio's per-asset pnl contribution and trade counts."""
+    assets = bt.assets.to_pydict()
+    rows = [[assets["symbol"][i], format_value("pnl", assets["pnl"][i]),
+             str(assets["n_trades"][i]), format_value("win_rate", assets["win_rate"][i])]
+            for i in range(bt.assets.num_rows)]
+    print(file=out)
+    print("per asset:", file=out)
+    print(render_table(["symbol", "pnl", "n_trades", "win_rate"], rows, left={"symbol"}),
+          file=out)
 
 
 def _print_trades(out, trades, bundle, count):

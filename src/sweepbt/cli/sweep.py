@@ -124,7 +124,8 @@ def _print_best(args, out, res, bundle, params, columns):
         row += [format_value(n, data[n][i]) for n in shown_params]
         row += [format_value(n, data[n][i], counts_are_means=True) for n in columns]
         rows.append(row)
-    how = "mean over assets" if bundle.n_assets > 1 else "one asset"
+    how = ("one portfolio" if len(res.symbols) == 1 and bundle.n_assets > 1
+           else "mean over assets" if bundle.n_assets > 1 else "one asset")
     print(file=out)
     print(f"top {best.num_rows} of {res.n_combos:,} combos by {args.metric} ({how}):",
           file=out)
@@ -133,7 +134,8 @@ def _print_best(args, out, res, bundle, params, columns):
 
 def _print_summary(args, out, res, bundle):
     print(file=out)
-    print(f"{res.n_backtests:,} backtests ({res.n_combos:,} combos x {bundle.n_assets} "
+    unit = "portfolios of" if res.fixed.get("portfolio") else "combos x"
+    print(f"{res.n_backtests:,} backtests ({res.n_combos:,} {unit} {bundle.n_assets} "
           f"assets), {res.bar_evaluations:,} bar-evaluations in {res.elapsed:.2f} s: "
           f"{human_rate(res.throughput)} bar-evaluations/s", file=out)
     if args.out is not None:
