@@ -1,6 +1,7 @@
 """The HTML report, the plots, the notebook displays and the pandas/Polars frames."""
 
 import html.parser
+import math
 import os
 import re
 import subprocess
@@ -251,3 +252,31 @@ def test_array_level_functions_take_one_curve(bt, data):
     assert list(frame["units"].columns) == list(data.symbols)
     np.testing.assert_array_equal(frame["drawdown"]["portfolio"].to_numpy(),
                                   drawdown(curve, 20_000.0))
+
+
+def test_portfolio_result_shows_and_reports(data):
+    pf = sb.backtest(data, "sma_cross", fast=10, slow=40, portfolio=True, size=0.5)
+    assert repr(pf).startswith("<PortfolioResult ") and "<b>PortfolioResult</b>" in \
+        pf._repr_html_()
+    row = pf.stats.to_pylist()[0]
+    assert row["symbol"] == "portfolio" and math.isnan(row["buy_and_hold_return"])
+    live = pf.equity[~np.isnan(pf.equity)]
+    assert row["exposure_adjusted_return"] == pytest.approx(
+        (live[-1] / 10_000.0 - 1) / row["exposure"], rel=1e-12)
+    page = Page(pf.report())
+    traded = sorted(set(pf.trades["symbol"].to_pylist()))
+    assert {k: len(v) for k, v in page.charts.items()} == {
+        "equity": 1, "drawdown": 1, "monthly_returns": 1, "trades": len(traded)}
+    assert series(page.charts["equity"][0]) == ["strategy"]  # no single price to hold
+    frame = pf.to_pandas()
+    assert list(frame["equity"].columns) == ["portfolio"]
+    assert list(frame["units"].columns) == list(data.symbols)
+    wide = pf.to_polars()
+    assert wide.columns[:3] == ["timestamp", "equity", "cash"] and wide.height == live.size
+    res = sb.sweep(data, "sma_cross", fast=[5, 10], slow=[40, 80], portfolio=True,
+                   size=[0.5, 1.0])
+    best = res.best("sharpe", 1).to_pylist()[0]
+    again = res.backtest(best)
+    assert type(again).__name__ == "PortfolioResult"
+    assert again.stats["sharpe"][0].as_py() == pytest.approx(best["sharpe"], rel=1e-12)
+    assert "4 portfolio backtests" not in repr(res) and "8 portfolio backtests" in repr(res)
