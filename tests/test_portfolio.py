@@ -197,7 +197,7 @@ def test_portfolio_sweep_supports_every_result_feature(eight, tmp_path):
 
 
 def test_portfolio_backtest_result(eight):
-    bt = sb.backtest(eight, "sma_cross", portfolio=True, fast=5, slow=30, size=0.25,
+    bt = sb.backtest(eight, "sma_cross", portfolio=True, fast=3, slow=20, size=0.25,
                      max_positions=3, fees=0.001, fixed_fees=1.0)
     assert isinstance(bt, sb.PortfolioResult)
     assert bt.equity.shape == bt.cash.shape == (eight.n_bars,)

@@ -301,14 +301,8 @@ CODES_STRATEGY = CODES_IN_VOLUME
 
 
 def portfolio_backtest(data, strategy, **options):
-    """``sb.backtest(..., portfolio=True)``; skips the test while the API lacks it."""
-    try:
-        return sb.backtest(data, strategy, portfolio=True, periods_per_year=252, **options)
-    except TypeError as err:
-        message = str(err)
-        if "portfolio" in message and ("unknown" in message or "unexpected" in message):
-            pytest.skip(f"sb.backtest does not take portfolio=True yet: {message}")
-        raise
+    """``sb.backtest(..., portfolio=True)`` with the reference's periods_per_year."""
+    return sb.backtest(data, strategy, portfolio=True, periods_per_year=252, **options)
 
 
 def ragged_case(rng, vol=None):

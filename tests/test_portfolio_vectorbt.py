@@ -1,4 +1,5 @@
-"""The portfolio reference simulator against vectorbt's cash-sharing portfolio.
+"""The portfolio reference simulator and the engine against vectorbt's cash-sharing
+portfolio.
 
 ``vbt.Portfolio.from_signals(..., group_by=True, cash_sharing=True, call_seq="auto")``
 with the settings of tests/test_vectorbt.py sells before it buys and buys in column order
@@ -6,15 +7,17 @@ when the orders are of equal value, cutting a buy that the cash cannot pay to th
 (``allow_partial``). For long-only books that is the sizing of docs/semantics.md,
 "Portfolio backtests", in two cases: value sizing with no costs (vectorbt's value is the
 notional before fees), and ``size=1`` with any costs (the first entry of a bar takes all the
-cash). The engine is checked against the same reference in test_portfolio_reference.py.
+cash). The engine (``sb.backtest(..., portfolio=True)``, the codes fed through a user
+strategy that reads them from the volume column) must agree with vectorbt as well.
 """
 
 import numpy as np
 import pytest
 
+import sweepbt as sb
 from portfolio_reference import reference_portfolio
 from reference import BUY, SELL
-from test_reference_diff import random_ohlc
+from test_reference_diff import CODES_IN_VOLUME, random_ohlc
 
 vbt = pytest.importorskip("vectorbt")
 import pandas as pd  # noqa: E402  (a vectorbt dependency)
@@ -75,6 +78,14 @@ def test_reference_matches_vectorbt_cash_sharing():
                       for t in ref["trades"])
         assert [t[:3] for t in ours] == [t[:3] for t in theirs], what
         np.testing.assert_allclose([t[3] for t in ours], [t[3] for t in theirs], rtol=REL)
+        data = sb.Bundle.from_arrays(o, h, lo, c, volume=codes.astype(np.float64))
+        bt = sb.backtest(data, CODES_IN_VOLUME, portfolio=True, **options)
+        np.testing.assert_allclose(bt.equity, pf.value().values, rtol=REL, err_msg=what)
+        engine = sorted(zip(bt.trades["symbol"].to_pylist(), bt.trades["entry_bar"].to_pylist(),
+                            bt.trades["exit_bar"].to_pylist(), bt.trades["units"].to_pylist()))
+        symbols = list(data.symbols)
+        assert [(symbols.index(t[0]),) + t[1:3] for t in engine] == [t[:3] for t in theirs]
+        np.testing.assert_allclose([t[3] for t in engine], [t[3] for t in theirs], rtol=REL)
         if value:  # entries whose budget was cut below the value size by the cash left
             capped += sum(t["units"] * t["entry_price"] < options["size"] - 1e-6
                           for t in ref["trades"])
