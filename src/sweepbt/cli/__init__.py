@@ -28,7 +28,7 @@ from sweepbt._interrupt import CommandGuard, start_up_interrupted, stopped
 # 130 like one during main(); argparse and the commands are imported inside main().
 try:
     from sweepbt._table import render_table
-    from sweepbt.cli.formatting import format_value
+    from sweepbt._format import format_value
     from sweepbt.cli.outputs import strategy_file
     from sweepbt.cli.parsing import (CliError, collect_params, parse_columns, parse_number,
                                      parse_param, parse_range, parse_values)

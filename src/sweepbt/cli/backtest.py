@@ -10,8 +10,9 @@ from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, load_data, metric_columns,
                                 settings_line, data_header)
 from sweepbt.cli.flags import risk_texts
-from sweepbt.cli.formatting import format_times, format_value
-from sweepbt.cli.outputs import check_out_path, input_files, write_output
+from sweepbt._format import format_times, format_value
+from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
+                                 write_report)
 from sweepbt.cli.parsing import CliError, collect_params
 
 #: metric columns printed by default
@@ -29,6 +30,7 @@ def cmd_backtest(args, out):
     columns = metric_columns(args, kernels.METRIC_NAMES, STATS_COLUMNS)
     if args.trades_out is not None:
         check_out_path(args.trades_out, "--trades-out", args.force, input_files(args))
+    check_report(args)
     params = collect_params(args.param, risk_texts(args))
     for name, value in params.items():
         if isinstance(value, list):
@@ -63,6 +65,7 @@ def cmd_backtest(args, out):
         _print_trades(out, trades, bundle, args.trades)
     if args.trades_out is not None:
         print(f"\nwrote {trades.num_rows:,} trades to {args.trades_out}", file=out)
+    write_report(args, bt, out)
     return 0
 
 

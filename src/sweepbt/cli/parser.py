@@ -47,9 +47,12 @@ def _add_data_flags(p):
 
 
 def _add_force_flag(p, flag):
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report with charts to a new file "
+                        "(needs matplotlib: pip install 'sweepbt[report]')")
     p.add_argument("--force", action="store_true",
-                   help=f"replace an existing {flag} file (atomically, once the new one is "
-                        "complete); never a directory, and never an input file")
+                   help=f"replace an existing {flag} or --report file (atomically, once the "
+                        "new one is complete); never a directory, and never an input file")
 
 
 def _add_sweep(sub):

@@ -13,8 +13,10 @@ from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
                                 metric_columns, settings_line, data_header)
-from sweepbt.cli.formatting import format_value, human_rate
-from sweepbt.cli.outputs import check_out_dir, check_out_path, input_files, write_output
+from sweepbt._format import format_value
+from sweepbt.cli.formatting import human_rate
+from sweepbt.cli.outputs import (check_out_dir, check_out_path, check_report, input_files,
+                                 write_output, write_report)
 from sweepbt.cli.parsing import CliError
 
 #: metric columns printed by default (the ranking metric is always added)
@@ -34,6 +36,7 @@ def cmd_sweep(args, out):
         write_output(args.out, "--out", args.force, res.to_parquet)
     _print_best(args, out, res, bundle, params, columns)
     _print_summary(args, out, res, bundle)
+    write_report(args, res, out)
     return 0
 
 
@@ -48,6 +51,7 @@ def _check_args(args):
         check_out_path(args.out, "--out", args.force, input_files(args))
     if args.out_dir is not None:
         check_out_dir(args.out_dir, args.force)
+    check_report(args)
     return columns
 
 

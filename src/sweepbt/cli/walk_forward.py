@@ -7,7 +7,8 @@ from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_int_flags, grid_params, load_data,
                                 data_header)
-from sweepbt.cli.outputs import check_out_path, input_files, write_output
+from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
+                                 write_report)
 from sweepbt.walkforward import format_walk_forward
 
 #: the options that take a span: all digits = bars, anything else a duration
@@ -22,6 +23,7 @@ def cmd_walk_forward(args, out):
     check_int_flags(args)
     if args.out is not None:
         check_out_path(args.out, "--out", args.force, input_files(args))
+    check_report(args)
     params, constraint, _ = grid_params(args)
     bundle = load_data(args)
     checkpoint()
@@ -35,4 +37,5 @@ def cmd_walk_forward(args, out):
     if args.out is not None:
         write_output(args.out, "--out", args.force, lambda tmp: write_parquet(wf.windows, tmp))
         print(f"wrote {wf.windows.num_rows} windows to {args.out}", file=out)
+    write_report(args, wf, out)
     return 0
