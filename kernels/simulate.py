@@ -910,33 +910,35 @@ class Fund(NamedTuple):
 
 @njit(cache=True, inline="always")
 def _load(positions, a):
-    """Asset ``a``'s Position from its row of ``positions``."""
-    r = positions[a]
-    return Position(direction=int(r[0]), units=r[1], entry_bar=int(r[2]), entry_price=r[3],
-                    entry_quote=r[4], entry_cost=r[5], entry_net=r[6], stop=r[7], take=r[8],
-                    trail_frac=r[9], trail_offset=r[10], time_exit=int(r[11]),
-                    extreme=r[12], exc_hi=r[13], exc_lo=r[14])
+    """Asset ``a``'s Position from its row of ``positions`` (read in place: a row view
+    would count a reference per call)."""
+    return Position(direction=int(positions[a, 0]), units=positions[a, 1],
+                    entry_bar=int(positions[a, 2]), entry_price=positions[a, 3],
+                    entry_quote=positions[a, 4], entry_cost=positions[a, 5],
+                    entry_net=positions[a, 6], stop=positions[a, 7], take=positions[a, 8],
+                    trail_frac=positions[a, 9], trail_offset=positions[a, 10],
+                    time_exit=int(positions[a, 11]), extreme=positions[a, 12],
+                    exc_hi=positions[a, 13], exc_lo=positions[a, 14])
 
 
 @njit(cache=True, inline="always")
 def _store(positions, a, p):
     """Write Position ``p`` to asset ``a``'s row of ``positions``."""
-    r = positions[a]
-    r[0] = p.direction
-    r[1] = p.units
-    r[2] = p.entry_bar
-    r[3] = p.entry_price
-    r[4] = p.entry_quote
-    r[5] = p.entry_cost
-    r[6] = p.entry_net
-    r[7] = p.stop
-    r[8] = p.take
-    r[9] = p.trail_frac
-    r[10] = p.trail_offset
-    r[11] = p.time_exit
-    r[12] = p.extreme
-    r[13] = p.exc_hi
-    r[14] = p.exc_lo
+    positions[a, 0] = p.direction
+    positions[a, 1] = p.units
+    positions[a, 2] = p.entry_bar
+    positions[a, 3] = p.entry_price
+    positions[a, 4] = p.entry_quote
+    positions[a, 5] = p.entry_cost
+    positions[a, 6] = p.entry_net
+    positions[a, 7] = p.stop
+    positions[a, 8] = p.take
+    positions[a, 9] = p.trail_frac
+    positions[a, 10] = p.trail_offset
+    positions[a, 11] = p.time_exit
+    positions[a, 12] = p.extreme
+    positions[a, 13] = p.exc_hi
+    positions[a, 14] = p.exc_lo
 
 
 @njit(cache=True, inline="always")
@@ -1081,17 +1083,18 @@ def _fill_open_exits(market, book, out, record, i, cash, n_open, rule, direction
 
 
 @njit(cache=True, inline="always")
-def _signal_at(events, book, a, i):
-    """Asset ``a``'s signal code at the close of bar ``i`` (0: none); moves its cursor."""
-    e = book.cursor[a]
-    hi = book.cursor_end[a]
-    while e < hi and events.bar[e] < i:
+def _signal_at(bars, codes, cursor, cursor_end, a, i):
+    """Asset ``a``'s signal code at the close of bar ``i`` (0: none); moves its cursor
+    (``bars``, ``codes``: the Events arrays)."""
+    e = cursor[a]
+    hi = cursor_end[a]
+    while e < hi and bars[e] < i:
         e += 1
     code = 0
-    if e < hi and events.bar[e] == i:
-        code = events.code[e]
+    if e < hi and bars[e] == i:
+        code = codes[e]
         e += 1
-    book.cursor[a] = e
+    cursor[a] = e
     return code
 
 
@@ -1099,41 +1102,49 @@ def _signal_at(events, book, a, i):
 def _close_bar(market, events, book, out, record, i, cash, n_open, rule, settings):
     """Bar ``i`` after its open fills, asset by asset: the risk rules, then the signal at
     the close (queued for the next open, or its exit filled now and its entry left in
-    ``book.orders``). Returns ``(cash, open positions, entries waiting)``."""
+    ``book.orders``). Returns ``(cash, open positions, entries waiting)``.
+
+    The arrays are taken out of their tuples once per bar: inside the loop over assets
+    only scalars and bare arrays reach the helpers (numba counts a reference for every
+    array a tuple argument carries, on every call)."""
     next_open = settings.fill == FillMode.next_open
     direction = settings.direction
+    positions, orders, ruled = book.positions, book.orders, book.ruled
+    cursor, cursor_end = book.cursor, book.cursor_end
+    ev_bar, ev_code = events.bar, events.code
+    start, end = market.start, market.end
+    opens, highs, lows, closes = market.open, market.high, market.low, market.close
     waiting = 0
-    for a in range(book.orders.shape[0]):
-        if i < market.start[a] or i >= market.end[a]:
+    for a in range(positions.shape[0]):
+        if i < start[a] or i >= end[a]:
             continue
-        code = _signal_at(events, book, a, i)
-        if book.positions[a, 0] == 0.0 and code == 0:
+        code = _signal_at(ev_bar, ev_code, cursor, cursor_end, a, i)
+        if positions[a, 0] == 0.0 and code == 0:
             continue
-        bar = _bar_of(market, a, i)
-        p = _load(book.positions, a)
+        bar = Bar(i=i, open=opens[a, i], high=highs[a, i], low=lows[a, i], close=closes[a, i])
+        p = _load(positions, a)
         quote, reason, at_open, held = _rule_exit(p, bar, next_open)
         if reason >= 0:
             cash_change, closed = _exit(p, bar, quote, reason, at_open, rule)
             cash += cash_change
             _book_closed(book, out, record, a, closed)
-            book.ruled[a] = i
+            ruled[a] = i
             n_open -= 1
             p = _flat()
         elif p.direction != 0:
-            _store(book.positions, a, held)
+            positions[a, 12] = held.extreme  # the one field a bar held through moves
             p = held
-        if code != 0 and next_open:
-            if i + 1 < market.end[a]:
-                book.orders[a] = code
-                waiting += 1
-        elif code != 0:
+        if code == 0:
+            continue
+        if not next_open:
             close_now, _ = _orders(code, direction, p.direction)
             if close_now:
                 cash_change, closed = _exit(p, bar, bar.close, ExitReason.signal, False, rule)
                 cash += cash_change
                 _book_closed(book, out, record, a, closed)
                 n_open -= 1
-            book.orders[a] = code
+        if not next_open or i + 1 < end[a]:
+            orders[a] = code
             waiting += 1
     return cash, n_open, waiting
 
@@ -1146,26 +1157,30 @@ def _mark_book(market, book, out, record, i, cash, n_open, rule, axis_end, next_
     ``record`` also each asset's units and the positions' price extremes (MFE/MAE)."""
     value = 0.0
     gross = 0.0
-    positions = book.positions
+    positions, end, closes = book.positions, market.end, market.close
     for a in range(positions.shape[0]):
         d = positions[a, 0]
-        if d != 0.0 and i == market.end[a] - 1 and i < axis_end - 1:
-            cash_change, closed = _exit(_load(positions, a), _bar_of(market, a, i),
-                                        market.close[a, i], ExitReason.delist, False, rule)
+        if d == 0.0:
+            if record:
+                out.units[a, i] = 0.0
+            continue
+        c = closes[a, i]
+        if i == end[a] - 1 and i < axis_end - 1:
+            cash_change, closed = _exit(_load(positions, a), _bar_of(market, a, i), c,
+                                        ExitReason.delist, False, rule)
             cash += cash_change
             _book_closed(book, out, record, a, closed)
             n_open -= 1
-            d = 0.0
-        if record:
-            out.units[a, i] = d * positions[a, 1]
-        if d != 0.0:
-            c = market.close[a, i]
-            value += d * positions[a, 1] * c
-            gross += positions[a, 1] * c
             if record:
-                _, p = _mark(_load(positions, a), 0.0, _bar_of(market, a, i), True,
-                             next_open)
-                _store(positions, a, p)
+                out.units[a, i] = 0.0
+            continue
+        units = positions[a, 1]
+        value += d * units * c
+        gross += units * c
+        if record:
+            out.units[a, i] = d * units
+            _, p = _mark(_load(positions, a), 0.0, _bar_of(market, a, i), True, next_open)
+            _store(positions, a, p)
     return cash, n_open, cash + value, gross
 
 

@@ -904,3 +904,38 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
              "avg_bars_held", "n_stop", "n_take", "n_trail", "n_time", "n_signal", "skew",
              "kurtosis", "ruined"]
     return {k: m[k] for k in order}
+
+
+# --------------------------------------------------------------------------------------
+# Single-backtest statistics (docs/semantics.md, "Single-backtest statistics")
+# --------------------------------------------------------------------------------------
+
+
+def reference_extra_stats(equity, close, trades, init_cash, exposure):
+    """The descriptive statistics of one backtest from its per-bar ``equity`` (one value per
+    bar of the span), the span's ``close`` and its ``trades`` (dicts with ``pnl`` and
+    ``return``), in plain Python. Times (start, end, duration) are left to the caller."""
+    out = {"buy_and_hold_return": close[-1] / close[0] - 1.0}
+    peak, run, runs = float(init_cash), 0, []
+    for e in equity:
+        peak = max(peak, e)
+        if e < peak:
+            run += 1
+        elif run:
+            runs.append(run)
+            run = 0
+    if run:
+        runs.append(run)
+    out["max_drawdown_duration"] = max(runs) if runs else 0
+    out["avg_drawdown_duration"] = sum(runs) / len(runs) if runs else NAN
+    pnl = [t["pnl"] for t in trades]
+    rets = [t["return"] for t in trades]
+    out["best_trade"] = max(rets) if rets else NAN
+    out["worst_trade"] = min(rets) if rets else NAN
+    out["expectancy"] = _mean(pnl) if pnl else NAN
+    spread = _std_ddof1(pnl) if len(pnl) > 1 else NAN
+    out["sqn"] = (math.sqrt(len(pnl)) * _mean(pnl) / spread
+                  if len(pnl) > 1 and spread > 0 else NAN)
+    total = equity[-1] / init_cash - 1.0
+    out["exposure_adjusted_return"] = total / exposure if exposure > 0 else NAN
+    return out

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 import sweepbt as sb
+from sweepbt.backtest_stats import EXTRA_STAT_NAMES
 from sweepbt.kernels import METRIC_NAMES
 
 EXIT_REASONS = {"stop", "take", "trail", "time", "signal", "end"}
@@ -302,7 +303,7 @@ def result(data):
 
 def test_stats_schema(result, data):
     stats = result.stats
-    assert stats.column_names == ["symbol", *METRIC_NAMES]
+    assert stats.column_names == ["symbol", *METRIC_NAMES, *EXTRA_STAT_NAMES]
     assert stats.schema.field("symbol").type == pa.string()
     for name in METRIC_NAMES:
         want = pa.int64() if name in COUNT_METRICS else pa.float64()

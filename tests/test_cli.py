@@ -870,3 +870,25 @@ def test_ctrl_c_during_start_up_exits_130_without_traceback(delay):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "sweepbt: interrupted"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["sweep", "--demo", "--strategy", "sma_cross", "--strategy", "ema_cross"], "--strategy"),
+    (["backtest", "--demo", "--stop-loss", "0.05", "--stop-loss", "0.1"], "--stop-loss"),
+    (["sweep", "--data", "a.csv", "--tz", "UTC", "--tz", "Asia/Tokyo"], "--tz"),
+])
+def test_flag_given_twice_is_an_error(argv, flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"sweepbt: error: {flag} given twice (" in err and "give it once" in err
+
+
+def test_negative_zero_is_printed_without_a_sign():
+    assert cli.format_value("sharpe", -0.001) == "0.00"
+    assert cli.format_value("total_return", -1e-7) == "0.00%"
+    assert cli.format_value("n_trades", -0.01, counts_are_means=True) == "0.0"
+    assert cli.format_value("sharpe", -0.5) == "-0.50"
+    assert cli.format_value("sharpe", None) == "-"
+    assert cli.format_value("sharpe", float("-inf")) == "-inf"

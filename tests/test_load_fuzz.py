@@ -230,3 +230,31 @@ def test_malformed_tables(columns, gaps):
     source = columns if len(lengths) > 1 else pa.table(columns)  # ragged: a dict
     got = load_or_clear_error(source, gaps=gaps)
     assert isinstance(got, (Bundle, DataError)), repr(got)
+
+
+@st.composite
+def load_options(draw):
+    """Random load options of the vendor formats: close-only, adjusted, dropna, epochs."""
+    return {"ohlc": draw(st.sampled_from(["ohlc", "close"])),
+            "adjust": draw(st.sampled_from([None, "adj_close"])),
+            "dropna": draw(st.booleans()),
+            "time_unit": draw(st.sampled_from([None, "s", "ms", "us", "ns"]))}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(malformed_tables(), load_options(), st.booleans(), st.booleans())
+def test_malformed_tables_with_load_options(columns, options, epoch, adj_close):
+    """The options of close-only, adjusted and epoch data keep the invariant: a valid
+    Bundle or a DataError, never another exception."""
+    columns = dict(columns)
+    ts = columns.get("timestamp")
+    if epoch and ts is not None and pa.types.is_timestamp(ts.type):
+        columns["timestamp"] = ts.cast(pa.int64())  # epoch nanoseconds
+    close = columns.get("close")
+    if adj_close and close is not None and pa.types.is_floating(close.type):
+        columns["Adj Close"] = pa.array(np.asarray(close.to_numpy(zero_copy_only=False)) / 2)
+    lengths = {len(v) for v in columns.values()}
+    source = columns if len(lengths) > 1 else pa.table(columns)
+    got = load_or_clear_error(source, **options)
+    assert isinstance(got, (Bundle, DataError)), repr(got)

@@ -64,7 +64,7 @@ BAD_SCALARS = [
     ({"size": 0.0}, ValueError, ["size"]),
     ({"size": 1.0001}, ValueError, ["size"]),
     ({"size": -0.5}, ValueError, ["size"]),
-    ({"stop_loss": math.nan}, ValueError, ["stop_loss", "finite"]),
+    ({"stop_loss": math.inf}, ValueError, ["stop_loss", "finite"]),
     ({"take_profit": math.inf}, ValueError, ["take_profit", "finite"]),
     ({"fees": math.inf}, ValueError, ["fees", "finite"]),
     ({"fixed_fees": math.nan}, ValueError, ["fixed_fees", "finite"]),
@@ -72,7 +72,7 @@ BAD_SCALARS = [
     ({"size": math.nan}, ValueError, ["size", "finite"]),
     ({"fast": math.nan}, ValueError, ["fast", "finite"]),
     ({"slow": math.inf}, ValueError, ["slow", "finite"]),
-    ({"max_bars": np.float64(math.nan)}, ValueError, ["max_bars", "finite"]),
+    ({"max_bars": np.float64(math.inf)}, ValueError, ["max_bars", "finite"]),
     ({"stop_loss": "5%"}, TypeError, ["stop_loss"]),
     ({"fill": "open"}, ValueError, ["fill", "open"]),
     ({"fill": None}, ValueError, ["fill"]),
@@ -109,7 +109,7 @@ BAD_AXES = [
     ({"fast": [2, 0]}, ValueError, ["fast[1]"]),
     ({"fast": [2, 3.5]}, TypeError, ["fast[1]"]),
     ({"slow": [10, N_BARS + 5]}, ValueError, ["slow[1]", "longer than the data"]),
-    ({"stop_loss": [0.02, math.nan]}, ValueError, ["stop_loss[1]", "finite"]),
+    ({"stop_loss": [0.02, math.inf]}, ValueError, ["stop_loss[1]", "finite"]),
     ({"fees": [0.001, -0.001]}, ValueError, ["fees[1]"]),
     ({"fees": [0.001, None]}, ValueError, ["fees"]),
     ({"size": [0.5, 0.0]}, ValueError, ["size[1]"]),
@@ -419,3 +419,16 @@ def test_best_median(data):
     med = np.median(np.array(res.table["total_return"].to_pylist()).reshape(-1, n), axis=1)
     best = res.best("total_return", k=10, how="median")
     assert best["total_return"].to_pylist() == pytest.approx(sorted(med, reverse=True))
+
+
+@pytest.mark.parametrize("nan", [math.nan, np.float64(math.nan)])
+def test_nan_turns_a_rule_off_like_none(data, nan):
+    """NaN where a risk rule may be None means "off" (a pandas or Arrow row carries it so)."""
+    off = dict(stop_loss=None, take_profit=None, trailing_stop=None, max_bars=None)
+    with_nan = dict.fromkeys(off, nan)
+    a = sb.backtest(data, "sma_cross", fast=3, slow=10, **off)
+    b = sb.backtest(data, "sma_cross", fast=3, slow=10, **with_nan)
+    assert b.params == a.params and all(b.params[n] is None for n in off)
+    assert b.stats.equals(a.stats) and b.trades.equals(a.trades)
+    res = sb.sweep(data, "sma_cross", fast=3, slow=10, stop_loss=[0.05, nan])
+    assert res.table["stop_loss"].to_pylist()[-1] is None

@@ -16,11 +16,13 @@ try:
         # entries recorded under another module name load); see sweepbt/_numba_cache.py.
         from sweepbt import _numba_cache  # noqa: F401 - installs itself when imported
         from sweepbt import stats  # noqa: F401 - sb.stats: the overfitting statistics
+        from sweepbt import plot  # noqa: F401 - sb.plot: charts (matplotlib when called)
         from sweepbt.data import Bundle, demo, load
         from sweepbt.custom import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL,
                                     define_strategy, load_strategy)
         from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
         from sweepbt.results import BacktestResult, PortfolioResult, SweepResult
+        from sweepbt.html_report import report
         from sweepbt.strategies import STRATEGIES
         from sweepbt.walkforward import WalkForwardResult, walk_forward
 except KeyboardInterrupt:  # landed before CommandStart took over
@@ -50,6 +52,8 @@ __all__ = [
     "estimate",
     "load",
     "load_strategy",
+    "plot",
+    "report",
     "sweep",
     "walk_forward",
 ]

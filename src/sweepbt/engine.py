@@ -25,7 +25,7 @@ from sweepbt.options import DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.outdir import OutDir
-from sweepbt.results import BacktestResult, PortfolioResult, SweepResult
+from sweepbt.results import SweepResult, record_backtest
 from sweepbt.sinks import KeepAll, KeepTop, SharpeMoments
 from sweepbt.vocabulary import N_METRICS
 
@@ -34,6 +34,9 @@ MEMORY_SHARE = 0.5
 #: bytes per (combo, asset) row kept in memory: metrics, their Arrow table, combo, symbol
 _BYTES_PER_ROW = N_METRICS * 8 * 2 + 8 + 4
 _BYTES_PER_PARAM = 8 * 2
+#: ``progress=None`` draws the bar for sweeps with more bar-evaluations than this (a few
+#: seconds of work on one core at the kernel's usual 10^8-10^9 per second)
+AUTO_PROGRESS_BAR_EVALUATIONS = 500_000_000
 
 
 class SweepTooLarge(MemoryError):
@@ -63,14 +66,7 @@ def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
     plan = prepare(data, strategy, params, constraint=None, fill=fill, direction=direction,
                    init_cash=init_cash, periods_per_year=periods_per_year, threads=threads,
                    window=window, portfolio=portfolio, size_type=size_type)
-    params_used, metrics, equity, cash, units, trades = plan.record()
-    if plan.portfolio:
-        return PortfolioResult(bundle=plan.bundle, strategy=plan.strategy.name,
-                               params=params_used, metrics=metrics, equity=equity, cash=cash,
-                               units=units, trade_rows=trades, fixed=plan.fixed)
-    return BacktestResult(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
-                          metrics=metrics, equity=equity, cash=cash, units=units,
-                          trade_rows=trades, fixed=plan.fixed)
+    return record_backtest(plan)
 
 
 @dataclass(frozen=True)
@@ -163,7 +159,9 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     Any strategy parameter or risk/cost option given as a sequence is a grid axis (cartesian
     product, filtered by ``constraint``, e.g. ``"fast < slow"``); ``None`` in a risk rule's
     list means "rule off". ``threads`` sets the kernel thread count for this call (numba's
-    default otherwise); ``progress=True`` draws a progress bar on stderr.
+    default otherwise); ``progress=True`` draws a progress bar with an ETA (on a terminal's
+    stderr, or in Jupyter), ``False`` never; by default it is drawn when the sweep has more
+    than ``AUTO_PROGRESS_BAR_EVALUATIONS`` bar-evaluations (a few seconds of work).
 
     ``sample=N`` runs N combos drawn uniformly (without replacement, reproducibly with
     ``seed``) from the constrained grid, never materializing it; all of them if the grid
@@ -198,6 +196,8 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
         plan.fixed.update(sample=sample, seed=seed)
     t0 = time.perf_counter()
     moments = SharpeMoments(plan.n_rows)
+    if progress is None:
+        progress = size.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
     executor = InProcess() if scheduler is None else Dask(scheduler)
     done, path = _run(plan, sampled_combos(plan.grid, sample, seed), [moments, keep],
                       executor, (out, resume), size.n_backtests, progress)

@@ -107,7 +107,9 @@ class RunOptions:
     max_memory: int | None = _option(None, ("sweep",), "refuse a sweep keeping more bytes "
                                      "of rows (default: half the available memory)",
                                      flag=False)
-    progress: bool = _option(False, ("sweep",), "draw a progress bar on stderr", flag=False)
+    progress: bool | None = _option(None, ("sweep",), "draw a progress bar with an ETA on a "
+                                    "terminal or in Jupyter (default: when the estimate says "
+                                    "the sweep takes more than a few seconds)", flag=False)
     train: object = _option(None, ("walk_forward",), "training window: bars or a duration "
                             "such as 3Y, 6M, 20D", metavar="SPAN", required=True,
                             help="training span: bars (e.g. 756) or a duration (3Y, 18M, 26W, "

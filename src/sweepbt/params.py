@@ -82,6 +82,12 @@ def _is_sequence(value):
     return isinstance(value, (list, tuple, range, np.ndarray)) and np.ndim(value) > 0
 
 
+def _is_nan(value):
+    """Whether ``value`` is a float NaN (Python or numpy)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and not isinstance(value, numbers.Integral) and math.isnan(value)
+
+
 def _in_bounds(x, bounds):
     low, high, low_open, high_open = bounds
     ok_low = x > low if low_open else x >= low
@@ -129,6 +135,8 @@ def check_window(name, value, where, longest_span):
 def check_option(name, value, where=""):
     """Validate one value of a sweepable option; None (rule off) only where allowed."""
     spec = OPTIONS[name]
+    if spec.allow_none and _is_nan(value):
+        value = None  # NaN, as pandas or Arrow rows carry a rule that is off
     if value is None:
         if not spec.allow_none:
             raise ValueError(f"{name}{where} cannot be None")

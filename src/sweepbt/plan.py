@@ -225,11 +225,21 @@ class Plan:
                         metrics=metrics[a], equity=equity[a], cash=cash[a], units=units[a],
                         trades=rows))
                     trades.append(rows)
-        params = {}
-        for name in self.grid.names:
-            value = columns[name][0]
-            params[name] = None if is_null(name, value) else value.item()
-        return params, metrics, equity, cash, units, trades
+        return self.params_of(0), metrics, equity, cash, units, trades
+
+    def params_of(self, combo):
+        """The parameters of grid combo ``combo`` as the user would pass them: Python
+        scalars, None for a rule that is off. ValueError when the id is outside the grid or
+        the constraint drops it."""
+        if not 0 <= combo < self.grid.n_total:
+            raise ValueError(f"combo {combo} is not in this grid "
+                             f"(ids 0..{self.grid.n_total - 1})")
+        columns, _, kept = self.grid.columns_at(np.array([combo], np.int64))
+        if kept.size == 0:
+            raise ValueError(f"combo {combo} does not pass the constraint "
+                             f"{self.fixed.get('constraint')!r}")
+        return {name: None if is_null(name, columns[name][0]) else columns[name][0].item()
+                for name in self.grid.names}
 
     def _kernel_inputs(self, signals, atr, columns, signal_idx):
         """The keyword arguments every grid kernel (``sweep_metrics``, ``equity_paths``,

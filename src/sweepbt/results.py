@@ -9,11 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweepbt import kernels, result_stats
+from sweepbt import display, frames, html_report, kernels, result_stats
 from sweepbt._files import write_atomic, write_parquet
+from sweepbt.backtest_stats import drawdown, extra_columns
 from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count
-from sweepbt.params import is_null
+from sweepbt.params import evaluate_constraint, is_null
+from sweepbt.plan import prepare
 from sweepbt.vocabulary import (
     COUNT_METRICS, METRIC_NAMES, mean_over_assets, metric_index, rank_order)
 
@@ -65,8 +67,51 @@ def rows_of_table(table, names, n_rows):
     return combos, params, metrics
 
 
-@dataclass
-class BacktestResult:
+class _Recorded:
+    """What a recorded backtest (per asset, or a portfolio) shows: the notebook displays,
+    pandas/Polars frames and the HTML report. A portfolio's 1-D ``equity`` and ``cash``
+    are its one curve (``"portfolio"``)."""
+
+    @property
+    def drawdown(self) -> np.ndarray:
+        """Per-bar drawdown, the shape of ``equity``: ``1 - equity / running peak`` (peak
+        from ``init_cash``), a positive fraction; NaN outside each span."""
+        rows = np.atleast_2d(self.equity)
+        return np.array([drawdown(row, self.fixed["init_cash"]) for row in rows]).reshape(
+            np.shape(self.equity))
+
+    def __repr__(self):
+        return display.backtest_repr(self)
+
+    def _repr_html_(self):
+        return display.backtest_html(self)
+
+    def to_pandas(self):
+        """Per-bar ``equity``, ``cash``, ``units`` and ``drawdown`` as a pandas DataFrame:
+        a UTC DatetimeIndex, columns ``(series, symbol)`` (``df["equity"]["AAA"]``; a
+        portfolio's equity, cash and drawdown: ``df["equity"]["portfolio"]``). Tables
+        convert themselves: ``bt.stats.to_pandas()``, ``bt.trades.to_pandas()``."""
+        return frames.series_pandas(self.bundle, self._series(), self.fixed["init_cash"],
+                                    f"{type(self).__name__}.to_pandas()")
+
+    def to_polars(self):
+        """Per-bar series as a Polars frame: long (``timestamp, symbol, equity, cash,
+        units, drawdown``, the bars of each asset's span) per asset; wide for a portfolio
+        (``timestamp, equity, cash, drawdown, units_SYMBOL...``, its span's bars)."""
+        return frames.series_polars(self.bundle, self._series(), self.fixed["init_cash"],
+                                    f"{type(self).__name__}.to_polars()")
+
+    def _series(self):
+        return {"equity": self.equity, "cash": self.cash, "units": self.units}
+
+    def report(self, path=None, **options):
+        """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
+        when given (the path is returned), else returned as text."""
+        return html_report.report(self, path, **options)
+
+
+@dataclass(repr=False)
+class BacktestResult(_Recorded):
     """One backtest per asset: ``stats`` and ``trades`` tables and per-bar arrays.
 
     ``equity``, ``cash`` and ``units`` (signed: + long, - short) are float64
@@ -93,6 +138,8 @@ class BacktestResult:
         if self._stats is None:
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
             cols.update(_metric_columns(self.metrics))
+            cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
+                                       self.bundle.close, self.trade_rows))
             self._stats = pa.table(cols).replace_schema_metadata(
                 _metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
@@ -103,6 +150,16 @@ class BacktestResult:
         if self._trades is None:
             self._trades = _trades_table(self.bundle, self.trade_rows)
         return self._trades
+
+
+def record_backtest(plan):
+    """Run grid combo 0 of ``plan`` with everything recorded: a :class:`BacktestResult`,
+    or a :class:`PortfolioResult` for a portfolio plan."""
+    params_used, metrics, equity, cash, units, trades = plan.record()
+    kind = PortfolioResult if plan.portfolio else BacktestResult
+    return kind(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
+                metrics=metrics, equity=equity, cash=cash, units=units, trade_rows=trades,
+                fixed=plan.fixed)
 
 
 def _trades_table(bundle, trade_rows):
@@ -140,8 +197,8 @@ def _trades_table(bundle, trade_rows):
     return pa.table(table)
 
 
-@dataclass
-class PortfolioResult:
+@dataclass(repr=False)
+class PortfolioResult(_Recorded):
     """One portfolio backtest: every asset traded from one cash balance.
 
     ``equity`` and ``cash`` are float64 ``(n_bars,)`` on the Bundle's bar axis and
@@ -167,6 +224,8 @@ class PortfolioResult:
         """One row: ``symbol`` ``"portfolio"`` and the metrics of docs/semantics.md."""
         cols = {"symbol": pa.array(["portfolio"], pa.string())}
         cols.update(_metric_columns(self.metrics))
+        cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
+                                   [None], [self.trade_rows]))
         return pa.table(cols).replace_schema_metadata(
             _metadata(self.strategy, {**self.fixed, **self.params}))
 
@@ -276,22 +335,69 @@ class SweepResult:
         out[:, ruined] = per_combo[:, :, ruined].max(axis=1)  # ruined on any asset
         return combos, out
 
-    def best(self, metric="sharpe", k=10, how="mean") -> pa.Table:
+    def best(self, metric="sharpe", k=10, how="mean", *, min_trades=None,
+             where=None) -> pa.Table:
         """The top ``k`` combos by ``metric`` aggregated over assets; NaN ranks last.
 
         Higher is better except for ``max_drawdown`` and ``volatility``. Ties keep combo
         order. Returns ``rank, combo``, the parameters, then every aggregated metric.
+        Filters, applied before ranking to the aggregated values: ``min_trades`` keeps
+        combos with ``n_trades >= min_trades``; ``where`` is an expression over metric and
+        parameter names, e.g. ``"max_drawdown < 0.2 and win_rate > 0.5"`` (the syntax of
+        ``constraint``; NaN compares false, so an undefined metric fails its test).
         """
         metric_index(metric)
         k = check_count("k", k)
         combos, per_combo = self.aggregate(how)
         _, params, _ = self.held()
-        order = rank_order(per_combo, combos, metric)[:k]
+        keep = _filter(per_combo, params, min_trades, where)
+        order = rank_order(per_combo, combos, metric)
+        order = order[keep[order]][:k]
         cols = {"rank": pa.array(np.arange(1, order.size + 1, dtype=np.int64)),
                 "combo": pa.array(combos[order])}
         cols.update(_param_columns({n: v[order] for n, v in params.items()}))
         cols.update(_metric_columns(per_combo[order], counts_as_int=False))
         return pa.table(cols)
+
+    def params_of(self, combo) -> dict:
+        """The parameters of ``combo`` (an id, or a row of :meth:`best` or :attr:`table`
+        with a ``combo`` entry) as ``sb.backtest`` takes them; None = rule off.
+        (``params`` itself is the held combos' columns.)"""
+        return self.plan.params_of(_combo_id(combo))
+
+    def backtest(self, combo, threads=None):
+        """Re-run ``combo`` (an id, or a :meth:`best` / :attr:`table` row) with full
+        recording: what ``sb.backtest`` returns (a :class:`BacktestResult`, or a
+        :class:`PortfolioResult` for a portfolio sweep) with this sweep's data, strategy,
+        options and :meth:`params_of`."""
+        fixed, plan = self.fixed, self.plan
+        return record_backtest(prepare(
+            self.bundle, plan.strategy, self.params_of(combo), constraint=None,
+            fill=fixed["fill"], direction=fixed["direction"], init_cash=fixed["init_cash"],
+            periods_per_year=fixed["periods_per_year"],
+            threads=plan.settings.threads if threads is None else threads,
+            window=fixed.get("window"), portfolio=fixed.get("portfolio", False),
+            size_type=fixed.get("size_type", "equity")))
+
+    def __repr__(self):
+        return display.sweep_repr(self)
+
+    def _repr_html_(self):
+        return display.sweep_html(self)
+
+    def to_pandas(self):
+        """:attr:`table` as a pandas DataFrame indexed by ``(parameters..., symbol)``."""
+        return frames.table_pandas(self.table, [*self.names, "symbol"],
+                                   "SweepResult.to_pandas()")
+
+    def to_polars(self):
+        """:attr:`table` as a Polars DataFrame."""
+        return frames.table_polars(self.table, "SweepResult.to_polars()")
+
+    def report(self, path=None, **options):
+        """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
+        when given (the path is returned), else returned as text."""
+        return html_report.report(self, path, **options)
 
     def equity(self, combos=None) -> np.ndarray:
         """Per-bar equity ``(len(combos), len(symbols), n_bars)`` of combos held in memory
@@ -347,6 +453,34 @@ class SweepResult:
         See :func:`sweepbt.result_stats.sweep_pbo` and docs/overfitting.md.
         """
         return result_stats.sweep_pbo(self, k, n_splits, metric)
+
+
+def _combo_id(combo):
+    """A combo id from an int or a row (a mapping or pandas Series with ``combo``)."""
+    if hasattr(combo, "__getitem__") and not isinstance(combo, (str, bytes, np.ndarray)):
+        try:
+            combo = combo["combo"]
+        except (KeyError, IndexError, TypeError):
+            raise ValueError("a row given as combo must have a 'combo' entry (a row of "
+                             "best() or table)") from None
+    if isinstance(combo, (float, np.floating)) and float(combo).is_integer():
+        combo = int(combo)  # a pandas row of mixed columns holds every value as a float
+    if isinstance(combo, (bool, np.bool_)) or not isinstance(combo, (int, np.integer)):
+        raise TypeError(f"combo must be a combo id (int) or a row with one, got {combo!r}")
+    return int(combo)
+
+
+def _filter(per_combo, params, min_trades, where):
+    """Mask of the combos that pass ``best()``'s filters."""
+    keep = np.ones(per_combo.shape[0], dtype=bool)
+    if min_trades is not None:
+        keep &= per_combo[:, metric_index("n_trades")] >= check_count(
+            "min_trades", min_trades, minimum=0)
+    if where is not None and keep.size:
+        columns = {name: per_combo[:, j] for j, name in enumerate(METRIC_NAMES)}
+        columns.update({n: np.asarray(v, dtype=np.float64) for n, v in params.items()})
+        keep &= evaluate_constraint(where, columns)
+    return keep
 
 
 def _filled(column):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from sweepbt import kernels
+from sweepbt import display, frames, html_report, kernels
 from sweepbt.executors import Dask, InProcess
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.windows import window_spans
@@ -87,6 +87,29 @@ class WalkForwardResult:
 
     def __str__(self):
         return format_walk_forward(self)
+
+    def __repr__(self):
+        return display.walk_forward_repr(self)
+
+    def _repr_html_(self):
+        return display.walk_forward_html(self)
+
+    def to_pandas(self):
+        """The chained out-of-sample ``equity`` and its ``drawdown`` per bar: a pandas
+        DataFrame with a UTC DatetimeIndex and columns ``(series, symbol)``; the windows:
+        ``wf.windows.to_pandas()``."""
+        return frames.series_pandas(self.bundle, {"equity": self.equity},
+                                    self.fixed["init_cash"], "WalkForwardResult.to_pandas()")
+
+    def to_polars(self):
+        """The chained out-of-sample equity and drawdown as a long Polars frame."""
+        return frames.series_polars(self.bundle, {"equity": self.equity},
+                                    self.fixed["init_cash"], "WalkForwardResult.to_polars()")
+
+    def report(self, path=None, **options):
+        """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
+        when given (the path is returned), else returned as text."""
+        return html_report.report(self, path, **options)
 
 
 def _chained_returns(equity, init_cash):

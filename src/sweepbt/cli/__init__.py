@@ -1,4 +1,5 @@
-"""The ``sweepbt`` command line: ``sweep``, ``backtest``, ``walk-forward`` and ``strategies``.
+"""The ``sweepbt`` command line: ``sweep``, ``backtest``, ``walk-forward``, ``strategies`` and
+``demo``.
 
 ``sweepbt sweep --demo`` runs a default parameter grid on the packaged demo data and prints
 the best combinations; ``--data FILE`` runs on your own prices. Errors in the input are one
@@ -27,7 +28,7 @@ from sweepbt._interrupt import CommandGuard, start_up_interrupted, stopped
 # 130 like one during main(); argparse and the commands are imported inside main().
 try:
     from sweepbt._table import render_table
-    from sweepbt.cli.formatting import format_value
+    from sweepbt._format import format_value
     from sweepbt.cli.outputs import strategy_file
     from sweepbt.cli.parsing import (CliError, collect_params, parse_columns, parse_number,
                                      parse_param, parse_range, parse_values)
@@ -42,12 +43,13 @@ __all__ = ["CliError", "collect_params", "format_value", "main", "parse_columns"
 def _commands():
     """Command name -> function(args, out) returning the exit status."""
     from sweepbt.cli.backtest import cmd_backtest
+    from sweepbt.cli.demo import cmd_demo
     from sweepbt.cli.strategies import cmd_strategies
     from sweepbt.cli.sweep import cmd_sweep
     from sweepbt.cli.walk_forward import cmd_walk_forward
 
     return {"sweep": cmd_sweep, "backtest": cmd_backtest, "walk-forward": cmd_walk_forward,
-            "strategies": cmd_strategies}
+            "strategies": cmd_strategies, "demo": cmd_demo}
 
 
 def _error(message):

@@ -8,10 +8,11 @@ from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, load_data, metric_columns,
-                                settings_line, source_name)
+                                settings_line, data_header)
 from sweepbt.cli.flags import risk_texts
-from sweepbt.cli.formatting import data_line, format_times, format_value
-from sweepbt.cli.outputs import check_out_path, input_files, write_output
+from sweepbt._format import format_times, format_value
+from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
+                                 write_report)
 from sweepbt.cli.parsing import CliError, collect_params
 
 #: metric columns printed by default
@@ -29,6 +30,7 @@ def cmd_backtest(args, out):
     columns = metric_columns(args, kernels.METRIC_NAMES, STATS_COLUMNS)
     if args.trades_out is not None:
         check_out_path(args.trades_out, "--trades-out", args.force, input_files(args))
+    check_report(args)
     params = collect_params(args.param, risk_texts(args))
     for name, value in params.items():
         if isinstance(value, list):
@@ -39,7 +41,7 @@ def cmd_backtest(args, out):
     bt = sb.backtest(bundle, strategy, **options, **params)
     checkpoint()
 
-    print(data_line(bundle, source_name(args)), file=out)
+    print(data_header(bundle, args), file=out)
     shown = ", ".join(f"{k}={format_value(k, v)}" for k, v in bt.params.items())
     print(f"strategy: {bt.strategy}({shown})", file=out)
     print(settings_line(args, bundle), file=out)
@@ -63,6 +65,7 @@ def cmd_backtest(args, out):
         _print_trades(out, trades, bundle, args.trades)
     if args.trades_out is not None:
         print(f"\nwrote {trades.num_rows:,} trades to {args.trades_out}", file=out)
+    write_report(args, bt, out)
     return 0
 
 

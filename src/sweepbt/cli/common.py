@@ -7,7 +7,9 @@ import os
 
 import sweepbt as sb
 from sweepbt.cli.flags import flagged_options, risk_texts
-from sweepbt.cli.parsing import CliError, collect_params, parse_columns, parse_values
+from sweepbt.cli.formatting import data_line
+from sweepbt.cli.parsing import CliError, collect_params, flag_name, parse_columns, parse_values
+from sweepbt.data.loading import load_with_facts
 
 #: the grid ``sweep`` and ``walk-forward`` run when no grid flag is given (sma_cross)
 DEFAULT_GRID = {
@@ -18,6 +20,15 @@ DEFAULT_GRID = {
     "fees": "0.001",
 }
 DEFAULT_CONSTRAINT = "fast < slow"
+
+#: the choices of the loading flags --time-unit, --ohlc and --adjust
+TIME_UNIT_CHOICES = ("s", "ms", "us", "ns")
+OHLC_CHOICES = ("ohlc", "close")
+ADJUST_CHOICES = ("adj_close",)
+
+#: the loading flags that apply to --data only: flag -> its value when not given
+_FILE_ONLY = {"timestamp_column": None, "tz": None, "time_unit": None, "ohlc": "ohlc",
+              "adjust": None, "dropna": False}
 
 
 def grid_params(args):
@@ -43,18 +54,53 @@ def _symbols(text):
 
 
 def load_data(args):
-    """The Bundle of ``--demo`` or ``--data FILE`` (with ``--symbols``, ``--gaps``,
-    ``--timestamp-column``)."""
+    """The Bundle of ``--demo`` or ``--data FILE`` (with the loading flags ``--symbols``,
+    ``--gaps``, ``--timestamp-column``, ``--tz``, ``--time-unit``, ``--ohlc``, ``--adjust``,
+    ``--dropna``); the header lines saying what loading assumed are kept in
+    ``args.data_notes`` for :func:`data_header`. ``--symbols`` selects assets: on a
+    single-asset file it must be the file's name, never a new label."""
+    args.data_notes = []
     symbols = _symbols(args.symbols)
     if args.demo:
-        if args.timestamp_column:
-            raise CliError("--timestamp-column applies to --data only")
+        given = [flag_name(n) for n, default in _FILE_ONLY.items()
+                 if getattr(args, n, default) != default]
+        if given:
+            raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} "
+                           "to --data only (the demo data is already loaded)")
         data = sb.demo()
         return sb.load(data, symbol=symbols) if symbols is not None else data
     if os.path.isdir(args.data):
         raise CliError(f"--data: {args.data!r} is a directory; give one .parquet, "
                        ".feather/.arrow or .csv file")
-    return sb.load(args.data, gaps=args.gaps, timestamp=args.timestamp_column, symbol=symbols)
+    bundle, facts = load_with_facts(
+        args.data, gaps=args.gaps, timestamp=args.timestamp_column, symbol=symbols,
+        tz=args.tz, time_unit=args.time_unit, ohlc=args.ohlc, adjust=args.adjust,
+        dropna=args.dropna, rename_single=False)
+    args.data_notes = _notes(facts, args)
+    return bundle
+
+
+def _notes(facts, args):
+    """The header lines for what loading assumed (``times:``, ``prices:``, ``dropped:``)."""
+    notes = []
+    if "times" in facts:
+        times = facts["times"]
+        if facts.get("naive"):
+            times += " (--tz)" if args.tz else "; pass --tz ZONE if they are local times"
+        notes.append(f"times: {times}")
+    if "prices" in facts:
+        notes.append(f"prices: {facts['prices']}")
+    if "unused_adj_close" in facts:
+        notes.append(f"prices: as given; column {facts['unused_adj_close']!r} is not used "
+                     "(--adjust adj_close uses it)")
+    if facts.get("dropped"):
+        notes.append(f"dropped: {facts['dropped']:,} row(s) with a missing price (--dropna)")
+    return notes
+
+
+def data_header(bundle, args):
+    """The ``data:`` line and, below it, what loading assumed (:func:`load_data`)."""
+    return "\n".join([data_line(bundle, source_name(args)), *getattr(args, "data_notes", ())])
 
 
 def source_name(args):

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from sweepbt.cli.parsing import flag_name
 from sweepbt.options import options_of
 from sweepbt.params import OPTIONS
@@ -23,6 +25,19 @@ ORDER = ("strategy", PARAMS, "fill", "direction", "init_cash", "periods_per_year
          "sample", "seed", "metric", "top")
 
 _TYPES = {"int": int, "float": float}
+
+
+class StoreOnce(argparse.Action):
+    """``store``, but a flag given twice is an error rather than the last one winning
+    (``--strategy a --strategy b`` would otherwise silently run only ``b``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_flags_given", {})
+        if self.dest in given:
+            parser.error(f"{option_string} given twice ({given[self.dest]!r}, then "
+                         f"{values!r}): give it once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
 
 
 def flagged_options(call):
@@ -45,6 +60,7 @@ def _option_kwargs(field, call):
     kind = _base_type(field)
     if kind == "bool":
         return {"action": "store_true", **kwargs}
+    kwargs["action"] = StoreOnce
     if kind in _TYPES:
         kwargs["type"] = _TYPES[kind]
     for key in ("choices", "metavar", "required"):
@@ -65,7 +81,7 @@ def _add_param_flags(p, grid):
         none = "; none = off" if option.allow_none else ""
         extra = "; a comma list or range is a grid axis" if grid else ""
         default = "" if option.default is None else f" (default {option.default:g})"
-        p.add_argument(flag_name(name), dest=name, metavar="V",
+        p.add_argument(flag_name(name), dest=name, metavar="V", action=StoreOnce,
                        help=f"{option.doc}{default}{none}{extra}")
 
 

@@ -6,46 +6,6 @@ import math
 
 import numpy as np
 
-PERCENT_METRICS = frozenset({"total_return", "cagr", "volatility", "max_drawdown",
-                             "win_rate", "avg_trade", "exposure", "return", "mfe", "mae"})
-RATIO_METRICS = frozenset({"sharpe", "sortino", "calmar", "profit_factor", "skew",
-                           "kurtosis"})
-COUNT_METRICS = frozenset({"n_trades", "n_stop", "n_take", "n_trail", "n_time", "n_signal"})
-PRICE_COLUMNS = frozenset({"entry_price", "exit_price", "entry_quote", "exit_quote"})
-
-
-def format_value(name, value, counts_are_means=False):
-    """One table cell: percentages for returns/drawdowns, 2 decimals for ratios, '-' for null."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    if isinstance(value, str):
-        return value
-    if name in PERCENT_METRICS:
-        return f"{value * 100:,.2f}%"
-    if name in RATIO_METRICS:
-        return f"{value:,.2f}"
-    if name in COUNT_METRICS:
-        return f"{value:,.1f}" if counts_are_means else f"{int(value):,}"
-    if name == "avg_bars_held":
-        return f"{value:,.1f}"
-    if isinstance(value, float):
-        return _format_float(name, value)
-    return str(value)
-
-
-def _format_float(name, value):
-    if name == "pnl":
-        return f"{value:,.2f}"
-    if name in PRICE_COLUMNS:
-        return f"{value:,.4f}" if abs(value) < 1000 else f"{value:,.2f}"
-    if name == "units":
-        return f"{value:,.4f}"
-    return f"{value:g}"
-
 
 def human_rate(x):
     """``1234567.0`` -> ``"1.2M"``; ``"n/a"`` when not finite."""
@@ -55,15 +15,6 @@ def human_rate(x):
         if x >= div:
             return f"{x / div:,.1f}{unit}"
     return f"{x:,.0f}"
-
-
-def format_times(ns_values, timestamps):
-    """Time stamps as text: ISO dates when every stamp of ``timestamps`` is midnight, else
-    minutes."""
-    day = np.int64(86_400_000_000_000)
-    all_days = bool((timestamps.astype("datetime64[ns]").astype(np.int64) % day == 0).all())
-    unit = "D" if all_days else "m"
-    return [str(v) for v in np.datetime_as_string(ns_values, unit=unit)]
 
 
 def data_line(bundle, source):

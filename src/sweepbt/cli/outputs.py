@@ -1,16 +1,18 @@
 """The command's output files: checked before any work, written atomically.
 
-Output files (``--out``, ``--trades-out``) are never written over an existing path unless
+Output files (``--out``, ``--trades-out``, ``--report``) are never written over an existing path unless
 ``--force``; ``--out-dir`` always needs a new path; an input file is never an output
 (docs/getting-started.md, "Output files").
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from sweepbt._files import write_atomic
 from sweepbt.cli.parsing import CliError
+from sweepbt.html_report import report_html, write_text
 
 
 def strategy_file(spec):
@@ -100,3 +102,24 @@ def write_output(path, flag, force, write):
     except FileExistsError:
         raise CliError(f"{flag}: {os.fspath(path)!r} was created while this command ran; "
                        "not replaced (pass --force to replace it)") from None
+
+
+def check_report(args):
+    """Fail fast on a ``--report`` path that cannot or must not be written, and on a
+    missing matplotlib (before any work)."""
+    if getattr(args, "report", None) is None:
+        return
+    check_out_path(args.report, "--report", args.force, input_files(args))
+    try:
+        importlib.import_module("matplotlib")  # only whether the extra is installed
+    except ImportError:
+        raise CliError("--report needs matplotlib: pip install 'sweepbt[report]'") from None
+
+
+def write_report(args, result, out):
+    """The HTML report of ``result`` to ``--report`` (atomically), when asked."""
+    if getattr(args, "report", None) is None:
+        return
+    html = report_html(result)
+    write_output(args.report, "--report", args.force, lambda tmp: write_text(tmp, html))
+    print(f"wrote the report to {args.report}", file=out)

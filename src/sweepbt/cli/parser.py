@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from sweepbt import __version__
-from sweepbt.cli.common import DEFAULT_CONSTRAINT, DEFAULT_GRID
-from sweepbt.cli.flags import add_run_flags
+from sweepbt.cli.common import (ADJUST_CHOICES, DEFAULT_CONSTRAINT, DEFAULT_GRID,
+                                OHLC_CHOICES, TIME_UNIT_CHOICES)
+from sweepbt.cli.flags import StoreOnce, add_run_flags
 
 
 class Parser(argparse.ArgumentParser):
@@ -21,15 +22,28 @@ def _add_data_flags(p):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--demo", action="store_true",
                      help="use the packaged demo data (sweepbt.demo())")
-    src.add_argument("--data", metavar="FILE",
+    src.add_argument("--data", action=StoreOnce, metavar="FILE",
                      help="price data: .parquet, .feather/.arrow or .csv (see docs/data.md)")
-    p.add_argument("--symbols", metavar="A,B,...",
+    p.add_argument("--symbols", action=StoreOnce, metavar="A,B,...",
                    help="only these assets (for single-asset files: the asset's name)")
-    p.add_argument("--gaps", choices=("error", "ffill"), default="error",
+    p.add_argument("--gaps", action=StoreOnce, choices=("error", "ffill"), default="error",
                    help="a bar missing inside an asset's span: error (default) or ffill "
                         "(a flat bar at the previous close)")
-    p.add_argument("--timestamp-column", metavar="NAME",
+    p.add_argument("--timestamp-column", action=StoreOnce, metavar="NAME",
                    help="name of the time stamp column (default: timestamp/datetime/date/time)")
+    p.add_argument("--tz", action=StoreOnce, metavar="ZONE",
+                   help="the zone of naive time stamps (no offset), e.g. America/New_York or "
+                        "+09:00 (default: UTC); zoned time stamps keep their instants")
+    p.add_argument("--time-unit", action=StoreOnce, choices=TIME_UNIT_CHOICES,
+                   help="the time stamps are epoch numbers in this unit (Binance klines: ms)")
+    p.add_argument("--ohlc", action=StoreOnce, choices=OHLC_CHOICES, default="ohlc",
+                   help="ohlc (default): open, high, low and close required; close: a close "
+                        "only, open, high and low equal it (stops fill at the close)")
+    p.add_argument("--adjust", action=StoreOnce, choices=ADJUST_CHOICES,
+                   help="adj_close: scale open, high and low by adj_close / close and use "
+                        "the adjusted close (Yahoo's 'Adj Close')")
+    p.add_argument("--dropna", action="store_true",
+                   help="drop rows with a missing price (default: such a row is an error)")
 
 
 def _add_workers_flag(p):
@@ -39,9 +53,12 @@ def _add_workers_flag(p):
 
 
 def _add_force_flag(p, flag):
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report with charts to a new file "
+                        "(needs matplotlib: pip install 'sweepbt[report]')")
     p.add_argument("--force", action="store_true",
-                   help=f"replace an existing {flag} file (atomically, once the new one is "
-                        "complete); never a directory, and never an input file")
+                   help=f"replace an existing {flag} or --report file (atomically, once the "
+                        "new one is complete); never a directory, and never an input file")
 
 
 def _add_sweep(sub):
@@ -112,6 +129,7 @@ def build_parser():
                "      --constraint 'fast < slow' --stop-loss 0.02,0.05,none --fees 0.001 "
                "--out results.parquet\n"
                "  sweepbt backtest --demo --param fast=10 --param slow=50 --stop-loss 0.05\n"
+               "  sweepbt demo --out prices.parquet\n"
                "  sweepbt strategies",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sweepbt {__version__}")
@@ -120,6 +138,16 @@ def build_parser():
     _add_sweep(sub)
     _add_backtest(sub)
     _add_walk_forward(sub)
+    demo = sub.add_parser(
+        "demo", help="write the demo data set to a file, to start from",
+        description="Write the packaged demo data (sweepbt.demo(): ten synthetic assets, "
+                    "daily bars 2004-2024) to a .parquet or .csv file in long format, e.g. "
+                    "'sweepbt demo --out prices.parquet'; every example that reads "
+                    "prices.parquet then runs as written.")
+    demo.add_argument("--out", metavar="FILE", required=True,
+                      help="the file to write: .parquet (recommended) or .csv; an existing "
+                           "file is refused unless --force")
+    _add_force_flag(demo, "--out")
     sub.add_parser("strategies", help="list the registered strategies and their parameters",
                    description="List the registered strategies, their parameters and the "
                                "risk/cost options every strategy takes.")

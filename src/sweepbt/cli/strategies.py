@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sweepbt as sb
 from sweepbt._table import render_table
-from sweepbt.cli.formatting import format_value, indent
+from sweepbt._format import format_value
+from sweepbt.cli.formatting import indent
 from sweepbt.params import FIXED_OPTIONS, OPTIONS
 
 

@@ -11,10 +11,12 @@ from sweepbt import kernels
 from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
-                                grid_params, load_data, metric_columns, scheduler_of,
-                                settings_line, source_name)
-from sweepbt.cli.formatting import data_line, format_value, human_rate
-from sweepbt.cli.outputs import check_out_dir, check_out_path, input_files, write_output
+                                data_header, grid_params, load_data, metric_columns,
+                                scheduler_of, settings_line)
+from sweepbt._format import format_value
+from sweepbt.cli.formatting import human_rate
+from sweepbt.cli.outputs import (check_out_dir, check_out_path, check_report, input_files,
+                                 write_output, write_report)
 from sweepbt.cli.parsing import CliError
 
 #: metric columns printed by default (the ranking metric is always added)
@@ -34,6 +36,7 @@ def cmd_sweep(args, out):
         write_output(args.out, "--out", args.force, res.to_parquet)
     _print_best(args, out, res, bundle, params, columns)
     _print_summary(args, out, res, bundle)
+    write_report(args, res, out)
     return 0
 
 
@@ -51,11 +54,12 @@ def _check_args(args):
         raise CliError("--resume continues an --out-dir folder; give --out-dir DIR")
     if args.out_dir is not None and not args.resume:
         check_out_dir(args.out_dir, args.force)
+    check_report(args)
     return columns
 
 
 def _print_setup(args, out, bundle, params, constraint, default_grid):
-    print(data_line(bundle, source_name(args)), file=out)
+    print(data_header(bundle, args), file=out)
     print(f"strategy: {args.strategy}" + (" (default grid)" if default_grid else ""), file=out)
     axes = [f"{n} ({len(v)})" for n, v in params.items() if isinstance(v, list)]
     fixed = [f"{n}={format_value(n, v)}" for n, v in params.items() if not isinstance(v, list)]

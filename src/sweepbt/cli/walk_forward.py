@@ -6,9 +6,9 @@ import sweepbt as sb
 from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
-                                grid_params, load_data, scheduler_of, source_name)
-from sweepbt.cli.formatting import data_line
-from sweepbt.cli.outputs import check_out_path, input_files, write_output
+                                data_header, grid_params, load_data, scheduler_of)
+from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
+                                 write_report)
 from sweepbt.walkforward import format_walk_forward
 
 #: the options that take a span: all digits = bars, anything else a duration
@@ -24,10 +24,11 @@ def cmd_walk_forward(args, out):
     check_cluster_flags(args)
     if args.out is not None:
         check_out_path(args.out, "--out", args.force, input_files(args))
+    check_report(args)
     params, constraint, _ = grid_params(args)
     bundle = load_data(args)
     checkpoint()
-    print(data_line(bundle, source_name(args)), file=out)
+    print(data_header(bundle, args), file=out)
     out.flush()
     strategy, options = call_options(args, "walk_forward")
     options.update({name: _span(options[name]) for name in SPANS}, constraint=constraint)
@@ -38,4 +39,5 @@ def cmd_walk_forward(args, out):
     if args.out is not None:
         write_output(args.out, "--out", args.force, lambda tmp: write_parquet(wf.windows, tmp))
         print(f"wrote {wf.windows.num_rows} windows to {args.out}", file=out)
+    write_report(args, wf, out)
     return 0

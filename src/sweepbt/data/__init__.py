@@ -13,9 +13,10 @@ Public entry points: :func:`load`, :func:`demo`, :meth:`Bundle.from_arrays`,
 and its timestamp) and the column.
 
 Modules, each importing only those above it: ``errors`` (DataError, naming and finding bad
-rows), ``columns`` (columns by role, as arrays, value checks), ``times`` (time stamps, zones,
-bars per year), ``bundle`` (the Bundle class), ``readers`` (files, pandas, Arrow sources),
-``loading`` (:func:`load`, :func:`demo`). Also here: ``demo.parquet``, the demo data set, and
+rows), ``columns`` (columns by role, as arrays, value checks), ``vendors`` (vendor layouts
+such as yfinance's, made long), ``times`` (time stamps, zones, bars per year), ``bundle``
+(the Bundle class), ``readers`` (files, pandas, Polars and Arrow sources), ``loading``
+(:func:`load`, :func:`demo`). Also here: ``demo.parquet``, the demo data set, and
 ``make_demo``, which writes it.
 """
 

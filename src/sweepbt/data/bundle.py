@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from sweepbt._files import write_atomic, write_parquet
 from sweepbt.data.columns import PRICE_COLS, VALUE_COLS, check_values, symbol_list
 from sweepbt.data.errors import DataError, GridLocator, first_true, fmt_ts, some
 from sweepbt.data.times import optional_zone, periods_per_year_of, timestamps_to_ns, zone_name
@@ -140,6 +141,12 @@ class Bundle:
                       cut(self.volume), self.timestamps[lo:hi].copy(),
                       tuple(self.symbols[a] for a in keep), s[keep], e[keep], self.tz)
 
+    def to_parquet(self, path) -> None:
+        """Write :meth:`to_table` to a Parquet file at ``path`` (with page checksums, which
+        :func:`load` verifies), atomically: an existing file is replaced only once the new
+        one is complete. ``load(path)`` gives this bundle back."""
+        write_atomic(path, lambda tmp: write_parquet(self.to_table(), tmp))
+
     def to_table(self) -> pa.Table:
         """The bundle as a long-format ``pyarrow.Table`` (rows inside each span, sorted by
         symbol then timestamp; timestamps as ``timestamp[ns, tz=<self.tz>]``)."""
@@ -158,27 +165,29 @@ class Bundle:
     # -- construction from arrays ---------------------------------------------------------------
 
     @classmethod
-    def from_arrays(cls, open, high, low, close, volume=None, *, timestamps=None,
-                    symbols=None, tz=None) -> Bundle:
+    def from_arrays(cls, open=None, high=None, low=None, close=None, volume=None, *,
+                    timestamps=None, symbols=None, tz=None) -> Bundle:
         """Build a validated Bundle from 1-D (one asset) or 2-D ``(n_assets, n_bars)`` arrays.
 
         NaN is allowed only as leading/trailing padding of an asset (it defines the span);
-        inside the span every price must be finite. ``timestamps`` defaults to business days
-        (midnight) from 2000-01-03, ``symbols`` to ``"A0", "A1", ...``. ``tz`` is the data's
-        zone as in :func:`load`: naive timestamps are wall-clock times there (default UTC),
-        zoned ones keep their own zone unless ``tz`` is given. The inputs are copied."""
-        given = {"open": open, "high": high, "low": low, "close": close}
+        inside the span every price must be finite. ``close`` alone (open, high and low
+        None) is close-only data: open, high and low equal the close. ``timestamps``
+        defaults to business days (midnight) from 2000-01-03, ``symbols`` to ``"A0", "A1",
+        ...``. ``tz`` is the data's zone as in :func:`load`: naive timestamps are wall-clock
+        times there (default UTC), zoned ones keep their own zone unless ``tz`` is given.
+        The inputs are copied."""
+        given = _given_prices(open, high, low, close)
         if volume is not None:
             given["volume"] = volume
         arrs = _grid_arrays(given)
         na, nb = arrs["close"].shape
+        _check_orientation(na, nb, timestamps, symbols)
         syms = _symbol_names(symbols, na)
         if timestamps is None:
             timestamps = _default_timestamps(nb)
         ts, zone = _checked_timestamps(timestamps, tz, nb)
 
-        o, h, lo, c = (arrs[r] for r in PRICE_COLS)
-        present = ~(np.isnan(o) & np.isnan(h) & np.isnan(lo) & np.isnan(c))
+        present = ~np.logical_and.reduce([np.isnan(arrs[r]) for r in PRICE_COLS if r in arrs])
         anyp = present.any(axis=1)
         if not anyp.all():
             a = int(np.argmin(anyp))
@@ -188,6 +197,8 @@ class Bundle:
         bars = np.arange(nb)
         in_span = (bars >= start[:, None]) & (bars < end[:, None])
         check_values(arrs, {r: r for r in VALUE_COLS}, GridLocator(syms, ts, nb), valid=in_span)
+        for role in PRICE_COLS:  # close-only data: open, high and low equal the close
+            arrs.setdefault(role, arrs["close"].copy())
 
         if "volume" not in arrs:
             arrs["volume"] = np.zeros((na, nb))
@@ -201,6 +212,37 @@ class Bundle:
 # --------------------------------------------------------------------------------------
 # the steps of from_arrays
 # --------------------------------------------------------------------------------------
+
+
+def _given_prices(open, high, low, close) -> dict:
+    """The prices given to ``from_arrays``: all four, or a close only."""
+    if close is None:
+        raise TypeError("from_arrays needs close= (and open=, high=, low=, or none of them "
+                        "for close-only data)")
+    others = {"open": open, "high": high, "low": low}
+    if all(x is None for x in others.values()):
+        return {"close": close}
+    missing = [r for r, x in others.items() if x is None]
+    if missing:
+        raise TypeError(f"from_arrays got some of open, high, low but not {missing}: give "
+                        "all four prices, or close alone for close-only data")
+    return {**others, "close": close}
+
+
+def _check_orientation(na: int, nb: int, timestamps, symbols) -> None:
+    """A clear error for ``(n_bars, n_assets)`` input: the timestamps or symbols fit the
+    other axis."""
+    n_ts = None if timestamps is None else len(timestamps)
+    n_sym = None if symbols is None or isinstance(symbols, str) else len(symbols)
+    if na == nb or not ((n_ts == na and n_ts != nb) or (n_sym == nb and n_sym != na)):
+        return
+    given = (f"{n_ts} timestamps (one per row)" if n_ts == na
+             else f"{n_sym} symbols (one per column)")
+    raise DataError(
+        f"the price arrays have shape ({na}, {nb}), read as {na} assets x {nb} bars, but "
+        f"{given} were given: the arrays look transposed (bars x assets, as in a pandas "
+        "DataFrame with one column per asset); pass them transposed (arr.T, "
+        "df.to_numpy().T)")
 
 
 def _grid_arrays(given: dict) -> dict:

@@ -1,7 +1,7 @@
 """Columns: finding them by role, reading them as arrays, checking their values.
 
-:func:`resolve_columns` maps the roles ``timestamp, symbol, open, high, low, close, volume``
-to the user's column names; :func:`numeric` and :func:`encode_symbols` turn Arrow columns
+:class:`ColumnSpec` maps the roles ``timestamp, symbol, open, high, low, close, volume,
+adj_close`` to the user's column names; :func:`numeric` and :func:`encode_symbols` turn Arrow columns
 into numpy arrays; :func:`check_values` validates prices and volumes (finite, positive,
 consistent OHLC, non-negative volume); :func:`symbol_list` checks a symbol-selection argument.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -96,17 +97,81 @@ def _symbol_column(one):
     return sym
 
 
-def resolve_columns(names, timestamp=None) -> dict:
-    """Map roles (timestamp, symbol, open, ..., volume) to actual column names."""
-    one = _case_insensitive(names)
-    out = {"timestamp": _timestamp_column(names, one, timestamp), "symbol": _symbol_column(one)}
-    for role in VALUE_COLS:
-        out[role] = one(role)
-    missing = [r for r in ("timestamp",) + PRICE_COLS if out[r] is None]
-    if missing:
-        raise DataError(f"missing required column(s) {missing}; columns are {list(names)} "
-                        "(names are case-insensitive)")
-    return out
+#: ``ohlc=``: which prices the input has; ``adjust=``: which adjustment to apply
+OHLC_MODES = ("ohlc", "close")
+ADJUSTMENTS = (None, "adj_close")
+_ADJ_ALIASES = ("adj_close", "adj close", "adjclose", "adjusted_close", "adjusted close")
+
+
+class ColumnSpec(NamedTuple):
+    """What :func:`load` looks for: the time stamp column's name (None: the usual names),
+    ``ohlc`` (``"ohlc"``: open, high, low and close; ``"close"``: a close only) and
+    ``adjust`` (None, or ``"adj_close"``: an adjusted-close column too)."""
+
+    timestamp: object = None
+    ohlc: str = "ohlc"
+    adjust: object = None
+
+    def checked(self):
+        if self.ohlc not in OHLC_MODES:
+            raise ValueError(f"ohlc must be one of {OHLC_MODES} ('close': the data has only a "
+                             f"close, which becomes open, high and low too), got {self.ohlc!r}")
+        if self.adjust not in ADJUSTMENTS:
+            raise ValueError(f"adjust must be None or 'adj_close' (scale open, high and low by "
+                             f"adj_close / close and use the adjusted close), got "
+                             f"{self.adjust!r}")
+        return self
+
+    def roles(self, names) -> dict:
+        """Map roles (timestamp, symbol, open, ..., volume, adj_close) to column names
+        (None where absent or not used)."""
+        one = _case_insensitive(names)
+        out = {"timestamp": _timestamp_column(names, one, self.timestamp),
+               "symbol": _symbol_column(one)}
+        for role in VALUE_COLS:
+            out[role] = one(role) if role in ("close", "volume") or self.ohlc == "ohlc" \
+                else None
+        adj = [one(a) for a in _ADJ_ALIASES if one(a) is not None]
+        out["adj_close"] = adj[0] if adj else None
+        _check_roles(out, names, self)
+        return out
+
+
+def _all_numbers(names) -> bool:
+    """Whether every column name is a number (a CSV without a header row)."""
+    try:
+        [float(str(n)) for n in names]
+    except ValueError:
+        return False
+    return bool(names)
+
+
+def _check_roles(out: dict, names, spec: ColumnSpec) -> None:
+    """The error for a missing column, saying which option would help."""
+    names = list(names)
+    if spec.adjust == "adj_close" and out["adj_close"] is None:
+        raise DataError(f"adjust='adj_close' needs an adjusted close column ('Adj Close' or "
+                        f"'adj_close'); columns are {names}")
+    needed = ("timestamp", "close") if spec.ohlc == "close" else ("timestamp",) + PRICE_COLS
+    if spec.ohlc == "close" and spec.adjust == "adj_close":
+        needed = ("timestamp",)  # the adjusted close is the close
+    missing = [r for r in needed if out[r] is None]
+    if not missing:
+        return
+    hint = ""
+    if _all_numbers(names):
+        hint = ("; the first line holds numbers, so the file seems to have no header row: "
+                "add one (Binance klines: open_time,open,high,low,close,volume,close_time,...)")
+    elif "timestamp" in missing:
+        hint = "; name the time stamp column with timestamp= (--timestamp-column)"
+    elif out["close"] is not None:
+        hint = ("; for a close-only series (adjusted closes, index levels) pass ohlc='close' "
+                "(--ohlc close): open, high and low then equal the close")
+    elif out["adj_close"] is not None:
+        hint = ("; for adjusted closes only pass ohlc='close', adjust='adj_close' "
+                "(--ohlc close --adjust adj_close)")
+    raise DataError(f"missing required column(s) {missing}; columns are {names} (names are "
+                    f"case-insensitive){hint}")
 
 
 # --------------------------------------------------------------------------------------
@@ -115,16 +180,25 @@ def resolve_columns(names, timestamp=None) -> dict:
 
 
 def plain_array(col):
-    """One contiguous Arrow array, dictionary-encoded values decoded."""
+    """One contiguous Arrow array, dictionary-encoded values decoded; strings of any
+    layout (``string_view`` from Polars, ``large_string``) as plain ``string``."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if pa.types.is_dictionary(col.type):
-        col = pc.cast(col, col.type.value_type)
+        values = _plain_strings(col.dictionary)  # Arrow cannot decode string_view values
+        col = pa.DictionaryArray.from_arrays(col.indices, values).dictionary_decode()
+    return _plain_strings(col)
+
+
+def _plain_strings(col):
+    if pa.types.is_string_view(col.type) or pa.types.is_large_string(col.type):
+        return pc.cast(col, pa.string())
     return col
 
 
 def is_string_type(typ) -> bool:
-    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
+    return (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            or pa.types.is_string_view(typ))
 
 
 def first_null(col) -> int:
@@ -180,9 +254,10 @@ def encode_symbols(col, name: str, loc):
 
 
 def check_values(cols: dict, names: dict, loc, valid=None, nulls=None) -> None:
-    """Validate OHLC(V) values. ``cols``: role -> float64 array (all the same shape);
-    ``names``: role -> column name shown to the user; ``valid``: bool mask of positions to
-    check (None: all); ``nulls``: role -> index of the first null, or -1."""
+    """Validate OHLC(V) values. ``cols``: role -> float64 array (all the same shape): the
+    prices given (all four, or a close only, optionally ``adj_close``) and optionally
+    volume; ``names``: role -> column name shown to the user; ``valid``: bool mask of
+    positions to check (None: all); ``nulls``: role -> index of the first null, or -1."""
 
     def fail(mask, role, problem, detail):
         if valid is not None:
@@ -191,20 +266,33 @@ def check_values(cols: dict, names: dict, loc, valid=None, nulls=None) -> None:
         if i >= 0:
             raise DataError(f"{problem}: {loc.where(i, names[role])}: {detail(i)}")
 
-    for role in VALUE_COLS:
+    prices = [r for r in (*PRICE_COLS, "adj_close") if r in cols]
+    for role in cols:
         if nulls and nulls.get(role, -1) >= 0:
             i = nulls[role]
             raise DataError(
                 f"missing (null) {'volume' if role == 'volume' else 'price'}: "
                 f"{loc.where(i, names[role])}"
+                + ("" if role == "volume" else "; pass dropna=True (--dropna) to drop rows "
+                   "with a missing price")
             )
-    for role in PRICE_COLS:
+    for role in prices:
         x = cols[role]
         fail(~np.isfinite(x), role, "price is NaN or infinite",
              lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}")
-    for role in PRICE_COLS:
+    for role in prices:
         x = cols[role]
         fail(x <= 0, role, "price <= 0", lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}")
+    if all(r in cols for r in PRICE_COLS):
+        _check_ohlc(cols, fail)
+    v = cols.get("volume")
+    if v is not None:
+        fail(~((v >= 0) & np.isfinite(v)), "volume", "volume is negative, NaN or infinite",
+             lambda i: f"volume={float(v.flat[i])!r}")
+
+
+def _check_ohlc(cols: dict, fail) -> None:
+    """high >= low, and open and close inside [low, high]."""
     o, h, lo, c = (cols[r] for r in PRICE_COLS)
     fail(h < lo, "high", "high < low",
          lambda i: f"high={float(h.flat[i])!r}, low={float(lo.flat[i])!r}")
@@ -212,7 +300,3 @@ def check_values(cols: dict, names: dict, loc, valid=None, nulls=None) -> None:
         fail((x < lo) | (x > h), role, f"{role} outside [low, high]",
              lambda i, x=x, r=role: f"{r}={float(x.flat[i])!r}, low={float(lo.flat[i])!r}, "
                                     f"high={float(h.flat[i])!r}")
-    v = cols.get("volume")
-    if v is not None:
-        fail(~((v >= 0) & np.isfinite(v)), "volume", "volume is negative, NaN or infinite",
-             lambda i: f"volume={float(v.flat[i])!r}")

@@ -19,23 +19,25 @@ import pyarrow.compute as pc
 
 from sweepbt.data.bundle import Bundle
 from sweepbt.data.columns import (
-    PRICE_COLS, VALUE_COLS, check_values, encode_symbols, numeric, resolve_columns,
+    PRICE_COLS, VALUE_COLS, ColumnSpec, check_values, encode_symbols, numeric, plain_array,
     symbol_list, symbol_strings)
 from sweepbt.data.errors import DataError, RowLocator, fmt_ts, some
 from sweepbt.data.readers import read_source
-from sweepbt.data.times import arrow_to_ns, optional_zone
+from sweepbt.data.times import arrow_to_ns, check_time_unit, optional_zone
 
 _GAPS = ("error", "ffill")
 
 
-def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None) -> Bundle:
+def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None,
+         time_unit=None, ohlc: str = "ohlc", adjust=None, dropna: bool = False) -> Bundle:
     """Load and validate price data into a :class:`Bundle`.
 
     Parameters
     ----------
     source
-        A path to a ``.parquet``, ``.feather``/``.arrow``/``.ipc`` or ``.csv`` file, a
-        ``pyarrow.Table``, or a pandas ``DataFrame``. Long format: one row per
+        A path to a ``.parquet``, ``.feather``/``.arrow``/``.ipc`` or ``.csv`` file (a
+        yfinance CSV with its three header rows too), a ``pyarrow.Table``, a pandas or Polars
+        ``DataFrame``, or any object with ``__arrow_c_stream__``. Long format: one row per
         (timestamp, symbol) with columns ``timestamp, symbol, open, high, low, close`` and
         optional ``volume`` (names case-insensitive, extra columns ignored); without a
         ``symbol`` column the data is a single asset.
@@ -55,26 +57,66 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None) -
         (``"+09:00"``). Naive timestamps are wall-clock times in it (default: UTC); zoned
         timestamps are converted, and keep their own zone unless ``tz`` is given. It
         becomes :attr:`Bundle.tz`, whose calendar :attr:`Bundle.periods_per_year` counts.
+    time_unit
+        ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``: the time stamp column holds epoch numbers
+        in that unit (UTC). Required for numbers, refused for anything else.
+    ohlc
+        ``"ohlc"`` (default): open, high, low and close are required. ``"close"``: only a
+        close is read; open, high and low equal it (stops fill at the close, ``next_open``
+        means the next close).
+    adjust
+        ``"adj_close"``: scale open, high and low by ``adj_close / close`` and use the
+        adjusted close (an ``Adj Close`` or ``adj_close`` column). Default None: prices as
+        given.
+    dropna
+        True: drop rows with a missing (null or NaN) price instead of raising.
     """
+    return load_with_facts(source, gaps=gaps, timestamp=timestamp, symbol=symbol, tz=tz,
+                           time_unit=time_unit, ohlc=ohlc, adjust=adjust, dropna=dropna)[0]
+
+
+def _check_options(gaps, time_unit, dropna, spec: ColumnSpec) -> None:
     if gaps not in _GAPS:
         raise ValueError(f"gaps must be one of {_GAPS}, got {gaps!r}")
+    check_time_unit(time_unit)
+    if not isinstance(dropna, (bool, np.bool_)):
+        raise TypeError(f"dropna must be True or False, got {dropna!r}")
+    spec.checked()
+
+
+def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=None,
+                    time_unit=None, ohlc="ohlc", adjust=None, dropna=False,
+                    rename_single=True):
+    """``(bundle, facts)``: :func:`load`, and what it assumed, for the command line's
+    header. ``facts`` may hold ``"times"`` (how the time stamps were read), ``"naive"``
+    (True: they had no zone), ``"prices"`` (close-only, adjusted, an unused adjusted close)
+    and ``"dropped"`` (rows dropped by ``dropna``). ``rename_single=False``: ``symbol=`` on
+    single-asset data must be the name it already has (a selection, never a new label)."""
+    spec = ColumnSpec(timestamp, ohlc, adjust)
+    _check_options(gaps, time_unit, dropna, spec)
     zone = optional_zone(tz)
     want = None if symbol is None else symbol_list(symbol, "symbol")
+    facts: dict = {}
     if isinstance(source, Bundle):
+        if (time_unit, ohlc, adjust, dropna) != (None, "ohlc", None, False):
+            raise ValueError("time_unit=, ohlc=, adjust= and dropna= apply to raw data, not "
+                             "to a Bundle (which is already loaded)")
         out = source.copy() if want is None else source.select(want)
-        return out if zone is None else replace(out, tz=zone)
-    table, default_name = read_source(source, timestamp)
-    roles = resolve_columns(table.column_names, timestamp)
+        return (out if zone is None else replace(out, tz=zone)), facts
+    table, default_name = read_source(source, spec)
+    roles = spec.roles(table.column_names)
     if table.num_rows == 0:
         raise DataError("empty data: the input has no rows")
 
     # symbols, time stamps, values (in the user's row order)
-    table, loc = _pick_rows(table, roles, want, default_name)
+    table, loc = _pick_rows(table, roles, want, default_name, rename_single)
+    if dropna:
+        table = _drop_missing(table, roles, spec, loc, facts)
     codes, names = _symbol_codes(table, roles, want, loc)
     ts_col = roles["timestamp"]
-    ts, zone = arrow_to_ns(table.column(ts_col), ts_col, loc, zone)
+    ts, zone = arrow_to_ns(table.column(ts_col), ts_col, loc, zone, time_unit, facts)
     loc.ts = ts
-    cols = _values(table, roles, loc)
+    cols = _values(table, roles, spec, loc, facts)
 
     # each symbol's rows in time order, the shared time axis, each symbol's span
     grp = _grouping(codes, len(names))
@@ -88,8 +130,9 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None) -
     out = _scatter(cols, flat, len(names), union.size)
     if spans.missing.any():  # gaps == "ffill"
         _fill_gaps(out, flat, spans)
-    return Bundle(out["open"], out["high"], out["low"], out["close"], out["volume"],
-                  union.view("datetime64[ns]"), tuple(names), spans.start, spans.end, zone)
+    bundle = Bundle(out["open"], out["high"], out["low"], out["close"], out["volume"],
+                    union.view("datetime64[ns]"), tuple(names), spans.start, spans.end, zone)
+    return bundle, facts
 
 
 # --------------------------------------------------------------------------------------
@@ -97,14 +140,26 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None) -
 # --------------------------------------------------------------------------------------
 
 
-def _pick_rows(table: pa.Table, roles: dict, want, default_name):
+def _single_asset(want, default_name, rename_single: bool) -> str:
+    """The name of single-asset data (no symbol column) given ``symbol=``."""
+    if want is None:
+        return default_name
+    if len(want) != 1:
+        raise DataError(f"single-asset data (no symbol column): symbol= must be one name, "
+                        f"got {want}")
+    if not rename_single and want[0] != default_name:
+        raise DataError(f"the data is a single asset (no symbol column), named "
+                        f"{default_name!r} after the file; symbol {want[0]!r} selects "
+                        f"nothing and would relabel it: drop the symbol selection, or name "
+                        f"the file {want[0]}.csv/.parquet")
+    return want[0]
+
+
+def _pick_rows(table: pa.Table, roles: dict, want, default_name, rename_single=True):
     """(table of the wanted symbols' rows, locator of those rows in the user's input)."""
     loc = RowLocator(table.num_rows)
     if roles["symbol"] is None:
-        if want is not None and len(want) != 1:
-            raise DataError(f"single-asset data (no symbol column): symbol= must be one name, "
-                            f"got {want}")
-        loc.single = default_name if want is None else want[0]
+        loc.single = _single_asset(want, default_name, rename_single)
         return table, loc
     if want is None:
         return table, loc
@@ -116,10 +171,39 @@ def _pick_rows(table: pa.Table, roles: dict, want, default_name):
         raise DataError(f"unknown symbol(s) {unknown} (symbol=) in column "
                         f"{roles['symbol']!r}; available: {some(have)}")
     mask = pc.is_in(scol, value_set=pa.array(want, scol.type))
-    loc.rows = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False)))
-    table = table.filter(mask)
-    loc.n = table.num_rows
-    return table, loc
+    _keep_rows(loc, np.asarray(mask.to_numpy(zero_copy_only=False)))
+    return table.filter(mask), loc
+
+
+def _keep_rows(loc: RowLocator, keep: np.ndarray) -> None:
+    """Narrow the locator to the rows where ``keep`` is True."""
+    rows = np.flatnonzero(keep)
+    loc.rows = rows if loc.rows is None else loc.rows[rows]
+    loc.n = rows.size
+
+
+def _price_roles(roles: dict, spec: ColumnSpec) -> list:
+    """The price roles read from the input."""
+    used = [r for r in PRICE_COLS if roles[r] is not None]
+    return used + (["adj_close"] if spec.adjust == "adj_close" else [])
+
+
+def _drop_missing(table: pa.Table, roles: dict, spec, loc: RowLocator, facts) -> pa.Table:
+    """``dropna=True``: the rows whose prices are all present (not null, not NaN)."""
+    missing = np.zeros(table.num_rows, dtype=bool)
+    for role in _price_roles(roles, spec):
+        col = plain_array(table.column(roles[role]))
+        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) \
+                or pa.types.is_decimal(col.type) or pa.types.is_null(col.type):
+            missing |= np.asarray(pc.is_null(col, nan_is_null=True))
+    if not missing.any():
+        return table
+    if missing.all():
+        raise DataError(f"empty data: every one of the {table.num_rows} rows has a missing "
+                        "price (dropna=True dropped them all)")
+    facts["dropped"] = int(missing.sum())
+    _keep_rows(loc, ~missing)
+    return table.filter(pa.array(~missing))
 
 
 def _symbol_codes(table: pa.Table, roles: dict, want, loc: RowLocator):
@@ -136,15 +220,36 @@ def _symbol_codes(table: pa.Table, roles: dict, want, loc: RowLocator):
     return codes, names
 
 
-def _values(table: pa.Table, roles: dict, loc: RowLocator) -> dict:
-    """role -> float64 values per row, checked (volume only when the input has it)."""
+def _values(table: pa.Table, roles: dict, spec: ColumnSpec, loc: RowLocator,
+            facts: dict) -> dict:
+    """role -> float64 values per row, checked, then adjusted (``adjust``) and completed
+    (``ohlc="close"``: open, high and low equal the close); volume only when the input
+    has it."""
     cols, nulls, shown = {}, {}, {}
-    for role in VALUE_COLS:
+    for role in _price_roles(roles, spec) + ["volume"]:
         if roles[role] is None:
             continue
         cols[role], nulls[role] = numeric(table.column(roles[role]), roles[role], loc)
         shown[role] = roles[role]
     check_values(cols, shown, loc, nulls=nulls)
+    if spec.adjust == "adj_close":
+        adj = cols.pop("adj_close")
+        if "close" in cols:
+            factor = adj / cols["close"]
+            for role in ("open", "high", "low"):
+                if role in cols:
+                    cols[role] = cols[role] * factor
+        cols["close"] = adj
+        facts["prices"] = (f"adjusted: close = column {roles['adj_close']!r}"
+                           + ("" if spec.ohlc == "close" else
+                              ", open, high and low scaled by adj_close / close"))
+    elif roles["adj_close"] is not None:
+        facts["unused_adj_close"] = roles["adj_close"]
+    if spec.ohlc == "close":
+        for role in ("open", "high", "low"):
+            cols[role] = cols["close"]
+        facts["prices"] = "close only: open, high and low equal the close" + (
+            f"; {facts['prices']}" if "prices" in facts else "")
     return cols
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sweepbt.data.columns import TS_ALIASES, resolve_columns
+from sweepbt.data.columns import TS_ALIASES, ColumnSpec, plain_array
 from sweepbt.data.errors import DataError
+from sweepbt.data.vendors import read_yfinance_csv, unstack_yfinance_frame, yfinance_header
 
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 _ARROW_SUFFIXES = (".feather", ".arrow", ".ipc")
@@ -26,9 +27,25 @@ _FORMATS = {**dict.fromkeys(_CSV_SUFFIXES, "CSV"), **dict.fromkeys(_ARROW_SUFFIX
 _EXPECTED = "expected a .parquet, .feather, .arrow, .ipc or .csv file"
 
 
+def _datetimes(col, name):
+    """A pandas object column of time stamps as datetime64: aware values of different zones
+    or offsets are converted to UTC row by row; naive and aware values mixed are an error."""
+    import pandas as pd
+
+    try:
+        return pd.to_datetime(col)
+    except (ValueError, TypeError) as exc:
+        aware = [getattr(v, "tzinfo", None) is not None for v in col.dropna()]
+        if aware and all(aware):
+            return pd.to_datetime(col, utc=True)
+        raise DataError(f"column {name!r}: ambiguous time zones (naive and zoned time stamps "
+                        f"mixed) or values that are not time stamps: {exc}") from exc
+
+
 def _pandas_to_table(df, timestamp=None) -> pa.Table:
     import pandas as pd
 
+    df = unstack_yfinance_frame(df)
     cands = {str(timestamp).lower()} if timestamp is not None else {"timestamp", *TS_ALIASES}
     fixed = None
     for name in df.columns:
@@ -39,11 +56,7 @@ def _pandas_to_table(df, timestamp=None) -> pa.Table:
         if kind in ("string", "empty", "integer", "floating", "mixed-integer-float",
                     "decimal", "boolean"):
             continue  # strings: parsed (and zone-checked) like CSV; numbers: rejected later
-        try:
-            conv = pd.to_datetime(col)
-        except (ValueError, TypeError) as exc:
-            raise DataError(f"column {name!r}: mixed or ambiguous time zones or values that are "
-                            f"not time stamps: {exc}") from exc
+        conv = _datetimes(col, name)
         if fixed is None:
             fixed = df.copy(deep=False)
         fixed[name] = conv
@@ -63,6 +76,9 @@ def _read_csv(path: str, ext: str, wanted) -> pa.Table:
     import pyarrow.csv as pcsv
 
     parse = pcsv.ParseOptions(delimiter="\t") if ext == ".tsv" else pcsv.ParseOptions()
+    header = yfinance_header(path, parse.delimiter)
+    if header is not None:
+        return read_yfinance_csv(path, parse, header)
     try:
         with pcsv.open_csv(path, parse_options=parse) as reader:
             names = reader.schema.names
@@ -90,7 +106,7 @@ def _read_ipc(path: str) -> pa.Table:
         return pa.ipc.open_stream(f).read_all()
 
 
-def _read_path(path: str, timestamp=None):
+def _read_path(path: str, spec: ColumnSpec):
     """Read a file into a Table (only the needed columns) and return (table, stem).
 
     Parquet page checksums are verified when the file has them. A file that cannot be read
@@ -113,7 +129,7 @@ def _read_path(path: str, timestamp=None):
         raise DataError(f"unsupported file type {p.name!r}: {_EXPECTED}")
 
     def wanted(names):
-        roles = resolve_columns(names, timestamp)
+        roles = spec.roles(names)
         return roles, [c for c in roles.values() if c is not None]
 
     kind = _FORMATS[ext]
@@ -136,6 +152,7 @@ def _read_path(path: str, timestamp=None):
             table = table.select(wanted(table.column_names)[1])
         else:
             table = _read_csv(path, ext, wanted)
+            table = table.select(wanted(table.column_names)[1])
         table.validate(full=True)
         for field in table.schema:  # a stored time zone that is not UTF-8 raises here
             if pa.types.is_timestamp(field.type):
@@ -147,16 +164,32 @@ def _read_path(path: str, timestamp=None):
     return table, stem
 
 
-def read_source(source, timestamp=None):
-    """(table, default single-asset symbol) for any accepted source."""
+def _without_string_views(table: pa.Table) -> pa.Table:
+    """String-view columns (Polars writes them) as plain strings: Arrow cannot yet filter
+    or take them."""
+    for k, field in enumerate(table.schema):
+        typ = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if pa.types.is_string_view(typ):
+            table = table.set_column(k, field.name, plain_array(table.column(k)))
+    return table
+
+
+def read_source(source, spec: ColumnSpec = ColumnSpec()):
+    """(table, default single-asset symbol) for any accepted source; ``spec`` says which
+    columns are needed."""
+    table, name = _read_any(source, spec)
+    return _without_string_views(table), name
+
+
+def _read_any(source, spec: ColumnSpec):
     if isinstance(source, pa.Table):
         return source, "asset"
     if isinstance(source, pa.RecordBatch):
         return pa.Table.from_batches([source]), "asset"
     if _is_pandas_df(source):
-        return _pandas_to_table(source, timestamp), "asset"
+        return _pandas_to_table(source, spec.timestamp), "asset"
     if isinstance(source, (str, os.PathLike)):
-        return _read_path(os.fspath(source), timestamp)
+        return _read_path(os.fspath(source), spec)
     if isinstance(source, Mapping) or hasattr(source, "__arrow_c_stream__"):
         try:
             return pa.table(dict(source) if isinstance(source, Mapping) else source), "asset"
@@ -164,4 +197,5 @@ def read_source(source, timestamp=None):
             raise DataError(f"could not make a table of the {type(source).__name__}: "
                             f"{exc}") from exc
     raise TypeError(f"cannot load data from {type(source).__name__}: pass a path, a "
-                    "pyarrow.Table or a pandas DataFrame")
+                    "pyarrow.Table, a pandas or Polars DataFrame, or any object with "
+                    "__arrow_c_stream__")

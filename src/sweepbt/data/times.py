@@ -22,6 +22,9 @@ _NS_PER_DAY = 86_400_000_000_000
 _DAYS_PER_YEAR = 365.25
 # (minimum median spacing in days, periods per year) for bars a week or more apart
 _SPACING_TIERS = ((300, 1.0), (80, 4.0), (28, 12.0), (6, 52.0))
+#: ``time_unit=`` of epoch numbers -> nanoseconds per unit
+TIME_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 # ISO-8601 date-time ending in a zone designator; the group captures the designator.
 _OFFSET_RE = (
@@ -113,10 +116,11 @@ def _localize(col: pa.Array, zone: str, name: str, loc: RowLocator) -> pa.Array:
 # --------------------------------------------------------------------------------------
 
 
-def _parse_ts_strings(arr: pa.Array, name: str, loc: RowLocator):
-    """Parse ISO-8601 strings; reject mixed zones. Returns (timestamp[ns] array, zone):
-    strings with an offset give UTC instants and the offset as zone; naive ones stay naive
-    and the zone is None."""
+def _parse_ts_strings(arr: pa.Array, name: str, loc: RowLocator, facts: dict):
+    """Parse ISO-8601 strings. Returns (timestamp[ns] array, zone): strings with an offset
+    give UTC instants, each row converted with its own offset; one offset throughout becomes
+    the zone, differing offsets (a daylight-saving change) give ``"UTC"``. Naive strings
+    stay naive and the zone is None. Naive and offset strings mixed are an error."""
     arr = pc.utf8_trim_whitespace(arr)
     match = pc.extract_regex(arr, pattern=_OFFSET_RE)
     has = np.asarray(pc.is_valid(match))
@@ -124,18 +128,15 @@ def _parse_ts_strings(arr: pa.Array, name: str, loc: RowLocator):
     zone = None
     if has.all():
         uniq = pc.unique(off).to_pylist()
-        minutes = {u: _offset_minutes(u) for u in uniq}
-        if len(set(minutes.values())) > 1:
-            mins = np.asarray(pc.index_in(off, value_set=pa.array(uniq)))
-            mins = np.asarray([minutes[u] for u in uniq])[mins]
-            i = first_true(mins != mins[0])
-            raise DataError(
-                f"mixed time zones: {loc.where(i, name)}: {arr[i].as_py()!r} has UTC offset "
-                f"{off[i].as_py()!r} but row {loc.row(0)} has {off[0].as_py()!r}; "
-                "give all timestamps in one zone (e.g. convert them to UTC)"
-            )
+        zones = list(dict.fromkeys(_offset_zone(_offset_minutes(u)) for u in uniq))
         typ = pa.timestamp("ns", tz="UTC")
-        zone = _offset_zone(minutes[uniq[0]])
+        if len(zones) > 1:
+            zone = "UTC"
+            facts["times"] = (f"UTC offsets {', '.join(zones)} in column {name!r}, each row "
+                              "converted to UTC")
+        else:
+            zone = zones[0]
+            facts["times"] = f"UTC offset {zone} in column {name!r}"
     elif not has.any():
         typ = pa.timestamp("ns")
     else:
@@ -157,33 +158,115 @@ def _parse_ts_strings(arr: pa.Array, name: str, loc: RowLocator):
         ) from exc
 
 
-def arrow_to_ns(col, name: str, loc: RowLocator, tz=None):
+def _guess_unit(x: np.ndarray):
+    """The epoch unit that puts the values' median in a plausible range (years about
+    1973..5138), from their magnitude: ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``; None when
+    they are too large for any."""
+    m = float(np.median(np.abs(x))) if x.size else 0.0
+    for limit, unit in ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (2.0**63, "ns")):
+        if m < limit:
+            return unit
+    return None  # too large for any unit
+
+
+def _epoch_to_ns(col: pa.Array, name: str, loc: RowLocator, unit: str) -> np.ndarray:
+    """Epoch numbers (integers or floats) in ``unit`` -> int64 UTC nanoseconds."""
+    x = np.asarray(col.to_numpy(zero_copy_only=False))
+    factor = TIME_UNITS[unit]
+    guess = _guess_unit(x)
+    hint = f"; the values look like epoch {_UNIT_WORDS[guess]}: time_unit={guess!r}?" \
+        if guess not in (None, unit) else ""
+    nan = first_true(np.isnan(x)) if x.dtype.kind == "f" else -1
+    if nan >= 0:
+        raise DataError(f"missing (NaN) timestamp: {loc.where(nan, name)}")
+    scaled = x.astype(np.float64) * factor
+    bad = first_true(~np.isfinite(scaled) | (np.abs(scaled) >= 2.0**63 - 2**12))
+    if bad >= 0:
+        raise DataError(f"timestamp out of range for nanoseconds (1677..2262): "
+                        f"{loc.where(bad, name)}: {x[bad].item()!r} {_UNIT_WORDS[unit]} "
+                        f"(time_unit={unit!r}){hint}")
+    if x.dtype.kind in "iu":
+        ns = x.astype(np.int64) * np.int64(factor)
+    else:  # whole units and the fraction apart: float64 holds no 19-digit nanoseconds
+        whole = np.floor(x)
+        ns = whole.astype(np.int64) * np.int64(factor) + np.round(
+            (x - whole) * factor).astype(np.int64)
+    if hint and ns.size and np.all(np.abs(ns) < 366 * _NS_PER_DAY):
+        raise DataError(f"time_unit={unit!r} puts every time stamp of column {name!r} in "
+                        f"1969..1970 (row {loc.row(0)}: {fmt_ts(ns[0])}){hint}")
+    return ns
+
+
+def _epoch_strings(col: pa.Array) -> pa.Array:
+    """Strings that are all plain numbers (epoch numbers in a CSV) as int64 or float64;
+    other strings unchanged."""
+    if not len(col) or not pc.all(pc.match_substring_regex(
+            col, r"^\s*[+-]?\d+(\.\d*)?([eE][+-]?\d+)?\s*$")).as_py():
+        return col
+    ints = pc.all(pc.match_substring_regex(col, r"^\s*[+-]?\d+\s*$")).as_py()
+    col = pc.utf8_trim_whitespace(col)
+    try:
+        return pc.cast(col, pa.int64() if ints else pa.float64())
+    except pa.ArrowInvalid:  # an integer beyond int64: out of range in any unit
+        return pc.cast(col, pa.float64())
+
+
+def check_time_unit(time_unit):
+    """``time_unit=`` as given: None or one of :data:`TIME_UNITS`."""
+    if time_unit is not None and time_unit not in TIME_UNITS:
+        raise ValueError(f"time_unit must be one of {tuple(TIME_UNITS)} (the unit of epoch "
+                         f"numbers) or None, got {time_unit!r}")
+    return time_unit
+
+
+def _numbers(col, typ, name: str, loc: RowLocator, time_unit, facts: dict):
+    """Epoch numbers -> int64 UTC ns, or the error naming ``time_unit=``."""
+    if time_unit is None:
+        unit = _guess_unit(np.asarray(col.to_numpy(zero_copy_only=False))) or "s"
+        raise DataError(
+            f"column {name!r} holds numbers ({typ}), not time stamps: epoch numbers are "
+            f"ambiguous (seconds? milliseconds?); pass time_unit={unit!r} (--time-unit "
+            f"{unit} on the command line) if they are epoch {_UNIT_WORDS[unit]} (the "
+            f"values' size suggests it), or convert them to time stamps first"
+        )
+    facts["times"] = f"epoch {_UNIT_WORDS[time_unit]} in column {name!r}, UTC"
+    return _epoch_to_ns(col, name, loc, time_unit)
+
+
+def arrow_to_ns(col, name: str, loc: RowLocator, tz=None, time_unit=None, facts=None):
     """Arrow (chunked) array of time stamps -> (int64 ns since epoch UTC, zone).
 
     Zoned values (a timestamp type with a zone, strings with an offset) keep their zone
     unless ``tz`` (canonical, see :func:`zone_name`) is given; naive values are wall-clock
-    times in ``tz`` (default UTC)."""
+    times in ``tz`` (default UTC). Numbers are epoch numbers in ``time_unit`` (required for
+    them, refused otherwise): UTC instants. ``facts`` (a dict), when given, gets ``"times"``:
+    a sentence saying how the time stamps were read."""
+    facts = {} if facts is None else facts
     col = plain_array(col)
     typ = col.type
     i = first_null(col)
     if i >= 0:
         raise DataError(f"missing (null) timestamp: {loc.where(i, name)}")
+    if is_string_type(typ):
+        col = _epoch_strings(col)
+        typ = col.type
+    numbers = pa.types.is_integer(typ) or pa.types.is_floating(typ)
+    if time_unit is not None and not numbers:
+        raise DataError(f"time_unit={time_unit!r} is for epoch numbers, but column {name!r} "
+                        f"holds {typ}; leave time_unit= out")
+    if numbers:
+        return _numbers(col, typ, name, loc, time_unit, facts), tz or "UTC"
     zone = None
     if pa.types.is_timestamp(typ):
         target = pa.timestamp("ns", tz=typ.tz)
         if typ.tz is not None:
             zone = zone_name(typ.tz, f"column {name!r}")
+            facts["times"] = f"time zone {zone} of column {name!r}"
     elif pa.types.is_date(typ):
         target = pa.timestamp("ns")
     elif is_string_type(typ):
-        col, zone = _parse_ts_strings(col, name, loc)
+        col, zone = _parse_ts_strings(col, name, loc, facts)
         target = col.type
-    elif pa.types.is_integer(typ) or pa.types.is_floating(typ):
-        raise DataError(
-            f"column {name!r} holds numbers ({typ}), not time stamps: epoch numbers are "
-            "ambiguous (seconds? nanoseconds?); convert them to a timestamp type or ISO-8601 "
-            "strings first"
-        )
     else:
         raise DataError(f"column {name!r} has type {typ}, which is not a time stamp")
     try:
@@ -193,8 +276,11 @@ def arrow_to_ns(col, name: str, loc: RowLocator, tz=None):
         raise DataError(
             f"timestamp out of range for nanoseconds (1677..2262): {loc.where(i, name)}"
         ) from exc
-    if zone is None and tz not in (None, "UTC"):
-        col = _localize(col, tz, name, loc)
+    if zone is None:
+        facts["times"] = f"naive (no zone) in column {name!r}, read as {tz or 'UTC'}"
+        facts["naive"] = True
+        if tz not in (None, "UTC"):
+            col = _localize(col, tz, name, loc)
     return np.asarray(pc.cast(col, pa.int64()), dtype=np.int64), tz or zone or "UTC"
 
 

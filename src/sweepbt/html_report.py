@@ -1,0 +1,203 @@
+"""One self-contained HTML report of a result: ``sb.report(result, "report.html")``.
+
+The page has no script, no stylesheet link, no font or image fetched from anywhere: charts
+are inline SVG drawn by matplotlib (:mod:`sweepbt.plot`, the optional extra
+``sweepbt[report]``), tables are plain HTML. What each report holds is in
+docs/report.md. Results are read duck-typed (this module imports none of them): a
+walk-forward has ``windows``, a sweep has ``best``, a backtest has ``trades``; a backtest
+whose ``equity`` is 1-D is a portfolio (one curve, no single price to mark trades on).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sweepbt import plot
+from sweepbt._files import write_atomic
+from sweepbt._format import format_value
+from sweepbt._html import arrow_html, column_values, escape, html_table
+from sweepbt.backtest_stats import monthly_returns
+from sweepbt.display import params_text, span_text, sweep_size
+
+__all__ = ["report", "report_html"]
+
+#: assets that get their own charts in a backtest report (the stats table has them all)
+MAX_ASSETS = 5
+#: rows of a sweep report's top-k table
+TOP_K = 20
+#: parameters that get a sensitivity chart
+MAX_SENSITIVITY = 6
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:24px auto;"
+          "color:#222}h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px "
+          "solid #ccc}figure{margin:12px 0}figcaption{font-weight:bold;margin-bottom:4px}"
+          "svg{max-width:100%;height:auto}")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+
+
+def report(result, path=None, *, metric="sharpe", log=False, heatmap=None):
+    """The HTML report of a backtest, sweep or walk-forward result.
+
+    With ``path`` the page is written there (atomically) and the path returned; without,
+    the HTML text is returned. ``metric`` ranks a sweep's combos and colours its heatmap;
+    ``log`` draws equity curves on a log scale; ``heatmap=("x", "y")`` picks a sweep's
+    heatmap parameters (default: its first two axes). Needs matplotlib (``pip install
+    'sweepbt[report]'``).
+    """
+    html = report_html(result, metric=metric, log=log, heatmap=heatmap)
+    if path is None:
+        return html
+    return write_atomic(path, lambda tmp: write_text(tmp, html))
+
+
+def write_text(path, text):
+    """``text`` to ``path`` as UTF-8."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def report_html(result, *, metric="sharpe", log=False, heatmap=None):
+    """The text of :func:`report`'s page."""
+    if hasattr(result, "windows"):
+        title, body = "walk-forward", _walk_forward_body(result)
+    elif hasattr(result, "best"):
+        title, body = "sweep", _sweep_body(result, metric, log, heatmap)
+    elif hasattr(result, "trades"):
+        title, body = "backtest", _backtest_body(result, log)
+    else:
+        raise TypeError(f"report() takes a BacktestResult, SweepResult or WalkForwardResult, "
+                        f"got {type(result).__name__}")
+    head = f"sweepbt {title} report: {result.strategy}"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(head)}</title><style>{_STYLE}</style></head><body>"
+            f"<h1>{escape(head)}</h1><p>{escape(span_text(result.bundle))}</p>"
+            + body + "</body></html>\n")
+
+
+def _chart(name, caption, fig):
+    """A ``<figure data-chart=NAME>`` holding ``fig`` as inline SVG."""
+    return (f'<figure class="chart" data-chart="{escape(name)}"><figcaption>'
+            f"{escape(caption)}</figcaption>{plot.to_svg(fig)}</figure>")
+
+
+def _section(title, *parts):
+    return f"<section><h2>{escape(title)}</h2>{''.join(parts)}</section>"
+
+
+# -- backtest ------------------------------------------------------------------------------
+
+def _backtest_body(bt, log):
+    parts = [f"<p>{escape(bt.strategy)}({escape(params_text(bt.params))}), "
+             f"{bt.trades.num_rows:,} trades</p>",
+             _section("Statistics", _stats_table(bt.stats))]
+    if np.ndim(bt.equity) == 1:  # a portfolio: one curve
+        labels = ["portfolio"]
+    else:
+        labels = list(bt.bundle.symbols)[:MAX_ASSETS]
+        if bt.bundle.n_assets > MAX_ASSETS:
+            parts.append(f"<p>charts for the first {MAX_ASSETS} of {bt.bundle.n_assets} "
+                         "assets</p>")
+    for label in labels:
+        asset = 0 if label == "portfolio" else label
+        charts = [_chart("equity", f"Equity: {label}", plot.equity(bt, asset, log=log)),
+                  _chart("drawdown", f"Drawdown: {label}", plot.drawdown(bt, asset))]
+        if label != "portfolio":
+            charts.append(_chart("trades", f"Trades: {label}", plot.trades(bt, asset)))
+        row = bt.equity if label == "portfolio" else bt.equity[bt.bundle.symbols.index(label)]
+        charts.append(_monthly_table(bt.bundle.timestamps, row, bt.fixed["init_cash"], label))
+        parts.append(_section(label, *charts))
+    if labels == ["portfolio"]:  # each asset's trades on its price
+        traded = [s for s in bt.bundle.symbols if s in set(bt.trades["symbol"].to_pylist())]
+        parts.append(_section("Trades per asset", *(
+            _chart("trades", f"Trades: {s}", plot.trades(bt, s)) for s in traded[:MAX_ASSETS])))
+    return "".join(parts)
+
+
+def _stats_table(stats):
+    """The stats table turned on its side: one row per statistic, one column per asset."""
+    symbols = stats.column("symbol").to_pylist()
+    rows = [[name] + [v if isinstance(v, str) else format_value(name, v)
+                      for v in column_values(stats.column(name))]
+            for name in stats.column_names if name != "symbol"]
+    return html_table(["statistic", *symbols], rows, caption="statistics")
+
+
+def _monthly_table(timestamps, equity, init_cash, label):
+    """The calendar-month returns as a table coloured as a heat map (green up, red down)."""
+    years, table = monthly_returns(timestamps, equity, init_cash)
+    scale = float(np.nanmax(np.abs(table))) if np.any(~np.isnan(table)) else 1.0
+    scale = scale if scale > 0 else 1.0
+
+    def colour(column, value):
+        if column == "year" or value is None or value != value or value == 0:
+            return ""
+        strength = min(1.0, abs(value) / scale)
+        rgb = (46, 160, 67) if value >= 0 else (214, 39, 40)
+        return f"background:rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.12 + 0.6 * strength:.2f})"
+
+    yearly = np.nanprod(1.0 + table, axis=1) - 1.0
+    rows = [[str(y), *(None if np.isnan(v) else float(v) for v in table[i]), float(yearly[i])]
+            for i, y in enumerate(years)]
+    columns = ["year", *_MONTHS, "year_return"]
+    return (f'<figure class="table" data-chart="monthly_returns"><figcaption>Monthly returns: '
+            f"{escape(label)}</figcaption>"
+            + html_table(columns, rows, cell_style=colour, cell_text=_percent)
+            + "</figure>")
+
+
+def _percent(column, value):
+    """A monthly table cell: one decimal percent, blank for a month without bars."""
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
+# -- sweep ---------------------------------------------------------------------------------
+
+def _sweep_body(res, metric, log, heatmap):
+    axes = list(res.axes)
+    parts = [f"<p>{escape(sweep_size(res))}; axes: {escape(', '.join(axes) or 'none')}</p>"]
+    best = res.best(metric, TOP_K)
+    shown = ["rank", "combo", *axes, *dict.fromkeys((metric, "total_return", "cagr", "sharpe",
+                                                     "max_drawdown", "n_trades", "win_rate"))]
+    parts.append(_section(f"Top {best.num_rows} by {metric}", arrow_html(
+        best, columns=[c for c in shown if c in best.column_names], counts_are_means=True,
+        max_rows=None, caption=f"best {best.num_rows} combos by {metric} (mean over assets)")))
+    charts = []
+    x, y = heatmap if heatmap is not None else (axes + [None, None])[:2]
+    if y is not None:
+        charts.append(_chart("heatmap", f"Heatmap: {metric} by {x} and {y}",
+                             plot.heatmap(res, x, y, metric)))
+    for name in axes[:MAX_SENSITIVITY]:
+        charts.append(_chart("sensitivity", f"Sensitivity: {metric} by {name}",
+                             plot.sensitivity(res, name, metric)))
+    charts.append(_chart("distribution", f"Distribution of {metric} over combos",
+                         plot.distribution(res, metric)))
+    parts.append(_section("Parameters", *charts))
+    if best.num_rows:
+        combo = best.column("combo")[0].as_py()
+        bt = res.backtest(combo)
+        rows = np.atleast_2d(bt.equity)[:MAX_ASSETS]
+        shown = list(res.symbols)[:MAX_ASSETS]
+        parts.append(_section(f"Best combo: {combo} ({params_text(bt.params)})", _chart(
+            "equity", f"Equity of the best combo ({', '.join(shown)})",
+            plot.equity_curves(res.bundle.timestamps, rows, shown, log=log))))
+    return "".join(parts)
+
+
+# -- walk-forward --------------------------------------------------------------------------
+
+def _walk_forward_body(wf):
+    params = list(wf.axes)
+    columns = ["window", "train_first", "train_last", "test_first", "test_last", *params,
+               "is_sharpe", "oos_sharpe", "oos_total_return", "oos_max_drawdown",
+               "efficiency"]
+    charts = [_chart("walk_forward", f"Out-of-sample equity: {s}", plot.walk_forward(wf, s))
+              for s in wf.stats.column("symbol").to_pylist()[:MAX_ASSETS]]
+    return (f"<p>{wf.n_windows} windows, {wf.n_combos:,} combos per training sweep, "
+            f"objective {escape(wf.fixed.get('objective'))}, walk-forward efficiency "
+            f"{escape(format_value('efficiency', wf.efficiency))}</p>"
+            + _section("Out-of-sample statistics", arrow_html(
+                wf.stats, caption="chained out-of-sample, per asset", max_rows=None))
+            + _section("Windows", arrow_html(
+                wf.windows, columns=[c for c in columns if c in wf.windows.column_names],
+                caption="windows", max_rows=None))
+            + _section("Equity", *charts))
