@@ -255,3 +255,12 @@ def test_cli_portfolio_backtest_and_sweep(capsys):
                  "fast=5:20:5", "--param", "slow=50", "--top", "3"]) == 0
     text = capsys.readouterr().out
     assert "one portfolio" in text and "8 portfolios of 10 assets" in text
+
+
+def test_cli_portfolio_walk_forward(capsys):
+    from sweepbt.cli import main
+
+    assert main(["walk-forward", "--demo", "--portfolio", "--size", "0.25", "--train", "4Y",
+                 "--test", "2Y", "--param", "fast=10,20", "--param", "slow=50"]) == 0
+    text = capsys.readouterr().out
+    assert "portfolio" in text.split("chained out-of-sample equity")[1]

@@ -16,6 +16,7 @@ import pytest
 import sweepbt as sb
 from portfolio_reference import reference_portfolio
 from reference import BUY, SELL, reference_backtest, sma_cross_signals, wilder_atr
+from strategy_cases import CASES
 from sweepbt.kernels import METRIC_NAMES
 from test_reference_diff import (CODES_IN_VOLUME, CONFLICTS, TRADE_NUMBERS, assert_close,
                                  random_config, random_ohlc)
@@ -471,3 +472,25 @@ def test_worked_example_on_the_engine():
     compare_portfolio(bt, ref, data, "worked example")
     np.testing.assert_allclose(bt.equity, [10000, 9631, 8723, 8978.353, 9074.106, 9121.9825],
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_built_in_strategy_in_a_portfolio_matches_reference(name):
+    """Each built-in strategy's signals (its pure-Python reference codes, tests/reference.py)
+    traded as one portfolio of ragged assets, with random rules and costs."""
+    case = CASES[name]
+    for seed in range(4):
+        rng = np.random.default_rng(90_000 + 17 * seed + len(name))
+        padded, spans = ragged_case(rng)
+        cfg = portfolio_config(rng, value_sizing=seed % 2 == 1)
+        cfg.pop("fast"), cfg.pop("slow")
+        params = case.draw(rng)
+        codes = np.zeros(padded[3].shape, dtype=np.int64)
+        for a, (s, e) in enumerate(spans):
+            codes[a, s:e] = case.reference_signals(*(p[a, s:e] for p in padded), params)
+        data = sb.Bundle.from_arrays(*padded)
+        bt = portfolio_backtest(data, name, **params, **cfg)
+        _, atr = reference_inputs(padded, spans, dict(cfg, fast=2, slow=3), codes=codes)
+        ref = reference_portfolio(*padded, [s for s, _ in spans], [e for _, e in spans],
+                                  codes, atr, **reference_options(cfg))
+        compare_portfolio(bt, ref, data, f"{name} seed {seed} {params} {cfg}")
