@@ -108,10 +108,10 @@ def test_no_look_ahead(case, data):
     delisting bar in the full data), and every trade settled before T-1."""
     padded, spans, config = case
     n = padded[0].shape[1]
-    slow = max(config["fast"], config["slow"])
-    if n - 1 < max(slow, 3):
-        return
-    cut = data.draw(st.integers(max(slow, 3), n - 1), label="T")
+    shortest = max(config["fast"], config["slow"], config.get("atr_window", 1), 3)
+    if n - 1 < shortest:
+        return  # (windows are checked against the longest span: the cut must hold them)
+    cut = data.draw(st.integers(shortest, n - 1), label="T")
     keep = [a for a, (s, _) in enumerate(spans) if s < cut]
     full = _run([p[keep] for p in padded], config)
     part = _run([p[keep, :cut] for p in padded], config)
