@@ -31,7 +31,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ sys.path.insert(0, HERE)
 
 from benchmarks import common  # noqa: E402
 import peers_portfolio  # noqa: E402
+from peer_tools import best_of as _best_of, maxrss_mib as _maxrss_mib, tiled_crossings  # noqa: E402,E501
 
 RTOL = 1e-9
 TARGET_L = 600e6  # bar-evaluations per second, the issue's target for size L
@@ -60,21 +60,6 @@ VBT_ALIGNMENT = {
 # ----------------------------------------------------------------------------------------
 # measurement helpers (child side)
 # ----------------------------------------------------------------------------------------
-
-def _maxrss_mib():
-    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _best_of(fn, repeats):
-    times = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times, out
-
 
 # ----------------------------------------------------------------------------------------
 # engines (each runs in its own subprocess)
@@ -148,15 +133,8 @@ def _vbt_sweep(vbt, pd, np, data, grid, n_assets, index, symbols):
 
     t0 = time.perf_counter()
     close = pd.DataFrame(data["close"].T, index=index, columns=pd.Index(symbols, name="symbol"))
-    pairs = [(f, s) for f in grid["fast"] for s in grid["slow"] if f < s]
-    fast_ma = vbt.MA.run(close, window=[p[0] for p in pairs], short_name="fast")
-    slow_ma = vbt.MA.run(close, window=[p[1] for p in pairs], short_name="slow")
-    entries = fast_ma.ma_crossed_above(slow_ma)
-    exits = fast_ma.ma_crossed_below(slow_ma)
     risk = list(itertools.product(grid["stop_loss"], grid["take_profit"]))
-    keys = pd.MultiIndex.from_tuples(risk, names=["sl_stop", "tp_stop"])
-    entries = entries.vbt.tile(len(risk), keys=keys)
-    exits = exits.vbt.tile(len(risk), keys=keys)
+    entries, exits = tiled_crossings(vbt, pd, close, grid, risk, ["sl_stop", "tp_stop"])
     n_cols = entries.shape[1]
     per_risk = n_cols // len(risk)
 

@@ -22,23 +22,9 @@ from __future__ import annotations
 import time
 
 from benchmarks import common
+from peer_tools import best_of as _best_of, maxrss_mib as _maxrss_mib, tiled_crossings
 
 INIT_CASH = 10_000.0
-
-
-def _maxrss_mib():
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _best_of(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times, out
 
 
 def _value_grid():
@@ -92,15 +78,9 @@ def engine_vectorbt(_size, quick):
 
     def run():
         close = pd.DataFrame(data["close"].T, index=index, columns=pd.Index(symbols))
-        pairs = [(f, s) for f in g["fast"] for s in g["slow"] if f < s]
-        fast_ma = vbt.MA.run(close, window=[p[0] for p in pairs], short_name="fast")
-        slow_ma = vbt.MA.run(close, window=[p[1] for p in pairs], short_name="slow")
-        entries = fast_ma.ma_crossed_above(slow_ma)
-        exits = fast_ma.ma_crossed_below(slow_ma)
         risk = list(itertools.product(g["stop_loss"], g["size"], g["max_positions"]))
-        keys = pd.MultiIndex.from_tuples(risk, names=["sl", "size", "max_positions"])
-        entries = entries.vbt.tile(len(risk), keys=keys)
-        exits = exits.vbt.tile(len(risk), keys=keys)
+        entries, exits = tiled_crossings(vbt, pd, close, g, risk,
+                                         ["sl", "size", "max_positions"])
         n_cols = entries.shape[1]
         per_risk = n_cols // len(risk)
 

@@ -217,17 +217,20 @@ class PortfolioResult(_Recorded):
     units: np.ndarray
     trade_rows: np.ndarray
     fixed: dict
+    _stats: pa.Table = field(default=None, repr=False)
     _trades: pa.Table = field(default=None, repr=False)
 
     @property
     def stats(self) -> pa.Table:
         """One row: ``symbol`` ``"portfolio"`` and the metrics of docs/semantics.md."""
-        cols = {"symbol": pa.array(["portfolio"], pa.string())}
-        cols.update(_metric_columns(self.metrics))
-        cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
-                                   [None], [self.trade_rows]))
-        return pa.table(cols).replace_schema_metadata(
-            _metadata(self.strategy, {**self.fixed, **self.params}))
+        if self._stats is None:
+            cols = {"symbol": pa.array(["portfolio"], pa.string())}
+            cols.update(_metric_columns(self.metrics))
+            cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
+                                       [None], [self.trade_rows]))
+            self._stats = pa.table(cols).replace_schema_metadata(
+                _metadata(self.strategy, {**self.fixed, **self.params}))
+        return self._stats
 
     @property
     def trades(self) -> pa.Table:
