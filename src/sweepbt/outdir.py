@@ -165,9 +165,14 @@ class OutDir:
             manifest = {"format": FORMAT, "complete": False, **wanted, "chunking": {
                 "chunk_size": plan.chunk_size(),
                 "ids": "grid" if ids is None else f"sample of {ids.size}"}}
-            os.makedirs(os.path.join(path, PARTIAL))
             folder = cls(path, manifest, created=True)
-            folder.write_manifest()
+            os.mkdir(path)
+            try:  # the manifest first: a folder holding _partial/ always has one
+                folder.write_manifest()
+                os.mkdir(folder.partial)
+            except BaseException:  # interrupted (SIGTERM, Ctrl-C) or failed: leave nothing
+                shutil.rmtree(path, ignore_errors=True)
+                raise
             return folder
         if not os.path.isfile(manifest_path):
             raise FileExistsError(f"out={path!r} already exists and is not a sweepbt sweep "
