@@ -157,6 +157,35 @@ TRADE_DTYPE = np.dtype([
 ], align=True)
 
 
+class WeightingT(NamedTuple):
+    """How a rank strategy splits each side's budget over the assets it chose."""
+
+    equal: int = 0
+    inverse_vol: int = 1  # in proportion to 1 / volatility
+    score: int = 2  # in proportion to the score's distance from the worst eligible score
+
+
+Weighting = WeightingT()
+WEIGHTINGS = WeightingT._fields
+
+
+class RankRuleT(NamedTuple):
+    """Columns of ``RankCombos.rank`` (float64): a rank combo's selection and sell tax.
+    ``top_n``, ``bottom_n`` whole numbers; ``weighting`` a Weighting value;
+    ``position_limit`` the cap on |weight| (NaN = none); ``tax`` a fraction of every sale."""
+
+    top_n: int = 0
+    bottom_n: int = 1
+    weighting: int = 2
+    position_limit: int = 3
+    tax: int = 4
+
+
+RankRule = RankRuleT()
+RANK_COLUMNS = RankRuleT._fields
+N_RANK = len(RANK_COLUMNS)
+
+
 class Market(NamedTuple):
     """Every asset's prices, float64 ``(n_assets, n_bars)``, and its trade span: bars
     ``start[a] <= i < end[a]`` (int64 ``(n_assets,)``)."""
@@ -205,6 +234,43 @@ class SimSettings(NamedTuple):
                    int(size_type))
 
 
+class Scores(NamedTuple):
+    """The rank inputs of a launch. ``score[s, k, a]`` is asset a's score (NaN: not
+    eligible) and ``vol[v, k, a]`` its return volatility at bar ``bars[k]``, float64
+    ``(n_scores | n_vols, n_keys, n_assets)``; ``key[i]`` is the row ``k`` holding bar
+    ``i`` (-1: none), int64 ``(n_bars,)``; ``rebalance[j, i]`` whether schedule ``j``
+    rebalances at bar ``i``, bool ``(n_schedules, n_bars)``. Every bar a schedule
+    rebalances at has a key."""
+
+    score: np.ndarray
+    vol: np.ndarray
+    key: np.ndarray
+    rebalance: np.ndarray
+
+
+class RankCombos(NamedTuple):
+    """The combos of a rank launch: combo ``c`` ranks by ``score[score_idx[c]]``, weights by
+    ``vol[vol_idx[c]]``, rebalances on schedule ``schedule_idx[c]`` (int64 ``(n_combos,)``),
+    with risk and cost rules ``rules[c]`` (RULE_COLUMNS; ``size``, ``max_positions`` and
+    the ATR rules unused) and ``rank[c]`` (RANK_COLUMNS)."""
+
+    score_idx: np.ndarray
+    vol_idx: np.ndarray
+    schedule_idx: np.ndarray
+    rules: np.ndarray
+    rank: np.ndarray
+
+
+class Holdings(NamedTuple):
+    """A recorded rank backtest's rebalances, in order: row ``m`` rebalanced at the close of
+    ``bar[m]`` (-1: a row not used) to target ``weights[m]`` (signed fractions of equity,
+    ``(n_rebalances, n_assets)``) and traded ``turnover[m]`` (NaN: it did not trade)."""
+
+    bar: np.ndarray
+    weights: np.ndarray
+    turnover: np.ndarray
+
+
 class Outputs(NamedTuple):
     """Where one backtest writes: ``metrics`` (N_METRICS floats, METRIC_NAMES order) and,
     when recording, per-bar ``equity``, ``cash``, ``units`` (signed) over the Market's bar
@@ -248,7 +314,8 @@ class Scratch(NamedTuple):
 
 def _check_positions():
     """Every enum's values are its field positions (its names are column names)."""
-    for enum in (FillMode, SizeType, Direction, ExitReason, Metric, Tally, Rule):
+    for enum in (FillMode, SizeType, Direction, ExitReason, Metric, Tally, Rule, Weighting,
+                 RankRule):
         if tuple(enum) != tuple(range(len(enum))):
             raise AssertionError(f"{type(enum).__name__}: values must be 0, 1, 2, ...")
 

@@ -306,3 +306,59 @@ def roc_bank(close, start, end, lookbacks, out):
         a = task // n_windows
         w = task - a * n_windows
         roc_1d(close[a], start[a], end[a], lookbacks[w], out[a, w])
+
+
+# ----------------------------------------------------------------------------------------
+# rank scores: read only at a few bars (the rebalance bars), so they are written for the
+# bars ``bars`` only, as ``(n_rows, n_keys, n_assets)``: row k holds bar bars[k], and one
+# bar's scores for every asset lie side by side
+
+
+@njit(parallel=True, cache=True)
+def momentum_score_bank(close, start, end, lookbacks, skips, sign, bars, out):
+    """``sign * (close[i-skip] / close[i-skip-lookback] - 1)`` at each bar ``i`` of
+    ``bars`` into ``out[j, k, a]`` for the j-th (lookback, skip) pair; NaN when
+    ``i-skip-lookback`` lies before the asset's span or ``i`` outside it. ``sign`` +1:
+    momentum, -1: reversal (minus the return)."""
+    n_assets = close.shape[0]
+    n_rows = lookbacks.shape[0]
+    for job in prange(n_rows * n_assets):
+        j = job // n_assets
+        a = job - j * n_assets
+        lookback = lookbacks[j]
+        skip = skips[j]
+        for k in range(bars.shape[0]):
+            i = bars[k]
+            first = i - skip - lookback
+            if first < start[a] or i < start[a] or i >= end[a]:
+                out[j, k, a] = np.nan
+            else:
+                out[j, k, a] = sign * (close[a, i - skip] / close[a, first] - 1.0)
+
+
+@njit(parallel=True, cache=True)
+def volatility_bank(close, start, end, windows, bars, out):
+    """Sample standard deviation (ddof 1) of the ``window`` simple returns
+    ``close[m]/close[m-1] - 1``, ``m = i-window+1 .. i``, at each bar ``i`` of ``bars``
+    into ``out[j, k, a]`` for the j-th window (>= 2); NaN when ``i - window`` lies before
+    the asset's span or ``i`` outside it. Two passes (mean, then squared deviations)."""
+    n_assets = close.shape[0]
+    n_rows = windows.shape[0]
+    for job in prange(n_rows * n_assets):
+        j = job // n_assets
+        a = job - j * n_assets
+        w = windows[j]
+        for k in range(bars.shape[0]):
+            i = bars[k]
+            if i - w < start[a] or i >= end[a]:
+                out[j, k, a] = np.nan
+                continue
+            total = 0.0
+            for m in range(i - w + 1, i + 1):
+                total += close[a, m] / close[a, m - 1] - 1.0
+            mean = total / w
+            squares = 0.0
+            for m in range(i - w + 1, i + 1):
+                d = close[a, m] / close[a, m - 1] - 1.0 - mean
+                squares += d * d
+            out[j, k, a] = np.sqrt(squares / (w - 1))

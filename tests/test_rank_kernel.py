@@ -1,0 +1,177 @@
+"""The compiled rank kernel (kernels.simulate_rank and its launches) against the
+pure-Python reference (tests/rank_reference.py), bar by bar, on random universes with
+ragged spans, NaN scores, both fill modes, both sides, every weighting, costs, tax and the
+risk rules; and the score banks against the reference's score functions."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rank_harness import kernel_inputs, run_kernel
+from rank_reference import (momentum_score, reference_rank_portfolio, reversal_score,
+                            volatility)
+from sweepbt import kernels
+from sweepbt.schedule import rebalance_bars
+from test_rank_reference import flat_bars, random_universe, scores_at
+
+NAN = float("nan")
+TRADE_FIELDS = ("direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "units",
+                "pnl", "return", "mfe", "mae", "asset")
+
+
+def assert_same(kernel, ref, rel=1e-9):
+    np.testing.assert_allclose(kernel["equity"], np.array(ref["equity"], float), rtol=rel,
+                               atol=1e-7)
+    np.testing.assert_allclose(kernel["cash"], np.array(ref["cash"], float), rtol=rel,
+                               atol=1e-7)
+    np.testing.assert_allclose(kernel["units"], np.array(ref["units"], float), rtol=rel,
+                               atol=1e-9)
+    trades = kernel["trades"]
+    assert len(trades) == len(ref["trades"]), (len(trades), len(ref["trades"]))
+    for got, want in zip(trades, ref["trades"]):
+        for name in TRADE_FIELDS:
+            assert got[name] == pytest.approx(want[name], rel=rel, abs=1e-9), name
+        assert kernels.EXIT_REASONS[got["exit_reason"]] == want["exit_reason"]
+    for name, value in ref["metrics"].items():
+        if name in kernel["metrics"]:
+            for got in (kernel["metrics"][name], kernel["sweep_metrics"][name]):
+                assert got == pytest.approx(value, rel=1e-8, abs=1e-10, nan_ok=True), name
+    bars, weights, turnover = kernel["holdings"]
+    assert list(bars) == [r["bar"] for r in ref["rebalances"]]
+    for w, t, r in zip(weights, turnover, ref["rebalances"]):
+        np.testing.assert_allclose(w, r["weights"], rtol=1e-12, atol=1e-15)
+        assert t == pytest.approx(r["turnover"], rel=1e-9, nan_ok=True)
+
+
+def both(bars, start, end, scores, schedule, **kw):
+    ref = reference_rank_portfolio(*bars, start, end, scores, schedule, **kw)
+    return run_kernel(bars, start, end, scores, schedule, **kw), ref
+
+
+def test_worked_example_of_the_docs():
+    ts = np.array(["2024-01-30", "2024-01-31", "2024-02-01", "2024-02-29", "2024-03-01",
+                   "2024-03-04"], dtype="datetime64[ns]")
+    bars = flat_bars([100, 100, 100, 120, 125, 130], [50, 50, 50, 40, 40, 42],
+                     [20, 20, 20, 25, 25, 26])
+    scores = scores_at(3, 6, {1: [3, 2, 1], 3: [3, 1, 2]})
+    kernel, ref = both(bars, [0, 0, 0], [6, 6, 6], scores, rebalance_bars(ts, "M"),
+                       top_n=2, fill="next_open", fixed_fees=10.0, tax=0.003)
+    assert_same(kernel, ref)
+    assert kernel["equity"][5] == pytest.approx(10596.19496, rel=1e-12)
+
+
+def random_case(seed, truncate=None):
+    """A random universe and rank configuration (the reference's own random_run, with more
+    variety: every weighting, both sides, both fills, costs, tax, rules)."""
+    rng, bars, start, end = random_universe(seed, n_assets=int(3 + seed % 5),
+                                            n_bars=90)
+    n_assets = len(start)
+    lookback = int(rng.integers(1, 10))
+    top_n = int(rng.integers(1, max(2, n_assets - 1)))
+    kw = dict(
+        top_n=top_n, bottom_n=int(rng.integers(0, n_assets - top_n + 1)) if seed % 3 else 0,
+        weighting=str(rng.choice(["equal", "inverse_vol", "score"])),
+        position_limit=[None, 0.4, 0.25][int(rng.integers(3))],
+        fill=str(rng.choice(["next_open", "close"])),
+        fees=float(rng.choice([0.0, 0.001])), fixed_fees=float(rng.choice([0.0, 5.0])),
+        slippage=float(rng.choice([0.0, 0.001])), tax=float(rng.choice([0.0, 0.003])),
+        stop_loss=[None, 0.03][int(rng.integers(2))],
+        trailing_stop=[None, 0.05][int(rng.integers(2))],
+        take_profit=[None, 0.05][int(rng.integers(2))],
+        max_bars=[None, 7][int(rng.integers(2))])
+    every = int(rng.integers(2, 12))
+    not_eligible = rng.random(bars[3].shape) < 0.1
+    if truncate is not None:
+        bars = [x[:, :truncate] for x in bars]
+        end = [min(e, truncate) for e in end]
+        not_eligible = not_eligible[:, :truncate]
+    close = bars[3]
+    scores = np.array(momentum_score(close, start, lookback))
+    scores[not_eligible] = NAN
+    vol = np.array(volatility(close, start, 5))
+    schedule = np.arange(every - 1, close.shape[1] - 1, every)
+    return bars, start, end, scores, schedule, dict(kw, vol=vol)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_kernel_equals_reference_on_random_universes(seed):
+    bars, start, end, scores, schedule, kw = random_case(seed)
+    kernel, ref = both(bars, start, end, scores, schedule, **kw)
+    assert_same(kernel, ref)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_ruined_short_book_equals_the_reference(seed):
+    rng = np.random.default_rng(100 + seed)
+    n_bars = 40
+    close = np.cumprod(1.0 + rng.normal(0.08, 0.05, (3, n_bars)), axis=1) * 10.0
+    bars = [close.copy(), close * 1.02, close * 0.98, close]
+    start, end = [0, 0, 0], [n_bars] * 3
+    scores = -np.array(momentum_score(close, start, 1))
+    kw = dict(top_n=1, bottom_n=2, fill=["close", "next_open"][seed % 2],
+              fees=0.001 * (seed % 3), tax=0.002)
+    kernel, ref = both(bars, start, end, scores, range(1, n_bars - 1, 2), **kw)
+    assert_same(kernel, ref)
+    assert kernel["metrics"]["ruined"] == ref["metrics"]["ruined"]
+
+
+def test_no_look_ahead_in_the_kernel():
+    for seed in range(6):
+        full = run_kernel(*random_case(seed)[:5], **random_case(seed)[5])
+        cut = 60
+        part = run_kernel(*random_case(seed, cut)[:5], **random_case(seed, cut)[5])
+        np.testing.assert_array_equal(part["equity"][:cut - 1], full["equity"][:cut - 1])
+        early = [t for t in full["trades"] if t["exit_bar"] < cut - 1]
+        assert [tuple(t) for t in part["trades"][:len(early)]] == [tuple(t) for t in early]
+
+
+def test_score_banks_equal_the_reference_scores():
+    rng, bars, start, end = random_universe(7, n_assets=6, n_bars=120)
+    close = bars[3]
+    at = np.arange(0, 120, 3, dtype=np.int64)
+    s, e = np.asarray(start, np.int64), np.asarray(end, np.int64)
+    lookbacks, skips = np.array([1, 5, 20], np.int64), np.array([0, 2, 0], np.int64)
+    out = np.empty((3, at.size, 6))
+    kernels.momentum_score_bank(close, s, e, lookbacks, skips, 1.0, at, out)
+    for j in range(3):
+        want = np.array(momentum_score(close, start, int(lookbacks[j]), int(skips[j])))
+        np.testing.assert_allclose(out[j], want[:, at].T, rtol=1e-15, equal_nan=True)
+    kernels.momentum_score_bank(close, s, e, lookbacks[:1], skips[:1], -1.0, at, out[:1])
+    want = np.array(reversal_score(close, start, 1))
+    np.testing.assert_allclose(out[0], want[:, at].T, rtol=1e-15, equal_nan=True)
+    windows = np.array([2, 5, 30], np.int64)
+    vol = np.empty((3, at.size, 6))
+    kernels.volatility_bank(close, s, e, windows, at, vol)
+    for j in range(3):
+        want = np.array(volatility(close, start, int(windows[j])))
+        np.testing.assert_allclose(vol[j], want[:, at].T, rtol=1e-12, equal_nan=True)
+
+
+def test_many_combos_in_one_launch_equal_one_by_one():
+    bars, start, end, scores, schedule, kw = random_case(3)
+    market, sc, combos, settings = kernel_inputs(bars, start, end, scores, schedule, **kw)
+    n = 7
+    rank = np.repeat(combos.rank, n, axis=0)
+    rank[:, kernels.RankRule.top_n] = [1, 2, 1, 2, 1, 2, 1]
+    rules = np.repeat(combos.rules, n, axis=0)
+    rules[:, kernels.Rule.stop_loss] = [NAN, 0.02, 0.05, NAN, 0.1, NAN, 0.01]
+    rank[0], rules[0] = combos.rank[0], combos.rules[0]  # combo 0 is the case itself
+    many = kernels.RankCombos(score_idx=np.zeros(n, np.int64),
+                              vol_idx=np.repeat(combos.vol_idx, n),
+                              schedule_idx=np.zeros(n, np.int64), rules=rules, rank=rank)
+    for n_tasks in (1, 3):
+        out, turnover = np.empty((n, kernels.N_METRICS)), np.empty(n)
+        kernels.rank_metrics(market, sc, many, settings, n_tasks, out, turnover)
+        for c in range(n):
+            one, one_turnover = np.empty((1, kernels.N_METRICS)), np.empty(1)
+            single = kernels.RankCombos(*(x[c:c + 1] for x in many))
+            kernels.rank_metrics(market, sc, single, settings, 1, one, one_turnover)
+            np.testing.assert_array_equal(out[c], one[0])
+            np.testing.assert_array_equal(turnover[c], one_turnover[0])
+    paths = np.empty((n, close_bars := bars[3].shape[1]))
+    kernels.rank_equity_paths(market, sc, many, settings, paths)
+    assert paths.shape == (n, close_bars)
+    first = run_kernel(bars, start, end, scores, schedule, **kw)
+    np.testing.assert_array_equal(paths[0], first["equity"])
+    assert not math.isnan(paths[0, max(end) - 1])
