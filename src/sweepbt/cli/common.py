@@ -81,7 +81,8 @@ def load_data(args):
     bundle, facts = load_with_facts(
         args.data, gaps=args.gaps, timestamp=args.timestamp_column, symbol=symbols,
         tz=args.tz, time_unit=args.time_unit, ohlc=args.ohlc, adjust=args.adjust,
-        dropna=args.dropna, rename_single=False, factors=_names(args.factors, "--factors", "column name"))
+        dropna=args.dropna, rename_single=False,
+        factors=_names(args.factors, "--factors", "column name"))
     args.data_notes = _notes(facts, args)
     if bundle.factors:
         args.data_notes.append(f"factors: {', '.join(bundle.factors)}")
