@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -44,10 +45,14 @@ _CHECKED = {"data": "the data differ", "strategy": "the strategy differs",
 
 
 def data_fingerprint(bundle):
-    """SHA-256 of every field of the Bundle: price arrays, timestamps, symbols, spans."""
+    """SHA-256 of every field of the Bundle: price arrays, timestamps, symbols, spans,
+    factors. No factors hash as before factors existed (a folder written then resumes)."""
     digest = hashlib.sha256()
     for f in dataclasses.fields(bundle):
-        _hash_value(digest, f.name, getattr(bundle, f.name))
+        value = getattr(bundle, f.name)
+        if f.name == "factors" and not value:
+            continue
+        _hash_value(digest, f.name, value)
     return digest.hexdigest()
 
 
@@ -57,7 +62,7 @@ def _hash_value(digest, name, value):
         value = np.ascontiguousarray(value)
         digest.update(f"{value.dtype.str}{value.shape}".encode())
         digest.update(value.view(np.uint8).reshape(-1).data if value.size else b"")
-    elif isinstance(value, dict):
+    elif isinstance(value, Mapping):
         for key in sorted(value):
             _hash_value(digest, f"{name}.{key}", value[key])
     else:

@@ -28,7 +28,7 @@ ADJUST_CHOICES = ("adj_close",)
 
 #: the loading flags that apply to --data only: flag -> its value when not given
 _FILE_ONLY = {"timestamp_column": None, "tz": None, "time_unit": None, "ohlc": "ohlc",
-              "adjust": None, "dropna": False}
+              "adjust": None, "dropna": False, "factors": None}
 
 
 def grid_params(args):
@@ -43,20 +43,26 @@ def grid_params(args):
     return params, DEFAULT_CONSTRAINT, True
 
 
-def _symbols(text):
-    """``--symbols A,B``: a list of names, one name as such, None when not given."""
+def _names(text, flag, what):
+    """``--flag A,B``: a list of names, None when not given (or empty)."""
     if not text:
         return None
-    symbols = [s.strip() for s in text.split(",") if s.strip()]
-    if not symbols:
-        raise CliError("--symbols: give at least one symbol")
-    return symbols[0] if len(symbols) == 1 else symbols
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise CliError(f"{flag}: give at least one {what}")
+    return names
+
+
+def _symbols(text):
+    """``--symbols A,B``: a list of names, one name as such, None when not given."""
+    symbols = _names(text, "--symbols", "symbol")
+    return symbols[0] if symbols is not None and len(symbols) == 1 else symbols
 
 
 def load_data(args):
     """The Bundle of ``--demo`` or ``--data FILE`` (with the loading flags ``--symbols``,
     ``--gaps``, ``--timestamp-column``, ``--tz``, ``--time-unit``, ``--ohlc``, ``--adjust``,
-    ``--dropna``); the header lines saying what loading assumed are kept in
+    ``--dropna``, ``--factors``); the header lines saying what loading assumed are kept in
     ``args.data_notes`` for :func:`data_header`. ``--symbols`` selects assets: on a
     single-asset file it must be the file's name, never a new label."""
     args.data_notes = []
@@ -75,8 +81,11 @@ def load_data(args):
     bundle, facts = load_with_facts(
         args.data, gaps=args.gaps, timestamp=args.timestamp_column, symbol=symbols,
         tz=args.tz, time_unit=args.time_unit, ohlc=args.ohlc, adjust=args.adjust,
-        dropna=args.dropna, rename_single=False)
+        dropna=args.dropna, rename_single=False,
+        factors=_names(args.factors, "--factors", "column name"))
     args.data_notes = _notes(facts, args)
+    if bundle.factors:
+        args.data_notes.append(f"factors: {', '.join(bundle.factors)}")
     return bundle
 
 

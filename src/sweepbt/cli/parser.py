@@ -44,6 +44,9 @@ def _add_data_flags(p):
                         "the adjusted close (Yahoo's 'Adj Close')")
     p.add_argument("--dropna", action="store_true",
                    help="drop rows with a missing price (default: such a row is an error)")
+    p.add_argument("--factors", action=StoreOnce, metavar="F1,F2,...",
+                   help="numeric columns to load as factors beside the prices (for "
+                        "factor_rank; a null or NaN value: not eligible)")
 
 
 def _add_workers_flag(p):

@@ -2,10 +2,12 @@
 
 A :class:`Bundle` holds one contiguous float64 row per asset (``open, high, low, close,
 volume`` of shape ``(n_assets, n_bars)``) on a shared UTC timestamp axis, plus each asset's
-valid span ``start[a] <= i < end[a]`` and the data's own time zone ``tz`` (whose calendar
-days count for ``periods_per_year``). Everything that reaches the compiled kernels comes
-through here and has been validated: finite positive prices inside every span, consistent
-OHLC, non-negative volume, strictly increasing timestamps, no gaps (or explicitly filled).
+valid span ``start[a] <= i < end[a]``, the data's own time zone ``tz`` (whose calendar days
+count for ``periods_per_year``) and any factor columns (``factors``: float64 arrays like the
+prices, NaN where missing). Everything that reaches the compiled kernels comes through here
+and has been validated: finite positive prices inside every span, consistent OHLC,
+non-negative volume, strictly increasing timestamps, no gaps (or explicitly filled), finite
+or NaN factors.
 
 Public entry points: :func:`load`, :func:`demo`, :meth:`Bundle.from_arrays`,
 :func:`infer_periods_per_year`. Every data problem raises a :class:`DataError`
@@ -14,7 +16,8 @@ and its timestamp) and the column.
 
 Modules, each importing only those above it: ``errors`` (DataError, naming and finding bad
 rows), ``columns`` (columns by role, as arrays, value checks), ``vendors`` (vendor layouts
-such as yfinance's, made long), ``times`` (time stamps, zones, bars per year), ``bundle``
+such as yfinance's, made long), ``times`` (time stamps, zones, bars per year), ``factors``
+(factor columns: extra numbers per asset and bar, NaN allowed), ``bundle``
 (the Bundle class), ``readers`` (files, pandas, Polars and Arrow sources), ``loading``
 (:func:`load`, :func:`demo`). Also here: ``demo.parquet``, the demo data set, and
 ``make_demo``, which writes it.

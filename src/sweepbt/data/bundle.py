@@ -3,14 +3,15 @@
 A :class:`Bundle` holds one contiguous float64 row per asset (``open, high, low, close,
 volume`` of shape ``(n_assets, n_bars)``) on a shared UTC timestamp axis, plus each asset's
 valid span ``start[a] <= i < end[a]`` and the data's own time zone ``tz`` (whose calendar
-days count for ``periods_per_year``). :meth:`Bundle.from_arrays` validates 2-D input;
-long-format input goes through :func:`sweepbt.data.load`.
+days count for ``periods_per_year``), and any factor columns (``factors``, NaN allowed).
+:meth:`Bundle.from_arrays` validates 2-D input; long-format input goes through
+:func:`sweepbt.data.load`.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,7 @@ import pyarrow as pa
 from sweepbt._files import write_atomic, write_parquet
 from sweepbt.data.columns import PRICE_COLS, VALUE_COLS, check_values, symbol_list
 from sweepbt.data.errors import DataError, GridLocator, first_true, fmt_ts, some
+from sweepbt.data.factors import FactorMap, bundle_factors, check_factors, mapping_names
 from sweepbt.data.times import optional_zone, periods_per_year_of, timestamps_to_ns, zone_name
 
 
@@ -29,7 +31,10 @@ class Bundle:
     per asset, NaN outside each asset's span ``start[a] <= i < end[a]``; ``timestamps``:
     datetime64[ns] ``(n_bars,)`` (UTC), strictly increasing; ``symbols``: tuple of str;
     ``tz``: the data's own time zone (``"UTC"``, an IANA name such as ``"Asia/Tokyo"`` or a
-    fixed offset such as ``"+09:00"``), whose calendar days :attr:`periods_per_year` counts.
+    fixed offset such as ``"+09:00"``), whose calendar days :attr:`periods_per_year` counts;
+    ``factors``: a read-only mapping (:class:`~sweepbt.data.factors.FactorMap`) of factor
+    name -> float64 ``(n_assets, n_bars)`` array like the prices, NaN outside each span and
+    where a value is missing; empty unless loaded with ``factors=``.
 
     Build one with :func:`load`, :func:`demo` or :meth:`from_arrays` (which validate); the
     constructor itself only checks shapes and types.
@@ -45,6 +50,7 @@ class Bundle:
     start: np.ndarray
     end: np.ndarray
     tz: str = "UTC"
+    factors: FactorMap = field(default_factory=FactorMap)
 
     def __post_init__(self):
         put = object.__setattr__
@@ -68,6 +74,7 @@ class Bundle:
             raise ValueError("symbols, start and end must have one entry per asset")
         if len(set(self.symbols)) != na:
             raise ValueError(f"duplicate symbols in {self.symbols}")
+        put(self, "factors", bundle_factors(self.factors, shape))
         if na and (np.any(self.start < 0) or np.any(self.end > nb)
                    or np.any(self.start >= self.end)):
             raise ValueError("spans must satisfy 0 <= start < end <= n_bars")
@@ -95,8 +102,9 @@ class Bundle:
         else:
             rng = "empty"
         syms = ", ".join(self.symbols[:8]) + (", ..." if self.n_assets > 8 else "")
+        facs = f", factors=({', '.join(self.factors)})" if self.factors else ""
         return (f"Bundle(n_assets={self.n_assets}, n_bars={self.n_bars}, "
-                f"symbols=({syms}), timestamps={rng}, tz={self.tz!r})")
+                f"symbols=({syms}), timestamps={rng}, tz={self.tz!r}{facs})")
 
     # -- derived bundles ------------------------------------------------------------------
 
@@ -104,7 +112,8 @@ class Bundle:
         """A deep copy (new arrays)."""
         return Bundle(self.open.copy(), self.high.copy(), self.low.copy(), self.close.copy(),
                       self.volume.copy(), self.timestamps.copy(), self.symbols,
-                      self.start.copy(), self.end.copy(), self.tz)
+                      self.start.copy(), self.end.copy(), self.tz,
+                      {k: a.copy() for k, a in self.factors.items()})
 
     def select(self, symbols) -> Bundle:
         """The assets named by ``symbols`` (a name or a sequence of names), in that order.
@@ -118,7 +127,8 @@ class Bundle:
         rows = np.asarray([index[s] for s in names], dtype=np.int64)
         return Bundle(self.open[rows], self.high[rows], self.low[rows], self.close[rows],
                       self.volume[rows], self.timestamps.copy(), tuple(names),
-                      self.start[rows], self.end[rows], self.tz)
+                      self.start[rows], self.end[rows], self.tz,
+                      {k: a[rows] for k, a in self.factors.items()})
 
     def slice_bars(self, start_bar=None, stop_bar=None) -> Bundle:
         """Bars ``start_bar:stop_bar`` (Python slice rules, negatives allowed), copied.
@@ -139,17 +149,20 @@ class Bundle:
 
         return Bundle(cut(self.open), cut(self.high), cut(self.low), cut(self.close),
                       cut(self.volume), self.timestamps[lo:hi].copy(),
-                      tuple(self.symbols[a] for a in keep), s[keep], e[keep], self.tz)
+                      tuple(self.symbols[a] for a in keep), s[keep], e[keep], self.tz,
+                      {k: cut(a) for k, a in self.factors.items()})
 
     def to_parquet(self, path) -> None:
         """Write :meth:`to_table` to a Parquet file at ``path`` (with page checksums, which
         :func:`load` verifies), atomically: an existing file is replaced only once the new
-        one is complete. ``load(path)`` gives this bundle back."""
+        one is complete. ``load(path)`` gives this bundle back (``load(path,
+        factors=list(bundle.factors))`` with its factors)."""
         write_atomic(path, lambda tmp: write_parquet(self.to_table(), tmp))
 
     def to_table(self) -> pa.Table:
         """The bundle as a long-format ``pyarrow.Table`` (rows inside each span, sorted by
-        symbol then timestamp; timestamps as ``timestamp[ns, tz=<self.tz>]``)."""
+        symbol then timestamp; timestamps as ``timestamp[ns, tz=<self.tz>]``), with one
+        column per factor after the prices (NaN where missing)."""
         idx = [np.arange(s, e) for s, e in zip(self.start, self.end)]
         a = np.concatenate([np.full(len(ix), k) for k, ix in enumerate(idx)])
         i = np.concatenate(idx)
@@ -160,13 +173,15 @@ class Bundle:
         cols = {"timestamp": ts, "symbol": sym.cast(pa.string())}
         for f in VALUE_COLS:
             cols[f] = pa.array(getattr(self, f)[a, i])
+        for name, x in self.factors.items():
+            cols[name] = pa.array(x[a, i])
         return pa.table(cols)
 
     # -- construction from arrays ---------------------------------------------------------------
 
     @classmethod
     def from_arrays(cls, open=None, high=None, low=None, close=None, volume=None, *,
-                    timestamps=None, symbols=None, tz=None) -> Bundle:
+                    timestamps=None, symbols=None, tz=None, factors=None) -> Bundle:
         """Build a validated Bundle from 1-D (one asset) or 2-D ``(n_assets, n_bars)`` arrays.
 
         NaN is allowed only as leading/trailing padding of an asset (it defines the span);
@@ -175,11 +190,15 @@ class Bundle:
         defaults to business days (midnight) from 2000-01-03, ``symbols`` to ``"A0", "A1",
         ...``. ``tz`` is the data's zone as in :func:`load`: naive timestamps are wall-clock
         times there (default UTC), zoned ones keep their own zone unless ``tz`` is given.
-        The inputs are copied."""
+        ``factors``: a mapping factor name -> array shaped like ``close``; NaN is allowed
+        anywhere (not eligible), infinity is not, and values outside an asset's span are
+        dropped (NaN). The inputs are copied."""
         given = _given_prices(open, high, low, close)
         if volume is not None:
             given["volume"] = volume
-        arrs = _grid_arrays(given)
+        names = mapping_names(factors)
+        arrs = _grid_arrays({**given, **{f: factors[f] for f in names}})
+        facs = {f: arrs.pop(f) for f in names}
         na, nb = arrs["close"].shape
         _check_orientation(na, nb, timestamps, symbols)
         syms = _symbol_names(symbols, na)
@@ -196,17 +215,19 @@ class Bundle:
         end = (nb - np.argmax(present[:, ::-1], axis=1)).astype(np.int64)
         bars = np.arange(nb)
         in_span = (bars >= start[:, None]) & (bars < end[:, None])
-        check_values(arrs, {r: r for r in VALUE_COLS}, GridLocator(syms, ts, nb), valid=in_span)
+        loc = GridLocator(syms, ts, nb)
+        check_values(arrs, {r: r for r in VALUE_COLS}, loc, valid=in_span)
+        check_factors(facs, {f: f for f in facs}, loc, valid=in_span)
         for role in PRICE_COLS:  # close-only data: open, high and low equal the close
             arrs.setdefault(role, arrs["close"].copy())
 
         if "volume" not in arrs:
             arrs["volume"] = np.zeros((na, nb))
         out = ~in_span
-        for a in arrs.values():
+        for a in (*arrs.values(), *facs.values()):
             a[out] = np.nan
         return cls(arrs["open"], arrs["high"], arrs["low"], arrs["close"], arrs["volume"],
-                   ts.view("datetime64[ns]"), syms, start, end, zone)
+                   ts.view("datetime64[ns]"), syms, start, end, zone, facs)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Columns: finding them by role, reading them as arrays, checking their values.
 
 :class:`ColumnSpec` maps the roles ``timestamp, symbol, open, high, low, close, volume,
-adj_close`` to the user's column names; :func:`numeric` and :func:`encode_symbols` turn Arrow columns
-into numpy arrays; :func:`check_values` validates prices and volumes (finite, positive,
-consistent OHLC, non-negative volume); :func:`symbol_list` checks a symbol-selection argument.
+adj_close`` to the user's column names (and ``factors=`` names to theirs); :func:`numeric` and
+:func:`encode_symbols` turn Arrow columns into numpy arrays; :func:`check_values` validates
+prices and volumes (finite, positive, consistent OHLC, non-negative volume);
+:func:`symbol_list` checks a symbol-selection argument, :func:`factor_list` a ``factors=``
+argument.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from sweepbt.data.errors import DataError, first_cast_failure, first_true
 PRICE_COLS = ("open", "high", "low", "close")
 VALUE_COLS = PRICE_COLS + ("volume",)
 TS_ALIASES = ("datetime", "date", "time")
+#: the columns of :meth:`Bundle.to_table` besides the factors: no factor may be named so
+BUNDLE_COLS = ("timestamp", "symbol") + VALUE_COLS
 _SYM_ALIASES = ("ticker", "asset")
 
 
@@ -43,6 +47,33 @@ def symbol_list(symbols, param: str) -> list:
     if twice:
         raise ValueError(f"{param}= names {twice} more than once: {names!r}")
     return names
+
+
+def factor_list(factors, param: str = "factors") -> tuple:
+    """A ``factors=`` argument (None, one name or a sequence of names) as a tuple of
+    distinct names (case-insensitively), none of them a Bundle column's name
+    (:data:`BUNDLE_COLS`); ``TypeError``/``ValueError`` naming ``param`` otherwise."""
+    if factors is None:
+        return ()
+    if isinstance(factors, str):
+        factors = [factors]
+    if isinstance(factors, (bytes, Mapping)) or not hasattr(factors, "__iter__"):
+        raise TypeError(f"{param}= must be a column name (str) or a list of names, got "
+                        f"{type(factors).__name__} {factors!r}")
+    names = list(factors)
+    bad = [s for s in names if not isinstance(s, str) or not s]
+    if bad:
+        raise TypeError(f"{param}= must hold column names (non-empty str), got "
+                        f"{type(bad[0]).__name__} {bad[0]!r} in {names!r}")
+    twice = sorted(s for s, n in Counter(s.lower() for s in names).items() if n > 1)
+    if twice:
+        raise ValueError(f"{param}= names {twice} more than once (names are "
+                         f"case-insensitive): {names!r}")
+    taken = [s for s in names if s.lower() in BUNDLE_COLS]
+    if taken:
+        raise ValueError(f"{param}= names {taken}: a factor cannot be named like a price, "
+                         f"volume, time stamp or symbol column {list(BUNDLE_COLS)}")
+    return tuple(names)
 
 
 # --------------------------------------------------------------------------------------
@@ -105,12 +136,14 @@ _ADJ_ALIASES = ("adj_close", "adj close", "adjclose", "adjusted_close", "adjuste
 
 class ColumnSpec(NamedTuple):
     """What :func:`load` looks for: the time stamp column's name (None: the usual names),
-    ``ohlc`` (``"ohlc"``: open, high, low and close; ``"close"``: a close only) and
-    ``adjust`` (None, or ``"adj_close"``: an adjusted-close column too)."""
+    ``ohlc`` (``"ohlc"``: open, high, low and close; ``"close"``: a close only),
+    ``adjust`` (None, or ``"adj_close"``: an adjusted-close column too) and ``factors``
+    (the factor columns' names, checked by :func:`factor_list`)."""
 
     timestamp: object = None
     ohlc: str = "ohlc"
     adjust: object = None
+    factors: tuple = ()
 
     def checked(self):
         if self.ohlc not in OHLC_MODES:
@@ -135,6 +168,24 @@ class ColumnSpec(NamedTuple):
         out["adj_close"] = adj[0] if adj else None
         _check_roles(out, names, self)
         return out
+
+    def factor_columns(self, names, roles: dict) -> dict:
+        """Factor name -> the column holding it (names case-insensitive); an error for a
+        factor with no column, or whose column is the time stamp, symbol, a price or the
+        volume (``roles``, from :meth:`roles`)."""
+        one = _case_insensitive(names)
+        cols = {f: one(f) for f in self.factors}
+        unknown = [f for f, c in cols.items() if c is None]
+        if unknown:
+            raise DataError(f"unknown factor column(s) {unknown} (factors=); columns are "
+                            f"{list(names)} (names are case-insensitive)")
+        used = {c: r for r, c in roles.items()
+                if c is not None and (r != "adj_close" or self.adjust is not None)}
+        for f, c in cols.items():
+            if c in used:
+                raise DataError(f"factor {f!r} (factors=) is column {c!r}, which is read as "
+                                f"the {used[c]}: a factor must be another column")
+        return cols
 
 
 def _all_numbers(names) -> bool:

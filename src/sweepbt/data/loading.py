@@ -2,9 +2,9 @@
 :func:`demo` (the packaged demo data set).
 
 ``load`` runs as named steps: read the source, pick the wanted symbols' rows, encode the
-symbols, parse the time stamps, read and check the values, check each symbol's order, build
-the shared time axis and each symbol's span (gaps: an error, or filled), scatter the rows
-into ``(n_assets, n_bars)`` arrays.
+symbols, parse the time stamps, read and check the values (and the factor columns), check
+each symbol's order, build the shared time axis and each symbol's span (gaps: an error, or
+filled), scatter the rows into ``(n_assets, n_bars)`` arrays.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 
 from sweepbt.data.bundle import Bundle
 from sweepbt.data.columns import (
-    PRICE_COLS, VALUE_COLS, ColumnSpec, check_values, encode_symbols, numeric, plain_array,
-    symbol_list, symbol_strings)
+    PRICE_COLS, VALUE_COLS, ColumnSpec, check_values, encode_symbols, factor_list, numeric,
+    plain_array, symbol_list, symbol_strings)
 from sweepbt.data.errors import DataError, RowLocator, fmt_ts, some
+from sweepbt.data.factors import row_factors
 from sweepbt.data.readers import read_source
 from sweepbt.data.times import arrow_to_ns, check_time_unit, optional_zone
 
@@ -29,7 +30,8 @@ _GAPS = ("error", "ffill")
 
 
 def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None,
-         time_unit=None, ohlc: str = "ohlc", adjust=None, dropna: bool = False) -> Bundle:
+         time_unit=None, ohlc: str = "ohlc", adjust=None, dropna: bool = False,
+         factors=None) -> Bundle:
     """Load and validate price data into a :class:`Bundle`.
 
     Parameters
@@ -70,9 +72,16 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None,
         given.
     dropna
         True: drop rows with a missing (null or NaN) price instead of raising.
+    factors
+        A column name or a list of them: numeric columns to keep as :attr:`Bundle.factors`
+        (float64 ``(n_assets, n_bars)`` arrays beside the prices, names case-insensitive,
+        keyed by the names given here). A null or NaN value is allowed (NaN: not eligible
+        for ranking); infinity is not. ``gaps="ffill"`` carries a factor forward like the
+        close. On a Bundle: keep only these of its factors (default: all).
     """
     return load_with_facts(source, gaps=gaps, timestamp=timestamp, symbol=symbol, tz=tz,
-                           time_unit=time_unit, ohlc=ohlc, adjust=adjust, dropna=dropna)[0]
+                           time_unit=time_unit, ohlc=ohlc, adjust=adjust, dropna=dropna,
+                           factors=factors)[0]
 
 
 def _check_options(gaps, time_unit, dropna, spec: ColumnSpec) -> None:
@@ -86,13 +95,13 @@ def _check_options(gaps, time_unit, dropna, spec: ColumnSpec) -> None:
 
 def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=None,
                     time_unit=None, ohlc="ohlc", adjust=None, dropna=False,
-                    rename_single=True):
+                    rename_single=True, factors=None):
     """``(bundle, facts)``: :func:`load`, and what it assumed, for the command line's
     header. ``facts`` may hold ``"times"`` (how the time stamps were read), ``"naive"``
     (True: they had no zone), ``"prices"`` (close-only, adjusted, an unused adjusted close)
     and ``"dropped"`` (rows dropped by ``dropna``). ``rename_single=False``: ``symbol=`` on
     single-asset data must be the name it already has (a selection, never a new label)."""
-    spec = ColumnSpec(timestamp, ohlc, adjust)
+    spec = ColumnSpec(timestamp, ohlc, adjust, factor_list(factors))
     _check_options(gaps, time_unit, dropna, spec)
     zone = optional_zone(tz)
     want = None if symbol is None else symbol_list(symbol, "symbol")
@@ -102,9 +111,12 @@ def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=Non
             raise ValueError("time_unit=, ohlc=, adjust= and dropna= apply to raw data, not "
                              "to a Bundle (which is already loaded)")
         out = source.copy() if want is None else source.select(want)
+        if factors is not None:
+            out = replace(out, factors=_kept_factors(out, spec.factors))
         return (out if zone is None else replace(out, tz=zone)), facts
     table, default_name = read_source(source, spec)
     roles = spec.roles(table.column_names)
+    fcols = spec.factor_columns(table.column_names, roles)
     if table.num_rows == 0:
         raise DataError("empty data: the input has no rows")
 
@@ -117,6 +129,7 @@ def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=Non
     ts, zone = arrow_to_ns(table.column(ts_col), ts_col, loc, zone, time_unit, facts)
     loc.ts = ts
     cols = _values(table, roles, spec, loc, facts)
+    frows = row_factors(table, fcols, loc)
 
     # each symbol's rows in time order, the shared time axis, each symbol's span
     grp = _grouping(codes, len(names))
@@ -128,16 +141,27 @@ def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=Non
 
     flat = codes * union.size + pos  # each row's position in (n_assets, n_bars), flattened
     out = _scatter(cols, flat, len(names), union.size)
+    facs = {f: _on_grid(x, flat, len(names), union.size) for f, x in frows.items()}
     if spans.missing.any():  # gaps == "ffill"
-        _fill_gaps(out, flat, spans)
+        _fill_gaps(out, facs, flat, spans)
     bundle = Bundle(out["open"], out["high"], out["low"], out["close"], out["volume"],
-                    union.view("datetime64[ns]"), tuple(names), spans.start, spans.end, zone)
+                    union.view("datetime64[ns]"), tuple(names), spans.start, spans.end, zone,
+                    facs)
     return bundle, facts
 
 
 # --------------------------------------------------------------------------------------
 # the steps of load
 # --------------------------------------------------------------------------------------
+
+
+def _kept_factors(bundle: Bundle, names) -> dict:
+    """``factors=`` on a Bundle: those of its factors (exact names)."""
+    unknown = [f for f in names if f not in bundle.factors]
+    if unknown:
+        raise DataError(f"unknown factor(s) {unknown} (factors=): the Bundle has factors "
+                        f"{list(bundle.factors)}")
+    return {f: bundle.factors[f] for f in names}
 
 
 def _single_asset(want, default_name, rename_single: bool) -> str:
@@ -335,20 +359,23 @@ def _raise_gap(spans: _Spans, union, names, grp, loc: RowLocator, col: str):
     )
 
 
+def _on_grid(values, flat: np.ndarray, k: int, nb: int) -> np.ndarray:
+    """A ``(k, nb)`` array: row values at their flat positions ``flat``, NaN elsewhere."""
+    arr = np.full(k * nb, np.nan)
+    arr[flat] = values
+    return arr.reshape(k, nb)
+
+
 def _scatter(cols: dict, flat: np.ndarray, k: int, nb: int) -> dict:
     """role -> ``(k, nb)`` array: row values at their flat positions ``flat``, NaN
     elsewhere; volume 0 when the input has none."""
-    out = {}
-    for role in VALUE_COLS:
-        arr = np.full(k * nb, np.nan)
-        arr[flat] = cols[role] if role in cols else 0.0
-        out[role] = arr.reshape(k, nb)
-    return out
+    return {role: _on_grid(cols[role] if role in cols else 0.0, flat, k, nb)
+            for role in VALUE_COLS}
 
 
-def _fill_gaps(out: dict, flat: np.ndarray, spans: _Spans) -> None:
+def _fill_gaps(out: dict, facs: dict, flat: np.ndarray, spans: _Spans) -> None:
     """``gaps="ffill"``: each bar missing inside a span becomes a flat bar at the previous
-    close with volume 0 (in place)."""
+    close with volume 0, each factor the previous bar's value (in place)."""
     k, nb = out["close"].shape
     present = np.zeros(k * nb, dtype=bool)
     present[flat] = True
@@ -363,6 +390,8 @@ def _fill_gaps(out: dict, flat: np.ndarray, spans: _Spans) -> None:
         for role in PRICE_COLS:
             out[role][a, s:e][hole] = fill
         out["volume"][a, s:e][hole] = 0.0
+        for x in facs.values():
+            x[a, s:e][hole] = x[a, s:e][idx][hole]
 
 
 # --------------------------------------------------------------------------------------

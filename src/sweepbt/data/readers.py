@@ -130,7 +130,9 @@ def _read_path(path: str, spec: ColumnSpec):
 
     def wanted(names):
         roles = spec.roles(names)
-        return roles, [c for c in roles.values() if c is not None]
+        cols = [c for c in roles.values() if c is not None]
+        return roles, cols + [c for c in spec.factor_columns(names, roles).values()
+                              if c not in cols]
 
     kind = _FORMATS[ext]
 
