@@ -95,6 +95,7 @@ class MetricT(NamedTuple):
     skew: int = 18  # of the per-bar returns (population moments)
     kurtosis: int = 19  # raw (not excess): 3 for normal returns
     ruined: int = 20  # 1.0 when equity reached 0 or below, else 0.0
+    turnover: int = 21  # rank strategies only (NaN otherwise): traded fraction per rebalance
 
 
 Metric = MetricT()

@@ -42,7 +42,7 @@ from sweepbt.kernels.enums import (
 )
 
 #: enums.fingerprint() of the kernels/enums.py this file is compiled against
-ENUMS_FINGERPRINT = "a0209c8482a01eef"
+ENUMS_FINGERPRINT = "d043cd63629361c3"
 if enums.fingerprint() != ENUMS_FINGERPRINT:
     raise RuntimeError(
         "kernels/enums.py changed since kernels/simulate.py was last edited for it; set "
@@ -729,6 +729,7 @@ def _finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
     """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
     nan = np.nan
     n_ret, mean_ret, m2_ret, m3_ret, m4_ret = mom
+    m[Metric.turnover] = nan  # a rank backtest writes its own after this
     if n_ret == 0:  # an empty span (a trade window the asset does not reach)
         m[:] = nan
         for j in (Metric.n_trades, Metric.n_stop, Metric.n_take, Metric.n_trail,
@@ -1963,8 +1964,7 @@ def _record_targets(book, holdings, row, i):
 @njit(cache=True, _nrt=False)
 def simulate_rank(market, ranking, rules, rank, settings, book, out, record, holdings):
     """Run one rank-and-rebalance backtest over every asset of ``market`` with one cash
-    balance; return ``(trade count, turnover)``: turnover is the mean traded fraction of
-    equity over the rebalances that traded (NaN: none did).
+    balance; return its trade count.
 
     The bars run as in ``simulate_portfolio`` (``_axis``). At each bar: (1) with
     next_open, the last close's rebalance trades at this open; (2) the risk rules of every
@@ -1972,7 +1972,8 @@ def simulate_rank(market, ranking, rules, rank, settings, book, out, record, hol
     from the scores at this close, traded now (fill close) or queued; (4) delisting, the
     mark to market, ruin. ``rules`` and ``rank`` are the combo's RULE_COLUMNS and
     RANK_COLUMNS rows; ``book`` the caller thread's scratch. Writes the metrics row to
-    ``out.metrics``; with ``record`` also the per-bar series,
+    ``out.metrics``, ``turnover`` included (the mean traded fraction of equity over the
+    rebalances that traded; NaN when none did); with ``record`` also the per-bar series,
     the trades and, when ``holdings`` has rows, each rebalance. docs/semantics.md,
     Rank-and-rebalance strategies, is the specification.
     """
@@ -2026,7 +2027,8 @@ def simulate_rank(market, ranking, rules, rank, settings, book, out, record, hol
         _rank_all_marked(market, book, out, record, axis_end - 1, n_held, ExitReason.end)
     _finish_metrics(out.metrics, book.tally, settings, t.prev, mom, t.downside_sq, t.max_dd,
                     exposure)
-    return int(book.tally[Tally.trades]), turn.total / turn.n if turn.n > 0 else np.nan
+    out.metrics[Metric.turnover] = turn.total / turn.n if turn.n > 0 else np.nan
+    return int(book.tally[Tally.trades])
 
 
 @njit(cache=True, inline="always")
@@ -2086,9 +2088,8 @@ def _no_holdings():
 
 
 @njit(parallel=True, cache=True)
-def rank_metrics(market, scores, combos, settings, n_tasks, out, turnover):
-    """Metrics of every combo's rank backtest into ``out`` ``(n_combos, N_METRICS)`` and
-    its turnover (see ``simulate_rank``) into ``turnover`` ``(n_combos,)``.
+def rank_metrics(market, scores, combos, settings, n_tasks, out):
+    """Metrics of every combo's rank backtest into ``out`` ``(n_combos, N_METRICS)``.
 
     Combo ``c`` reads the Scores rows its RankCombos name (``vol_idx`` -1: none, for a
     weighting that reads no volatility). The combos are dealt round-robin over ``n_tasks``
@@ -2097,25 +2098,22 @@ def rank_metrics(market, scores, combos, settings, n_tasks, out, turnover):
     """
     n_combos = out.shape[0]
     _check_rank_launch(market, scores, combos, n_combos)
-    if turnover.shape[0] != n_combos:
-        raise ValueError("turnover must have one row per combo")
     empty = np.empty(0)
     no_units = np.empty((0, 0))
     no_trades = np.empty(0, TRADE_DTYPE)
     for task in prange(n_tasks):
         book = _new_rank_book(market.close.shape[0])
         for c in range(task, n_combos, n_tasks):
-            _, turnover[c] = _run_rank(market, scores, combos, settings, c, book,
-                                       Outputs(metrics=out[c], equity=empty, cash=empty,
-                                               units=no_units, trades=no_trades), False,
-                                       _no_holdings())
+            _run_rank(market, scores, combos, settings, c, book,
+                      Outputs(metrics=out[c], equity=empty, cash=empty, units=no_units,
+                              trades=no_trades), False, _no_holdings())
 
 
 @njit(cache=True)
 def rank_record(market, scores, combos, settings, combo, out, holdings):
     """Combo ``combo``'s rank backtest with every per-bar series, trade and rebalance
     recorded into ``out`` (``units`` ``(n_assets, n_bars)``) and ``holdings`` (a row per
-    bar of its schedule); returns ``(trade count, turnover)``. ``out.trades`` must have room for every
+    bar of its schedule); returns its trade count. ``out.trades`` must have room for every
     trade (run ``rank_metrics`` first)."""
     if combo < 0:
         raise ValueError("combo must be >= 0")

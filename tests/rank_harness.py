@@ -67,8 +67,7 @@ def run_kernel(bars, start, end, scores, rebalance_bars, vol=None, **kw):
                                                       rebalance_bars, vol, **kw)
     n_assets, n_bars = market.close.shape
     metrics = np.empty((1, kernels.N_METRICS))
-    turnover = np.empty(1)
-    kernels.rank_metrics(market, scores_, combos, settings, 1, metrics, turnover)
+    kernels.rank_metrics(market, scores_, combos, settings, 1, metrics)
     n_trades = int(metrics[0, kernels.Metric.n_trades])
     out = Outputs(metrics=np.empty(kernels.N_METRICS), equity=np.full(n_bars, np.nan),
                   cash=np.full(n_bars, np.nan), units=np.full((n_assets, n_bars), np.nan),
@@ -76,13 +75,10 @@ def run_kernel(bars, start, end, scores, rebalance_bars, vol=None, **kw):
     n_keys = scores_.key.max() + 1 if n_bars else 0
     holdings = Holdings(bar=np.empty(n_keys, np.int64), weights=np.empty((n_keys, n_assets)),
                         turnover=np.empty(n_keys))
-    count, recorded_turnover = kernels.rank_record(market, scores_, combos, settings, 0,
-                                                   out, holdings)
+    count = kernels.rank_record(market, scores_, combos, settings, 0, out, holdings)
     used = holdings.bar >= 0
-    return {"metrics": dict(zip(kernels.METRIC_NAMES, out.metrics),
-                            turnover=recorded_turnover),
-            "sweep_metrics": dict(zip(kernels.METRIC_NAMES, metrics[0]),
-                                  turnover=turnover[0]),
+    return {"metrics": dict(zip(kernels.METRIC_NAMES, out.metrics)),
+            "sweep_metrics": dict(zip(kernels.METRIC_NAMES, metrics[0])),
             "equity": out.equity, "cash": out.cash, "units": out.units,
             "trades": out.trades[:count], "holdings": (holdings.bar[used],
                                                        holdings.weights[used],

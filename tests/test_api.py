@@ -12,7 +12,7 @@ import pytest
 
 import sweepbt as sb
 from sweepbt.backtest_stats import EXTRA_STAT_NAMES
-from sweepbt.kernels import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 
 EXIT_REASONS = {"stop", "take", "trail", "time", "signal", "end"}
 COUNT_METRICS = {"n_trades", "n_stop", "n_take", "n_trail", "n_time", "n_signal"}

@@ -24,7 +24,7 @@ from numba import njit
 import sweepbt as sb
 from reference import reference_backtest
 from sweepbt import BUY, SELL, _numba_cache, custom, custom_cache, custom_files, custom_signals
-from sweepbt.kernels import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "zscore.py"

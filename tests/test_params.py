@@ -11,7 +11,7 @@ import pytest
 
 import sweepbt as sb
 import sweepbt.results
-from sweepbt.kernels import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 
 N_BARS = 90
 

@@ -17,7 +17,7 @@ import sweepbt as sb
 from portfolio_reference import reference_portfolio
 from reference import BUY, SELL, reference_backtest, sma_cross_signals, wilder_atr
 from strategy_cases import CASES
-from sweepbt.kernels import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 from test_reference_diff import (CODES_IN_VOLUME, CONFLICTS, TRADE_NUMBERS, assert_close,
                                  random_config, random_ohlc)
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import sweepbt as sb
 import sweepbt.plan
 from strategy_cases import CASES
-from sweepbt.kernels import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 
 PPY = 252.0
 INIT_CASH = 10_000.0

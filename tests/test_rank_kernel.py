@@ -161,14 +161,13 @@ def test_many_combos_in_one_launch_equal_one_by_one():
                               vol_idx=np.repeat(combos.vol_idx, n),
                               schedule_idx=np.zeros(n, np.int64), rules=rules, rank=rank)
     for n_tasks in (1, 3):
-        out, turnover = np.empty((n, kernels.N_METRICS)), np.empty(n)
-        kernels.rank_metrics(market, sc, many, settings, n_tasks, out, turnover)
+        out = np.empty((n, kernels.N_METRICS))
+        kernels.rank_metrics(market, sc, many, settings, n_tasks, out)
         for c in range(n):
-            one, one_turnover = np.empty((1, kernels.N_METRICS)), np.empty(1)
+            one = np.empty((1, kernels.N_METRICS))
             single = kernels.RankCombos(*(x[c:c + 1] for x in many))
-            kernels.rank_metrics(market, sc, single, settings, 1, one, one_turnover)
+            kernels.rank_metrics(market, sc, single, settings, 1, one)
             np.testing.assert_array_equal(out[c], one[0])
-            np.testing.assert_array_equal(turnover[c], one_turnover[0])
     paths = np.empty((n, close_bars := bars[3].shape[1]))
     kernels.rank_equity_paths(market, sc, many, settings, paths)
     assert paths.shape == (n, close_bars)

@@ -15,7 +15,7 @@ from numba import njit
 
 import sweepbt as sb
 from reference import reference_backtest, sma_cross_signals, wilder_atr
-from sweepbt.kernels import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 
 REL = 1e-9
 TRADE_NUMBERS = ("entry_price", "exit_price", "entry_quote", "exit_quote", "units", "pnl",

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import sweepbt as sb
 from strategy_cases import CASES
-from sweepbt.kernels import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 from sweepbt.series import EQUITY_METRIC_NAMES, equity_metrics, returns_from_equity
 
 RTOL = 1e-9

@@ -26,7 +26,7 @@ import reference as ref
 import sweepbt as sb
 from strategy_cases import CASES
 from sweepbt import kernels, strategies
-from sweepbt.kernels import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 from sweepbt.kernels.codes import ALL_CODES
 from test_reference_diff import compare_asset, random_config, random_ohlc
 

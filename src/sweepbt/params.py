@@ -251,6 +251,43 @@ class Grid:
         return round(share * self.n_total), error
 
 
+#: rank strategies' parameters given as words, stored in the grid as int64 codes:
+#: ``rebalance`` "W"/"M"/"Q"/"Y" (negative codes) or a whole number of bars n >= 1 (n
+#: itself); ``weighting`` a name of kernels.WEIGHTINGS (its Weighting value)
+CALENDAR_CODES = {"W": -1, "M": -2, "Q": -3, "Y": -4}
+WEIGHTING_NAMES = ("equal", "inverse_vol", "score")
+CHOICE_PARAMS = ("rebalance", "weighting")
+
+
+def encode_choice(name, value, where=""):
+    """The int64 code of one value of a CHOICE_PARAMS parameter; ValueError naming the
+    forms allowed."""
+    if name == "weighting":
+        if isinstance(value, str) and value in WEIGHTING_NAMES:
+            return WEIGHTING_NAMES.index(value)
+        raise ValueError(f"weighting{where} must be one of {', '.join(WEIGHTING_NAMES)}; "
+                         f"got {value!r}")
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.upper() in CALENDAR_CODES:
+        return CALENDAR_CODES[text.upper()]
+    if isinstance(text, str) and text.isdigit():
+        text = int(text)
+    if is_integer(text) and int(text) >= 1:
+        return int(text)
+    raise ValueError(f"rebalance{where} must be 'W' (ISO week), 'M' (month), 'Q' (quarter), "
+                     f"'Y' (year) or a whole number of bars >= 1; got {value!r}")
+
+
+def decode_choice(name, code):
+    """The value a user gives for code ``code`` of ``name``: a word, or a number of bars."""
+    code = int(code)
+    if name == "weighting":
+        return WEIGHTING_NAMES[code]
+    if code < 0:
+        return next(k for k, v in CALENDAR_CODES.items() if v == code)
+    return code
+
+
 def is_null(name, values):
     """Mask of 'rule off' values of a None-able option (NaN, or 0 for an integer one)."""
     if name not in OPTIONS or not OPTIONS[name].allow_none:
@@ -283,6 +320,8 @@ def build_grid(strategy, params, longest_span, constraint=None):
             f"{', '.join(list(OPTIONS) + list(FIXED_OPTIONS))}")
 
     def check_param(name, value, where):
+        if name in CHOICE_PARAMS:
+            return encode_choice(name, value, where)
         if name == "atr_window":
             return check_window(name, value, where, longest_span)
         if name in OPTIONS:
@@ -290,6 +329,10 @@ def build_grid(strategy, params, longest_span, constraint=None):
         spec = next(p for p in strategy.params if p.name == name)
         if spec.kind == "window":
             value = check_window(name, value, where, longest_span)
+        elif spec.kind == "count":
+            value = _check_integer(name, value, where, "a whole number")
+            if value < 0:
+                raise ValueError(f"{name}{where} must be >= 0, got {value}")
         else:
             value = _check_number(name, value, where)
         if spec.check is not None:

@@ -22,7 +22,9 @@ from sweepbt._threading import check_threads, kernel_threads, n_threads, single_
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
 from sweepbt.options import SIZE_TYPES
-from sweepbt.params import EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null
+from sweepbt.params import (CHOICE_PARAMS, EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed,
+                            decode_choice, is_null)
+from sweepbt.ranking import check_rank_call
 from sweepbt.strategies import STRATEGIES
 from sweepbt.strategy_lookup import get_strategy
 
@@ -132,11 +134,13 @@ class Plan:
         return 1 if self.portfolio else self.n_assets
 
     def built(self):
-        """(signal source, ATR cache), built once (call inside ``kernel_threads``)."""
+        """(signal source, ATR cache), built once (call inside ``kernel_threads``); a rank
+        strategy's: (ranking.RankSource, None)."""
         if not self._built:
             self._built["signals"] = self.strategy.build(self.bundle,
                                                          self.grid.strategy_values)
-            self._built["atr"] = AtrCache.build(self.bundle, self.grid)
+            self._built["atr"] = None if self.strategy.is_rank else AtrCache.build(
+                self.bundle, self.grid)
         return self._built["signals"], self._built["atr"]
 
     def chunk_size(self, mean_span=None):
@@ -167,18 +171,19 @@ class Plan:
         columns, signal_idx, kept = selection
         if kept.size == 0:
             return None
-        source, atr = self.built()
-        first = int(signal_idx[0])
-        signals = source.events(first, int(signal_idx[-1]) + 1)
         metrics = np.empty((kept.size * self.n_rows, kernels.N_METRICS))
         n_rows = metrics.shape[0]
         work = kept.size * self.settings.bars_per_combo
         threads = 1 if work < SERIAL_BAR_EVALUATIONS else n_threads(self.settings.threads)
         n_tasks = max(1, min(n_rows, 8 * threads))
-        kernel = kernels.portfolio_metrics if self.portfolio else kernels.sweep_metrics
         with single_thread() if threads == 1 else contextlib.nullcontext():
-            kernel(**self._kernel_inputs(signals, atr, columns, signal_idx - first),
-                   n_tasks=n_tasks, out=metrics)
+            if self.strategy.is_rank:
+                kernels.rank_metrics(**self._inputs(columns, signal_idx), n_tasks=n_tasks,
+                                     out=metrics)
+            else:
+                kernel = kernels.portfolio_metrics if self.portfolio else \
+                    kernels.sweep_metrics
+                kernel(**self._inputs(columns, signal_idx), n_tasks=n_tasks, out=metrics)
         return ChunkResult(kept, {n: columns[n] for n in self.grid.names}, metrics)
 
     def equity(self, ids):
@@ -188,33 +193,30 @@ class Plan:
         n_bars = self.bundle.n_bars
         out = np.empty((signal_idx.size * self.n_rows, n_bars))
         if signal_idx.size:
-            kernel = kernels.portfolio_equity_paths if self.portfolio else \
-                kernels.equity_paths
+            kernel = kernels.rank_equity_paths if self.strategy.is_rank else \
+                kernels.portfolio_equity_paths if self.portfolio else kernels.equity_paths
             with kernel_threads(self.settings.threads):
-                source, atr = self.built()
-                first = int(signal_idx.min())
-                signals = source.events(first, int(signal_idx.max()) + 1)
-                kernel(**self._kernel_inputs(signals, atr, columns, signal_idx - first),
-                       out=out)
+                kernel(**self._inputs(columns, signal_idx), out=out)
         return out.reshape(signal_idx.size, self.n_rows, n_bars)
 
     def record(self):
         """Grid combo 0 with everything recorded: ``(params, metrics, equity, cash,
-        units, trades)``. Per asset: per-bar arrays ``(n_assets, n_bars)``, NaN outside
-        each span, and one kernels.TRADE_DTYPE record array per asset. A portfolio:
-        ``equity`` and ``cash`` ``(n_bars,)``, ``units`` ``(n_assets, n_bars)``, NaN
-        outside the portfolio's span, and one record array of every trade."""
+        units, trades, rebalances)``. Per asset: per-bar arrays ``(n_assets, n_bars)``,
+        NaN outside each span, and one kernels.TRADE_DTYPE record array per asset. A
+        portfolio: ``equity`` and ``cash`` ``(n_bars,)``, ``units`` ``(n_assets,
+        n_bars)``, NaN outside the portfolio's span, and one record array of every trade.
+        ``rebalances``: a rank strategy's kernels.Holdings, else None."""
         bundle, settings = self.bundle, self.settings
         columns, signal_idx, _ = self.grid.columns_at(np.zeros(1, np.int64))
         with kernel_threads(settings.threads):
             metrics = self.run_chunk(np.zeros(1, np.int64)).metrics  # sizes the trades
-            source, atr = self.built()
-            signals = source.events(signal_idx[0], signal_idx[0] + 1)
-            inputs = self._kernel_inputs(signals, atr, columns, signal_idx - signal_idx[0])
+            inputs = self._inputs(columns, signal_idx)
             n_trades = metrics[:, kernels.Metric.n_trades].astype(np.int64)
+            rebalances = None
             if self.portfolio:
-                equity, cash, units, trades = _record_portfolio(
-                    inputs, metrics[0], bundle, settings, int(n_trades[0]))
+                equity, cash, units, trades, rebalances = _record_portfolio(
+                    inputs, metrics[0], bundle, settings, int(n_trades[0]),
+                    self.strategy.is_rank)
             else:
                 equity, cash, units = (np.full((bundle.n_assets, bundle.n_bars), np.nan)
                                        for _ in range(3))
@@ -225,7 +227,7 @@ class Plan:
                         metrics=metrics[a], equity=equity[a], cash=cash[a], units=units[a],
                         trades=rows))
                     trades.append(rows)
-        return self.params_of(0), metrics, equity, cash, units, trades
+        return self.params_of(0), metrics, equity, cash, units, trades, rebalances
 
     def params_of(self, combo):
         """The parameters of grid combo ``combo`` as the user would pass them: Python
@@ -238,42 +240,61 @@ class Plan:
         if kept.size == 0:
             raise ValueError(f"combo {combo} does not pass the constraint "
                              f"{self.fixed.get('constraint')!r}")
-        return {name: None if is_null(name, columns[name][0]) else columns[name][0].item()
-                for name in self.grid.names}
+        return {name: None if is_null(name, columns[name][0]) else
+                decode_choice(name, columns[name][0]) if name in CHOICE_PARAMS else
+                columns[name][0].item() for name in self.grid.names}
 
-    def _kernel_inputs(self, signals, atr, columns, signal_idx):
-        """The keyword arguments every grid kernel (``sweep_metrics``, ``equity_paths``,
-        ``backtest_record``) takes, for the combos of ``columns`` whose signals are rows
-        ``signal_idx`` of ``signals``."""
+    def _inputs(self, columns, signal_idx):
+        """The keyword arguments every grid kernel of this plan's kind (``sweep_metrics``,
+        ``equity_paths``, ``backtest_record``; the portfolio and rank ones) takes, for the
+        combos of ``columns`` (their signals: rows ``signal_idx`` of the signal source)."""
         bundle, settings = self.bundle, self.settings
-        return {
+        source, atr = self.built()
+        inputs = {
             "market": kernels.Market(open=bundle.open, high=bundle.high, low=bundle.low,
                                      close=bundle.close, start=settings.start,
                                      end=settings.end),
-            "events": kernels.Events(ptr=signals.ptr, bar=signals.event_bar,
-                                     code=signals.event_code),
-            "atr_bank": atr.bank,
-            "combos": kernels.Combos(signal_idx=signal_idx,
-                                     atr_idx=atr.index(columns["atr_window"]),
-                                     rules=_rule_matrix(columns)),
             "settings": kernels.SimSettings.of(settings.fill, settings.direction,
                                                settings.init_cash, settings.periods_per_year,
                                                settings.size_type),
         }
+        if self.strategy.is_rank:
+            inputs["scores"] = source.scores
+            inputs["combos"] = kernels.RankCombos(rules=_rule_matrix(columns),
+                                                  **source.combos(columns))
+            return inputs
+        first = int(signal_idx.min())
+        signals = source.events(first, int(signal_idx.max()) + 1)
+        inputs["events"] = kernels.Events(ptr=signals.ptr, bar=signals.event_bar,
+                                          code=signals.event_code)
+        inputs["atr_bank"] = atr.bank
+        inputs["combos"] = kernels.Combos(signal_idx=signal_idx - first,
+                                          atr_idx=atr.index(columns["atr_window"]),
+                                          rules=_rule_matrix(columns))
+        return inputs
 
 
-def _record_portfolio(inputs, metrics, bundle, settings, n_trades):
-    """``portfolio_record`` of combo 0: (equity, cash, units, trades); per-bar arrays NaN
-    outside the portfolio's span."""
+def _record_portfolio(inputs, metrics, bundle, settings, n_trades, rank):
+    """``portfolio_record`` (``rank_record``) of combo 0: (equity, cash, units, trades,
+    rebalances); per-bar arrays NaN outside the portfolio's span; the rebalances a
+    kernels.Holdings of those that took place (None for a portfolio)."""
     (start,), (end,) = settings.row_spans()
     equity, cash = (np.full(bundle.n_bars, np.nan) for _ in range(2))
     units = np.full((bundle.n_assets, bundle.n_bars), np.nan)
     trades = np.empty(n_trades, kernels.TRADE_DTYPE)
     if end > start:
         units[:, start:end] = 0.0
-    kernels.portfolio_record(**inputs, combo=0, out=kernels.Outputs(
-        metrics=metrics, equity=equity, cash=cash, units=units, trades=trades))
-    return equity, cash, units, trades
+    out = kernels.Outputs(metrics=metrics, equity=equity, cash=cash, units=units,
+                          trades=trades)
+    if not rank:
+        kernels.portfolio_record(**inputs, combo=0, out=out)
+        return equity, cash, units, trades, None
+    n = int(inputs["scores"].rebalance[inputs["combos"].schedule_idx[0]].sum())
+    holdings = kernels.Holdings(bar=np.empty(n, np.int64),
+                                weights=np.empty((n, bundle.n_assets)), turnover=np.empty(n))
+    kernels.rank_record(**inputs, combo=0, out=out, holdings=holdings)
+    used = holdings.bar >= 0
+    return equity, cash, units, trades, kernels.Holdings(*(x[used] for x in holdings))
 
 
 def _rule_matrix(columns):
@@ -324,12 +345,17 @@ def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
     grid = build_grid(strat, params, longest_span, constraint)
     if ppy is None:
         ppy = float(bundle.periods_per_year)
+    if strat.is_rank:  # always one portfolio; its sizing is the strategy's own
+        check_rank_call(strat, grid, params, direction, bundle.n_assets)
+        portfolio = True
     size_code = check_sizing(portfolio, size_type, grid, params, cash)
     settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end,
                         bool(portfolio), size_code)
     fixed = {"fill": fill, "direction": direction, "init_cash": cash,
              "periods_per_year": ppy, "constraint": constraint}
-    if portfolio:
+    if strat.is_rank:
+        fixed.update(portfolio=True, rank=True)
+    elif portfolio:
         fixed.update(portfolio=True, size_type=size_type)
     if window is not None:
         fixed["window"] = list(window)  # as asked, not as each asset's span cuts it

@@ -14,22 +14,27 @@ from sweepbt._files import write_atomic, write_parquet
 from sweepbt.backtest_stats import drawdown, extra_columns
 from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count
-from sweepbt.params import evaluate_constraint, is_null
+from sweepbt.params import (CHOICE_PARAMS, decode_choice, encode_choice, evaluate_constraint,
+                            is_null)
 from sweepbt.plan import prepare
+from sweepbt.ranking import holdings_table, rebalances_table
 from sweepbt.vocabulary import (
-    COUNT_METRICS, METRIC_NAMES, mean_over_assets, metric_index, rank_order)
+    COUNT_METRICS, N_METRICS, mean_over_assets, metric_index, metric_names, rank_order)
 
-def _metric_columns(metrics, counts_as_int=True):
-    """Arrow arrays for a (rows, N_METRICS) float block; counts as int64."""
+def _metric_columns(metrics, fixed, counts_as_int=True):
+    """Arrow arrays for a (rows, N_METRICS) float block; counts as int64; the rank-only
+    metrics for a rank strategy's (``fixed["rank"]``) only."""
     return {name: pa.array(metrics[:, j].astype(np.int64)
                            if counts_as_int and name in COUNT_METRICS else metrics[:, j])
-            for j, name in enumerate(METRIC_NAMES)}
+            for j, name in enumerate(metric_names(fixed.get("rank", False)))}
 
 
 def _param_columns(params):
-    """Arrow arrays for per-row parameter values; a risk rule that is off is null."""
-    return {name: pa.array(values, mask=is_null(name, values))
-            for name, values in params.items()}
+    """Arrow arrays for per-row parameter values; a risk rule that is off is null; a rank
+    strategy's ``rebalance`` and ``weighting`` as the words (or number) a user gives."""
+    return {name: pa.array([str(decode_choice(name, v)) for v in values.tolist()],
+                           pa.string()) if name in CHOICE_PARAMS else
+            pa.array(values, mask=is_null(name, values)) for name, values in params.items()}
 
 
 def _metadata(strategy, fixed):
@@ -52,7 +57,7 @@ def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics):
     cols.update(_param_columns({n: v[repeat] for n, v in params.items()}))
     labels = pa.array(list(symbols), pa.string())
     cols["symbol"] = labels.take(pa.array(np.tile(np.arange(n_rows), combo_ids.size)))
-    cols.update(_metric_columns(metrics))
+    cols.update(_metric_columns(metrics, fixed))
     return pa.table(cols).replace_schema_metadata(_metadata(strategy, fixed))
 
 
@@ -61,9 +66,11 @@ def rows_of_table(table, names, n_rows):
     (parameters ``names``; a rule that is off back to NaN or 0; ``n_rows`` rows per
     combo), rows in table order."""
     combos = table["combo"].to_numpy()[::n_rows]
-    params = {n: _filled(table[n])[::n_rows] for n in names}
+    params = {n: _filled(n, table[n])[::n_rows] for n in names}
+    nan = np.full(table.num_rows, np.nan)
     metrics = np.column_stack([table[m].to_numpy().astype(np.float64)
-                               for m in METRIC_NAMES]).reshape(-1, len(METRIC_NAMES))
+                               if m in table.column_names else nan
+                               for m in metric_names(rank=True)]).reshape(-1, N_METRICS)
     return combos, params, metrics
 
 
@@ -137,7 +144,7 @@ class BacktestResult(_Recorded):
         """One row per asset: ``symbol`` and the metrics of docs/semantics.md."""
         if self._stats is None:
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
-            cols.update(_metric_columns(self.metrics))
+            cols.update(_metric_columns(self.metrics, self.fixed))
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
                                        self.bundle.close, self.trade_rows))
             self._stats = pa.table(cols).replace_schema_metadata(
@@ -155,11 +162,15 @@ class BacktestResult(_Recorded):
 def record_backtest(plan):
     """Run grid combo 0 of ``plan`` with everything recorded: a :class:`BacktestResult`,
     or a :class:`PortfolioResult` for a portfolio plan."""
-    params_used, metrics, equity, cash, units, trades = plan.record()
-    kind = PortfolioResult if plan.portfolio else BacktestResult
-    return kind(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
-                metrics=metrics, equity=equity, cash=cash, units=units, trade_rows=trades,
-                fixed=plan.fixed)
+    params_used, metrics, equity, cash, units, trades, rebalances = plan.record()
+    if plan.portfolio:
+        return PortfolioResult(bundle=plan.bundle, strategy=plan.strategy.name,
+                               params=params_used, metrics=metrics, equity=equity, cash=cash,
+                               units=units, trade_rows=trades, fixed=plan.fixed,
+                               rebalance_rows=rebalances)
+    return BacktestResult(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
+                          metrics=metrics, equity=equity, cash=cash, units=units,
+                          trade_rows=trades, fixed=plan.fixed)
 
 
 def _trades_table(bundle, trade_rows):
@@ -217,15 +228,34 @@ class PortfolioResult(_Recorded):
     units: np.ndarray
     trade_rows: np.ndarray
     fixed: dict
+    #: a rank strategy's rebalances (kernels.Holdings); None for other portfolios
+    rebalance_rows: object = None
     _stats: pa.Table = field(default=None, repr=False)
     _trades: pa.Table = field(default=None, repr=False)
+
+    @property
+    def rebalances(self) -> pa.Table:
+        """A rank strategy's rebalances (ranking.rebalances_table)."""
+        return rebalances_table(self.bundle, self._holdings("rebalances"),
+                                self.fixed["fill"] == "next_open")
+
+    @property
+    def holdings(self) -> pa.Table:
+        """A rank strategy's target weights (ranking.holdings_table)."""
+        return holdings_table(self.bundle, self._holdings("holdings"))
+
+    def _holdings(self, name):
+        if self.rebalance_rows is None:
+            raise AttributeError(f"{name} belongs to rank strategies; {self.strategy!r} "
+                                 "does not rebalance")
+        return self.rebalance_rows
 
     @property
     def stats(self) -> pa.Table:
         """One row: ``symbol`` ``"portfolio"`` and the metrics of docs/semantics.md."""
         if self._stats is None:
             cols = {"symbol": pa.array(["portfolio"], pa.string())}
-            cols.update(_metric_columns(self.metrics))
+            cols.update(_metric_columns(self.metrics, self.fixed))
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
                                        [None], [self.trade_rows]))
             self._stats = pa.table(cols).replace_schema_metadata(
@@ -359,7 +389,7 @@ class SweepResult:
         cols = {"rank": pa.array(np.arange(1, order.size + 1, dtype=np.int64)),
                 "combo": pa.array(combos[order])}
         cols.update(_param_columns({n: v[order] for n, v in params.items()}))
-        cols.update(_metric_columns(per_combo[order], counts_as_int=False))
+        cols.update(_metric_columns(per_combo[order], self.fixed, counts_as_int=False))
         return pa.table(cols)
 
     def params_of(self, combo) -> dict:
@@ -480,14 +510,17 @@ def _filter(per_combo, params, min_trades, where):
         keep &= per_combo[:, metric_index("n_trades")] >= check_count(
             "min_trades", min_trades, minimum=0)
     if where is not None and keep.size:
-        columns = {name: per_combo[:, j] for j, name in enumerate(METRIC_NAMES)}
+        columns = {name: per_combo[:, j] for j, name in enumerate(metric_names(rank=True))}
         columns.update({n: np.asarray(v, dtype=np.float64) for n, v in params.items()})
         keep &= evaluate_constraint(where, columns)
     return keep
 
 
-def _filled(column):
-    """A parameter column back in kernel form: null -> NaN (floats) or 0 (integers)."""
+def _filled(name, column):
+    """A parameter column back in kernel form: null -> NaN (floats) or 0 (integers); a
+    word of CHOICE_PARAMS -> its code."""
+    if name in CHOICE_PARAMS:
+        return np.array([encode_choice(name, v) for v in column.to_pylist()], np.int64)
     if pa.types.is_integer(column.type):
         return column.fill_null(0).to_numpy()
     return column.to_numpy().astype(np.float64)

@@ -23,7 +23,9 @@ from sweepbt.params import evaluate_constraint
 
 @dataclass(frozen=True)
 class Param:
-    """A strategy parameter: ``kind`` is ``"window"`` (integer bars >= 1) or ``"float"``.
+    """A strategy parameter: ``kind`` is ``"window"`` (integer bars >= 1), ``"count"``
+    (an integer >= 0), ``"choice"`` (a word or number of params.CHOICE_PARAMS) or
+    ``"float"``.
 
     ``check(name, value, where)``, when given, validates one value of the parameter beyond
     its kind (bounds such as ``k > 0``) and raises ValueError naming it; ``where`` is
@@ -74,6 +76,13 @@ class Strategy:
     build: Callable
     doc: str
     requires: str = None
+    #: a rank strategy's score parameters (its ``build`` returns a ranking.RankSource);
+    #: None for a signal strategy
+    score_params: tuple = None
+
+    @property
+    def is_rank(self):
+        return self.score_params is not None
 
     @property
     def param_names(self):

@@ -1,17 +1,31 @@
 """The metric vocabulary: names, which way is better, and how combos are ranked.
 
 Every module that names, aggregates or ranks metrics takes it from here; the names and
-their column order are the kernels' (``sweepbt.kernels.METRIC_NAMES``).
+their column order are the kernels' (``sweepbt.kernels.METRIC_NAMES``). A metrics block
+always has the kernels' ``N_METRICS`` columns; a table shows :data:`METRIC_NAMES` (the
+first ones), plus :data:`RANK_METRICS` for rank strategies (:func:`metric_names`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sweepbt.kernels import METRIC_NAMES, N_METRICS
+from sweepbt import kernels
+from sweepbt.kernels import N_METRICS
 
-__all__ = ["COUNT_METRICS", "LOWER_IS_BETTER", "METRIC_NAMES", "N_METRICS",
-           "mean_over_assets", "metric_index", "rank_order"]
+__all__ = ["COUNT_METRICS", "LOWER_IS_BETTER", "METRIC_NAMES", "N_METRICS", "RANK_METRICS",
+           "mean_over_assets", "metric_index", "metric_names", "rank_order"]
+
+#: metrics only a rank-and-rebalance backtest has (the kernels' last columns)
+RANK_METRICS = ("turnover",)
+#: the metrics of every backtest, in column order
+METRIC_NAMES = kernels.METRIC_NAMES[:len(kernels.METRIC_NAMES) - len(RANK_METRICS)]
+assert METRIC_NAMES + RANK_METRICS == kernels.METRIC_NAMES
+
+
+def metric_names(rank=False):
+    """The metric columns of a table: with ``rank`` also the rank-only ones."""
+    return METRIC_NAMES + RANK_METRICS if rank else METRIC_NAMES
 
 #: metrics where a lower value is better (ranking sorts these ascending)
 LOWER_IS_BETTER = frozenset({"max_drawdown", "volatility"})
@@ -22,10 +36,10 @@ COUNT_METRICS = frozenset({"n_trades", "n_stop", "n_take", "n_trail", "n_time", 
 def metric_index(metric):
     """Column of ``metric`` in a metrics block; ValueError listing the metrics otherwise."""
     try:
-        return METRIC_NAMES.index(metric)
+        return kernels.METRIC_NAMES.index(metric)
     except ValueError:
         raise ValueError(f"unknown metric {metric!r}; metrics: "
-                         f"{', '.join(METRIC_NAMES)}") from None
+                         f"{', '.join(kernels.METRIC_NAMES)}") from None
 
 
 def rank_order(per_combo, combo_ids, metric):
