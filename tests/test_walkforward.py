@@ -434,7 +434,7 @@ BIG = {"fast": list(range(2, 40)), "slow": list(range(10, 100, 5)),
 
 
 def _combos(res):
-    cols = [res.params[n] for n in ("fast", "slow", "stop_loss")]
+    cols = [res.param_columns[n] for n in ("fast", "slow", "stop_loss")]
     return [tuple(None if math.isnan(x) else float(x) for x in row) for row in zip(*cols)]
 
 
@@ -472,4 +472,4 @@ def test_random_search_at_least_grid_runs_whole_grid(data):
 
 
 def _pairs(res):
-    return list(zip(res.params["fast"].tolist(), res.params["slow"].tolist()))
+    return list(zip(res.param_columns["fast"].tolist(), res.param_columns["slow"].tolist()))

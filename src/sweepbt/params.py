@@ -19,6 +19,7 @@ import numpy as np
 
 from sweepbt._validate import is_integer
 from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
 #: names no strategy parameter may take: the sweepable options, every run option of
 #: sweepbt.options, and the public calls' own arguments (tested against their signatures)
 RESERVED_NAMES = frozenset(OPTIONS) | RUN_OPTION_NAMES | {"data"}
+#: the columns of a sweep's result rows (``best()``, ``table``) that are not parameters: a
+#: row passed whole, ``sb.backtest(data, **row)``, carries them (:func:`drop_result_columns`)
+RESULT_COLUMNS = frozenset({"rank", "combo", "symbol", *METRIC_NAMES})
 
 #: combos per block when counting those that pass a constraint (bounds that pass's memory)
 COUNT_BLOCK = 1 << 16
@@ -266,6 +270,14 @@ def _axis_values(name, value, check):
     if not values:
         raise ValueError(f"{name} is an empty sequence; give at least one value")
     return [check(name, v, f"[{i}]") for i, v in enumerate(values)]
+
+
+def drop_result_columns(strategy, params):
+    """``params`` without the :data:`RESULT_COLUMNS` that are not parameters of
+    ``strategy``: what ``backtest`` runs of a ``best()`` or ``table`` row passed whole. Any
+    other unknown name is left in, so a misspelt parameter still fails in build_grid."""
+    own = set(strategy.param_names)
+    return {k: v for k, v in params.items() if k not in RESULT_COLUMNS or k in own}
 
 
 def build_grid(strategy, params, longest_span, constraint=None):
