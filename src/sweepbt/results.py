@@ -194,7 +194,7 @@ def _trades_table(bundle, trade_rows):
     table["exit_reason"] = reasons.take(pa.array(column("exit_reason")))
     table["mfe"] = pa.array(column("mfe"))
     table["mae"] = pa.array(column("mae"))
-    return pa.table(table)
+    return display.mark_table(pa.table(table))
 
 
 @dataclass(repr=False)
@@ -257,10 +257,10 @@ class PortfolioResult(_Recorded):
         wins = np.bincount(asset, weights=pnl > 0.0, minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             win_rate = np.where(n_trades > 0, wins / n_trades, np.nan)
-        return pa.table({"symbol": pa.array(list(self.bundle.symbols), pa.string()),
-                         "pnl": pa.array(np.bincount(asset, weights=pnl, minlength=n)),
-                         "n_trades": pa.array(n_trades.astype(np.int64)),
-                         "win_rate": pa.array(win_rate)})
+        return display.mark_table(pa.table({
+            "symbol": pa.array(list(self.bundle.symbols), pa.string()),
+            "pnl": pa.array(np.bincount(asset, weights=pnl, minlength=n)),
+            "n_trades": pa.array(n_trades.astype(np.int64)), "win_rate": pa.array(win_rate)}))
 
 
 @dataclass
@@ -360,7 +360,7 @@ class SweepResult:
                 "combo": pa.array(combos[order])}
         cols.update(_param_columns({n: v[order] for n, v in params.items()}))
         cols.update(_metric_columns(per_combo[order], counts_as_int=False))
-        return pa.table(cols)
+        return pa.table(cols).replace_schema_metadata(_metadata(self.strategy, self.fixed))
 
     def params(self, combo) -> dict:
         """The parameters of ``combo`` (an id, or a row of :meth:`best` or :attr:`table`

@@ -426,7 +426,7 @@ def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_act
     for j, m in enumerate(kernels.METRIC_NAMES):
         cols[f"oos_{m}"] = pa.array(oos_mean[:, j])
     cols["efficiency"] = pa.array(eff)
-    return pa.table(cols)
+    return display.mark_table(pa.table(cols))
 
 
 def _stats_table(bundle, symbols, equity, oos, test_set, settings):
@@ -451,7 +451,7 @@ def _stats_table(bundle, symbols, equity, oos, test_set, settings):
     for name in STAT_NAMES:
         values = np.array([r[name] for _, r in rows])
         cols[name] = pa.array(values.astype(np.int64) if name == "n_trades" else values)
-    return pa.table(cols)
+    return display.mark_table(pa.table(cols))
 
 
 def _fmt(x, pct=False):
