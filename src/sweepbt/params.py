@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweepbt._constraint_words import not_allowed, syntax_error
 from sweepbt._validate import is_integer
 from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
 from sweepbt.vocabulary import METRIC_NAMES
@@ -368,9 +369,8 @@ def evaluate_constraint(expression, columns):
     try:
         tree = ast.parse(expression, mode="eval")
     except (SyntaxError, RecursionError, MemoryError) as exc:
-        reason = getattr(exc, "msg", None) or "nested too deeply"
-        raise ValueError(f"constraint {expression!r} is not a valid expression: {reason}") \
-            from None
+        raise ValueError(f"constraint {expression!r} is not a valid expression: "
+                         f"{syntax_error(expression, exc)}") from None
     n_nodes = sum(1 for _ in ast.walk(tree))
     if n_nodes > MAX_CONSTRAINT_NODES:
         raise ValueError(f"constraint {expression!r} has {n_nodes} terms; at most "
@@ -404,8 +404,7 @@ class _Evaluator:
         return method(node)
 
     def not_allowed(self, node):
-        return self.fail(f"{type(node).__name__} is not allowed (use names, numbers, "
-                         "arithmetic, comparisons, and/or/not)")
+        return self.fail(not_allowed(node))
 
     def sub(self, child, want_bool):
         value, is_bool = self.visit(child)
