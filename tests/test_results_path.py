@@ -71,6 +71,31 @@ def test_a_whole_row_runs_as_its_backtest(res, data):
         sb.sweep(data, fast=[5, 10], sharpe=1.0, combo=3)
 
 
+def test_trade_statistics_are_sweep_metrics(res):
+    """best_trade, worst_trade, expectancy and sqn come from the trade tally: a sweep's rows
+    equal the recorded backtest's trades, and best() ranks and filters on them."""
+    rows = res.table.to_pylist()
+    for combo in res.combos[:4]:
+        bt = res.backtest(int(combo))
+        trades = bt.trades.to_pydict()
+        for a, row in enumerate(r for r in rows if r["combo"] == combo):
+            mine = [i for i, s in enumerate(trades["symbol"]) if s == row["symbol"]]
+            pnl = np.array([trades["pnl"][i] for i in mine])
+            ret = np.array([trades["return"][i] for i in mine])
+            assert row["n_trades"] == len(mine) > 1
+            want = {"best_trade": ret.max(), "worst_trade": ret.min(),
+                    "expectancy": pnl.mean(),
+                    "sqn": math.sqrt(pnl.size) * pnl.mean() / np.std(pnl, ddof=1)}
+            for name, value in want.items():
+                assert row[name] == pytest.approx(value, rel=1e-9), (combo, a, name)
+                assert bt.stats[name][a].as_py() == row[name]
+    by_sqn = res.best("sqn", 100).to_pylist()
+    assert [r["sqn"] for r in by_sqn] == sorted((r["sqn"] for r in by_sqn), reverse=True)
+    kept = res.best("sharpe", 100, where="worst_trade > -0.06 and expectancy > 50").to_pylist()
+    assert kept and all(r["worst_trade"] > -0.06 and r["expectancy"] > 50 for r in kept)
+    assert len(kept) < len(res.best("sharpe", 100))
+
+
 def test_bad_combos_are_named(res):
     with pytest.raises(ValueError, match="not in this grid"):
         res.params(10_000)

@@ -139,7 +139,7 @@ class BacktestResult(_Recorded):
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
             cols.update(_metric_columns(self.metrics))
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
-                                       self.bundle.close, self.trade_rows))
+                                       self.bundle.close))
             self._stats = pa.table(cols).replace_schema_metadata(
                 _metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
@@ -227,7 +227,7 @@ class PortfolioResult(_Recorded):
             cols = {"symbol": pa.array(["portfolio"], pa.string())}
             cols.update(_metric_columns(self.metrics))
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
-                                       [None], [self.trade_rows]))
+                                       [None]))
             self._stats = pa.table(cols).replace_schema_metadata(
                 _metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
