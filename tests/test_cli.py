@@ -323,7 +323,8 @@ def test_sweep_table_fits_the_terminal_and_says_what_it_shows():
 
 
 def test_fit_columns_leaves_out_the_least_important_and_puts_back_what_fits():
-    from sweepbt.cli.formatting import fit_columns, metric_header
+    from sweepbt._table import fit_columns
+    from sweepbt.cli.formatting import metric_header
 
     header, rows = ["a", "bbbbbbbbbb", "c", "dd"], [["1", "2", "3", "4"]]  # 20 characters
     assert fit_columns(header, rows, 20, [1, 3]) == ([0, 1, 2, 3], [])

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 
 from sweepbt._format import COUNT_METRICS
-from sweepbt._table import render_table
+from sweepbt._table import TABLE_WIDTH, fit_columns, render_table
 
 
 def human_rate(x):
@@ -34,8 +34,6 @@ def indent(text, pad="  "):
     return "\n".join(pad + line for line in text.splitlines())
 
 
-#: a default table fits this many characters (fewer on a narrower terminal)
-TABLE_WIDTH = 100
 #: metrics given per year: their headers say so (``sharpe/yr``)
 ANNUALIZED = frozenset({"sharpe", "sortino", "volatility"})
 
@@ -61,29 +59,6 @@ def metric_header(name, mean=False):
     if name in ANNUALIZED:
         return f"{name}/yr"
     return f"mean {name}" if mean and name in COUNT_METRICS else name
-
-
-def fit_columns(header, rows, width, droppable):
-    """The positions of the columns to print so that the table fits ``width`` characters:
-    the columns at the positions ``droppable`` (least important first) go, one by one,
-    until it fits (the others always stay); returns ``(kept positions, dropped)``."""
-    sizes = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(header)]
-
-    def fits(positions):
-        return sum(sizes[i] for i in positions) + 2 * (len(positions) - 1) <= width
-
-    kept = list(range(len(header)))
-    dropped = []
-    for j in droppable:
-        if fits(kept):
-            break
-        kept.remove(j)
-        dropped.append(j)
-    for j in reversed(dropped[:-1]):  # put back, most important first, what fits again
-        if fits(sorted(kept + [j])):
-            kept = sorted(kept + [j])
-            dropped.remove(j)
-    return kept, dropped
 
 
 def wrapped(text, out):
