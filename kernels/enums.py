@@ -94,8 +94,12 @@ class MetricT(NamedTuple):
     n_signal: int = 17
     skew: int = 18  # of the per-bar returns (population moments)
     kurtosis: int = 19  # raw (not excess): 3 for normal returns
-    ruined: int = 20  # 1.0 when equity reached 0 or below, else 0.0
-    turnover: int = 21  # rank strategies only (NaN otherwise): traded fraction per rebalance
+    best_trade: int = 20  # of the trades' returns; these four from the trade tally alone
+    worst_trade: int = 21
+    expectancy: int = 22  # mean trade pnl, in cash
+    sqn: int = 23  # sqrt(n_trades) * mean(pnl) / std(pnl, ddof=1)
+    ruined: int = 24  # 1.0 when equity reached 0 or below, else 0.0
+    turnover: int = 25  # rank strategies only (NaN otherwise): traded fraction per rebalance
 
 
 Metric = MetricT()
@@ -113,7 +117,11 @@ class TallyT(NamedTuple):
     sum_return: int = 4
     sum_bars: int = 5
     ruined: int = 6
-    reason: int = 7  # trades by exit reason: slot reason + ExitReason.<name>
+    pnl_mean: int = 7  # running mean and sum of squared deviations of trade pnl (Welford)
+    pnl_m2: int = 8
+    best_return: int = 9  # the largest and smallest trade return (set by the first trade)
+    worst_return: int = 10
+    reason: int = 11  # trades by exit reason: slot reason + ExitReason.<name>
 
 
 Tally = TallyT()

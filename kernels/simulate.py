@@ -42,7 +42,7 @@ from sweepbt.kernels.enums import (
 )
 
 #: enums.fingerprint() of the kernels/enums.py this file is compiled against
-ENUMS_FINGERPRINT = "d043cd63629361c3"
+ENUMS_FINGERPRINT = "c105b54a4050c0ec"
 if enums.fingerprint() != ENUMS_FINGERPRINT:
     raise RuntimeError(
         "kernels/enums.py changed since kernels/simulate.py was last edited for it; set "
@@ -474,7 +474,14 @@ def _book_trade(ledger, t):
         row["mfe"] = up if p.direction > 0 else down
         row["mae"] = down if p.direction > 0 else up
         row["asset"] = ledger.asset
-    tally[Tally.trades] += 1.0
+    n = tally[Tally.trades] + 1.0
+    first = n == 1.0
+    tally[Tally.best_return] = ret if first else max(tally[Tally.best_return], ret)
+    tally[Tally.worst_return] = ret if first else min(tally[Tally.worst_return], ret)
+    delta = pnl - tally[Tally.pnl_mean]
+    tally[Tally.pnl_mean] += delta / n
+    tally[Tally.pnl_m2] += delta * (pnl - tally[Tally.pnl_mean])
+    tally[Tally.trades] = n
     if pnl > 0.0:
         tally[Tally.wins] += 1.0
         tally[Tally.gross_profit] += pnl
@@ -724,6 +731,20 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
 
 
 @njit(cache=True, inline="always")
+def _trade_stats(m, tally, n_trades):
+    """Write best_trade, worst_trade, expectancy and sqn from the tally (NaN without trades;
+    sqn also with fewer than two or no spread of pnl)."""
+    nan = np.nan
+    has_trades = n_trades > 0.0
+    m[Metric.best_trade] = tally[Tally.best_return] if has_trades else nan
+    m[Metric.worst_trade] = tally[Tally.worst_return] if has_trades else nan
+    m[Metric.expectancy] = tally[Tally.pnl_mean] if has_trades else nan
+    spread = math.sqrt(tally[Tally.pnl_m2] / (n_trades - 1.0)) if n_trades > 1.0 else 0.0
+    m[Metric.sqn] = (math.sqrt(n_trades) * tally[Tally.pnl_mean] / spread if spread > 0.0
+                     else nan)
+
+
+@njit(cache=True, inline="always")
 def _finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
                     bars_exposed):
     """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
@@ -767,6 +788,7 @@ def _finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
     for reason in range(ExitReason.stop, ExitReason.time + 1):
         m[Metric.n_stop + reason - ExitReason.stop] = tally[Tally.reason + reason]
     m[Metric.n_signal] = tally[Tally.reason + ExitReason.signal]
+    _trade_stats(m, tally, n_trades)
     if m2_ret > 0.0:
         m[Metric.skew] = math.sqrt(n_ret) * m3_ret / m2_ret ** 1.5
         m[Metric.kurtosis] = n_ret * m4_ret / (m2_ret * m2_ret)

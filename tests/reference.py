@@ -898,11 +898,20 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
     for reason in ("stop", "take", "trail", "time", "signal"):
         m["n_" + reason] = sum(1 for t in trades if t["exit_reason"] == reason)
 
+    # trade statistics: from the trades alone (so a sweep's rows carry them too)
+    rets = [t["return"] for t in trades]
+    pnls = [t["pnl"] for t in trades]
+    m["best_trade"] = max(rets) if rets else NAN
+    m["worst_trade"] = min(rets) if rets else NAN
+    m["expectancy"] = _mean(pnls) if pnls else NAN
+    spread = _std_ddof1(pnls) if nt > 1 else 0.0
+    m["sqn"] = math.sqrt(nt) * _mean(pnls) / spread if spread > 0.0 else NAN
+
     # fixed key order, same as the engine's metric names
     order = ["total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
              "calmar", "n_trades", "win_rate", "profit_factor", "avg_trade", "exposure",
              "avg_bars_held", "n_stop", "n_take", "n_trail", "n_time", "n_signal", "skew",
-             "kurtosis", "ruined"]
+             "kurtosis", "best_trade", "worst_trade", "expectancy", "sqn", "ruined"]
     return {k: m[k] for k in order}
 
 
@@ -913,8 +922,9 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
 
 def reference_extra_stats(equity, close, trades, init_cash, exposure):
     """The descriptive statistics of one backtest from its per-bar ``equity`` (one value per
-    bar of the span), the span's ``close`` and its ``trades`` (dicts with ``pnl`` and
-    ``return``), in plain Python. Times (start, end, duration) are left to the caller."""
+    bar of the span) and the span's ``close``, in plain Python. Times (start, end,
+    duration) are left to the caller; the trade statistics (best and worst trade,
+    expectancy, SQN) are metrics (:func:`reference_metrics`). ``trades`` is unused."""
     out = {"buy_and_hold_return": close[-1] / close[0] - 1.0}
     peak, run, runs = float(init_cash), 0, []
     for e in equity:
@@ -928,14 +938,6 @@ def reference_extra_stats(equity, close, trades, init_cash, exposure):
         runs.append(run)
     out["max_drawdown_duration"] = max(runs) if runs else 0
     out["avg_drawdown_duration"] = sum(runs) / len(runs) if runs else NAN
-    pnl = [t["pnl"] for t in trades]
-    rets = [t["return"] for t in trades]
-    out["best_trade"] = max(rets) if rets else NAN
-    out["worst_trade"] = min(rets) if rets else NAN
-    out["expectancy"] = _mean(pnl) if pnl else NAN
-    spread = _std_ddof1(pnl) if len(pnl) > 1 else NAN
-    out["sqn"] = (math.sqrt(len(pnl)) * _mean(pnl) / spread
-                  if len(pnl) > 1 and spread > 0 else NAN)
     total = equity[-1] / init_cash - 1.0
     out["exposure_adjusted_return"] = total / exposure if exposure > 0 else NAN
     return out

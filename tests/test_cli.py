@@ -30,22 +30,33 @@ from stopping import finished_parts, stop_when
 SMALL = ["--symbols", "ALPHA,BRAVO,CHARLIE"]
 
 
-def run_cli(*args, timeout=300):
+def run_cli(*args, timeout=300, columns=None):
+    """``sweepbt ARGS`` in a subprocess; ``columns``: the terminal width it is told
+    (``COLUMNS``; none by default, whatever this test's terminal is)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     return subprocess.run([sys.executable, "-m", "sweepbt", *args], capture_output=True,
-                          text=True, timeout=timeout, env=os.environ.copy())
+                          text=True, timeout=timeout, env=env)
+
+
+def _cells(line):
+    """The cells of an aligned table's line: two spaces or more apart (a header such as
+    ``mean n_trades`` has one)."""
+    return re.split(r"\s{2,}", line.strip())
 
 
 def table_rows(stdout, first_header):
     """Parse the aligned table whose header row starts with ``first_header``."""
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.split()[:1] == [first_header])
-    header = lines[start].split()
+    header = _cells(lines[start])
     assert set(lines[start + 1].replace(" ", "")) == {"-"}
     rows = []
     for line in lines[start + 2:]:
-        if not line.strip():
-            break
-        cells = line.split()
+        if not line.strip() or line.startswith(("(left out", "Metrics are")):
+            break  # the table's notes
+        cells = _cells(line)
         assert len(cells) == len(header), line
         rows.append(dict(zip(header, cells)))
     return header, rows
@@ -196,16 +207,18 @@ def test_default_demo_sweep():
     assert "(default grid)" in out
     assert "constraint: fast < slow" in out
     header, rows = table_rows(out, "rank")
-    assert header[:5] == ["rank", "fast", "slow", "stop_loss", "take_profit"]
-    for metric in ("total_return", "cagr", "sharpe", "max_drawdown", "win_rate", "n_trades"):
-        assert metric in header
+    assert header == ["rank", "combo", "fast", "slow", "stop_loss", "take_profit",
+                      "total_return", "cagr", "sharpe/yr", "max_drawdown"]  # 100 columns
+    assert "(left out to fit 100 characters: exposure, calmar, sortino, win_rate, " \
+           "n_trades; --columns picks them)" in " ".join(out.split())
+    assert all(len(line) <= 100 for line in out[out.index("top 10"):].splitlines()[:16])
     assert [r["rank"] for r in rows] == [str(i) for i in range(1, 11)]
     assert all(int(r["fast"]) < int(r["slow"]) for r in rows)
     assert all(r["stop_loss"] in ("0.02", "0.05", "0.08", "-") for r in rows)
     assert all(r["total_return"].endswith("%") and r["max_drawdown"].endswith("%")
                for r in rows)
-    assert all(re.fullmatch(r"-?\d+\.\d\d", r["sharpe"]) for r in rows)
-    sharpes = [float(r["sharpe"]) for r in rows]
+    assert all(re.fullmatch(r"-?\d+\.\d\d", r["sharpe/yr"]) for r in rows)
+    sharpes = [float(r["sharpe/yr"]) for r in rows]
     assert sharpes == sorted(sharpes, reverse=True)
     # 90 (fast, slow) pairs with fast < slow, x 4 stops x 4 take-profits, x 10 demo assets
     lines = out.strip().splitlines()
@@ -255,11 +268,73 @@ def test_sweep_constraint_metric_top_and_columns():
     assert proc.returncode == 0, proc.stderr
     assert "constraint keeps 3 of 4 combos" in proc.stdout
     header, rows = table_rows(proc.stdout, "rank")
-    assert header == ["rank", "fast", "slow", "max_drawdown", "total_return", "sharpe"]
+    assert header == ["rank", "combo", "fast", "slow", "max_drawdown", "total_return",
+                      "sharpe/yr"]  # --columns: every column asked for, none left out
     assert len(rows) == 2
     dd = [pct(r["max_drawdown"]) for r in rows]
     assert dd == sorted(dd)  # lower drawdown is better
     assert "top 2 of 3 combos by max_drawdown" in proc.stdout
+
+
+def test_sweep_table_fits_the_terminal_and_says_what_it_shows():
+    """100 columns by default, fewer on a narrow terminal (the least important metrics go,
+    and a note says which); sharpe/yr and mean n_trades headers; the combo ids of the
+    overfitting line; a footnote on means over assets."""
+    args = ("sweep", "--demo", *SMALL, "--param", "fast=5,10,20", "--param", "slow=40,80",
+            "--stop-loss", "0.05,none")
+    wide = run_cli(*args)
+    assert wide.returncode == 0, wide.stderr
+    header, rows = table_rows(wide.stdout, "rank")
+    assert header == ["rank", "combo", "fast", "slow", "stop_loss", "total_return", "cagr",
+                      "sharpe/yr", "max_drawdown", "mean n_trades"]
+    assert "(left out to fit 100 characters: exposure, calmar, sortino, win_rate; " \
+           "--columns picks them)" in wide.stdout
+    table = wide.stdout[wide.stdout.index("top 10"):].split("\n\n")[0].splitlines()
+    assert max(len(line) for line in table) <= 100
+    res = sb.sweep(sb.demo().select(["ALPHA", "BRAVO", "CHARLIE"]), "sma_cross",
+                   fast=[5, 10, 20], slow=[40, 80], stop_loss=[0.05, None])
+    best = res.best("sharpe", 10).to_pylist()
+    assert [int(r["combo"]) for r in rows] == [r["combo"] for r in best]
+    assert f"(best combo {rows[0]['combo']}: Sharpe" in wide.stdout
+    assert [r["mean n_trades"] for r in rows] == [f"{r['n_trades']:.1f}" for r in best]
+    notes = " ".join(wide.stdout[wide.stdout.index("Metrics are"):].split())
+    assert notes.startswith("Metrics are means over the 3 assets, each backtested alone; "
+                            "combo is the id the overfitting check names. Mean total_return "
+                            "and mean cagr can rank combos differently")
+
+    narrow = run_cli(*args, columns=60)
+    assert narrow.returncode == 0, narrow.stderr
+    header, narrow_rows = table_rows(narrow.stdout, "rank")
+    assert header == ["rank", "combo", "fast", "slow", "stop_loss", "total_return",
+                      "sharpe/yr"]
+    assert [r["combo"] for r in narrow_rows] == [r["combo"] for r in rows]
+    shown = narrow.stdout[narrow.stdout.index("top 10"):].split("\n\n")[0].splitlines()
+    assert max(len(line) for line in shown) <= 60 and "sortino, win_rate, cagr, n_trades, " \
+        "max_drawdown; --columns picks them)" in " ".join(shown)
+    asked = run_cli(*args, "--columns", "exposure,calmar,sortino,n_trades", columns=60)
+    assert table_rows(asked.stdout, "rank")[0][-5:] == [
+        "sharpe/yr", "exposure", "calmar", "sortino/yr", "mean n_trades"]  # as asked
+    assert "left out" not in asked.stdout
+
+    portfolio = run_cli(*args, "--portfolio", "--size", "0.3")
+    assert portfolio.returncode == 0, portfolio.stderr
+    assert "n_trades" in table_rows(portfolio.stdout, "rank")[0]  # one portfolio: no mean
+    assert "Metrics are means" not in portfolio.stdout
+
+
+def test_fit_columns_leaves_out_the_least_important_and_puts_back_what_fits():
+    from sweepbt._table import fit_columns
+    from sweepbt.cli.formatting import metric_header
+
+    header, rows = ["a", "bbbbbbbbbb", "c", "dd"], [["1", "2", "3", "4"]]  # 20 characters
+    assert fit_columns(header, rows, 20, [1, 3]) == ([0, 1, 2, 3], [])
+    assert fit_columns(header, rows, 12, [1, 3, 2]) == ([0, 2, 3], [1])
+    # dd went first, then bbbbbbbbbb had to go too: dd fits again, so it comes back
+    assert fit_columns(header, rows, 12, [3, 1]) == ([0, 2, 3], [1])
+    assert fit_columns(header, rows, 3, [3]) == ([0, 1, 2], [3])  # the others always stay
+    assert [metric_header(n, mean=True) for n in ("sharpe", "n_trades", "cagr")] == [
+        "sharpe/yr", "mean n_trades", "cagr"]
+    assert metric_header("n_trades") == "n_trades"
 
 
 def test_sweep_single_values_and_risk_lists():
@@ -272,7 +347,8 @@ def test_sweep_single_values_and_risk_lists():
     assert "fixed: fast=10, slow=50, slippage=0.001, size=0.5" in proc.stdout
     assert "fill=close, direction=both" in proc.stdout and "periods_per_year=365" in proc.stdout
     header, rows = table_rows(proc.stdout, "rank")
-    assert header[:3] == ["rank", "take_profit", "max_bars"]
+    assert header[:4] == ["rank", "combo", "take_profit", "max_bars"]
+    assert "n_trades" in header and "Metrics are means" not in proc.stdout  # one asset
     assert {(r["take_profit"], r["max_bars"]) for r in rows} == {
         ("0.1", "5"), ("0.1", "-"), ("-", "5"), ("-", "-")}
     assert "4 backtests (4 combos x 1 assets)" in proc.stdout
@@ -411,19 +487,20 @@ def test_backtest_prints_stats_and_trades(tmp_path):
     for i, r in enumerate(rows):
         assert int(r["n_trades"]) == stats["n_trades"][i]
         assert math.isclose(pct(r["total_return"]), stats["total_return"][i], abs_tol=5e-5)
-        assert r["sharpe"] == f"{stats['sharpe'][i]:.2f}"
+        assert r["sharpe/yr"] == f"{stats['sharpe'][i]:.2f}"
 
     n = bt.trades.num_rows
     assert f"trades: first 5 of {n}:" in out
     lines = out.splitlines()
     t_header = next(i for i, line in enumerate(lines) if line.startswith("symbol  direction"))
-    t_rows = [line.split() for line in lines[t_header + 2:t_header + 7]]
+    t_names = _cells(lines[t_header])
+    t_rows = [dict(zip(t_names, _cells(line))) for line in lines[t_header + 2:t_header + 7]]
     assert len(t_rows) == 5
     first = bt.trades.slice(0, 5).to_pydict()
     for i, cells in enumerate(t_rows):
-        assert cells[0] == first["symbol"][i] and cells[1] == "long"
-        assert cells[2] == str(first["entry_time"][i])[:10]
-        assert cells[10] == first["exit_reason"][i]
+        assert cells["symbol"] == first["symbol"][i] and cells["direction"] == "long"
+        assert cells["entry_time"] == str(first["entry_time"][i])[:10]
+        assert cells["exit_reason"] == first["exit_reason"][i]
     written = pq.read_table(trades_file)
     assert written.num_rows == n
     assert written.column("pnl").to_pylist() == bt.trades.column("pnl").to_pylist()
@@ -484,7 +561,11 @@ def test_version_and_help():
     (["sweep", "--demo", "--data", "x.csv"], "not allowed"),
     (["sweep", "--demo", "--symbols", "NOPE"], "NOPE"),
     (["sweep", "--demo", "--param", "slow=999999"], "longer than the data"),
-    (["sweep", "--demo", "--param", "fast=5,10", "--constraint", "fast <"], "constraint"),
+    (["sweep", "--demo", "--param", "fast=5,10", "--constraint", "fast <"],
+     "constraint 'fast <' is not a valid expression: it ends with '<', which needs a value"),
+    (["sweep", "--demo", "--constraint", "fast = slow"], "to compare, write '=='"),
+    (["sweep", "--demo", "--constraint", "fast < slow && slow < 99"], "write 'and'"),
+    (["sweep", "--demo", "--constraint", "fast << slow"], "'<<' is not an operator"),
     (["sweep", "--demo", "--out", "/no/such/dir/out.parquet"], "does not exist"),
     (["sweep", "--demo", "--out", "a.parquet", "--out-dir", "b"], "not allowed"),
     (["backtest", "--demo", "--param", "fast=5,10"], "one combination"),

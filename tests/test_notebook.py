@@ -37,8 +37,13 @@ def test_tutorial_notebook_shows_html_tables(tmp_path):
         assert f"<b>{name}</b>" in data["text/html"]
         assert '<table class="sweepbt">' in data["text/html"]
         assert len(data["text/plain"]) < 300 and data["text/plain"].startswith(f"<{name}")
-    for cell in (best, stats, equity):
-        assert "<table" in data_of(cell)["text/html"]
+    for cell, rows in ((best, 5), (stats, 3)):  # pyarrow tables, drawn by sweepbt
+        html = data_of(cell)["text/html"]
+        assert html.startswith(f"<div><small>pyarrow.Table: {rows} rows x ")
+        assert '<table class="sweepbt">' in html and html.count("<tr>") == rows + 1
+    assert "<th>rank</th><th>combo</th><th>fast</th>" in data_of(best)["text/html"]
+    assert "<th>symbol</th><th>total_return</th>" in data_of(stats)["text/html"]
+    assert "<table" in data_of(equity)["text/html"]  # pandas' own
     assert "image/png" in data_of(heatmap)
     assert data_of(report)["text/plain"].strip("'") == "backtest_report.html"
     assert (tmp_path / "backtest_report.html").read_text().count("<svg") >= 4

@@ -201,6 +201,33 @@ def test_reprs_are_short_and_html_is_a_table(bt, res, wf):
     assert "stop_loss=5.00%" in repr(bt) or "stop_loss=0.05" in repr(bt)
 
 
+def test_result_tables_draw_as_html_in_ipython(bt, res, wf, monkeypatch):
+    """Every result table (pyarrow) gets an HTML display from IPython's own formatter once
+    sweepbt registers it; a pyarrow table sweepbt did not make keeps pyarrow's text."""
+    pa = pytest.importorskip("pyarrow")
+    ipython = pytest.importorskip("IPython")
+    from IPython.core.formatters import DisplayFormatter
+
+    formatter = DisplayFormatter()
+    monkeypatch.setattr(ipython, "get_ipython",
+                        lambda: type("Shell", (), {"display_formatter": formatter})())
+    sb.display.show_tables_in_notebooks()
+    best = res.best("sharpe", 3)
+    tables = {"stats": bt.stats, "trades": bt.trades, "table": res.table, "best": best,
+              "windows": wf.windows, "wf stats": wf.stats}
+    for name, table in tables.items():
+        page = formatter.format(table)[0]["text/html"]
+        assert page.startswith(f"<div><small>pyarrow.Table: {table.num_rows:,} rows x "
+                               f"{table.num_columns} columns"), name
+        shown = min(table.num_rows, sb.display.TABLE_ROWS)
+        assert page.count("<tr>") == shown + 1 and "<th>" + table.column_names[0] in page
+        assert (f"{table.num_rows - shown:,} more rows not shown" in page) == (
+            table.num_rows > shown), name
+    n_trades = best["n_trades"][0].as_py()  # a mean over assets: not cut to an integer
+    assert f"<td>{n_trades:,.1f}</td>" in formatter.format(best)[0]["text/html"]
+    assert "text/html" not in formatter.format(pa.table({"x": [1, 2]}))[0]
+
+
 def test_to_pandas_and_polars(bt, res, wf, data):
     df = bt.to_pandas()
     assert str(df.index.tz) == "UTC" and df.index.name == "timestamp"

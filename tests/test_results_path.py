@@ -1,4 +1,4 @@
-"""From a sweep's row to its backtest: params_of, backtest(combo), best() filters; the
+"""From a sweep's row to its backtest: params(combo), backtest(combo), best() filters; the
 progress bar's ETA and its default."""
 
 import io
@@ -25,7 +25,7 @@ def res(data):
 
 def test_best_row_reruns_to_the_same_backtest(res, data):
     row = res.best("sharpe", 3).to_pylist()[2]
-    params = res.params_of(row)
+    params = res.params(row)
     assert params == {k: row[k] for k in ("fast", "slow", "max_bars", "stop_loss", "fees")}
     bt = res.backtest(row)
     want = sb.backtest(data, "sma_cross", direction="both", **params)
@@ -51,15 +51,60 @@ def test_a_pandas_row_with_nan_rules_works(res, data):
     assert again.stats.equals(bt.stats)
 
 
+def test_a_whole_row_runs_as_its_backtest(res, data):
+    """sb.backtest(data, **row) with a row of best() or table: the row's result columns
+    (rank, combo, symbol, metrics) are ignored, its parameters run; a misspelt name still
+    fails, and sweep() takes no metric names."""
+    row = res.best("sharpe", 3).to_pylist()[1]
+    want = res.backtest(row)
+    bt = sb.backtest(data, "sma_cross", direction="both", **row)
+    assert bt.params == res.params(row) and bt.stats.equals(want.stats)
+    table_row = next(r for r in res.table.to_pylist() if r["combo"] == row["combo"])
+    assert table_row["symbol"] == data.symbols[0]
+    again = sb.backtest(data, "sma_cross", direction="both", **table_row)
+    assert again.stats.equals(want.stats)  # every asset: symbol selects nothing
+    pandas_row = res.best("sharpe", 3).to_pandas().iloc[1]
+    assert sb.backtest(data, direction="both", **pandas_row).stats.equals(want.stats)
+    with pytest.raises(TypeError, match=r"unknown parameter\(s\) sharp for strategy"):
+        sb.backtest(data, direction="both", **row, sharp=1.0)
+    with pytest.raises(TypeError, match=r"unknown parameter\(s\) combo, sharpe for"):
+        sb.sweep(data, fast=[5, 10], sharpe=1.0, combo=3)
+
+
+def test_trade_statistics_are_sweep_metrics(res):
+    """best_trade, worst_trade, expectancy and sqn come from the trade tally: a sweep's rows
+    equal the recorded backtest's trades, and best() ranks and filters on them."""
+    rows = res.table.to_pylist()
+    for combo in res.combos[:4]:
+        bt = res.backtest(int(combo))
+        trades = bt.trades.to_pydict()
+        for a, row in enumerate(r for r in rows if r["combo"] == combo):
+            mine = [i for i, s in enumerate(trades["symbol"]) if s == row["symbol"]]
+            pnl = np.array([trades["pnl"][i] for i in mine])
+            ret = np.array([trades["return"][i] for i in mine])
+            assert row["n_trades"] == len(mine) > 1
+            want = {"best_trade": ret.max(), "worst_trade": ret.min(),
+                    "expectancy": pnl.mean(),
+                    "sqn": math.sqrt(pnl.size) * pnl.mean() / np.std(pnl, ddof=1)}
+            for name, value in want.items():
+                assert row[name] == pytest.approx(value, rel=1e-9), (combo, a, name)
+                assert bt.stats[name][a].as_py() == row[name]
+    by_sqn = res.best("sqn", 100).to_pylist()
+    assert [r["sqn"] for r in by_sqn] == sorted((r["sqn"] for r in by_sqn), reverse=True)
+    kept = res.best("sharpe", 100, where="worst_trade > -0.06 and expectancy > 50").to_pylist()
+    assert kept and all(r["worst_trade"] > -0.06 and r["expectancy"] > 50 for r in kept)
+    assert len(kept) < len(res.best("sharpe", 100))
+
+
 def test_bad_combos_are_named(res):
     with pytest.raises(ValueError, match="not in this grid"):
-        res.params_of(10_000)
+        res.params(10_000)
     with pytest.raises(ValueError, match="does not pass the constraint"):
-        res.params_of(int(np.setdiff1d(np.arange(24), res.combos)[0]))
+        res.params(int(np.setdiff1d(np.arange(24), res.combos)[0]))
     with pytest.raises(TypeError, match="combo id"):
-        res.params_of("3")
+        res.params("3")
     with pytest.raises(ValueError, match="'combo' entry"):
-        res.params_of({"fast": 5})
+        res.params({"fast": 5})
 
 
 def test_best_filters(res):

@@ -413,6 +413,16 @@ def test_format_walk_forward(data):
     assert "efficiency" in lines[-1]
     for sym in data.symbols:
         assert any(ln.strip().startswith(sym) for ln in lines)
+    # every column by default; with a width (the CLI's: 100, or a narrower terminal) IS
+    # sharpe, then OOS maxDD, are left out first (the windows are all in wf.windows)
+    assert lines[1].endswith("take_profit  IS sharpe  OOS sharpe  OOS return  OOS maxDD")
+    narrow = format_walk_forward(wf, width=100).splitlines()
+    assert narrow[1].endswith("take_profit  OOS sharpe  OOS return")  # four parameters
+    assert [ln.split()[:6] for ln in narrow[1:10]] == [ln.split()[:6] for ln in lines[1:10]]
+    two = sb.walk_forward(data, train=200, test=100, fast=[5, 10], slow=[30, 60])
+    fits = format_walk_forward(two, width=100).splitlines()  # without IS sharpe: 98
+    assert fits[1].endswith("slow  OOS sharpe  OOS return  OOS maxDD")
+    assert max(len(ln) for ln in fits[1:10]) <= 100
 
 
 def test_result_shapes(data):
@@ -434,7 +444,7 @@ BIG = {"fast": list(range(2, 40)), "slow": list(range(10, 100, 5)),
 
 
 def _combos(res):
-    cols = [res.params[n] for n in ("fast", "slow", "stop_loss")]
+    cols = [res.param_columns[n] for n in ("fast", "slow", "stop_loss")]
     return [tuple(None if math.isnan(x) else float(x) for x in row) for row in zip(*cols)]
 
 
@@ -472,4 +482,4 @@ def test_random_search_at_least_grid_runs_whole_grid(data):
 
 
 def _pairs(res):
-    return list(zip(res.params["fast"].tolist(), res.params["slow"].tolist()))
+    return list(zip(res.param_columns["fast"].tolist(), res.param_columns["slow"].tolist()))

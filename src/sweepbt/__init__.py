@@ -25,6 +25,9 @@ try:
         from sweepbt.html_report import report
         from sweepbt.strategies import STRATEGIES
         from sweepbt.walkforward import WalkForwardResult, walk_forward
+        from sweepbt import display as _display
+
+        _display.show_tables_in_notebooks()  # in Jupyter: result tables draw as HTML tables
 except KeyboardInterrupt:  # landed before CommandStart took over
     from sweepbt._interrupt import start_up_interrupted
 

@@ -3,9 +3,10 @@ stats columns as Arrow arrays).
 
 :func:`span_stats` computes, for one asset's recorded backtest, the columns of
 :data:`EXTRA_STAT_NAMES` (docs/semantics.md, "Single-backtest statistics"): the span's
-start, end and duration, buy-and-hold return, drawdown durations, best and worst trade,
-expectancy, SQN and exposure-adjusted return. :func:`drawdown` and
-:func:`drawdown_runs` are shared with the plots.
+start, end and duration, buy-and-hold return, drawdown durations and exposure-adjusted
+return (the trade statistics, best and worst trade, expectancy and SQN, are the kernel's
+metrics: a sweep's rows carry them). :func:`drawdown` and :func:`drawdown_runs` are shared
+with the plots.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ __all__ = ["EXTRA_STAT_NAMES", "buy_and_hold", "drawdown", "drawdown_runs", "mon
 EXPOSURE = metric_index("exposure")
 #: the columns :func:`span_stats` adds to a backtest's stats, in order
 EXTRA_STAT_NAMES = ("start", "end", "duration", "buy_and_hold_return",
-                    "max_drawdown_duration", "avg_drawdown_duration", "best_trade",
-                    "worst_trade", "expectancy", "sqn", "exposure_adjusted_return")
+                    "max_drawdown_duration", "avg_drawdown_duration",
+                    "exposure_adjusted_return")
 
 
 def drawdown(equity, init_cash):
@@ -67,14 +68,13 @@ def buy_and_hold(close, equity, init_cash):
     return out
 
 
-def span_stats(equity, close, timestamps, pnl, returns, init_cash, exposure):
+def span_stats(equity, close, timestamps, init_cash, exposure):
     """The :data:`EXTRA_STAT_NAMES` of one asset's backtest, as a dict.
 
     ``equity``, ``close``: the asset's 1-D rows on the bar axis (equity NaN outside the
-    span; ``close`` None for a portfolio: no buy-and-hold return, NaN); ``timestamps`` datetime64[ns]; ``pnl``, ``returns``: the asset's trades (cash,
-    fraction); ``exposure``: the kernel's metric. ``start``/``end`` are None and the rest
-    NaN for an empty span; trade statistics are NaN without trades (``sqn`` with fewer than
-    two trades or zero spread of pnl); ``exposure_adjusted_return`` is NaN at zero exposure.
+    span; ``close`` None for a portfolio: no buy-and-hold return, NaN); ``timestamps``
+    datetime64[ns]; ``exposure``: the kernel's metric. ``start``/``end`` are None and the
+    rest NaN for an empty span; ``exposure_adjusted_return`` is NaN at zero exposure.
     """
     nan = math.nan
     out = dict.fromkeys(EXTRA_STAT_NAMES, nan)
@@ -90,15 +90,6 @@ def span_stats(equity, close, timestamps, pnl, returns, init_cash, exposure):
     runs = drawdown_runs(equity, init_cash)
     out["max_drawdown_duration"] = int(runs.max()) if runs.size else 0
     out["avg_drawdown_duration"] = float(runs.mean()) if runs.size else nan
-    pnl = np.asarray(pnl, dtype=np.float64)
-    returns = np.asarray(returns, dtype=np.float64)
-    if returns.size:
-        out["best_trade"], out["worst_trade"] = float(returns.max()), float(returns.min())
-        out["expectancy"] = float(pnl.mean())
-    if pnl.size > 1:
-        spread = float(np.std(pnl, ddof=1))
-        if spread > 0:
-            out["sqn"] = math.sqrt(pnl.size) * float(pnl.mean()) / spread
     total_return = float(equity[last] / init_cash - 1.0)
     if exposure > 0:
         out["exposure_adjusted_return"] = total_return / exposure
@@ -127,13 +118,12 @@ def monthly_returns(timestamps, equity, init_cash):
     return years + 1970, table
 
 
-def extra_columns(bundle, fixed, metrics, equity_rows, close_rows, trade_groups):
+def extra_columns(bundle, fixed, metrics, equity_rows, close_rows):
     """The :data:`EXTRA_STAT_NAMES` columns of a backtest's stats: one row per equity row
-    (an asset with its close and trades; a portfolio with no close and every trade)."""
+    (an asset with its close; a portfolio with no close)."""
     exposure = metrics[:, EXPOSURE]
-    rows = [span_stats(e, c, bundle.timestamps, t["pnl"], t["return"], fixed["init_cash"],
-                       exposure[i])
-            for i, (e, c, t) in enumerate(zip(equity_rows, close_rows, trade_groups))]
+    rows = [span_stats(e, c, bundle.timestamps, fixed["init_cash"], exposure[i])
+            for i, (e, c) in enumerate(zip(equity_rows, close_rows))]
     ns = pa.timestamp("ns", tz="UTC")
     cols = {}
     for name in EXTRA_STAT_NAMES:

@@ -8,9 +8,12 @@ arrays inside.
 
 from __future__ import annotations
 
-import numpy as np
+import sys
 
-from sweepbt._format import format_value
+import numpy as np
+import pyarrow as pa
+
+from sweepbt._format import COUNT_METRICS, format_value
 from sweepbt._html import arrow_html, escape
 
 #: the stats columns a backtest's summary shows (``bt.stats`` has them all)
@@ -23,6 +26,42 @@ WINDOW_COLUMNS = ("window", "train_first", "test_first", "test_last", "is_sharpe
                   "oos_sharpe", "oos_total_return", "oos_max_drawdown")
 #: rows shown in an HTML summary table
 SUMMARY_ROWS = 10
+#: rows of a result table (``bt.stats``, ``res.best()`` ...) drawn in a notebook
+TABLE_ROWS = 20
+#: the schema-metadata key that marks a pyarrow table as one of sweepbt's results (its
+#: value: JSON of the strategy and settings, ``{}`` where there are none)
+TABLE_KEY = b"sweepbt"
+
+
+def mark_table(table):
+    """``table`` marked as a sweepbt result (:data:`TABLE_KEY`), so a notebook draws it as
+    an HTML table (:func:`show_tables_in_notebooks`); a mark it has is kept."""
+    meta = dict(table.schema.metadata or {})
+    meta.setdefault(TABLE_KEY, b"{}")
+    return table.replace_schema_metadata(meta)
+
+
+def table_html(table):
+    """The HTML of a marked pyarrow table: its first :data:`TABLE_ROWS` rows, every column;
+    None for a table sweepbt did not make (IPython then shows pyarrow's own text)."""
+    if TABLE_KEY not in (table.schema.metadata or {}):
+        return None
+    means = any(pa.types.is_floating(table.schema.field(n).type)
+                for n in COUNT_METRICS if n in table.column_names)  # best(): means
+    return (f"<div><small>pyarrow.Table: {table.num_rows:,} rows x {table.num_columns} "
+            "columns</small>" + arrow_html(table, counts_are_means=means,
+                                           max_rows=TABLE_ROWS) + "</div>")
+
+
+def show_tables_in_notebooks():
+    """In IPython and Jupyter, draw sweepbt's result tables (pyarrow Tables marked by
+    :func:`mark_table`) as HTML tables rather than pyarrow's column-wise text; other
+    tables are left as they were. Does nothing, and imports nothing, elsewhere."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
+    if "text/html" in formatters:
+        formatters["text/html"].for_type(pa.Table, table_html)
 
 
 def params_text(params):

@@ -22,11 +22,12 @@ from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
 from sweepbt.executors import Dask, InProcess
 from sweepbt.options import DEFAULTS as D
-from sweepbt.params import ESTIMATE_DRAWS
+from sweepbt.params import ESTIMATE_DRAWS, drop_result_columns
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.outdir import OutDir
 from sweepbt.results import SweepResult, record_backtest
 from sweepbt.sinks import KeepAll, KeepTop, SharpeMoments
+from sweepbt.strategy_lookup import get_strategy
 from sweepbt.vocabulary import N_METRICS
 
 #: by default a sweep that keeps every row may use at most this share of available memory
@@ -57,7 +58,13 @@ def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
     ``portfolio=True`` runs one backtest over every asset with one shared cash balance
     (``size`` per ``size_type``, ``max_positions``; docs/semantics.md, Portfolio
     backtests) and returns a :class:`~sweepbt.results.PortfolioResult`.
+
+    A row of a sweep's ``best()`` or ``table`` may be passed whole (``**row``): its result
+    columns (``rank``, ``combo``, ``symbol``, the metrics) are ignored, its parameters run
+    (docs/report.md).
     """
+    strategy = get_strategy(strategy)
+    params = drop_result_columns(strategy, params)
     for name, value in params.items():
         if isinstance(value, (list, tuple, range, np.ndarray)) and np.ndim(value) > 0:
             raise ValueError(
@@ -206,7 +213,7 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
         bundle=plan.bundle, symbols=plan.row_symbols, strategy=plan.strategy.name,
         fixed=plan.fixed, names=plan.grid.names, axes=plan.grid.axes, n_combos=done,
         combos=None if kept is None else kept.ids,
-        params=None if kept is None else kept.params,
+        param_columns=None if kept is None else kept.params,
         metrics=None if kept is None else kept.metrics,
         elapsed=time.perf_counter() - t0,
         bar_evaluations=done * plan.settings.bars_per_combo, path=path,

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweepbt._constraint_words import not_allowed, syntax_error
 from sweepbt._validate import is_integer
 from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
+from sweepbt.vocabulary import METRIC_NAMES
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
 #: names no strategy parameter may take: the sweepable options, every run option of
 #: sweepbt.options, and the public calls' own arguments (tested against their signatures)
 RESERVED_NAMES = frozenset(OPTIONS) | RUN_OPTION_NAMES | {"data"}
+#: the columns of a sweep's result rows (``best()``, ``table``) that are not parameters: a
+#: row passed whole, ``sb.backtest(data, **row)``, carries them (:func:`drop_result_columns`)
+RESULT_COLUMNS = frozenset({"rank", "combo", "symbol", *METRIC_NAMES})
 
 #: combos per block when counting those that pass a constraint (bounds that pass's memory)
 COUNT_BLOCK = 1 << 16
@@ -305,6 +310,14 @@ def _axis_values(name, value, check):
     return [check(name, v, f"[{i}]") for i, v in enumerate(values)]
 
 
+def drop_result_columns(strategy, params):
+    """``params`` without the :data:`RESULT_COLUMNS` that are not parameters of
+    ``strategy``: what ``backtest`` runs of a ``best()`` or ``table`` row passed whole. Any
+    other unknown name is left in, so a misspelt parameter still fails in build_grid."""
+    own = set(strategy.param_names)
+    return {k: v for k, v in params.items() if k not in RESULT_COLUMNS or k in own}
+
+
 def build_grid(strategy, params, longest_span, constraint=None):
     """Validate ``params`` (name -> scalar or sequence) for ``strategy``; return the Grid.
 
@@ -399,9 +412,8 @@ def evaluate_constraint(expression, columns):
     try:
         tree = ast.parse(expression, mode="eval")
     except (SyntaxError, RecursionError, MemoryError) as exc:
-        reason = getattr(exc, "msg", None) or "nested too deeply"
-        raise ValueError(f"constraint {expression!r} is not a valid expression: {reason}") \
-            from None
+        raise ValueError(f"constraint {expression!r} is not a valid expression: "
+                         f"{syntax_error(expression, exc)}") from None
     n_nodes = sum(1 for _ in ast.walk(tree))
     if n_nodes > MAX_CONSTRAINT_NODES:
         raise ValueError(f"constraint {expression!r} has {n_nodes} terms; at most "
@@ -435,8 +447,7 @@ class _Evaluator:
         return method(node)
 
     def not_allowed(self, node):
-        return self.fail(f"{type(node).__name__} is not allowed (use names, numbers, "
-                         "arithmetic, comparisons, and/or/not)")
+        return self.fail(not_allowed(node))
 
     def sub(self, child, want_bool):
         value, is_bool = self.visit(child)

@@ -146,7 +146,7 @@ class BacktestResult(_Recorded):
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
             cols.update(_metric_columns(self.metrics, self.fixed))
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
-                                       self.bundle.close, self.trade_rows))
+                                       self.bundle.close))
             self._stats = pa.table(cols).replace_schema_metadata(
                 _metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
@@ -205,7 +205,7 @@ def _trades_table(bundle, trade_rows):
     table["exit_reason"] = reasons.take(pa.array(column("exit_reason")))
     table["mfe"] = pa.array(column("mfe"))
     table["mae"] = pa.array(column("mae"))
-    return pa.table(table)
+    return display.mark_table(pa.table(table))
 
 
 @dataclass(repr=False)
@@ -257,7 +257,7 @@ class PortfolioResult(_Recorded):
             cols = {"symbol": pa.array(["portfolio"], pa.string())}
             cols.update(_metric_columns(self.metrics, self.fixed))
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
-                                       [None], [self.trade_rows]))
+                                       [None]))
             self._stats = pa.table(cols).replace_schema_metadata(
                 _metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
@@ -287,18 +287,18 @@ class PortfolioResult(_Recorded):
         wins = np.bincount(asset, weights=pnl > 0.0, minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             win_rate = np.where(n_trades > 0, wins / n_trades, np.nan)
-        return pa.table({"symbol": pa.array(list(self.bundle.symbols), pa.string()),
-                         "pnl": pa.array(np.bincount(asset, weights=pnl, minlength=n)),
-                         "n_trades": pa.array(n_trades.astype(np.int64)),
-                         "win_rate": pa.array(win_rate)})
+        return display.mark_table(pa.table({
+            "symbol": pa.array(list(self.bundle.symbols), pa.string()),
+            "pnl": pa.array(np.bincount(asset, weights=pnl, minlength=n)),
+            "n_trades": pa.array(n_trades.astype(np.int64)), "win_rate": pa.array(win_rate)}))
 
 
 @dataclass
 class SweepResult:
     """The results of a sweep.
 
-    In memory: ``combos`` (combo ids, in grid order), ``params`` (name -> one value per
-    kept combo) and ``metrics``, float64 ``(len(combos) * len(symbols), N_METRICS)``,
+    In memory: ``combos`` (combo ids, in grid order), ``param_columns`` (name -> one value
+    per kept combo) and ``metrics``, float64 ``(len(combos) * len(symbols), N_METRICS)``,
     combo-major: a row per asset, or one per combo for a portfolio sweep. A ``top=k`` sweep keeps only its k best combos; an ``out=`` sweep without
     ``top`` keeps none in memory and reads its dataset at ``path`` when asked for rows.
     """
@@ -312,7 +312,7 @@ class SweepResult:
     axes: tuple
     n_combos: int
     combos: np.ndarray
-    params: dict
+    param_columns: dict
     metrics: np.ndarray
     elapsed: float
     bar_evaluations: int
@@ -340,14 +340,14 @@ class SweepResult:
                 self._table = pq.read_table(self.path)
             else:
                 self._table = sweep_table(self.symbols, self.strategy, self.fixed,
-                                          self.combos, self.params, self.metrics)
+                                          self.combos, self.param_columns, self.metrics)
         return self._table
 
     def held(self):
         """(combo ids, params, metrics) of the combos this result holds, in grid order
         (read back from ``path`` for an ``out=`` sweep without ``top``)."""
         if self.metrics is not None:
-            return self.combos, self.params, self.metrics
+            return self.combos, self.param_columns, self.metrics
         return rows_of_table(self.table, self.names, len(self.symbols))
 
     def aggregate(self, how="mean"):
@@ -390,22 +390,22 @@ class SweepResult:
                 "combo": pa.array(combos[order])}
         cols.update(_param_columns({n: v[order] for n, v in params.items()}))
         cols.update(_metric_columns(per_combo[order], self.fixed, counts_as_int=False))
-        return pa.table(cols)
+        return pa.table(cols).replace_schema_metadata(_metadata(self.strategy, self.fixed))
 
-    def params_of(self, combo) -> dict:
+    def params(self, combo) -> dict:
         """The parameters of ``combo`` (an id, or a row of :meth:`best` or :attr:`table`
-        with a ``combo`` entry) as ``sb.backtest`` takes them; None = rule off.
-        (``params`` itself is the held combos' columns.)"""
+        with a ``combo`` entry) as ``sb.backtest`` takes them; None = rule off. (The held
+        combos' parameters as columns: :attr:`param_columns`.)"""
         return self.plan.params_of(_combo_id(combo))
 
     def backtest(self, combo, threads=None):
         """Re-run ``combo`` (an id, or a :meth:`best` / :attr:`table` row) with full
         recording: what ``sb.backtest`` returns (a :class:`BacktestResult`, or a
         :class:`PortfolioResult` for a portfolio sweep) with this sweep's data, strategy,
-        options and :meth:`params_of`."""
+        options and :meth:`params`."""
         fixed, plan = self.fixed, self.plan
         return record_backtest(prepare(
-            self.bundle, plan.strategy, self.params_of(combo), constraint=None,
+            self.bundle, plan.strategy, self.params(combo), constraint=None,
             fill=fixed["fill"], direction=fixed["direction"], init_cash=fixed["init_cash"],
             periods_per_year=fixed["periods_per_year"],
             threads=plan.settings.threads if threads is None else threads,

@@ -23,7 +23,7 @@ from sweepbt.executors import Dask, InProcess
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.windows import window_spans
 from sweepbt.series import equity_metrics, returns_from_equity
-from sweepbt._table import render_table
+from sweepbt._table import fit_columns, render_table
 from sweepbt._threading import kernel_threads
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import is_null
@@ -426,7 +426,7 @@ def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_act
     for j, m in enumerate(kernels.METRIC_NAMES):
         cols[f"oos_{m}"] = pa.array(oos_mean[:, j])
     cols["efficiency"] = pa.array(eff)
-    return pa.table(cols)
+    return display.mark_table(pa.table(cols))
 
 
 def _stats_table(bundle, symbols, equity, oos, test_set, settings):
@@ -451,7 +451,7 @@ def _stats_table(bundle, symbols, equity, oos, test_set, settings):
     for name in STAT_NAMES:
         values = np.array([r[name] for _, r in rows])
         cols[name] = pa.array(values.astype(np.int64) if name == "n_trades" else values)
-    return pa.table(cols)
+    return display.mark_table(pa.table(cols))
 
 
 def _fmt(x, pct=False):
@@ -468,8 +468,9 @@ def _fmt_param(v):
     return str(v)
 
 
-def format_walk_forward(result, objective_label=None) -> str:
-    """A readable text report: one line per window, then the chained out-of-sample stats."""
+def format_walk_forward(result, objective_label=None, width=None) -> str:
+    """A readable text report: one line per window (``IS sharpe``, then ``OOS maxDD``, left
+    out where it would be wider than ``width``, if given), then the chained OOS stats."""
     w = result.windows
     params = list(result.axes) or list(result.names)
     label = objective_label or result.fixed.get("objective", "objective")
@@ -494,12 +495,14 @@ def format_walk_forward(result, objective_label=None) -> str:
                 _fmt(w["oos_sharpe"][i].as_py()), _fmt(w["oos_total_return"][i].as_py(), True),
                 _fmt(w["oos_max_drawdown"][i].as_py(), True)]
         lines.append(row)
+    keep = fit_columns(header, lines, width or math.inf, [len(header) - 4, len(header) - 1])[0]
     out = [f"walk-forward: {result.strategy}, {result.n_windows} windows, "
            f"{result.n_combos:,} combos per training sweep, train={result.fixed['train']!r} "
            f"test={result.fixed['test']!r} step={result.fixed['step']!r} "
            f"({'anchored' if result.fixed['anchored'] else 'rolling'}), objective="
            f"{result.fixed['objective']}",
-           render_table(header, lines, rule=False)]
+           render_table([header[j] for j in keep], [[r[j] for j in keep] for r in lines],
+                        rule=False)]
     out.append("")
     out.append("chained out-of-sample equity, per asset:")
     s = result.stats

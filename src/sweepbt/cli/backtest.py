@@ -10,6 +10,7 @@ from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, load_data, metric_columns,
                                 settings_line, data_header)
 from sweepbt.cli.flags import risk_texts
+from sweepbt.cli.formatting import fitted_table, metric_header
 from sweepbt._format import format_times, format_value
 from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
                                  write_report)
@@ -18,11 +19,16 @@ from sweepbt.cli.parsing import CliError, collect_params
 #: metric columns printed by default
 STATS_COLUMNS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
                  "calmar", "n_trades", "win_rate", "profit_factor", "exposure")
+#: the default columns a narrow table leaves out, least important first
+DROP_ORDER = ("profit_factor", "calmar", "volatility", "sortino", "exposure", "win_rate",
+              "cagr", "n_trades", "max_drawdown", "sharpe", "total_return")
 
 #: the columns of the printed trades; those in TRADE_TEXT are left-aligned
 TRADE_COLUMNS = ("symbol", "direction", "entry_time", "exit_time", "bars", "entry_price",
                  "exit_price", "units", "pnl", "return", "exit_reason", "mfe", "mae")
 TRADE_TEXT = ("symbol", "direction", "entry_time", "exit_time", "exit_reason")
+#: the trade columns a narrow table leaves out, least important first
+TRADE_DROP_ORDER = ("mae", "mfe", "units", "entry_price", "exit_price", "bars", "direction")
 
 
 def cmd_backtest(args, out):
@@ -48,12 +54,15 @@ def cmd_backtest(args, out):
     print(file=out)
 
     stats = bt.stats.to_pydict()
-    header = ["symbol"] + list(columns)
+    names = ["symbol"] + list(columns)
     rows = [[stats["symbol"][i]] + [format_value(c, stats[c][i]) for c in columns]
             for i in range(bt.stats.num_rows)]
+    droppable = [] if args.columns else [names.index(n) for n in DROP_ORDER if n in names]
+    table, note = fitted_table([metric_header(n) for n in names], rows, out, droppable,
+                               names, left={"symbol"})
     print("portfolio stats:" if isinstance(bt, sb.PortfolioResult) else "stats per asset:",
           file=out)
-    print(render_table(header, rows, left={"symbol"}), file=out)
+    print(table + (f"\n{note}" if note else ""), file=out)
     if isinstance(bt, sb.PortfolioResult):
         _print_assets(out, bt)
 
@@ -105,4 +114,7 @@ def _print_trades(out, trades, bundle, count):
             t["exit_reason"][i],
             format_value("mfe", t["mfe"][i]), format_value("mae", t["mae"][i]),
         ])
-    print(render_table(TRADE_COLUMNS, rows, left=TRADE_TEXT), file=out)
+    droppable = [TRADE_COLUMNS.index(n) for n in TRADE_DROP_ORDER]
+    table, note = fitted_table(TRADE_COLUMNS, rows, out, droppable, TRADE_COLUMNS,
+                               left=TRADE_TEXT, hint="--trades-out FILE has every column")
+    print(table + (f"\n{note}" if note else ""), file=out)

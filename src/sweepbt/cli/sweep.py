@@ -9,12 +9,11 @@ import sys
 import sweepbt as sb
 from sweepbt import kernels
 from sweepbt._interrupt import checkpoint
-from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
                                 data_header, grid_params, load_data, metric_columns,
                                 scheduler_of, settings_line)
 from sweepbt._format import format_value
-from sweepbt.cli.formatting import human_rate
+from sweepbt.cli.formatting import fitted_table, human_rate, metric_header, wrapped
 from sweepbt.cli.outputs import (check_out_dir, check_out_path, check_report, input_files,
                                  write_output, write_report)
 from sweepbt.cli.parsing import CliError
@@ -22,6 +21,10 @@ from sweepbt.cli.parsing import CliError
 #: metric columns printed by default (the ranking metric is always added)
 SWEEP_COLUMNS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
                  "win_rate", "n_trades", "exposure")
+#: the default columns a narrow table leaves out, least important first (never the
+#: ranking metric, the rank, the combo id or the parameters)
+DROP_ORDER = ("exposure", "calmar", "sortino", "win_rate", "cagr", "n_trades",
+              "max_drawdown", "sharpe", "total_return")
 
 
 def cmd_sweep(args, out):
@@ -112,25 +115,44 @@ def _print_counts(args, out, res, params, constraint):
 
 
 def _print_best(args, out, res, bundle, params, columns):
-    """The table of the best ``--top`` combos."""
+    """The table of the best ``--top`` combos, fitted to the terminal, and what it shows."""
     best = res.best(args.metric, args.top)
     shown_params = [n for n, v in params.items() if isinstance(v, list)] or [
         n for n in best.column_names
         if n not in ("rank", "combo") and n not in kernels.METRIC_NAMES]
-    header = ["rank"] + shown_params + list(columns)
-    data = best.to_pydict()
-    rows = []
-    for i in range(best.num_rows):
-        row = [str(data["rank"][i])]
-        row += [format_value(n, data[n][i]) for n in shown_params]
-        row += [format_value(n, data[n][i], counts_are_means=True) for n in columns]
-        rows.append(row)
+    means = len(res.symbols) > 1  # one row per asset: metrics are means over assets
+    names = ["rank", "combo"] + shown_params + list(columns)
+    header = names[:2] + shown_params + [metric_header(n, means) for n in columns]
+    droppable = [] if args.columns else [
+        names.index(n) for n in DROP_ORDER if n in columns and n != args.metric]
+    table, note = fitted_table(header, _rows(best, shown_params, columns), out, droppable,
+                               names)
     how = ("one portfolio" if len(res.symbols) == 1 and bundle.n_assets > 1
-           else "mean over assets" if bundle.n_assets > 1 else "one asset")
+           else "mean over assets" if means else "one asset")
     print(file=out)
     print(f"top {best.num_rows} of {res.n_combos:,} combos by {args.metric} ({how}):",
           file=out)
-    print(render_table(header, rows), file=out)
+    print(table, file=out)
+    for text in (note, means and wrapped(_footnote(len(res.symbols)), out)):
+        if text:
+            print(text, file=out)
+
+
+def _rows(best, shown_params, columns):
+    """The cells of the best-combos table: rank, combo, parameters, metrics (means)."""
+    data = best.to_pydict()
+    return [[str(data["rank"][i]), str(data["combo"][i])]
+            + [format_value(n, data[n][i]) for n in shown_params]
+            + [format_value(n, data[n][i], counts_are_means=True) for n in columns]
+            for i in range(best.num_rows)]
+
+
+def _footnote(n_assets):
+    """Why the table's metrics are what they are (a sweep over several assets)."""
+    return (f"Metrics are means over the {n_assets} assets, each backtested alone; combo is "
+            "the id the overfitting check names. Mean total_return and mean cagr can rank "
+            "combos differently: a few big compounded winners (and longer histories) pull "
+            "up a mean of total returns, while cagr is a rate per year of each asset.")
 
 
 def _print_summary(args, out, res, bundle):

@@ -9,6 +9,7 @@ from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_fla
                                 data_header, grid_params, load_data, scheduler_of)
 from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
                                  write_report)
+from sweepbt.cli.formatting import table_width
 from sweepbt.walkforward import format_walk_forward
 
 #: the options that take a span: all digits = bars, anything else a duration
@@ -35,7 +36,7 @@ def cmd_walk_forward(args, out):
     with scheduler_of(args, options):
         wf = sb.walk_forward(bundle, strategy, **options, **params)
     checkpoint()
-    print(format_walk_forward(wf), file=out)
+    print(format_walk_forward(wf, width=table_width(out)), file=out)
     if args.out is not None:
         write_output(args.out, "--out", args.force, lambda tmp: write_parquet(wf.windows, tmp))
         print(f"wrote {wf.windows.num_rows} windows to {args.out}", file=out)
