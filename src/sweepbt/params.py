@@ -20,7 +20,7 @@ import numpy as np
 from sweepbt._constraint_words import not_allowed, syntax_error
 from sweepbt._validate import is_integer
 from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt.vocabulary import METRIC_NAMES, RANK_METRICS
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
 RESERVED_NAMES = frozenset(OPTIONS) | RUN_OPTION_NAMES | {"data"}
 #: the columns of a sweep's result rows (``best()``, ``table``) that are not parameters: a
 #: row passed whole, ``sb.backtest(data, **row)``, carries them (:func:`drop_result_columns`)
-RESULT_COLUMNS = frozenset({"rank", "combo", "symbol", *METRIC_NAMES})
+RESULT_COLUMNS = frozenset({"rank", "combo", "symbol", *METRIC_NAMES, *RANK_METRICS})
 
 #: combos per block when counting those that pass a constraint (bounds that pass's memory)
 COUNT_BLOCK = 1 << 16
@@ -291,6 +291,14 @@ def decode_choice(name, code):
     if code < 0:
         return next(k for k, v in CALENDAR_CODES.items() if v == code)
     return code
+
+
+def user_value(name, value):
+    """One kernel-form value of ``name`` as a user gives it: None for a rule that is off,
+    a word (or number of bars) of CHOICE_PARAMS, else a Python scalar."""
+    if is_null(name, np.asarray(value)):
+        return None
+    return decode_choice(name, value) if name in CHOICE_PARAMS else np.asarray(value).item()
 
 
 def is_null(name, values):

@@ -22,8 +22,8 @@ from sweepbt._threading import check_threads, kernel_threads, n_threads, single_
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
 from sweepbt.options import SIZE_TYPES
-from sweepbt.params import (CHOICE_PARAMS, EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed,
-                            decode_choice, is_null)
+from sweepbt.params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
+                            user_value)
 from sweepbt.ranking import check_rank_call
 from sweepbt.strategies import STRATEGIES
 from sweepbt.strategy_lookup import get_strategy
@@ -240,9 +240,7 @@ class Plan:
         if kept.size == 0:
             raise ValueError(f"combo {combo} does not pass the constraint "
                              f"{self.fixed.get('constraint')!r}")
-        return {name: None if is_null(name, columns[name][0]) else
-                decode_choice(name, columns[name][0]) if name in CHOICE_PARAMS else
-                columns[name][0].item() for name in self.grid.names}
+        return {name: user_value(name, columns[name][0]) for name in self.grid.names}
 
     def _inputs(self, columns, signal_idx):
         """The keyword arguments every grid kernel of this plan's kind (``sweep_metrics``,

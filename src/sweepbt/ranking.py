@@ -185,11 +185,20 @@ def _stamps(bundle, bars):
     return pa.array(ts).cast(pa.timestamp("ns", tz="UTC"))
 
 
-def rebalances_table(bundle, holdings, next_open):
-    """One row per rebalance that took place: ``rebalance`` (the bar whose close set the
-    targets), ``fill`` (the bar they traded at: the next one with ``next_open``),
-    ``n_long``, ``n_short`` and ``turnover`` (traded notional / equity; null when the
-    equity was <= 0 and nothing traded)."""
+def _rebalance_rows(result, name):
+    """A recorded portfolio's kernels.Holdings; AttributeError when it has none."""
+    if result.rebalance_rows is None:
+        raise AttributeError(f"{name} belongs to rank strategies; {result.strategy!r} "
+                             "does not rebalance")
+    return result.bundle, result.rebalance_rows
+
+
+def rebalances_table(result, next_open):
+    """One row per rebalance of a recorded rank backtest that took place: ``rebalance``
+    (the bar whose close set the targets), ``fill`` (the bar they traded at: the next one
+    with ``next_open``), ``n_long``, ``n_short`` and ``turnover`` (traded notional /
+    equity; null when the equity was <= 0 and nothing traded)."""
+    bundle, holdings = _rebalance_rows(result, "rebalances")
     w = holdings.weights
     return pa.table({"rebalance": _stamps(bundle, holdings.bar),
                      "fill": _stamps(bundle, holdings.bar + int(next_open)),
@@ -199,9 +208,11 @@ def rebalances_table(bundle, holdings, next_open):
                                           mask=np.isnan(holdings.turnover))})
 
 
-def holdings_table(bundle, holdings):
-    """One row per rebalance and chosen asset: ``rebalance`` (its bar's time stamp),
-    ``symbol`` and ``weight`` (the signed target, a fraction of equity)."""
+def holdings_table(result):
+    """One row per rebalance of a recorded rank backtest and chosen asset: ``rebalance``
+    (its bar's time stamp), ``symbol`` and ``weight`` (the signed target, a fraction of
+    equity)."""
+    bundle, holdings = _rebalance_rows(result, "holdings")
     row, asset = np.nonzero(holdings.weights)
     symbols = pa.array(list(bundle.symbols), pa.string())
     return pa.table({"rebalance": _stamps(bundle, holdings.bar[row]),

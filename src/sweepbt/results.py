@@ -29,8 +29,8 @@ def _metric_columns(metrics, fixed, counts_as_int=True):
             for j, name in enumerate(metric_names(fixed.get("rank", False)))}
 
 
-def _param_columns(params):
-    """Arrow arrays for per-row parameter values; a risk rule that is off is null; a rank
+def param_arrays(params):
+    """Arrow arrays for per-row parameter values (kernel form, name -> array); a risk rule that is off is null; a rank
     strategy's ``rebalance`` and ``weighting`` as the words (or number) a user gives."""
     return {name: pa.array([str(decode_choice(name, v)) for v in values.tolist()],
                            pa.string()) if name in CHOICE_PARAMS else
@@ -54,7 +54,7 @@ def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics):
     n_rows = len(symbols)
     repeat = np.repeat(np.arange(combo_ids.size), n_rows)
     cols = {"combo": pa.array(combo_ids[repeat])}
-    cols.update(_param_columns({n: v[repeat] for n, v in params.items()}))
+    cols.update(param_arrays({n: v[repeat] for n, v in params.items()}))
     labels = pa.array(list(symbols), pa.string())
     cols["symbol"] = labels.take(pa.array(np.tile(np.arange(n_rows), combo_ids.size)))
     cols.update(_metric_columns(metrics, fixed))
@@ -236,19 +236,12 @@ class PortfolioResult(_Recorded):
     @property
     def rebalances(self) -> pa.Table:
         """A rank strategy's rebalances (ranking.rebalances_table)."""
-        return rebalances_table(self.bundle, self._holdings("rebalances"),
-                                self.fixed["fill"] == "next_open")
+        return rebalances_table(self, self.fixed["fill"] == "next_open")
 
     @property
     def holdings(self) -> pa.Table:
         """A rank strategy's target weights (ranking.holdings_table)."""
-        return holdings_table(self.bundle, self._holdings("holdings"))
-
-    def _holdings(self, name):
-        if self.rebalance_rows is None:
-            raise AttributeError(f"{name} belongs to rank strategies; {self.strategy!r} "
-                                 "does not rebalance")
-        return self.rebalance_rows
+        return holdings_table(self)
 
     @property
     def stats(self) -> pa.Table:
@@ -388,7 +381,7 @@ class SweepResult:
         order = order[keep[order]][:k]
         cols = {"rank": pa.array(np.arange(1, order.size + 1, dtype=np.int64)),
                 "combo": pa.array(combos[order])}
-        cols.update(_param_columns({n: v[order] for n, v in params.items()}))
+        cols.update(param_arrays({n: v[order] for n, v in params.items()}))
         cols.update(_metric_columns(per_combo[order], self.fixed, counts_as_int=False))
         return pa.table(cols).replace_schema_metadata(_metadata(self.strategy, self.fixed))
 

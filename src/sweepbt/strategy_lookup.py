@@ -6,7 +6,6 @@ Above both the registry (:mod:`sweepbt.strategies`) and strategy files
 
 from __future__ import annotations
 
-from sweepbt import ranking  # noqa: F401 - registers the rank strategies
 from sweepbt.custom_files import is_file_spec, load_strategy
 from sweepbt.strategies import STRATEGIES, Strategy
 

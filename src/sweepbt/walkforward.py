@@ -21,13 +21,14 @@ import pyarrow as pa
 from sweepbt import display, frames, html_report, kernels
 from sweepbt.executors import Dask, InProcess
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
+from sweepbt.results import param_arrays
 from sweepbt.windows import window_spans
 from sweepbt.series import equity_metrics, returns_from_equity
 from sweepbt._table import fit_columns, render_table
 from sweepbt._threading import kernel_threads
 from sweepbt.options import DEFAULTS as D
-from sweepbt.params import is_null
-from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index
+from sweepbt.params import user_value
+from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index, metric_names
 
 __all__ = ["WalkForwardResult", "format_walk_forward", "walk_forward"]
 
@@ -231,15 +232,15 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     test_set = [p.settings for p in test_plans]
     windows = _windows_table(bundle, spans, grid.names, chosen, best, is_metrics, oos,
                              [_active(s) for s in test_set],
-                             objective if isinstance(objective, str) else None)
+                             objective if isinstance(objective, str) else None,
+                             plan.fixed.get("rank", False))
     eff = windows["efficiency"].to_numpy(zero_copy_only=False)
     efficiency = float(np.nanmean(eff)) if np.any(~np.isnan(eff)) else math.nan
     stats = _stats_table(bundle, plan.row_symbols, equity, oos, test_set, plan.settings)
     return WalkForwardResult(
         bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
         axes=grid.axes, n_combos=n_combos,
-        spans=spans, chosen=[{n: (None if is_null(n, np.asarray(v)) else v.item())
-                              for n, v in c.items()} for c in chosen],
+        spans=spans, chosen=[{n: user_value(n, v) for n, v in c.items()} for c in chosen],
         windows=windows, equity=equity, stats=stats, efficiency=efficiency,
         is_metrics=is_metrics, oos_metrics=oos, elapsed=time.perf_counter() - t0,
         objective=objective)
@@ -395,7 +396,7 @@ def _timestamps(bundle, bars):
 
 
 def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_active,
-                   objective):
+                   objective, rank):
     sp = np.array(spans, dtype=np.int64).reshape(-1, 4)
     # the mean over the assets with bars in the test span where each metric is defined
     oos_mean = np.array([_defined_mean(oos[w, test_active[w]]) for w in range(len(spans))]) \
@@ -413,17 +414,16 @@ def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_act
         "test_first": _timestamps(bundle, sp[:, 2]),
         "test_last": _timestamps(bundle, sp[:, 3] - 1),
     }
+    chosen_arrays = param_arrays({n: np.array([c[n] for c in chosen]) for n in names})
     for n in names:
-        values = np.array([c[n] for c in chosen])
-        key = n if n not in _WINDOW_COLUMNS else f"param_{n}"
-        cols[key] = pa.array(values, mask=is_null(n, values))
+        cols[n if n not in _WINDOW_COLUMNS else f"param_{n}"] = chosen_arrays[n]
     cols["combo"] = pa.array(np.array([b[2] for b in best], dtype=np.int64))
     sign = -1.0 if objective in LOWER_IS_BETTER else 1.0  # back to the metric's own units
     cols["objective"] = pa.array(np.array([sign * b[1] if b[0] > 0 else math.nan
                                            for b in best]))
-    for j, m in enumerate(kernels.METRIC_NAMES):
+    for j, m in enumerate(metric_names(rank)):
         cols[f"is_{m}"] = pa.array(is_metrics[:, j])
-    for j, m in enumerate(kernels.METRIC_NAMES):
+    for j, m in enumerate(metric_names(rank)):
         cols[f"oos_{m}"] = pa.array(oos_mean[:, j])
     cols["efficiency"] = pa.array(eff)
     return display.mark_table(pa.table(cols))

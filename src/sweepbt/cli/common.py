@@ -10,6 +10,8 @@ from sweepbt.cli.flags import flagged_options, risk_texts
 from sweepbt.cli.formatting import data_line
 from sweepbt.cli.parsing import CliError, collect_params, flag_name, parse_columns, parse_values
 from sweepbt.data.loading import load_with_facts
+from sweepbt.strategies import STRATEGIES
+from sweepbt.vocabulary import metric_names
 
 #: the grid ``sweep`` and ``walk-forward`` run when no grid flag is given (sma_cross)
 DEFAULT_GRID = {
@@ -200,3 +202,10 @@ def metric_columns(args, known, default, first=None):
     if first is not None and first not in cols:
         cols = (first,) + cols
     return cols
+
+
+def known_metrics(args):
+    """The metrics ``args.strategy``'s results have: a rank strategy's add RANK_METRICS."""
+    strategy = STRATEGIES.get(args.strategy)
+    return metric_names(rank=strategy is not None and strategy.is_rank)
+

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 import re
 
+from sweepbt.params import CHOICE_PARAMS
+
 #: the most values one range may expand to (a typo like ``0:1:1e-9`` fails fast)
 MAX_RANGE_VALUES = 1_000_000
 
@@ -112,6 +114,11 @@ def parse_param(text):
                        "fast=5:50:5 or fast=5,10,20")
     if not _NAME_RE.match(name):
         raise CliError(f"--param {text!r}: {name!r} is not a parameter name")
+    if name in CHOICE_PARAMS:  # words (rebalance=M,Q; weighting=equal,score): as given
+        items = [item.strip() for item in spec.split(",")]
+        if not all(items):
+            raise CliError(f"{name}: empty item in {spec!r}")
+        return name, items if len(items) > 1 else items[0]
     return name, parse_values(spec, name)
 
 

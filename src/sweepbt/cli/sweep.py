@@ -10,8 +10,8 @@ import sweepbt as sb
 from sweepbt import kernels
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
-                                data_header, grid_params, load_data, metric_columns,
-                                scheduler_of, settings_line)
+                                data_header, grid_params, known_metrics, load_data,
+                                metric_columns, scheduler_of, settings_line)
 from sweepbt._format import format_value
 from sweepbt.cli.formatting import fitted_table, human_rate, metric_header, wrapped
 from sweepbt.cli.outputs import (check_out_dir, check_out_path, check_report, input_files,
@@ -45,12 +45,13 @@ def cmd_sweep(args, out):
 
 def _check_args(args):
     """Every check that needs no data, before any work; returns the metric columns."""
-    if args.metric not in kernels.METRIC_NAMES:
-        raise CliError(f"--metric: unknown metric {args.metric!r}; metrics: "
-                       f"{', '.join(kernels.METRIC_NAMES)}")
+    known = known_metrics(args)
+    if args.metric not in known:
+        raise CliError(f"--metric: unknown metric {args.metric!r}; metrics of "
+                       f"{args.strategy}: {', '.join(known)}")
     check_int_flags(args)
     check_cluster_flags(args)
-    columns = metric_columns(args, kernels.METRIC_NAMES, SWEEP_COLUMNS, args.metric)
+    columns = metric_columns(args, known, SWEEP_COLUMNS, args.metric)
     if args.out is not None:
         check_out_path(args.out, "--out", args.force, input_files(args))
     if args.resume and args.out_dir is None:
