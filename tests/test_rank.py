@@ -182,3 +182,57 @@ def test_the_cli_sweeps_a_rank_strategy():
     assert {row[header.index("rebalance")] for row in rows} == {"M", "Q"}
     assert all(0.0 < float(row[header.index("turnover")]) < 2.0 for row in rows)
     assert math.isfinite(float(rows[0][header.index("sharpe/yr")]))
+
+
+def factor_bundle(seed):
+    data, bars, start, end = ragged_bundle(seed)
+    rng = np.random.default_rng(seed)
+    pe = rng.normal(15.0, 4.0, bars[3].shape)
+    pe[rng.random(pe.shape) < 0.15] = NAN  # not eligible there
+    with_pe = sb.Bundle.from_arrays(*bars, timestamps=data.timestamps, factors={"pe": pe})
+    return with_pe, bars, start, end, np.where(np.isnan(bars[3]), NAN, pe)
+
+
+@pytest.mark.parametrize("ascending", [False, True])
+def test_factor_rank_equals_the_reference(ascending):
+    data, bars, start, end, pe = factor_bundle(11)
+    kw = dict(top_n=2, bottom_n=1, fill="close", fees=0.001)
+    bt = sb.backtest(data, "factor_rank", factor="pe", ascending=ascending, rebalance="M",
+                     **kw)
+    scores = -pe if ascending else pe
+    ref = reference_rank_portfolio(*bars, start, end, scores,
+                                   rebalance_bars(data.timestamps, "M", data.tz),
+                                   periods_per_year=float(data.periods_per_year), **kw)
+    assert_same(as_kernel_record(bt), ref)
+    res = sb.sweep(data, "factor_rank", factor="pe", ascending=ascending, top_n=[1, 2],
+                   rebalance=["M", 5])
+    params = res.params(3)
+    assert params["factor"] == "pe" and params["ascending"] is ascending
+    again = sb.backtest(data, "factor_rank", **params)
+    assert again.stats["sharpe"][0].as_py() == pytest.approx(
+        res.table["sharpe"][3].as_py(), rel=1e-12, nan_ok=True)
+
+
+def test_factor_rank_errors_name_the_column():
+    data = factor_bundle(2)[0]
+    for kw, words in ((dict(), "needs factor=, the name of a factor column of the data (pe)"),
+                      (dict(factor="roe"), "factor='roe' is not a factor column"),
+                      (dict(factor="pe", ascending="yes"), "ascending must be True or")):
+        with pytest.raises((ValueError, TypeError)) as err:
+            sb.backtest(data, "factor_rank", top_n=2, **kw)
+        assert words in str(err.value)
+    with pytest.raises(ValueError, match="none \\(load with factors="):
+        sb.backtest(ragged_bundle(2)[0], "factor_rank", factor="pe", top_n=2)
+
+
+def test_the_cli_runs_factor_rank(tmp_path):
+    data = factor_bundle(3)[0]
+    path = tmp_path / "prices.parquet"
+    data.to_parquet(path)
+    out = subprocess.run(
+        [sys.executable, "-m", "sweepbt", "sweep", "--data", str(path), "--factors", "pe",
+         "--strategy", "factor_rank", "--param", "factor=pe", "--param", "ascending=true",
+         "--param", "top_n=1,2", "--param", "rebalance=M,Q", "--no-progress"],
+        capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "top 4 of 4 combos by sharpe (one portfolio)" in out.stdout

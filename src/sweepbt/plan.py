@@ -24,7 +24,7 @@ from sweepbt.data import Bundle, load
 from sweepbt.options import SIZE_TYPES
 from sweepbt.params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
                             user_value)
-from sweepbt.ranking import check_rank_call
+from sweepbt.ranking import check_rank_call, check_settings
 from sweepbt.strategies import STRATEGIES
 from sweepbt.strategy_lookup import get_strategy
 
@@ -137,8 +137,9 @@ class Plan:
         """(signal source, ATR cache), built once (call inside ``kernel_threads``); a rank
         strategy's: (ranking.RankSource, None)."""
         if not self._built:
-            self._built["signals"] = self.strategy.build(self.bundle,
-                                                         self.grid.strategy_values)
+            values = {**self.grid.strategy_values,
+                      **{k: self.fixed[k] for k in self.strategy.settings}}
+            self._built["signals"] = self.strategy.build(self.bundle, values)
             self._built["atr"] = None if self.strategy.is_rank else AtrCache.build(
                 self.bundle, self.grid)
         return self._built["signals"], self._built["atr"]
@@ -240,7 +241,8 @@ class Plan:
         if kept.size == 0:
             raise ValueError(f"combo {combo} does not pass the constraint "
                              f"{self.fixed.get('constraint')!r}")
-        return {name: user_value(name, columns[name][0]) for name in self.grid.names}
+        return {**{name: self.fixed[name] for name in self.strategy.settings},
+                **{name: user_value(name, columns[name][0]) for name in self.grid.names}}
 
     def _inputs(self, columns, signal_idx):
         """The keyword arguments every grid kernel of this plan's kind (``sweep_metrics``,
@@ -335,6 +337,8 @@ def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
     """Validate one call's arguments into a Plan (nothing is computed yet)."""
     bundle = data if isinstance(data, Bundle) else load(data)
     strat = get_strategy(strategy)
+    given = {k: params[k] for k in strat.settings if k in params}
+    params = {k: v for k, v in params.items() if k not in strat.settings}
     fill_code, dir_code, cash, ppy = check_fixed(fill, direction, init_cash, periods_per_year)
     threads = check_threads(threads)
     window = check_window(window, bundle.n_bars)
@@ -352,7 +356,7 @@ def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
     fixed = {"fill": fill, "direction": direction, "init_cash": cash,
              "periods_per_year": ppy, "constraint": constraint}
     if strat.is_rank:
-        fixed.update(portfolio=True, rank=True)
+        fixed.update(portfolio=True, rank=True, **check_settings(strat, given, bundle))
     elif portfolio:
         fixed.update(portfolio=True, size_type=size_type)
     if window is not None:

@@ -118,11 +118,17 @@ def _low_volatility_rows(bundle, bars, values):
     return np.negative(out, out=out)
 
 
-def _rank_strategy(name, score_params, score_names, score_rows, doc):
+def _factor_rows(bundle, bars, values):
+    """The factor column ``values["factor"]`` at ``bars``, negated when ``ascending``."""
+    rows = bundle.factors[values["factor"]][:, bars].T[None]
+    return np.ascontiguousarray(-rows if values["ascending"] else rows)
+
+
+def _rank_strategy(name, score_params, score_names, score_rows, doc, settings=()):
     def build(bundle, values):
         return RankSource(bundle, values, score_names, score_rows)
     return register(Strategy(name=name, params=score_params + RANK_PARAMS, build=build,
-                             doc=doc, score_params=score_names))
+                             doc=doc, score_params=score_names, settings=settings))
 
 
 _rank_strategy(
@@ -139,6 +145,13 @@ _rank_strategy(
     ("lookback",), _momentum_rows(-1.0, None),
     "Holds the top_n assets by reversal: minus the return close[i]/close[i-lookback] - 1 "
     "(the biggest losers first).")
+
+_rank_strategy(
+    "factor_rank", (), (), _factor_rows,
+    "Holds the top_n assets by a factor column loaded with the data (sb.load(..., "
+    "factors=[...])): the highest values, or with ascending=True the lowest; NaN is not "
+    "eligible. factor= names the column (not swept).",
+    settings=("factor", "ascending"))
 
 _rank_strategy(
     "low_volatility_rank",
@@ -218,3 +231,25 @@ def holdings_table(result):
     return pa.table({"rebalance": _stamps(bundle, holdings.bar[row]),
                      "symbol": symbols.take(pa.array(asset, pa.int64())),
                      "weight": pa.array(holdings.weights[row, asset])})
+
+
+def check_settings(strategy, given, bundle):
+    """A rank strategy's keyword settings (``Strategy.settings``) checked against the
+    data: ``factor_rank`` needs ``factor``, one of ``bundle.factors``, and takes
+    ``ascending`` (True or False, default False)."""
+    if not strategy.settings:
+        return {}
+    names = list(bundle.factors)
+    factor = given.get("factor")
+    if factor is None:
+        raise ValueError(f"{strategy.name} needs factor=, the name of a factor column of the "
+                         f"data ({', '.join(names) if names else 'it has none: load it with '}"
+                         f"{'' if names else 'sb.load(..., factors=[...])'})")
+    if not isinstance(factor, str) or factor not in names:
+        raise ValueError(f"factor={factor!r} is not a factor column of the data; its factors: "
+                         f"{', '.join(names) if names else 'none (load with factors=[...])'}")
+    ascending = given.get("ascending", False)
+    if not isinstance(ascending, (bool, np.bool_)):
+        raise TypeError(f"ascending must be True or False (not swept), got {ascending!r}")
+    return {"factor": factor, "ascending": bool(ascending)}
+

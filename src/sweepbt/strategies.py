@@ -79,6 +79,9 @@ class Strategy:
     #: a rank strategy's score parameters (its ``build`` returns a ranking.RankSource);
     #: None for a signal strategy
     score_params: tuple = None
+    #: keyword settings that are not swept (a factor column's name): ``build`` gets them
+    #: in its values as given
+    settings: tuple = ()
 
     @property
     def is_rank(self):

@@ -114,6 +114,12 @@ def parse_param(text):
                        "fast=5:50:5 or fast=5,10,20")
     if not _NAME_RE.match(name):
         raise CliError(f"--param {text!r}: {name!r} is not a parameter name")
+    if name == "factor":  # factor_rank's column name (not swept)
+        return name, spec.strip()
+    if name == "ascending":
+        if spec.strip().lower() not in ("true", "false"):
+            raise CliError(f"ascending: expected true or false, got {spec!r}")
+        return name, spec.strip().lower() == "true"
     if name in CHOICE_PARAMS:  # words (rebalance=M,Q; weighting=equal,score): as given
         items = [item.strip() for item in spec.split(",")]
         if not all(items):
