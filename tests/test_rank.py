@@ -236,3 +236,112 @@ def test_the_cli_runs_factor_rank(tmp_path):
         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "top 4 of 4 combos by sharpe (one portfolio)" in out.stdout
+
+
+# --------------------------------------------------------------------------------------
+# user-written rank strategies (sb.define_rank_strategy)
+# --------------------------------------------------------------------------------------
+
+EXAMPLE = "examples/trend_quality.py"
+
+
+def trend_quality_reference(close, start, lookback):
+    """examples/trend_quality.py's score in plain Python, from its docstring."""
+    out = []
+    for a, row in enumerate(close):
+        scores = []
+        for i in range(len(row)):
+            if i - lookback < start[a] or math.isnan(row[i]):
+                scores.append(NAN)
+                continue
+            squares = math.fsum((row[k] / row[k - 1] - 1.0) ** 2
+                                for k in range(i - lookback + 1, i + 1))
+            scores.append((row[i] / row[i - lookback] - 1.0) / math.sqrt(squares)
+                          if squares > 0.0 else NAN)
+        out.append(scores)
+    return out
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_the_example_rank_strategy_equals_the_reference(fill):
+    data, bars, start, end = ragged_bundle(21)
+    tq = sb.load_strategy(f"{EXAMPLE}:trend_quality")
+    kw = dict(top_n=2, bottom_n=1, weighting="score", fees=0.001, fill=fill)
+    bt = sb.backtest(data, tq, lookback=15, rebalance="W", **kw)
+    scores = trend_quality_reference(bars[3], start, 15)
+    ref = reference_rank_portfolio(*bars, start, end, scores,
+                                   rebalance_bars(data.timestamps, "W", data.tz),
+                                   periods_per_year=float(data.periods_per_year), **kw)
+    assert_same(as_kernel_record(bt), ref)
+    res = sb.sweep(data, tq, lookback=[5, 15], top_n=[1, 2], rebalance=["W", 8])
+    for combo in range(4):
+        again = sb.backtest(data, tq, **res.params(combo))
+        assert again.stats["sharpe"][0].as_py() == pytest.approx(
+            res.table["sharpe"][combo].as_py(), rel=1e-12, nan_ok=True)
+
+
+def test_a_score_function_sees_the_bars_up_to_r_only():
+    import numba
+
+    @numba.njit
+    def last_close(close):
+        return close[:, -1].copy()  # the last column it is given: bar r
+
+    data, bars, start, end = ragged_bundle(4)
+    strat = sb.define_rank_strategy("last_close", score=last_close)
+    bt = sb.backtest(data, strat, top_n=2, rebalance=5, fill="close")
+    ref = reference_rank_portfolio(*bars, start, end, bars[3],
+                                   rebalance_bars(data.timestamps, 5, data.tz), top_n=2,
+                                   fill="close", periods_per_year=float(data.periods_per_year))
+    assert_same(as_kernel_record(bt), ref)
+    # changing the bars after a cut changes nothing decided before it
+    cut = 150
+    changed = [x.copy() for x in bars]
+    for x in changed:
+        x[:, cut:] *= 1.5
+    other = sb.backtest(sb.Bundle.from_arrays(*changed, timestamps=data.timestamps), strat,
+                        top_n=2, rebalance=5, fill="close")
+    np.testing.assert_array_equal(other.equity[:cut - 1], bt.equity[:cut - 1])
+
+
+def test_define_rank_strategy_reports_mistakes_up_front():
+    import numba
+
+    @numba.njit
+    def infinite(close, lookback):
+        return close[:, -1] * np.inf
+
+    @numba.njit
+    def swapped(lookback, close):
+        return close[:, -1].copy()
+
+    @numba.njit
+    def short(close):
+        return close[:2, -1].copy()
+
+    def plain(close):
+        return close[:, -1]
+
+    cases = [
+        (dict(score=infinite, params={"lookback": 5}), "returned an infinite score"),
+        (dict(score=swapped, params={"lookback": 5}), "must take (close, lookback)"),
+        (dict(score=short), "one score per asset (6,)"),
+        (dict(score=plain), "must be a numba @njit function"),
+        (dict(score=short, params={"top_n": 3}), "clash with the rank parameters"),
+    ]
+    for kw, words in cases:
+        with pytest.raises(ValueError) as err:
+            sb.define_rank_strategy("mine", **kw)
+        assert words in str(err.value), str(err.value)
+    with pytest.raises(ValueError, match="a built-in strategy has this name"):
+        sb.define_rank_strategy("momentum_rank", score=short, check=False, register=True)
+
+
+def test_the_cli_runs_a_rank_strategy_file():
+    out = subprocess.run(
+        [sys.executable, "-m", "sweepbt", "sweep", "--demo", "--strategy",
+         f"{EXAMPLE}:trend_quality", "--param", "lookback=21,63", "--param", "top_n=2,3",
+         "--param", "rebalance=M,Q", "--no-progress"],
+        capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "top 8 of 8 combos by sharpe (one portfolio)" in out.stdout

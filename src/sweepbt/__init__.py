@@ -19,7 +19,7 @@ try:
         from sweepbt import plot  # noqa: F401 - sb.plot: charts (matplotlib when called)
         from sweepbt.data import Bundle, demo, load
         from sweepbt.custom import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL,
-                                    define_strategy, load_strategy)
+                                    define_rank_strategy, define_strategy, load_strategy)
         from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
         from sweepbt.results import BacktestResult, PortfolioResult, SweepResult
         from sweepbt.html_report import report
@@ -50,6 +50,7 @@ __all__ = [
     "SweepTooLarge",
     "WalkForwardResult",
     "backtest",
+    "define_rank_strategy",
     "define_strategy",
     "demo",
     "estimate",

@@ -67,7 +67,8 @@ from sweepbt.custom_signals import CustomBuild, register_custom
 from sweepbt.kernels.codes import (  # noqa: F401 - re-exported for user strategy files
     BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL)
 from sweepbt.params import RESERVED_NAMES
-from sweepbt.strategies import Param, Strategy
+from sweepbt.ranking import RANK_PARAMS, checked_scores, rank_strategy, user_score_rows
+from sweepbt.strategies import STRATEGIES, Param, Strategy
 
 __all__ = [
     "BUY", "SELL", "ENTER_LONG", "EXIT_LONG", "ENTER_SHORT", "EXIT_SHORT",
@@ -76,6 +77,7 @@ __all__ = [
 
 #: the price series an ``indicators`` function can ask for, in Bundle field names
 INPUTS = ("open", "high", "low", "close", "volume")
+RANK_PARAM_NAMES = tuple(p.name for p in RANK_PARAMS)
 _lock = threading.RLock()
 
 
@@ -165,6 +167,72 @@ def define_strategy(name, *, indicators, signal, indicator_params=None, signal_p
     if register:
         register_custom(strategy)
     return strategy
+
+
+def define_rank_strategy(name, *, score, params=None, inputs=("close",), doc="",
+                         param_docs=None, register=False, check=True) -> Strategy:
+    """A rank-and-rebalance strategy (docs/custom-strategies.md) scored by a user ``@njit``
+    function, with every parameter of the built-in rank strategies (``top_n``,
+    ``bottom_n``, ``rebalance``, ``weighting``, ...; docs/strategies.md).
+
+    ``score(*inputs, *params)`` gets the series named in ``inputs`` for every asset up to
+    the rebalance bar ``r``: read-only float64 ``(n_assets, r + 1)`` views, NaN outside
+    each asset's span, the last column bar ``r``; it never sees a later bar. It returns a
+    float array of one score per asset (higher ranks first; NaN = not eligible). It runs
+    once per distinct parameter combination and rebalance bar of a sweep (the indicator
+    stage), never per combo. ``params`` maps each score parameter to its default (an int
+    declares a window, a float a float); all are sweepable. ``register=True`` adds it to
+    ``STRATEGIES``. ``check`` runs it on synthetic data first (a probe).
+    """
+    _check_name(name, doc)
+    inputs = _check_inputs(name, inputs)
+    declared = _check_params(name, params, "score")
+    clash = sorted({p.name for p in declared} & set(RANK_PARAM_NAMES))
+    if clash:
+        raise strategy_error(name, f"score parameter(s) {', '.join(clash)} clash with the rank "
+                                   "parameters every rank strategy has; rename them")
+    _check_function(name, "score", score)
+    wanted = list(inputs) + [p.name for p in declared]
+    try:
+        sig = inspect.signature(score.py_func)
+    except (TypeError, ValueError):  # pragma: no cover - odd callables
+        sig = None
+    if sig is not None and [p.name for p in sig.parameters.values()][:len(wanted)] != wanted:
+        raise strategy_error(name, f"score {qualname(score)}{sig} must take "
+                                   f"({', '.join(wanted)}): the inputs, then the declared "
+                                   "score parameters in order")
+    names = tuple(p.name for p in declared)
+    strategy = rank_strategy(
+        name, _params(name, declared, param_docs), user_score_rows(score, inputs, names),
+        doc or f"custom rank strategy {name} ({qualname(score)})")
+    strategy.build.user_defined = True
+    if check:
+        _probe_score(name, score, inputs, [p.default for p in declared])
+    if register:
+        old = STRATEGIES.get(name)
+        if old is not None and not getattr(old.build, "user_defined", False):
+            raise strategy_error(name, "a built-in strategy has this name; pick another name")
+        STRATEGIES[name] = strategy
+    return strategy
+
+
+def _probe_score(name, score, inputs, defaults):
+    """Run ``score`` on synthetic prices (6 assets, one listed late, 300 bars) at a few
+    bars: an error names the strategy and what went wrong."""
+    rng = np.random.default_rng(0)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, (6, 300)), axis=1))
+    close[5, :50] = np.nan
+    series = {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+              "volume": np.where(np.isnan(close), np.nan, 1e6)}
+    for r in (0, 49, 120, 299):
+        views = [series[x][:, :r + 1].copy() for x in inputs]
+        for v in views:
+            v.flags.writeable = False
+        try:
+            checked_scores(score, views, tuple(defaults), 6, r)
+        except Exception as exc:  # noqa: BLE001 - the probe reports whatever failed
+            raise strategy_error(name, f"the probe (6 synthetic assets, 300 bars) failed: "
+                                       f"{type(exc).__name__}: {exc}") from exc
 
 
 def _check_name(name, doc):

@@ -124,30 +124,83 @@ def _factor_rows(bundle, bars, values):
     return np.ascontiguousarray(-rows if values["ascending"] else rows)
 
 
-def _rank_strategy(name, score_params, score_names, score_rows, doc, settings=()):
+def rank_strategy(name, score_params, score_rows, doc, settings=()):
+    """A rank Strategy: its score's own Params, then RANK_PARAMS; ``score_rows(bundle,
+    bars, values)`` writes the score bank (see RankSource)."""
+    score_names = tuple(p.name for p in score_params)
+    if "vol_window" in score_names:  # low_volatility_rank: its window is the rank one
+        score_params = ()
+
     def build(bundle, values):
         return RankSource(bundle, values, score_names, score_rows)
-    return register(Strategy(name=name, params=score_params + RANK_PARAMS, build=build,
-                             doc=doc, score_params=score_names, settings=settings))
+    return Strategy(name=name, params=score_params + RANK_PARAMS, build=build, doc=doc,
+                    score_params=score_names, settings=settings)
+
+
+def user_score_rows(score, inputs, names):
+    """The score bank writer of a user score function (custom.define_rank_strategy): one
+    call per distinct parameter combination and rebalance bar ``r``, given read-only
+    views of the ``inputs`` series up to ``r`` (it cannot read a later bar)."""
+    def rows(bundle, bars, values):
+        axes = np.meshgrid(*(np.atleast_1d(values[n]) for n in names), indexing="ij")
+        combos = list(zip(*(a.ravel().tolist() for a in axes))) if names else [()]
+        series = [getattr(bundle, x) for x in inputs]
+        out = np.empty((len(combos), bars.size, bundle.n_assets))
+        for j, params in enumerate(combos):
+            for k, r in enumerate(bars.tolist()):
+                out[j, k] = checked_scores(score, _views(series, r), params,
+                                           bundle.n_assets, r)
+        return out
+    return rows
+
+
+def _views(series, r):
+    views = []
+    for x in series:
+        v = x[:, :r + 1]
+        v.flags.writeable = False
+        views.append(v)
+    return views
+
+
+def checked_scores(score, views, params, n_assets, r):
+    """``score(*views, *params)`` checked: a float array of ``n_assets`` finite or NaN
+    values; ValueError naming the bar and the parameters otherwise."""
+    got = score(*views, *params)
+    where = f"at bar {r} with parameters {params}"
+    if not isinstance(got, np.ndarray) or got.shape != (n_assets,):
+        raise ValueError(f"score function {getattr(score, '__name__', score)} returned "
+                         f"{type(got).__name__} {getattr(got, 'shape', '')} {where}; it must "
+                         f"return a float array of one score per asset ({n_assets},)")
+    got = got.astype(np.float64, copy=False)
+    if np.isinf(got).any():
+        raise ValueError(f"score function {getattr(score, '__name__', score)} returned an "
+                         f"infinite score {where} (asset {int(np.argmax(np.isinf(got)))}); "
+                         "return NaN for an asset that is not eligible")
+    return got
+
+
+def _rank_strategy(name, score_params, score_rows, doc, settings=()):
+    return register(rank_strategy(name, score_params, score_rows, doc, settings))
 
 
 _rank_strategy(
     "momentum_rank",
     (Param("lookback", "window", 252, "return measured over this many bars"),
      Param("skip", "count", 0, "most recent bars left out of the return")),
-    ("lookback", "skip"), _momentum_rows(1.0, "skip"),
+    _momentum_rows(1.0, "skip"),
     "Holds the top_n assets by momentum close[i-skip]/close[i-skip-lookback] - 1 (and "
     "shorts the bottom_n), rebalanced on a schedule.")
 
 _rank_strategy(
     "reversal_rank",
     (Param("lookback", "window", 21, "return measured over this many bars"),),
-    ("lookback",), _momentum_rows(-1.0, None),
+    _momentum_rows(-1.0, None),
     "Holds the top_n assets by reversal: minus the return close[i]/close[i-lookback] - 1 "
     "(the biggest losers first).")
 
 _rank_strategy(
-    "factor_rank", (), (), _factor_rows,
+    "factor_rank", (), _factor_rows,
     "Holds the top_n assets by a factor column loaded with the data (sb.load(..., "
     "factors=[...])): the highest values, or with ascending=True the lowest; NaN is not "
     "eligible. factor= names the column (not swept).",
@@ -155,7 +208,7 @@ _rank_strategy(
 
 _rank_strategy(
     "low_volatility_rank",
-    (), ("vol_window",), _low_volatility_rows,
+    (RANK_PARAMS[-1],), _low_volatility_rows,
     "Holds the top_n assets with the lowest volatility (sample std of the vol_window "
     "returns ending at the rebalance bar).")
 
