@@ -56,3 +56,36 @@ def test_reference_matches_vectorbt_target_percent(seed, top_n, bottom_n, costs)
     np.testing.assert_allclose(np.array(ref["units"]).T, pf.assets().values, rtol=1e-9,
                                atol=1e-9)
     assert len(ref["rebalances"]) >= 10
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("top_n, bottom_n, costs", CASES)
+def test_sweepbt_matches_vectorbt_target_percent(seed, top_n, bottom_n, costs):
+    """sb.backtest of momentum_rank at fill="close" against vectorbt given its targets."""
+    import sweepbt as sb
+
+    rng = np.random.default_rng(91_000 + seed)
+    n_assets, n = 5, 150
+    o, h, lo, c = random_ohlc(rng, n, n_assets)
+    days = pd.date_range("2000-01-03", periods=n)
+    data = sb.Bundle.from_arrays(o, h, lo, c, timestamps=days.values)
+    bt = sb.backtest(data, "momentum_rank", lookback=int(rng.integers(2, 20)), top_n=top_n,
+                     bottom_n=bottom_n, rebalance=10, fill="close", **costs)
+    size = np.full((n, n_assets), NAN)
+    rebalance_bars = np.arange(9, n - 1, 10)
+    size[rebalance_bars] = 0.0
+    holdings = bt.holdings
+    bar_of = {t: i for i, t in enumerate(days.values.astype("datetime64[ns]").astype(np.int64))}
+    for t, symbol, w in zip(holdings["rebalance"].cast("int64").to_pylist(),
+                            holdings["symbol"].to_pylist(), holdings["weight"].to_pylist()):
+        size[bar_of[t], data.symbols.index(symbol)] = w
+    pf = vbt.Portfolio.from_orders(
+        pd.DataFrame(c.T, index=days), size=pd.DataFrame(size, index=days),
+        size_type=SizeType.TargetPercent, direction="both" if bottom_n else "longonly",
+        init_cash=10_000.0, group_by=True, cash_sharing=True, call_seq="auto",
+        fees=costs.get("fees", 0.0), fixed_fees=costs.get("fixed_fees", 0.0),
+        slippage=costs.get("slippage", 0.0), freq="1D")
+    np.testing.assert_allclose(bt.equity, pf.value().values, rtol=1e-9)
+    np.testing.assert_allclose(bt.units.T, pf.assets().values, rtol=1e-9, atol=1e-9)
+    assert bt.stats["total_return"][0].as_py() == pytest.approx(
+        pf.total_return(), rel=1e-9)
