@@ -217,3 +217,26 @@ def test_a_user_strategy_no_file_defines_is_refused_clearly(data, client):
     with pytest.raises(ValueError, match="strategy 'local_only': scheduler= sends a user "
                                          "strategy to the workers as its file"):
         sb.sweep(data, local_only, w=[5, 6], scheduler=client)
+
+
+def test_distributed_rank_sweeps_equal_the_local_ones(data, client, small_chunks):
+    """Built-in and file rank strategies (and a factor column) run on the workers."""
+    grid = dict(lookback=[21, 63, 126], top_n=[2, 3], rebalance=["M", "Q", 21],
+                stop_loss=[None, 0.1])
+    local = sb.sweep(data, "momentum_rank", **grid)
+    remote = sb.sweep(data, "momentum_rank", scheduler=client, **grid)
+    assert_same_rows(remote.table, local.table)
+    spec = os.path.join(os.path.dirname(__file__), "..", "examples",
+                        "trend_quality.py:trend_quality")
+    local = sb.sweep(data, spec, lookback=[21, 63], top_n=[2, 3], rebalance=["M", "Q"])
+    remote = sb.sweep(data, spec, lookback=[21, 63], top_n=[2, 3], rebalance=["M", "Q"],
+                      scheduler=client)
+    assert_same_rows(remote.table, local.table)
+    pe = np.random.default_rng(0).normal(15.0, 4.0, data.close.shape)
+    with_pe = sb.Bundle.from_arrays(data.open, data.high, data.low, data.close,
+                                    timestamps=data.timestamps, symbols=data.symbols,
+                                    factors={"pe": pe})
+    local = sb.sweep(with_pe, "factor_rank", factor="pe", top_n=[2, 3], rebalance=["M", 21])
+    remote = sb.sweep(with_pe, "factor_rank", factor="pe", top_n=[2, 3], rebalance=["M", 21],
+                      scheduler=client)
+    assert_same_rows(remote.table, local.table)

@@ -345,3 +345,12 @@ def test_the_cli_runs_a_rank_strategy_file():
         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "top 8 of 8 combos by sharpe (one portfolio)" in out.stdout
+
+
+def test_a_heatmap_over_the_words():
+    pytest.importorskip("matplotlib")
+    res = sb.sweep(ragged_bundle(8)[0], "momentum_rank", lookback=[5, 20], top_n=[1, 2],
+                   rebalance=["W", "M", 9])
+    fig = sb.plot.heatmap(res, "rebalance", "top_n", metric="turnover")
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert sorted(labels) == ["9", "M", "W"]

@@ -99,9 +99,15 @@ def assert_same(got, expected, what, rtol=REL):
 def test_the_case_table_covers_exactly_the_builtins():
     """The built-ins are what sb.STRATEGIES holds right after ``import sweepbt`` (tests
     register strategies of their own): run in a fresh interpreter."""
-    fresh = subprocess.run([sys.executable, "-c", "import sweepbt; print(*sweepbt.STRATEGIES)"],
-                           capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(CASES) == sorted(fresh)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import sweepbt as sb; print(*sb.STRATEGIES, sep=' ')\n"
+         "print(*(n for n, s in sb.STRATEGIES.items() if s.is_rank), sep=' ')"],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    every, rank = fresh[0].split(), fresh[1].split()
+    # the rank strategies are checked against their own reference in tests/test_rank.py
+    assert sorted(rank) == ["factor_rank", "low_volatility_rank", "momentum_rank",
+                            "reversal_rank"]
+    assert sorted(CASES) == sorted(set(every) - set(rank))
     for name, case in CASES.items():
         names = set(sb.STRATEGIES[name].param_names)
         assert case.name == name

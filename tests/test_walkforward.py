@@ -239,13 +239,26 @@ def test_no_look_ahead_any_strategy(data, strategy):
     """Every registered strategy's indicators are causal, so no walk-forward window reads
     bars after its test span (with its default parameters and a risk-rule grid)."""
     kwargs = dict(train=150, test=100, stop_loss=[None, 0.03], take_profit=[None, 0.06])
+    factors = {}
+    if sb.STRATEGIES[strategy].is_rank:  # one of the 3 assets, ranked by a random factor
+        kwargs.update(top_n=1, rebalance=["W", 15])
+        factors = {"pe": np.random.default_rng(6).normal(15.0, 4.0, data.close.shape)}
+        if strategy == "factor_rank":
+            kwargs["factor"] = "pe"
+    data = sb.Bundle.from_arrays(data.open, data.high, data.low, data.close,
+                                 timestamps=data.timestamps, symbols=data.symbols,
+                                 factors=factors)
     wf = sb.walk_forward(data, strategy, **kwargs)
     cut = wf.spans[2][3]
     arrays = [getattr(data, f).copy() for f in ("open", "high", "low", "close")]
     factor = np.exp(np.cumsum(np.random.default_rng(5).normal(0, 0.03, data.n_bars - cut)))
     for x in arrays:
         x[:, cut:] *= factor
-    changed = sb.Bundle.from_arrays(*arrays, timestamps=data.timestamps, symbols=data.symbols)
+    later = {k: v.copy() for k, v in factors.items()}
+    for v in later.values():
+        v[:, cut:] = np.random.default_rng(7).normal(15.0, 4.0, v[:, cut:].shape)
+    changed = sb.Bundle.from_arrays(*arrays, timestamps=data.timestamps, symbols=data.symbols,
+                                    factors=later)
     other = sb.walk_forward(changed, strategy, **kwargs)
     a = wf.windows.slice(0, 3).to_pylist()
     b = other.windows.slice(0, 3).to_pylist()

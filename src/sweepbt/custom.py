@@ -205,12 +205,12 @@ def define_rank_strategy(name, *, score, params=None, inputs=("close",), doc="",
     strategy = rank_strategy(
         name, _params(name, declared, param_docs), user_score_rows(score, inputs, names),
         doc or f"custom rank strategy {name} ({qualname(score)})")
-    strategy.build.user_defined = True
+    strategy.build.user_score = score  # marks it user-written; finds its file (Dask)
     if check:
         _probe_score(name, score, inputs, [p.default for p in declared])
     if register:
         old = STRATEGIES.get(name)
-        if old is not None and not getattr(old.build, "user_defined", False):
+        if old is not None and getattr(old.build, "user_score", None) is None:
             raise strategy_error(name, "a built-in strategy has this name; pick another name")
         STRATEGIES[name] = strategy
     return strategy

@@ -234,12 +234,17 @@ def _write_bytes(path, content):
 
 def strategy_source(strategy):
     """The :class:`StrategySource` of a user ``strategy`` (found as a module attribute of
-    the file that defines its ``indicators`` function), or None: a built-in strategy, or
+    the file that defines its ``indicators`` function, or a rank strategy's ``score``), or
+    None: a built-in strategy, or
     one no file names (defined in a function or an interactive session)."""
     build = getattr(strategy, "build", None)
-    if not isinstance(build, CustomBuild):
+    if isinstance(build, CustomBuild):
+        user_function = build.spec.indicators
+    elif getattr(build, "user_score", None) is not None:  # custom.define_rank_strategy
+        user_function = build.user_score
+    else:
         return None
-    module = sys.modules.get(build.spec.indicators.py_func.__module__)
+    module = sys.modules.get(user_function.py_func.__module__)
     path = getattr(module, "__file__", None)
     if not isinstance(path, str) or not os.path.isfile(path):
         return None

@@ -94,7 +94,8 @@ def detach(runner):
     ``run_chunk``); ValueError for a user strategy that no file defines."""
     strategy = runner.strategy
     source = strategy_source(strategy)
-    if source is None and hasattr(strategy.build, "spec"):
+    if source is None and (hasattr(strategy.build, "spec")
+                           or hasattr(strategy.build, "user_score")):
         raise ValueError(f"strategy {strategy.name!r}: scheduler= sends a user strategy to "
                          "the workers as its file, and no file defines this one; define it "
                          "at module level in a .py file (docs/distributed.md)")

@@ -18,7 +18,7 @@ import io
 import numpy as np
 
 from sweepbt.backtest_stats import buy_and_hold, drawdown as drawdown_curve
-from sweepbt.params import is_null
+from sweepbt.params import CHOICE_PARAMS, decode_choice, is_null
 from sweepbt.vocabulary import metric_index
 
 __all__ = ["MAX_POINTS", "distribution", "drawdown", "equity", "equity_curve", "equity_curves",
@@ -207,6 +207,8 @@ def trades(result, asset=0):
 
 def _labels(name, values):
     off = is_null(name, values)
+    if name in CHOICE_PARAMS:  # a rank strategy's words: "M", "inverse_vol", 21
+        return [str(decode_choice(name, v)) for v in values]
     return ["off" if off is not None and off[i] else f"{v:g}" for i, v in enumerate(values)]
 
 
