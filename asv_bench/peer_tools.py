@@ -12,11 +12,14 @@ def maxrss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def best_of(fn, repeats):
-    """(best seconds, every run's seconds, the last result) of ``repeats`` calls of ``fn``."""
+def best_of(fn, repeats, before=None):
+    """(best seconds, every run's seconds, the last result) of ``repeats`` calls of ``fn``;
+    ``before()``, when given, runs ahead of each call, outside the timing."""
     times = []
     out = None
     for _ in range(repeats):
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
