@@ -478,13 +478,8 @@ def main_parent(args):
     print("of the engine's own subprocess; increase = peak minus RSS after imports + data.")
 
     for size in sizes:
-        if size == "P":
-            report["sizes"][size] = portfolio_section(args.quick)
-            continue
-        if size in ("R", "RS"):
-            report["sizes"][size] = (
-                peers_rank.rank_section(run_child, print_table, args.quick, RTOL)
-                if size == "R" else peers_rank.scale_section(run_child, print_table, args.quick))
+        if size in SECTIONS:  # the portfolio workloads, each with its own section
+            report["sizes"][size] = SECTIONS[size](args.quick)
             continue
         n_assets, n_bars = common.SHAPES[size]
         print()
@@ -590,6 +585,11 @@ def portfolio_section(quick):
                               "n_mismatches": len(chk["mismatches"])}
         entry["ratio"] = vbt["time_s"] / ref["time_s"]
     return entry
+
+
+SECTIONS = {"P": portfolio_section,
+            "R": lambda quick: peers_rank.rank_section(run_child, print_table, quick, RTOL),
+            "RS": lambda quick: peers_rank.scale_section(run_child, print_table, quick)}
 
 
 def main(argv=None):
