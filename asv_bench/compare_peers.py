@@ -20,6 +20,7 @@ a relative 1e-9 and ``n_trades`` exactly (both count a final open trade).
 Usage::
 
     python asv_bench/compare_peers.py                # sizes S, L and P (portfolios)
+    python asv_bench/compare_peers.py --sizes R,RS   # rank portfolios vs vectorbt; scale case
     python asv_bench/compare_peers.py --quick        # fewer repeats, smaller backtesting.py slice
     python asv_bench/compare_peers.py --sizes S --json out.json
 """
@@ -42,7 +43,9 @@ sys.path.insert(0, HERE)
 
 from benchmarks import common  # noqa: E402
 import peers_portfolio  # noqa: E402
-from peer_tools import best_of as _best_of, maxrss_mib as _maxrss_mib, tiled_crossings  # noqa: E402,E501
+import peers_rank  # noqa: E402
+from peer_tools import (best_of as _best_of, maxrss_mib as _maxrss_mib,  # noqa: E402
+                        run_and_table, tiled_crossings)
 
 RTOL = 1e-9
 TARGET_L = 600e6  # bar-evaluations per second, the issue's target for size L
@@ -301,7 +304,9 @@ ENGINES = {"sweepbt": engine_sweepbt, "sweepbt1": lambda s, q: engine_sweepbt(s,
            "sweepbt_nostops": lambda s, q: engine_sweepbt(s, q, no_stops=True),
            "vectorbt": engine_vectorbt, "backtesting": engine_backtesting,
            "sweepbt_portfolio": peers_portfolio.engine_sweepbt,
-           "vectorbt_portfolio": peers_portfolio.engine_vectorbt}
+           "vectorbt_portfolio": peers_portfolio.engine_vectorbt,
+           "sweepbt_rank": peers_rank.engine_sweepbt, "vectorbt_rank": peers_rank.engine_vectorbt,
+           "sweepbt_rank_scale": peers_rank.engine_sweepbt_scale}
 
 
 # ----------------------------------------------------------------------------------------
@@ -451,8 +456,8 @@ def print_table(rows, ref_time):
 def main_parent(args):
     sizes = [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
     for s in sizes:
-        if s not in ("S", "L", "P"):
-            sys.exit(f"--sizes takes S, L and/or P, got {s!r}")
+        if s not in ("S", "L", "P", "R", "RS"):
+            sys.exit(f"--sizes takes S, L, P, R and/or RS, got {s!r}")
     t_start = time.perf_counter()
     machine = machine_description()
     report = {"machine": machine, "quick": args.quick, "sizes": {}}
@@ -473,8 +478,8 @@ def main_parent(args):
     print("of the engine's own subprocess; increase = peak minus RSS after imports + data.")
 
     for size in sizes:
-        if size == "P":
-            report["sizes"][size] = portfolio_section(args.quick)
+        if size in SECTIONS:  # the portfolio workloads, each with its own section
+            report["sizes"][size] = SECTIONS[size](args.quick)
             continue
         n_assets, n_bars = common.SHAPES[size]
         print()
@@ -556,18 +561,15 @@ def portfolio_section(quick):
           f"balance: {n:,} combos (90 fast/slow x SL {{none, 5, 10}}% x size {{0.125, "
           f"0.25}} x max_positions {{none, 4}}), {common.portfolio_bar_evaluations() / 1e6:,.1f}"
           " M asset-bar evaluations; no fees")
-    rows = [run_child(e, "P", quick) for e in ("sweepbt_portfolio", "vectorbt_portfolio")]
-    ref, vbt = rows
-    if "error" in ref:
-        print_table(rows, 1.0)
+    rows, entry = run_and_table(run_child, print_table,
+                                ("sweepbt_portfolio", "vectorbt_portfolio"), "P", quick)
+    if entry is None:
         return {"rows": rows}
-    print_table(rows, ref["time_s"])
+    ref, vbt = rows
     print("  vectorbt: one cash-sharing group per combo (group_by, cash_sharing=True, "
           "call_seq='auto'),")
     print("  value sizing (size x init_cash); no position cap, so the max_positions=4 "
           "half repeats the other")
-    entry = {"rows": [{k: v for k, v in r.items() if k != "rows"} for r in rows],
-             "throughput": ref["bar_evaluations"] / ref["time_s"]}
     if "error" not in vbt:
         chk = peers_portfolio.check_agreement(ref, vbt, RTOL)
         ok = not chk["mismatches"] and not chk["missing"]
@@ -585,12 +587,18 @@ def portfolio_section(quick):
     return entry
 
 
+SECTIONS = {"P": portfolio_section,
+            "R": lambda quick: peers_rank.rank_section(run_child, print_table, quick, RTOL),
+            "RS": lambda quick: peers_rank.scale_section(run_child, print_table, quick)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="fewer timing repeats and a smaller backtesting.py slice")
     p.add_argument("--sizes", default="S,L,P",
-                   help="comma-separated sizes to run: S, L, P (portfolios)")
+                   help="comma-separated sizes to run: S, L, P (portfolios), R (rank "
+                   "portfolios), RS (the rank scale case, sweepbt only)")
     p.add_argument("--json", help="also write every figure to this JSON file")
     p.add_argument("--engine", choices=sorted(ENGINES), help=argparse.SUPPRESS)
     p.add_argument("--size", help=argparse.SUPPRESS)

@@ -75,3 +75,33 @@ class PortfolioSweep:
         return common.portfolio_bar_evaluations() / best
 
     track_asset_bar_evaluations_per_second.unit = "asset-bar evaluations/s"
+
+
+class RankSweep:
+    """``sb.sweep`` of ``momentum_rank`` on workload R's data (100 assets x 5,040 daily bars)
+    with a reduced grid, ``common.RANK_ASV_GRID``: lookbacks {63, 126, 189, 252} x top_n
+    {5, 10, 20} x rebalance {W, M, Q} x stop_loss {none, 10 %} = 72 rank-and-rebalance
+    portfolios (36 M asset-bar evaluations), end to end. The full workload R (216) runs in
+    ``compare_peers.py --sizes R``."""
+
+    timeout = 600
+
+    def setup(self):
+        common.warm_rank_kernels()
+        self.bundle = common.gbm_bundle(*common.RANK_SHAPE)
+
+    def time_sweep(self):
+        common.run_rank_sweep(self.bundle, common.RANK_ASV_GRID)
+
+    def peakmem_sweep(self):
+        common.run_rank_sweep(self.bundle, common.RANK_ASV_GRID)
+
+    def track_asset_bar_evaluations_per_second(self):
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            common.run_rank_sweep(self.bundle, common.RANK_ASV_GRID)
+            best = min(best, time.perf_counter() - t0)
+        return common.rank_bar_evaluations(grid=common.RANK_ASV_GRID) / best
+
+    track_asset_bar_evaluations_per_second.unit = "asset-bar evaluations/s"

@@ -20,6 +20,12 @@ XL    1 asset x 2,520 bars    fast 100 x slow 100 x 10 SL x 10 TP    1,000,000 b
 P     8 assets x 6,300 bars   fast/slow as S, SL {none, 5, 10}% x    1,080
                               size {0.125, 0.25} x max_positions     portfolios
                               {none, 4}; portfolio=True, no fees
+R     100 assets x 5040 bars  momentum_rank lookback 21..252/21 x    216
+                              top_n {5, 10, 20} x rebalance {W, M,   portfolios
+                              Q} x SL {none, 10}%; next-open fills
+RS    500 assets x 5040 bars  momentum_rank lookback 10..250/10 x    1,000
+                              top_n {5, 10, 20, 30, 50} x rebalance  portfolios
+                              {W, M, Q, Y} x SL {none, 10}%
 ====  ======================  =====================================  ===========
 """
 
@@ -59,6 +65,20 @@ PORTFOLIO_SHAPE = (8, 6300)
 PORTFOLIO_GRID = {"fast": FAST_S, "slow": SLOW_S, "stop_loss": [None, 0.05, 0.10],
                   "size": [0.125, 0.25], "max_positions": [None, 4]}
 PORTFOLIO_FIXED = {"fill": "close", "constraint": "fast < slow", "portfolio": True}
+
+#: workload R: rank-and-rebalance portfolios (``momentum_rank``, equal weights, one cash
+#: balance per combo, orders at the next open, no fees) on 100 assets x 5,040 daily bars
+#: (20 years): 12 lookbacks x 3 top_n x 3 schedules x 2 stop-losses = 216 portfolios
+RANK_SHAPE = (100, 5040)
+RANK_GRID = {"lookback": list(range(21, 253, 21)), "top_n": [5, 10, 20],
+             "rebalance": ["W", "M", "Q"], "stop_loss": [None, 0.10]}
+#: the rank scale case: 500 assets x 5,040 bars, 25 lookbacks x 5 top_n x 4 schedules x
+#: 2 stop-losses = 1,000 portfolios
+RANK_SCALE_SHAPE = (500, 5040)
+RANK_SCALE_GRID = {"lookback": list(range(10, 251, 10)), "top_n": [5, 10, 20, 30, 50],
+                   "rebalance": ["W", "M", "Q", "Y"], "stop_loss": [None, 0.10]}
+#: the reduced workload R of asv: R's data, lookbacks {63, 126, 189, 252} (72 portfolios)
+RANK_ASV_GRID = {**RANK_GRID, "lookback": [63, 126, 189, 252]}
 
 #: a tiny sweep that compiles (or loads from the cache) every kernel a sweep uses
 TINY_GRID = {"fast": [3, 5], "slow": [8, 12], "stop_loss": [0.05, None],
@@ -186,6 +206,40 @@ def run_portfolio_sweep(bundle, **kwargs):
     import sweepbt as sb
 
     return sb.sweep(bundle, "sma_cross", **{**PORTFOLIO_GRID, **PORTFOLIO_FIXED, **kwargs})
+
+
+def n_rank_combos(grid=None):
+    """The number of portfolios of a rank grid (every axis crossed, no constraint)."""
+    g = RANK_GRID if grid is None else grid
+    n = 1
+    for values in g.values():
+        n *= len(values)
+    return n
+
+
+def rank_bar_evaluations(shape=None, grid=None):
+    """Asset-bar evaluations of a rank sweep: portfolios x assets x bars."""
+    n_assets, n_bars = RANK_SHAPE if shape is None else shape
+    return n_rank_combos(grid) * n_assets * n_bars
+
+
+def run_rank_sweep(bundle, grid=None, **kwargs):
+    """``sb.sweep`` of ``momentum_rank`` over ``grid`` (default :data:`RANK_GRID`)."""
+    import sweepbt as sb
+
+    return sb.sweep(bundle, "momentum_rank", **{**(RANK_GRID if grid is None else grid),
+                                                **kwargs})
+
+
+def warm_rank_kernels():
+    """Compile (or load from numba's cache) the rank kernels on a tiny problem."""
+    import sweepbt as sb
+
+    bundle = gbm_bundle(6, 300, seed=1)
+    for fill in ("next_open", "close"):
+        sb.sweep(bundle, "momentum_rank", lookback=[5, 10], top_n=[2], rebalance=["W", "M"],
+                 stop_loss=[None, 0.1], fill=fill)
+    return bundle
 
 
 def warm_kernels():
