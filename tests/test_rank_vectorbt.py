@@ -31,6 +31,16 @@ CASES = [  # (top_n, bottom_n, costs)
 ]
 
 
+def target_percent(close, size, days, bottom_n, costs):
+    """vectorbt's rebalance to the target weights ``size`` (NaN: no order), one group."""
+    return vbt.Portfolio.from_orders(
+        pd.DataFrame(close.T, index=days), size=pd.DataFrame(size, index=days),
+        size_type=SizeType.TargetPercent, direction="both" if bottom_n else "longonly",
+        init_cash=10_000.0, group_by=True, cash_sharing=True, call_seq="auto",
+        fees=costs.get("fees", 0.0), fixed_fees=costs.get("fixed_fees", 0.0),
+        slippage=costs.get("slippage", 0.0), freq="1D")
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("top_n, bottom_n, costs", CASES)
 def test_reference_matches_vectorbt_target_percent(seed, top_n, bottom_n, costs):
@@ -46,12 +56,7 @@ def test_reference_matches_vectorbt_target_percent(seed, top_n, bottom_n, costs)
     for rec in ref["rebalances"]:
         size[rec["bar"]] = rec["weights"]
     days = pd.date_range("2000-01-03", periods=n)
-    pf = vbt.Portfolio.from_orders(
-        pd.DataFrame(c.T, index=days), size=pd.DataFrame(size, index=days),
-        size_type=SizeType.TargetPercent, direction="both" if bottom_n else "longonly",
-        init_cash=10_000.0, group_by=True, cash_sharing=True, call_seq="auto",
-        fees=costs.get("fees", 0.0), fixed_fees=costs.get("fixed_fees", 0.0),
-        slippage=costs.get("slippage", 0.0), freq="1D")
+    pf = target_percent(c, size, days, bottom_n, costs)
     np.testing.assert_allclose(ref["equity"], pf.value().values, rtol=1e-9)
     np.testing.assert_allclose(np.array(ref["units"]).T, pf.assets().values, rtol=1e-9,
                                atol=1e-9)
@@ -79,12 +84,7 @@ def test_sweepbt_matches_vectorbt_target_percent(seed, top_n, bottom_n, costs):
     for t, symbol, w in zip(holdings["rebalance"].cast("int64").to_pylist(),
                             holdings["symbol"].to_pylist(), holdings["weight"].to_pylist()):
         size[bar_of[t], data.symbols.index(symbol)] = w
-    pf = vbt.Portfolio.from_orders(
-        pd.DataFrame(c.T, index=days), size=pd.DataFrame(size, index=days),
-        size_type=SizeType.TargetPercent, direction="both" if bottom_n else "longonly",
-        init_cash=10_000.0, group_by=True, cash_sharing=True, call_seq="auto",
-        fees=costs.get("fees", 0.0), fixed_fees=costs.get("fixed_fees", 0.0),
-        slippage=costs.get("slippage", 0.0), freq="1D")
+    pf = target_percent(c, size, days, bottom_n, costs)
     np.testing.assert_allclose(bt.equity, pf.value().values, rtol=1e-9)
     np.testing.assert_allclose(bt.units.T, pf.assets().values, rtol=1e-9, atol=1e-9)
     assert bt.stats["total_return"][0].as_py() == pytest.approx(
