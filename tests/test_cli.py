@@ -462,7 +462,12 @@ def test_keyboard_interrupt_exits_130_without_output(tmp_path, flag, delay):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "sweepbt: interrupted"
     assert "Traceback" not in err
-    assert os.listdir(tmp_path) == []
+    if flag == "--out-dir" and os.path.exists(out_file):  # a chunk finished: kept to resume
+        assert sorted(os.listdir(out_file)) == ["_manifest.json", "_partial"]
+        assert os.listdir(out_file / "_partial")
+        assert f"kept in {out_file}; run the same command with --resume" in err
+    else:  # no output, no empty folder
+        assert os.listdir(tmp_path) == []
 
 
 # ----------------------------------------------------------------------------------------

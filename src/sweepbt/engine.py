@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
 from sweepbt.executors import Dask, InProcess
@@ -255,10 +256,11 @@ def _run(plan, ids, sinks, executor, out, n_backtests, progress):
     bar = ProgressBar(n_backtests) if progress else None
     folder, before = None, 0
     try:
-        # inside the try: an interrupt right after the folder is made is reported
         chunks = plan.chunks(ids)
         if out[0] is not None:
-            folder = OutDir.open(out[0], plan, ids, out[1])
+            with DeferredInterrupt() as held:  # made and named as one step: a Ctrl-C or
+                folder = OutDir.open(out[0], plan, ids, out[1])  # SIGTERM lands after
+            held.check()  # ... and the finally below removes the new, empty folder
             before = folder.replay(plan, sinks)
             n_missing, chunks = folder.missing_chunks(plan, ids)
             chunks = chunks if n_missing else None  # a finished folder: nothing runs
