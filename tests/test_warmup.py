@@ -68,7 +68,8 @@ def test_watch_measures_and_announces_once():
             assert twice(np.int64(3)) == 6
         assert twice(np.int64(4)) == 8  # compiled already: no event
     assert len(told) == 1 and told[0] == _compiling.SMALL_SECONDS  # sweep_metrics is cached
-    assert outer.compiled == inner.compiled == ["twice"]
+    assert outer.compiled == inner.compiled == [
+        f"{__name__}.test_watch_measures_and_announces_once.<locals>.twice"]
     assert outer.seconds == inner.seconds > 0
     assert _compiling.message(41.4) == "compiling kernels (first run only, about 41 s)"
     assert _compiling.kernels_for(True, False, ("metrics", "record")) == (

@@ -8,7 +8,7 @@ event; :class:`watch` listens to them while a run executes:
 * ``seconds``: the time spent compiling (outermost compilations only, so a kernel that
   compiles its helpers is counted once), which the results report apart from the run time
   so that throughput is the warm figure;
-* ``compiled``: the names of the functions compiled;
+* ``compiled``: the functions compiled (``module.qualname``, numba's own helpers too);
 * ``announce``: called once, with :func:`estimate`'s seconds, when the first compilation
   starts (the CLI and ``progress=True`` print :func:`message` then). Only the outermost
   watch with an ``announce`` announces: a CLI command around ``sb.sweep`` prints one line.
@@ -105,7 +105,8 @@ class _Listener(event.Listener):
     def on_end(self, ev):
         global _depth
         dispatcher = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
-        name = getattr(getattr(dispatcher, "py_func", None), "__name__", "?")
+        func = getattr(dispatcher, "py_func", None)
+        name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
         with _lock:
             _depth = max(_depth - 1, 0)
             took = time.perf_counter() - _started if _depth == 0 else 0.0
@@ -137,8 +138,9 @@ def _register():
 
 class watch:
     """``with watch(kernels, announce) as w:`` ... then ``w.seconds`` spent compiling and
-    ``w.compiled`` (function names). ``kernels`` names the big kernels the run uses (for
-    the estimate); ``announce(seconds)`` is called when the first compilation starts."""
+    ``w.compiled`` (``module.qualname`` of each function compiled). ``kernels`` names the
+    big kernels the run uses (for the estimate); ``announce(seconds)`` is called when the
+    first compilation starts."""
 
     def __init__(self, kernels=(), announce=None):
         self.kernels = tuple(kernels)

@@ -33,13 +33,14 @@ BUILT_IN = {
 #: assets and bars of the data warmed on (the rank strategies' default top_n is 10 assets,
 #: momentum_rank's lookback 252 bars)
 N_ASSETS, N_BARS = 10, 400
+_KERNELS = "sweepbt.kernels."
 
 
 @dataclass(frozen=True)
 class Warmup:
     """What :func:`warmup` did: ``seconds`` in all, ``compile_seconds`` of them compiling,
-    ``compiled`` the compiled functions (kernels and the helpers they inline; empty when
-    everything was cached already) and ``runs`` the (strategy, mode) pairs run."""
+    ``compiled`` the names of the sweepbt kernels and helpers compiled (empty when
+    everything was cached already) and ``runs`` the strategy (and mode) of each run."""
 
     seconds: float
     compile_seconds: float
@@ -50,10 +51,11 @@ class Warmup:
         if not self.compiled:
             return (f"every kernel was already compiled or cached: {len(self.runs)} warm-up "
                     f"runs in {self.seconds:.1f} s")
-        kernels = len({n for n in self.compiled if not n.startswith("_")})
-        return (f"compiled {len(self.compiled)} functions ({kernels} kernels and their "
-                f"helpers) in {self.compile_seconds:.1f} s; {len(self.runs)} warm-up runs in "
-                f"{self.seconds:.1f} s")
+        public = sorted({n for n in self.compiled
+                         if not n.rpartition(".")[2].startswith("_")})
+        return (f"compiled {len(self.compiled)} functions in {self.compile_seconds:.1f} s "
+                f"({len(public)} kernels: {', '.join(public)}, and their helpers); "
+                f"{len(self.runs)} warm-up runs in {self.seconds:.1f} s")
 
 
 def warmup_data():
@@ -90,7 +92,8 @@ def warmup(announce=None) -> Warmup:
                 _run(data, name, extra, portfolio)
                 runs.append(label)
     return Warmup(seconds=time.perf_counter() - t0, compile_seconds=compiling.seconds,
-                  compiled=tuple(compiling.compiled), runs=tuple(runs))
+                  compiled=tuple(n[len(_KERNELS):] for n in compiling.compiled
+                                 if n.startswith(_KERNELS)), runs=tuple(runs))
 
 
 def _run(data, name, extra, portfolio):
