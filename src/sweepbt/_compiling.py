@@ -27,12 +27,12 @@ from numba.core import event
 
 from sweepbt import kernels
 
-#: about how many seconds each big kernel takes to compile cold, measured on a 2-core
-#: machine shared with other work (load average about 3); its helpers are included
+#: about how many seconds each big kernel takes to compile cold, helpers included (numba
+#: 0.68, one core of a 2-core Zen 4 machine at load average 1; docs/performance.md)
 COLD_SECONDS = {
-    "sweep_metrics": 25, "equity_paths": 22, "backtest_record": 22,
-    "portfolio_metrics": 75, "portfolio_equity_paths": 50, "portfolio_record": 50,
-    "rank_metrics": 145, "rank_equity_paths": 140, "rank_record": 140,
+    "sweep_metrics": 20, "equity_paths": 18, "backtest_record": 18,
+    "portfolio_metrics": 50, "portfolio_equity_paths": 35, "portfolio_record": 35,
+    "rank_metrics": 115, "rank_equity_paths": 110, "rank_record": 110,
 }
 #: the indicator and signal kernels of a strategy, together, about
 SMALL_SECONDS = 5
