@@ -9,6 +9,7 @@ compiles.
 from __future__ import annotations
 
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -93,3 +94,22 @@ def test_first_run_on_a_cold_cache_says_it_compiles(tmp_path):
     m = re.search(r"in ([\d.]+) s \(\+ (\d+) s compiling, first run only\): ", summary)
     assert m, summary
     assert int(m.group(2)) >= 1
+
+
+def test_sweep_with_progress_says_it_compiles(tmp_path, capsys, monkeypatch):
+    """A user strategy from a new file compiles (its functions and drivers, a few seconds):
+    a sweep drawing progress says so on stderr and reports the time apart."""
+    monkeypatch.setenv("SWEEPBT_CACHE_DIR", str(tmp_path / "generated"))
+    source = (pathlib.Path(__file__).parent.parent / "examples" / "zscore.py").read_text()
+    path = tmp_path / "zscore_fresh.py"
+    path.write_text(source + f"\n# {tmp_path.name}: a new file, a new compile\n")
+    zscore = sb.load_strategy(f"{path}:zscore")
+    capsys.readouterr()
+    data = sb.demo()
+    res = sb.sweep(data, zscore, lookback=[10, 20], entry_z=1.0, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"^compiling kernels \(first run only, about \d+ s\)$", err, re.M), err
+    assert res.compile_seconds > 0 and res.elapsed > 0
+    quiet = sb.sweep(data, zscore, lookback=[10, 20], entry_z=1.0, progress=False)
+    assert quiet.compile_seconds == 0.0  # compiled in this process now
+    np.testing.assert_array_equal(quiet.metrics, res.metrics)
