@@ -34,6 +34,9 @@ BUILT_IN = {
 #: momentum_rank's lookback 252 bars)
 N_ASSETS, N_BARS = 10, 400
 _KERNELS = "sweepbt.kernels."
+#: the big kernels a warm-up compiles (the record kernels reuse the equity paths' loops)
+KERNELS = tuple(k for rank, portfolio in ((True, False), (False, True), (False, False))
+                for k in kernels_for(rank, portfolio, ("metrics", "equity")))
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,10 @@ class Warmup:
         if not self.compiled:
             return (f"every kernel was already compiled or cached: {len(self.runs)} warm-up "
                     f"runs in {self.seconds:.1f} s")
-        public = sorted({n for n in self.compiled
-                         if not n.rpartition(".")[2].startswith("_")})
-        return (f"compiled {len(self.compiled)} functions in {self.compile_seconds:.1f} s "
-                f"({len(public)} kernels: {', '.join(public)}, and their helpers); "
-                f"{len(self.runs)} warm-up runs in {self.seconds:.1f} s")
+        public = {n for n in self.compiled if not n.rpartition(".")[2].startswith("_")}
+        return (f"compiled {len(self.compiled)} functions ({len(public)} kernels and their "
+                f"helpers) in {self.compile_seconds:.1f} s; {len(self.runs)} warm-up runs in "
+                f"{self.seconds:.1f} s")
 
 
 def warmup_data():
@@ -79,10 +81,7 @@ def warmup(announce=None) -> Warmup:
     t0 = time.perf_counter()
     data = warmup_data()
     runs = []
-    uses = ("metrics", "record", "equity")
-    kernels = kernels_for(True, False, uses) + kernels_for(False, True, uses) + \
-        kernels_for(False, False, uses)
-    with watch(kernels) as compiling:
+    with watch(KERNELS) as compiling:
         for name, extra in BUILT_IN.items():
             rank = STRATEGIES[name].is_rank
             for portfolio in (False,) if rank else (False, True):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import sweepbt as sb
+from sweepbt._compiling import say, watch
+from sweepbt.warming import KERNELS
 
 
 def cmd_warmup(args, out):
@@ -18,6 +20,7 @@ def cmd_warmup(args, out):
         print(f"  {label}", file=out)
         out.flush()
 
-    done = sb.warmup(tell)
+    with watch(KERNELS, say):  # on a cold cache: "compiling kernels (... about N s)"
+        done = sb.warmup(tell)
     print(done, file=out)
     return 0
