@@ -226,7 +226,8 @@ def test_default_demo_sweep():
     assert re.fullmatch(r"overfitting check, best by sharpe: deflated Sharpe 0\.\d{4} .*"
                         r"best of 1,440 unskilled trials; PSR vs 0: 0\.\d{4}\)", lines[-1])
     m = re.fullmatch(r"14,400 backtests \(1,440 combos x 10 assets\), ([\d,]+) "
-                     r"bar-evaluations in ([\d.]+) s: [\d.,]+[kMG]? bar-evaluations/s",
+                     r"bar-evaluations in ([\d.]+) s( \(\+ \d+ s compiling, first run only\))?: "
+                     r"[\d.,]+[kMG]? bar-evaluations/s",
                      summary)
     assert m, summary
     data = sb.demo()

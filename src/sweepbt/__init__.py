@@ -25,6 +25,7 @@ try:
         from sweepbt.html_report import report
         from sweepbt.strategies import STRATEGIES
         from sweepbt.walkforward import WalkForwardResult, walk_forward
+        from sweepbt.warming import Warmup, warmup
         from sweepbt import display as _display
 
         _display.show_tables_in_notebooks()  # in Jupyter: result tables draw as HTML tables
@@ -49,6 +50,7 @@ __all__ = [
     "SweepResult",
     "SweepTooLarge",
     "WalkForwardResult",
+    "Warmup",
     "backtest",
     "define_rank_strategy",
     "define_strategy",
@@ -60,5 +62,6 @@ __all__ = [
     "report",
     "sweep",
     "walk_forward",
+    "warmup",
 ]
 __version__ = "0.1.0"

@@ -117,7 +117,9 @@ def sweep_size(res):
 def _sweep_line(res):
     axes = ", ".join(res.axes)
     return (f"{res.strategy}: {sweep_size(res)}" + (f"; axes {axes}" if axes else "")
-            + f"; {res.elapsed:.2f} s")
+            + f"; {res.elapsed:.2f} s" + (f" (+ {res.compile_seconds:.0f} s compiling)"
+                                            if getattr(res, "compile_seconds", 0) >= 0.5
+                                            else ""))
 
 
 def sweep_repr(res):

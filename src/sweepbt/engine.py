@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweepbt._compiling import kernels_of, say, watch
 from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
@@ -169,7 +170,11 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     list means "rule off". ``threads`` sets the kernel thread count for this call (numba's
     default otherwise); ``progress=True`` draws a progress bar with an ETA (on a terminal's
     stderr, or in Jupyter), ``False`` never; by default it is drawn when the sweep has more
-    than ``AUTO_PROGRESS_BAR_EVALUATIONS`` bar-evaluations (a few seconds of work).
+    than ``AUTO_PROGRESS_BAR_EVALUATIONS`` bar-evaluations (a few seconds of work). With a
+    progress bar, a first run that compiles kernels says so on stderr
+    ("compiling kernels (first run only, about N s)"). The result's ``compile_seconds``
+    is that compile time, apart from ``elapsed`` (the run) and so from ``throughput``;
+    :func:`sweepbt.warmup` compiles everything ahead of time.
 
     ``sample=N`` runs N combos drawn uniformly (without replacement, reproducibly with
     ``seed``) from the constrained grid, never materializing it; all of them if the grid
@@ -207,8 +212,9 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     if progress is None:
         progress = size.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
     executor = InProcess() if scheduler is None else Dask(scheduler)
-    done, path = _run(plan, sampled_combos(plan.grid, sample, seed), [moments, keep],
-                      executor, (out, resume), size.n_backtests, progress)
+    with watch(kernels_of(plan), say if progress else None) as compiling:
+        done, path = _run(plan, sampled_combos(plan.grid, sample, seed), [moments, keep],
+                          executor, (out, resume), size.n_backtests, progress)
     kept = keep.finish() if keep is not None else None
     return SweepResult(
         bundle=plan.bundle, symbols=plan.row_symbols, strategy=plan.strategy.name,
@@ -216,9 +222,9 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
         combos=None if kept is None else kept.ids,
         param_columns=None if kept is None else kept.params,
         metrics=None if kept is None else kept.metrics,
-        elapsed=time.perf_counter() - t0,
+        elapsed=time.perf_counter() - t0 - compiling.seconds,
         bar_evaluations=done * plan.settings.bars_per_combo, path=path,
-        sharpe_moments=moments.finish(), plan=plan)
+        compile_seconds=compiling.seconds, sharpe_moments=moments.finish(), plan=plan)
 
 
 def _keeper(plan, size, top, metric, out, max_memory):

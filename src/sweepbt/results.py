@@ -292,8 +292,8 @@ class SweepResult:
 
     In memory: ``combos`` (combo ids, in grid order), ``param_columns`` (name -> one value
     per kept combo) and ``metrics``, float64 ``(len(combos) * len(symbols), N_METRICS)``,
-    combo-major: a row per asset, or one per combo for a portfolio sweep. A ``top=k`` sweep keeps only its k best combos; an ``out=`` sweep without
-    ``top`` keeps none in memory and reads its dataset at ``path`` when asked for rows.
+    combo-major: a row per asset, or one per combo for a portfolio sweep. ``top=k`` keeps the
+    k best combos; ``out=`` without ``top`` keeps none in memory (rows are read from ``path``).
     """
 
     bundle: object
@@ -307,9 +307,10 @@ class SweepResult:
     combos: np.ndarray
     param_columns: dict
     metrics: np.ndarray
-    elapsed: float
+    elapsed: float  # the run, compilation excluded
     bar_evaluations: int
     path: str = None
+    compile_seconds: float = 0.0  # compiling kernels (first run only): not in elapsed
     sharpe_moments: tuple = field(default=None, repr=False)
     #: the sweep's sweepbt.plan.Plan (data, strategy, grid, options): re-runs equity
     plan: object = field(default=None, repr=False)
@@ -322,7 +323,7 @@ class SweepResult:
 
     @property
     def throughput(self) -> float:
-        """Bar-evaluations (one bar of one backtest) per second, signal stage included."""
+        """Bar-evaluations per second, signal stage included, compilation excluded."""
         return self.bar_evaluations / self.elapsed if self.elapsed > 0 else float("nan")
 
     @property

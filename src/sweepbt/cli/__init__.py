@@ -1,5 +1,5 @@
-"""The ``sweepbt`` command line: ``sweep``, ``backtest``, ``walk-forward``, ``strategies`` and
-``demo``.
+"""The ``sweepbt`` command line: ``sweep``, ``backtest``, ``walk-forward``, ``strategies``,
+``demo`` and ``warmup``.
 
 ``sweepbt sweep --demo`` runs a default parameter grid on the packaged demo data and prints
 the best combinations; ``--data FILE`` runs on your own prices. Errors in the input are one
@@ -47,9 +47,10 @@ def _commands():
     from sweepbt.cli.strategies import cmd_strategies
     from sweepbt.cli.sweep import cmd_sweep
     from sweepbt.cli.walk_forward import cmd_walk_forward
+    from sweepbt.cli.warmup import cmd_warmup
 
     return {"sweep": cmd_sweep, "backtest": cmd_backtest, "walk-forward": cmd_walk_forward,
-            "strategies": cmd_strategies, "demo": cmd_demo}
+            "strategies": cmd_strategies, "demo": cmd_demo, "warmup": cmd_warmup}
 
 
 def _error(message):

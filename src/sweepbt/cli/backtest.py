@@ -6,8 +6,8 @@ import sweepbt as sb
 from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
-from sweepbt.cli.common import (call_options, check_int_flags, data_header, known_metrics,
-                                load_data, metric_columns, settings_line)
+from sweepbt.cli.common import (call_options, check_int_flags, compiling, data_header,
+                                known_metrics, load_data, metric_columns, settings_line)
 from sweepbt.cli.flags import risk_texts
 from sweepbt.cli.formatting import fitted_table, metric_header
 from sweepbt._format import format_times, format_value
@@ -43,7 +43,8 @@ def cmd_backtest(args, out):
                            "(use 'sweepbt sweep' for lists and ranges)")
     bundle = load_data(args)
     strategy, options = call_options(args, "backtest")
-    bt = sb.backtest(bundle, strategy, **options, **params)
+    with compiling(strategy, options, ("record",)):
+        bt = sb.backtest(bundle, strategy, **options, **params)
     checkpoint()
 
     print(data_header(bundle, args), file=out)

@@ -6,6 +6,7 @@ import contextlib
 import os
 
 import sweepbt as sb
+from sweepbt._compiling import kernels_for, say, watch
 from sweepbt.cli.flags import flagged_options, risk_texts
 from sweepbt.cli.formatting import data_line
 from sweepbt.cli.parsing import CliError, collect_params, flag_name, parse_columns, parse_values
@@ -135,6 +136,19 @@ def call_options(args, call, omit=()):
     options = {name: getattr(args, name) for name in flagged_options(call)
                if name not in omit}
     return options.pop("strategy"), options
+
+
+def compiling(strategy, options, uses):
+    """A compile watch around a command's run: "compiling kernels (first run only, about
+    N s)" on stderr when the first kernel compiles; ``.seconds`` afterwards."""
+    strat = STRATEGIES.get(strategy) if isinstance(strategy, str) else strategy
+    rank = bool(getattr(strat, "is_rank", False))
+    return watch(kernels_for(rank, bool(options.get("portfolio")), uses), say)
+
+
+def compiled_note(seconds):
+    """`` (+ 41 s compiling, first run only)`` after a run's time, or nothing."""
+    return f" (+ {seconds:.0f} s compiling, first run only)" if seconds >= 0.5 else ""
 
 
 def _thread_limit():

@@ -133,6 +133,7 @@ def build_parser():
                "--out results.parquet\n"
                "  sweepbt backtest --demo --param fast=10 --param slow=50 --stop-loss 0.05\n"
                "  sweepbt demo --out prices.parquet\n"
+               "  sweepbt warmup\n"
                "  sweepbt strategies",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sweepbt {__version__}")
@@ -154,4 +155,9 @@ def build_parser():
     sub.add_parser("strategies", help="list the registered strategies and their parameters",
                    description="List the registered strategies, their parameters and the "
                                "risk/cost options every strategy takes.")
+    sub.add_parser("warmup", help="compile every kernel ahead of time (images, CI)",
+                   description="Compile (or load from numba's disk cache) every kernel of "
+                               "every built-in strategy, per asset, portfolio and rank, so "
+                               "later runs start at once. Set NUMBA_CACHE_DIR to choose "
+                               "where the compiled code is kept.")
     return parser

@@ -10,7 +10,7 @@ import sweepbt as sb
 from sweepbt import kernels
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
-                                data_header, grid_params, known_metrics, load_data,
+                                compiled_note, compiling, data_header, grid_params, known_metrics, load_data,
                                 metric_columns, scheduler_of, settings_line)
 from sweepbt._format import format_value
 from sweepbt.cli.formatting import fitted_table, human_rate, metric_header, wrapped
@@ -86,7 +86,7 @@ def _run_sweep(args, bundle, params, constraint):
     if args.out_dir is not None:
         options["out"] = args.out_dir
     try:
-        with scheduler_of(args, options):
+        with scheduler_of(args, options), compiling(strategy, options, ("metrics",)):
             res = sb.sweep(bundle, strategy,
                            progress=(not args.no_progress) and sys.stderr.isatty(),
                            **options, **params)
@@ -160,8 +160,9 @@ def _print_summary(args, out, res, bundle):
     print(file=out)
     unit = "portfolios of" if res.fixed.get("portfolio") else "combos x"
     print(f"{res.n_backtests:,} backtests ({res.n_combos:,} {unit} {bundle.n_assets} "
-          f"assets), {res.bar_evaluations:,} bar-evaluations in {res.elapsed:.2f} s: "
-          f"{human_rate(res.throughput)} bar-evaluations/s", file=out)
+          f"assets), {res.bar_evaluations:,} bar-evaluations in {res.elapsed:.2f} s"
+          f"{compiled_note(res.compile_seconds)}: {human_rate(res.throughput)} "
+          "bar-evaluations/s", file=out)
     if args.out is not None:
         print(f"wrote {res.n_backtests:,} rows to {args.out}", file=out)
     if args.out_dir is not None:

@@ -6,7 +6,7 @@ import sweepbt as sb
 from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
-                                data_header, grid_params, load_data, scheduler_of)
+                                compiling, data_header, grid_params, load_data, scheduler_of)
 from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
                                  write_report)
 from sweepbt.cli.formatting import table_width
@@ -33,7 +33,7 @@ def cmd_walk_forward(args, out):
     out.flush()
     strategy, options = call_options(args, "walk_forward")
     options.update({name: _span(options[name]) for name in SPANS}, constraint=constraint)
-    with scheduler_of(args, options):
+    with scheduler_of(args, options), compiling(strategy, options, ("metrics", "equity")):
         wf = sb.walk_forward(bundle, strategy, **options, **params)
     checkpoint()
     print(format_walk_forward(wf, width=table_width(out)), file=out)
