@@ -321,9 +321,11 @@ def _axis_values(name, value, check):
 def drop_result_columns(strategy, params):
     """``params`` without the :data:`RESULT_COLUMNS` that are not parameters of
     ``strategy``: what ``backtest`` runs of a ``best()`` or ``table`` row passed whole. Any
-    other unknown name is left in, so a misspelt parameter still fails in build_grid."""
-    own = set(strategy.param_names)
-    return {k: v for k, v in params.items() if k not in RESULT_COLUMNS or k in own}
+    other unknown name is left in (a misspelt parameter fails in build_grid), except a
+    null (None, NaN) in a row (with ``combo``): a multi-strategy row's other parameters."""
+    own, row = {*strategy.param_names, *OPTIONS, *strategy.settings}, "combo" in params
+    return {k: v for k, v in params.items() if (k not in RESULT_COLUMNS or k in own)
+            and not (row and k not in own and (v is None or _is_nan(v)))}
 
 
 def build_grid(strategy, params, longest_span, constraint=None):
