@@ -243,3 +243,20 @@ def test_cli_backtest_takes_a_qualified_param_of_its_strategy(capsys):
             "--param", "slow=50", "--trades", "0"]
     assert cli.main(argv) == 0
     assert "strategy: sma_cross(fast=10, slow=50" in capsys.readouterr().out
+
+
+def test_backtest_and_walk_forward_take_one_strategy(data):
+    with pytest.raises(TypeError, match=r"got a list; only sweep\(\) and estimate\(\) take"):
+        sb.backtest(data, ["sma_cross", "ema_cross"])
+    with pytest.raises(TypeError, match=r"got a dict; only sweep\(\) and estimate\(\) take"):
+        sb.walk_forward(data, {"sma_cross": {}}, train=2000, test=1000)
+
+
+def test_displays_show_the_strategy(res):
+    assert repr(res).startswith("<SweepResult sma_cross, ema_cross: 16 combos x 3 assets")
+    html = res._repr_html_()
+    assert ">strategy<" in html and ">ema_cross<" in html
+    pd = pytest.importorskip("pandas")
+    frame = res.to_pandas()
+    assert frame.index.names == ["strategy", "combo", "symbol"]
+    assert isinstance(frame, pd.DataFrame) and len(frame) == res.table.num_rows

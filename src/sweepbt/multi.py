@@ -314,9 +314,9 @@ class MultiSweepResult(SweepResult):
         return out
 
     def to_pandas(self):
-        """:attr:`table` as a pandas DataFrame indexed by ``(strategy, parameters...,
-        symbol)``."""
-        return frames.table_pandas(self.table, ["strategy", *self.names, "symbol"],
+        """:attr:`table` as a pandas DataFrame indexed by ``(strategy, combo, symbol)``
+        (the parameters, null where a strategy has none, are columns)."""
+        return frames.table_pandas(self.table, ["strategy", "combo", "symbol"],
                                    "SweepResult.to_pandas()")
 
 
