@@ -260,3 +260,19 @@ def test_displays_show_the_strategy(res):
     frame = res.to_pandas()
     assert frame.index.names == ["strategy", "combo", "symbol"]
     assert isinstance(frame, pd.DataFrame) and len(frame) == res.table.num_rows
+
+
+def test_an_option_one_strategy_sweeps_is_at_its_default_for_the_others(data):
+    res = sb.sweep(data, {"sma_cross": {"fast": [5, 10], "size": [0.5, 1.0]},
+                          "momentum_rank": {"lookback": [21, 63], "top_n": 1}},
+                   portfolio=True, stop_loss=[None, 0.1])
+    rows = res.table.to_pylist()
+    assert {r["size"] for r in rows if r["strategy"] == "sma_cross"} == {0.5, 1.0}
+    # a rank strategy takes no size: null in its rows, and its rows still run whole
+    assert {r["size"] for r in rows if r["strategy"] == "momentum_rank"} == {None}
+    for row in rows:
+        bt = sb.backtest(data, **row, portfolio=True)
+        assert bt.strategy == row["strategy"]
+        assert bt.stats["sharpe"][0].as_py() == row["sharpe"]
+    res = sb.sweep(data, {"sma_cross": {"fees": [0.0, 0.001]}, "ema_cross": {}})
+    assert {r["fees"] for r in res.table.to_pylist() if r["strategy"] == "ema_cross"} == {0.0}
