@@ -960,7 +960,10 @@ def test_ctrl_c_during_start_up_exits_130_without_traceback(delay):
 
 
 @pytest.mark.parametrize("argv, flag", [
-    (["sweep", "--demo", "--strategy", "sma_cross", "--strategy", "ema_cross"], "--strategy"),
+    (["backtest", "--demo", "--strategy", "sma_cross", "--strategy", "ema_cross"],
+     "--strategy"),
+    (["walk-forward", "--demo", "--strategy", "sma_cross", "--strategy", "ema_cross"],
+     "--strategy"),
     (["backtest", "--demo", "--stop-loss", "0.05", "--stop-loss", "0.1"], "--stop-loss"),
     (["sweep", "--data", "a.csv", "--tz", "UTC", "--tz", "Asia/Tokyo"], "--tz"),
 ])

@@ -128,7 +128,7 @@ def sweep_repr(res):
 
 def sweep_html(res, metric="sharpe"):
     best = res.best(metric, SUMMARY_ROWS)
-    shown = ["rank"] + list(res.axes) + list(
+    shown = ["rank", "strategy"] + list(res.axes) + list(
         dict.fromkeys((metric, *SWEEP_COLUMNS)))
     return (f"<div><b>SweepResult</b> {escape(_sweep_line(res))}<br>"
             f"{escape(span_text(res.bundle))}"

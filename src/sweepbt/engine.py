@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
 from sweepbt.executors import Dask, InProcess
+from sweepbt.multi import MultiSweepResult, check_several_run, plan_several, several
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS, drop_result_columns
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
@@ -150,11 +151,22 @@ def estimate(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
              periods_per_year=D.periods_per_year, window=D.window, sample=D.sample,
              portfolio=D.portfolio, size_type=D.size_type, **params):
     """Size a sweep without running it: combos, backtests, bar-evaluations, memory."""
-    plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
-                   direction=direction, init_cash=init_cash,
-                   periods_per_year=periods_per_year, threads=None, window=window,
-                   portfolio=portfolio, size_type=size_type)
-    return _estimate(plan, check_sample(sample, None)[0])
+    options = dict(constraint=constraint, fill=fill, direction=direction,
+                   init_cash=init_cash, periods_per_year=periods_per_year, threads=None,
+                   window=window, portfolio=portfolio, size_type=size_type)
+    if several(strategy):
+        check_several_run(sample, None)
+        return _total([_estimate(plan) for plan in plan_several(data, strategy, params,
+                                                                 **options)])
+    return _estimate(prepare(data, strategy, params, **options),
+                     check_sample(sample, None)[0])
+
+
+def _total(sizes):
+    """The estimate of several sweeps run one after the other (several strategies)."""
+    return replace(sizes[0], n_combos_error=float(np.hypot.reduce(
+        [s.n_combos_error for s in sizes])), **{k: sum(getattr(s, k) for s in sizes) for k in (
+            "n_combos", "n_backtests", "bar_evaluations", "result_bytes")})
 
 
 def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
@@ -190,6 +202,12 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     ``portfolio=True`` makes each combo one backtest over every asset with one shared
     cash balance: one row per combo, symbol ``"portfolio"`` (docs/semantics.md).
 
+    ``strategy`` may list several strategies (a list or tuple of names or Strategy
+    objects, or a dict ``{strategy: {param: values}}`` giving each its own grid): each
+    runs its own grid, one after the other, into one
+    :class:`~sweepbt.multi.MultiSweepResult` with a ``strategy`` column and combo ids
+    unique across strategies (docs/getting-started.md, "Several strategies in one sweep").
+
     ``out=`` folders resume: a stopped sweep keeps its finished chunks, and the same call
     with ``resume=True`` runs only the missing ones (the folder's manifest must describe the
     same data, strategy, grid and options); the result equals an uninterrupted run's.
@@ -197,21 +215,39 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     ``"tcp://host:8786"``) runs the chunks on a Dask cluster, with the same result
     (``pip install "sweepbt[distributed]"``). See docs/distributed.md.
     """
-    plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
-                   direction=direction, init_cash=init_cash,
-                   periods_per_year=periods_per_year, threads=threads, window=window,
-                   portfolio=portfolio, size_type=size_type)
-    sample, seed = check_sample(sample, seed)
+    options = dict(constraint=constraint, fill=fill, direction=direction,
+                   init_cash=init_cash, periods_per_year=periods_per_year, threads=threads,
+                   window=window, portfolio=portfolio, size_type=size_type)
+    run = dict(progress=progress, top=top, metric=metric, out=out, resume=resume,
+               max_memory=max_memory, sample=sample, seed=seed, scheduler=scheduler)
+    if several(strategy):
+        plans = plan_several(data, strategy, params, **options)
+        check_several_run(sample, out)
+        sizes = [_estimate(plan) for plan in plans]
+        total = _total(sizes)
+        return MultiSweepResult.of([_sweep_plan(plan, size, run, total)
+                                    for plan, size in zip(plans, sizes)], top, metric)
+    plan = prepare(data, strategy, params, **options)
+    return _sweep_plan(plan, None, run)
+
+
+def _sweep_plan(plan, size, run, memory_size=None):
+    """:func:`sweep` of one prepared plan (``run``: its run options); ``size`` its
+    estimate (None: made here); ``memory_size`` the estimate the memory limit is checked
+    against (default ``size``: a multi-strategy sweep checks their total)."""
+    sample, seed = check_sample(run["sample"], run["seed"])
+    out, resume, progress = run["out"], run["resume"], run["progress"]
     _check_resume(resume, out, sample, seed)
-    size = _estimate(plan, sample)
-    keep = _keeper(plan, size, top, metric, out, max_memory)
+    size = _estimate(plan, sample) if size is None else size
+    keep = _keeper(plan, size if memory_size is None else memory_size, run["top"],
+                   run["metric"], out, run["max_memory"])
     if sample is not None:
         plan.fixed.update(sample=sample, seed=seed)
     t0 = time.perf_counter()
     moments = SharpeMoments(plan.n_rows)
     if progress is None:
         progress = size.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
-    executor = InProcess() if scheduler is None else Dask(scheduler)
+    executor = InProcess() if run["scheduler"] is None else Dask(run["scheduler"])
     with watch(kernels_of(plan), say if progress else None) as compiling:
         done, path = _run(plan, sampled_combos(plan.grid, sample, seed), [moments, keep],
                           executor, (out, resume), size.n_backtests, progress)

@@ -156,8 +156,8 @@ def _sweep_body(res, metric, log, heatmap):
     axes = list(res.axes)
     parts = [f"<p>{escape(sweep_size(res))}; axes: {escape(', '.join(axes) or 'none')}</p>"]
     best = res.best(metric, TOP_K)
-    shown = ["rank", "combo", *axes, *dict.fromkeys((metric, "total_return", "cagr", "sharpe",
-                                                     "max_drawdown", "n_trades", "win_rate"))]
+    shown = ["rank", "combo", "strategy", *axes, *dict.fromkeys((
+        metric, "total_return", "cagr", "sharpe", "max_drawdown", "n_trades", "win_rate"))]
     parts.append(_section(f"Top {best.num_rows} by {metric}", arrow_html(
         best, columns=[c for c in shown if c in best.column_names], counts_are_means=True,
         max_rows=None, caption=f"best {best.num_rows} combos by {metric} (mean over assets)")))

@@ -42,8 +42,11 @@ class RunOptions:
 
     strategy: object = _option(
         "sma_cross", _ALL, "a registered strategy name, a Strategy, or 'file.py:name'",
-        metavar="STRATEGY", help="a registered strategy (see 'sweepbt strategies'; default "
-        "%(default)s) or a user strategy file: path/to/file.py:name (docs/custom-strategies.md)")
+        metavar="STRATEGY", help={call: "a registered strategy (see 'sweepbt strategies'; "
+        "default %(default)s) or a user strategy file: path/to/file.py:name "
+        "(docs/custom-strategies.md)" + ("; repeat it to sweep several strategies, each with "
+                                         "its own grid" if call == "sweep" else "")
+        for call in _ALL})
     fill: str = _option("next_open", _ALL, "fill a signal at the next bar's open or at this "
                         "bar's close", choices=tuple(FILL_MODES),
                         help="fill a signal at the next bar's open (default) or this bar's "

@@ -319,11 +319,13 @@ def _axis_values(name, value, check):
 
 
 def drop_result_columns(strategy, params):
-    """``params`` without the :data:`RESULT_COLUMNS` that are not parameters of
-    ``strategy``: what ``backtest`` runs of a ``best()`` or ``table`` row passed whole. Any
-    other unknown name is left in, so a misspelt parameter still fails in build_grid."""
-    own = set(strategy.param_names)
-    return {k: v for k, v in params.items() if k not in RESULT_COLUMNS or k in own}
+    """``params`` less the :data:`RESULT_COLUMNS` not of ``strategy`` (a row passed whole to
+    ``backtest``; other unknown names fail in build_grid) and, in a row (with ``combo``), the
+    nulls of other strategies' parameters and of options a rank strategy does not take."""
+    own, row = {*strategy.param_names, *strategy.settings}, "combo" in params
+    return {k: v for k, v in params.items() if (k not in RESULT_COLUMNS or k in own)
+            and not (row and k not in own and (v is None or _is_nan(v)) and (
+                strategy.is_rank or k not in OPTIONS or not OPTIONS[k].allow_none))}
 
 
 def build_grid(strategy, params, longest_span, constraint=None):

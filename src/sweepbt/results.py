@@ -390,7 +390,7 @@ class SweepResult:
         """The parameters of ``combo`` (an id, or a row of :meth:`best` or :attr:`table`
         with a ``combo`` entry) as ``sb.backtest`` takes them; None = rule off. (The held
         combos' parameters as columns: :attr:`param_columns`.)"""
-        return self.plan.params_of(_combo_id(combo))
+        return self.plan.params_of(combo_id(combo))
 
     def backtest(self, combo, threads=None):
         """Re-run ``combo`` (an id, or a :meth:`best` / :attr:`table` row) with full
@@ -482,7 +482,7 @@ class SweepResult:
         return result_stats.sweep_pbo(self, k, n_splits, metric)
 
 
-def _combo_id(combo):
+def combo_id(combo):
     """A combo id from an int or a row (a mapping or pandas Series with ``combo``)."""
     if hasattr(combo, "__getitem__") and not isinstance(combo, (str, bytes, np.ndarray)):
         try:

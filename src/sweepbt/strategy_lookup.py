@@ -17,6 +17,10 @@ def get_strategy(name) -> Strategy:
     """
     if isinstance(name, Strategy):
         return name
+    if isinstance(name, (list, tuple, dict)):
+        raise TypeError(f"strategy must be one strategy (a name, a Strategy or "
+                        f"'file.py:name'), got a {type(name).__name__}; only sweep() and "
+                        "estimate() take several strategies")
     if is_file_spec(name) and name not in STRATEGIES:
         return load_strategy(name)
     try:

@@ -13,7 +13,7 @@ from sweepbt.cli.formatting import fitted_table, metric_header
 from sweepbt._format import format_times, format_value
 from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
                                  write_report)
-from sweepbt.cli.parsing import CliError, collect_params
+from sweepbt.cli.parsing import CliError, collect_params, qualified
 
 #: metric columns printed by default
 STATS_COLUMNS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
@@ -43,6 +43,7 @@ def cmd_backtest(args, out):
                            "(use 'sweepbt sweep' for lists and ranges)")
     bundle = load_data(args)
     strategy, options = call_options(args, "backtest")
+    strategy, params = qualified(strategy, params)
     with compiling(strategy, options, ("record",)):
         bt = sb.backtest(bundle, strategy, **options, **params)
     checkpoint()

@@ -9,7 +9,8 @@ import sweepbt as sb
 from sweepbt._compiling import kernels_for, say, watch
 from sweepbt.cli.flags import flagged_options, risk_texts
 from sweepbt.cli.formatting import data_line
-from sweepbt.cli.parsing import CliError, collect_params, flag_name, parse_columns, parse_values
+from sweepbt.cli.parsing import (CliError, collect_params, flag_name, parse_columns,
+                                 parse_values)
 from sweepbt.data.loading import load_with_facts
 from sweepbt.strategies import STRATEGIES
 from sweepbt.vocabulary import metric_names
@@ -141,9 +142,18 @@ def call_options(args, call, omit=()):
 def compiling(strategy, options, uses):
     """A compile watch around a command's run: "compiling kernels (first run only, about
     N s)" on stderr when the first kernel compiles; ``.seconds`` afterwards."""
-    strat = STRATEGIES.get(strategy) if isinstance(strategy, str) else strategy
-    rank = bool(getattr(strat, "is_rank", False))
+    rank = any(_is_rank(s) for s in (strategy if isinstance(strategy, list) else [strategy]))
     return watch(kernels_for(rank, bool(options.get("portfolio")), uses), say)
+
+
+def _is_rank(strategy):
+    strat = STRATEGIES.get(strategy) if isinstance(strategy, str) else strategy
+    return bool(getattr(strat, "is_rank", False))
+
+
+def strategy_text(strategy):
+    """``--strategy`` as printed: the name, or the names of several joined by commas."""
+    return ", ".join(strategy) if isinstance(strategy, list) else strategy
 
 
 def compiled_note(seconds):
@@ -219,7 +229,8 @@ def metric_columns(args, known, default, first=None):
 
 
 def known_metrics(args):
-    """The metrics ``args.strategy``'s results have: a rank strategy's add RANK_METRICS."""
-    strategy = STRATEGIES.get(args.strategy)
-    return metric_names(rank=strategy is not None and strategy.is_rank)
+    """The metrics ``args.strategy``'s results have: a rank strategy's add RANK_METRICS
+    (and so do those of a sweep of several strategies when one of them is a rank one)."""
+    strategies = args.strategy if isinstance(args.strategy, list) else [args.strategy]
+    return metric_names(rank=any(_is_rank(s) for s in strategies))
 

@@ -34,8 +34,23 @@ class StoreOnce(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         given = namespace.__dict__.setdefault("_flags_given", {})
         if self.dest in given:
+            also = ("; only 'sweep' takes several strategies (--strategy A --strategy B)"
+                    if self.dest == "strategy" else "")
             parser.error(f"{option_string} given twice ({given[self.dest]!r}, then "
-                         f"{values!r}): give it once")
+                         f"{values!r}): give it once{also}")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
+class Repeatable(argparse.Action):
+    """``--strategy`` of ``sweep``: given once, the name; repeated, the list of the names
+    given, in order (a sweep of several strategies)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_flags_given", {})
+        if self.dest in given:
+            before = getattr(namespace, self.dest)
+            values = [*(before if isinstance(before, list) else [before]), values]
         given[self.dest] = values
         setattr(namespace, self.dest, values)
 
@@ -60,7 +75,7 @@ def _option_kwargs(field, call):
     kind = _base_type(field)
     if kind == "bool":
         return {"action": "store_true", **kwargs}
-    kwargs["action"] = StoreOnce
+    kwargs["action"] = Repeatable if (call, field.name) == ("sweep", "strategy") else StoreOnce
     if kind in _TYPES:
         kwargs["type"] = _TYPES[kind]
     for key in ("choices", "metavar", "required"):
@@ -75,8 +90,11 @@ def _option_kwargs(field, call):
 def _add_param_flags(p, grid):
     what = ("NAME=VALUE, NAME=A,B,C or NAME=START:STOP:STEP (stop included when on the grid)"
             if grid else "NAME=VALUE")
+    also = ("; with several --strategy, NAME applies to each strategy that has it, and "
+            "STRATEGY.NAME=SPEC to that strategy only" if grid else "")
     p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
-                   help=f"a strategy parameter (or any option below), repeatable: {what}")
+                   help=f"a strategy parameter (or any option below), repeatable: {what}"
+                        f"{also}")
     for name, option in OPTIONS.items():
         none = "; none = off" if option.allow_none else ""
         extra = "; a comma list or range is a grid axis" if grid else ""

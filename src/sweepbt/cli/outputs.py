@@ -31,9 +31,11 @@ def input_files(args):
     found = []
     if getattr(args, "data", None):
         found.append(("--data", args.data))
-    strategy = strategy_file(getattr(args, "strategy", None))
-    if strategy is not None:
-        found.append(("--strategy", strategy))
+    specs = getattr(args, "strategy", None)
+    for spec in specs if isinstance(specs, list) else [specs]:
+        strategy = strategy_file(spec)
+        if strategy is not None:
+            found.append(("--strategy", strategy))
     return found
 
 

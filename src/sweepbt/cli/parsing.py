@@ -21,7 +21,7 @@ from sweepbt.params import CHOICE_PARAMS
 MAX_RANGE_VALUES = 1_000_000
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class CliError(ValueError):
@@ -113,19 +113,26 @@ def parse_param(text):
         raise CliError(f"--param {text!r}: expected NAME=VALUE, e.g. fast=10 or "
                        "fast=5:50:5 or fast=5,10,20")
     if not _NAME_RE.match(name):
-        raise CliError(f"--param {text!r}: {name!r} is not a parameter name")
+        raise CliError(f"--param {text!r}: {name!r} is not a parameter name (NAME or "
+                       "STRATEGY.NAME)")
+    value = _param_value(name.rpartition(".")[2], spec)
+    return name, value
+
+
+def _param_value(name, spec):
+    """The value of ``--param NAME=SPEC`` (``NAME`` without a strategy qualifier)."""
     if name == "factor":  # factor_rank's column name (not swept)
-        return name, spec.strip()
+        return spec.strip()
     if name == "ascending":
         if spec.strip().lower() not in ("true", "false"):
             raise CliError(f"ascending: expected true or false, got {spec!r}")
-        return name, spec.strip().lower() == "true"
+        return spec.strip().lower() == "true"
     if name in CHOICE_PARAMS:  # words (rebalance=M,Q; weighting=equal,score): as given
         items = [item.strip() for item in spec.split(",")]
         if not all(items):
             raise CliError(f"{name}: empty item in {spec!r}")
-        return name, items if len(items) > 1 else items[0]
-    return name, parse_values(spec, name)
+        return items if len(items) > 1 else items[0]
+    return parse_values(spec, name)
 
 
 def collect_params(param_texts, risk_texts):
@@ -147,6 +154,41 @@ def collect_params(param_texts, risk_texts):
             raise CliError(f"{name} given twice (--param {name}=... and {flag})")
         params[name] = parse_values(text, flag)
     return params
+
+
+def strategy_label(spec):
+    """How ``--param STRATEGY.NAME`` names the ``--strategy`` given as ``spec``: the name
+    itself, or for a strategy file ``path/file.py:name`` its ``name``."""
+    return spec.rpartition(":")[2] if ".py:" in spec else spec
+
+
+def qualified(strategy, params):
+    """``(strategy, params)`` for the public call, ``--param STRATEGY.NAME=SPEC`` resolved.
+
+    ``strategy`` is one ``--strategy`` (a name) or several (a list). With several, a
+    qualified parameter goes to its strategy's own grid and the call gets the dict form
+    ``{strategy: {name: values}}`` (an own value replaces a shared one); with one, it must
+    name that strategy and joins the others."""
+    specs = strategy if isinstance(strategy, list) else [strategy]
+    labels = {strategy_label(s): s for s in specs}
+    shared, own = {}, {}
+    for key, value in params.items():
+        label, dot, name = key.rpartition(".")
+        if not dot:
+            shared[key] = value
+        elif label not in labels:
+            raise CliError(f"--param {key}: {label!r} is not a --strategy of this command "
+                           f"({', '.join(labels)})")
+        else:
+            own.setdefault(labels[label], {})[name] = value
+    if isinstance(strategy, list):
+        return ({s: own.get(s, {}) for s in specs} if own else strategy), shared
+    for name, value in own.get(strategy, {}).items():
+        if name in shared:
+            raise CliError(f"parameter {name!r} given twice ({name}= and "
+                           f"{strategy_label(strategy)}.{name}=)")
+        shared[name] = value
+    return strategy, shared
 
 
 def parse_columns(text, known):

@@ -10,13 +10,14 @@ import sweepbt as sb
 from sweepbt import kernels
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
-                                compiled_note, compiling, data_header, grid_params, known_metrics, load_data,
-                                metric_columns, scheduler_of, settings_line)
+                                compiled_note, compiling, data_header, grid_params,
+                                known_metrics, load_data, metric_columns, scheduler_of,
+                                settings_line, strategy_text)
 from sweepbt._format import format_value
 from sweepbt.cli.formatting import fitted_table, human_rate, metric_header, wrapped
 from sweepbt.cli.outputs import (check_out_dir, check_out_path, check_report, input_files,
                                  write_output, write_report)
-from sweepbt.cli.parsing import CliError
+from sweepbt.cli.parsing import CliError, qualified
 
 #: metric columns printed by default (the ranking metric is always added)
 SWEEP_COLUMNS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
@@ -48,7 +49,7 @@ def _check_args(args):
     known = known_metrics(args)
     if args.metric not in known:
         raise CliError(f"--metric: unknown metric {args.metric!r}; metrics of "
-                       f"{args.strategy}: {', '.join(known)}")
+                       f"{strategy_text(args.strategy)}: {', '.join(known)}")
     check_int_flags(args)
     check_cluster_flags(args)
     columns = metric_columns(args, known, SWEEP_COLUMNS, args.metric)
@@ -59,12 +60,17 @@ def _check_args(args):
     if args.out_dir is not None and not args.resume:
         check_out_dir(args.out_dir, args.force)
     check_report(args)
+    if isinstance(args.strategy, list):
+        for flag, given in (("--out-dir", args.out_dir), ("--sample", args.sample)):
+            if given is not None:
+                raise CliError(f"{flag} is not supported with several --strategy (sweep "
+                               "each strategy on its own for it)")
     return columns
 
 
 def _print_setup(args, out, bundle, params, constraint, default_grid):
     print(data_header(bundle, args), file=out)
-    print(f"strategy: {args.strategy}" + (" (default grid)" if default_grid else ""), file=out)
+    print(f"strategy: {strategy_text(args.strategy)}" + (" (default grid)" if default_grid else ""), file=out)
     axes = [f"{n} ({len(v)})" for n, v in params.items() if isinstance(v, list)]
     fixed = [f"{n}={format_value(n, v)}" for n, v in params.items() if not isinstance(v, list)]
     if axes:
@@ -83,6 +89,7 @@ def _run_sweep(args, bundle, params, constraint):
     strategy, options = call_options(args, "sweep",
                                      omit=("top", "metric") if args.out is not None else ())
     options["constraint"] = constraint
+    strategy, params = qualified(strategy, params)
     if args.out_dir is not None:
         options["out"] = args.out_dir
     try:
@@ -106,7 +113,8 @@ def _run_sweep(args, bundle, params, constraint):
 
 def _print_counts(args, out, res, params, constraint):
     """How many combos ran, of how many: the sample or the constraint."""
-    n_total = math.prod(len(v) for v in params.values() if isinstance(v, list))
+    n_total = (sum(part.plan.grid.n_total for part in res.parts) if hasattr(res, "parts")
+               else math.prod(len(v) for v in params.values() if isinstance(v, list)))
     if args.sample is not None:
         seed = "" if args.seed is None else f", seed {args.seed}"
         print(f"random sample: {res.n_combos:,} combos{seed}, from a grid of {n_total:,}"
@@ -118,7 +126,9 @@ def _print_counts(args, out, res, params, constraint):
 def _print_best(args, out, res, bundle, params, columns):
     """The table of the best ``--top`` combos, fitted to the terminal, and what it shows."""
     best = res.best(args.metric, args.top)
-    shown_params = [n for n, v in params.items() if isinstance(v, list)] or [
+    axes = [n.rpartition(".")[2] for n, v in params.items() if isinstance(v, list)]
+    shown_params = [n for n in best.column_names if n == "strategy"] + list(
+        dict.fromkeys(axes)) if axes else [
         n for n in best.column_names
         if n not in ("rank", "combo") and n not in kernels.METRIC_NAMES]
     means = len(res.symbols) > 1  # one row per asset: metrics are means over assets

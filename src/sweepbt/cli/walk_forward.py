@@ -10,6 +10,7 @@ from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_fla
 from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
                                  write_report)
 from sweepbt.cli.formatting import table_width
+from sweepbt.cli.parsing import qualified
 from sweepbt.walkforward import format_walk_forward
 
 #: the options that take a span: all digits = bars, anything else a duration
@@ -32,6 +33,7 @@ def cmd_walk_forward(args, out):
     print(data_header(bundle, args), file=out)
     out.flush()
     strategy, options = call_options(args, "walk_forward")
+    strategy, params = qualified(strategy, params)
     options.update({name: _span(options[name]) for name in SPANS}, constraint=constraint)
     with scheduler_of(args, options), compiling(strategy, options, ("metrics", "equity")):
         wf = sb.walk_forward(bundle, strategy, **options, **params)

@@ -1,0 +1,332 @@
+"""Several strategies in one sweep: ``sb.sweep(data, ["sma_cross", "ema_cross"], ...)``.
+
+:func:`plan_several` validates the call into one :class:`~sweepbt.plan.Plan` per strategy
+(each with its own grid), which the engine runs one after the other through its one
+sweep path (the same chunk loop, sinks and executor as a single-strategy sweep).
+:class:`MultiSweepResult` joins their results: a ``strategy`` column, combo ids made unique
+by offsetting strategy k's ids by the grid sizes of the strategies before it, and the
+deflated Sharpe ratio over every combo of every strategy. docs/getting-started.md,
+"Several strategies in one sweep", has the rules.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sweepbt import frames
+from sweepbt._validate import check_count
+from sweepbt.params import FIXED_OPTIONS, OPTIONS
+from sweepbt.plan import prepare
+from sweepbt.ranking import NOT_FOR_RANK
+from sweepbt.results import SweepResult, combo_id
+from sweepbt.sinks import SharpeMoments
+from sweepbt.strategies import STRATEGIES
+from sweepbt.strategy_lookup import get_strategy
+from sweepbt.vocabulary import N_METRICS, metric_index, metric_names, rank_order
+
+#: a per-strategy entry of the dict form that is not a parameter: that strategy's own
+#: constraint (it applies together with the call's ``constraint=``)
+OWN_CONSTRAINT = "constraint"
+
+
+def several(strategy):
+    """True when ``strategy`` names several strategies (a list, tuple or dict)."""
+    return isinstance(strategy, (list, tuple, dict))
+
+
+def _entries(strategies):
+    """``[(Strategy, its own grid dict)]`` of a list/tuple of strategies or a dict
+    ``{strategy: {param: values}}``; errors for an empty or repeated strategy."""
+    if isinstance(strategies, dict):
+        items = list(strategies.items())
+        for spec, own in items:
+            if own is not None and not isinstance(own, dict):
+                raise TypeError(f"strategy {spec!r}: its grid must be a dict {{param: "
+                                f"values}} (or None), got {type(own).__name__}")
+    else:
+        items = [(spec, None) for spec in strategies]
+    if not items:
+        raise ValueError("strategy is an empty list; give at least one strategy")
+    entries, seen = [], set()
+    for spec, own in items:
+        strategy = get_strategy(spec)
+        if strategy.name in seen:
+            raise ValueError(f"strategy {strategy.name!r} is listed twice; list each "
+                             "strategy once (a dict {strategy: {param: values}} gives each "
+                             "its own grid)")
+        seen.add(strategy.name)
+        entries.append((strategy, dict(own or {})))
+    return entries
+
+
+def _takes(strategy, name):
+    return name in strategy.param_names or name in strategy.settings
+
+
+def _split(entries, params):
+    """Each strategy's keyword arguments: the options, the shared ones it takes, its own.
+
+    A keyword that no listed strategy takes is a TypeError naming them. An option that some
+    strategy's grid has and another's lacks is given to the latter at its default (so
+    every row of the table has it, and passes back to ``sb.backtest``)."""
+    for name in params:
+        if name not in OPTIONS and not any(_takes(s, name) for s, _ in entries):
+            listed = "; ".join(f"{s.name}: {', '.join(s.param_names + s.settings)}"
+                               for s, _ in entries)
+            raise TypeError(f"unknown parameter {name!r}: none of the strategies swept "
+                            f"takes it ({listed}); options: "
+                            f"{', '.join(list(OPTIONS) + list(FIXED_OPTIONS))}")
+    split = [{**{k: v for k, v in params.items() if k in OPTIONS or _takes(s, k)}, **own}
+             for s, own in entries]
+    options = [n for n in OPTIONS if any(n in p for p in split)]
+    for (strategy, _), given in zip(entries, split):
+        for name in options:
+            if name not in given and not (strategy.is_rank and name in NOT_FOR_RANK):
+                given[name] = OPTIONS[name].default
+    return split
+
+
+def _both(constraint, own):
+    if own is None or constraint is None:
+        return constraint if own is None else own
+    return f"({constraint}) and ({own})"
+
+
+def plan_several(data, strategies, params, *, constraint, portfolio, **options):
+    """One Plan per strategy of ``strategies`` (see :func:`_entries`), every one validated
+    before any runs; an error names the strategy it is about."""
+    entries = _entries(strategies)
+    plans = []
+    for (strategy, _), given in zip(entries, _split(entries, params)):
+        own = given.pop(OWN_CONSTRAINT, None)
+        try:
+            plan = prepare(data, strategy, given, constraint=_both(constraint, own),
+                           portfolio=portfolio, **options)
+        except (TypeError, ValueError) as exc:
+            if type(exc) not in (TypeError, ValueError):
+                raise
+            raise type(exc)(f"strategy {strategy.name!r}: {exc}") from None
+        data = plan.bundle  # loaded once
+        plans.append(plan)
+    kinds = {plan.strategy.name: plan.portfolio for plan in plans}
+    if len(set(kinds.values())) > 1:
+        rank = [name for name, pf in kinds.items() if pf]
+        alone = [name for name, pf in kinds.items() if not pf]
+        raise ValueError(
+            f"{', '.join(rank)} always run(s) as one portfolio over all assets (a rank "
+            f"strategy), while {', '.join(alone)} run(s) per asset: their rows do not "
+            "compare in one table; pass portfolio=True to run every strategy as one "
+            "portfolio, or sweep them separately")
+    return plans
+
+
+def check_several_run(sample, out):
+    """What a multi-strategy sweep refuses: ``sample=`` and ``out=`` (docs)."""
+    if sample is not None:
+        raise ValueError("sample= is not supported when sweeping several strategies (a "
+                         "uniform draw over their joined grids is not defined yet); "
+                         "sample each strategy in its own sweep")
+    if out is not None:
+        raise ValueError("out= (and resume) is not supported when sweeping several "
+                         "strategies (an out= folder's manifest describes one strategy); "
+                         "use top= to bound memory, or one out= folder per strategy")
+
+
+def _merged_moments(parts):
+    """(count, mean, M2) of every combo's Sharpe over all parts (sinks' merge rule)."""
+    moments = SharpeMoments(len(parts[0].symbols))
+    for offset, part in zip(_offsets(parts), parts):
+        if part.sharpe_moments[0] > 0:
+            moments.parts[int(offset)] = part.sharpe_moments
+    return moments.finish()
+
+
+def _offsets(parts):
+    """Strategy k's first combo id: the grid sizes (before any constraint) before it."""
+    sizes = [part.plan.grid.n_total for part in parts]
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def _keep_top(parts, offsets, k, metric):
+    """``parts`` holding only the ``k`` best combos by ``metric`` over all of them (mean
+    over assets, ties by the joined combo id), as ``top=k`` keeps them."""
+    aggregated = [part.aggregate("mean") for part in parts]
+    ids = np.concatenate([ids + off for (ids, _), off in zip(aggregated, offsets)])
+    per_combo = np.concatenate([means for _, means in aggregated])
+    chosen = np.zeros(ids.size, bool)
+    chosen[rank_order(per_combo, ids, metric)[:k]] = True
+    kept, lo = [], 0
+    for part in parts:
+        mine = chosen[lo:lo + part.combos.size]
+        lo += part.combos.size
+        rows = np.repeat(mine, len(part.symbols))
+        kept.append(replace(part, combos=part.combos[mine], metrics=part.metrics[rows],
+                            param_columns={n: v[mine] for n, v in part.param_columns.items()},
+                            _table=None))
+    return kept
+
+
+def _common(parts):
+    """The fixed options every part shares; ``rank`` when any part is a rank strategy's
+    (the tables then show the rank-only metrics, NaN for the others)."""
+    common = {k: v for k, v in parts[0].fixed.items()
+              if all(k in p.fixed and p.fixed[k] == v for p in parts)}
+    if any(p.fixed.get("rank") for p in parts):
+        common["rank"] = True
+    return common
+
+
+def _union(lists):
+    return tuple(dict.fromkeys(name for names in lists for name in names))
+
+
+@dataclass(repr=False)
+class MultiSweepResult(SweepResult):
+    """The results of a sweep of several strategies: a :class:`SweepResult` whose rows
+    are every strategy's, with a ``strategy`` column and combo ids unique across them.
+
+    ``parts`` are the strategies' own results (their own combo ids), ``offsets[k]`` what
+    is added to part k's ids. ``names`` and ``axes`` are the union over the strategies;
+    ``param_columns`` holds NaN where a strategy lacks a parameter.
+    """
+
+    parts: tuple = ()
+    offsets: np.ndarray = None
+    strategies: tuple = ()
+
+    @classmethod
+    def of(cls, parts, top=None, metric="sharpe"):
+        """The joined result of ``parts`` (each strategy's SweepResult, in the order
+        given); with ``top=k`` only the k best combos by ``metric`` over all of them
+        are held (each part kept its own k best while streaming)."""
+        offsets = _offsets(parts)
+        if top is not None:
+            parts = _keep_top(parts, offsets, top, metric)
+        names = _union(p.names for p in parts)
+        return cls(
+            bundle=parts[0].bundle, symbols=parts[0].symbols,
+            strategy=", ".join(p.strategy for p in parts), fixed=_common(parts), names=names,
+            axes=_union(p.axes for p in parts), n_combos=sum(p.n_combos for p in parts),
+            combos=np.concatenate([p.combos + off for p, off in zip(parts, offsets)]),
+            param_columns={n: np.concatenate([
+                p.param_columns[n] if n in p.param_columns else np.full(p.combos.size, np.nan)
+                for p in parts]) for n in names},
+            metrics=np.concatenate([p.metrics for p in parts]),
+            elapsed=sum(p.elapsed for p in parts),
+            bar_evaluations=sum(p.bar_evaluations for p in parts),
+            compile_seconds=sum(p.compile_seconds for p in parts),
+            sharpe_moments=_merged_moments(parts),
+            plan=parts[0].plan,  # the row spans (the same for every part) for PSR / DSR
+            parts=tuple(parts), offsets=offsets,
+            strategies=tuple(p.strategy for p in parts))
+
+    def _labelled(self, k, table):
+        """Part k's ``table`` with its combo ids offset and a ``strategy`` column."""
+        position = table.column_names.index("combo")
+        table = table.set_column(position, "combo",
+                                 pc.add(table["combo"], pa.scalar(int(self.offsets[k]))))
+        return table.add_column(position + 1, "strategy",
+                                pa.array([self.strategies[k]] * table.num_rows, pa.string()))
+
+    def _joined(self, tables, first):
+        """The labelled ``tables`` as one: columns ``first``, ``combo``, ``strategy``, the
+        parameters (union; null where a strategy has none), then the rest."""
+        table = pa.concat_tables([self._labelled(k, t) for k, t in tables],
+                                 promote_options="permissive")
+        head = [*first, "combo", "strategy",
+                *(n for n in self.names if n in table.column_names)]
+        order = head + [c for c in table.column_names if c not in head]
+        meta = {b"sweepbt": json.dumps({"strategy": list(self.strategies), **self.fixed},
+                                       default=str).encode()}
+        return table.select(order).replace_schema_metadata(meta)
+
+    @property
+    def table(self) -> pa.Table:
+        """One row per combo x asset: ``combo``, ``strategy``, the parameters, ``symbol``,
+        metrics; a parameter a strategy does not have is null in its rows."""
+        if self._table is None:
+            self._table = self._joined(enumerate(p.table for p in self.parts), ())
+        return self._table
+
+    def best(self, metric="sharpe", k=10, how="mean", *, min_trades=None,
+             where=None) -> pa.Table:
+        """:meth:`SweepResult.best` over every strategy's combos (ties by combo id), with
+        a ``strategy`` column. A ``where`` naming a parameter that a strategy lacks
+        keeps none of that strategy's combos."""
+        metric_index(metric)
+        k = check_count("k", k)
+        used = _names_in(where)
+        tables = []
+        for i, part in enumerate(self.parts):
+            lacks = used & (set(self.names) - set(part.names))
+            tables.append((i, part.best(metric, k, how).slice(0, 0) if lacks else
+                           part.best(metric, k, how, min_trades=min_trades, where=where)))
+        both = self._joined(tables, ("rank",))
+        nan = np.full(both.num_rows, np.nan)
+        per_combo = np.column_stack([
+            both[m].to_numpy().astype(np.float64) if m in both.column_names else nan
+            for m in metric_names(rank=True)]).reshape(-1, N_METRICS)
+        order = rank_order(per_combo, both["combo"].to_numpy(), metric)[:k]
+        best = both.take(pa.array(order, pa.int64()))
+        return best.set_column(0, "rank", pa.array(np.arange(1, order.size + 1)))
+
+    def _locate(self, combo):
+        """(part index, its own combo id) of a combo id of this result."""
+        total = int(self.offsets[-1]) + self.parts[-1].plan.grid.n_total
+        if not 0 <= combo < total:
+            raise ValueError(f"combo {combo} is not in this sweep's grids (ids 0.."
+                             f"{total - 1} over {', '.join(self.strategies)})")
+        k = int(np.searchsorted(self.offsets, combo, side="right")) - 1
+        return k, combo - int(self.offsets[k])
+
+    def params(self, combo) -> dict:
+        """The strategy (its name when registered, else the Strategy) and parameters of
+        ``combo`` as ``sb.backtest`` takes them: ``sb.backtest(data, **res.params(c))``."""
+        k, local = self._locate(combo_id(combo))
+        strategy = self.parts[k].plan.strategy
+        named = STRATEGIES.get(strategy.name) is strategy
+        return {"strategy": strategy.name if named else strategy,
+                **self.parts[k].params(local)}
+
+    def backtest(self, combo, threads=None):
+        """Re-run ``combo`` (an id, or a row of :meth:`best` / :attr:`table`) with full
+        recording, with its own strategy: what ``sb.backtest`` returns."""
+        k, local = self._locate(combo_id(combo))
+        return self.parts[k].backtest(local, threads)
+
+    def equity(self, combos=None) -> np.ndarray:
+        """:meth:`SweepResult.equity` of held combos of any strategy, in the order given."""
+        ids = self.combos if combos is None else np.atleast_1d(
+            np.asarray(combos, dtype=np.int64))
+        located = [self._locate(int(c)) for c in ids]
+        bundle = self.bundle
+        out = np.empty((ids.size, len(self.symbols), bundle.n_bars))
+        for k, part in enumerate(self.parts):
+            rows = [i for i, (j, _) in enumerate(located) if j == k]
+            if rows:
+                out[rows] = part.equity([located[i][1] for i in rows])
+        return out
+
+    def to_pandas(self):
+        """:attr:`table` as a pandas DataFrame indexed by ``(strategy, combo, symbol)``
+        (the parameters, null where a strategy has none, are columns)."""
+        return frames.table_pandas(self.table, ["strategy", "combo", "symbol"],
+                                   "SweepResult.to_pandas()")
+
+
+def _names_in(expression):
+    """The names an expression (a ``where=``) uses; empty when there is none or it does
+    not parse (``best`` then reports the error)."""
+    if not isinstance(expression, str):
+        return set()
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}

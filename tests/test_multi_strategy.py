@@ -1,0 +1,278 @@
+"""Sweeping several strategies at once: ``sb.sweep(data, ["sma_cross", "ema_cross"], ...)``
+and ``sweepbt sweep --strategy A --strategy B`` (docs/getting-started.md, "Several
+strategies in one sweep")."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+import sweepbt as sb
+from sweepbt import cli
+from sweepbt.strategies import STRATEGIES
+from sweepbt.vocabulary import metric_names
+
+GRID = dict(fast=[5, 10], slow=[50, 100], stop_loss=[None, 0.05], fees=0.001)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sb.load(sb.demo(), symbol=["ALPHA", "BRAVO", "CHARLIE"])
+
+
+@pytest.fixture(scope="module")
+def singles(data):
+    return [sb.sweep(data, name, **GRID) for name in ("sma_cross", "ema_cross")]
+
+
+@pytest.fixture(scope="module")
+def res(data):
+    return sb.sweep(data, ["sma_cross", "ema_cross"], **GRID)
+
+
+def _without_strategy(table):
+    return table.drop_columns(["strategy"]).replace_schema_metadata(None)
+
+
+def test_two_strategies_equal_two_single_sweeps_row_for_row(res, singles):
+    sma, ema = singles
+    assert res.n_combos == sma.n_combos + ema.n_combos == 16
+    assert res.strategies == ("sma_cross", "ema_cross")
+    table = res.table
+    assert table.column_names[:6] == ["combo", "strategy", "fast", "slow", "stop_loss",
+                                      "fees"]
+    n = sma.table.num_rows
+    assert table["strategy"].to_pylist() == ["sma_cross"] * n + ["ema_cross"] * n
+    first = _without_strategy(table.slice(0, n))
+    assert first.equals(sma.table.replace_schema_metadata(None))
+    second = _without_strategy(table.slice(n))
+    offset = sma.plan.grid.n_total
+    assert second["combo"].to_pylist() == [c + offset for c in ema.table["combo"].to_pylist()]
+    assert second.drop_columns(["combo"]).equals(
+        ema.table.replace_schema_metadata(None).drop_columns(["combo"]))
+    np.testing.assert_array_equal(res.metrics, np.concatenate([sma.metrics, ema.metrics]))
+    assert len(set(table["combo"].to_pylist())) == res.n_combos
+
+
+def test_best_ranks_every_strategy_and_deflated_sharpe_counts_all_trials(res, singles):
+    sma, ema = singles
+    best = res.best("sharpe", k=20)
+    assert best.num_rows == 16 and best["rank"].to_pylist() == list(range(1, 17))
+    sharpe = best["sharpe"].to_pylist()
+    assert sharpe == sorted(sharpe, reverse=True)
+    by_strategy = {name: part.best("sharpe", k=20) for name, part in
+                   (("sma_cross", sma), ("ema_cross", ema))}
+    for row in best.to_pylist():
+        mine = by_strategy[row["strategy"]]
+        local = row["combo"] - (8 if row["strategy"] == "ema_cross" else 0)
+        i = mine["combo"].to_pylist().index(local)
+        assert row["sharpe"] == mine["sharpe"][i].as_py()
+    dsr = res.deflated_sharpe()
+    assert dsr.n_trials == 16 == res.n_combos
+    assert dsr.combo == best["combo"][0].as_py()
+    # the variance of the Sharpe ratios is over all 16 combos of both strategies
+    _, per_combo = res.aggregate()
+    sr = per_combo[:, metric_names().index("sharpe")]
+    ppy = res.fixed["periods_per_year"]
+    assert math.isclose(dsr.var_sr, np.var(sr, ddof=1) / ppy, rel_tol=1e-9)
+
+
+def test_best_row_round_trips_through_backtest(data, res):
+    for row in res.best("sharpe", k=16).to_pylist()[::5]:
+        bt = sb.backtest(data, **row)
+        want = res.table.filter(pc.equal(res.table["combo"], row["combo"]))
+        assert bt.stats["sharpe"].to_pylist() == want["sharpe"].to_pylist()
+        again = res.backtest(row)
+        assert again.strategy == row["strategy"]
+        assert again.stats["sharpe"].to_pylist() == want["sharpe"].to_pylist()
+
+
+def test_backtest_of_a_combo_of_the_second_strategy(data, res, singles):
+    ema = singles[1]
+    combo = 8 + 5  # ema_cross's combo 5
+    assert res.params(combo) == {"strategy": "ema_cross", **ema.params(5)}
+    bt = res.backtest(combo)
+    assert bt.strategy == "ema_cross" and bt.params == ema.params(5)
+    assert bt.stats["sharpe"].to_pylist() == ema.backtest(5).stats["sharpe"].to_pylist()
+    np.testing.assert_array_equal(res.equity([combo, 1]),
+                                  np.stack([ema.equity([5])[0], singles[0].equity([1])[0]]))
+    with pytest.raises(ValueError, match=r"combo 16 is not in this sweep's grids \(ids 0..15"):
+        res.backtest(16)
+
+
+def test_top_keeps_the_best_over_all_strategies(data, res):
+    top = sb.sweep(data, ["sma_cross", "ema_cross"], top=3, metric="sortino", **GRID)
+    assert top.n_combos == 16 and top.combos.size == 3
+    want = res.best("sortino", k=3)
+    assert top.best("sortino", k=3).equals(want)
+    assert sorted(top.table["combo"].to_pylist()[::3]) == sorted(want["combo"].to_pylist())
+    assert top.deflated_sharpe().n_trials == 16
+    assert top.sharpe_moments == res.sharpe_moments
+
+
+def test_dict_form_gives_each_strategy_its_own_grid(data):
+    res = sb.sweep(data, {"sma_cross": {"fast": [5, 10], "slow": [50, 100],
+                                         "constraint": "fast * 10 <= slow"},
+                          "momentum": {"lookback": [20, 60]}},
+                   stop_loss=[None, 0.05])
+    assert res.strategies == ("sma_cross", "momentum")
+    # sma_cross: 2 x 2 x 2 = 8 ids, 6 pass its own constraint; momentum: 2 x 2
+    assert res.n_combos == 6 + 4
+    table = res.table
+    assert table.column_names[:7] == ["combo", "strategy", "fast", "slow", "stop_loss",
+                                      "lookback", "threshold"]
+    rows = table.to_pylist()
+    assert {r["lookback"] for r in rows if r["strategy"] == "sma_cross"} == {None}
+    assert {r["fast"] for r in rows if r["strategy"] == "momentum"} == {None}
+    assert {r["combo"] for r in rows if r["strategy"] == "momentum"} == set(range(8, 12))
+    momentum = sb.sweep(data, "momentum", lookback=[20, 60], stop_loss=[None, 0.05])
+    np.testing.assert_array_equal(res.metrics[6 * 3:], momentum.metrics)
+    # a row of either strategy, nulls of the other's parameters included, runs whole
+    for row in res.best("sharpe", k=10).to_pylist():
+        bt = sb.backtest(data, **row)
+        assert bt.strategy == row["strategy"]
+        assert bt.stats["sharpe"].to_pylist() == [
+            r["sharpe"] for r in rows if r["combo"] == row["combo"]]
+    # where= naming a parameter one strategy lacks keeps none of that strategy's combos
+    assert set(res.best(k=10, where="lookback > 30")["strategy"].to_pylist()) == {"momentum"}
+
+
+def test_shared_keyword_goes_to_every_strategy_that_has_it(data):
+    res = sb.sweep(data, ["sma_cross", "momentum"], fast=[5, 10], lookback=30)
+    assert [p.n_combos for p in res.parts] == [2, 1]
+    assert res.parts[0].params(1)["fast"] == 10
+    assert res.parts[1].params(0)["lookback"] == 30
+
+
+def test_strategy_objects_and_pickle(data, res):
+    ema = STRATEGIES["ema_cross"]
+    same = sb.sweep(data, ("sma_cross", ema), **GRID)
+    assert same.table.equals(res.table)
+    back = pickle.loads(pickle.dumps(res))
+    assert back.best(k=3).equals(res.best(k=3))
+
+
+@pytest.mark.parametrize("strategies, params, error, match", [
+    ([], {}, ValueError, "strategy is an empty list"),
+    ({}, {}, ValueError, "strategy is an empty list"),
+    (["sma_cross", "sma_cross"], {}, ValueError, "'sma_cross' is listed twice"),
+    (["sma_cross", "nope"], {}, ValueError, "unknown strategy 'nope'"),
+    (["sma_cross", "ema_cross"], {"lookback": 5}, TypeError,
+     r"unknown parameter 'lookback': none of the strategies swept takes it \(sma_cross: "
+     r"fast, slow; ema_cross: fast, slow\)"),
+    ({"sma_cross": {"lookback": 5}}, {}, TypeError,
+     r"strategy 'sma_cross': unknown parameter\(s\) lookback"),
+    ({"sma_cross": [5]}, {}, TypeError, "strategy 'sma_cross': its grid must be a dict"),
+    (["sma_cross", "momentum"], {"constraint": "fast < slow"}, ValueError,
+     "strategy 'momentum': constraint 'fast < slow'"),
+    ({"sma_cross": {}, "momentum_rank": {"top_n": 1}}, {}, ValueError,
+     "momentum_rank always run.s. as one portfolio .* while sma_cross run.s. per asset"),
+    (["sma_cross", "ema_cross"], {"sample": 3}, ValueError,
+     "sample= is not supported when sweeping several strategies"),
+    (["sma_cross", "ema_cross"], {"out": "x"}, ValueError,
+     "out= .and resume. is not supported when sweeping several strategies"),
+])
+def test_errors_name_what_is_wrong(data, strategies, params, error, match):
+    with pytest.raises(error, match=match):
+        sb.sweep(data, strategies, **params)
+
+
+def test_rank_and_signal_strategies_mix_as_portfolios(data):
+    res = sb.sweep(data, {"sma_cross": {"fast": [5, 10]},
+                          "momentum_rank": {"lookback": [21, 63], "top_n": 1}},
+                   portfolio=True)
+    assert res.symbols == ("portfolio",) and res.n_combos == 4
+    assert "turnover" in res.table.column_names
+    rank_rows = [r for r in res.table.to_pylist() if r["strategy"] == "momentum_rank"]
+    assert len(rank_rows) == 2 and all(r["turnover"] is not None for r in rank_rows)
+    assert res.backtest(3).strategy == "momentum_rank"
+
+
+def test_estimate_adds_the_strategies(data):
+    both = sb.estimate(data, ["sma_cross", "ema_cross"], **GRID)
+    one = sb.estimate(data, "sma_cross", **GRID)
+    assert both.n_combos == 2 * one.n_combos and both.n_backtests == 2 * one.n_backtests
+
+
+def test_cli_repeated_strategy_and_qualified_param(capsys):
+    argv = ["sweep", "--demo", "--symbols", "ALPHA,BRAVO", "--strategy", "sma_cross",
+            "--strategy", "ema_cross", "--param", "fast=5:20:5", "--param", "slow=50",
+            "--param", "ema_cross.fast=3,5", "--no-progress"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "strategy: sma_cross, ema_cross" in out
+    assert "top 6 of 6 combos by sharpe" in out
+    header = next(line for line in out.splitlines() if line.startswith("rank"))
+    assert header.split()[:4] == ["rank", "combo", "strategy", "fast"]
+    rows = [line.split() for line in out.splitlines()
+            if line[:4].strip().isdigit() and len(line.split()) > 4]
+    fast = {(r[2], int(r[3])) for r in rows}
+    assert fast == {("sma_cross", f) for f in (5, 10, 15, 20)} | {
+        ("ema_cross", 3), ("ema_cross", 5)}
+    assert "best of 6 unskilled trials" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--strategy", "sma_cross", "--param", "ema_cross.fast=3"],
+     "--param ema_cross.fast: 'ema_cross' is not a --strategy of this command (sma_cross)"),
+    (["--strategy", "sma_cross", "--strategy", "ema_cross", "--sample", "3"],
+     "--sample is not supported with several --strategy"),
+    (["--strategy", "sma_cross", "--strategy", "ema_cross", "--param", "nope=3"],
+     "unknown parameter 'nope': none of the strategies swept takes it"),
+])
+def test_cli_multi_strategy_errors(argv, message, capsys):
+    assert cli.main(["sweep", "--demo", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_backtest_refuses_a_second_strategy(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["backtest", "--demo", "--strategy", "sma_cross", "--strategy",
+                  "ema_cross"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--strategy given twice" in err and "only 'sweep' takes several strategies" in err
+
+
+def test_cli_backtest_takes_a_qualified_param_of_its_strategy(capsys):
+    argv = ["backtest", "--demo", "--symbols", "ALPHA", "--param", "sma_cross.fast=10",
+            "--param", "slow=50", "--trades", "0"]
+    assert cli.main(argv) == 0
+    assert "strategy: sma_cross(fast=10, slow=50" in capsys.readouterr().out
+
+
+def test_backtest_and_walk_forward_take_one_strategy(data):
+    with pytest.raises(TypeError, match=r"got a list; only sweep\(\) and estimate\(\) take"):
+        sb.backtest(data, ["sma_cross", "ema_cross"])
+    with pytest.raises(TypeError, match=r"got a dict; only sweep\(\) and estimate\(\) take"):
+        sb.walk_forward(data, {"sma_cross": {}}, train=2000, test=1000)
+
+
+def test_displays_show_the_strategy(res):
+    assert repr(res).startswith("<SweepResult sma_cross, ema_cross: 16 combos x 3 assets")
+    html = res._repr_html_()
+    assert ">strategy<" in html and ">ema_cross<" in html
+    pd = pytest.importorskip("pandas")
+    frame = res.to_pandas()
+    assert frame.index.names == ["strategy", "combo", "symbol"]
+    assert isinstance(frame, pd.DataFrame) and len(frame) == res.table.num_rows
+
+
+def test_an_option_one_strategy_sweeps_is_at_its_default_for_the_others(data):
+    res = sb.sweep(data, {"sma_cross": {"fast": [5, 10], "size": [0.5, 1.0]},
+                          "momentum_rank": {"lookback": [21, 63], "top_n": 1}},
+                   portfolio=True, stop_loss=[None, 0.1])
+    rows = res.table.to_pylist()
+    assert {r["size"] for r in rows if r["strategy"] == "sma_cross"} == {0.5, 1.0}
+    # a rank strategy takes no size: null in its rows, and its rows still run whole
+    assert {r["size"] for r in rows if r["strategy"] == "momentum_rank"} == {None}
+    for row in rows:
+        bt = sb.backtest(data, **row, portfolio=True)
+        assert bt.strategy == row["strategy"]
+        assert bt.stats["sharpe"][0].as_py() == row["sharpe"]
+    res = sb.sweep(data, {"sma_cross": {"fees": [0.0, 0.001]}, "ema_cross": {}})
+    assert {r["fees"] for r in res.table.to_pylist() if r["strategy"] == "ema_cross"} == {0.0}
