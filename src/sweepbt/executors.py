@@ -86,6 +86,12 @@ class Dask(_Executor):
     def _run(self, client, plan, chunks, sinks, on_progress):
         bundle, detached = detach(plan)
         work = job(uuid.uuid4().hex, detached, sinks)
+        try:
+            return self._submit(client, work, bundle, chunks, sinks, on_progress)
+        finally:
+            remove_probes(work)
+
+    def _submit(self, client, work, bundle, chunks, sinks, on_progress):
         refs = client.scatter([bundle, work], broadcast=True, hash=False)
         threads = sum(client.nthreads().values()) or 1
         chunks = iter(chunks)
@@ -116,7 +122,6 @@ class Dask(_Executor):
             raise
         finally:
             client.cancel(refs)
-            remove_probes(work)
         return self.done
 
     def _merge(self, payload, sinks, on_progress):
