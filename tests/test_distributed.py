@@ -1,7 +1,7 @@
 """Sweeps on Dask (sweepbt.distributed, docs/distributed.md), on a real LocalCluster of two
-single-threaded worker processes: the same rows as a local run, exactly; a worker killed
-mid-sweep; a client killed mid-sweep, then resumed; Dask never imported by ``import
-sweepbt``."""
+single-threaded worker processes: the same rows as a local run, exactly; out= parts written
+by the workers; top= reduced on the workers; a worker killed mid-sweep; a client killed
+mid-sweep, then resumed; Dask never imported by ``import sweepbt``."""
 
 import os
 import signal
@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
+from sweepbt import distributed as sb_distributed
 from sweepbt import plan as plan_module
-from sweepbt.executors import Dask
+from sweepbt.executors import Dask, InProcess
 from sweepbt.plan import prepare
-from sweepbt.sinks import KeepAll, SharpeMoments
+from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
 
 from stopping import finished_parts, stop_when
 from test_resume import STRATEGY_FILE, assert_same_rows
@@ -118,14 +119,86 @@ def test_distributed_walk_forward_equals_the_local_one(data, client, small_chunk
     assert remote.chosen == local.chosen and remote.n_combos == local.n_combos
 
 
+def _plan(data):
+    return prepare(data, "sma_cross", dict(GRID), constraint=None, fill="next_open",
+                   direction="long", init_cash=10_000.0, periods_per_year=None,
+                   threads=None)
+
+
+def _parts(executor, plan, folder):
+    """(Sharpe moments, the Parquet dataset) of ``plan`` run by ``executor`` into
+    ``folder``."""
+    folder.mkdir()
+    sinks = [SharpeMoments(plan.n_rows),
+             ParquetParts(folder, plan.row_symbols, plan.strategy.name, plan.fixed)]
+    executor.run(plan, plan.chunks(), sinks)
+    return sinks[0].finish(), pq.read_table(folder)
+
+
+def test_workers_write_the_out_parts_when_they_see_the_folder(data, client, small_chunks,
+                                                              tmp_path, monkeypatch):
+    plan = _plan(data)
+    moments, table = _parts(InProcess(), plan, tmp_path / "local")
+    by_workers = Dask(client)
+    assert _parts(by_workers, plan, tmp_path / "workers") == (moments, table)
+    monkeypatch.setattr(sb_distributed, "WORKERS_WRITE", False)  # the client writes
+    by_client = Dask(client)
+    assert _parts(by_client, plan, tmp_path / "client") == (moments, table)
+    for name in ("workers", "client"):  # the same parts, and no probe file left
+        assert sorted(os.listdir(tmp_path / name)) == sorted(os.listdir(tmp_path / "local"))
+    # the workers saw the folder (the probe with this run's token), so no row travelled
+    seen = client.run(lambda: list(sb_distributed._seen.items()))
+    assert any(folder == str(tmp_path / "workers") and ok
+               for found in seen.values() for (_, folder), ok in found)
+    assert by_workers.n_tasks == by_client.n_tasks == 24
+    assert by_workers.bytes_back * 4 < by_client.bytes_back
+
+
+def test_top_on_dask_equals_the_local_top_with_the_deflated_sharpe(data, client,
+                                                                   small_chunks):
+    for kwargs in (dict(), dict(sample=40, seed=3, constraint="fast < slow")):
+        local = sb.sweep(data, "sma_cross", top=5, **kwargs, **GRID)
+        remote = sb.sweep(data, "sma_cross", top=5, scheduler=client, **kwargs, **GRID)
+        assert_same_rows(remote.table, local.table)
+        assert remote.sharpe_moments == local.sharpe_moments
+        assert float(remote.deflated_sharpe()) == float(local.deflated_sharpe())
+
+
+def test_with_top_a_task_returns_the_same_bytes_whatever_its_chunk_size(data, client,
+                                                                        monkeypatch):
+    plan = _plan(data)
+    local = KeepTop(3, "sharpe", plan.n_rows, plan.grid.names)
+    for ids in plan.chunks():
+        local.add(plan.run_chunk(ids))
+
+    def per_task(combos):
+        """(bytes back per task with top=3, with every row; bytes sent per task)."""
+        monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS",
+                            combos * data.n_assets * data.n_bars)
+        top, rows = Dask(client), Dask(client)
+        sinks = [SharpeMoments(plan.n_rows), KeepTop(3, "sharpe", plan.n_rows,
+                                                     plan.grid.names)]
+        top.run(plan, plan.chunks(), sinks)
+        assert top.n_tasks == -(-plan.grid.n_total // plan.chunk_size())
+        best = sinks[1].finish()
+        np.testing.assert_array_equal(best.ids, local.finish().ids)
+        np.testing.assert_array_equal(best.metrics, local.finish().metrics)
+        rows.run(plan, plan.chunks(), [KeepAll(plan.grid.names)])
+        return (top.bytes_back / top.n_tasks, rows.bytes_back / rows.n_tasks,
+                top.bytes_sent / top.n_tasks)
+
+    small, big = per_task(4), per_task(24)
+    assert big[1] > 4 * small[1]  # every row: grows with the chunk
+    assert big[0] < 1.05 * small[0] < 1.1 * big[0]  # the top 3: does not
+    assert big[2] < 1.05 * small[2] < 1.1 * big[2]  # the chunk's ids: a range
+
+
 def _worker_pids(client):
     return client.run(os.getpid)
 
 
 def test_a_worker_killed_mid_sweep_still_gives_every_row_once(data, client, small_chunks):
-    plan = prepare(data, "sma_cross", dict(GRID), constraint=None, fill="next_open",
-                   direction="long", init_cash=10_000.0, periods_per_year=None,
-                   threads=None)
+    plan = _plan(data)
     local = [KeepAll(plan.grid.names), SharpeMoments(plan.n_assets)]
     for ids in plan.chunks():
         for sink in local:

@@ -1,26 +1,40 @@
 """What a sweep on a Dask cluster sends and runs (:class:`sweepbt.executors.Dask`).
 
-The Bundle and the plan without it are sent to every worker once
-(``scatter(broadcast=True)``); each task (:func:`run_task`) then carries a chunk's grid ids
-and returns its rows (a ``ChunkResult``), which the client feeds to the sinks as they arrive.
-Rows carry grid ids, so the result equals a local run's whatever worker ran what, in
-whatever order. A worker keeps the plan it unpacked, so the strategy's signals are built
-once per worker. Built-in strategies travel by name; a user strategy travels as the text
-of its file and its name (:class:`sweepbt.custom_files.StrategySource`), so workers need
-no shared file system; it is compiled and disk-cached on each worker.
+The Bundle and a :class:`Job` (the plan without the Bundle, and the sinks the workers fill)
+are sent to every worker once (``scatter(broadcast=True)``); each task (:func:`run_task`)
+then carries the grid-id ranges of a few chunks, runs them, and returns (pickled, so its
+size is known) a :class:`TaskResult`: the combos run, the sinks it filled (the top ``k``,
+the deflated Sharpe's moments, the ``out=`` parts it wrote), and the chunks' rows only for
+the sinks the client must fill itself (every row kept in memory; ``out=`` parts when the
+worker cannot see the folder). Rows carry grid ids, so the result equals a local run's
+whatever worker ran what, in whatever order. A worker keeps the plan it unpacked, so the
+strategy's signals are built once per worker. Built-in strategies travel by name; a user
+strategy travels as the text of its file and its name
+(:class:`sweepbt.custom_files.StrategySource`), so workers need no shared file system; it
+is compiled and disk-cached on each worker.
+
+Workers write ``out=`` parts themselves when they see the folder: the client writes a probe
+file holding a random token into it, and a worker writes parts only if it reads that token
+back there (once per sweep); otherwise it returns the rows and the client writes them.
+Parts are written atomically and named by grid id, so a task run twice writes the same
+part twice, harmlessly.
 
 Dask is optional (``pip install "sweepbt[distributed]"``): it is imported only when
 ``scheduler=`` is used. A task lost with its worker is run again by Dask elsewhere; a
-result is fed to the sinks once, when its task completes. See docs/distributed.md.
+result is merged once, when its task completes. See docs/distributed.md.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from sweepbt._files import write_atomic
 from sweepbt._threading import kernel_threads
 from sweepbt.custom_files import StrategySource, strategy_source
 
@@ -28,9 +42,15 @@ from sweepbt.custom_files import StrategySource, strategy_source
 EXTRA = "sweepbt[distributed]"
 #: plans a worker keeps unpacked (the latest runs)
 _KEPT_RUNNERS = 4
+#: workers write ``out=`` parts when they see the folder (None: find out with a probe
+#: file); False: they never do, the client writes every part
+WORKERS_WRITE = None
+#: the probe file's name in a folder the workers may write into, before the token
+PROBE = ".sweepbt-probe-"
 
 _runners = {}  # on a worker: run token -> unpacked plan, its signals built once
 _runners_lock = threading.Lock()
+_seen = {}  # on a worker: (token, folder) -> whether the folder is the client's
 
 
 def dask_distributed():
@@ -110,8 +130,97 @@ def attach(bundle, detached):
     return _Attacher(io.BytesIO(detached.blob), bundle, strategy).load()
 
 
-def run_task(token, bundle, detached, ids):
-    """A Dask task: the rows of chunk ``ids`` (the plan is unpacked once per worker)."""
+@dataclass(frozen=True)
+class Job:
+    """What every task of one sweep shares, sent to each worker once: the detached plan,
+    the run's token, and ``templates``: sink index -> an empty sink (``spawn()``) that the
+    worker fills; the client fills the others (``n_sinks`` in all) with returned rows."""
+
+    token: str
+    detached: Detached
+    templates: dict
+    n_sinks: int
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a task returns: ``n`` combos run, ``sinks`` (index -> the filled sink) and
+    ``rows`` (the chunks' ChunkResults, when some sink is left to the client)."""
+
+    n: int
+    sinks: dict
+    rows: list = field(default_factory=list)
+
+
+def job(token, detached, sinks):
+    """The Job of a run: the sinks that can spawn go to the workers; a sink writing files
+    (``directory``) only if WORKERS_WRITE allows, with a probe written into its folder."""
+    templates = {}
+    for k, sink in enumerate(sinks):
+        if getattr(sink, "spawn", None) is None:
+            continue
+        directory = getattr(sink, "directory", None)
+        if directory is not None:
+            if WORKERS_WRITE is False:
+                continue
+            write_atomic(_probe(directory, token),
+                         lambda tmp: _write(tmp, token))
+        templates[k] = sink.spawn()
+    return Job(token, detached, templates, len(sinks))
+
+
+def remove_probes(job):
+    """Remove the probe files of ``job`` (client side, when the run ends)."""
+    for sink in job.templates.values():
+        if getattr(sink, "directory", None) is not None:
+            try:
+                os.remove(_probe(sink.directory, job.token))
+            except OSError:
+                pass
+
+
+def _probe(directory, token):
+    return os.path.join(directory, PROBE + token)
+
+
+def _write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _sees(sink, token):
+    """Whether this worker may fill ``sink``: one writing files must see the client's
+    folder (its probe file, with this run's token)."""
+    directory = getattr(sink, "directory", None)
+    if directory is None:
+        return True
+    key = (token, directory)
+    if key not in _seen:
+        try:
+            with open(_probe(directory, token), encoding="utf-8") as f:
+                seen = f.read() == token
+        except OSError:
+            seen = False
+        if len(_seen) >= 64:
+            _seen.clear()
+        _seen[key] = seen
+    return _seen[key]
+
+
+def compact(ids):
+    """A chunk's grid ids as they travel: ``(first, stop)`` for a run of consecutive ids
+    (a chunk of the whole grid), else the array (a sample's)."""
+    if ids.size and int(ids[-1]) - int(ids[0]) + 1 == ids.size:
+        return int(ids[0]), int(ids[-1]) + 1
+    return ids
+
+
+def _expand(ids):
+    return np.arange(*ids, dtype=np.int64) if isinstance(ids, tuple) else ids
+
+
+def _runner(token, bundle, detached):
+    """The plan of run ``token`` on this worker, unpacked and built once."""
     with _runners_lock:
         runner = _runners.get(token)
         if runner is None:
@@ -121,5 +230,24 @@ def run_task(token, bundle, detached, ids):
             while len(_runners) >= _KEPT_RUNNERS:
                 _runners.pop(next(iter(_runners)))
             _runners[token] = runner
+    return runner
+
+
+def run_task(bundle, job, chunks):
+    """A Dask task: run the chunks ``chunks`` (as :func:`compact` gives them) into the
+    sinks this worker can fill; returns the pickled :class:`TaskResult`."""
+    runner = _runner(job.token, bundle, job.detached)
+    sinks = {k: t.spawn() for k, t in job.templates.items() if _sees(t, job.token)}
+    keep_rows = len(sinks) < job.n_sinks
+    n, rows = 0, []
     with kernel_threads(runner.settings.threads):
-        return runner.run_chunk(ids)
+        for ids in chunks:
+            chunk = runner.run_chunk(_expand(ids))
+            if chunk is None:
+                continue
+            n += chunk.ids.size
+            for sink in sinks.values():
+                sink.add(chunk)
+            if keep_rows:
+                rows.append(chunk)
+    return pickle.dumps(TaskResult(n, sinks, rows), protocol=pickle.HIGHEST_PROTOCOL)

@@ -9,15 +9,21 @@ far, so a caller can say how far an interrupted run got.
 
 from __future__ import annotations
 
+import itertools
+import pickle
 import uuid
 
 from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._threading import kernel_threads
-from sweepbt.distributed import connect, dask_distributed, detach, run_task
+from sweepbt.distributed import (compact, connect, dask_distributed, detach, job,
+                                 remove_probes, run_task)
 
 #: Dask tasks in flight per worker thread: enough to keep workers busy, few enough that
 #: results do not pile up on the workers (memory stays flat)
 IN_FLIGHT_PER_THREAD = 2
+#: local chunks per Dask task (each still its own part and Sharpe moments, so the result
+#: equals a local run's): enough work per task to keep Dask's per-task overhead small
+CHUNKS_PER_TASK = 1
 
 
 class _Executor:
@@ -54,16 +60,21 @@ class InProcess(_Executor):
 
 
 class Dask(_Executor):
-    """Run chunks as tasks on the Dask cluster of ``scheduler`` (a Client or an address);
-    ``done`` counts the combos whose rows have arrived."""
+    """Run chunks as tasks on the Dask cluster of ``scheduler`` (a Client or an address),
+    ``chunks_per_task`` chunks a task; ``done`` counts the combos whose results have
+    arrived, ``n_tasks``, ``bytes_sent`` and ``bytes_back`` what went over the wire per
+    task (its pickled arguments; its pickled result)."""
 
-    def __init__(self, scheduler):
+    def __init__(self, scheduler, chunks_per_task=None):
         super().__init__()
         dask_distributed()
         self.scheduler = scheduler
+        self.chunks_per_task = CHUNKS_PER_TASK if chunks_per_task is None else \
+            chunks_per_task
+        self.n_tasks = self.bytes_sent = self.bytes_back = 0
 
     def run(self, plan, chunks, sinks, on_progress=None):
-        """Feed the rows of every chunk to every sink, as tasks complete; returns the
+        """Feed the results of every chunk to every sink, as tasks complete; returns the
         number of combos run. An interrupt (Ctrl-C) cancels the tasks still queued."""
         client, owned = connect(self.scheduler)
         try:
@@ -74,19 +85,26 @@ class Dask(_Executor):
 
     def _run(self, client, plan, chunks, sinks, on_progress):
         bundle, detached = detach(plan)
-        bundle_ref, detached_ref = client.scatter([bundle, detached], broadcast=True,
-                                                  hash=False)
-        token = uuid.uuid4().hex
+        work = job(uuid.uuid4().hex, detached, sinks)
+        try:
+            return self._submit(client, work, bundle, chunks, sinks, on_progress)
+        finally:
+            remove_probes(work)
+
+    def _submit(self, client, work, bundle, chunks, sinks, on_progress):
+        refs = client.scatter([bundle, work], broadcast=True, hash=False)
         threads = sum(client.nthreads().values()) or 1
         chunks = iter(chunks)
         queue = dask_distributed().as_completed()
         pending = set()
 
         def submit():
-            ids = next(chunks, None)
-            if ids is not None:
-                future = client.submit(run_task, token, bundle_ref, detached_ref, ids,
-                                       pure=False)
+            group = [compact(ids) for ids in itertools.islice(chunks, self.chunks_per_task)]
+            if group:
+                future = client.submit(run_task, *refs, group, pure=False)
+                self.n_tasks += 1
+                self.bytes_sent += len(pickle.dumps((run_task, *(r.key for r in refs),
+                                                     group)))
                 pending.add(future)
                 queue.add(future)
 
@@ -94,14 +112,29 @@ class Dask(_Executor):
             for _ in range(IN_FLIGHT_PER_THREAD * threads):
                 submit()
             for future in queue:
-                result = future.result()
+                payload = future.result()
                 pending.discard(future)
                 future.release()
                 submit()
-                self.deliver(result, sinks, on_progress)
+                self._merge(payload, sinks, on_progress)
         except BaseException:
             client.cancel(list(pending))
             raise
         finally:
-            client.cancel([bundle_ref, detached_ref])
+            client.cancel(refs)
         return self.done
+
+    def _merge(self, payload, sinks, on_progress):
+        """Fold one task's pickled TaskResult into ``sinks``."""
+        self.bytes_back += len(payload)
+        result = pickle.loads(payload)
+        for k, sink in result.sinks.items():
+            sinks[k].merge(sink)
+        for chunk in result.rows:
+            for k, sink in enumerate(sinks):
+                if k not in result.sinks:
+                    sink.add(chunk)
+        if result.n:
+            self.done += result.n
+            if on_progress is not None:
+                on_progress(self.done)

@@ -2,7 +2,9 @@
 
 Every sink has ``add(chunk)`` (one :class:`sweepbt.plan.ChunkResult`), ``merge(other)``
 (fold in a sink of the same kind that saw other chunks, e.g. on another worker) and
-``finish()``. Rows are labelled by grid id, so what a sink finishes with does not depend
+``finish()``. A sink that can be filled where the chunks run has ``spawn()``: an empty sink
+of its kind (small, picklable) that a Dask worker fills and returns for ``merge``, so the
+chunk's rows need not travel (:mod:`sweepbt.distributed`). Rows are labelled by grid id, so what a sink finishes with does not depend
 on how the grid was cut into chunks nor on the order they ran or were merged in.
 """
 
@@ -61,6 +63,9 @@ class KeepTop:
         metric_index(metric)
         self.best = None
 
+    def spawn(self):
+        return KeepTop(self.k, self.metric, self.n_rows, self.names)
+
     def add(self, chunk):
         both = chunk if self.best is None else _concat([self.best, chunk], self.names)
         per_asset = both.metrics.reshape(both.ids.size, self.n_rows, N_METRICS)
@@ -88,6 +93,9 @@ class SharpeMoments:
     def __init__(self, n_rows):
         self.n_rows = n_rows
         self.parts = {}
+
+    def spawn(self):
+        return SharpeMoments(self.n_rows)
 
     def add(self, chunk):
         sharpe = chunk.metrics[:, metric_index("sharpe")].reshape(chunk.ids.size,
@@ -119,19 +127,21 @@ class ParquetParts:
 
     A part is named by its chunk's first grid id (``part-<id>.parquet``, so the dataset
     reads back in grid order) and written atomically: a part that exists is complete.
-    Sinks made by ``part_writer()`` write into the same directory; ``finish()`` gives the
-    directory. :mod:`sweepbt.outdir` keeps the parts in a ``_partial/`` folder until the
+    Sinks made by ``part_writer()`` (``spawn()``) write into the same directory, e.g. on a
+    Dask worker that sees it; ``finish()`` gives the directory. :mod:`sweepbt.outdir` keeps the parts in a ``_partial/`` folder until the
     sweep completes.
     """
 
     def __init__(self, directory, symbols, strategy, fixed):
-        self.directory = os.fspath(directory)
+        self.directory = os.path.abspath(directory)
         self.symbols, self.strategy, self.fixed = symbols, strategy, fixed
         self.n_parts = 0
 
     def part_writer(self):
         """Another sink writing parts into this one's directory (merge it back after)."""
         return ParquetParts(self.directory, self.symbols, self.strategy, self.fixed)
+
+    spawn = part_writer
 
     def add(self, chunk):
         table = sweep_table(self.symbols, self.strategy, self.fixed, chunk.ids, chunk.params,
