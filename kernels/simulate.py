@@ -444,7 +444,7 @@ def _none_closed():
     return _closed(_flat(), -1, 0.0, 0.0, 0.0, -1)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _book_trade(ledger, t):
     """Count the Closed round trip ``t`` in the tally; with ``record`` also write its trade
     record.
@@ -492,7 +492,7 @@ def _book_trade(ledger, t):
     tally[Tally.reason + t.reason] += 1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _book_mark(ledger, p, bar, c, reason):
     """Book position ``p``, if open, marked at the close ``c`` of ``bar`` with no exit
     costs (the end of the data, or ruin); returns the flat position."""
@@ -504,7 +504,7 @@ def _book_mark(ledger, p, bar, c, reason):
     return _flat()
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _exit(p, bar, quote, reason, at_open, rule):
     """Close position ``p`` at ``quote`` on ``bar`` (at its open: ``at_open``):
     ``(cash change, Closed)``."""
@@ -529,7 +529,7 @@ def _exit(p, bar, quote, reason, at_open, rule):
                                 pnl, reason)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _entry(open_dir, i, quote, atr_at_signal, cash, rule):
     """Open a position on bar ``i`` at ``quote``: ``(position, cash change)``, its levels
     fixed at entry (see ``_levels``); the ATR-scaled rules use ``atr_at_signal``.
@@ -744,7 +744,7 @@ def _trade_stats(m, tally, n_trades):
                      else nan)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
                     bars_exposed):
     """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
@@ -1634,7 +1634,7 @@ def _rank_close(book, out, record, a, i, quote, rr, reason):
                       rr, reason)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _rank_mark_out(book, out, record, a, i, quote, reason):
     """Book asset ``a``'s position marked at ``quote`` with no costs (``end``, ``ruin``):
     the cash change."""
@@ -1848,7 +1848,7 @@ def _rank_buys(market, book, out, record, i, at_open, cash, equity, rr):
     return cash, traded
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _rebalance(market, book, out, record, i, at_open, cash, blocked, rr):
     """Trade every asset to its target ``weight * E / quote`` units at bar ``i``'s open
     or close (E: the equity at those quotes): every sell, then every buy, in asset order;
@@ -1932,7 +1932,7 @@ def _rank_close_bar(market, book, out, record, i, cash, n_held, axis_end, rr):
     return cash, n_held, cash + value, gross
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _rank_all_marked(market, book, out, record, i, n_held, reason):
     """Book every position held at bar ``i``'s close (no costs): the cash change."""
     flow = 0.0
@@ -2053,7 +2053,7 @@ def simulate_rank(market, ranking, rules, rank, settings, book, out, record, hol
     return int(book.tally[Tally.trades])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _rank_ruin(market, book, out, record, i, n_held, axis_end, t):
     """Ruin at bar ``i``'s close: every position booked at the close (``ruin``), the
     account flat at this equity for the rest of the bars: the Track to finish with."""
