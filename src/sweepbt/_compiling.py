@@ -30,9 +30,9 @@ from sweepbt import kernels
 #: about how many seconds each big kernel takes to compile cold, helpers included (numba
 #: 0.68, one core of a 2-core Zen 4 machine at load average 1; docs/performance.md)
 COLD_SECONDS = {
-    "sweep_metrics": 20, "equity_paths": 18, "backtest_record": 18,
-    "portfolio_metrics": 50, "portfolio_equity_paths": 35, "portfolio_record": 35,
-    "rank_metrics": 115, "rank_equity_paths": 110, "rank_record": 110,
+    "sweep_metrics": 12, "equity_paths": 9, "backtest_record": 9,
+    "portfolio_metrics": 20, "portfolio_equity_paths": 18, "portfolio_record": 18,
+    "rank_metrics": 40, "rank_equity_paths": 40, "rank_record": 40,
 }
 #: the indicator and signal kernels of a strategy, together, about
 SMALL_SECONDS = 5
