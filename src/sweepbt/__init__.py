@@ -23,6 +23,7 @@ try:
         from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
         from sweepbt.results import BacktestResult, PortfolioResult, SweepResult
         from sweepbt.html_report import report
+        from sweepbt.multi import MultiSweepResult
         from sweepbt.strategies import STRATEGIES
         from sweepbt.walkforward import WalkForwardResult, walk_forward
         from sweepbt.warming import Warmup, warmup
@@ -44,6 +45,7 @@ __all__ = [
     "ENTER_SHORT",
     "EXIT_LONG",
     "EXIT_SHORT",
+    "MultiSweepResult",
     "SELL",
     "STRATEGIES",
     "SweepEstimate",
