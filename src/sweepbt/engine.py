@@ -207,7 +207,8 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     objects, or a dict ``{strategy: {param: values}}`` giving each its own grid): each
     runs its own grid, one after the other, into one
     :class:`~sweepbt.multi.MultiSweepResult` with a ``strategy`` column and combo ids
-    unique across strategies (docs/getting-started.md, "Several strategies in one sweep").
+    unique across strategies (docs/getting-started.md, "Several strategies in one sweep");
+    their ``out=`` folder holds an out= folder per strategy (docs/distributed.md).
 
     ``out=`` folders resume: a stopped sweep keeps its finished chunks, and the same call
     with ``resume=True`` runs only the missing ones (the folder's manifest must describe the
