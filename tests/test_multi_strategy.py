@@ -8,6 +8,9 @@ import json
 import math
 import os
 import pickle
+import signal
+import sys
+import textwrap
 
 import numpy as np
 import pyarrow.compute as pc
@@ -20,6 +23,7 @@ from sweepbt import plan as plan_module
 from sweepbt.sinks import SharpeMoments
 from sweepbt.strategies import STRATEGIES
 from sweepbt.vocabulary import metric_names
+from stopping import finished_parts, stop_when
 from test_resume import StopAfter, assert_same_rows
 
 GRID = dict(fast=[5, 10], slow=[50, 100], stop_loss=[None, 0.05], fees=0.001)
@@ -369,6 +373,35 @@ def test_ctrl_c_in_the_second_strategy_keeps_the_first_and_resumes_to_the_same_r
     assert set(kept) <= set(os.listdir(path / "ema_cross"))  # the kept parts were not rerun
     again = sb.sweep(data, BOTH, out=path, resume=True, **GRID)  # complete: at once
     assert_same_result(again, whole)
+
+
+SWEEP_SCRIPT = """
+import sys
+import sweepbt as sb
+from sweepbt import plan
+plan.CHUNK_BAR_EVALUATIONS = 1  # one combo per chunk: many chunks
+sb.sweep(sb.demo(), ["sma_cross", "ema_cross"], out=sys.argv[1], fast=list(range(2, 42)),
+         slow=[50, 100, 150])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_in_another_process_then_resume_equals_an_uninterrupted_run(tmp_path,
+                                                                         monkeypatch):
+    path = tmp_path / "both"
+    status, err = stop_when([sys.executable, "-c", textwrap.dedent(SWEEP_SCRIPT), str(path)],
+                            lambda: len(finished_parts(path / "ema_cross" / "_partial")) >= 3,
+                            signal.SIGINT)
+    assert status != 0 and "KeyboardInterrupt: sweep interrupted after" in err
+    assert ("(strategy 'ema_cross', 2 of 2); strategies finished and kept: sma_cross; "
+            "ema_cross stopped (its finished chunks are kept)") in err
+    assert _manifest(path / "sma_cross")["complete"] and not _index(path)["complete"]
+    grid = dict(fast=list(range(2, 42)), slow=[50, 100, 150])
+    res = sb.sweep(sb.demo(), BOTH, out=path, resume=True, **grid)
+    monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 1)  # chunked alike
+    whole = sb.sweep(sb.demo(), BOTH, **grid)
+    assert_same_result(res, whole)
+    assert np.array_equal(np.unique(res.table["combo"].to_numpy()), np.arange(240))
 
 
 def test_a_lost_strategy_folder_is_run_again_on_resume(data, res, tmp_path):
