@@ -410,7 +410,11 @@ def test_a_lost_strategy_folder_is_run_again_on_resume(data, res, tmp_path):
     for part in os.listdir(path / "ema_cross"):
         os.remove(path / "ema_cross" / part)
     os.rmdir(path / "ema_cross")
+    with pytest.raises(ValueError, match="holds a sweep of other strategies"):
+        sb.sweep(data, ["sma_cross"], out=path, resume=True, **GRID)
+    assert _index(path)["complete"] is True  # a refused call changes nothing
     assert_same_result(sb.sweep(data, BOTH, out=path, resume=True, **GRID), res)
+    assert _index(path)["complete"] is True
     assert _manifest(path / "ema_cross")["complete"]
 
 

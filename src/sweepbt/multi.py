@@ -402,9 +402,12 @@ class MultiOutDir:
                              f"strategies{order}: {_listed(found)} in the folder, "
                              f"{_listed(wanted)} now. Resume it with the call that made it, "
                              "or pick a new path")
-        for plan in plans:  # each strategy's own folder describes the same sweep
-            if os.path.lexists(folder.sub(plan)):
-                OutDir.open(folder.sub(plan), plan, None, True)
+        complete = [os.path.lexists(folder.sub(plan))  # each strategy's own folder
+                    and OutDir.open(folder.sub(plan), plan, None, True).complete  # checked
+                    for plan in plans]
+        if folder.index["complete"] and not all(complete):  # a strategy's folder was lost
+            folder.index["complete"] = False
+            folder.write_index()
         return folder
 
     def sub(self, plan):
