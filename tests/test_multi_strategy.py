@@ -4,17 +4,27 @@ strategies in one sweep")."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import pickle
+import signal
+import sys
+import textwrap
 
 import numpy as np
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt import cli
+from sweepbt import cli, engine
+from sweepbt import plan as plan_module
+from sweepbt.sinks import SharpeMoments
 from sweepbt.strategies import STRATEGIES
 from sweepbt.vocabulary import metric_names
+from stopping import finished_parts, stop_when
+from test_resume import StopAfter, assert_same_rows
 
 GRID = dict(fast=[5, 10], slow=[50, 100], stop_loss=[None, 0.05], fees=0.001)
 
@@ -173,8 +183,6 @@ def test_strategy_objects_and_pickle(data, res):
      "momentum_rank always run.s. as one portfolio .* while sma_cross run.s. per asset"),
     (["sma_cross", "ema_cross"], {"sample": 3}, ValueError,
      "sample= is not supported when sweeping several strategies"),
-    (["sma_cross", "ema_cross"], {"out": "x"}, ValueError,
-     "out= .and resume. is not supported when sweeping several strategies"),
 ])
 def test_errors_name_what_is_wrong(data, strategies, params, error, match):
     with pytest.raises(error, match=match):
@@ -276,3 +284,203 @@ def test_an_option_one_strategy_sweeps_is_at_its_default_for_the_others(data):
         assert bt.stats["sharpe"][0].as_py() == row["sharpe"]
     res = sb.sweep(data, {"sma_cross": {"fees": [0.0, 0.001]}, "ema_cross": {}})
     assert {r["fees"] for r in res.table.to_pylist() if r["strategy"] == "ema_cross"} == {0.0}
+
+
+# --- out= folders of several strategies: dir/<strategy>/ each, and dir/_strategies.json ---
+
+BOTH = ["sma_cross", "ema_cross"]
+
+
+@pytest.fixture
+def small_chunks(data, monkeypatch):
+    """About 2 combos per chunk (3 assets): each strategy's 8 combos are 4 or more chunks."""
+    monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 3 * data.n_bars * 2)
+
+
+def _index(path):
+    with open(os.path.join(path, "_strategies.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _manifest(path):
+    with open(os.path.join(path, "_manifest.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _stopped(monkeypatch, data, path, strategy, k, **kwargs):
+    """A sweep of BOTH into ``path`` stopped by Ctrl-C after strategy number ``strategy``
+    (0 or 1) saw ``k`` chunks; the message."""
+    made = []
+
+    def moments(n):
+        made.append(n)
+        return StopAfter(n, k) if len(made) == strategy + 1 else SharpeMoments(n)
+
+    monkeypatch.setattr(engine, "SharpeMoments", moments)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        sb.sweep(data, BOTH, out=path, **kwargs, **GRID)
+    monkeypatch.setattr(engine, "SharpeMoments", SharpeMoments)
+    return str(stopped.value)
+
+
+def assert_same_result(a, b):
+    """Two multi-strategy results hold the same rows, ids and deflated Sharpe."""
+    assert_same_rows(a.table, b.table)
+    assert a.table.schema.metadata == b.table.schema.metadata
+    assert a.n_combos == b.n_combos and a.sharpe_moments == b.sharpe_moments
+    assert str(a.deflated_sharpe()) == str(b.deflated_sharpe())
+    assert_same_rows(a.best("sharpe", k=20), b.best("sharpe", k=20))
+
+
+def test_out_folder_holds_a_sweep_folder_per_strategy_and_equals_the_in_memory_sweep(
+        data, res, singles, tmp_path):
+    path = tmp_path / "both"
+    out = sb.sweep(data, BOTH, out=path, **GRID)
+    assert out.path == str(path) and out.metrics is None  # rows are read from the folder
+    assert sorted(os.listdir(path)) == ["_strategies.json", "ema_cross", "sma_cross"]
+    assert _index(path) == {"format": 1, "complete": True, "strategies": [
+        {"name": "sma_cross", "n_combos": 8}, {"name": "ema_cross", "n_combos": 8}]}
+    for name, single in zip(BOTH, singles):  # each an ordinary out= folder, its own ids
+        assert _manifest(path / name)["complete"] and _manifest(path / name)["strategy"] == {
+            "name": name}
+        assert not os.path.exists(path / name / "_partial")
+        assert_same_rows(pq.read_table(path / name), single.table)
+    assert_same_result(out, res)
+    with pytest.raises(ValueError, match="kept no rows in memory"):
+        out.equity([9])
+    top = sb.sweep(data, BOTH, out=tmp_path / "top", top=3, **GRID)
+    assert_same_result(top, sb.sweep(data, BOTH, top=3, **GRID))
+    assert top.equity([top.combos[0]]).shape[:2] == (1, 3)
+
+
+def test_ctrl_c_in_the_second_strategy_keeps_the_first_and_resumes_to_the_same_result(
+        data, tmp_path, small_chunks, monkeypatch):
+    path = tmp_path / "both"
+    message = _stopped(monkeypatch, data, path, 1, 2)
+    assert "(strategy 'ema_cross', 2 of 2)" in message
+    assert ("strategies finished and kept: sma_cross; ema_cross stopped (its finished "
+            f"chunks are kept); all in {str(path)!r}: run the same sweep with resume=True "
+            "(CLI: --resume) to continue") in message
+    assert _index(path)["complete"] is False
+    assert _manifest(path / "sma_cross")["complete"]
+    assert not _manifest(path / "ema_cross")["complete"]
+    kept = sorted(os.listdir(path / "ema_cross" / "_partial"))
+    assert len(kept) == 2
+    resumed = sb.sweep(data, BOTH, out=path, resume=True, **GRID)
+    assert _index(path)["complete"] is True
+    whole = sb.sweep(data, BOTH, **GRID)  # chunked alike (small_chunks)
+    assert_same_result(resumed, whole)
+    assert set(kept) <= set(os.listdir(path / "ema_cross"))  # the kept parts were not rerun
+    again = sb.sweep(data, BOTH, out=path, resume=True, **GRID)  # complete: at once
+    assert_same_result(again, whole)
+
+
+SWEEP_SCRIPT = """
+import sys
+import sweepbt as sb
+from sweepbt import plan
+plan.CHUNK_BAR_EVALUATIONS = 1  # one combo per chunk: many chunks
+sb.sweep(sb.demo(), ["sma_cross", "ema_cross"], out=sys.argv[1], fast=list(range(2, 42)),
+         slow=[50, 100, 150])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_in_another_process_then_resume_equals_an_uninterrupted_run(tmp_path,
+                                                                         monkeypatch):
+    path = tmp_path / "both"
+    status, err = stop_when([sys.executable, "-c", textwrap.dedent(SWEEP_SCRIPT), str(path)],
+                            lambda: len(finished_parts(path / "ema_cross" / "_partial")) >= 3,
+                            signal.SIGINT)
+    assert status != 0 and "KeyboardInterrupt: sweep interrupted after" in err
+    assert ("(strategy 'ema_cross', 2 of 2); strategies finished and kept: sma_cross; "
+            "ema_cross stopped (its finished chunks are kept)") in err
+    assert _manifest(path / "sma_cross")["complete"] and not _index(path)["complete"]
+    grid = dict(fast=list(range(2, 42)), slow=[50, 100, 150])
+    res = sb.sweep(sb.demo(), BOTH, out=path, resume=True, **grid)
+    monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 1)  # chunked alike
+    whole = sb.sweep(sb.demo(), BOTH, **grid)
+    assert_same_result(res, whole)
+    assert np.array_equal(np.unique(res.table["combo"].to_numpy()), np.arange(240))
+
+
+def test_a_lost_strategy_folder_is_run_again_on_resume(data, res, tmp_path):
+    path = tmp_path / "both"
+    sb.sweep(data, BOTH, out=path, **GRID)
+    for part in os.listdir(path / "ema_cross"):
+        os.remove(path / "ema_cross" / part)
+    os.rmdir(path / "ema_cross")
+    with pytest.raises(ValueError, match="holds a sweep of other strategies"):
+        sb.sweep(data, ["sma_cross"], out=path, resume=True, **GRID)
+    assert _index(path)["complete"] is True  # a refused call changes nothing
+    assert_same_result(sb.sweep(data, BOTH, out=path, resume=True, **GRID), res)
+    assert _index(path)["complete"] is True
+    assert _manifest(path / "ema_cross")["complete"]
+
+
+def test_ctrl_c_before_anything_finished_leaves_no_folder(data, tmp_path, monkeypatch):
+    path = tmp_path / "both"
+    message = _stopped(monkeypatch, data, path, 0, 0)
+    assert message.endswith("(strategy 'sma_cross', 1 of 2); nothing was written")
+    assert os.listdir(tmp_path) == []
+    message = _stopped(monkeypatch, data, path, 1, 0)  # the first finished: kept
+    assert message.endswith("strategies finished and kept: sma_cross; not run yet: "
+                            f"ema_cross; all in {str(path)!r}: run the same sweep with "
+                            "resume=True (CLI: --resume) to continue")
+    assert sorted(os.listdir(path)) == ["_strategies.json", "sma_cross"]
+
+
+@pytest.mark.parametrize("strategies, grid, error, match", [
+    (["ema_cross", "sma_cross"], GRID, ValueError,
+     r"cannot resume out='.*': it holds a sweep of other strategies \(the same strategies "
+     r"in another order\): sma_cross \(8 combos\), ema_cross \(8 combos\) in the folder, "
+     r"ema_cross \(8 combos\), sma_cross \(8 combos\) now"),
+    (["sma_cross"], GRID, ValueError, "holds a sweep of other strategies"),
+    (["sma_cross", "ema_cross", "momentum"], GRID, ValueError,
+     "holds a sweep of other strategies: sma_cross .8 combos., ema_cross .8 combos. in "
+     "the folder, sma_cross .8 combos., ema_cross .8 combos., momentum"),
+    ({"sma_cross": None, "ema_cross": {"fast": [5, 11]}}, GRID, ValueError,
+     r"cannot resume out='.*ema_cross': it holds another sweep: the grid differs "
+     r"\(values.fast: \[5, 10\] in the folder, \[5, 11\] now\)"),
+])
+def test_a_resume_with_other_strategies_is_refused(data, tmp_path, strategies, grid, error,
+                                                   match):
+    path = tmp_path / "both"
+    sb.sweep(data, BOTH, out=path, **GRID)
+    with pytest.raises(error, match=match):
+        sb.sweep(data, strategies, out=path, resume=True, **grid)
+    assert _index(path)["complete"] is True  # untouched
+
+
+def test_out_folder_errors(data, tmp_path):
+    path = tmp_path / "both"
+    sb.sweep(data, BOTH, out=path, **GRID)
+    with pytest.raises(FileExistsError, match="already exists; pass resume=True"):
+        sb.sweep(data, BOTH, out=path, **GRID)
+    single = tmp_path / "single"
+    sb.sweep(data, "sma_cross", out=single, **GRID)
+    with pytest.raises(FileExistsError, match="is a single-strategy sweep folder"):
+        sb.sweep(data, BOTH, out=single, resume=True, **GRID)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sb.sweep(data, BOTH, out=tmp_path / "no" / "such", **GRID)
+    with pytest.raises(ValueError, match="resume=True continues an out= folder"):
+        sb.sweep(data, BOTH, resume=True, **GRID)
+
+
+def test_cli_out_dir_with_two_strategies(tmp_path, capsys):
+    path = tmp_path / "both"
+    argv = ["sweep", "--demo", "--symbols", "ALPHA,BRAVO", "--strategy", "sma_cross",
+            "--strategy", "ema_cross", "--param", "fast=5,10", "--param", "slow=50",
+            "--no-progress", "--out-dir", str(path)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert (f"wrote 8 rows to {path} (a Parquet dataset per strategy: sma_cross/, "
+            "ema_cross/)") in out
+    assert pq.read_table(path / "ema_cross").num_rows == 4
+    table = out[out.index("top 4"):out.index("wrote")]
+    assert cli.main(argv) == 2
+    assert "--resume continues the sweep it holds" in capsys.readouterr().err
+    assert cli.main(argv + ["--resume"]) == 0
+    again = capsys.readouterr().out
+    assert again[again.index("top 4"):again.index("wrote")].split("\n")[:6] == \
+        table.split("\n")[:6]

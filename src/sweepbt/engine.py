@@ -23,7 +23,8 @@ from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
 from sweepbt.executors import Dask, InProcess
-from sweepbt.multi import MultiSweepResult, check_several_run, plan_several, several
+from sweepbt.multi import (MultiOutDir, MultiSweepResult, check_several_run, plan_several,
+                           several)
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS, drop_result_columns
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
@@ -155,7 +156,7 @@ def estimate(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
                    init_cash=init_cash, periods_per_year=periods_per_year, threads=None,
                    window=window, portfolio=portfolio, size_type=size_type)
     if several(strategy):
-        check_several_run(sample, None)
+        check_several_run(sample)
         return _total([_estimate(plan) for plan in plan_several(data, strategy, params,
                                                                  **options)])
     return _estimate(prepare(data, strategy, params, **options),
@@ -206,7 +207,8 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     objects, or a dict ``{strategy: {param: values}}`` giving each its own grid): each
     runs its own grid, one after the other, into one
     :class:`~sweepbt.multi.MultiSweepResult` with a ``strategy`` column and combo ids
-    unique across strategies (docs/getting-started.md, "Several strategies in one sweep").
+    unique across strategies (docs/getting-started.md, "Several strategies in one sweep");
+    their ``out=`` folder holds an out= folder per strategy (docs/distributed.md).
 
     ``out=`` folders resume: a stopped sweep keeps its finished chunks, and the same call
     with ``resume=True`` runs only the missing ones (the folder's manifest must describe the
@@ -222,13 +224,41 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
                max_memory=max_memory, sample=sample, seed=seed, scheduler=scheduler)
     if several(strategy):
         plans = plan_several(data, strategy, params, **options)
-        check_several_run(sample, out)
-        sizes = [_estimate(plan) for plan in plans]
-        total = _total(sizes)
-        return MultiSweepResult.of([_sweep_plan(plan, size, run, total)
-                                    for plan, size in zip(plans, sizes)], top, metric)
+        check_several_run(sample)
+        return _sweep_several(plans, run)
     plan = prepare(data, strategy, params, **options)
     return _sweep_plan(plan, None, run)
+
+
+def _sweep_several(plans, run):
+    """:func:`sweep` of several strategies' plans, one after the other; with ``out=`` into
+    a :class:`~sweepbt.multi.MultiOutDir` (a folder per strategy: one that is complete
+    returns at once, an interrupted one resumes)."""
+    sizes = [_estimate(plan) for plan in plans]
+    total = _total(sizes)
+    if run["out"] is None:
+        return MultiSweepResult.of([_sweep_plan(plan, size, run, total)
+                                    for plan, size in zip(plans, sizes)], run["top"],
+                                   run["metric"])
+    folder, parts = None, []
+    try:
+        with DeferredInterrupt() as held:  # made and named as one step (see _run)
+            folder = MultiOutDir.open(run["out"], plans, run["resume"])
+        held.check()
+        for plan, size in zip(plans, sizes):
+            parts.append(_sweep_plan(plan, size, {**run, "out": folder.sub(plan)}, total))
+        return MultiSweepResult.of(parts, run["top"], run["metric"], folder.finish())
+    except KeyboardInterrupt as exc:
+        if folder is None:
+            raise
+        k = len(parts)
+        head = str(exc).partition("; ")[0] or "sweep interrupted"
+        where = (f"strategy {plans[k].strategy.name!r}, {k + 1} of {len(plans)}"
+                 if k < len(plans) else "every strategy finished")
+        raise KeyboardInterrupt(f"{head} ({where}); {folder.stopped_note(k)}") from None
+    finally:
+        if folder is not None and not folder.index["complete"]:
+            folder.discard_if_new_and_empty()
 
 
 def _sweep_plan(plan, size, run, memory_size=None):

@@ -6,13 +6,16 @@ sweep path (the same chunk loop, sinks and executor as a single-strategy sweep).
 :class:`MultiSweepResult` joins their results: a ``strategy`` column, combo ids made unique
 by offsetting strategy k's ids by the grid sizes of the strategies before it, and the
 deflated Sharpe ratio over every combo of every strategy. docs/getting-started.md,
-"Several strategies in one sweep", has the rules.
+"Several strategies in one sweep", has the rules. :class:`MultiOutDir` is such a sweep's
+``out=`` folder: an ordinary out= folder per strategy (docs/distributed.md).
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,7 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sweepbt import frames
+from sweepbt._files import write_atomic
 from sweepbt._validate import check_count
+from sweepbt.outdir import FORMAT, MANIFEST, OutDir, make_new, read_existing
 from sweepbt.params import FIXED_OPTIONS, OPTIONS
 from sweepbt.plan import prepare
 from sweepbt.ranking import NOT_FOR_RANK
@@ -126,16 +131,12 @@ def plan_several(data, strategies, params, *, constraint, portfolio, **options):
     return plans
 
 
-def check_several_run(sample, out):
-    """What a multi-strategy sweep refuses: ``sample=`` and ``out=`` (docs)."""
+def check_several_run(sample):
+    """What a multi-strategy sweep refuses: ``sample=`` (docs)."""
     if sample is not None:
         raise ValueError("sample= is not supported when sweeping several strategies (a "
                          "uniform draw over their joined grids is not defined yet); "
                          "sample each strategy in its own sweep")
-    if out is not None:
-        raise ValueError("out= (and resume) is not supported when sweeping several "
-                         "strategies (an out= folder's manifest describes one strategy); "
-                         "use top= to bound memory, or one out= folder per strategy")
 
 
 def _merged_moments(parts):
@@ -201,23 +202,25 @@ class MultiSweepResult(SweepResult):
     strategies: tuple = ()
 
     @classmethod
-    def of(cls, parts, top=None, metric="sharpe"):
+    def of(cls, parts, top=None, metric="sharpe", path=None):
         """The joined result of ``parts`` (each strategy's SweepResult, in the order
         given); with ``top=k`` only the k best combos by ``metric`` over all of them
-        are held (each part kept its own k best while streaming)."""
+        are held (each part kept its own k best while streaming). ``path``: the
+        :class:`MultiOutDir` of an ``out=`` sweep; without ``top`` its parts hold no rows
+        in memory, and neither does the joined result (they are read from the folder)."""
         offsets = _offsets(parts)
         if top is not None:
             parts = _keep_top(parts, offsets, top, metric)
         names = _union(p.names for p in parts)
+        in_memory = all(p.metrics is not None for p in parts)
+        combos, params, metrics = _joined_rows(
+            [(p.combos, p.param_columns, p.metrics) for p in parts], offsets, names
+        ) if in_memory else (None, None, None)
         return cls(
             bundle=parts[0].bundle, symbols=parts[0].symbols,
             strategy=", ".join(p.strategy for p in parts), fixed=_common(parts), names=names,
             axes=_union(p.axes for p in parts), n_combos=sum(p.n_combos for p in parts),
-            combos=np.concatenate([p.combos + off for p, off in zip(parts, offsets)]),
-            param_columns={n: np.concatenate([
-                p.param_columns[n] if n in p.param_columns else np.full(p.combos.size, np.nan)
-                for p in parts]) for n in names},
-            metrics=np.concatenate([p.metrics for p in parts]),
+            combos=combos, param_columns=params, metrics=metrics, path=path,
             elapsed=sum(p.elapsed for p in parts),
             bar_evaluations=sum(p.bar_evaluations for p in parts),
             compile_seconds=sum(p.compile_seconds for p in parts),
@@ -225,6 +228,13 @@ class MultiSweepResult(SweepResult):
             plan=parts[0].plan,  # the row spans (the same for every part) for PSR / DSR
             parts=tuple(parts), offsets=offsets,
             strategies=tuple(p.strategy for p in parts))
+
+    def held(self):
+        """:meth:`SweepResult.held` joined over the strategies (read back from their
+        folders for an ``out=`` sweep without ``top``)."""
+        if self.metrics is not None:
+            return self.combos, self.param_columns, self.metrics
+        return _joined_rows([p.held() for p in self.parts], self.offsets, self.names)
 
     def _labelled(self, k, table):
         """Part k's ``table`` with its combo ids offset and a ``strategy`` column."""
@@ -302,7 +312,7 @@ class MultiSweepResult(SweepResult):
 
     def equity(self, combos=None) -> np.ndarray:
         """:meth:`SweepResult.equity` of held combos of any strategy, in the order given."""
-        ids = self.combos if combos is None else np.atleast_1d(
+        ids = self.held()[0] if combos is None else np.atleast_1d(
             np.asarray(combos, dtype=np.int64))
         located = [self._locate(int(c)) for c in ids]
         bundle = self.bundle
@@ -320,6 +330,15 @@ class MultiSweepResult(SweepResult):
                                    "SweepResult.to_pandas()")
 
 
+def _joined_rows(held, offsets, names):
+    """(combo ids, params, metrics) of every strategy's ``held`` rows as one: ids offset,
+    a parameter a strategy lacks NaN in its rows."""
+    return (np.concatenate([ids + off for (ids, _, _), off in zip(held, offsets)]),
+            {n: np.concatenate([params[n] if n in params else np.full(ids.size, np.nan)
+                                for ids, params, _ in held]) for n in names},
+            np.concatenate([metrics for _, _, metrics in held]))
+
+
 def _names_in(expression):
     """The names an expression (a ``where=``) uses; empty when there is none or it does
     not parse (``best`` then reports the error)."""
@@ -330,3 +349,99 @@ def _names_in(expression):
     except SyntaxError:
         return set()
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+#: the top-level file of a multi-strategy ``out=`` folder: the strategies, in order
+STRATEGIES_FILE = "_strategies.json"
+
+
+def _listing(plans):
+    """The strategies of a multi-strategy out= folder, in order: each name and grid size
+    (before any constraint: what fixes the combo id offsets)."""
+    return [{"name": p.strategy.name, "n_combos": int(p.grid.n_total)} for p in plans]
+
+
+def _write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _listed(listing):
+    return ", ".join(f"{s['name']} ({s['n_combos']:,} combos)" for s in listing)
+
+
+class MultiOutDir:
+    """The ``out=`` folder of a sweep of several strategies: ``<path>/<strategy name>/``
+    for each, an ordinary out= folder (:class:`~sweepbt.outdir.OutDir`: its own manifest,
+    ``_partial/`` and parts, its own grid ids), and ``_strategies.json`` (written first)
+    listing the strategies in order with their grid sizes, and ``complete`` once every
+    strategy's folder is."""
+
+    def __init__(self, path, index, created):
+        self.path, self.index, self.created = path, index, created
+
+    @classmethod
+    def open(cls, path, plans, resume):
+        """The folder ``path`` for ``plans``: a new one, or with ``resume`` one made by
+        the same strategies (in the same order, with the same grids)."""
+        path = os.fspath(path)
+        wanted = _listing(plans)
+        if not os.path.lexists(path):  # the list first, before any strategy runs
+            folder = cls(path, {"format": FORMAT, "complete": False, "strategies": wanted},
+                         created=True)
+            make_new(path, folder.write_index)
+            return folder
+        what = ("a single-strategy sweep folder" if os.path.isfile(os.path.join(
+            path, MANIFEST)) else "not a sweepbt folder of several strategies")
+        folder = cls(path, read_existing(path, STRATEGIES_FILE, resume, what), created=False)
+        found = folder.index["strategies"]
+        if found != wanted:
+            order = (" (the same strategies in another order)"
+                     if sorted(map(str, found)) == sorted(map(str, wanted)) else "")
+            raise ValueError(f"cannot resume out={path!r}: it holds a sweep of other "
+                             f"strategies{order}: {_listed(found)} in the folder, "
+                             f"{_listed(wanted)} now. Resume it with the call that made it, "
+                             "or pick a new path")
+        complete = [os.path.lexists(folder.sub(plan))  # each strategy's own folder
+                    and OutDir.open(folder.sub(plan), plan, None, True).complete  # checked
+                    for plan in plans]
+        if folder.index["complete"] and not all(complete):  # a strategy's folder was lost
+            folder.index["complete"] = False
+            folder.write_index()
+        return folder
+
+    def sub(self, plan):
+        """The out= folder of ``plan``'s strategy."""
+        return os.path.join(self.path, plan.strategy.name)
+
+    def write_index(self):
+        text = json.dumps(self.index, indent=1)
+        write_atomic(os.path.join(self.path, STRATEGIES_FILE), lambda tmp: _write(tmp, text))
+
+    def finish(self):
+        """Mark the folder complete (every strategy's folder is); returns the path."""
+        if not self.index.get("complete"):
+            self.index["complete"] = True
+            self.write_index()
+        return self.path
+
+    def discard_if_new_and_empty(self):
+        """Remove the folder when this call made it and no strategy's folder is kept."""
+        names = [s["name"] for s in self.index["strategies"]]
+        if self.created and not any(os.path.lexists(os.path.join(self.path, n))
+                                    for n in names):
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def stopped_note(self, k):
+        """What a sweep interrupted while strategy ``k`` ran says about its folder."""
+        names = [s["name"] for s in self.index["strategies"]]
+        started = os.path.isdir(os.path.join(self.path, names[k])) if k < len(names) else False
+        if self.created and k == 0 and not started:
+            return "nothing was written"
+        said = [f"finished and kept: {', '.join(names[:k]) or 'none'}"]
+        if started:
+            said.append(f"{names[k]} stopped (its finished chunks are kept)")
+        if names[k + started:]:
+            said.append(f"not run yet: {', '.join(names[k + started:])}")
+        return (f"strategies {'; '.join(said)}; all in {self.path!r}: run the same sweep "
+                "with resume=True (CLI: --resume) to continue")

@@ -141,6 +141,39 @@ def _short(value):
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def make_new(path, start):
+    """Make the folder ``path`` (its parent must exist) and ``start()`` it (its first
+    file); interrupted (SIGTERM, Ctrl-C) or failed, nothing is left."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"out={path!r}: directory {parent!r} does not exist")
+    os.mkdir(path)
+    try:
+        start()
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def read_existing(path, name, resume, what):
+    """The JSON file ``name`` (format :data:`FORMAT`) of the existing out= folder
+    ``path``, to resume; ``what`` says what the folder is when it has no such file."""
+    file = os.path.join(path, name)
+    if not os.path.isfile(file):
+        raise FileExistsError(f"out={path!r} already exists and is {what} (no {name}); "
+                              "remove it or pick a new path")
+    if not resume:
+        raise FileExistsError(f"out={path!r} already exists; pass resume=True (CLI: "
+                              "--resume) to continue the sweep it holds, or pick a new "
+                              "path (results are never written over)")
+    with open(file, encoding="utf-8") as f:
+        found = json.load(f)
+    if found.get("format") != FORMAT:
+        raise ValueError(f"out={path!r}: {name} format {found.get('format')!r}, this "
+                         f"sweepbt reads {FORMAT}; pick a new path")
+    return found
+
+
 class OutDir:
     """One sweep's ``out=`` folder: made or checked by :meth:`open`."""
 
@@ -162,41 +195,25 @@ class OutDir:
         folder, or with ``resume`` an existing one made by the same sweep."""
         path = os.fspath(path)
         wanted = describe(plan)
-        manifest_path = os.path.join(path, MANIFEST)
         if not os.path.lexists(path):
-            parent = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent):
-                raise FileNotFoundError(f"out={path!r}: directory {parent!r} does not exist")
             manifest = {"format": FORMAT, "complete": False, **wanted, "chunking": {
                 "chunk_size": plan.chunk_size(),
                 "ids": "grid" if ids is None else f"sample of {ids.size}"}}
             folder = cls(path, manifest, created=True)
-            os.mkdir(path)
-            try:  # the manifest first: a folder holding _partial/ always has one
-                folder.write_manifest()
-                os.mkdir(folder.partial)
-            except BaseException:  # interrupted (SIGTERM, Ctrl-C) or failed: leave nothing
-                shutil.rmtree(path, ignore_errors=True)
-                raise
+            make_new(path, folder.start)
             return folder
-        if not os.path.isfile(manifest_path):
-            raise FileExistsError(f"out={path!r} already exists and is not a sweepbt sweep "
-                                  f"folder (no {MANIFEST}); remove it or pick a new path")
-        if not resume:
-            raise FileExistsError(f"out={path!r} already exists; pass resume=True (CLI: "
-                                  "--resume) to continue the sweep it holds, or pick a new "
-                                  "path (results are never written over)")
-        with open(manifest_path, encoding="utf-8") as f:
-            manifest = json.load(f)
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"out={path!r}: manifest format {manifest.get('format')!r}, "
-                             f"this sweepbt reads {FORMAT}; pick a new path")
+        manifest = read_existing(path, MANIFEST, resume, "not a sweepbt sweep folder")
         differences = _differences(manifest, json.loads(_canonical(wanted)))
         if differences:
             raise ValueError(f"cannot resume out={path!r}: it holds another sweep: "
                              + "; ".join(differences)
                              + ". Resume it with the call that made it, or pick a new path")
         return cls(path, manifest, created=False)
+
+    def start(self):
+        """The manifest first, then ``_partial/``: a folder holding it always has one."""
+        self.write_manifest()
+        os.mkdir(self.partial)
 
     def write_manifest(self):
         text = json.dumps(self.manifest, indent=1, sort_keys=True, default=_plain)

@@ -79,12 +79,14 @@ def check_out_path(path, flag, force, inputs=()):
 def check_out_dir(path, force):
     """``--out-dir`` must name a path that does not exist yet (``--force`` or not); an
     existing sweep folder is continued with ``--resume`` only."""
-    from sweepbt.outdir import MANIFEST  # not at import: the command starts light
+    from sweepbt.multi import STRATEGIES_FILE  # not at import: the command starts light
+    from sweepbt.outdir import MANIFEST
 
     _check_parent(path, "--out-dir")
     if os.path.lexists(path):
         hint = " (--force replaces files only, never a directory)" if force else ""
-        if os.path.isfile(os.path.join(path, MANIFEST)):
+        if any(os.path.isfile(os.path.join(path, name))
+               for name in (MANIFEST, STRATEGIES_FILE)):
             hint += "; --resume continues the sweep it holds"
         raise CliError(f"--out-dir: {path!r} already exists; results are never written "
                        f"over{hint}")

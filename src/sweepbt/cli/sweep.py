@@ -60,11 +60,9 @@ def _check_args(args):
     if args.out_dir is not None and not args.resume:
         check_out_dir(args.out_dir, args.force)
     check_report(args)
-    if isinstance(args.strategy, list):
-        for flag, given in (("--out-dir", args.out_dir), ("--sample", args.sample)):
-            if given is not None:
-                raise CliError(f"{flag} is not supported with several --strategy (sweep "
-                               "each strategy on its own for it)")
+    if isinstance(args.strategy, list) and args.sample is not None:
+        raise CliError("--sample is not supported with several --strategy (sweep each "
+                       "strategy on its own for it)")
     return columns
 
 
@@ -176,6 +174,9 @@ def _print_summary(args, out, res, bundle):
     if args.out is not None:
         print(f"wrote {res.n_backtests:,} rows to {args.out}", file=out)
     if args.out_dir is not None:
-        print(f"wrote {res.n_backtests:,} rows to {args.out_dir} (Parquet dataset)", file=out)
+        what = ("a Parquet dataset per strategy: " + ", ".join(
+            f"{name}/" for name in res.strategies) if hasattr(res, "parts")
+                else "Parquet dataset")
+        print(f"wrote {res.n_backtests:,} rows to {args.out_dir} ({what})", file=out)
     if res.metrics is not None and res.n_combos > 1:
         print(f"overfitting check, best by sharpe: {res.deflated_sharpe()}", file=out)
