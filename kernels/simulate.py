@@ -1127,10 +1127,11 @@ def _signal_at(bars, codes, cursor, cursor_end, a, i):
 
 
 @njit(cache=True, inline="always")
-def _close_bar(market, events, book, out, record, i, cash, n_open, rule, settings):
-    """Bar ``i`` after its open fills, asset by asset: the risk rules, then the signal at
-    the close (queued for the next open, or its exit filled now and its entry left in
-    ``book.orders``). Returns ``(cash, open positions, entries waiting)``.
+def _close_bar(market, events, book, out, record, i, cash, n_open, rule, rules_on, settings):
+    """Bar ``i`` after its open fills, asset by asset: the risk rules (``rules_on``: any is
+    set), then the signal at the close (queued for the next open, or its exit filled now and
+    its entry left in ``book.orders``). Returns ``(cash, open positions, entries waiting)``.
+    A held asset with no signal and no rule on is passed over: nothing can change.
 
     The arrays are taken out of their tuples once per bar: inside the loop over assets
     only scalars and bare arrays reach the helpers (numba counts a reference for every
@@ -1147,7 +1148,7 @@ def _close_bar(market, events, book, out, record, i, cash, n_open, rule, setting
         if i < start[a] or i >= end[a]:
             continue
         code = _signal_at(ev_bar, ev_code, cursor, cursor_end, a, i)
-        if positions[a, 0] == 0.0 and code == 0:
+        if code == 0 and (positions[a, 0] == 0.0 or not rules_on):
             continue
         bar = Bar(i=i, open=opens[a, i], high=highs[a, i], low=lows[a, i], close=closes[a, i])
         p = _load(positions, a)
@@ -1245,6 +1246,15 @@ def _reset_book(book, events, row0):
 
 
 @njit(cache=True, inline="always")
+def _rules_on(rule):
+    """Whether any risk rule of RuleRow ``rule`` is on (a price level or a time exit)."""
+    return (rule.stop_loss == rule.stop_loss or rule.take_profit == rule.take_profit
+            or rule.trailing_stop == rule.trailing_stop or rule.stop_atr == rule.stop_atr
+            or rule.take_atr == rule.take_atr or rule.trailing_atr == rule.trailing_atr
+            or rule.max_bars > 0)
+
+
+@njit(cache=True, inline="always")
 def _leverage(gross, equity):
     """Gross leverage at a close; on a ruin bar (equity <= 0) 1 if anything is held."""
     if equity > 0.0:
@@ -1273,6 +1283,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
     axis_start, axis_end = _axis(market.start, market.end)
     next_open = settings.fill == FillMode.next_open
     rule = _rule_row(rules)
+    rules_on = _rules_on(rule)
     cash = settings.init_cash
     n_open = 0
     waiting = 0  # next_open orders queued at the last close
@@ -1300,7 +1311,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
                                  settings, axis_end)
             cash, n_open = fund.cash, fund.n_open
         cash, n_open, waiting = _close_bar(market, events, book, out, record, i, cash,
-                                           n_open, rule, settings)
+                                           n_open, rule, rules_on, settings)
         if waiting > 0 and not next_open:
             fund = _fill_entries(market, atr, book, i, False,
                                  _valued(market, book, i, False, cash, n_open), rule,
