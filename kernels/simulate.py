@@ -1111,6 +1111,20 @@ def _fill_open_exits(market, book, out, record, i, cash, n_open, rule, direction
 
 
 @njit(cache=True, inline="always")
+def _inside(positions, a, i, low, high):
+    """Whether asset ``a``'s open position, its stop and take fixed at entry, held through
+    bar ``i`` (range ``low..high``, which holds the open) with neither level touched and
+    no time exit at this bar (see ``_levels_hit``: a long fires at ``low <= stop`` or
+    ``high >= take``, a short at ``high >= stop`` or ``low <= take``)."""
+    stop, take = positions[a, 7], positions[a, 8]
+    if positions[a, 11] == i:
+        return False
+    if positions[a, 0] > 0.0:
+        return low > stop and high < take
+    return high < stop and low > take
+
+
+@njit(cache=True, inline="always")
 def _signal_at(bars, codes, cursor, cursor_end, a, i):
     """Asset ``a``'s signal code at the close of bar ``i`` (0: none); moves its cursor
     (``bars``, ``codes``: the Events arrays)."""
@@ -1131,13 +1145,17 @@ def _close_bar(market, events, book, out, record, i, cash, n_open, rule, rules_o
     """Bar ``i`` after its open fills, asset by asset: the risk rules (``rules_on``: any is
     set), then the signal at the close (queued for the next open, or its exit filled now and
     its entry left in ``book.orders``). Returns ``(cash, open positions, entries waiting)``.
-    A held asset with no signal and no rule on is passed over: nothing can change.
+    A held asset with no signal is passed over when no rule is on, or when its levels are
+    fixed at entry (no trailing stop) and the bar's range stays strictly inside them before
+    its time exit (``_inside``): nothing can change.
 
     The arrays are taken out of their tuples once per bar: inside the loop over assets
     only scalars and bare arrays reach the helpers (numba counts a reference for every
     array a tuple argument carries, on every call)."""
     next_open = settings.fill == FillMode.next_open
     direction = settings.direction
+    fixed_levels = rule.trailing_stop != rule.trailing_stop \
+        and rule.trailing_atr != rule.trailing_atr  # no trailing stop: levels never move
     positions, orders, ruled = book.positions, book.orders, book.ruled
     cursor, cursor_end = book.cursor, book.cursor_end
     ev_bar, ev_code = events.bar, events.code
@@ -1148,7 +1166,9 @@ def _close_bar(market, events, book, out, record, i, cash, n_open, rule, rules_o
         if i < start[a] or i >= end[a]:
             continue
         code = _signal_at(ev_bar, ev_code, cursor, cursor_end, a, i)
-        if code == 0 and (positions[a, 0] == 0.0 or not rules_on):
+        if code == 0 and (positions[a, 0] == 0.0 or not rules_on
+                          or (fixed_levels and _inside(positions, a, i, lows[a, i],
+                                                       highs[a, i]))):
             continue
         bar = Bar(i=i, open=opens[a, i], high=highs[a, i], low=lows[a, i], close=closes[a, i])
         p = _load(positions, a)
