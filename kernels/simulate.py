@@ -907,19 +907,24 @@ def equity_paths(market, events, atr_bank, combos, settings, out):
 N_POSITION = len(Position._fields)
 #: a portfolio entry whose budget after fixed fees is at most DUST x equity is skipped
 DUST = 1e-9
+#: Book.due of an asset whose signal events are all read
+NO_EVENT = np.iinfo(np.int64).max
 
 
 class Book(NamedTuple):
     """One thread's scratch for portfolio backtests (n = n_assets): ``positions[a]`` asset
     a's open Position as floats (direction 0: flat); ``orders[a]`` its signal code waiting
     for the next open (next_open) or for this close's entries (close), 0 = none;
-    ``cursor[a]`` its next signal event and ``cursor_end[a]`` the end of its CSR row;
-    ``ruled[a]`` the last bar a risk rule closed it; ``buf`` and ``tally`` as in Scratch."""
+    ``cursor[a]`` its next signal event, ``cursor_end[a]`` the end of its CSR row and
+    ``due[a]`` the bar of the event at its cursor (NO_EVENT past the end: one load tells
+    the loop over assets that nothing is due); ``ruled[a]`` the last bar a risk rule closed
+    it; ``buf`` and ``tally`` as in Scratch."""
 
     positions: np.ndarray  # (n, N_POSITION) float64
     orders: np.ndarray  # (n,) int64
     cursor: np.ndarray  # (n,) int64
     cursor_end: np.ndarray  # (n,) int64
+    due: np.ndarray  # (n,) int64
     ruled: np.ndarray  # (n,) int64
     buf: np.ndarray
     tally: np.ndarray
@@ -1022,6 +1027,7 @@ def _next_opening_bar(events, book, market, i, stop, direction):
         while e < hi and (events.bar[e] < lo or not _opens(events.code[e], direction)):
             e += 1
         book.cursor[a] = e
+        book.due[a] = events.bar[e] if e < hi else NO_EVENT
         if e < hi and events.bar[e] < min(j, market.end[a]):
             j = events.bar[e]
     return j
@@ -1125,9 +1131,11 @@ def _inside(positions, a, i, low, high):
 
 
 @njit(cache=True, inline="always")
-def _signal_at(bars, codes, cursor, cursor_end, a, i):
+def _signal_at(bars, codes, cursor, cursor_end, due, a, i):
     """Asset ``a``'s signal code at the close of bar ``i`` (0: none); moves its cursor
-    (``bars``, ``codes``: the Events arrays)."""
+    and ``due`` (``bars``, ``codes``: the Events arrays)."""
+    if due[a] > i:
+        return 0
     e = cursor[a]
     hi = cursor_end[a]
     while e < hi and bars[e] < i:
@@ -1137,6 +1145,7 @@ def _signal_at(bars, codes, cursor, cursor_end, a, i):
         code = codes[e]
         e += 1
     cursor[a] = e
+    due[a] = bars[e] if e < hi else NO_EVENT
     return code
 
 
@@ -1157,15 +1166,15 @@ def _close_bar(market, events, book, out, record, i, cash, n_open, rule, rules_o
     fixed_levels = rule.trailing_stop != rule.trailing_stop \
         and rule.trailing_atr != rule.trailing_atr  # no trailing stop: levels never move
     positions, orders, ruled = book.positions, book.orders, book.ruled
-    cursor, cursor_end = book.cursor, book.cursor_end
+    cursor, cursor_end, due = book.cursor, book.cursor_end, book.due
     ev_bar, ev_code = events.bar, events.code
     start, end = market.start, market.end
     opens, highs, lows, closes = market.open, market.high, market.low, market.close
     waiting = 0
     for a in range(positions.shape[0]):
-        if i < start[a] or i >= end[a]:
-            continue
-        code = _signal_at(ev_bar, ev_code, cursor, cursor_end, a, i)
+        if (due[a] > i and positions[a, 0] == 0.0) or i < start[a] or i >= end[a]:
+            continue  # flat with no signal due (the common case first), or outside its span
+        code = _signal_at(ev_bar, ev_code, cursor, cursor_end, due, a, i)
         if code == 0 and (positions[a, 0] == 0.0 or not rules_on
                           or (fixed_levels and _inside(positions, a, i, lows[a, i],
                                                        highs[a, i]))):
@@ -1261,8 +1270,11 @@ def _reset_book(book, events, row0):
     book.orders[:] = 0
     book.ruled[:] = -1
     for a in range(book.cursor.shape[0]):
-        book.cursor[a] = events.ptr[row0 + a]
-        book.cursor_end[a] = events.ptr[row0 + a + 1]
+        e = events.ptr[row0 + a]
+        hi = events.ptr[row0 + a + 1]
+        book.cursor[a] = e
+        book.cursor_end[a] = hi
+        book.due[a] = events.bar[e] if e < hi else NO_EVENT
 
 
 @njit(cache=True, inline="always")
@@ -1375,7 +1387,8 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
 def _new_book(n_assets):
     return Book(positions=np.zeros((n_assets, N_POSITION)),
                 orders=np.zeros(n_assets, np.int64), cursor=np.zeros(n_assets, np.int64),
-                cursor_end=np.zeros(n_assets, np.int64), ruled=np.zeros(n_assets, np.int64),
+                cursor_end=np.zeros(n_assets, np.int64), due=np.zeros(n_assets, np.int64),
+                ruled=np.zeros(n_assets, np.int64),
                 buf=np.empty(RETURN_BLOCK), tally=np.empty(N_TALLY))
 
 
