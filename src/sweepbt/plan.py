@@ -452,19 +452,28 @@ def sampled_combos(grid, n, seed):
     if grid.constraint is None or grid.n_total <= EXACT_COUNT_LIMIT:
         if n >= grid.count():
             return None
+    return draw_distinct(n, grid.n_total, lambda flat: grid.columns_at(flat)[2], seed,
+                         f"the constraint {grid.constraint!r}")
+
+
+def draw_distinct(n, n_total, passing, seed, what):
+    """``n`` distinct ids of ``range(n_total)``, sorted, drawn uniformly among those
+    ``passing(ids)`` keeps (it returns the kept ones, in order) by rejection sampling,
+    duplicates dropped keeping the first draw (:func:`sampled_combos`); ``what`` names
+    the filter in the error when too few pass."""
     rng = np.random.default_rng(seed)
     chosen = np.empty(0, np.int64)
     drawn, budget = 0, SAMPLE_DRAWS_PER_COMBO * max(n, 1024)
     while chosen.size < n:
         if drawn >= budget:
             raise ValueError(
-                f"sample={n}: the constraint {grid.constraint!r} kept only {chosen.size:,} "
-                f"distinct combos in {drawn:,} random draws from a grid of "
-                f"{grid.n_total:,}; use a smaller sample or a looser constraint")
+                f"sample={n}: {what} kept only {chosen.size:,} distinct combos in "
+                f"{drawn:,} random draws from a grid of {n_total:,}; use a smaller sample "
+                "or a looser constraint")
         size = max(1024, 2 * (n - chosen.size))
-        draw = rng.integers(0, grid.n_total, size=size)
+        draw = rng.integers(0, n_total, size=size)
         drawn += size
-        merged = np.concatenate([chosen, grid.columns_at(draw)[2]])
+        merged = np.concatenate([chosen, passing(draw)])
         _, first = np.unique(merged, return_index=True)
         chosen = merged[np.sort(first)]
     return np.sort(chosen[:n])
