@@ -8,6 +8,7 @@ import json
 import math
 import os
 import pickle
+import shutil
 import signal
 import sys
 import textwrap
@@ -181,8 +182,6 @@ def test_strategy_objects_and_pickle(data, res):
      "strategy 'momentum': constraint 'fast < slow'"),
     ({"sma_cross": {}, "momentum_rank": {"top_n": 1}}, {}, ValueError,
      "momentum_rank always run.s. as one portfolio .* while sma_cross run.s. per asset"),
-    (["sma_cross", "ema_cross"], {"sample": 3}, ValueError,
-     "sample= is not supported when sweeping several strategies"),
 ])
 def test_errors_name_what_is_wrong(data, strategies, params, error, match):
     with pytest.raises(error, match=match):
@@ -227,8 +226,6 @@ def test_cli_repeated_strategy_and_qualified_param(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--strategy", "sma_cross", "--param", "ema_cross.fast=3"],
      "--param ema_cross.fast: 'ema_cross' is not a --strategy of this command (sma_cross)"),
-    (["--strategy", "sma_cross", "--strategy", "ema_cross", "--sample", "3"],
-     "--sample is not supported with several --strategy"),
     (["--strategy", "sma_cross", "--strategy", "ema_cross", "--param", "nope=3"],
      "unknown parameter 'nope': none of the strategies swept takes it"),
 ])
@@ -484,3 +481,89 @@ def test_cli_out_dir_with_two_strategies(tmp_path, capsys):
     again = capsys.readouterr().out
     assert again[again.index("top 4"):again.index("wrote")].split("\n")[:6] == \
         table.split("\n")[:6]
+
+
+def _rows(res):
+    """{(combo, symbol): the row} of a (multi-strategy) result's table."""
+    return {(r["combo"], r["symbol"]): r for r in res.table.to_pylist()}
+
+
+def test_sample_draws_distinct_combos_from_the_joined_grid(data, res):
+    kwargs = dict(constraint="fast < slow", sample=5, seed=3)
+    one = sb.sweep(data, ["sma_cross", "ema_cross"], **GRID, **kwargs)
+    ids = one.held()[0]
+    assert one.n_combos == 5 and ids.size == 5 and np.unique(ids).size == 5
+    assert one.fixed["sample"] == 5 and one.fixed["seed"] == 3
+    assert one.deflated_sharpe().n_trials == 5  # the combos sampled, as for one strategy
+    assert sb.estimate(data, ["sma_cross", "ema_cross"], **GRID, sample=5).n_combos == 5
+    again = sb.sweep(data, ["sma_cross", "ema_cross"], **GRID, **kwargs)
+    np.testing.assert_array_equal(again.held()[0], ids)
+    full = _rows(res)
+    rows = _rows(one)
+    assert len(rows) == 5 * 3
+    for key, row in rows.items():  # the same joined id, the same row as the full sweep
+        assert row == full[key]
+        assert row["fast"] < row["slow"]
+    for k, part in enumerate(one.parts):  # each strategy ran its share of the joined ids
+        np.testing.assert_array_equal(part.held()[0] + one.offsets[k],
+                                      ids[(ids >= one.offsets[k]) & (
+                                          ids < one.offsets[k] + part.plan.grid.n_total)])
+    other = sb.sweep(data, ["sma_cross", "ema_cross"], **GRID, sample=5, seed=4)
+    assert not np.array_equal(other.held()[0], ids)
+
+
+def test_sample_of_at_least_the_joined_grid_runs_it_all(data, res):
+    every = sb.sweep(data, ["sma_cross", "ema_cross"], **GRID, sample=100, seed=0)
+    assert every.n_combos == res.n_combos == 16
+    assert _rows(every) == _rows(res)
+
+
+def test_a_strategy_with_no_sampled_combo_gives_no_rows(data):
+    grids = {"sma_cross": {"fast": [5]}, "ema_cross": {"fast": [5, 10]}}
+    full = sb.sweep(data, grids, slow=[50, 100])
+    seed = next(s for s in range(50) if (sb.sweep(
+        data, grids, slow=[50, 100], sample=1, seed=s).held()[0] >= 2).all())
+    one = sb.sweep(data, grids, slow=[50, 100], sample=1, seed=seed)
+    assert one.strategies == ("sma_cross", "ema_cross")
+    assert [p.n_combos for p in one.parts] == [0, 1] and one.n_combos == 1
+    assert {r["strategy"] for r in one.table.to_pylist()} == {"ema_cross"}
+    (key, row), = ((k, r) for k, r in _rows(one).items() if k[1] == "ALPHA")
+    assert row == _rows(full)[key]
+    assert one.best().num_rows == 1 and one.best()["combo"][0].as_py() == key[0]
+
+
+def test_sample_too_few_passing_is_refused(data, monkeypatch):
+    from sweepbt import multi
+    monkeypatch.setattr(multi, "EXACT_COUNT_LIMIT", 0)  # draw without counting first
+    with pytest.raises(ValueError, match=r"sample=5: the constraints \(sma_cross: "
+                       r"'fast > 5 and slow > 50'; ema_cross: 'fast > 5 and slow > 50'\) "
+                       r"kept only 4 distinct combos in .* random draws from a grid of 16"):
+        sb.sweep(data, ["sma_cross", "ema_cross"], **GRID, sample=5, seed=0,
+                 constraint="fast > 5 and slow > 50")
+
+
+def test_sample_out_folder_resumes(data, tmp_path):
+    kwargs = dict(**GRID, sample=6, seed=2, out=tmp_path / "run")
+    first = sb.sweep(data, ["sma_cross", "ema_cross"], **kwargs)
+    shutil.rmtree(tmp_path / "run" / "ema_cross")  # as if stopped before ema_cross ran
+    again = sb.sweep(data, ["sma_cross", "ema_cross"], **kwargs, resume=True)
+    np.testing.assert_array_equal(again.held()[0], first.held()[0])
+    assert _rows(again) == _rows(first)
+    with pytest.raises(ValueError, match=r"cannot resume .* sample: \d combos, sha256"):
+        sb.sweep(data, ["sma_cross", "ema_cross"], **{**kwargs, "seed": 5}, resume=True)
+
+
+def test_cli_sample_of_several_strategies(capsys):
+    argv = ["sweep", "--demo", "--symbols", "ALPHA,BRAVO", "--strategy", "sma_cross",
+            "--strategy", "ema_cross", "--param", "fast=5:20:5", "--param", "slow=50:100:10",
+            "--sample", "20", "--seed", "1", "--top", "20", "--no-progress"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "random sample: 20 combos, seed 1, from a grid of 48" in out
+    rows = [line.split() for line in out.splitlines()
+            if line[:4].strip().isdigit() and len(line.split()) > 4]
+    assert len(rows) == 20 and len({int(r[1]) for r in rows}) == 20
+    assert {r[2] for r in rows} <= {"sma_cross", "ema_cross"}
+    assert cli.main(argv) == 0
+    assert [line.split() for line in capsys.readouterr().out.splitlines()
+            if line[:4].strip().isdigit() and len(line.split()) > 4] == rows

@@ -23,7 +23,7 @@ from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
 from sweepbt.executors import Dask, InProcess
-from sweepbt.multi import (MultiOutDir, MultiSweepResult, check_several_run, plan_several,
+from sweepbt.multi import (MultiOutDir, MultiSweepResult, plan_several, sampled_several,
                            several)
 from sweepbt.options import DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS, drop_result_columns
@@ -156,11 +156,16 @@ def estimate(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
                    init_cash=init_cash, periods_per_year=periods_per_year, threads=None,
                    window=window, portfolio=portfolio, size_type=size_type)
     if several(strategy):
-        check_several_run(sample)
-        return _total([_estimate(plan) for plan in plan_several(data, strategy, params,
-                                                                 **options)])
+        plans = plan_several(data, strategy, params, **options)
+        return _total(_sizes(plans, sampled_several(plans, check_sample(sample, None)[0],
+                                                    None)))
     return _estimate(prepare(data, strategy, params, **options),
                      check_sample(sample, None)[0])
+
+
+def _sizes(plans, ids):
+    """The estimate of each of ``plans`` run on its ``ids`` (None: its whole grid)."""
+    return [_estimate(plan, None if i is None else i.size) for plan, i in zip(plans, ids)]
 
 
 def _total(sizes):
@@ -207,7 +212,8 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     objects, or a dict ``{strategy: {param: values}}`` giving each its own grid): each
     runs its own grid, one after the other, into one
     :class:`~sweepbt.multi.MultiSweepResult` with a ``strategy`` column and combo ids
-    unique across strategies (docs/getting-started.md, "Several strategies in one sweep");
+    unique across strategies (docs/getting-started.md, "Several strategies in one sweep";
+    ``sample=`` draws from their joined grid);
     their ``out=`` folder holds an out= folder per strategy (docs/distributed.md).
 
     ``out=`` folders resume: a stopped sweep keeps its finished chunks, and the same call
@@ -224,7 +230,6 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
                max_memory=max_memory, sample=sample, seed=seed, scheduler=scheduler)
     if several(strategy):
         plans = plan_several(data, strategy, params, **options)
-        check_several_run(sample)
         return _sweep_several(plans, run)
     plan = prepare(data, strategy, params, **options)
     return _sweep_plan(plan, None, run)
@@ -234,19 +239,29 @@ def _sweep_several(plans, run):
     """:func:`sweep` of several strategies' plans, one after the other; with ``out=`` into
     a :class:`~sweepbt.multi.MultiOutDir` (a folder per strategy: one that is complete
     returns at once, an interrupted one resumes)."""
-    sizes = [_estimate(plan) for plan in plans]
+    sample, seed = check_sample(run["sample"], run["seed"])
+    _check_resume(run["resume"], run["out"], sample, seed)
+    ids = sampled_several(plans, sample, seed)
+    for plan in plans if sample is not None else ():  # each folder's manifest says so
+        plan.fixed.update(sample=sample, seed=seed)
+    sizes = _sizes(plans, ids)
     total = _total(sizes)
+
+    def part(k, out):
+        if ids[k] is not None and ids[k].size == 0:  # none of its combos was drawn
+            return _no_rows(plans[k])
+        return _sweep_plan(plans[k], sizes[k], {**run, "out": out, "ids": ids[k]}, total)
+
     if run["out"] is None:
-        return MultiSweepResult.of([_sweep_plan(plan, size, run, total)
-                                    for plan, size in zip(plans, sizes)], run["top"],
+        return MultiSweepResult.of([part(k, None) for k in range(len(plans))], run["top"],
                                    run["metric"])
     folder, parts = None, []
     try:
         with DeferredInterrupt() as held:  # made and named as one step (see _run)
-            folder = MultiOutDir.open(run["out"], plans, run["resume"])
+            folder = MultiOutDir.open(run["out"], plans, run["resume"], ids)
         held.check()
-        for plan, size in zip(plans, sizes):
-            parts.append(_sweep_plan(plan, size, {**run, "out": folder.sub(plan)}, total))
+        for k, plan in enumerate(plans):
+            parts.append(part(k, folder.sub(plan)))
         return MultiSweepResult.of(parts, run["top"], run["metric"], folder.finish())
     except KeyboardInterrupt as exc:
         if folder is None:
@@ -279,7 +294,8 @@ def _sweep_plan(plan, size, run, memory_size=None):
         progress = size.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
     executor = InProcess() if run["scheduler"] is None else Dask(run["scheduler"])
     with watch(kernels_of(plan), say if progress else None) as compiling:
-        done, path = _run(plan, sampled_combos(plan.grid, sample, seed), [moments, keep],
+        ids = run["ids"] if "ids" in run else sampled_combos(plan.grid, sample, seed)
+        done, path = _run(plan, ids, [moments, keep],
                           executor, (out, resume), size.n_backtests, progress)
     kept = keep.finish() if keep is not None else None
     return SweepResult(
@@ -291,6 +307,19 @@ def _sweep_plan(plan, size, run, memory_size=None):
         elapsed=time.perf_counter() - t0 - compiling.seconds,
         bar_evaluations=done * plan.settings.bars_per_combo, path=path,
         compile_seconds=compiling.seconds, sharpe_moments=moments.finish(), plan=plan)
+
+
+def _no_rows(plan):
+    """The result of a strategy of a sampled multi-strategy sweep none of whose combos
+    was drawn: no rows (it keeps its place, so the joined combo ids stay the same)."""
+    names = plan.grid.names
+    return SweepResult(
+        bundle=plan.bundle, symbols=plan.row_symbols, strategy=plan.strategy.name,
+        fixed=plan.fixed, names=names, axes=plan.grid.axes, n_combos=0,
+        combos=np.empty(0, np.int64),
+        param_columns={n: np.empty(0, plan.grid.values[n].dtype) for n in names},
+        metrics=np.empty((0, N_METRICS)), elapsed=0.0, bar_evaluations=0, path=None,
+        compile_seconds=0.0, sharpe_moments=SharpeMoments(plan.n_rows).finish(), plan=plan)
 
 
 def _keeper(plan, size, top, metric, out, max_memory):

@@ -6,13 +6,15 @@ sweep path (the same chunk loop, sinks and executor as a single-strategy sweep).
 :class:`MultiSweepResult` joins their results: a ``strategy`` column, combo ids made unique
 by offsetting strategy k's ids by the grid sizes of the strategies before it, and the
 deflated Sharpe ratio over every combo of every strategy. docs/getting-started.md,
-"Several strategies in one sweep", has the rules. :class:`MultiOutDir` is such a sweep's
+"Several strategies in one sweep", has the rules; ``sample=`` draws from
+their joined grid (:func:`sampled_several`). :class:`MultiOutDir` is such a sweep's
 ``out=`` folder: an ordinary out= folder per strategy (docs/distributed.md).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import shutil
@@ -26,8 +28,8 @@ from sweepbt import frames
 from sweepbt._files import write_atomic
 from sweepbt._validate import check_count
 from sweepbt.outdir import FORMAT, MANIFEST, OutDir, make_new, read_existing
-from sweepbt.params import FIXED_OPTIONS, OPTIONS
-from sweepbt.plan import prepare
+from sweepbt.params import EXACT_COUNT_LIMIT, FIXED_OPTIONS, OPTIONS
+from sweepbt.plan import draw_distinct, prepare
 from sweepbt.ranking import NOT_FOR_RANK
 from sweepbt.results import SweepResult, combo_id
 from sweepbt.sinks import SharpeMoments
@@ -131,12 +133,33 @@ def plan_several(data, strategies, params, *, constraint, portfolio, **options):
     return plans
 
 
-def check_several_run(sample):
-    """What a multi-strategy sweep refuses: ``sample=`` (docs)."""
-    if sample is not None:
-        raise ValueError("sample= is not supported when sweeping several strategies (a "
-                         "uniform draw over their joined grids is not defined yet); "
-                         "sample each strategy in its own sweep")
+def sampled_several(plans, n, seed):
+    """The grid ids each of ``plans`` runs for ``sample=n``: ``n`` distinct combos drawn
+    uniformly from their joined grid (strategy k's ids offset by the grid sizes before
+    it, as :class:`MultiSweepResult` numbers them) among those that pass their
+    strategy's constraint, by :func:`~sweepbt.plan.draw_distinct` (as ``sampled_combos``
+    does for one grid), then split into each plan's own sorted ids (empty when none of
+    its combos was drawn). None for every plan (run whole) when ``n`` is None or the
+    joined grids keep no more than ``n`` combos."""
+    grids = [plan.grid for plan in plans]
+    if n is None or (all(g.constraint is None or g.n_total <= EXACT_COUNT_LIMIT
+                         for g in grids) and n >= sum(g.count() for g in grids)):
+        return [None] * len(plans)
+    offsets = np.concatenate([[0], np.cumsum([g.n_total for g in grids])]).astype(np.int64)
+
+    def passing(joined):
+        owner = np.searchsorted(offsets, joined, side="right") - 1
+        keep = np.zeros(joined.size, bool)
+        for k, grid in enumerate(grids):
+            mine = np.flatnonzero(owner == k)
+            local = joined[mine] - offsets[k]
+            keep[mine[np.isin(local, grid.columns_at(local)[2])]] = True
+        return joined[keep]
+
+    what = "the constraints (" + "; ".join(
+        f"{p.strategy.name}: {p.grid.constraint!r}" for p in plans) + ")"
+    ids = draw_distinct(n, int(offsets[-1]), passing, seed, what)
+    return [ids[(ids >= lo) & (ids < hi)] - lo for lo, hi in zip(offsets[:-1], offsets[1:])]
 
 
 def _merged_moments(parts):
@@ -355,10 +378,13 @@ def _names_in(expression):
 STRATEGIES_FILE = "_strategies.json"
 
 
-def _listing(plans):
+def _listing(plans, ids):
     """The strategies of a multi-strategy out= folder, in order: each name and grid size
-    (before any constraint: what fixes the combo id offsets)."""
-    return [{"name": p.strategy.name, "n_combos": int(p.grid.n_total)} for p in plans]
+    (before any constraint: what fixes the combo id offsets), and with ``sample=`` the
+    count and a digest of the ids it drew (``ids``: :func:`sampled_several`'s)."""
+    return [{"name": p.strategy.name, "n_combos": int(p.grid.n_total), **({} if i is None else {
+        "sample": f"{i.size} combos, sha256 {hashlib.sha256(i.tobytes()).hexdigest()[:16]}"})}
+        for p, i in zip(plans, ids)]
 
 
 def _write(path, text):
@@ -367,7 +393,9 @@ def _write(path, text):
 
 
 def _listed(listing):
-    return ", ".join(f"{s['name']} ({s['n_combos']:,} combos)" for s in listing)
+    return ", ".join(f"{s['name']} ({s['n_combos']:,} combos"
+                     + (f"; sample: {s['sample']}" if "sample" in s else "") + ")"
+                     for s in listing)
 
 
 class MultiOutDir:
@@ -381,11 +409,12 @@ class MultiOutDir:
         self.path, self.index, self.created = path, index, created
 
     @classmethod
-    def open(cls, path, plans, resume):
-        """The folder ``path`` for ``plans``: a new one, or with ``resume`` one made by
-        the same strategies (in the same order, with the same grids)."""
+    def open(cls, path, plans, resume, ids):
+        """The folder ``path`` for ``plans`` run on ``ids`` (each plan's, None: its whole
+        grid): a new one, or with ``resume`` one made by the same strategies (in the same
+        order, with the same grids and the same sample drawn)."""
         path = os.fspath(path)
-        wanted = _listing(plans)
+        wanted = _listing(plans, ids)
         if not os.path.lexists(path):  # the list first, before any strategy runs
             folder = cls(path, {"format": FORMAT, "complete": False, "strategies": wanted},
                          created=True)
@@ -403,8 +432,8 @@ class MultiOutDir:
                              f"{_listed(wanted)} now. Resume it with the call that made it, "
                              "or pick a new path")
         complete = [os.path.lexists(folder.sub(plan))  # each strategy's own folder
-                    and OutDir.open(folder.sub(plan), plan, None, True).complete  # checked
-                    for plan in plans]
+                    and OutDir.open(folder.sub(plan), plan, i, True).complete  # checked
+                    for plan, i in zip(plans, ids) if i is None or i.size]
         if folder.index["complete"] and not all(complete):  # a strategy's folder was lost
             folder.index["complete"] = False
             folder.write_index()

@@ -352,7 +352,7 @@ class SweepResult:
         the combo was ruined on any asset.
         """
         combos, _, metrics = self.held()
-        per_combo = metrics.reshape(combos.size, len(self.symbols), -1)
+        per_combo = metrics.reshape(combos.size, len(self.symbols), metrics.shape[-1])
         if how == "mean":
             return combos, mean_over_assets(per_combo)
         if how != "median":

@@ -60,9 +60,6 @@ def _check_args(args):
     if args.out_dir is not None and not args.resume:
         check_out_dir(args.out_dir, args.force)
     check_report(args)
-    if isinstance(args.strategy, list) and args.sample is not None:
-        raise CliError("--sample is not supported with several --strategy (sweep each "
-                       "strategy on its own for it)")
     return columns
 
 
