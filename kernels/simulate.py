@@ -909,6 +909,8 @@ N_POSITION = len(Position._fields)
 DUST = 1e-9
 #: Book.due of an asset whose signal events are all read
 NO_EVENT = np.iinfo(np.int64).max
+#: what a held position's rules need on a bar without a signal (``_held_rules``)
+HELD_NO_RULE, HELD_FIXED, HELD_MOVING = 0, 1, 2
 
 
 class Book(NamedTuple):
@@ -1150,21 +1152,20 @@ def _signal_at(bars, codes, cursor, cursor_end, due, a, i):
 
 
 @njit(cache=True, inline="always")
-def _close_bar(market, events, book, out, record, i, cash, n_open, rule, rules_on, settings):
-    """Bar ``i`` after its open fills, asset by asset: the risk rules (``rules_on``: any is
-    set), then the signal at the close (queued for the next open, or its exit filled now and
-    its entry left in ``book.orders``). Returns ``(cash, open positions, entries waiting)``.
-    A held asset with no signal is passed over when no rule is on, or when its levels are
-    fixed at entry (no trailing stop) and the bar's range stays strictly inside them before
-    its time exit (``_inside``): nothing can change.
+def _close_bar(market, events, book, out, record, i, cash, n_open, rule, held_rules,
+               settings):
+    """Bar ``i`` after its open fills, asset by asset: the risk rules, then the signal at
+    the close (queued for the next open, or its exit filled now and its entry left in
+    ``book.orders``). Returns ``(cash, open positions, entries waiting)``. A held asset
+    with no signal is passed over (nothing can change) when ``held_rules`` (of
+    ``_held_rules``) is HELD_NO_RULE, or HELD_FIXED and the bar's range stays strictly
+    inside its levels before its time exit (``_inside``).
 
     The arrays are taken out of their tuples once per bar: inside the loop over assets
     only scalars and bare arrays reach the helpers (numba counts a reference for every
     array a tuple argument carries, on every call)."""
     next_open = settings.fill == FillMode.next_open
     direction = settings.direction
-    fixed_levels = rule.trailing_stop != rule.trailing_stop \
-        and rule.trailing_atr != rule.trailing_atr  # no trailing stop: levels never move
     positions, orders, ruled = book.positions, book.orders, book.ruled
     cursor, cursor_end, due = book.cursor, book.cursor_end, book.due
     ev_bar, ev_code = events.bar, events.code
@@ -1175,9 +1176,9 @@ def _close_bar(market, events, book, out, record, i, cash, n_open, rule, rules_o
         if (due[a] > i and positions[a, 0] == 0.0) or i < start[a] or i >= end[a]:
             continue  # flat with no signal due (the common case first), or outside its span
         code = _signal_at(ev_bar, ev_code, cursor, cursor_end, due, a, i)
-        if code == 0 and (positions[a, 0] == 0.0 or not rules_on
-                          or (fixed_levels and _inside(positions, a, i, lows[a, i],
-                                                       highs[a, i]))):
+        if code == 0 and (positions[a, 0] == 0.0 or held_rules == HELD_NO_RULE
+                          or (held_rules == HELD_FIXED
+                              and _inside(positions, a, i, lows[a, i], highs[a, i]))):
             continue
         bar = Bar(i=i, open=opens[a, i], high=highs[a, i], low=lows[a, i], close=closes[a, i])
         p = _load(positions, a)
@@ -1278,12 +1279,17 @@ def _reset_book(book, events, row0):
 
 
 @njit(cache=True, inline="always")
-def _rules_on(rule):
-    """Whether any risk rule of RuleRow ``rule`` is on (a price level or a time exit)."""
-    return (rule.stop_loss == rule.stop_loss or rule.take_profit == rule.take_profit
-            or rule.trailing_stop == rule.trailing_stop or rule.stop_atr == rule.stop_atr
-            or rule.take_atr == rule.take_atr or rule.trailing_atr == rule.trailing_atr
-            or rule.max_bars > 0)
+def _held_rules(rule):
+    """What the risk rules of RuleRow ``rule`` ask of a held position on a bar without a
+    signal: HELD_NO_RULE (no rule is on), HELD_FIXED (no trailing stop: its stop and take
+    were fixed at entry) or HELD_MOVING (a trailing stop follows the price)."""
+    if rule.trailing_stop == rule.trailing_stop or rule.trailing_atr == rule.trailing_atr:
+        return HELD_MOVING
+    if (rule.stop_loss == rule.stop_loss or rule.take_profit == rule.take_profit
+            or rule.stop_atr == rule.stop_atr or rule.take_atr == rule.take_atr
+            or rule.max_bars > 0):
+        return HELD_FIXED
+    return HELD_NO_RULE
 
 
 @njit(cache=True, inline="always")
@@ -1315,7 +1321,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
     axis_start, axis_end = _axis(market.start, market.end)
     next_open = settings.fill == FillMode.next_open
     rule = _rule_row(rules)
-    rules_on = _rules_on(rule)
+    held_rules = _held_rules(rule)
     cash = settings.init_cash
     n_open = 0
     waiting = 0  # next_open orders queued at the last close
@@ -1343,7 +1349,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
                                  settings, axis_end)
             cash, n_open = fund.cash, fund.n_open
         cash, n_open, waiting = _close_bar(market, events, book, out, record, i, cash,
-                                           n_open, rule, rules_on, settings)
+                                           n_open, rule, held_rules, settings)
         if waiting > 0 and not next_open:
             fund = _fill_entries(market, atr, book, i, False,
                                  _valued(market, book, i, False, cash, n_open), rule,
