@@ -45,6 +45,13 @@ def write_atomic(path, write, replace=True):
     return path
 
 
+def write_text(path, text):
+    """``text`` to ``path`` as UTF-8 (under :func:`write_atomic`: ``lambda tmp:
+    write_text(tmp, text)``)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def write_parquet(table, path, **kwargs):
     """``pq.write_table`` with page checksums on (``sb.load`` verifies them)."""
     import pyarrow.parquet as pq

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sweepbt._files import write_atomic
+from sweepbt._files import write_atomic, write_text
 from sweepbt._threading import kernel_threads
 from sweepbt.custom_files import StrategySource, strategy_source
 
@@ -163,8 +163,7 @@ def job(token, detached, sinks):
         if directory is not None:
             if WORKERS_WRITE is False:
                 continue
-            write_atomic(_probe(directory, token),
-                         lambda tmp: _write(tmp, token))
+            write_atomic(_probe(directory, token), lambda tmp: write_text(tmp, token))
         templates[k] = sink.spawn()
     return Job(token, detached, templates, len(sinks))
 
@@ -181,11 +180,6 @@ def remove_probes(job):
 
 def _probe(directory, token):
     return os.path.join(directory, PROBE + token)
-
-
-def _write(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def _sees(sink, token):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sweepbt import plot
-from sweepbt._files import write_atomic
+from sweepbt._files import write_atomic, write_text
 from sweepbt._format import format_value
 from sweepbt._html import arrow_html, column_values, escape, html_table
 from sweepbt.backtest_stats import monthly_returns
@@ -48,12 +48,6 @@ def report(result, path=None, *, metric="sharpe", log=False, heatmap=None):
     if path is None:
         return html
     return write_atomic(path, lambda tmp: write_text(tmp, html))
-
-
-def write_text(path, text):
-    """``text`` to ``path`` as UTF-8."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def report_html(result, *, metric="sharpe", log=False, heatmap=None):

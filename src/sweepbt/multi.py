@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sweepbt import frames
-from sweepbt._files import write_atomic
+from sweepbt._files import write_atomic, write_text
 from sweepbt._validate import check_count
 from sweepbt.outdir import FORMAT, MANIFEST, OutDir, make_new, read_existing
 from sweepbt.params import EXACT_COUNT_LIMIT, FIXED_OPTIONS, OPTIONS
@@ -387,11 +387,6 @@ def _listing(plans, ids):
         for p, i in zip(plans, ids)]
 
 
-def _write(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def _listed(listing):
     return ", ".join(f"{s['name']} ({s['n_combos']:,} combos"
                      + (f"; sample: {s['sample']}" if "sample" in s else "") + ")"
@@ -445,7 +440,7 @@ class MultiOutDir:
 
     def write_index(self):
         text = json.dumps(self.index, indent=1)
-        write_atomic(os.path.join(self.path, STRATEGIES_FILE), lambda tmp: _write(tmp, text))
+        write_atomic(os.path.join(self.path, STRATEGIES_FILE), lambda tmp: write_text(tmp, text))
 
     def finish(self):
         """Mark the folder complete (every strategy's folder is); returns the path."""

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow.parquet as pq
 
-from sweepbt._files import write_atomic
+from sweepbt._files import write_atomic, write_text
 from sweepbt.custom_files import strategy_source
 from sweepbt.plan import ChunkResult
 from sweepbt.results import rows_of_table
@@ -98,11 +98,6 @@ def describe(plan):
                  "constraint": grid.constraint},
         "options": plan.fixed,
     }
-
-
-def _write_text(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def _canonical(value):
@@ -217,7 +212,7 @@ class OutDir:
 
     def write_manifest(self):
         text = json.dumps(self.manifest, indent=1, sort_keys=True, default=_plain)
-        write_atomic(os.path.join(self.path, MANIFEST), lambda tmp: _write_text(tmp, text))
+        write_atomic(os.path.join(self.path, MANIFEST), lambda tmp: write_text(tmp, text))
 
     def parts(self):
         """Paths of the parts written so far (in ``_partial/`` or moved into place), in

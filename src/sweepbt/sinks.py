@@ -4,8 +4,9 @@ Every sink has ``add(chunk)`` (one :class:`sweepbt.plan.ChunkResult`), ``merge(o
 (fold in a sink of the same kind that saw other chunks, e.g. on another worker) and
 ``finish()``. A sink that can be filled where the chunks run has ``spawn()``: an empty sink
 of its kind (small, picklable) that a Dask worker fills and returns for ``merge``, so the
-chunk's rows need not travel (:mod:`sweepbt.distributed`). Rows are labelled by grid id, so what a sink finishes with does not depend
-on how the grid was cut into chunks nor on the order they ran or were merged in.
+chunk's rows need not travel (:mod:`sweepbt.distributed`). Rows are labelled by grid id,
+so what a sink finishes with does not depend on how the grid was cut into chunks nor on
+the order they ran or were merged in.
 """
 
 from __future__ import annotations
@@ -128,8 +129,8 @@ class ParquetParts:
     A part is named by its chunk's first grid id (``part-<id>.parquet``, so the dataset
     reads back in grid order) and written atomically: a part that exists is complete.
     Sinks made by ``part_writer()`` (``spawn()``) write into the same directory, e.g. on a
-    Dask worker that sees it; ``finish()`` gives the directory. :mod:`sweepbt.outdir` keeps the parts in a ``_partial/`` folder until the
-    sweep completes.
+    Dask worker that sees it; ``finish()`` gives the directory. :mod:`sweepbt.outdir`
+    keeps the parts in a ``_partial/`` folder until the sweep completes.
     """
 
     def __init__(self, directory, symbols, strategy, fixed):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 import os
 
-from sweepbt._files import write_atomic
+from sweepbt._files import write_atomic, write_text
 from sweepbt.cli.parsing import CliError
-from sweepbt.html_report import report_html, write_text
+from sweepbt.html_report import report_html
 
 
 def strategy_file(spec):

@@ -65,7 +65,8 @@ def _check_args(args):
 
 def _print_setup(args, out, bundle, params, constraint, default_grid):
     print(data_header(bundle, args), file=out)
-    print(f"strategy: {strategy_text(args.strategy)}" + (" (default grid)" if default_grid else ""), file=out)
+    print(f"strategy: {strategy_text(args.strategy)}"
+          + (" (default grid)" if default_grid else ""), file=out)
     axes = [f"{n} ({len(v)})" for n, v in params.items() if isinstance(v, list)]
     fixed = [f"{n}={format_value(n, v)}" for n, v in params.items() if not isinstance(v, list)]
     if axes:
