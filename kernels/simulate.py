@@ -767,6 +767,8 @@ def _finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
         cagr = -1.0
     else:
         cagr = (final_equity / init_cash) ** (periods_per_year / n_ret) - 1.0
+        if cagr == math.inf:  # a huge gain annualized over a short span: beyond float64
+            cagr = nan
     m[Metric.cagr] = cagr
     std = math.sqrt(m2_ret / (n_ret - 1)) if n_ret > 1 else nan
     m[Metric.volatility] = std * sqrt_ppy

@@ -832,7 +832,10 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
         if last <= 0.0:
             cagr = -1.0
         else:
-            cagr = (last / init_cash) ** (ppy / n) - 1.0
+            try:
+                cagr = (last / init_cash) ** (ppy / n) - 1.0
+            except OverflowError:  # not representable: NaN (semantics.md)
+                cagr = NAN
         m["cagr"] = cagr
 
         running_max = init_cash

@@ -130,6 +130,21 @@ def test_ruin_by_a_short_against_a_jump(fill):
     assert_twin(bt, 10_000.0, 252)
 
 
+def test_cagr_beyond_float64_is_nan_not_inf():
+    """A 60x gain over a few minute bars annualizes to 60 ** 16,380: no float holds it."""
+    prices = np.array([100.0, 101.0, 500.0, 2_000.0, 6_000.0, 6_100.0])
+    data = sb.Bundle.from_arrays(prices, prices, prices, prices)
+    bt = sb.backtest(data, "momentum", lookback=1, threshold=0.0, fill="close",
+                     periods_per_year=98_280)
+    m = dict(zip(METRIC_NAMES, bt.metrics[0]))
+    assert m["total_return"] > 50 and m["ruined"] == 0.0
+    assert math.isnan(m["cagr"]) and math.isnan(m["calmar"])
+    assert_twin(bt, 10_000.0, 98_280)
+    assert math.isnan(equity_metrics([2e4, 6e5], 1e4, 98_280)["cagr"])
+    slow = equity_metrics([2e4, 6e5], 1e4, 12)  # the same gain over two months is finite
+    assert slow["cagr"] == pytest.approx(60.0 ** 6 - 1.0)
+
+
 def test_ruin_by_fixed_fees_on_a_flat_account():
     prices = 100.0 + 10.0 * np.sin(np.arange(30) / 2.0)
     data = sb.Bundle.from_arrays(prices, prices, prices, prices)

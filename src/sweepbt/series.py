@@ -72,8 +72,9 @@ def equity_metrics(equity, init_cash, periods_per_year):
     out["ruined"] = 1.0 if ruined else 0.0
     out["total_return"] = final - 1.0
     if final > 0 and not ruined:
-        with np.errstate(over="ignore"):  # a huge gain over few bars: inf, as the kernel
-            out["cagr"] = final ** (periods_per_year / n) - 1.0
+        with np.errstate(over="ignore"):  # a huge gain over few bars: NaN, as the kernel
+            cagr = np.float64(final) ** (periods_per_year / n) - 1.0
+        out["cagr"] = float(cagr) if np.isfinite(cagr) else nan
     else:
         out["cagr"] = -1.0
     mean = float(r.mean())
