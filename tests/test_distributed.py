@@ -19,6 +19,7 @@ from sweepbt import plan as plan_module
 from sweepbt.executors import Dask, InProcess
 from sweepbt.plan import prepare
 from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
+from sweepbt.training import BestPerWindow, TrainWindows
 
 from stopping import finished_parts, stop_when
 from test_resume import STRATEGY_FILE, assert_same_rows
@@ -117,6 +118,44 @@ def test_distributed_walk_forward_equals_the_local_one(data, client, small_chunk
     assert_same_rows(remote.stats, local.stats)
     np.testing.assert_array_equal(remote.equity, local.equity)
     assert remote.chosen == local.chosen and remote.n_combos == local.n_combos
+
+
+def test_distributed_walk_forward_writes_its_parts_on_the_workers_and_resumes(
+        data, client, small_chunks, tmp_path):
+    kwargs = dict(train=750, test=250, constraint="fast < slow", **GRID)
+    local = sb.walk_forward(data, "sma_cross", **kwargs)
+    path = tmp_path / "wf"
+    remote = sb.walk_forward(data, "sma_cross", scheduler=client, out=path, **kwargs)
+    assert_same_rows(remote.windows, local.windows)
+    # 72 combos, 20 a chunk (sized by the 750-bar training span); each keeps some combo
+    assert len(finished_parts(path / "_training")) == 4
+    assert not [p for p in os.listdir(path / "_training") if p.startswith(".")]  # no probe
+    again = sb.walk_forward(data, "sma_cross", out=path, resume=True, **kwargs)
+    assert_same_rows(again.windows, local.windows)
+    np.testing.assert_array_equal(again.equity, local.equity)
+
+
+class RowsBack(BestPerWindow):
+    """BestPerWindow without ``spawn``: the workers send every row back to the client."""
+
+    spawn = None
+
+
+def test_walk_forward_tasks_send_back_each_windows_best_not_the_rows(data, client,
+                                                                      small_chunks):
+    windows = TrainWindows(_plan(data), [(0, 750), (250, 1000), (500, 1250)])
+    by_workers, by_client = Dask(client), Dask(client)
+    sinks = [kind("sharpe", windows.grid.names, windows.active, windows.plan.n_rows)
+             for kind in (BestPerWindow, RowsBack, BestPerWindow)]
+    by_workers.run(windows, windows.chunks(), [sinks[0]])
+    by_client.run(windows, windows.chunks(), [sinks[1]])
+    InProcess().run(windows, windows.chunks(), [sinks[2]])
+    for got in sinks[:2]:
+        for (tier, score, combo, metrics), want in zip(got.finish(), sinks[2].finish()):
+            assert (tier, score, combo) == want[:3]
+            assert np.array_equal(metrics, want[3], equal_nan=True)
+    assert by_workers.n_tasks == by_client.n_tasks == len(list(windows.chunks())) == 4
+    assert by_workers.bytes_back * 4 < by_client.bytes_back
 
 
 def _plan(data):

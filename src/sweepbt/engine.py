@@ -20,9 +20,8 @@ import numpy as np
 
 from sweepbt._compiling import kernels_of, say, watch
 from sweepbt._interrupt import DeferredInterrupt
-from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
-from sweepbt.executors import Dask, InProcess
+from sweepbt.executors import Dask, InProcess, run_chunks
 from sweepbt.multi import (MultiOutDir, MultiSweepResult, plan_several, sampled_several,
                            several)
 from sweepbt.options import DEFAULTS as D
@@ -257,7 +256,7 @@ def _sweep_several(plans, run):
                                    run["metric"])
     folder, parts = None, []
     try:
-        with DeferredInterrupt() as held:  # made and named as one step (see _run)
+        with DeferredInterrupt() as held:  # made and named as one step (see run_chunks)
             folder = MultiOutDir.open(run["out"], plans, run["resume"], ids)
         held.check()
         for k, plan in enumerate(plans):
@@ -295,8 +294,9 @@ def _sweep_plan(plan, size, run, memory_size=None):
     executor = InProcess() if run["scheduler"] is None else Dask(run["scheduler"])
     with watch(kernels_of(plan), say if progress else None) as compiling:
         ids = run["ids"] if "ids" in run else sampled_combos(plan.grid, sample, seed)
-        done, path = _run(plan, ids, [moments, keep],
-                          executor, (out, resume), size.n_backtests, progress)
+        folder = None if out is None else lambda: OutDir.open(out, plan, ids, resume)
+        done, path = run_chunks(plan, ids, [moments, keep], executor, folder, progress,
+                                size.n_backtests, plan.n_rows)
     kept = keep.finish() if keep is not None else None
     return SweepResult(
         bundle=plan.bundle, symbols=plan.row_symbols, strategy=plan.strategy.name,
@@ -345,40 +345,3 @@ def _check_resume(resume, out, sample, seed):
     if resume and sample is not None and seed is None:
         raise ValueError("resume=True with sample= needs seed= (the same combos must be "
                          "drawn again)")
-
-
-def _run(plan, ids, sinks, executor, out, n_backtests, progress):
-    """Run the chunks of ``ids`` (None: the whole grid) into ``sinks`` (None entries
-    skipped) and, with ``out = (path, resume)``, an out= folder (:mod:`sweepbt.outdir`);
-    returns (combos run, folder path or None). An interrupted or failed run keeps the
-    folder's finished chunks, to resume."""
-    n_rows = plan.n_rows
-    sinks = [s for s in sinks if s is not None]
-    bar = ProgressBar(n_backtests) if progress else None
-    folder, before = None, 0
-    try:
-        chunks = plan.chunks(ids)
-        if out[0] is not None:
-            with DeferredInterrupt() as held:  # made and named as one step: a Ctrl-C or
-                folder = OutDir.open(out[0], plan, ids, out[1])  # SIGTERM lands after
-            held.check()  # ... and the finally below removes the new, empty folder
-            before = folder.replay(plan, sinks)
-            n_missing, chunks = folder.missing_chunks(plan, ids)
-            chunks = chunks if n_missing else None  # a finished folder: nothing runs
-            sinks.append(folder.writer(plan) if n_missing else None)
-        done = before if chunks is None else before + executor.run(
-            plan, chunks, [s for s in sinks if s is not None],
-            None if bar is None else lambda n: bar.update((before + n) * n_rows))
-        if done == 0:
-            raise no_combination(plan.grid)
-        return done, (folder.finish() if folder is not None else None)
-    except KeyboardInterrupt:
-        note = "nothing was written" if folder is None else folder.stopped_note()
-        raise KeyboardInterrupt(
-            f"sweep interrupted after {(before + executor.done) * n_rows:,} of "
-            f"{n_backtests:,} backtests; {note}") from None
-    finally:
-        if folder is not None and not folder.complete:
-            folder.discard_if_new_and_empty()
-        if bar is not None:
-            bar.close()

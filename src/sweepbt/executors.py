@@ -14,9 +14,11 @@ import pickle
 import uuid
 
 from sweepbt._interrupt import DeferredInterrupt
+from sweepbt._progress import ProgressBar
 from sweepbt._threading import kernel_threads
 from sweepbt.distributed import (compact, connect, dask_distributed, detach, job,
                                  remove_probes, run_task)
+from sweepbt.plan import no_combination
 
 #: Dask tasks in flight per worker thread: enough to keep workers busy, few enough that
 #: results do not pile up on the workers (memory stays flat)
@@ -138,3 +140,43 @@ class Dask(_Executor):
             self.done += result.n
             if on_progress is not None:
                 on_progress(self.done)
+
+
+def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
+               per_combo, what="sweep"):
+    """Run the chunks of ``ids`` (None: the whole grid) of ``runner`` (a Plan, or the
+    training windows of a walk-forward) into ``sinks`` (None entries skipped) and, with
+    ``open_folder`` (a callable making or reopening an out= folder, see
+    :mod:`sweepbt.outdir`), into that folder; returns (combos run, folder path or None).
+    The folder's finished chunks are replayed and skipped. An interrupted or failed run
+    keeps them, to resume. ``n_backtests`` (the whole run's) and ``per_combo`` (backtests
+    per combo) count progress; ``what`` names the run in the interrupt message."""
+    sinks = [s for s in sinks if s is not None]
+    bar = ProgressBar(n_backtests) if progress else None
+    folder, before = None, 0
+    try:
+        chunks = runner.chunks(ids)
+        if open_folder is not None:
+            with DeferredInterrupt() as held:  # made and named as one step: a Ctrl-C or
+                folder = open_folder()  # SIGTERM lands after, and the finally below
+            held.check()  # removes the new, empty folder
+            before = folder.replay(runner, sinks)
+            n_missing, chunks = folder.missing_chunks(runner, ids)
+            chunks = chunks if n_missing else None  # a finished folder: nothing runs
+            sinks.append(folder.writer(runner) if n_missing else None)
+        done = before if chunks is None else before + executor.run(
+            runner, chunks, [s for s in sinks if s is not None],
+            None if bar is None else lambda n: bar.update((before + n) * per_combo))
+        if done == 0:
+            raise no_combination(runner.grid)
+        return done, (folder.finish() if folder is not None else None)
+    except KeyboardInterrupt:
+        note = "nothing was written" if folder is None else folder.stopped_note()
+        raise KeyboardInterrupt(
+            f"{what} interrupted after {(before + executor.done) * per_combo:,} of "
+            f"{n_backtests:,} backtests; {note}") from None
+    finally:
+        if folder is not None and not folder.complete:
+            folder.discard_if_new_and_empty()
+        if bar is not None:
+            bar.close()

@@ -95,13 +95,17 @@ class RunOptions:
                           "assets", metavar="METRIC",
                           help="rank combos by this metric, averaged over assets (default "
                           "%(default)s)")
-    out: object = _option(None, ("sweep",), "write every row to this Parquet dataset "
-                          "directory", flag=False)
-    resume: bool = _option(False, ("sweep",), "continue the sweep whose out= folder this is "
-                           "(its finished chunks are kept)",
-                           help="continue the sweep whose --out-dir folder exists: its "
-                           "finished chunks are kept, the rest run (the folder's manifest "
-                           "must match this command)")
+    out: object = _option(None, ("sweep", "walk_forward"), "a new folder kept up to date "
+                          "as chunks finish, to resume: a sweep's rows as a Parquet dataset; "
+                          "a walk-forward's training parts, then its tables", flag=False)
+    resume: bool = _option(False, ("sweep", "walk_forward"), "continue the run whose out= "
+                           "folder this is (its finished chunks are kept)",
+                           help={"sweep": "continue the sweep whose --out-dir folder exists: "
+                                 "its finished chunks are kept, the rest run (the folder's "
+                                 "manifest must match this command)",
+                                 "walk_forward": "continue the walk-forward whose --out-dir "
+                                 "folder exists: its finished chunks are kept, the rest run "
+                                 "(the folder's manifest must match this command)"})
     scheduler: object = _option(None, ("sweep", "walk_forward"), "run the chunks on this "
                                 "Dask cluster: a dask.distributed.Client or an address",
                                 metavar="ADDRESS",

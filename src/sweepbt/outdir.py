@@ -39,9 +39,6 @@ PARTIAL = "_partial"
 #: the manifest's format; a folder of another format is refused
 FORMAT = 1
 _PART = re.compile(r"part-(\d{19})\.parquet")
-#: the manifest's parts that must match for a resume, with how a mismatch reads
-_CHECKED = {"data": "the data differ", "strategy": "the strategy differs",
-            "grid": "the grid differs", "options": "the fixed options differ"}
 
 
 def data_fingerprint(bundle):
@@ -104,11 +101,11 @@ def _canonical(value):
     return json.dumps(value, sort_keys=True, default=_plain)
 
 
-def _differences(found, wanted):
-    """Readable lines for each checked part where ``found`` (the folder) and ``wanted``
-    (this call) differ."""
+def _differences(found, wanted, checked):
+    """Readable lines for each part of ``checked`` ({key: label}) where ``found`` (the
+    folder) and ``wanted`` (this call) differ."""
     lines = []
-    for key, label in _CHECKED.items():
+    for key, label in checked.items():
         old, new = _flat(found.get(key, {})), _flat(wanted[key])
         fields = sorted(k for k in set(old) | set(new)
                         if _canonical(old.get(k)) != _canonical(new.get(k)))
@@ -150,16 +147,17 @@ def make_new(path, start):
         raise
 
 
-def read_existing(path, name, resume, what):
+def read_existing(path, name, resume, what, kind="sweep"):
     """The JSON file ``name`` (format :data:`FORMAT`) of the existing out= folder
-    ``path``, to resume; ``what`` says what the folder is when it has no such file."""
+    ``path`` of a ``kind`` run, to resume; ``what`` says what the folder is when it has no
+    such file."""
     file = os.path.join(path, name)
     if not os.path.isfile(file):
         raise FileExistsError(f"out={path!r} already exists and is {what} (no {name}); "
                               "remove it or pick a new path")
     if not resume:
         raise FileExistsError(f"out={path!r} already exists; pass resume=True (CLI: "
-                              "--resume) to continue the sweep it holds, or pick a new "
+                              f"--resume) to continue the {kind} it holds, or pick a new "
                               "path (results are never written over)")
     with open(file, encoding="utf-8") as f:
         found = json.load(f)
@@ -172,9 +170,17 @@ def read_existing(path, name, resume, what):
 class OutDir:
     """One sweep's ``out=`` folder: made or checked by :meth:`open`."""
 
+    #: what the folder holds (its manifest's ``kind``; a folder of another kind is refused)
+    KIND = "sweep"
+    #: the sub-folder of the parts until the run completes
+    SUBFOLDER = PARTIAL
+    #: the manifest's parts that must match for a resume, with how a mismatch reads
+    CHECKED = {"data": "the data differ", "strategy": "the strategy differs",
+               "grid": "the grid differs", "options": "the fixed options differ"}
+
     def __init__(self, path, manifest, created):
         self.path, self.manifest, self.created = path, manifest, created
-        self.partial = os.path.join(path, PARTIAL)
+        self.partial = os.path.join(path, self.SUBFOLDER)
 
     @property
     def chunk_size(self):
@@ -188,19 +194,28 @@ class OutDir:
     def open(cls, path, plan, ids, resume):
         """The folder ``path`` for ``plan`` run on ``ids`` (None: the whole grid): a new
         folder, or with ``resume`` an existing one made by the same sweep."""
+        return cls.open_described(path, describe(plan), plan.chunk_size(), ids, resume)
+
+    @classmethod
+    def open_described(cls, path, wanted, chunk_size, ids, resume):
+        """:meth:`open` of a run that ``wanted`` (its manifest's checked parts) describes,
+        cut in chunks of ``chunk_size`` combos."""
         path = os.fspath(path)
-        wanted = describe(plan)
         if not os.path.lexists(path):
-            manifest = {"format": FORMAT, "complete": False, **wanted, "chunking": {
-                "chunk_size": plan.chunk_size(),
-                "ids": "grid" if ids is None else f"sample of {ids.size}"}}
+            manifest = {"format": FORMAT, "kind": cls.KIND, "complete": False, **wanted,
+                        "chunking": {"chunk_size": chunk_size,
+                                     "ids": "grid" if ids is None else f"sample of {ids.size}"}}
             folder = cls(path, manifest, created=True)
             make_new(path, folder.start)
             return folder
-        manifest = read_existing(path, MANIFEST, resume, "not a sweepbt sweep folder")
-        differences = _differences(manifest, json.loads(_canonical(wanted)))
+        manifest = read_existing(path, MANIFEST, resume, f"not a sweepbt {cls.KIND} folder",
+                                 cls.KIND)
+        kind = manifest.get("kind", OutDir.KIND)  # folders written before kinds are sweeps
+        if kind != cls.KIND:
+            raise ValueError(f"cannot resume out={path!r} as a {cls.KIND}: it holds a {kind}")
+        differences = _differences(manifest, json.loads(_canonical(wanted)), cls.CHECKED)
         if differences:
-            raise ValueError(f"cannot resume out={path!r}: it holds another sweep: "
+            raise ValueError(f"cannot resume out={path!r}: it holds another {cls.KIND}: "
                              + "; ".join(differences)
                              + ". Resume it with the call that made it, or pick a new path")
         return cls(path, manifest, created=False)
@@ -277,5 +292,5 @@ class OutDir:
         n = len(self.parts())
         if n == 0 and self.created:
             return "nothing was written"
-        return (f"{n:,} finished chunks are kept in {self.path!r}: run the same sweep with "
-                "resume=True (CLI: --resume) to continue")
+        return (f"{n:,} finished chunks are kept in {self.path!r}: run the same {self.KIND} "
+                "with resume=True (CLI: --resume) to continue")

@@ -19,8 +19,10 @@ import numpy as np
 import pyarrow as pa
 
 from sweepbt import display, frames, html_report, kernels
-from sweepbt.executors import Dask, InProcess
+from sweepbt.executors import Dask, InProcess, run_chunks
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
+from sweepbt.training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkForwardDir,
+                              active_rows, defined_mean)
 from sweepbt.results import param_arrays
 from sweepbt.windows import window_spans
 from sweepbt.series import equity_metrics, returns_from_equity
@@ -71,6 +73,7 @@ class WalkForwardResult:
     oos_metrics: np.ndarray
     elapsed: float
     objective: object = field(default="sharpe", repr=False)
+    path: str | None = None
 
     @property
     def n_windows(self) -> int:
@@ -121,57 +124,12 @@ def _chained_returns(equity, init_cash):
     return out
 
 
-def _objective_scores(objective, per_asset, agg, columns, names):
-    """(tier, score) of each combo of a chunk: higher tier first, then higher score.
-
-    A metric name: tier 2 when the metric is defined on every active asset (score: the
-    mean), tier 1 when only on some (score: the mean over those), tier 0 when on none or
-    when the combo is ruined on any asset.
-    A callable: its score, tier 2 (tier 0 where it is NaN).
-    """
-    if isinstance(objective, str):
-        j = metric_index(objective)
-        full = agg[:, j]
-        some = per_asset[:, :, j]
-        defined = ~np.isnan(some)
-        n = defined.sum(axis=1)
-        part = np.where(n > 0, np.where(defined, some, 0.0).sum(axis=1) / np.maximum(n, 1),
-                        np.nan)
-        score = np.where(np.isnan(full), part, full)
-        tier = np.where(~np.isnan(full), 2, np.where(n > 0, 1, 0))
-        tier[np.any(per_asset[:, :, metric_index("ruined")] != 0, axis=1)] = 0
-        return tier, (-score if objective in LOWER_IS_BETTER else score)
-    view = {m: agg[:, j] for j, m in enumerate(kernels.METRIC_NAMES)}
-    for name in names:
-        view.setdefault(name, columns[name])
-    score = np.asarray(objective(view), dtype=np.float64)
-    if score.size != agg.shape[0]:
-        raise ValueError(f"objective must return one score per combo ({agg.shape[0]} here), "
-                         f"got an array of shape {score.shape}")
-    score = score.reshape(agg.shape[0])
-    return np.where(np.isnan(score), 0, 2), score
-
-
-def _best_of(tier, score):
-    """(tier, score, position) of the best combo: highest tier, then highest score, then
-    the first."""
-    top = int(tier.max())
-    candidates = tier == top
-    if top == 0:
-        return 0, math.nan, 0
-    filled = np.where(candidates, score, -np.inf)
-    i = int(np.argmax(filled))
-    if not candidates[i]:  # every candidate scores -inf: the first of them
-        i = int(np.flatnonzero(candidates)[0])
-    return top, float(score[i]), i
-
-
 def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
                  anchored=D.anchored, objective=D.objective, partial=D.partial,
                  constraint=D.constraint, fill=D.fill, direction=D.direction,
                  init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
                  sample=D.sample, seed=D.seed, portfolio=D.portfolio, size_type=D.size_type,
-                 scheduler=D.scheduler,
+                 scheduler=D.scheduler, out=D.out, resume=D.resume,
                  **params) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy``'s grid ``params`` over ``data``.
 
@@ -199,6 +157,11 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     window trades one portfolio (one result row, symbol ``"portfolio"``), the asset spans
     cut to the window. ``scheduler``: the training sweeps run on that Dask cluster, every
     window of a chunk in one task.
+
+    ``out``: a new folder that keeps each finished chunk's best combo per training window
+    as it runs, and the result's tables (windows, stats, equity) once done;
+    ``resume=True`` continues the walk-forward that folder holds (the same call), running
+    only the chunks it lacks, to the identical result (docs/walk-forward.md).
     """
     t0 = time.perf_counter()
     plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
@@ -211,6 +174,8 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     sample, seed = check_sample(sample, seed)
     if grid.count_or_estimate() == (0, 0.0):
         raise no_combination(grid)
+    if resume and out is None:
+        raise ValueError("resume=True continues an out= folder; pass out='results_dir'")
     sampled = sampled_combos(grid, sample, seed)
     fixed.update(train=train, test=test, step=test if step is None else step,
                  anchored=bool(anchored), objective=_objective_label(objective))
@@ -219,11 +184,13 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
 
     windows = TrainWindows(plan, [(lo, hi) for lo, hi, _, _ in spans])
     best = BestPerWindow(objective, grid.names, windows.active, plan.n_rows)
-    mean_train = float(np.mean([hi - lo for lo, hi, _, _ in spans]))
     executor = InProcess() if scheduler is None else Dask(scheduler)
-    n_combos = executor.run(windows, plan.chunks(sampled, mean_span=mean_train), [best])
-    if n_combos == 0:
-        raise no_combination(grid)
+    folder = None if out is None else (
+        lambda: WalkForwardDir.open(out, windows, sampled, resume, best))
+    per_combo = plan.n_rows * len(spans)
+    n_planned = grid.count_or_estimate()[0] if sampled is None else sampled.size
+    n_combos, folder = run_chunks(windows, sampled, [best], executor, folder, False,
+                                  n_planned * per_combo, per_combo, "walk-forward")
     best = best.finish()
     test_plans = [plan.with_window(lo, hi) for _, _, lo, hi in spans]
     with kernel_threads(plan.settings.threads):
@@ -231,19 +198,24 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     is_metrics = np.array([b[3] for b in best])
     test_set = [p.settings for p in test_plans]
     windows = _windows_table(bundle, spans, grid.names, chosen, best, is_metrics, oos,
-                             [_active(s) for s in test_set],
+                             [active_rows(s) for s in test_set],
                              objective if isinstance(objective, str) else None,
                              plan.fixed.get("rank", False))
     eff = windows["efficiency"].to_numpy(zero_copy_only=False)
     efficiency = float(np.nanmean(eff)) if np.any(~np.isnan(eff)) else math.nan
     stats = _stats_table(bundle, plan.row_symbols, equity, oos, test_set, plan.settings)
+    if folder is not None:
+        oos_equity = frames.series_arrow(bundle, {"equity": equity}, plan.settings.init_cash)
+        folder = folder.save(dict(zip(RESULT_FILES, (windows, stats, oos_equity))))
     return WalkForwardResult(
         bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
         axes=grid.axes, n_combos=n_combos,
         spans=spans, chosen=[{n: user_value(n, v) for n, v in c.items()} for c in chosen],
         windows=windows, equity=equity, stats=stats, efficiency=efficiency,
         is_metrics=is_metrics, oos_metrics=oos, elapsed=time.perf_counter() - t0,
-        objective=objective)
+        objective=objective, path=folder)
+
+
 
 
 def _check_objective(objective):
@@ -269,84 +241,6 @@ def _spans(bundle, train, test, step, anchored, partial):
     return spans
 
 
-@dataclass(frozen=True)
-class WindowChunks:
-    """One chunk's rows in every training window: ``per_window[w]`` a ChunkResult."""
-
-    ids: np.ndarray
-    per_window: list
-
-
-class TrainWindows:
-    """The training windows ``(lo, hi)`` of a walk-forward of ``plan``, run as one plan:
-    each chunk of the grid is selected once and run in every window (the executors'
-    ``run_chunk`` interface). It pickles as the plan and the spans; the windows share one
-    build of the signals wherever it lands."""
-
-    def __init__(self, plan, spans):
-        self.plan, self.spans = plan, list(spans)
-        self.plans = [plan.with_window(lo, hi) for lo, hi in self.spans]
-        self.settings = self.plans[0].settings
-        self.active = [_active(p.settings) for p in self.plans]
-
-    def __getstate__(self):
-        return {"plan": self.plan, "spans": self.spans}
-
-    def __setstate__(self, state):
-        self.__init__(state["plan"], state["spans"])
-
-    @property
-    def bundle(self):
-        return self.plan.bundle
-
-    @property
-    def strategy(self):
-        return self.plan.strategy
-
-    def built(self):
-        return self.plans[0].built()
-
-    def run_chunk(self, ids):
-        selection = self.plans[0].grid.columns_at(np.asarray(ids, dtype=np.int64))
-        if selection[2].size == 0:
-            return None
-        return WindowChunks(selection[2], [p.run_selection(selection) for p in self.plans])
-
-
-class BestPerWindow:
-    """Result sink of a walk-forward: per training window, the best combo by the objective
-    as ``(tier, score, grid id, metrics averaged over the window's assets)``. Ties go to
-    the lower grid id, so chunk order does not matter."""
-
-    def __init__(self, objective, names, active, n_rows):
-        self.objective, self.names, self.active = objective, names, active
-        self.n_rows = n_rows
-        self.best = [(-1, -math.inf, -1, None)] * len(active)
-
-    def add(self, chunk):
-        for w, result in enumerate(chunk.per_window):
-            n = result.ids.size
-            per_asset = result.metrics.reshape(n, self.n_rows, -1)[:, self.active[w]]
-            tier, score, i = _best_of(*_objective_scores(
-                self.objective, per_asset, per_asset.mean(axis=1), result.params, self.names))
-            self._offer(w, (tier, score, int(result.ids[i]), _defined_mean(per_asset[i])))
-
-    def _offer(self, w, candidate):
-        old = self.best[w]
-        tier, score, combo = candidate[:3]
-        if old[2] < 0 or tier > old[0] or (tier == old[0] and (
-                score > old[1] or (not score < old[1] and combo < old[2]))):
-            self.best[w] = candidate
-
-    def merge(self, other):
-        for w, candidate in enumerate(other.best):
-            if candidate[2] >= 0:
-                self._offer(w, candidate)
-
-    def finish(self):
-        return self.best
-
-
 def _out_of_sample(plan, spans, test_plans, chosen_ids):
     """Each window's chosen combo run on its test span: (chosen params, oos metrics
     ``(n_windows, n_rows, N_METRICS)``, chained equity ``(n_rows, n_bars)``; a row per
@@ -361,7 +255,7 @@ def _out_of_sample(plan, spans, test_plans, chosen_ids):
         result = tplan.run_chunk(ids)
         chosen.append({n: result.params[n][0] for n in plan.grid.names})
         row_end = tplan.settings.row_spans()[1]
-        active = _active(tplan.settings)
+        active = active_rows(tplan.settings)
         oos[w] = result.metrics
         oos[w, ~active] = np.nan
         path = tplan.equity(ids)[0]
@@ -375,20 +269,6 @@ def _out_of_sample(plan, spans, test_plans, chosen_ids):
     return chosen, oos, equity
 
 
-def _active(settings):
-    """Which result rows (assets, or the portfolio) have bars in ``settings``' span."""
-    start, end = settings.row_spans()
-    return end > start
-
-
-def _defined_mean(rows):
-    """Column means of ``rows`` (assets x metrics) over the non-NaN entries; NaN if none."""
-    defined = ~np.isnan(rows)
-    n = defined.sum(axis=0)
-    return np.where(n > 0, np.where(defined, rows, 0.0).sum(axis=0) / np.maximum(n, 1),
-                    np.nan)
-
-
 def _timestamps(bundle, bars):
     ts = pa.timestamp("ns", tz="UTC")
     return pa.array(bundle.timestamps[np.asarray(bars, dtype=np.int64)].astype(np.int64)) \
@@ -399,7 +279,7 @@ def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_act
                    objective, rank):
     sp = np.array(spans, dtype=np.int64).reshape(-1, 4)
     # the mean over the assets with bars in the test span where each metric is defined
-    oos_mean = np.array([_defined_mean(oos[w, test_active[w]]) for w in range(len(spans))]) \
+    oos_mean = np.array([defined_mean(oos[w, test_active[w]]) for w in range(len(spans))]) \
         .reshape(len(spans), kernels.N_METRICS)
     cagr = metric_index("cagr")
     with np.errstate(invalid="ignore", divide="ignore"):

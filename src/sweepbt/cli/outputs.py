@@ -7,8 +7,11 @@ Output files (``--out``, ``--trades-out``, ``--report``) are never written over 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import os
+import sys
 
 from sweepbt._files import write_atomic, write_text
 from sweepbt.cli.parsing import CliError
@@ -76,6 +79,28 @@ def check_out_path(path, flag, force, inputs=()):
                        "pick a new path")
 
 
+def check_resume_flags(args):
+    """``--resume`` needs ``--out-dir``; without ``--resume``, ``--out-dir`` must be new."""
+    if args.resume and args.out_dir is None:
+        raise CliError("--resume continues an --out-dir folder; give --out-dir DIR")
+    if args.out_dir is not None and not args.resume:
+        check_out_dir(args.out_dir, args.force)
+
+
+@contextlib.contextmanager
+def kept_on_interrupt(out_dir):
+    """On Ctrl-C, say that the finished chunks are kept in ``out_dir`` when it exists (a
+    run keeps its out= folder's finished chunks and removes a folder it made that holds
+    none)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if out_dir is not None and os.path.isdir(out_dir):
+            sys.stderr.write(f"sweepbt: the finished chunks are kept in {out_dir}; run the "
+                             "same command with --resume to continue\n")
+        raise
+
+
 def check_out_dir(path, force):
     """``--out-dir`` must name a path that does not exist yet (``--force`` or not); an
     existing sweep folder is continued with ``--resume`` only."""
@@ -85,12 +110,24 @@ def check_out_dir(path, force):
     _check_parent(path, "--out-dir")
     if os.path.lexists(path):
         hint = " (--force replaces files only, never a directory)" if force else ""
-        if any(os.path.isfile(os.path.join(path, name))
-               for name in (MANIFEST, STRATEGIES_FILE)):
+        if os.path.isfile(os.path.join(path, STRATEGIES_FILE)):
             hint += "; --resume continues the sweep it holds"
+        elif os.path.isfile(os.path.join(path, MANIFEST)):
+            hint += f"; --resume continues the {_kind_of(path)} it holds"
         raise CliError(f"--out-dir: {path!r} already exists; results are never written "
                        f"over{hint}")
 
+
+
+def _kind_of(folder):
+    """What the out= folder ``folder`` holds: its manifest's kind (a sweep if unreadable)."""
+    from sweepbt.outdir import MANIFEST, OutDir
+
+    try:
+        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
+            return str(json.load(f).get("kind", OutDir.KIND))
+    except (OSError, ValueError, AttributeError):
+        return OutDir.KIND
 
 
 def write_output(path, flag, force, write):

@@ -117,6 +117,10 @@ def _add_walk_forward(sub):
     wf.add_argument("--out", metavar="FILE.parquet",
                     help="write the window table to a new Parquet file (an existing file is "
                          "refused unless --force)")
+    wf.add_argument("--out-dir", metavar="DIR",
+                    help="keep each finished chunk in a new directory as the walk-forward "
+                         "runs, then its window, stats and equity tables; an existing path "
+                         "is refused, --force or not, unless --resume continues it")
     _add_force_flag(wf, "--out")
 
 

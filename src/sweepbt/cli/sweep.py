@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import sys
 
 import sweepbt as sb
@@ -15,8 +14,8 @@ from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_fla
                                 settings_line, strategy_text)
 from sweepbt._format import format_value
 from sweepbt.cli.formatting import fitted_table, human_rate, metric_header, wrapped
-from sweepbt.cli.outputs import (check_out_dir, check_out_path, check_report, input_files,
-                                 write_output, write_report)
+from sweepbt.cli.outputs import (check_out_path, check_report, check_resume_flags,
+                                 input_files, kept_on_interrupt, write_output, write_report)
 from sweepbt.cli.parsing import CliError, qualified
 
 #: metric columns printed by default (the ranking metric is always added)
@@ -55,10 +54,7 @@ def _check_args(args):
     columns = metric_columns(args, known, SWEEP_COLUMNS, args.metric)
     if args.out is not None:
         check_out_path(args.out, "--out", args.force, input_files(args))
-    if args.resume and args.out_dir is None:
-        raise CliError("--resume continues an --out-dir folder; give --out-dir DIR")
-    if args.out_dir is not None and not args.resume:
-        check_out_dir(args.out_dir, args.force)
+    check_resume_flags(args)
     check_report(args)
     return columns
 
@@ -89,7 +85,8 @@ def _run_sweep(args, bundle, params, constraint):
     if args.out_dir is not None:
         options["out"] = args.out_dir
     try:
-        with scheduler_of(args, options), compiling(strategy, options, ("metrics",)):
+        with kept_on_interrupt(args.out_dir), scheduler_of(args, options), \
+                compiling(strategy, options, ("metrics",)):
             res = sb.sweep(bundle, strategy,
                            progress=(not args.no_progress) and sys.stderr.isatty(),
                            **options, **params)
@@ -97,13 +94,6 @@ def _run_sweep(args, bundle, params, constraint):
     except sb.SweepTooLarge as exc:
         raise CliError(f"{str(exc).split('; pass top=')[0]}; use --out-dir DIR to stream "
                        "every row to disk, or drop --out to keep only the --top best") from None
-    except KeyboardInterrupt:
-        # sweep() keeps the finished chunks of an --out-dir folder (and removes a folder
-        # it made that holds none)
-        if args.out_dir is not None and os.path.isdir(args.out_dir):
-            sys.stderr.write(f"sweepbt: the finished chunks are kept in {args.out_dir}; run "
-                             "the same command with --resume to continue\n")
-        raise
     return res
 
 

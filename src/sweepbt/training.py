@@ -1,0 +1,314 @@
+"""The training half of a walk-forward: every chunk of the grid run in every training
+window, the best combo per window kept, and the out= folder that makes it resumable.
+
+:class:`TrainWindows` runs a chunk in each window (the executors' runner interface, so
+the one chunk loop and Dask run it); :class:`BestPerWindow` keeps each window's best combo
+by the objective. With ``out=``, :class:`CandidateParts` writes each chunk's best combo per
+window as one small Parquet part and :class:`WalkForwardDir` (an
+:class:`~sweepbt.outdir.OutDir`) replays them on ``resume``, so an interrupted
+walk-forward keeps every finished chunk. See docs/walk-forward.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sweepbt import kernels
+from sweepbt._files import write_atomic, write_parquet
+from sweepbt.outdir import OutDir, describe
+from sweepbt.sinks import part_name
+from sweepbt.vocabulary import LOWER_IS_BETTER, metric_index
+
+#: the sub-folder of a walk-forward's out= folder holding the training parts
+TRAINING = "_training"
+#: the tables a finished walk-forward writes into its out= folder
+RESULT_FILES = ("windows.parquet", "stats.parquet", "equity.parquet")
+
+
+def _objective_scores(objective, per_asset, agg, columns, names):
+    """(tier, score) of each combo of a chunk: higher tier first, then higher score.
+
+    A metric name: tier 2 when the metric is defined on every active asset (score: the
+    mean), tier 1 when only on some (score: the mean over those), tier 0 when on none or
+    when the combo is ruined on any asset.
+    A callable: its score, tier 2 (tier 0 where it is NaN).
+    """
+    if isinstance(objective, str):
+        j = metric_index(objective)
+        full = agg[:, j]
+        some = per_asset[:, :, j]
+        defined = ~np.isnan(some)
+        n = defined.sum(axis=1)
+        part = np.where(n > 0, np.where(defined, some, 0.0).sum(axis=1) / np.maximum(n, 1),
+                        np.nan)
+        score = np.where(np.isnan(full), part, full)
+        tier = np.where(~np.isnan(full), 2, np.where(n > 0, 1, 0))
+        tier[np.any(per_asset[:, :, metric_index("ruined")] != 0, axis=1)] = 0
+        return tier, (-score if objective in LOWER_IS_BETTER else score)
+    view = {m: agg[:, j] for j, m in enumerate(kernels.METRIC_NAMES)}
+    for name in names:
+        view.setdefault(name, columns[name])
+    score = np.asarray(objective(view), dtype=np.float64)
+    if score.size != agg.shape[0]:
+        raise ValueError(f"objective must return one score per combo ({agg.shape[0]} here), "
+                         f"got an array of shape {score.shape}")
+    score = score.reshape(agg.shape[0])
+    return np.where(np.isnan(score), 0, 2), score
+
+
+def _best_of(tier, score):
+    """(tier, score, position) of the best combo: highest tier, then highest score, then
+    the first."""
+    top = int(tier.max())
+    candidates = tier == top
+    if top == 0:
+        return 0, math.nan, 0
+    filled = np.where(candidates, score, -np.inf)
+    i = int(np.argmax(filled))
+    if not candidates[i]:  # every candidate scores -inf: the first of them
+        i = int(np.flatnonzero(candidates)[0])
+    return top, float(score[i]), i
+
+
+@dataclass(frozen=True)
+class WindowChunks:
+    """One chunk's rows in every training window: ``per_window[w]`` a ChunkResult."""
+
+    ids: np.ndarray
+    per_window: list
+
+
+class TrainWindows:
+    """The training windows ``(lo, hi)`` of a walk-forward of ``plan``, run as one plan:
+    each chunk of the grid is selected once and run in every window (the executors'
+    ``run_chunk`` interface). It pickles as the plan and the spans; the windows share one
+    build of the signals wherever it lands."""
+
+    def __init__(self, plan, spans):
+        self.plan, self.spans = plan, list(spans)
+        self.plans = [plan.with_window(lo, hi) for lo, hi in self.spans]
+        self.settings = self.plans[0].settings
+        self.active = [active_rows(p.settings) for p in self.plans]
+        self.mean_span = float(np.mean([hi - lo for lo, hi in self.spans]))
+
+    def __getstate__(self):
+        return {"plan": self.plan, "spans": self.spans}
+
+    def __setstate__(self, state):
+        self.__init__(state["plan"], state["spans"])
+
+    @property
+    def bundle(self):
+        return self.plan.bundle
+
+    @property
+    def strategy(self):
+        return self.plan.strategy
+
+    @property
+    def grid(self):
+        return self.plan.grid
+
+    @property
+    def fixed(self):
+        return self.plan.fixed
+
+    def chunk_size(self):
+        """Combos per chunk, sized by the mean training span (each chunk runs in every
+        window)."""
+        return self.plan.chunk_size(mean_span=self.mean_span)
+
+    def chunks(self, ids=None, size=None):
+        """As ``Plan.chunks``, sized by :meth:`chunk_size`."""
+        return self.plan.chunks(ids, size=self.chunk_size() if size is None else size)
+
+    def built(self):
+        return self.plans[0].built()
+
+    def run_chunk(self, ids):
+        selection = self.plans[0].grid.columns_at(np.asarray(ids, dtype=np.int64))
+        if selection[2].size == 0:
+            return None
+        return WindowChunks(selection[2], [p.run_selection(selection) for p in self.plans])
+
+
+class BestPerWindow:
+    """Result sink of a walk-forward: per training window, the best combo by the objective
+    as ``(tier, score, grid id, metrics averaged over the window's assets)``. Ties go to
+    the lower grid id, so chunk order does not matter."""
+
+    def __init__(self, objective, names, active, n_rows):
+        self.objective, self.names, self.active = objective, names, active
+        self.n_rows = n_rows
+        self.best = [(-1, -math.inf, -1, None)] * len(active)
+
+    def spawn(self):
+        """An empty sink judging as this one (merge it back after), e.g. on a Dask
+        worker."""
+        return BestPerWindow(self.objective, self.names, self.active, self.n_rows)
+
+    def add(self, chunk):
+        for w, result in enumerate(chunk.per_window):
+            n = result.ids.size
+            per_asset = result.metrics.reshape(n, self.n_rows, -1)[:, self.active[w]]
+            tier, score, i = _best_of(*_objective_scores(
+                self.objective, per_asset, per_asset.mean(axis=1), result.params, self.names))
+            self._offer(w, (tier, score, int(result.ids[i]), defined_mean(per_asset[i])))
+
+    def _offer(self, w, candidate):
+        old = self.best[w]
+        tier, score, combo = candidate[:3]
+        if old[2] < 0 or tier > old[0] or (tier == old[0] and (
+                score > old[1] or (not score < old[1] and combo < old[2]))):
+            self.best[w] = candidate
+
+    def merge(self, other):
+        for w, candidate in enumerate(other.best):
+            if candidate[2] >= 0:
+                self._offer(w, candidate)
+
+    def finish(self):
+        return self.best
+
+
+def active_rows(settings):
+    """Which result rows (assets, or the portfolio) have bars in ``settings``' span."""
+    start, end = settings.row_spans()
+    return end > start
+
+
+def defined_mean(rows):
+    """Column means of ``rows`` (assets x metrics) over the non-NaN entries; NaN if none."""
+    defined = ~np.isnan(rows)
+    n = defined.sum(axis=0)
+    return np.where(n > 0, np.where(defined, rows, 0.0).sum(axis=0) / np.maximum(n, 1),
+                    np.nan)
+
+
+class CandidateParts:
+    """Result sink of a walk-forward's out= folder: each chunk's best combo per training
+    window (judged by a spawn of ``judge``, a BestPerWindow) written atomically as one
+    Parquet part named by the chunk's first grid id, into ``directory`` (which exists).
+    Its rows: ``window``, ``tier``, ``score``, ``combo`` and the window's ``metrics``; its
+    metadata: the number of combos the chunk ran. Sinks made by ``spawn()`` write into the
+    same directory (a Dask worker that sees it)."""
+
+    def __init__(self, directory, judge):
+        self.directory, self.judge = os.path.abspath(directory), judge
+
+    def spawn(self):
+        return CandidateParts(self.directory, self.judge)
+
+    def add(self, chunk):
+        best = self.judge.spawn()
+        best.add(chunk)
+        table = candidates_table(best.best, chunk.ids.size)
+        write_atomic(os.path.join(self.directory, part_name(int(chunk.ids[0]))),
+                     lambda tmp: write_parquet(table, tmp))
+
+    def merge(self, other):
+        pass  # its parts are on disk
+
+    def finish(self):
+        return self.directory
+
+
+def candidates_table(best, n_combos):
+    """A Parquet part's table of ``best`` (BestPerWindow.best) for a chunk of ``n_combos``
+    combos."""
+    n_metrics = kernels.N_METRICS
+    metrics = np.array([np.full(n_metrics, np.nan) if b[3] is None else b[3] for b in best])
+    return pa.table({
+        "window": pa.array(np.arange(len(best)), pa.int32()),
+        "tier": pa.array([b[0] for b in best], pa.int8()),
+        "score": pa.array([b[1] for b in best], pa.float64()),
+        "combo": pa.array([b[2] for b in best], pa.int64()),
+        "metrics": pa.FixedSizeListArray.from_arrays(pa.array(metrics.reshape(-1)), n_metrics),
+    }, metadata={"n_combos": str(n_combos)})
+
+
+def candidates_of(table):
+    """(BestPerWindow.best entries, combos run) of a part written by CandidateParts."""
+    metrics = table.column("metrics").combine_chunks().flatten().to_numpy()
+    metrics = metrics.reshape(table.num_rows, -1)
+    best = [(int(t), float(s), int(c), metrics[k].copy()) for k, (t, s, c) in enumerate(zip(
+        table.column("tier").to_pylist(), table.column("score").to_pylist(),
+        table.column("combo").to_pylist()))]
+    return best, int(table.schema.metadata[b"n_combos"])
+
+
+def objective_identity(objective):
+    """How a walk-forward's out= folder names its objective: the metric, or a callable's
+    qualified name and the SHA-256 of its source (None where Python cannot read it)."""
+    if isinstance(objective, str):
+        return {"metric": objective}
+    try:
+        source = inspect.getsource(objective)
+    except (OSError, TypeError):
+        source = None
+    return {"callable": getattr(objective, "__qualname__", type(objective).__qualname__),
+            "source_sha256": None if source is None
+            else hashlib.sha256(source.encode()).hexdigest()}
+
+
+class WalkForwardDir(OutDir):
+    """A walk-forward's ``out=`` folder: the sweep folder's manifest, checks and chunk
+    bookkeeping (:class:`~sweepbt.outdir.OutDir`), with each chunk's best combo per
+    training window as its parts (in ``_training/``) and, once finished, the result's
+    tables (:data:`RESULT_FILES`)."""
+
+    KIND = "walk-forward"
+    SUBFOLDER = TRAINING
+    CHECKED = {**OutDir.CHECKED, "windows": "the windows or the objective differ"}
+
+    @classmethod
+    def open(cls, path, windows, ids, resume, judge):
+        """The folder ``path`` for the training ``windows`` (TrainWindows) run on ``ids``
+        and judged by ``judge`` (BestPerWindow): new, or with ``resume`` an existing one
+        made by the same walk-forward."""
+        wanted = {**describe(windows), "windows": {
+            "train_spans": [list(span) for span in windows.spans],
+            "objective": objective_identity(judge.objective)}}
+        folder = cls.open_described(path, wanted, windows.chunk_size(), ids, resume)
+        folder.judge = judge
+        return folder
+
+    def replay(self, windows, sinks):
+        """Merge the parts written so far into ``sinks`` (BestPerWindow); returns the
+        number of combos they ran."""
+        n = 0
+        for path in self.parts():
+            best, n_combos = candidates_of(pq.read_table(path))
+            for sink in sinks:
+                restored = sink.spawn()
+                restored.best = best
+                sink.merge(restored)
+            n += n_combos
+        return n
+
+    def writer(self, windows):
+        os.makedirs(self.partial, exist_ok=True)
+        return CandidateParts(self.partial, self.judge)
+
+    def finish(self):
+        """The folder (the training parts stay; :meth:`save` completes it)."""
+        return self
+
+    def save(self, tables):
+        """Write the result's tables ({file name: pyarrow Table}, :data:`RESULT_FILES`)
+        and mark the folder complete; returns its path."""
+        for name, table in tables.items():
+            write_atomic(os.path.join(self.path, name), lambda tmp: write_parquet(table, tmp))
+        if not self.complete:
+            self.manifest["complete"] = True
+            self.write_manifest()
+        return self.path
+
