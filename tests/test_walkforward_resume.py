@@ -215,3 +215,30 @@ def test_cli_resume_needs_out_dir_and_out_dir_must_be_new(tmp_path, capsys):
     (path / "_manifest.json").write_text(json.dumps({"kind": "walk-forward"}))
     assert cli.main(base + ["--out-dir", str(path)]) == 2
     assert "--resume continues the walk-forward it holds" in capsys.readouterr().err
+
+
+def test_progress_counts_the_training_backtests_of_every_window(data, small_chunks,
+                                                                 monkeypatch):
+    from sweepbt import executors
+
+    bars = []
+
+    class Recorder:
+        def __init__(self, total):
+            self.total, self.seen, self.closed = total, [], False
+            bars.append(self)
+
+        def update(self, done):
+            self.seen.append(done)
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(executors, "ProgressBar", Recorder)
+    wf = sb.walk_forward(data, "sma_cross", **WINDOWS, **GRID)  # small: no bar
+    assert bars == []
+    wf = sb.walk_forward(data, "sma_cross", progress=True, **WINDOWS, **GRID)
+    (bar,) = bars
+    per_combo = data.n_assets * wf.n_windows
+    assert bar.total == 18 * per_combo and bar.closed
+    assert bar.seen == [2 * k * per_combo for k in range(1, 10)]

@@ -24,7 +24,7 @@ from sweepbt._validate import check_count
 from sweepbt.executors import Dask, InProcess, run_chunks
 from sweepbt.multi import (MultiOutDir, MultiSweepResult, plan_several, sampled_several,
                            several)
-from sweepbt.options import DEFAULTS as D
+from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS, drop_result_columns
 from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
 from sweepbt.outdir import OutDir
@@ -38,9 +38,6 @@ MEMORY_SHARE = 0.5
 #: bytes per (combo, asset) row kept in memory: metrics, their Arrow table, combo, symbol
 _BYTES_PER_ROW = N_METRICS * 8 * 2 + 8 + 4
 _BYTES_PER_PARAM = 8 * 2
-#: ``progress=None`` draws the bar for sweeps with more bar-evaluations than this (a few
-#: seconds of work on one core at the kernel's usual 10^8-10^9 per second)
-AUTO_PROGRESS_BAR_EVALUATIONS = 500_000_000
 
 
 class SweepTooLarge(MemoryError):

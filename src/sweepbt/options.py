@@ -22,6 +22,9 @@ DIRECTIONS = kernels.Direction._asdict()
 SIZE_TYPES = kernels.SizeType._asdict()
 
 _ALL = ("backtest", "sweep", "estimate", "walk_forward")
+#: ``progress=None`` draws the bar for runs with more bar-evaluations than this (a few
+#: seconds of work on one core at the kernel's usual 10^8-10^9 per second)
+AUTO_PROGRESS_BAR_EVALUATIONS = 500_000_000
 _GRIDS = ("sweep", "estimate", "walk_forward")
 
 
@@ -114,9 +117,10 @@ class RunOptions:
     max_memory: int | None = _option(None, ("sweep",), "refuse a sweep keeping more bytes "
                                      "of rows (default: half the available memory)",
                                      flag=False)
-    progress: bool | None = _option(None, ("sweep",), "draw a progress bar with an ETA on a "
-                                    "terminal or in Jupyter (default: when the estimate says "
-                                    "the sweep takes more than a few seconds)", flag=False)
+    progress: bool | None = _option(None, ("sweep", "walk_forward"), "draw a progress bar "
+                                    "with an ETA on a terminal or in Jupyter (default: when "
+                                    "the run has more than AUTO_PROGRESS_BAR_EVALUATIONS "
+                                    "bar-evaluations)", flag=False)
     train: object = _option(None, ("walk_forward",), "training window: bars or a duration "
                             "such as 3Y, 6M, 20D", metavar="SPAN", required=True,
                             help="training span: bars (e.g. 756) or a duration (3Y, 18M, 26W, "

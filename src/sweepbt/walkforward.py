@@ -28,7 +28,7 @@ from sweepbt.windows import window_spans
 from sweepbt.series import equity_metrics, returns_from_equity
 from sweepbt._table import fit_columns, render_table
 from sweepbt._threading import kernel_threads
-from sweepbt.options import DEFAULTS as D
+from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
 from sweepbt.params import user_value
 from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index, metric_names
 
@@ -129,7 +129,7 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
                  constraint=D.constraint, fill=D.fill, direction=D.direction,
                  init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
                  sample=D.sample, seed=D.seed, portfolio=D.portfolio, size_type=D.size_type,
-                 scheduler=D.scheduler, out=D.out, resume=D.resume,
+                 scheduler=D.scheduler, out=D.out, resume=D.resume, progress=D.progress,
                  **params) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy``'s grid ``params`` over ``data``.
 
@@ -162,6 +162,9 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     as it runs, and the result's tables (windows, stats, equity) once done;
     ``resume=True`` continues the walk-forward that folder holds (the same call), running
     only the chunks it lacks, to the identical result (docs/walk-forward.md).
+    ``progress``: a progress bar with an ETA over the training backtests (default: when
+    they have more than ``AUTO_PROGRESS_BAR_EVALUATIONS`` bar-evaluations), as for
+    :func:`sweepbt.sweep`.
     """
     t0 = time.perf_counter()
     plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
@@ -183,15 +186,8 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
         fixed.update(sample=sample, seed=seed)
 
     windows = TrainWindows(plan, [(lo, hi) for lo, hi, _, _ in spans])
-    best = BestPerWindow(objective, grid.names, windows.active, plan.n_rows)
-    executor = InProcess() if scheduler is None else Dask(scheduler)
-    folder = None if out is None else (
-        lambda: WalkForwardDir.open(out, windows, sampled, resume, best))
-    per_combo = plan.n_rows * len(spans)
-    n_planned = grid.count_or_estimate()[0] if sampled is None else sampled.size
-    n_combos, folder = run_chunks(windows, sampled, [best], executor, folder, False,
-                                  n_planned * per_combo, per_combo, "walk-forward")
-    best = best.finish()
+    best, n_combos, folder = _train(windows, sampled, objective, scheduler, out, resume,
+                                    progress)
     test_plans = [plan.with_window(lo, hi) for _, _, lo, hi in spans]
     with kernel_threads(plan.settings.threads):
         chosen, oos, equity = _out_of_sample(plan, spans, test_plans, [b[2] for b in best])
@@ -216,6 +212,25 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
         objective=objective, path=folder)
 
 
+
+
+def _train(windows, sampled, objective, scheduler, out, resume, progress):
+    """Run every chunk of ``sampled`` (None: the grid) in every training window of
+    ``windows``; returns (each window's best, as BestPerWindow.finish() gives it, the
+    number of combos run, the out= folder or None)."""
+    plan = windows.plan
+    best = BestPerWindow(objective, plan.grid.names, windows.active, plan.n_rows)
+    executor = InProcess() if scheduler is None else Dask(scheduler)
+    folder = None if out is None else (
+        lambda: WalkForwardDir.open(out, windows, sampled, resume, best))
+    per_combo = plan.n_rows * len(windows.spans)
+    n_planned = plan.grid.count_or_estimate()[0] if sampled is None else sampled.size
+    if progress is None:
+        progress = n_planned * sum(p.settings.bars_per_combo for p in windows.plans) > \
+            AUTO_PROGRESS_BAR_EVALUATIONS
+    n_combos, folder = run_chunks(windows, sampled, [best], executor, folder, progress,
+                                  n_planned * per_combo, per_combo, "walk-forward")
+    return best.finish(), n_combos, folder
 
 
 def _check_objective(objective):

@@ -85,8 +85,12 @@ def _add_sweep(sub):
                            "path is refused, --force or not, unless --resume continues it")
     _add_workers_flag(sw)
     _add_force_flag(sw, "--out")
-    sw.add_argument("--no-progress", action="store_true",
-                    help="no progress bar (it is only drawn on a terminal anyway)")
+    _add_progress_flag(sw)
+
+
+def _add_progress_flag(p):
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is only drawn on a terminal anyway)")
 
 
 def _add_backtest(sub):
@@ -122,6 +126,7 @@ def _add_walk_forward(sub):
                          "runs, then its window, stats and equity tables; an existing path "
                          "is refused, --force or not, unless --resume continues it")
     _add_force_flag(wf, "--out")
+    _add_progress_flag(wf)
 
 
 def build_parser():

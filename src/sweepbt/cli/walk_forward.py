@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import sweepbt as sb
 from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
@@ -40,7 +42,9 @@ def cmd_walk_forward(args, out):
         options["out"] = args.out_dir
     with kept_on_interrupt(args.out_dir), scheduler_of(args, options), \
             compiling(strategy, options, ("metrics", "equity")):
-        wf = sb.walk_forward(bundle, strategy, **options, **params)
+        wf = sb.walk_forward(bundle, strategy,
+                             progress=(not args.no_progress) and sys.stderr.isatty(),
+                             **options, **params)
     checkpoint()
     print(format_walk_forward(wf, width=table_width(out)), file=out)
     if args.out is not None:
