@@ -567,3 +567,36 @@ def test_cli_sample_of_several_strategies(capsys):
     assert cli.main(argv) == 0
     assert [line.split() for line in capsys.readouterr().out.splitlines()
             if line[:4].strip().isdigit() and len(line.split()) > 4] == rows
+
+
+class Terminal:
+    """A stderr that says it is a terminal, so the progress bar draws into it."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_one_progress_bar_runs_over_every_strategy(data, monkeypatch):
+    from sweepbt import _progress
+
+    screen = Terminal()
+    monkeypatch.setattr(engine, "ProgressBar",
+                        lambda total: _progress.ProgressBar(total, screen))
+    res = sb.sweep(data, ["sma_cross", "ema_cross"], fast=[5, 10], slow=[30, 60],
+                   progress=True)
+    drawn = [line for line in screen.text.split("\r") if line]
+    counts = [int(line.split("] ")[1].split()[1].split("/")[0].replace(",", ""))
+              for line in drawn]
+    totals = {line.split("/")[1].split()[0] for line in drawn}
+    assert totals == {f"{res.n_backtests:,}"}  # one bar: the total of both strategies
+    assert counts == [12, 24] and res.n_backtests == 24  # each strategy drew its stretch
+    assert screen.text.count("\n") == 1  # closed once, at the end

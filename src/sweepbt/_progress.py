@@ -71,9 +71,28 @@ class ProgressBar:
             f"{eta_text(done, self.total, elapsed)}  ")
         self.stream.flush()
 
+    def stretch(self, offset):
+        """A :class:`Stretch` of this bar starting at ``offset`` backtests."""
+        return Stretch(self, offset)
+
     def close(self):
         if self.bar is not None:
             self.bar.close()
         elif self.live:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class Stretch:
+    """The part of a :class:`ProgressBar` that one of several runs draws, one after another
+    on the same bar (the strategies of a sweep): ``update(done)`` draws ``offset + done``;
+    ``close()`` leaves the bar to its owner."""
+
+    def __init__(self, bar, offset):
+        self.bar, self.offset = bar, offset
+
+    def update(self, done):
+        self.bar.update(self.offset + done)
+
+    def close(self):
+        pass

@@ -20,6 +20,7 @@ import numpy as np
 
 from sweepbt._compiling import kernels_of, say, watch
 from sweepbt._interrupt import DeferredInterrupt
+from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
 from sweepbt.executors import Dask, InProcess, run_chunks
 from sweepbt.multi import (MultiOutDir, MultiSweepResult, plan_several, sampled_several,
@@ -242,12 +243,31 @@ def _sweep_several(plans, run):
         plan.fixed.update(sample=sample, seed=seed)
     sizes = _sizes(plans, ids)
     total = _total(sizes)
+    progress = run["progress"]
+    if progress is None:
+        progress = total.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
+    bar = ProgressBar(total.n_backtests) if progress else None  # one bar for them all
+    done = [0]  # backtests run by the strategies before
 
     def part(k, out):
         if ids[k] is not None and ids[k].size == 0:  # none of its combos was drawn
             return _no_rows(plans[k])
-        return _sweep_plan(plans[k], sizes[k], {**run, "out": out, "ids": ids[k]}, total)
+        stretch = False if bar is None else bar.stretch(done[0])
+        res = _sweep_plan(plans[k], sizes[k], {**run, "out": out, "ids": ids[k],
+                                               "progress": stretch}, total)
+        done[0] += res.n_combos * plans[k].n_rows
+        return res
 
+    try:
+        return _run_several(plans, run, ids, part)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run_several(plans, run, ids, part):
+    """The strategies' results, ``part(k, out)`` each, joined; with ``out=`` in a
+    MultiOutDir."""
     if run["out"] is None:
         return MultiSweepResult.of([part(k, None) for k in range(len(plans))], run["top"],
                                    run["metric"])

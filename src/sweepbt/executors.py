@@ -14,7 +14,7 @@ import pickle
 import uuid
 
 from sweepbt._interrupt import DeferredInterrupt
-from sweepbt._progress import ProgressBar
+from sweepbt._progress import ProgressBar, Stretch
 from sweepbt._threading import kernel_threads
 from sweepbt.distributed import (compact, connect, dask_distributed, detach, job,
                                  remove_probes, run_task)
@@ -149,10 +149,13 @@ def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
     ``open_folder`` (a callable making or reopening an out= folder, see
     :mod:`sweepbt.outdir`), into that folder; returns (combos run, folder path or None).
     The folder's finished chunks are replayed and skipped. An interrupted or failed run
-    keeps them, to resume. ``n_backtests`` (the whole run's) and ``per_combo`` (backtests
-    per combo) count progress; ``what`` names the run in the interrupt message."""
+    keeps them, to resume. ``progress``: draw a progress bar, or a Stretch of one to draw
+    on; ``n_backtests`` (the whole run's) and ``per_combo`` (backtests per combo) count
+    it. ``what`` names the run in the interrupt message."""
     sinks = [s for s in sinks if s is not None]
-    bar = ProgressBar(n_backtests) if progress else None
+    if not isinstance(progress, Stretch):
+        progress = ProgressBar(n_backtests) if progress else None
+    bar = progress
     folder, before = None, 0
     try:
         chunks = runner.chunks(ids)
