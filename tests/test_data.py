@@ -969,3 +969,19 @@ def test_parquet_checksums_catch_flipped_bytes(tmp_path, table, dictionary):
         else:
             assert_bundle_equal(b, original)
     assert caught >= 180
+
+
+def test_a_damaged_demo_file_is_refused():
+    from importlib.resources import files
+
+    from sweepbt.data.errors import DataError
+    from sweepbt.data.loading import check_demo_bytes
+
+    raw = files("sweepbt.data").joinpath("demo.parquet").read_bytes()
+    check_demo_bytes(raw)  # the packaged file
+    damaged = bytearray(raw)
+    damaged[len(raw) // 2] ^= 1
+    with pytest.raises(DataError, match=r"the packaged demo data \(sweepbt/data/demo"
+                                        r"\.parquet\) is damaged or from another version: "
+                                        r"SHA-256 [0-9a-f]{16}\.\.\., expected 997e79f4"):
+        check_demo_bytes(bytes(damaged))

@@ -9,6 +9,7 @@ filled), scatter the rows into ``(n_assets, n_bars)`` arrays.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import replace
 from typing import NamedTuple
@@ -400,6 +401,18 @@ def _fill_gaps(out: dict, facs: dict, flat: np.ndarray, spans: _Spans) -> None:
 
 _demo_lock = threading.Lock()
 _demo_cache: list = []
+#: SHA-256 of the packaged demo.parquet (``python -m sweepbt.data.make_demo`` prints it)
+DEMO_SHA256 = "997e79f418101f37ab02068ebce628340fd2221cc0ad272e98bde6c90cf402dd"
+
+
+def check_demo_bytes(raw):
+    """DataError unless ``raw`` are the bytes of the packaged demo file (a damaged or
+    mismatched install)."""
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != DEMO_SHA256:
+        raise DataError(f"the packaged demo data (sweepbt/data/demo.parquet) is damaged or "
+                        f"from another version: SHA-256 {digest[:16]}..., expected "
+                        f"{DEMO_SHA256[:16]}...; reinstall sweepbt")
 
 
 def demo() -> Bundle:
@@ -414,5 +427,6 @@ def demo() -> Bundle:
             import pyarrow.parquet as pq
 
             raw = files("sweepbt.data").joinpath("demo.parquet").read_bytes()
+            check_demo_bytes(raw)
             _demo_cache.append(load(pq.read_table(pa.BufferReader(raw))))
         return _demo_cache[0].copy()

@@ -15,6 +15,7 @@ one delists early, one does both, so per-asset spans differ.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -129,6 +130,8 @@ def main(argv=None) -> int:
 
     b = load(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {b}")
+    print(f"SHA-256 {hashlib.sha256(out.read_bytes()).hexdigest()} (DEMO_SHA256 in "
+          "sweepbt/data/loading.py must say the same)")
     return 0
 
 
