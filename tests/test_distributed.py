@@ -135,6 +135,15 @@ def test_distributed_walk_forward_writes_its_parts_on_the_workers_and_resumes(
     np.testing.assert_array_equal(again.equity, local.equity)
 
 
+def test_distributed_walk_forward_with_a_lambda_objective(data, client, small_chunks):
+    kwargs = dict(train=750, test=250, constraint="fast < slow",
+                  objective=lambda m: m["total_return"] - m["max_drawdown"], **GRID)
+    local = sb.walk_forward(data, "sma_cross", **kwargs)
+    remote = sb.walk_forward(data, "sma_cross", scheduler=client, **kwargs)
+    assert_same_rows(remote.windows, local.windows)
+    assert remote.chosen == local.chosen
+
+
 class RowsBack(BestPerWindow):
     """BestPerWindow without ``spawn``: the workers send every row back to the client."""
 

@@ -3,6 +3,7 @@ each finished chunk's best combo per training window in <out>/_training/, a resu
 only the chunks it lacks, and the result equals an uninterrupted run's exactly; a folder of
 another walk-forward, or of a sweep, is refused."""
 
+import functools
 import json
 import os
 import signal
@@ -132,13 +133,64 @@ def test_a_callable_objective_resumes_and_another_is_refused(data, tmp_path, sma
     with pytest.raises(ValueError, match=r"the windows or the objective differ \("
                                          r"objective\.callable: \"by_return\" in the folder, "
                                          r"\"test_a_.*<lambda>\" now; "
-                                         r"objective\.source_sha256: "):
+                                         r"objective\.sha256: "):
         sb.walk_forward(data, "sma_cross", out=path, resume=True,
                         objective=lambda m: m["total_return"], **WINDOWS, **GRID)
     res = sb.walk_forward(data, "sma_cross", out=path, resume=True, objective=by_return,
                           **WINDOWS, **GRID)
     assert_same_walk_forward(res, sb.walk_forward(data, "sma_cross", objective=by_return,
                                                   **WINDOWS, **GRID))
+
+
+def penalized(k):
+    """A callable objective with a closure: Sharpe less ``k`` x max drawdown."""
+    def objective(m):
+        return m["sharpe"] - k * m["max_drawdown"]
+    return objective
+
+
+class Penalty:
+    """A callable objective object."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, m):
+        return m["sharpe"] - self.k * m["max_drawdown"]
+
+
+@pytest.mark.parametrize("made, edited", [
+    (penalized(0.0), penalized(5.0)),
+    (functools.partial(lambda m, k: m["sharpe"] - k, k=0.0),
+     functools.partial(lambda m, k: m["sharpe"] - k, k=1.0)),
+    (Penalty(0.0), Penalty(5.0)),
+], ids=["closure", "partial", "object"])
+def test_an_objective_edited_in_its_state_is_refused(data, tmp_path, small_chunks,
+                                                      chunk_calls, made, edited):
+    path = tmp_path / "wf"
+    chunk_calls.stop_after = 2
+    with pytest.raises(KeyboardInterrupt):
+        sb.walk_forward(data, "sma_cross", out=path, objective=made, **WINDOWS, **GRID)
+    chunk_calls.stop_after = None
+    with pytest.raises(ValueError, match=r"the windows or the objective differ \("
+                                         r"objective\.sha256: "):
+        sb.walk_forward(data, "sma_cross", out=path, resume=True, objective=edited,
+                        **WINDOWS, **GRID)
+    res = sb.walk_forward(data, "sma_cross", out=path, resume=True, objective=made,
+                          **WINDOWS, **GRID)
+    assert_same_walk_forward(res, sb.walk_forward(data, "sma_cross", objective=made,
+                                                  **WINDOWS, **GRID))
+
+
+def test_an_objective_without_readable_source_cannot_use_out(data, tmp_path):
+    typed = eval("lambda m: m['sharpe']")  # as at an interactive prompt: no source file
+    with pytest.raises(ValueError, match=r"out= needs an objective it can identify on "
+                                         r"resume, and <function <lambda> at .*> cannot be: "
+                                         r".*Define it in a file, or use a metric name"):
+        sb.walk_forward(data, "sma_cross", out=tmp_path / "wf", objective=typed,
+                        **WINDOWS, **GRID)
+    assert not (tmp_path / "wf").exists()
+    sb.walk_forward(data, "sma_cross", objective=typed, **WINDOWS, **GRID)  # no out=: fine
 
 
 def test_a_folder_of_another_run_is_refused_saying_what_differs(
@@ -168,6 +220,14 @@ def test_a_folder_of_another_run_is_refused_saying_what_differs(
         sb.walk_forward(data, "sma_cross", out=swept, resume=True, **WINDOWS, **GRID)
     with pytest.raises(ValueError, match="resume=True continues an out= folder"):
         sb.walk_forward(data, "sma_cross", resume=True, **WINDOWS, **GRID)
+    with pytest.raises(ValueError, match=r"fixed options differ \(partial: false in the "
+                                         r"folder, true now\)"):
+        sb.walk_forward(data, "sma_cross", out=path, resume=True, partial=True, **WINDOWS,
+                        **GRID)
+    with pytest.raises(ValueError, match=r"resume=True with sample= needs seed= \(the same "
+                                         r"combos must be drawn again\)"):
+        sb.walk_forward(data, "sma_cross", out=path, resume=True, sample=5, **WINDOWS,
+                        **GRID)
 
 
 WALK_FORWARD_SCRIPT = """

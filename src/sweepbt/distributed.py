@@ -244,4 +244,12 @@ def run_task(bundle, job, chunks):
                 sink.add(chunk)
             if keep_rows:
                 rows.append(chunk)
-    return pickle.dumps(TaskResult(n, sinks, rows), protocol=pickle.HIGHEST_PROTOCOL)
+    result = TaskResult(n, sinks, rows)
+    try:
+        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        # a sink holding a function that came by value (a walk-forward's callable
+        # objective from the client's __main__ or a lambda): cloudpickle, which Dask has
+        import cloudpickle
+
+        return cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)

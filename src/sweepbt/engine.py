@@ -27,7 +27,8 @@ from sweepbt.multi import (MultiOutDir, MultiSweepResult, plan_several, sampled_
                            several)
 from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
 from sweepbt.params import ESTIMATE_DRAWS, drop_result_columns
-from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
+from sweepbt.plan import (check_resume, check_sample, no_combination, prepare,
+                          sampled_combos)
 from sweepbt.outdir import OutDir
 from sweepbt.results import SweepResult, record_backtest
 from sweepbt.sinks import KeepAll, KeepTop, SharpeMoments
@@ -237,7 +238,7 @@ def _sweep_several(plans, run):
     a :class:`~sweepbt.multi.MultiOutDir` (a folder per strategy: one that is complete
     returns at once, an interrupted one resumes)."""
     sample, seed = check_sample(run["sample"], run["seed"])
-    _check_resume(run["resume"], run["out"], sample, seed)
+    check_resume(run["resume"], run["out"], sample, seed)
     ids = sampled_several(plans, sample, seed)
     for plan in plans if sample is not None else ():  # each folder's manifest says so
         plan.fixed.update(sample=sample, seed=seed)
@@ -298,7 +299,7 @@ def _sweep_plan(plan, size, run, memory_size=None):
     against (default ``size``: a multi-strategy sweep checks their total)."""
     sample, seed = check_sample(run["sample"], run["seed"])
     out, resume, progress = run["out"], run["resume"], run["progress"]
-    _check_resume(resume, out, sample, seed)
+    check_resume(resume, out, sample, seed)
     size = _estimate(plan, sample) if size is None else size
     keep = _keeper(plan, size if memory_size is None else memory_size, run["top"],
                    run["metric"], out, run["max_memory"])
@@ -355,10 +356,3 @@ def _keeper(plan, size, top, metric, out, max_memory):
             f"out='results_dir' to stream every row to a Parquet dataset")
     return KeepAll(plan.grid.names)
 
-
-def _check_resume(resume, out, sample, seed):
-    if resume and out is None:
-        raise ValueError("resume=True continues an out= folder; pass out='results_dir'")
-    if resume and sample is not None and seed is None:
-        raise ValueError("resume=True with sample= needs seed= (the same combos must be "
-                         "drawn again)")

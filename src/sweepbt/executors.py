@@ -147,7 +147,8 @@ def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
     """Run the chunks of ``ids`` (None: the whole grid) of ``runner`` (a Plan, or the
     training windows of a walk-forward) into ``sinks`` (None entries skipped) and, with
     ``open_folder`` (a callable making or reopening an out= folder, see
-    :mod:`sweepbt.outdir`), into that folder; returns (combos run, folder path or None).
+    :mod:`sweepbt.outdir`), into that folder; returns (combos run, the folder's
+    ``finish()``: a sweep folder's path, a walk-forward's folder itself; None without).
     The folder's finished chunks are replayed and skipped. An interrupted or failed run
     keeps them, to resume. ``progress``: draw a progress bar, or a Stretch of one to draw
     on; ``n_backtests`` (the whole run's) and ``per_combo`` (backtests per combo) count

@@ -428,6 +428,16 @@ def trade_span(bundle, window):
     return start, np.maximum(end, start)
 
 
+def check_resume(resume, out, sample, seed):
+    """``resume=True`` needs ``out=``, and with ``sample=`` a ``seed=`` (the same combos
+    must be drawn again)."""
+    if resume and out is None:
+        raise ValueError("resume=True continues an out= folder; pass out='results_dir'")
+    if resume and sample is not None and seed is None:
+        raise ValueError("resume=True with sample= needs seed= (the same combos must be "
+                         "drawn again)")
+
+
 def check_sample(sample, seed):
     """``sample`` (None or a count >= 1) and ``seed`` (None or an integer >= 0)."""
     if sample is None:

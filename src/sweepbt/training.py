@@ -11,10 +11,12 @@ walk-forward keeps every finished chunk. See docs/walk-forward.md.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import math
 import os
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -247,16 +249,89 @@ def candidates_of(table):
 
 def objective_identity(objective):
     """How a walk-forward's out= folder names its objective: the metric, or a callable's
-    qualified name and the SHA-256 of its source (None where Python cannot read it)."""
+    qualified name and a SHA-256 over what decides its scores (:class:`_Fingerprint`).
+    ValueError when that cannot be read (e.g. a lambda typed at an interactive prompt)."""
     if isinstance(objective, str):
         return {"metric": objective}
     try:
-        source = inspect.getsource(objective)
-    except (OSError, TypeError):
-        source = None
+        digest = _Fingerprint(objective).digest
+    except (OSError, TypeError) as exc:
+        raise ValueError(f"out= needs an objective it can identify on resume, and "
+                         f"{objective!r} cannot be: {exc}. Define it in a file, or use a "
+                         "metric name") from None
     return {"callable": getattr(objective, "__qualname__", type(objective).__qualname__),
-            "source_sha256": None if source is None
-            else hashlib.sha256(source.encode()).hexdigest()}
+            "sha256": digest}
+
+
+class _Fingerprint:
+    """SHA-256 over what decides a callable objective's scores, read from the objective's
+    own module: a function's source, defaults, closure and the module globals it names
+    (functions of that module followed in turn); a partial's function and arguments; a
+    callable object's class, ``__call__`` and attributes; plain values by content.
+    Functions and classes of other modules (numpy, a library) count by name. OSError or
+    TypeError where something cannot be read."""
+
+    def __init__(self, objective):
+        func = getattr(objective, "func", objective)  # a partial's function
+        self.module = getattr(func, "__module__", None) or type(func).__module__
+        self.hash, self.seen = hashlib.sha256(), set()
+        self.add(objective)
+        self.digest = self.hash.hexdigest()
+
+    def own(self, value):
+        return getattr(value, "__module__", None) == self.module
+
+    def add(self, value):
+        if id(value) in self.seen:
+            return
+        self.seen.add(id(value))
+        if isinstance(value, functools.partial):
+            self.add_all((value.func, value.args, value.keywords))
+        elif isinstance(value, (types.FunctionType, types.MethodType)):
+            self.add_function(value)
+        elif isinstance(value, dict):
+            for key in sorted(value, key=repr):
+                self.hash.update(repr(key).encode())
+                self.add(value[key])
+        elif isinstance(value, (list, tuple)):
+            self.add_all(value)
+        elif isinstance(value, np.ndarray):
+            self.hash.update(f"{value.dtype.str}{value.shape}".encode())
+            self.hash.update(np.ascontiguousarray(value).tobytes())
+        elif value is None or isinstance(value, (str, bytes, int, float, complex,
+                                                  np.generic)):
+            self.hash.update(repr(value).encode())
+        else:
+            self.add_object(value)
+
+    def add_all(self, values):
+        for value in values:
+            self.add(value)
+
+    def add_function(self, value):
+        function = getattr(value, "__func__", value)
+        if not self.own(function):
+            self.hash.update(f"{function.__module__}.{function.__qualname__}".encode())
+            return
+        self.hash.update(inspect.getsource(function).encode())
+        names = [n for n in function.__code__.co_names if n in function.__globals__]
+        self.add_all((function.__defaults__, function.__kwdefaults__,
+                      [c.cell_contents for c in function.__closure__ or ()],
+                      {n: function.__globals__[n] for n in names
+                       if not isinstance(function.__globals__[n], types.ModuleType)},
+                      getattr(value, "__self__", None)))
+
+    def add_object(self, value):
+        kind = value if isinstance(value, type) else type(value)
+        self.hash.update(f"{kind.__module__}.{kind.__qualname__}".encode())
+        if isinstance(value, type) or not self.own(kind):
+            self.hash.update(getattr(value, "__name__", "").encode())  # a library's
+            return
+        if not hasattr(value, "__dict__"):
+            raise TypeError(f"its {kind.__name__} value {value!r} cannot be compared")
+        if callable(value):
+            self.add(kind.__call__)
+        self.add(vars(value))
 
 
 class WalkForwardDir(OutDir):

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from sweepbt import display, frames, html_report, kernels
 from sweepbt.executors import Dask, InProcess, run_chunks
-from sweepbt.plan import check_sample, no_combination, prepare, sampled_combos
+from sweepbt.plan import check_resume, check_sample, no_combination, prepare, sampled_combos
 from sweepbt.training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkForwardDir,
                               active_rows, defined_mean)
 from sweepbt.results import param_arrays
@@ -177,41 +177,55 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     sample, seed = check_sample(sample, seed)
     if grid.count_or_estimate() == (0, 0.0):
         raise no_combination(grid)
-    if resume and out is None:
-        raise ValueError("resume=True continues an out= folder; pass out='results_dir'")
+    check_resume(resume, out, sample, seed)
     sampled = sampled_combos(grid, sample, seed)
     fixed.update(train=train, test=test, step=test if step is None else step,
-                 anchored=bool(anchored), objective=_objective_label(objective))
+                 anchored=bool(anchored), partial=bool(partial),
+                 objective=_objective_label(objective))
     if sample is not None:
         fixed.update(sample=sample, seed=seed)
 
-    windows = TrainWindows(plan, [(lo, hi) for lo, hi, _, _ in spans])
-    best, n_combos, folder = _train(windows, sampled, objective, scheduler, out, resume,
+    training = TrainWindows(plan, [(lo, hi) for lo, hi, _, _ in spans])
+    best, n_combos, folder = _train(training, sampled, objective, scheduler, out, resume,
                                     progress)
+    try:
+        tested = _test(plan, spans, best, objective)
+        path = None if folder is None else folder.save(dict(zip(RESULT_FILES, (
+            tested["windows"], tested["stats"],
+            frames.series_arrow(bundle, {"equity": tested["equity"]},
+                                plan.settings.init_cash)))))
+    except KeyboardInterrupt:
+        if folder is None:
+            raise
+        raise KeyboardInterrupt(f"walk-forward interrupted after its training sweeps; "
+                                f"{folder.stopped_note()}") from None
+    return WalkForwardResult(
+        bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
+        axes=grid.axes, n_combos=n_combos, spans=spans, **tested,
+        elapsed=time.perf_counter() - t0, objective=objective, path=path)
+
+
+def _test(plan, spans, best, objective):
+    """Each window's winner (``best``, as BestPerWindow.finish() gives it) traded on its
+    test span: the WalkForwardResult fields chosen, windows, equity, stats, efficiency,
+    is_metrics and oos_metrics."""
     test_plans = [plan.with_window(lo, hi) for _, _, lo, hi in spans]
     with kernel_threads(plan.settings.threads):
         chosen, oos, equity = _out_of_sample(plan, spans, test_plans, [b[2] for b in best])
     is_metrics = np.array([b[3] for b in best])
     test_set = [p.settings for p in test_plans]
-    windows = _windows_table(bundle, spans, grid.names, chosen, best, is_metrics, oos,
-                             [active_rows(s) for s in test_set],
+    windows = _windows_table(plan.bundle, spans, plan.grid.names, chosen, best, is_metrics,
+                             oos, [active_rows(s) for s in test_set],
                              objective if isinstance(objective, str) else None,
                              plan.fixed.get("rank", False))
     eff = windows["efficiency"].to_numpy(zero_copy_only=False)
-    efficiency = float(np.nanmean(eff)) if np.any(~np.isnan(eff)) else math.nan
-    stats = _stats_table(bundle, plan.row_symbols, equity, oos, test_set, plan.settings)
-    if folder is not None:
-        oos_equity = frames.series_arrow(bundle, {"equity": equity}, plan.settings.init_cash)
-        folder = folder.save(dict(zip(RESULT_FILES, (windows, stats, oos_equity))))
-    return WalkForwardResult(
-        bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
-        axes=grid.axes, n_combos=n_combos,
-        spans=spans, chosen=[{n: user_value(n, v) for n, v in c.items()} for c in chosen],
-        windows=windows, equity=equity, stats=stats, efficiency=efficiency,
-        is_metrics=is_metrics, oos_metrics=oos, elapsed=time.perf_counter() - t0,
-        objective=objective, path=folder)
-
-
+    return dict(
+        chosen=[{n: user_value(n, v) for n, v in c.items()} for c in chosen],
+        windows=windows, equity=equity,
+        stats=_stats_table(plan.bundle, plan.row_symbols, equity, oos, test_set,
+                           plan.settings),
+        efficiency=float(np.nanmean(eff)) if np.any(~np.isnan(eff)) else math.nan,
+        is_metrics=is_metrics, oos_metrics=oos)
 
 
 def _train(windows, sampled, objective, scheduler, out, resume, progress):
