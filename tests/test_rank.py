@@ -121,6 +121,39 @@ def test_sweep_rows_equal_single_backtests_and_round_trip_the_words():
         assert other.best("sharpe", k=72).equals(res.best("sharpe", k=72))
 
 
+def test_constraints_and_where_compare_the_words():
+    data = ragged_bundle(5)[0]
+    grid = dict(lookback=[5, 20], top_n=[1, 2], rebalance=["W", "M", 9],
+                weighting=["equal", "score"])
+    res = sb.sweep(data, "momentum_rank", **grid,
+                   constraint="rebalance == 'M' and weighting != 'score' or rebalance == 9")
+    table = res.table
+    pairs = set(zip(table["rebalance"].to_pylist(), table["weighting"].to_pylist()))
+    assert pairs == {("M", "equal"), ("9", "equal"), ("9", "score")}
+    assert res.n_combos == 12
+    best = res.best("sharpe", k=12, where="rebalance == 'm'")  # words are case-free
+    assert set(best["rebalance"].to_pylist()) == {"M"} and best.num_rows == 4
+    for constraint, words in [
+            ("rebalance < 30", "rebalance holds words: compare it only with == or != and a "
+                               "word, e.g. rebalance == 'M'"),
+            ("rebalance * 2 == 18", "rebalance holds words"),
+            ("weighting == 1", "weighting holds words: compare it only with == or != and a "
+                               "word, e.g. weighting == 'equal'"),
+            ("weighting == 'best'", "weighting must be one of equal, inverse_vol, score; got "
+                                    "'best'"),
+            ("rebalance == 'D'", "rebalance must be 'W' (ISO week), 'M' (month)"),
+            ("top_n == 'M'", "'M' is not a number; a constraint compares numbers and "
+                             "parameter names; a word compares only with a parameter that "
+                             "takes words, e.g. rebalance == 'M'")]:
+        with pytest.raises(ValueError) as info:
+            sb.sweep(data, "momentum_rank", **grid, constraint=constraint)
+        assert words in str(info.value) and repr(constraint) in str(info.value)
+    numbers_only = sb.sweep(data, "momentum_rank", lookback=5, top_n=2,
+                            rebalance=[5, 9, 21],  # bars only: order is meaningful
+                            constraint="rebalance < 10")
+    assert set(numbers_only.table["rebalance"].to_pylist()) == {"5", "9"}
+
+
 def test_out_folder_resume_and_sample_keep_the_words(tmp_path):
     data = ragged_bundle(6)[0]
     grid = dict(lookback=[5, 20], top_n=[1, 2], rebalance=["M", "Q"])

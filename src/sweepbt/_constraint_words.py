@@ -68,6 +68,8 @@ def not_allowed(node):
                 + (f"; write {instead}" if instead else f" ({ALLOWED})"))
     if isinstance(node, ast.Constant):
         return (f"{node.value!r} is not a number; a constraint compares numbers and "
-                "parameter names")
+                "parameter names" + ("; a word compares only with a parameter that takes "
+                                     "words, e.g. rebalance == 'M'"
+                                     if isinstance(node.value, str) else ""))
     what = _NODES.get(type(node).__name__, f"'{ast.unparse(node)}'")
     return f"{what} is not allowed; a constraint is made of {ALLOWED}"

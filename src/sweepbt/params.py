@@ -19,6 +19,7 @@ import numpy as np
 
 from sweepbt._constraint_words import not_allowed, syntax_error
 from sweepbt._validate import is_integer
+from sweepbt.choices import CHOICE_PARAMS, decode_choice, encode_choice
 from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
 from sweepbt.vocabulary import METRIC_NAMES, RANK_METRICS
 
@@ -256,43 +257,6 @@ class Grid:
         return round(share * self.n_total), error
 
 
-#: rank strategies' parameters given as words, stored in the grid as int64 codes:
-#: ``rebalance`` "W"/"M"/"Q"/"Y" (negative codes) or a whole number of bars n >= 1 (n
-#: itself); ``weighting`` a name of kernels.WEIGHTINGS (its Weighting value)
-CALENDAR_CODES = {"W": -1, "M": -2, "Q": -3, "Y": -4}
-WEIGHTING_NAMES = ("equal", "inverse_vol", "score")
-CHOICE_PARAMS = ("rebalance", "weighting")
-
-
-def encode_choice(name, value, where=""):
-    """The int64 code of one value of a CHOICE_PARAMS parameter; ValueError naming the
-    forms allowed."""
-    if name == "weighting":
-        if isinstance(value, str) and value in WEIGHTING_NAMES:
-            return WEIGHTING_NAMES.index(value)
-        raise ValueError(f"weighting{where} must be one of {', '.join(WEIGHTING_NAMES)}; "
-                         f"got {value!r}")
-    text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, str) and text.upper() in CALENDAR_CODES:
-        return CALENDAR_CODES[text.upper()]
-    if isinstance(text, str) and text.isdigit():
-        text = int(text)
-    if is_integer(text) and int(text) >= 1:
-        return int(text)
-    raise ValueError(f"rebalance{where} must be 'W' (ISO week), 'M' (month), 'Q' (quarter), "
-                     f"'Y' (year) or a whole number of bars >= 1; got {value!r}")
-
-
-def decode_choice(name, code):
-    """The value a user gives for code ``code`` of ``name``: a word, or a number of bars."""
-    code = int(code)
-    if name == "weighting":
-        return WEIGHTING_NAMES[code]
-    if code < 0:
-        return next(k for k, v in CALENDAR_CODES.items() if v == code)
-    return code
-
-
 def user_value(name, value):
     """One kernel-form value of ``name`` as a user gives it: None for a rule that is off,
     a word (or number of bars) of CHOICE_PARAMS, else a Python scalar."""
@@ -484,9 +448,33 @@ class _Evaluator:
             return np.float64(math.copysign(math.inf, node.value)), False
         return np.float64(node.value), False
 
+    def words(self, node, equality=False):
+        """Refuse arithmetic or order on a parameter holding words (codes of CHOICE_PARAMS
+        that are not numbers of bars); with ``equality`` (== or != a number) only
+        ``weighting``, whose codes are no numbers at all."""
+        if isinstance(node, ast.Name) and node.id in CHOICE_PARAMS and node.id in \
+                self.columns and (node.id == "weighting" or (
+                    not equality and np.any(self.columns[node.id] < 0))):
+            example = "'M'" if node.id == "rebalance" else "'equal'"
+            raise self.fail(f"{node.id} holds words: compare it only with == or != and a "
+                            f"word, e.g. {node.id} == {example}")
+
+    def operand(self, node, other):
+        """A comparison's operand; a word compared with a CHOICE_PARAMS name (``other``)
+        is that word's code."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                isinstance(other, ast.Name) and other.id in CHOICE_PARAMS:
+            try:
+                return np.float64(encode_choice(other.id, node.value)), False
+            except ValueError as exc:
+                raise self.fail(str(exc)) from None
+        return self.visit(node)
+
     def visit_BinOp(self, node):
         if type(node.op) not in _BINARY:
             raise self.not_allowed(node)
+        self.words(node.left)
+        self.words(node.right)
         left, right = self.sub(node.left, False), self.sub(node.right, False)
         if isinstance(node.op, _DIVISIONS) and np.any(np.asarray(right) == 0):
             raise self.fail(f"division by zero in {ast.unparse(node)!r}")
@@ -511,10 +499,21 @@ class _Evaluator:
     def visit_Compare(self, node):
         if not all(type(op) in _COMPARE for op in node.ops):
             raise self.not_allowed(node)
-        left = self.sub(node.left, False)
+        nodes = [node.left, *node.comparators]
+        values = []
+        for k, child in enumerate(nodes):
+            other = nodes[k + 1] if k == 0 else nodes[k - 1]
+            value, is_bool = self.operand(child, other)
+            if is_bool:
+                raise self.fail(f"{ast.unparse(child)!r} must be a number here")
+            values.append(value)
         out = np.ones(self.n, dtype=bool)
-        for op, comparator in zip(node.ops, node.comparators):
-            right = self.sub(comparator, False)
-            out &= _as_mask(_COMPARE[type(op)](left, right), self.n)
-            left = right
+        for k, op in enumerate(node.ops):
+            pair = nodes[k:k + 2]
+            equality = isinstance(op, (ast.Eq, ast.NotEq))
+            if not (equality and any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+                                     for n in pair)):
+                for side in pair:
+                    self.words(side, equality)
+            out &= _as_mask(_COMPARE[type(op)](values[k], values[k + 1]), self.n)
         return out, True
