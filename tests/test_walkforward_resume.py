@@ -93,7 +93,8 @@ def test_stopped_walk_forward_keeps_its_chunks_and_resumes_to_the_same_result(
     assert equity.num_rows == int(np.sum(~np.isnan(whole.equity)))
     manifest = json.loads((path / "_manifest.json").read_text())
     assert manifest["kind"] == "walk-forward" and manifest["complete"]
-    assert manifest["windows"]["objective"] == {"metric": "sharpe"}
+    assert manifest["windows"]["objective"] is None  # a metric: named in the options
+    assert manifest["options"]["objective"] == "sharpe"
     assert len(manifest["windows"]["train_spans"]) == whole.n_windows
 
     chunk_calls.n = 0  # a finished folder: nothing runs, the same result again
@@ -140,14 +141,17 @@ class Penalty:
         return m["sharpe"] - self.k * m["max_drawdown"]
 
 
+SAME_NAME = r"it holds another walk-forward: the windows or the objective differ \("
+
+
 @pytest.mark.parametrize("made, edited, differs", [
     (by_return, lambda m: m["total_return"],
-     r"objective\.callable: \"by_return\" in the folder, \"<lambda>\" now; "
-     r"objective\.sha256: "),
-    (penalized(0.0), penalized(5.0), r"objective\.sha256: "),
+     r"the fixed options differ \(objective: \"by_return\" in the folder, \"<lambda>\" "
+     r"now\); the windows or the objective differ \("),
+    (penalized(0.0), penalized(5.0), SAME_NAME),
     (functools.partial(lambda m, k: m["sharpe"] - k, k=0.0),
-     functools.partial(lambda m, k: m["sharpe"] - k, k=1.0), r"objective\.sha256: "),
-    (Penalty(0.0), Penalty(5.0), r"objective\.sha256: "),
+     functools.partial(lambda m, k: m["sharpe"] - k, k=1.0), SAME_NAME),
+    (Penalty(0.0), Penalty(5.0), SAME_NAME),
 ], ids=["another function", "closure", "partial", "object"])
 def test_a_callable_objective_resumes_and_an_edited_one_is_refused(
         data, tmp_path, small_chunks, chunk_calls, made, edited, differs):
@@ -156,7 +160,7 @@ def test_a_callable_objective_resumes_and_an_edited_one_is_refused(
     with pytest.raises(KeyboardInterrupt):
         sb.walk_forward(data, "sma_cross", out=path, objective=made, **WINDOWS, **GRID)
     chunk_calls.stop_after = None
-    with pytest.raises(ValueError, match=r"the windows or the objective differ \(" + differs):
+    with pytest.raises(ValueError, match=differs + r"objective\.sha256: "):
         sb.walk_forward(data, "sma_cross", out=path, resume=True, objective=edited,
                         **WINDOWS, **GRID)
     res = sb.walk_forward(data, "sma_cross", out=path, resume=True, objective=made,

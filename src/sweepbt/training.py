@@ -248,19 +248,19 @@ def candidates_of(table):
 
 
 def objective_identity(objective):
-    """How a walk-forward's out= folder names its objective: the metric, or a callable's
-    qualified name and a SHA-256 over what decides its scores (:class:`_Fingerprint`).
-    ValueError when that cannot be read (e.g. a lambda typed at an interactive prompt)."""
+    """What a walk-forward's out= folder records of its objective beyond its name (which
+    the fixed options hold): nothing for a metric; for a callable a SHA-256 over what
+    decides its scores (:class:`_Fingerprint`). ValueError when that cannot be read (e.g.
+    a lambda typed at an interactive prompt)."""
     if isinstance(objective, str):
-        return {"metric": objective}
+        return None
     try:
         digest = _Fingerprint(objective).digest
     except (OSError, TypeError) as exc:
         raise ValueError(f"out= needs an objective it can identify on resume, and "
                          f"{objective!r} cannot be: {exc}. Define it in a file, or use a "
                          "metric name") from None
-    return {"callable": getattr(objective, "__qualname__", type(objective).__qualname__),
-            "sha256": digest}
+    return {"sha256": digest}
 
 
 class _Fingerprint:
