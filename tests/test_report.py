@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 
 import sweepbt as sb
@@ -241,6 +242,16 @@ def test_to_pandas_and_polars(bt, res, wf, data):
     pl_frame = bt.to_polars()
     assert pl_frame.columns == ["timestamp", "symbol", "equity", "cash", "units", "drawdown"]
     assert pl_frame.height == int(np.sum(~np.isnan(bt.equity)))
+    arrow = bt.to_arrow()  # what Polars reads; no pandas, no polars
+    assert arrow.column_names == pl_frame.columns and arrow.num_rows == pl_frame.height
+    hotel = arrow.filter(pc.equal(arrow["symbol"], "HOTEL"))
+    live = ~np.isnan(bt.equity[1])
+    np.testing.assert_array_equal(hotel["equity"].to_numpy(), bt.equity[1][live])
+    assert str(arrow.schema.field("timestamp").type) == "timestamp[ns, tz=UTC]"
+    chained = wf.to_arrow()
+    assert chained.column_names == ["timestamp", "symbol", "equity", "drawdown"]
+    assert chained.num_rows == int(np.sum(~np.isnan(wf.equity)))
+    assert wf.to_polars().height == chained.num_rows
     assert res.to_polars().height == res.table.num_rows
     assert wf.to_pandas()["equity"].shape == (data.n_bars, data.n_assets)
 

@@ -1,9 +1,9 @@
-"""``to_pandas()`` / ``to_polars()`` of results: pandas and Polars are imported only here,
-only when called, and neither is a dependency of sweepbt.
+"""``to_arrow()``, ``to_pandas()`` and ``to_polars()`` of results: pandas and Polars are
+imported only here, only when called, and neither is a dependency of sweepbt.
 
-Per-bar series become a frame indexed by time (a UTC ``DatetimeIndex`` named
-``timestamp`` in pandas; a ``timestamp`` column in Polars); sweep rows get a parameter
-``MultiIndex`` in pandas.
+Per-bar series become an Arrow table with a ``timestamp`` column (Polars reads it as is)
+or a pandas frame indexed by time (a UTC ``DatetimeIndex`` named ``timestamp``); sweep
+rows get a parameter ``MultiIndex`` in pandas.
 """
 
 from __future__ import annotations
@@ -74,12 +74,6 @@ def series_arrow(bundle, series, init_cash):
     cols = {"timestamp": ts, "symbol": labels.take(pa.array(asset))}
     cols.update({name: pa.array(values[live]) for name, values in full.items()})
     return pa.table(cols)
-
-
-def series_polars(bundle, series, init_cash, call):
-    """A Polars frame of :func:`series_arrow`."""
-    pl = _require("polars", call)
-    return pl.from_arrow(series_arrow(bundle, series, init_cash))
 
 
 def table_pandas(table, index, call):

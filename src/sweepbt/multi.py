@@ -26,12 +26,12 @@ import pyarrow.compute as pc
 
 from sweepbt import frames
 from sweepbt._files import write_atomic, write_text
-from sweepbt._validate import check_count
+from sweepbt._validate import check_count, combo_id
 from sweepbt.outdir import FORMAT, MANIFEST, OutDir, make_new, read_existing
 from sweepbt.params import EXACT_COUNT_LIMIT, FIXED_OPTIONS, OPTIONS
 from sweepbt.plan import draw_distinct, prepare
 from sweepbt.ranking import NOT_FOR_RANK
-from sweepbt.results import SweepResult, combo_id
+from sweepbt.results import SweepResult
 from sweepbt.sinks import SharpeMoments
 from sweepbt.strategies import STRATEGIES
 from sweepbt.strategy_lookup import get_strategy

@@ -13,7 +13,7 @@ from sweepbt import display, frames, html_report, kernels, result_stats
 from sweepbt._files import write_atomic, write_parquet
 from sweepbt.backtest_stats import drawdown, extra_columns
 from sweepbt.series import returns_from_equity
-from sweepbt._validate import check_count
+from sweepbt._validate import check_count, combo_id
 from sweepbt.params import (CHOICE_PARAMS, decode_choice, encode_choice, evaluate_constraint,
                             is_null)
 from sweepbt.plan import prepare
@@ -76,7 +76,7 @@ def rows_of_table(table, names, n_rows):
 
 class _Recorded:
     """What a recorded backtest (per asset, or a portfolio) shows: the notebook displays,
-    pandas/Polars frames and the HTML report. A portfolio's 1-D ``equity`` and ``cash``
+    Arrow, pandas and Polars frames and the HTML report. A portfolio's 1-D ``equity`` and ``cash``
     are its one curve (``"portfolio"``)."""
 
     @property
@@ -101,12 +101,15 @@ class _Recorded:
         return frames.series_pandas(self.bundle, self._series(), self.fixed["init_cash"],
                                     f"{type(self).__name__}.to_pandas()")
 
-    def to_polars(self):
-        """Per-bar series as a Polars frame: long (``timestamp, symbol, equity, cash,
+    def to_arrow(self) -> pa.Table:
+        """Per-bar series as an Arrow table: long (``timestamp, symbol, equity, cash,
         units, drawdown``, the bars of each asset's span) per asset; wide for a portfolio
         (``timestamp, equity, cash, drawdown, units_SYMBOL...``, its span's bars)."""
-        return frames.series_polars(self.bundle, self._series(), self.fixed["init_cash"],
-                                    f"{type(self).__name__}.to_polars()")
+        return frames.series_arrow(self.bundle, self._series(), self.fixed["init_cash"])
+
+    def to_polars(self):
+        """:meth:`to_arrow` as a Polars frame."""
+        return frames.table_polars(self.to_arrow(), f"{type(self).__name__}.to_polars()")
 
     def _series(self):
         return {"equity": self.equity, "cash": self.cash, "units": self.units}
@@ -480,21 +483,6 @@ class SweepResult:
         See :func:`sweepbt.result_stats.sweep_pbo` and docs/overfitting.md.
         """
         return result_stats.sweep_pbo(self, k, n_splits, metric)
-
-
-def combo_id(combo):
-    """A combo id from an int or a row (a mapping or pandas Series with ``combo``)."""
-    if hasattr(combo, "__getitem__") and not isinstance(combo, (str, bytes, np.ndarray)):
-        try:
-            combo = combo["combo"]
-        except (KeyError, IndexError, TypeError):
-            raise ValueError("a row given as combo must have a 'combo' entry (a row of "
-                             "best() or table)") from None
-    if isinstance(combo, (float, np.floating)) and float(combo).is_integer():
-        combo = int(combo)  # a pandas row of mixed columns holds every value as a float
-    if isinstance(combo, (bool, np.bool_)) or not isinstance(combo, (int, np.integer)):
-        raise TypeError(f"combo must be a combo id (int) or a row with one, got {combo!r}")
-    return int(combo)
 
 
 def _filter(per_combo, params, min_trades, where):

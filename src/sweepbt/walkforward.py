@@ -105,10 +105,16 @@ class WalkForwardResult:
         return frames.series_pandas(self.bundle, {"equity": self.equity},
                                     self.fixed["init_cash"], "WalkForwardResult.to_pandas()")
 
+    def to_arrow(self) -> pa.Table:
+        """The chained out-of-sample equity and drawdown as an Arrow table: ``timestamp,
+        symbol, equity, drawdown`` per asset and test bar (a portfolio: ``timestamp,
+        equity, drawdown``); an out= folder's ``equity.parquet``."""
+        return frames.series_arrow(self.bundle, {"equity": self.equity},
+                                   self.fixed["init_cash"])
+
     def to_polars(self):
-        """The chained out-of-sample equity and drawdown as a long Polars frame."""
-        return frames.series_polars(self.bundle, {"equity": self.equity},
-                                    self.fixed["init_cash"], "WalkForwardResult.to_polars()")
+        """:meth:`to_arrow` as a Polars frame."""
+        return frames.table_polars(self.to_arrow(), "WalkForwardResult.to_polars()")
 
     def report(self, path=None, **options):
         """The HTML report (:func:`sweepbt.report`, same options): written to ``path``
