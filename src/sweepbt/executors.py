@@ -154,9 +154,8 @@ def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
     on; ``n_backtests`` (the whole run's) and ``per_combo`` (backtests per combo) count
     it. ``what`` names the run in the interrupt message."""
     sinks = [s for s in sinks if s is not None]
-    if not isinstance(progress, Stretch):
-        progress = ProgressBar(n_backtests) if progress else None
-    bar = progress
+    bar = progress if isinstance(progress, Stretch) else (
+        ProgressBar(n_backtests) if progress else None)
     folder, before = None, 0
     try:
         chunks = runner.chunks(ids)

@@ -3,8 +3,8 @@ window, the best combo per window kept, and the out= folder that makes it resuma
 
 :class:`TrainWindows` runs a chunk in each window (the executors' runner interface, so
 the one chunk loop and Dask run it); :class:`BestPerWindow` keeps each window's best combo
-by the objective. With ``out=``, :class:`CandidateParts` writes each chunk's best combo per
-window as one small Parquet part and :class:`WalkForwardDir` (an
+by the objective; with ``out=`` it also writes each chunk's best combo per window as one
+small Parquet part, and :class:`WalkForwardDir` (an
 :class:`~sweepbt.outdir.OutDir`) replays them on ``resume``, so an interrupted
 walk-forward keeps every finished chunk. See docs/walk-forward.md.
 """
@@ -145,25 +145,40 @@ class TrainWindows:
 class BestPerWindow:
     """Result sink of a walk-forward: per training window, the best combo by the objective
     as ``(tier, score, grid id, metrics averaged over the window's assets)``. Ties go to
-    the lower grid id, so chunk order does not matter."""
+    the lower grid id, so chunk order does not matter.
 
-    def __init__(self, objective, names, active, n_rows):
+    With a ``directory`` (an out= folder's ``_training/``), each chunk's best per window is
+    also written there atomically as one Parquet part (:func:`candidates_table`) named by
+    the chunk's first grid id; a spawn writes into the same directory (a Dask worker that
+    sees it)."""
+
+    def __init__(self, objective, names, active, n_rows, directory=None):
         self.objective, self.names, self.active = objective, names, active
-        self.n_rows = n_rows
+        self.n_rows, self.directory = n_rows, directory
         self.best = [(-1, -math.inf, -1, None)] * len(active)
 
     def spawn(self):
         """An empty sink judging as this one (merge it back after), e.g. on a Dask
         worker."""
-        return BestPerWindow(self.objective, self.names, self.active, self.n_rows)
+        return BestPerWindow(self.objective, self.names, self.active, self.n_rows,
+                             self.directory)
 
     def add(self, chunk):
-        for w, result in enumerate(chunk.per_window):
-            n = result.ids.size
-            per_asset = result.metrics.reshape(n, self.n_rows, -1)[:, self.active[w]]
-            tier, score, i = _best_of(*_objective_scores(
-                self.objective, per_asset, per_asset.mean(axis=1), result.params, self.names))
-            self._offer(w, (tier, score, int(result.ids[i]), defined_mean(per_asset[i])))
+        candidates = [self._best_in(w, result) for w, result in enumerate(chunk.per_window)]
+        if self.directory is not None:
+            table = candidates_table(candidates, chunk.ids.size)
+            write_atomic(os.path.join(self.directory, part_name(int(chunk.ids[0]))),
+                         lambda tmp: write_parquet(table, tmp))
+        for w, candidate in enumerate(candidates):
+            self._offer(w, candidate)
+
+    def _best_in(self, w, result):
+        """The best combo of one chunk's ``result`` (a ChunkResult) in window ``w``."""
+        rows = result.metrics.reshape(result.ids.size, self.n_rows, -1)
+        per_asset = rows[:, self.active[w]]
+        tier, score, i = _best_of(*_objective_scores(
+            self.objective, per_asset, per_asset.mean(axis=1), result.params, self.names))
+        return tier, score, int(result.ids[i]), defined_mean(per_asset[i])
 
     def _offer(self, w, candidate):
         old = self.best[w]
@@ -195,39 +210,11 @@ def defined_mean(rows):
                     np.nan)
 
 
-class CandidateParts:
-    """Result sink of a walk-forward's out= folder: each chunk's best combo per training
-    window (judged by a spawn of ``judge``, a BestPerWindow) written atomically as one
-    Parquet part named by the chunk's first grid id, into ``directory`` (which exists).
-    Its rows: ``window``, ``tier``, ``score``, ``combo`` and the window's ``metrics``; its
-    metadata: the number of combos the chunk ran. Sinks made by ``spawn()`` write into the
-    same directory (a Dask worker that sees it)."""
-
-    def __init__(self, directory, judge):
-        self.directory, self.judge = os.path.abspath(directory), judge
-
-    def spawn(self):
-        return CandidateParts(self.directory, self.judge)
-
-    def add(self, chunk):
-        best = self.judge.spawn()
-        best.add(chunk)
-        table = candidates_table(best.best, chunk.ids.size)
-        write_atomic(os.path.join(self.directory, part_name(int(chunk.ids[0]))),
-                     lambda tmp: write_parquet(table, tmp))
-
-    def merge(self, other):
-        pass  # its parts are on disk
-
-    def finish(self):
-        return self.directory
-
-
 def candidates_table(best, n_combos):
     """A Parquet part's table of ``best`` (BestPerWindow.best) for a chunk of ``n_combos``
     combos."""
     n_metrics = kernels.N_METRICS
-    metrics = np.array([np.full(n_metrics, np.nan) if b[3] is None else b[3] for b in best])
+    metrics = np.array([b[3] for b in best])
     return pa.table({
         "window": pa.array(np.arange(len(best)), pa.int32()),
         "tier": pa.array([b[0] for b in best], pa.int8()),
@@ -238,7 +225,7 @@ def candidates_table(best, n_combos):
 
 
 def candidates_of(table):
-    """(BestPerWindow.best entries, combos run) of a part written by CandidateParts."""
+    """(BestPerWindow.best entries, combos run) of a part a BestPerWindow wrote."""
     metrics = table.column("metrics").combine_chunks().flatten().to_numpy()
     metrics = metrics.reshape(table.num_rows, -1)
     best = [(int(t), float(s), int(c), metrics[k].copy()) for k, (t, s, c) in enumerate(zip(
@@ -370,8 +357,11 @@ class WalkForwardDir(OutDir):
         return n
 
     def writer(self, windows):
+        """None: from now on the judge (the BestPerWindow given to :meth:`open`) writes
+        each chunk's part into ``_training/`` as it judges the chunk, so no other sink
+        judges it again."""
         os.makedirs(self.partial, exist_ok=True)
-        return CandidateParts(self.partial, self.judge)
+        self.judge.directory = os.path.abspath(self.partial)
 
     def finish(self):
         """The folder (the training parts stay; :meth:`save` completes it)."""

@@ -195,20 +195,20 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     best, n_combos, folder = _train(training, sampled, objective, scheduler, out, resume,
                                     progress)
     try:
-        tested = _test(plan, spans, best, objective)
-        path = None if folder is None else folder.save(dict(zip(RESULT_FILES, (
-            tested["windows"], tested["stats"],
-            frames.series_arrow(bundle, {"equity": tested["equity"]},
-                                plan.settings.init_cash)))))
+        result = WalkForwardResult(
+            bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
+            axes=grid.axes, n_combos=n_combos, spans=spans,
+            **_test(plan, spans, best, objective), elapsed=time.perf_counter() - t0,
+            objective=objective)
+        if folder is not None:
+            result.path = folder.save(dict(zip(RESULT_FILES, (
+                result.windows, result.stats, result.to_arrow()))))
     except KeyboardInterrupt:
         if folder is None:
             raise
         raise KeyboardInterrupt(f"walk-forward interrupted after its training sweeps; "
                                 f"{folder.stopped_note()}") from None
-    return WalkForwardResult(
-        bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
-        axes=grid.axes, n_combos=n_combos, spans=spans, **tested,
-        elapsed=time.perf_counter() - t0, objective=objective, path=path)
+    return result
 
 
 def _test(plan, spans, best, objective):
