@@ -43,11 +43,12 @@ _PART = re.compile(r"part-(\d{19})\.parquet")
 
 def data_fingerprint(bundle):
     """SHA-256 of every field of the Bundle: price arrays, timestamps, symbols, spans,
-    factors. No factors hash as before factors existed (a folder written then resumes)."""
+    factors (not ``source``, the file it came from). No factors hash as before factors
+    existed (a folder written then resumes)."""
     digest = hashlib.sha256()
     for f in dataclasses.fields(bundle):
         value = getattr(bundle, f.name)
-        if f.name == "factors" and not value:
+        if (f.name == "factors" and not value) or f.name == "source":
             continue
         _hash_value(digest, f.name, value)
     return digest.hexdigest()

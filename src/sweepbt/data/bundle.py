@@ -11,6 +11,7 @@ days count for ``periods_per_year``), and any factor columns (``factors``, NaN a
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,9 @@ class Bundle:
     fixed offset such as ``"+09:00"``), whose calendar days :attr:`periods_per_year` counts;
     ``factors``: a read-only mapping (:class:`~sweepbt.data.factors.FactorMap`) of factor
     name -> float64 ``(n_assets, n_bars)`` array like the prices, NaN outside each span and
-    where a value is missing; empty unless loaded with ``factors=``.
+    where a value is missing; empty unless loaded with ``factors=``; ``source``: the
+    absolute path of the file it was loaded from (None for in-memory data; kept by
+    :meth:`copy`, :meth:`select` and :meth:`slice_bars`, no part of the data's identity).
 
     Build one with :func:`load`, :func:`demo` or :meth:`from_arrays` (which validate); the
     constructor itself only checks shapes and types.
@@ -51,6 +54,7 @@ class Bundle:
     end: np.ndarray
     tz: str = "UTC"
     factors: FactorMap = field(default_factory=FactorMap)
+    source: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
         put = object.__setattr__
@@ -61,6 +65,8 @@ class Bundle:
         put(self, "start", np.ascontiguousarray(self.start, dtype=np.int64))
         put(self, "end", np.ascontiguousarray(self.end, dtype=np.int64))
         put(self, "tz", zone_name(self.tz, "Bundle tz"))
+        if self.source is not None:
+            put(self, "source", os.path.abspath(os.fspath(self.source)))
         shape = self.close.shape
         if len(shape) != 2:
             raise ValueError(f"price arrays must be 2-D (n_assets, n_bars), got {shape}")
@@ -113,7 +119,7 @@ class Bundle:
         return Bundle(self.open.copy(), self.high.copy(), self.low.copy(), self.close.copy(),
                       self.volume.copy(), self.timestamps.copy(), self.symbols,
                       self.start.copy(), self.end.copy(), self.tz,
-                      {k: a.copy() for k, a in self.factors.items()})
+                      {k: a.copy() for k, a in self.factors.items()}, self.source)
 
     def select(self, symbols) -> Bundle:
         """The assets named by ``symbols`` (a name or a sequence of names), in that order.
@@ -128,7 +134,7 @@ class Bundle:
         return Bundle(self.open[rows], self.high[rows], self.low[rows], self.close[rows],
                       self.volume[rows], self.timestamps.copy(), tuple(names),
                       self.start[rows], self.end[rows], self.tz,
-                      {k: a[rows] for k, a in self.factors.items()})
+                      {k: a[rows] for k, a in self.factors.items()}, self.source)
 
     def slice_bars(self, start_bar=None, stop_bar=None) -> Bundle:
         """Bars ``start_bar:stop_bar`` (Python slice rules, negatives allowed), copied.
@@ -150,14 +156,25 @@ class Bundle:
         return Bundle(cut(self.open), cut(self.high), cut(self.low), cut(self.close),
                       cut(self.volume), self.timestamps[lo:hi].copy(),
                       tuple(self.symbols[a] for a in keep), s[keep], e[keep], self.tz,
-                      {k: cut(a) for k, a in self.factors.items()})
+                      {k: cut(a) for k, a in self.factors.items()}, self.source)
 
-    def to_parquet(self, path) -> None:
-        """Write :meth:`to_table` to a Parquet file at ``path`` (with page checksums, which
-        :func:`load` verifies), atomically: an existing file is replaced only once the new
-        one is complete. ``load(path)`` gives this bundle back (``load(path,
-        factors=list(bundle.factors))`` with its factors)."""
-        write_atomic(path, lambda tmp: write_parquet(self.to_table(), tmp))
+    def to_parquet(self, path, overwrite: bool = False) -> None:
+        """Write :meth:`to_table` to a new Parquet file at ``path`` (with page checksums,
+        which :func:`load` verifies), atomically. An existing ``path`` is a FileExistsError
+        unless ``overwrite=True`` (then it is replaced once the new file is complete); the
+        file this bundle was loaded from (:attr:`source`) is never overwritten.
+        ``load(path)`` gives this bundle back (``load(path, factors=list(bundle.factors))``
+        with its factors)."""
+        target = os.fspath(path)
+        if self.source is not None and _same_file(target, self.source):
+            raise ValueError(f"{target!r} is the file this Bundle was loaded from "
+                             "(Bundle.source); write to another path")
+        if os.path.isdir(target):
+            raise IsADirectoryError(f"{target!r} is a directory; give a file path")
+        if not overwrite and os.path.lexists(target):
+            raise FileExistsError(f"{target!r} exists; pass overwrite=True to replace it")
+        write_atomic(target, lambda tmp: write_parquet(self.to_table(), tmp),
+                     replace=overwrite)
 
     def to_table(self) -> pa.Table:
         """The bundle as a long-format ``pyarrow.Table`` (rows inside each span, sorted by
@@ -228,6 +245,14 @@ class Bundle:
             a[out] = np.nan
         return cls(arrs["open"], arrs["high"], arrs["low"], arrs["close"], arrs["volume"],
                    ts.view("datetime64[ns]"), syms, start, end, zone, facs)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (links and relative paths resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 # --------------------------------------------------------------------------------------

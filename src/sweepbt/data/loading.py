@@ -10,6 +10,7 @@ filled), scatter the rows into ``(n_assets, n_bars)`` arrays.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from dataclasses import replace
 from typing import NamedTuple
@@ -145,9 +146,10 @@ def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=Non
     facs = {f: _on_grid(x, flat, len(names), union.size) for f, x in frows.items()}
     if spans.missing.any():  # gaps == "ffill"
         _fill_gaps(out, facs, flat, spans)
+    path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     bundle = Bundle(out["open"], out["high"], out["low"], out["close"], out["volume"],
                     union.view("datetime64[ns]"), tuple(names), spans.start, spans.end, zone,
-                    facs)
+                    facs, path)
     return bundle, facts
 
 
