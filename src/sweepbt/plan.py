@@ -334,7 +334,10 @@ class AtrCache:
 
 def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
             periods_per_year, threads, window=None, portfolio=False, size_type="equity"):
-    """Validate one call's arguments into a Plan (nothing is computed yet)."""
+    """Validate one call's arguments into a Plan (nothing is computed yet). A Bundle is
+    checked again (``Bundle.check``): its arrays may have been written since it was built."""
+    if isinstance(data, Bundle):
+        data.check()
     bundle = data if isinstance(data, Bundle) else load(data)
     strat = get_strategy(strategy)
     given = {k: params[k] for k in strat.settings if k in params}

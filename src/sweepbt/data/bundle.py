@@ -112,6 +112,14 @@ class Bundle:
         return (f"Bundle(n_assets={self.n_assets}, n_bars={self.n_bars}, "
                 f"symbols=({syms}), timestamps={rng}, tz={self.tz!r}{facs})")
 
+    def check(self) -> None:
+        """Validate the arrays as they are now, as :func:`load` does: the arrays are
+        writable, so every public call checks its Bundle again before any kernel runs.
+        Raises a :class:`DataError` naming symbol, row and column (spans, time stamps,
+        shapes, prices, volume, factors)."""
+        _check_structure(self)
+        _check_contents(self)
+
     # -- derived bundles ------------------------------------------------------------------
 
     def copy(self) -> Bundle:
@@ -247,6 +255,70 @@ class Bundle:
                    ts.view("datetime64[ns]"), syms, start, end, zone, facs)
 
 
+#: the end of every message of :meth:`Bundle.check`
+_CHANGED = " (the Bundle's arrays were changed after it was built)"
+
+
+def _check_structure(b: Bundle) -> None:
+    """Shapes, dtypes and layout of every array, the spans ``0 <= start < end <= n_bars``
+    and strictly increasing time stamps: what the kernels index by."""
+    shape = b.close.shape
+    arrays = {**{f: getattr(b, f) for f in VALUE_COLS},
+              **{f"factor {f!r}": x for f, x in b.factors.items()}}
+    for name, x in arrays.items():
+        if x.dtype != np.float64 or x.shape != shape or not x.flags.c_contiguous:
+            raise DataError(f"{name} is a {x.dtype} array of shape {x.shape}, expected a "
+                            f"C-contiguous float64 array of shape {shape}{_CHANGED}")
+    na, nb = shape
+    for name in ("start", "end"):
+        x = getattr(b, name)
+        if x.dtype != np.int64 or x.shape != (na,):
+            raise DataError(f"{name} is a {x.dtype} array of shape {x.shape}, expected int64 "
+                            f"of shape ({na},), one per asset{_CHANGED}")
+    if len(b.symbols) != na:
+        raise DataError(f"{len(b.symbols)} symbols for {na} assets{_CHANGED}")
+    bad = first_true((b.start < 0) | (b.end > nb) | (b.start >= b.end))
+    if bad >= 0:
+        raise DataError(f"span of symbol {b.symbols[bad]!r}: start={int(b.start[bad])}, "
+                        f"end={int(b.end[bad])}, columns 'start'/'end': must satisfy 0 <= "
+                        f"start < end <= n_bars={nb}{_CHANGED}")
+    ts = b.timestamps
+    if ts.dtype != np.dtype("datetime64[ns]") or ts.shape != (nb,):
+        raise DataError(f"timestamps is a {ts.dtype} array of shape {ts.shape}, expected "
+                        f"datetime64[ns] of shape ({nb},){_CHANGED}")
+    _check_increasing(ts.view(np.int64), _CHANGED)
+
+
+def _check_contents(b: Bundle) -> None:
+    """Inside every span: finite prices > 0, low <= open, close <= high, volume finite and
+    >= 0, no infinite factor. One vectorized pass finds whether anything is wrong; only
+    then do the loaders' checks run, for their message."""
+    o, h, lo, c, v = (getattr(b, f) for f in VALUE_COLS)
+    ok = np.greater(lo, 0.0)
+    cond = np.empty_like(ok)  # one buffer for every comparison
+    for compare, x, y in ((np.less, h, np.inf), (np.less_equal, lo, o),
+                          (np.less_equal, o, h), (np.less_equal, lo, c),
+                          (np.less_equal, c, h), (np.greater_equal, v, 0.0),
+                          (np.less, v, np.inf)):
+        ok &= compare(x, y, out=cond)
+    bars = np.arange(b.n_bars)
+    in_span = (bars >= b.start[:, None]) & (bars < b.end[:, None])
+    ok |= ~in_span
+    if ok.all() and not any((np.isinf(x) & in_span).any() for x in b.factors.values()):
+        return
+    loc = _ChangedLocator(b.symbols, b.timestamps.view(np.int64), b.n_bars)
+    check_values({f: getattr(b, f) for f in VALUE_COLS}, {f: f for f in VALUE_COLS}, loc,
+                 valid=in_span)
+    check_factors(dict(b.factors), {f: f for f in b.factors}, loc, valid=in_span)
+
+
+class _ChangedLocator(GridLocator):
+    """A :class:`GridLocator` whose place ends by saying the arrays were changed."""
+
+    def where(self, flat: int, column=None) -> str:
+        return super().where(flat, column) + _CHANGED
+
+
 def _same_file(a: str, b: str) -> bool:
     """Whether paths ``a`` and ``b`` name one file (links and relative paths resolved)."""
     try:
@@ -342,13 +414,18 @@ def _checked_timestamps(timestamps, tz, nb: int):
     ts = ts.copy()
     if ts.shape != (nb,):
         raise DataError(f"timestamps has length {ts.size}, the arrays have {nb} bars")
-    bad = first_true(np.diff(ts) <= 0)
+    _check_increasing(ts)
+    return ts, zone
+
+
+def _check_increasing(ts: np.ndarray, note: str = "") -> None:
+    """DataError naming the first int64 time stamp not after the one before it."""
+    bad = first_true(ts[1:] <= ts[:-1])
     if bad >= 0:
         i = bad + 1
         kind = "duplicate" if ts[i] == ts[i - 1] else "unsorted"
         raise DataError(
             f"{kind} timestamps: row {i} (timestamp {fmt_ts(ts[i])}), column "
             f"'timestamps': not after row {i - 1} ({fmt_ts(ts[i - 1])}); timestamps must "
-            "be strictly increasing"
+            f"be strictly increasing{note}"
         )
-    return ts, zone

@@ -112,6 +112,7 @@ def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=Non
         if (time_unit, ohlc, adjust, dropna) != (None, "ohlc", None, False):
             raise ValueError("time_unit=, ohlc=, adjust= and dropna= apply to raw data, not "
                              "to a Bundle (which is already loaded)")
+        source.check()
         out = source.copy() if want is None else source.select(want)
         if factors is not None:
             out = replace(out, factors=_kept_factors(out, spec.factors))
@@ -421,7 +422,8 @@ def demo() -> Bundle:
     """The packaged demo data set: daily bars of several synthetic assets over 20+ years.
 
     Deterministic (generated from a fixed seed by ``python -m sweepbt.data.make_demo``).
-    Each call returns fresh arrays, so callers may modify them."""
+    Each call returns fresh arrays, so callers may modify them (every run checks them
+    again, :meth:`Bundle.check`)."""
     with _demo_lock:
         if not _demo_cache:
             from importlib.resources import files
