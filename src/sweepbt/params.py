@@ -163,8 +163,7 @@ def check_fixed(fill, direction, init_cash, periods_per_year):
     if fill not in FILL_MODES:
         raise ValueError(f"unknown fill {fill!r}; expected one of {sorted(FILL_MODES)}")
     if direction not in DIRECTIONS:
-        raise ValueError(
-            f"unknown direction {direction!r}; expected one of {sorted(DIRECTIONS)}")
+        raise ValueError(f"unknown direction {direction!r}; expected {sorted(DIRECTIONS)}")
     cash = _check_number("init_cash", init_cash, "")
     if cash <= 0:
         raise ValueError(f"init_cash must be > 0, got {init_cash!r}")
@@ -292,12 +291,12 @@ def drop_result_columns(strategy, params):
                 strategy.is_rank or k not in OPTIONS or not OPTIONS[k].allow_none))}
 
 
-def build_grid(strategy, params, longest_span, constraint=None):
+def build_grid(strategy, params, longest_span, constraint=None, unbounded=()):
     """Validate ``params`` (name -> scalar or sequence) for ``strategy``; return the Grid.
 
-    Unknown names raise TypeError. Strategy parameters not given take their defaults. The
-    constraint is checked against the first combos, so a typo fails before any work.
-    """
+    Unknown names raise TypeError; parameters not given take their defaults; windows named
+    in ``unbounded`` skip the ``longest_span`` bound; the constraint is tried on the first
+    combos, so a typo fails before any work."""
     known = set(strategy.param_names) | set(OPTIONS)
     unknown = sorted(set(params) - known)
     if unknown:
@@ -315,7 +314,8 @@ def build_grid(strategy, params, longest_span, constraint=None):
             return check_option(name, value, where)
         spec = next(p for p in strategy.params if p.name == name)
         if spec.kind == "window":
-            value = check_window(name, value, where, longest_span)
+            value = check_window(name, value, where,
+                                 math.inf if name in unbounded else longest_span)
         elif spec.kind == "count":
             value = _check_integer(name, value, where, "a whole number")
             if value < 0:
@@ -351,11 +351,12 @@ def build_grid(strategy, params, longest_span, constraint=None):
 def _as_kernel_array(name, values):
     if name in OPTIONS and OPTIONS[name].kind == "float":
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    if name in OPTIONS:  # integer option: 0 means off
-        return np.array([0 if v is None else v for v in values], dtype=np.int64)
-    if isinstance(values[0], int):
-        return np.array(values, dtype=np.int64)
-    return np.array(values, dtype=np.float64)
+    if not (name in OPTIONS or isinstance(values[0], int)):
+        return np.array(values, dtype=np.float64)
+    ints = [0 if v is None else v for v in values]  # integer option: 0 means off
+    if not all(-2**63 <= v < 2**63 for v in ints):
+        raise ValueError(f"{name}={max(ints, key=abs)} is too large (at most 2**63 - 1)")
+    return np.array(ints, dtype=np.int64)
 
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,

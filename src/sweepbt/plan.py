@@ -24,7 +24,7 @@ from sweepbt.data import Bundle, load
 from sweepbt.options import SIZE_TYPES
 from sweepbt.params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
                             user_value)
-from sweepbt.ranking import check_rank_call, check_settings
+from sweepbt.ranking import check_rank_call, check_settings, unbounded_windows
 from sweepbt.strategies import STRATEGIES
 from sweepbt.strategy_lookup import get_strategy
 
@@ -347,11 +347,11 @@ def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
     window = check_window(window, bundle.n_bars)
     start, end = trade_span(bundle, window)
     longest_span = int((bundle.end - bundle.start).max())
-    grid = build_grid(strat, params, longest_span, constraint)
+    grid = build_grid(strat, params, longest_span, constraint, unbounded_windows(strat))
     if ppy is None:
         ppy = float(bundle.periods_per_year)
     if strat.is_rank:  # always one portfolio; its sizing is the strategy's own
-        check_rank_call(strat, grid, params, direction, bundle.n_assets)
+        check_rank_call(strat, grid, params, direction, bundle.n_assets, longest_span)
         portfolio = True
     size_code = check_sizing(portfolio, size_type, grid, params, cash)
     settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end,

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from sweepbt import kernels
-from sweepbt.params import decode_choice
+from sweepbt.params import check_window, decode_choice
 from sweepbt.schedule import rebalance_bars
 from sweepbt.strategies import Param, Strategy, in_range, register
 
@@ -31,7 +31,8 @@ RANK_PARAMS = (
     Param("tax", "float", 0.0, "extra fee on every sale, fraction of the notional",
           in_range(0.0, 1.0, high_open=True)),
     Param("vol_window", "window", 63, "returns in the volatility of inverse_vol weighting "
-          "(and of low_volatility_rank's score), bars", in_range(2.0)),
+          "(and of low_volatility_rank's score), bars; checked against the data only "
+          "where used", in_range(2.0)),
 )
 
 
@@ -219,10 +220,20 @@ NOT_FOR_RANK = ("stop_atr", "take_atr", "trailing_atr", "atr_window", "size",
                 "max_positions")
 
 
-def check_rank_call(strategy, grid, params, direction, n_assets):
+def unbounded_windows(strategy):
+    """The windows ``build_grid`` leaves unchecked against the data for ``strategy``: a
+    rank strategy's ``vol_window`` when its score does not use it (inverse_vol weighting
+    alone does: :func:`check_rank_call` checks it then)."""
+    return ("vol_window",) if strategy.is_rank and \
+        "vol_window" not in strategy.score_params else ()
+
+
+def check_rank_call(strategy, grid, params, direction, n_assets, longest_span):
     """ValueError for what a rank strategy cannot take: an option of NOT_FOR_RANK, a
     ``direction`` (its sides are ``top_n`` and ``bottom_n``), ``top_n + bottom_n`` of 0 or
-    more than the universe of ``n_assets``."""
+    more than the universe of ``n_assets``, ``fees + tax >= 1`` for any pair of the grid's
+    values (a sale would pay), a ``vol_window`` longer than ``longest_span`` bars when
+    ``weighting="inverse_vol"`` is in the grid."""
     given = [name for name in NOT_FOR_RANK if name in params]
     if given:
         raise ValueError(f"{', '.join(given)} do(es) not apply to the rank strategy "
@@ -243,6 +254,15 @@ def check_rank_call(strategy, grid, params, direction, n_assets):
     if held.max() > n_assets:
         raise ValueError(f"top_n + bottom_n = {held.max()} is more than the {n_assets} "
                          f"assets of the data; pick at most {n_assets} in all")
+    fees = float(np.max(grid.values.get("fees", 0.0)))
+    tax = float(np.max(grid.values["tax"]))
+    if fees + tax >= 1.0:
+        raise ValueError(f"fees + tax must be < 1 (a sale pays fees and tax on its "
+                         f"notional), but the grid holds fees={fees:g} with tax={tax:g}")
+    if kernels.Weighting.inverse_vol in np.atleast_1d(grid.values["weighting"]).tolist() \
+            and "vol_window" in unbounded_windows(strategy):
+        for w in np.atleast_1d(grid.values["vol_window"]).tolist():
+            check_window("vol_window", w, " (inverse_vol weighting)", longest_span)
 
 
 def _stamps(bundle, bars):

@@ -260,7 +260,8 @@ def first_null(col) -> int:
 
 
 def numeric(col, name: str, loc):
-    """Arrow column -> (float64 numpy array, first null row or -1)."""
+    """Arrow column -> (float64 numpy array, first null row or -1); integers are rounded
+    to the nearest float64 (exact up to 2**53)."""
     col = plain_array(col)
     typ = col.type
     if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)
@@ -273,8 +274,9 @@ def numeric(col, name: str, loc):
                 i = first_cast_failure(col, pa.float64())
                 detail = f"; first non-numeric value {col[i].as_py()!r} at {loc.where(i)}"
         raise DataError(f"column {name!r} is not numeric (type {typ}){detail}")
-    x = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    return x, first_null(col)
+    # integers beyond 2**53 round to the nearest float64, as numpy's astype does
+    x = pc.cast(col, pa.float64(), safe=not pa.types.is_integer(typ))
+    return np.asarray(x.to_numpy(zero_copy_only=False), dtype=np.float64), first_null(col)
 
 
 def symbol_strings(col, name: str) -> pa.Array:
