@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 
@@ -57,3 +58,44 @@ def write_parquet(table, path, **kwargs):
     import pyarrow.parquet as pq
 
     pq.write_table(table, path, **{"write_page_checksum": True, **kwargs})
+
+
+def parquet_bytes(table):
+    """The bytes :func:`write_parquet` writes for ``table``."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    write_parquet(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_if_changed(path, data):
+    """Write the bytes ``data`` to ``path`` atomically unless it holds exactly them
+    already (a read-only copy that does is left alone)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except FileNotFoundError:
+        pass
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    write_atomic(path, write)
+
+
+def write_part(table, path):
+    """``table`` as the Parquet file ``path`` (atomically, page checksums on); returns its
+    record, ``{"rows": table rows, "sha256": the file's SHA-256}``, for the out= folder's
+    manifest."""
+    record = {"rows": table.num_rows}
+
+    def write(tmp):
+        write_parquet(table, tmp)
+        with open(tmp, "rb") as f:
+            record["sha256"] = hashlib.sha256(f.read()).hexdigest()
+
+    write_atomic(path, write)
+    return record

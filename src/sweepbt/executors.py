@@ -149,8 +149,8 @@ def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
     ``open_folder`` (a callable making or reopening an out= folder, see
     :mod:`sweepbt.outdir`), into that folder; returns (combos run, the folder's
     ``finish()``: a sweep folder's path, a walk-forward's folder itself; None without).
-    The folder's finished chunks are replayed and skipped. An interrupted or failed run
-    keeps them, to resume. ``progress``: draw a progress bar, or a Stretch of one to draw
+    The folder's finished chunks (each checked against the manifest's record) are replayed
+    and skipped. An interrupted or failed run keeps them and records them, to resume. ``progress``: draw a progress bar, or a Stretch of one to draw
     on; ``n_backtests`` (the whole run's) and ``per_combo`` (backtests per combo) count
     it. ``what`` names the run in the interrupt message."""
     sinks = [s for s in sinks if s is not None]
@@ -180,6 +180,6 @@ def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
             f"{n_backtests:,} backtests; {note}") from None
     finally:
         if folder is not None and not folder.complete:
-            folder.discard_if_new_and_empty()
+            folder.stop()
         if bar is not None:
             bar.close()

@@ -17,7 +17,6 @@ import ast
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -27,7 +26,7 @@ import pyarrow.compute as pc
 from sweepbt import frames
 from sweepbt._files import write_atomic, write_text
 from sweepbt._validate import check_count, combo_id
-from sweepbt.outdir import FORMAT, MANIFEST, OutDir, make_new, read_existing
+from sweepbt.outdir import MANIFEST, OutDir, make_new, read_existing, remove_own
 from sweepbt.params import EXACT_COUNT_LIMIT, FIXED_OPTIONS, OPTIONS
 from sweepbt.plan import draw_distinct, prepare
 from sweepbt.ranking import NOT_FOR_RANK
@@ -376,6 +375,8 @@ def _names_in(expression):
 
 #: the top-level file of a multi-strategy ``out=`` folder: the strategies, in order
 STRATEGIES_FILE = "_strategies.json"
+#: the format of STRATEGIES_FILE; a folder of another format is refused
+INDEX_FORMAT = 1
 
 
 def _listing(plans, ids):
@@ -411,13 +412,14 @@ class MultiOutDir:
         path = os.fspath(path)
         wanted = _listing(plans, ids)
         if not os.path.lexists(path):  # the list first, before any strategy runs
-            folder = cls(path, {"format": FORMAT, "complete": False, "strategies": wanted},
-                         created=True)
-            make_new(path, folder.write_index)
+            folder = cls(path, {"format": INDEX_FORMAT, "complete": False,
+                                "strategies": wanted}, created=True)
+            make_new(path, folder.write_index, extra=(STRATEGIES_FILE,))
             return folder
         what = ("a single-strategy sweep folder" if os.path.isfile(os.path.join(
             path, MANIFEST)) else "not a sweepbt folder of several strategies")
-        folder = cls(path, read_existing(path, STRATEGIES_FILE, resume, what), created=False)
+        folder = cls(path, read_existing(path, STRATEGIES_FILE, resume, what,
+                                         version=INDEX_FORMAT), created=False)
         found = folder.index["strategies"]
         if found != wanted:
             order = (" (the same strategies in another order)"
@@ -450,11 +452,12 @@ class MultiOutDir:
         return self.path
 
     def discard_if_new_and_empty(self):
-        """Remove the folder when this call made it and no strategy's folder is kept."""
+        """When this call made the folder and no strategy's folder is kept, remove
+        sweepbt's files from it, and the folder if that empties it."""
         names = [s["name"] for s in self.index["strategies"]]
         if self.created and not any(os.path.lexists(os.path.join(self.path, n))
                                     for n in names):
-            shutil.rmtree(self.path, ignore_errors=True)
+            remove_own(self.path, extra=(STRATEGIES_FILE,))
 
     def stopped_note(self, k):
         """What a sweep interrupted while strategy ``k`` ran says about its folder."""

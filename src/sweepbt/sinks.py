@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from sweepbt._files import write_atomic, write_parquet
+from sweepbt._files import write_part
 from sweepbt.plan import ChunkResult
 from sweepbt.results import sweep_table
 from sweepbt.vocabulary import N_METRICS, mean_over_assets, metric_index, rank_order
@@ -127,16 +127,18 @@ class ParquetParts:
     exists).
 
     A part is named by its chunk's first grid id (``part-<id>.parquet``, so the dataset
-    reads back in grid order) and written atomically: a part that exists is complete.
+    reads back in grid order) and written atomically; ``records`` holds each part's record
+    (rows, SHA-256: ``_files.write_part``), merged back from the sinks ``spawn()`` made,
+    and ``on_part(records)`` (not sent to workers) is called after each part arrives.
     Sinks made by ``part_writer()`` (``spawn()``) write into the same directory, e.g. on a
     Dask worker that sees it; ``finish()`` gives the directory. :mod:`sweepbt.outdir`
     keeps the parts in a ``_partial/`` folder until the sweep completes.
     """
 
-    def __init__(self, directory, symbols, strategy, fixed):
+    def __init__(self, directory, symbols, strategy, fixed, on_part=None):
         self.directory = os.path.abspath(directory)
         self.symbols, self.strategy, self.fixed = symbols, strategy, fixed
-        self.n_parts = 0
+        self.records, self.on_part = {}, on_part
 
     def part_writer(self):
         """Another sink writing parts into this one's directory (merge it back after)."""
@@ -147,12 +149,17 @@ class ParquetParts:
     def add(self, chunk):
         table = sweep_table(self.symbols, self.strategy, self.fixed, chunk.ids, chunk.params,
                             chunk.metrics)
-        write_atomic(os.path.join(self.directory, part_name(int(chunk.ids[0]))),
-                     lambda tmp: write_parquet(table, tmp))
-        self.n_parts += 1
+        name = part_name(int(chunk.ids[0]))
+        self.records[name] = write_part(table, os.path.join(self.directory, name))
+        self._recorded()
 
     def merge(self, other):
-        self.n_parts += other.n_parts
+        self.records.update(other.records)
+        self._recorded()
+
+    def _recorded(self):
+        if self.on_part is not None:
+            self.on_part(self.records)
 
     def finish(self):
         return self.directory

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sweepbt import kernels
-from sweepbt._files import write_atomic, write_parquet
-from sweepbt.outdir import OutDir, describe
+from sweepbt._files import parquet_bytes, write_if_changed, write_part
+from sweepbt.outdir import OutDir, describe, remove_own
 from sweepbt.sinks import part_name
 from sweepbt.vocabulary import LOWER_IS_BETTER, metric_index
 
@@ -149,13 +148,15 @@ class BestPerWindow:
 
     With a ``directory`` (an out= folder's ``_training/``), each chunk's best per window is
     also written there atomically as one Parquet part (:func:`candidates_table`) named by
-    the chunk's first grid id; a spawn writes into the same directory (a Dask worker that
-    sees it)."""
+    the chunk's first grid id; ``records`` and ``on_part`` as for
+    :class:`~sweepbt.sinks.ParquetParts`. A spawn writes into the same directory (a Dask
+    worker that sees it)."""
 
     def __init__(self, objective, names, active, n_rows, directory=None):
         self.objective, self.names, self.active = objective, names, active
         self.n_rows, self.directory = n_rows, directory
         self.best = [(-1, -math.inf, -1, None)] * len(active)
+        self.records, self.on_part = {}, None
 
     def spawn(self):
         """An empty sink judging as this one (merge it back after), e.g. on a Dask
@@ -166,11 +167,16 @@ class BestPerWindow:
     def add(self, chunk):
         candidates = [self._best_in(w, result) for w, result in enumerate(chunk.per_window)]
         if self.directory is not None:
-            table = candidates_table(candidates, chunk.ids.size)
-            write_atomic(os.path.join(self.directory, part_name(int(chunk.ids[0]))),
-                         lambda tmp: write_parquet(table, tmp))
+            name = part_name(int(chunk.ids[0]))
+            self.records[name] = write_part(candidates_table(candidates, chunk.ids.size),
+                                            os.path.join(self.directory, name))
+            self._recorded()
         for w, candidate in enumerate(candidates):
             self._offer(w, candidate)
+
+    def _recorded(self):
+        if self.on_part is not None:
+            self.on_part(self.records)
 
     def _best_in(self, w, result):
         """The best combo of one chunk's ``result`` (a ChunkResult) in window ``w``."""
@@ -191,6 +197,9 @@ class BestPerWindow:
         for w, candidate in enumerate(other.best):
             if candidate[2] >= 0:
                 self._offer(w, candidate)
+        if other.records:
+            self.records.update(other.records)
+            self._recorded()
 
     def finish(self):
         return self.best
@@ -329,6 +338,7 @@ class WalkForwardDir(OutDir):
 
     KIND = "walk-forward"
     SUBFOLDER = TRAINING
+    DATASET = False  # its parts stay in _training/; nothing reads the folder as rows
     CHECKED = {**OutDir.CHECKED, "windows": "the windows or the objective differ"}
 
     @classmethod
@@ -343,25 +353,23 @@ class WalkForwardDir(OutDir):
         folder.judge = judge
         return folder
 
-    def replay(self, windows, sinks):
-        """Merge the parts written so far into ``sinks`` (BestPerWindow); returns the
-        number of combos they ran."""
-        n = 0
-        for path in self.parts():
-            best, n_combos = candidates_of(pq.read_table(path))
-            for sink in sinks:
-                restored = sink.spawn()
-                restored.best = best
-                sink.merge(restored)
-            n += n_combos
-        return n
+    def feed(self, windows, table, sinks):
+        """Merge one part's bests into ``sinks`` (BestPerWindow); returns the number of
+        combos its chunk ran."""
+        best, n_combos = candidates_of(table)
+        for sink in sinks:
+            restored = sink.spawn()
+            restored.best = best
+            sink.merge(restored)
+        return n_combos
 
     def writer(self, windows):
         """None: from now on the judge (the BestPerWindow given to :meth:`open`) writes
         each chunk's part into ``_training/`` as it judges the chunk, so no other sink
-        judges it again."""
+        judges it again; the manifest records its parts (:meth:`record`)."""
         os.makedirs(self.partial, exist_ok=True)
         self.judge.directory = os.path.abspath(self.partial)
+        self.judge.on_part = self.record
 
     def finish(self):
         """The folder (the training parts stay; :meth:`save` completes it)."""
@@ -369,11 +377,14 @@ class WalkForwardDir(OutDir):
 
     def save(self, tables):
         """Write the result's tables ({file name: pyarrow Table}, :data:`RESULT_FILES`)
-        and mark the folder complete; returns its path."""
+        where the folder does not hold them byte for byte already, and complete the
+        folder: its parts recorded in the manifest, sweepbt's other files in
+        ``_training/`` removed. Returns its path; a complete folder whose tables are
+        intact is not written to."""
         for name, table in tables.items():
-            write_atomic(os.path.join(self.path, name), lambda tmp: write_parquet(table, tmp))
+            write_if_changed(os.path.join(self.path, name), parquet_bytes(table))
         if not self.complete:
             self.manifest["complete"] = True
-            self.write_manifest()
+            self.write_records()
+            remove_own(self.partial, keep=self.records())
         return self.path
-
