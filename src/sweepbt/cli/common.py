@@ -25,14 +25,15 @@ DEFAULT_GRID = {
 }
 DEFAULT_CONSTRAINT = "fast < slow"
 
-#: the choices of the loading flags --time-unit, --ohlc and --adjust
+#: the choices of the loading flags --time-unit, --ohlc, --adjust and --layout
 TIME_UNIT_CHOICES = ("s", "ms", "us", "ns")
 OHLC_CHOICES = ("ohlc", "close")
 ADJUST_CHOICES = ("adj_close",)
+LAYOUT_CHOICES = ("long", "wide")
 
 #: the loading flags that apply to --data only: flag -> its value when not given
 _FILE_ONLY = {"timestamp_column": None, "tz": None, "time_unit": None, "ohlc": "ohlc",
-              "adjust": None, "dropna": False, "factors": None}
+              "adjust": None, "dropna": False, "factors": None, "layout": None}
 
 
 def grid_params(args):
@@ -66,8 +67,8 @@ def _symbols(text):
 def load_data(args):
     """The Bundle of ``--demo`` or ``--data FILE`` (with the loading flags ``--symbols``,
     ``--gaps``, ``--timestamp-column``, ``--tz``, ``--time-unit``, ``--ohlc``, ``--adjust``,
-    ``--dropna``, ``--factors``); the header lines saying what loading assumed are kept in
-    ``args.data_notes`` for :func:`data_header`. ``--symbols`` selects assets: on a
+    ``--dropna``, ``--factors``, ``--layout``); the header lines saying what loading assumed are
+    kept in ``args.data_notes`` for :func:`data_header`. ``--symbols`` selects assets: on a
     single-asset file it must be the file's name, never a new label."""
     args.data_notes = []
     symbols = _symbols(args.symbols)
@@ -86,7 +87,7 @@ def load_data(args):
         args.data, gaps=args.gaps, timestamp=args.timestamp_column, symbol=symbols,
         tz=args.tz, time_unit=args.time_unit, ohlc=args.ohlc, adjust=args.adjust,
         dropna=args.dropna, rename_single=False,
-        factors=_names(args.factors, "--factors", "column name"))
+        factors=_names(args.factors, "--factors", "column name"), layout=args.layout)
     args.data_notes = _notes(facts, args)
     if bundle.factors:
         args.data_notes.append(f"factors: {', '.join(bundle.factors)}")

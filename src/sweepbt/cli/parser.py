@@ -6,7 +6,7 @@ import argparse
 
 from sweepbt import __version__
 from sweepbt.cli.common import (ADJUST_CHOICES, DEFAULT_CONSTRAINT, DEFAULT_GRID,
-                                OHLC_CHOICES, TIME_UNIT_CHOICES)
+                                LAYOUT_CHOICES, OHLC_CHOICES, TIME_UNIT_CHOICES)
 from sweepbt.cli.flags import StoreOnce, add_run_flags
 
 
@@ -47,6 +47,10 @@ def _add_data_flags(p):
     p.add_argument("--factors", action=StoreOnce, metavar="F1,F2,...",
                    help="numeric columns to load as factors beside the prices (for "
                         "factor_rank; a null or NaN value: not eligible)")
+    p.add_argument("--layout", action=StoreOnce, choices=LAYOUT_CHOICES,
+                   help="wide: a time stamp column and one close column per ticker; long: a "
+                        "row per time stamp and symbol (default: wide when the columns say "
+                        "so)")
 
 
 def _add_workers_flag(p):

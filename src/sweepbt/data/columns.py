@@ -128,22 +128,26 @@ def _symbol_column(one):
     return sym
 
 
-#: ``ohlc=``: which prices the input has; ``adjust=``: which adjustment to apply
+#: ``ohlc=``: which prices the input has; ``adjust=``: which adjustment to apply;
+#: ``layout=``: long rows, or a wide table (None: wide when the columns say so)
 OHLC_MODES = ("ohlc", "close")
 ADJUSTMENTS = (None, "adj_close")
+LAYOUTS = (None, "long", "wide")
 _ADJ_ALIASES = ("adj_close", "adj close", "adjclose", "adjusted_close", "adjusted close")
 
 
 class ColumnSpec(NamedTuple):
     """What :func:`load` looks for: the time stamp column's name (None: the usual names),
     ``ohlc`` (``"ohlc"``: open, high, low and close; ``"close"``: a close only),
-    ``adjust`` (None, or ``"adj_close"``: an adjusted-close column too) and ``factors``
-    (the factor columns' names, checked by :func:`factor_list`)."""
+    ``adjust`` (None, or ``"adj_close"``: an adjusted-close column too), ``factors``
+    (the factor columns' names, checked by :func:`factor_list`) and ``layout`` (one of
+    :data:`LAYOUTS`: see :meth:`wide_columns`)."""
 
     timestamp: object = None
     ohlc: str = "ohlc"
     adjust: object = None
     factors: tuple = ()
+    layout: object = None
 
     def checked(self):
         if self.ohlc not in OHLC_MODES:
@@ -153,7 +157,37 @@ class ColumnSpec(NamedTuple):
             raise ValueError(f"adjust must be None or 'adj_close' (scale open, high and low by "
                              f"adj_close / close and use the adjusted close), got "
                              f"{self.adjust!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be None (wide when the columns say so), 'long' or "
+                             f"'wide' (a time stamp column and one close column per "
+                             f"ticker), got {self.layout!r}")
+        if self.layout == "wide" and (self.adjust is not None or self.factors):
+            raise ValueError("layout='wide' holds one close per ticker and bar: adjust= and "
+                             "factors= need long-format data")
         return self
+
+    def wide_columns(self, names, types=None):
+        """``(time stamp column, ticker columns)`` of a wide table, or None for long data.
+        ``layout="wide"``: the time stamp column and every other column; ``None``: the
+        same when unambiguous (a time stamp column, no symbol, price, volume or adjusted
+        close column, at least one other column, all numeric when ``types``, the Arrow
+        types by name, are given)."""
+        if self.layout == "long":
+            return None
+        one = _case_insensitive(names)
+        ts = _timestamp_column(names, one, self.timestamp)
+        tickers = [n for n in names if n != ts]
+        if self.layout == "wide":
+            if ts is None:
+                raise DataError(f"layout='wide' needs a time stamp column (timestamp=); "
+                                f"columns are {list(names)}")
+            return ts, tickers
+        taken = [one(r) for r in (*VALUE_COLS, *_ADJ_ALIASES)] + [_symbol_column(one)]
+        if ts is None or not tickers or any(c is not None for c in taken):
+            return None
+        if types is not None and not all(_is_number_type(types[n]) for n in tickers):
+            return None
+        return ts, tickers
 
     def roles(self, names) -> dict:
         """Map roles (timestamp, symbol, open, ..., volume, adj_close) to column names
@@ -221,6 +255,9 @@ def _check_roles(out: dict, names, spec: ColumnSpec) -> None:
     elif out["adj_close"] is not None:
         hint = ("; for adjusted closes only pass ohlc='close', adjust='adj_close' "
                 "(--ohlc close --adjust adj_close)")
+    elif out["symbol"] is None and all(out[r] is None for r in VALUE_COLS):
+        hint = ("; for a wide table (a time stamp column and one close column per ticker) "
+                "pass layout='wide' (--layout wide)")
     raise DataError(f"missing required column(s) {missing}; columns are {names} (names are "
                     f"case-insensitive){hint}")
 
@@ -247,6 +284,13 @@ def _plain_strings(col):
     return col
 
 
+def _is_number_type(typ) -> bool:
+    if pa.types.is_dictionary(typ):
+        return False
+    return (pa.types.is_integer(typ) or pa.types.is_floating(typ)
+            or pa.types.is_decimal(typ) or pa.types.is_null(typ))
+
+
 def is_string_type(typ) -> bool:
     return (pa.types.is_string(typ) or pa.types.is_large_string(typ)
             or pa.types.is_string_view(typ))
@@ -264,8 +308,7 @@ def numeric(col, name: str, loc):
     to the nearest float64 (exact up to 2**53)."""
     col = plain_array(col)
     typ = col.type
-    if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)
-            or pa.types.is_decimal(typ) or pa.types.is_null(typ)):
+    if not _is_number_type(typ):
         detail = ""
         if is_string_type(typ):
             try:

@@ -27,13 +27,14 @@ from sweepbt.data.errors import DataError, RowLocator, fmt_ts, some
 from sweepbt.data.factors import row_factors
 from sweepbt.data.readers import read_source
 from sweepbt.data.times import arrow_to_ns, check_time_unit, optional_zone
+from sweepbt.data.wide import as_long
 
 _GAPS = ("error", "ffill")
 
 
 def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None,
          time_unit=None, ohlc: str = "ohlc", adjust=None, dropna: bool = False,
-         factors=None) -> Bundle:
+         factors=None, layout=None) -> Bundle:
     """Load and validate price data into a :class:`Bundle`.
 
     Parameters
@@ -80,10 +81,16 @@ def load(source, *, gaps: str = "error", timestamp=None, symbol=None, tz=None,
         keyed by the names given here). A null or NaN value is allowed (NaN: not eligible
         for ranking); infinity is not. ``gaps="ffill"`` carries a factor forward like the
         close. On a Bundle: keep only these of its factors (default: all).
+    layout
+        ``"wide"``: a time stamp column and one close column per ticker (named after the
+        ticker; a null or NaN cell: no bar); open, high and low equal the close.
+        ``"long"``: long format only. None (default): wide when the columns say so
+        unambiguously (a time stamp column, no symbol, price, volume or adjusted close
+        column, every other column numeric), else long.
     """
     return load_with_facts(source, gaps=gaps, timestamp=timestamp, symbol=symbol, tz=tz,
                            time_unit=time_unit, ohlc=ohlc, adjust=adjust, dropna=dropna,
-                           factors=factors)[0]
+                           factors=factors, layout=layout)[0]
 
 
 def _check_options(gaps, time_unit, dropna, spec: ColumnSpec) -> None:
@@ -97,34 +104,36 @@ def _check_options(gaps, time_unit, dropna, spec: ColumnSpec) -> None:
 
 def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=None,
                     time_unit=None, ohlc="ohlc", adjust=None, dropna=False,
-                    rename_single=True, factors=None):
+                    rename_single=True, factors=None, layout=None):
     """``(bundle, facts)``: :func:`load`, and what it assumed, for the command line's
     header. ``facts`` may hold ``"times"`` (how the time stamps were read), ``"naive"``
-    (True: they had no zone), ``"prices"`` (close-only, adjusted, an unused adjusted close)
-    and ``"dropped"`` (rows dropped by ``dropna``). ``rename_single=False``: ``symbol=`` on
-    single-asset data must be the name it already has (a selection, never a new label)."""
-    spec = ColumnSpec(timestamp, ohlc, adjust, factor_list(factors))
+    (True: they had no zone), ``"prices"`` (close-only, adjusted, an unused adjusted close,
+    a wide table) and ``"dropped"`` (rows dropped by ``dropna``). ``rename_single=False``:
+    ``symbol=`` on single-asset data must be the name it already has (a selection, never a
+    new label)."""
+    spec = ColumnSpec(timestamp, ohlc, adjust, factor_list(factors), layout)
     _check_options(gaps, time_unit, dropna, spec)
     zone = optional_zone(tz)
     want = None if symbol is None else symbol_list(symbol, "symbol")
     facts: dict = {}
     if isinstance(source, Bundle):
-        if (time_unit, ohlc, adjust, dropna) != (None, "ohlc", None, False):
-            raise ValueError("time_unit=, ohlc=, adjust= and dropna= apply to raw data, not "
-                             "to a Bundle (which is already loaded)")
+        if (time_unit, ohlc, adjust, dropna, layout) != (None, "ohlc", None, False, None):
+            raise ValueError("time_unit=, ohlc=, adjust=, dropna= and layout= apply to raw "
+                             "data, not to a Bundle (which is already loaded)")
         source.check()
         out = source.copy() if want is None else source.select(want)
         if factors is not None:
             out = replace(out, factors=_kept_factors(out, spec.factors))
         return (out if zone is None else replace(out, tz=zone)), facts
     table, default_name = read_source(source, spec)
+    table, spec, wide_rows = as_long(table, spec)
     roles = spec.roles(table.column_names)
     fcols = spec.factor_columns(table.column_names, roles)
     if table.num_rows == 0:
         raise DataError("empty data: the input has no rows")
 
     # symbols, time stamps, values (in the user's row order)
-    table, loc = _pick_rows(table, roles, want, default_name, rename_single)
+    table, loc = _pick_rows(table, roles, want, default_name, rename_single, wide_rows)
     if dropna:
         table = _drop_missing(table, roles, spec, loc, facts)
     codes, names = _symbol_codes(table, roles, want, loc)
@@ -132,6 +141,9 @@ def load_with_facts(source, *, gaps="error", timestamp=None, symbol=None, tz=Non
     ts, zone = arrow_to_ns(table.column(ts_col), ts_col, loc, zone, time_unit, facts)
     loc.ts = ts
     cols = _values(table, roles, spec, loc, facts)
+    if wide_rows is not None:
+        facts["prices"] = (f"wide table: a close column per ticker, {len(names)} loaded; "
+                           "open, high and low equal the close")
     frows = row_factors(table, fcols, loc)
 
     # each symbol's rows in time order, the shared time axis, each symbol's span
@@ -183,9 +195,11 @@ def _single_asset(want, default_name, rename_single: bool) -> str:
     return want[0]
 
 
-def _pick_rows(table: pa.Table, roles: dict, want, default_name, rename_single=True):
-    """(table of the wanted symbols' rows, locator of those rows in the user's input)."""
-    loc = RowLocator(table.num_rows)
+def _pick_rows(table: pa.Table, roles: dict, want, default_name, rename_single=True,
+               rows=None):
+    """(table of the wanted symbols' rows, locator of those rows in the user's input;
+    ``rows``: each row's number there, when not its position)."""
+    loc = RowLocator(table.num_rows, rows=rows)
     if roles["symbol"] is None:
         loc.single = _single_asset(want, default_name, rename_single)
         return table, loc

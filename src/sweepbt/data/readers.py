@@ -129,6 +129,9 @@ def _read_path(path: str, spec: ColumnSpec):
         raise DataError(f"unsupported file type {p.name!r}: {_EXPECTED}")
 
     def wanted(names):
+        wide = spec.wide_columns(names)
+        if wide is not None:  # every column: the time stamp's, then the tickers'
+            return {"timestamp": wide[0], "symbol": None}, list(names)
         roles = spec.roles(names)
         cols = [c for c in roles.values() if c is not None]
         return roles, cols + [c for c in spec.factor_columns(names, roles).values()
