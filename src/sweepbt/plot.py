@@ -1,7 +1,7 @@
 """Charts as matplotlib figures: ``sb.plot.equity(bt)``, ``sb.plot.heatmap(res, "fast",
 "slow")`` and the rest (docs/report.md).
 
-matplotlib is an optional extra (``pip install 'sweepbt[report]'``), imported only when a
+matplotlib is an optional extra (:data:`INSTALL`), imported only when a
 chart is drawn. Each chart has an array-level function (time stamps, a 1-D equity row, a
 trades table) and most a result-level one that picks those arrays from a result. Figures
 are ``matplotlib.figure.Figure`` objects (no pyplot, no global state). Every plotted series
@@ -19,7 +19,7 @@ import numpy as np
 
 from sweepbt.backtest_stats import buy_and_hold, drawdown as drawdown_curve
 from sweepbt.params import CHOICE_PARAMS, decode_choice, is_null
-from sweepbt.vocabulary import metric_index
+from sweepbt.vocabulary import LOWER_IS_BETTER, metric_index
 
 __all__ = ["MAX_POINTS", "distribution", "drawdown", "equity", "equity_curve", "equity_curves",
            "heatmap", "heatmap_grid", "sensitivity", "to_png", "to_svg", "trades", "trades_on_price",
@@ -29,7 +29,8 @@ __all__ = ["MAX_POINTS", "distribution", "drawdown", "equity", "equity_curve", "
 MAX_POINTS = 500
 #: the most trades marked on a price chart (the first ones; the title says so)
 MAX_TRADE_MARKERS = 300
-EXTRA = "sweepbt[report]"
+#: how to install matplotlib, said by every error that needs it
+INSTALL = "pip install matplotlib (from a sweepbt checkout: pip install '.[report]')"
 
 
 def _figure(rows=1, height=3.2):
@@ -38,7 +39,7 @@ def _figure(rows=1, height=3.2):
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(f"sweepbt's charts and reports need matplotlib, which is not "
-                          f"installed: pip install '{EXTRA}'") from None
+                          f"installed: {INSTALL}") from None
     fig = Figure(figsize=(9, height * rows), layout="constrained")
     # a bare Figure (no pyplot) shows in Jupyter through this (IPython's _repr_png_ hook)
     fig._repr_png_ = functools.partial(to_png, fig)
@@ -213,10 +214,14 @@ def _labels(name, values):
 
 
 def _axis_values(name, column):
-    """Distinct values of a parameter column, rules that are off last."""
+    """Distinct values of a parameter column, rules that are off last; a NaN of a
+    parameter that is not a rule (a strategy of a several-strategy sweep without it) is
+    no value: those combos are left out."""
     off = is_null(name, column)
-    on = np.unique(column[~off]) if off is not None else np.unique(column)
-    return np.concatenate([on, column[off][:1]]) if off is not None and off.any() else on
+    if off is None:
+        return np.unique(column[~np.isnan(column)])
+    on = np.unique(column[~off & ~np.isnan(column)])
+    return np.concatenate([on, column[off][:1]]) if off.any() else on
 
 
 def _same(column, value):
@@ -253,8 +258,8 @@ def heatmap(result, x, y, metric="sharpe", how="mean"):
     (:func:`heatmap_grid`); NaN cells are blank."""
     xs, ys, cells = heatmap_grid(result, x, y, metric, how)
     fig, (ax,) = _figure(height=4.2)
-    image = ax.imshow(cells, origin="lower", aspect="auto", cmap="RdYlGn" if metric not in (
-        "max_drawdown", "volatility") else "RdYlGn_r", gid="series-heatmap")
+    image = ax.imshow(cells, origin="lower", aspect="auto", gid="series-heatmap",
+                      cmap="RdYlGn_r" if metric in LOWER_IS_BETTER else "RdYlGn")
     ax.set_xticks(range(xs.size), _labels(x, xs), rotation=90 if xs.size > 12 else 0)
     ax.set_yticks(range(ys.size), _labels(y, ys))
     ax.set_xlabel(x)
@@ -283,7 +288,10 @@ def sensitivity(result, param, metric="sharpe", how="mean"):
     ax.set_xticks(pos, _labels(param, xs))
     ax.set_xlabel(param)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} by {param} ({how}; band: min..max over the other parameters)")
+    have = sum(g.size for g in groups)
+    ax.set_title(f"{metric} by {param} ({how}; band: min..max over the other parameters)"
+                 + (f"; {have:,} of {column.size:,} combos have it" if have < column.size
+                    else ""))
     ax.grid(alpha=0.3)
     return fig
 

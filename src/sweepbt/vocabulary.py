@@ -27,8 +27,9 @@ def metric_names(rank=False):
     """The metric columns of a table: with ``rank`` also the rank-only ones."""
     return METRIC_NAMES + RANK_METRICS if rank else METRIC_NAMES
 
-#: metrics where a lower value is better (ranking sorts these ascending)
-LOWER_IS_BETTER = frozenset({"max_drawdown", "volatility"})
+#: metrics where a lower value is better (ranking sorts these ascending); turnover is a
+#: cost (traded notional), so the least trading ranks first
+LOWER_IS_BETTER = frozenset({"max_drawdown", "volatility", "turnover"})
 #: metrics that count trades (int64 in tables)
 COUNT_METRICS = frozenset({"n_trades", "n_stop", "n_take", "n_trail", "n_time", "n_signal"})
 
