@@ -385,7 +385,8 @@ def _fmt_param(v):
 
 def format_walk_forward(result, objective_label=None, width=None) -> str:
     """A readable text report: one line per window (``IS sharpe``, then ``OOS maxDD``, left
-    out where it would be wider than ``width``, if given), then the chained OOS stats."""
+    out where it would be wider than ``width``, if given, and a note saying so), then the
+    chained OOS stats."""
     w = result.windows
     params = list(result.axes) or list(result.names)
     label = objective_label or result.fixed.get("objective", "objective")
@@ -410,7 +411,8 @@ def format_walk_forward(result, objective_label=None, width=None) -> str:
                 _fmt(w["oos_sharpe"][i].as_py()), _fmt(w["oos_total_return"][i].as_py(), True),
                 _fmt(w["oos_max_drawdown"][i].as_py(), True)]
         lines.append(row)
-    keep = fit_columns(header, lines, width or math.inf, [len(header) - 4, len(header) - 1])[0]
+    keep, dropped = fit_columns(header, lines, width or math.inf,
+                                [len(header) - 4, len(header) - 1])
     out = [f"walk-forward: {result.strategy}, {result.n_windows} windows, "
            f"{result.n_combos:,} combos per training sweep, train={result.fixed['train']!r} "
            f"test={result.fixed['test']!r} step={result.fixed['step']!r} "
@@ -418,6 +420,9 @@ def format_walk_forward(result, objective_label=None, width=None) -> str:
            f"{result.fixed['objective']}",
            render_table([header[j] for j in keep], [[r[j] for j in keep] for r in lines],
                         rule=False)]
+    if dropped:
+        out.append(f"({' and '.join(header[j] for j in dropped)} left out to fit {width} "
+                   "characters; every column: wf.windows, or --out FILE)")
     out.append("")
     out.append("chained out-of-sample equity, per asset:")
     s = result.stats

@@ -215,8 +215,10 @@ def scheduler_of(args, options):
         raise CliError(f"--workers: {exc}") from None
     if args.threads is None:
         options["threads"] = max(1, _thread_limit() // args.workers)
+    # dashboard_address=":0": the scheduler's web server on any free port (None still binds
+    # 8787, and warns when another program has it)
     with dd.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                         dashboard_address=None) as cluster, dd.Client(cluster) as client:
+                         dashboard_address=":0") as cluster, dd.Client(cluster) as client:
         options["scheduler"] = client
         yield
 

@@ -16,6 +16,7 @@ import sys
 from sweepbt._files import write_atomic, write_text
 from sweepbt.cli.parsing import CliError
 from sweepbt.html_report import report_html
+from sweepbt.plot import INSTALL
 
 
 def strategy_file(spec):
@@ -154,7 +155,7 @@ def check_report(args):
     try:
         importlib.import_module("matplotlib")  # only whether the extra is installed
     except ImportError:
-        raise CliError("--report needs matplotlib: pip install 'sweepbt[report]'") from None
+        raise CliError(f"--report needs matplotlib: {INSTALL}") from None
 
 
 def write_report(args, result, out):

@@ -62,7 +62,7 @@ def _add_workers_flag(p):
 def _add_force_flag(p, flag):
     p.add_argument("--report", metavar="FILE.html",
                    help="write a self-contained HTML report with charts to a new file "
-                        "(needs matplotlib: pip install 'sweepbt[report]')")
+                        "(needs matplotlib)")
     p.add_argument("--force", action="store_true",
                    help=f"replace an existing {flag} or --report file (atomically, once the "
                         "new one is complete); never a directory, and never an input file")

@@ -76,10 +76,11 @@ def _print_setup(args, out, bundle, params, constraint, default_grid):
 
 
 def _run_sweep(args, bundle, params, constraint):
-    # Without --out only the best --top combos are kept (bounded memory at any grid size);
-    # --out-dir streams every row to disk; --out keeps every row to write one file.
-    strategy, options = call_options(args, "sweep",
-                                     omit=("top", "metric") if args.out is not None else ())
+    # Without --out or --report only the best --top combos are kept (bounded memory at any
+    # grid size); --out-dir streams every row to disk; --out keeps every row to write one
+    # file, --report to chart the whole grid.
+    keep_all = args.out is not None or args.report is not None
+    strategy, options = call_options(args, "sweep", omit=("top", "metric") if keep_all else ())
     options["constraint"] = constraint
     strategy, params = qualified(strategy, params)
     if args.out_dir is not None:
@@ -93,7 +94,8 @@ def _run_sweep(args, bundle, params, constraint):
         checkpoint()
     except sb.SweepTooLarge as exc:
         raise CliError(f"{str(exc).split('; pass top=')[0]}; use --out-dir DIR to stream "
-                       "every row to disk, or drop --out to keep only the --top best") from None
+                       "every row to disk, or drop --out and --report to keep only the --top best"
+                       ) from None
     return res
 
 
@@ -140,7 +142,7 @@ def _rows(best, shown_params, columns):
     data = best.to_pydict()
     return [[str(data["rank"][i]), str(data["combo"][i])]
             + [format_value(n, data[n][i]) for n in shown_params]
-            + [format_value(n, data[n][i], counts_are_means=True) for n in columns]
+            + [format_value(n, data[n][i]) for n in columns]
             for i in range(best.num_rows)]
 
 
