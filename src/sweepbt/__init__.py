@@ -28,6 +28,7 @@ try:
         from sweepbt.walkforward import WalkForwardResult, walk_forward
         from sweepbt.warming import Warmup, warmup
         from sweepbt import display as _display
+        from sweepbt.display import show
 
         _display.show_tables_in_notebooks()  # in Jupyter: result tables draw as HTML tables
 except KeyboardInterrupt:  # landed before CommandStart took over
@@ -62,6 +63,7 @@ __all__ = [
     "load_strategy",
     "plot",
     "report",
+    "show",
     "sweep",
     "walk_forward",
     "warmup",

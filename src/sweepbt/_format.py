@@ -13,24 +13,33 @@ import numpy as np
 PERCENT_METRICS = frozenset({"total_return", "cagr", "volatility", "max_drawdown",
                              "win_rate", "avg_trade", "exposure", "return", "mfe", "mae",
                              "buy_and_hold_return", "best_trade", "worst_trade",
-                             "exposure_adjusted_return"})
+                             "exposure_adjusted_return", "weight"})
 RATIO_METRICS = frozenset({"sharpe", "sortino", "calmar", "profit_factor", "skew",
-                           "kurtosis", "sqn", "objective", "efficiency"})
+                           "kurtosis", "sqn", "objective", "efficiency", "turnover"})
 COUNT_METRICS = frozenset({"n_trades", "n_stop", "n_take", "n_trail", "n_time", "n_signal"})
 PRICE_COLUMNS = frozenset({"entry_price", "exit_price", "entry_quote", "exit_quote"})
 
 
-def format_value(name, value, counts_are_means=False):
+#: lengths in bars: shown with the unit (``12 bars``)
+BAR_COLUMNS = frozenset({"avg_bars_held", "max_drawdown_duration", "avg_drawdown_duration"})
+
+
+def format_value(name, value):
     """One table cell: percentages for returns/drawdowns, 2 decimals for ratios, '-' for null;
-    a value that rounds to zero shows no sign (``0.00``, never ``-0.00``). A walk-forward's
-    ``is_``/``oos_`` metric columns read as the metric."""
-    text = _format_cell(name, value, counts_are_means)
+    counts as whole numbers (a mean over assets that is not whole: one decimal); lengths in
+    bars with their unit. A value that rounds to zero shows no sign (``0.00``, never
+    ``-0.00``). A walk-forward's ``is_``/``oos_`` metric columns read as the metric."""
+    return unsigned_zero(_format_cell(name, value))
+
+
+def unsigned_zero(text):
+    """``text`` without its minus sign when it shows a zero (``-0.0%`` -> ``0.0%``)."""
     if text[:2] in ("-0", "-.") and not any(c in "123456789" for c in text):
         return text[1:]
     return text
 
 
-def _format_cell(name, value, counts_are_means):
+def _format_cell(name, value):
     for prefix in ("is_", "oos_"):
         if name.startswith(prefix):
             name = name[len(prefix):]
@@ -47,12 +56,16 @@ def _format_cell(name, value, counts_are_means):
     if name in RATIO_METRICS:
         return f"{value:,.2f}"
     if name in COUNT_METRICS:
-        return f"{value:,.1f}" if counts_are_means else f"{int(value):,}"
-    if name in ("avg_bars_held", "avg_drawdown_duration"):
-        return f"{value:,.1f}"
+        return _whole_or_one_decimal(value)
+    if name in BAR_COLUMNS:
+        return f"{_whole_or_one_decimal(value)} bars"
     if isinstance(value, float):
         return _format_float(name, value)
     return str(value)
+
+
+def _whole_or_one_decimal(value):
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def _format_float(name, value):

@@ -26,7 +26,7 @@ def escape(text):
     return html.escape(str(text), quote=True)
 
 
-def html_table(columns, rows, *, caption=None, counts_are_means=False, max_rows=None,
+def html_table(columns, rows, *, caption=None, max_rows=None,
                cell_style=None, cell_text=None):
     """An HTML ``<table class="sweepbt">`` of ``rows`` (lists of values, one per column).
 
@@ -51,7 +51,7 @@ def html_table(columns, rows, *, caption=None, counts_are_means=False, max_rows=
             elif cell_text is not None:
                 text = cell_text(name, value)
             else:
-                text = format_value(name, value, counts_are_means)
+                text = format_value(name, value)
             text_class = ' class="t"' if isinstance(value, str) else ""
             extra = cell_style(name, value) if cell_style is not None else ""
             style = f' style="{extra}"' if extra else ""
@@ -63,7 +63,7 @@ def html_table(columns, rows, *, caption=None, counts_are_means=False, max_rows=
     return "".join(out)
 
 
-def arrow_html(table, *, caption=None, counts_are_means=False, max_rows=20, columns=None):
+def arrow_html(table, *, caption=None, max_rows=20, columns=None):
     """:func:`html_table` of a pyarrow Table (its first ``max_rows`` rows; ``columns``: a
     subset, default all). Time stamps show as ISO text."""
     names = list(columns) if columns is not None else list(table.column_names)
@@ -71,7 +71,7 @@ def arrow_html(table, *, caption=None, counts_are_means=False, max_rows=20, colu
     data = {n: column_values(head.column(n)) for n in names}
     rows = [[data[n][i] for n in names] for i in range(head.num_rows)]
     more = table.num_rows - head.num_rows
-    return html_table(names, rows, caption=caption, counts_are_means=counts_are_means) + (
+    return html_table(names, rows, caption=caption) + (
         f"<p><i>{more:,} more rows not shown</i></p>" if more > 0 else "")
 
 

@@ -2,7 +2,7 @@
 
 The page has no script, no stylesheet link, no font or image fetched from anywhere: charts
 are inline SVG drawn by matplotlib (:mod:`sweepbt.plot`, the optional extra
-``sweepbt[report]``), tables are plain HTML. What each report holds is in
+``.[report]``), tables are plain HTML. What each report holds is in
 docs/report.md. Results are read duck-typed (this module imports none of them): a
 walk-forward has ``windows``, a sweep has ``best``, a backtest has ``trades``; a backtest
 whose ``equity`` is 1-D is a portfolio (one curve, no single price to mark trades on).
@@ -10,16 +10,18 @@ whose ``equity`` is 1-D is a portfolio (one curve, no single price to mark trade
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from sweepbt import plot
 from sweepbt._files import write_atomic, write_text
-from sweepbt._format import format_value
+from sweepbt._format import format_value, unsigned_zero
 from sweepbt._html import arrow_html, column_values, escape, html_table
 from sweepbt.backtest_stats import monthly_returns
 from sweepbt.display import params_text, span_text, sweep_size
 
-__all__ = ["report", "report_html"]
+__all__ = ["check_result_path", "report", "report_html", "write_result_file"]
 
 #: assets that get their own charts in a backtest report (the stats table has them all)
 MAX_ASSETS = 5
@@ -35,19 +37,59 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
            "Dec")
 
 
-def report(result, path=None, *, metric="sharpe", log=False, heatmap=None):
+def report(result, path=None, *, metric="sharpe", log=False, heatmap=None, overwrite=False):
     """The HTML report of a backtest, sweep or walk-forward result.
 
-    With ``path`` the page is written there (atomically) and the path returned; without,
+    With ``path`` the page is written there (atomically; an existing file only with
+    ``overwrite=True``, see :func:`write_result_file`) and the path returned; without,
     the HTML text is returned. ``metric`` ranks a sweep's combos and colours its heatmap;
     ``log`` draws equity curves on a log scale; ``heatmap=("x", "y")`` picks a sweep's
-    heatmap parameters (default: its first two axes). Needs matplotlib (``pip install
-    'sweepbt[report]'``).
+    heatmap parameters (default: its first two axes). Needs matplotlib.
     """
+    if path is not None:
+        check_result_path(path, overwrite, result.bundle)
     html = report_html(result, metric=metric, log=log, heatmap=heatmap)
     if path is None:
         return html
-    return write_atomic(path, lambda tmp: write_text(tmp, html))
+    return write_result_file(path, lambda tmp: write_text(tmp, html), overwrite,
+                             result.bundle)
+
+
+def check_result_path(path, overwrite, bundle):
+    """Refuse, before any work, a path a result must not be written to: the file its
+    data was loaded from (``bundle.source``; ValueError, ``overwrite`` or not), a
+    directory (IsADirectoryError), or an existing file without ``overwrite``
+    (FileExistsError)."""
+    target = os.fspath(path)
+    source = getattr(bundle, "source", None)
+    if source is not None and _same_file(target, source):
+        raise ValueError(f"{target!r} is the file this result's data was loaded from "
+                         "(Bundle.source); it is never overwritten, overwrite=True or not; "
+                         "write to another path")
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"{target!r} is a directory; give a file path")
+    if not overwrite and os.path.lexists(target):
+        raise FileExistsError(f"{target!r} exists; pass overwrite=True to replace it")
+
+
+def write_result_file(path, write, overwrite, bundle):
+    """``write(tmp)``, then the file moved to ``path`` atomically, after
+    :func:`check_result_path`; without ``overwrite`` a file that appeared meanwhile is not
+    replaced either (FileExistsError). Returns ``path``."""
+    check_result_path(path, overwrite, bundle)
+    try:
+        return write_atomic(path, write, replace=overwrite)
+    except FileExistsError:
+        raise FileExistsError(f"{os.fspath(path)!r} exists; pass overwrite=True to replace "
+                              "it") from None
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file (links and relative paths resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def report_html(result, *, metric="sharpe", log=False, heatmap=None):
@@ -141,7 +183,7 @@ def _monthly_table(timestamps, equity, init_cash, label):
 
 def _percent(column, value):
     """A monthly table cell: one decimal percent, blank for a month without bars."""
-    return "" if value is None else f"{value * 100:.1f}%"
+    return "" if value is None else unsigned_zero(f"{value * 100:.1f}%")
 
 
 # -- sweep ---------------------------------------------------------------------------------
@@ -153,8 +195,8 @@ def _sweep_body(res, metric, log, heatmap):
     shown = ["rank", "combo", "strategy", *axes, *dict.fromkeys((
         metric, "total_return", "cagr", "sharpe", "max_drawdown", "n_trades", "win_rate"))]
     parts.append(_section(f"Top {best.num_rows} by {metric}", arrow_html(
-        best, columns=[c for c in shown if c in best.column_names], counts_are_means=True,
-        max_rows=None, caption=f"best {best.num_rows} combos by {metric} (mean over assets)")))
+        best, columns=[c for c in shown if c in best.column_names], max_rows=None,
+        caption=f"best {best.num_rows} combos by {metric} (mean over assets)")))
     charts = []
     x, y = heatmap if heatmap is not None else (axes + [None, None])[:2]
     if y is not None:

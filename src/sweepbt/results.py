@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweepbt import display, frames, html_report, kernels, result_stats
-from sweepbt._files import write_atomic, write_parquet
+from sweepbt._files import write_parquet
+from sweepbt.display import table_metadata
 from sweepbt.backtest_stats import drawdown, extra_columns
 from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count, combo_id
@@ -20,6 +21,7 @@ from sweepbt.plan import prepare
 from sweepbt.ranking import holdings_table, rebalances_table
 from sweepbt.vocabulary import (
     COUNT_METRICS, N_METRICS, mean_over_assets, metric_index, metric_names, rank_order)
+
 
 def _metric_columns(metrics, fixed, counts_as_int=True):
     """Arrow arrays for a (rows, N_METRICS) float block; counts as int64; the rank-only
@@ -37,17 +39,6 @@ def param_arrays(params):
             pa.array(values, mask=is_null(name, values)) for name, values in params.items()}
 
 
-def _metadata(strategy, fixed):
-    return {b"sweepbt": json.dumps({"strategy": strategy, **fixed}, default=_plain).encode()}
-
-
-def _plain(value):
-    """JSON form of what ``json`` does not know: numpy scalars and arrays."""
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics):
     """The rows of a sweep: ``combo``, parameters, ``symbol``, metrics (combo-major);
     ``symbols`` labels the rows of one combo (its assets, or ``"portfolio"``)."""
@@ -58,7 +49,7 @@ def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics):
     labels = pa.array(list(symbols), pa.string())
     cols["symbol"] = labels.take(pa.array(np.tile(np.arange(n_rows), combo_ids.size)))
     cols.update(_metric_columns(metrics, fixed))
-    return pa.table(cols).replace_schema_metadata(_metadata(strategy, fixed))
+    return pa.table(cols).replace_schema_metadata(table_metadata(strategy, fixed))
 
 
 def rows_of_table(table, names, n_rows):
@@ -89,6 +80,9 @@ class _Recorded:
 
     def __repr__(self):
         return display.backtest_repr(self)
+
+    def __str__(self):
+        return display.backtest_text(self)
 
     def _repr_html_(self):
         return display.backtest_html(self)
@@ -151,7 +145,7 @@ class BacktestResult(_Recorded):
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
                                        self.bundle.close))
             self._stats = pa.table(cols).replace_schema_metadata(
-                _metadata(self.strategy, {**self.fixed, **self.params}))
+                table_metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
 
     @property
@@ -239,12 +233,12 @@ class PortfolioResult(_Recorded):
     @property
     def rebalances(self) -> pa.Table:
         """A rank strategy's rebalances (ranking.rebalances_table)."""
-        return rebalances_table(self, self.fixed["fill"] == "next_open")
+        return display.mark_table(rebalances_table(self, self.fixed["fill"] == "next_open"))
 
     @property
     def holdings(self) -> pa.Table:
         """A rank strategy's target weights (ranking.holdings_table)."""
-        return holdings_table(self)
+        return display.mark_table(holdings_table(self))
 
     @property
     def stats(self) -> pa.Table:
@@ -255,7 +249,7 @@ class PortfolioResult(_Recorded):
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
                                        [None]))
             self._stats = pa.table(cols).replace_schema_metadata(
-                _metadata(self.strategy, {**self.fixed, **self.params}))
+                table_metadata(self.strategy, {**self.fixed, **self.params}))
         return self._stats
 
     @property
@@ -369,7 +363,7 @@ class SweepResult:
              where=None) -> pa.Table:
         """The top ``k`` combos by ``metric`` aggregated over assets; NaN ranks last.
 
-        Higher is better except for ``max_drawdown`` and ``volatility``. Ties keep combo
+        Higher is better except for ``max_drawdown``, ``volatility`` and ``turnover``. Ties keep combo
         order. Returns ``rank, combo``, the parameters, then every aggregated metric.
         Filters, applied before ranking to the aggregated values: ``min_trades`` keeps
         combos with ``n_trades >= min_trades``; ``where`` is an expression over metric and
@@ -387,7 +381,7 @@ class SweepResult:
                 "combo": pa.array(combos[order])}
         cols.update(param_arrays({n: v[order] for n, v in params.items()}))
         cols.update(_metric_columns(per_combo[order], self.fixed, counts_as_int=False))
-        return pa.table(cols).replace_schema_metadata(_metadata(self.strategy, self.fixed))
+        return pa.table(cols).replace_schema_metadata(table_metadata(self.strategy, self.fixed))
 
     def params(self, combo) -> dict:
         """The parameters of ``combo`` (an id, or a row of :meth:`best` or :attr:`table`
@@ -411,6 +405,9 @@ class SweepResult:
 
     def __repr__(self):
         return display.sweep_repr(self)
+
+    def __str__(self):
+        return display.sweep_text(self)
 
     def _repr_html_(self):
         return display.sweep_html(self)
@@ -458,10 +455,13 @@ class SweepResult:
         """
         return returns_from_equity(self.equity(combos), self.fixed["init_cash"])
 
-    def to_parquet(self, path, **kwargs):
-        """Write ``table`` to one Parquet file atomically (a temporary file, then rename),
-        with page checksums unless ``write_page_checksum=False``."""
-        return write_atomic(path, lambda tmp: write_parquet(self.table, tmp, **kwargs))
+    def to_parquet(self, path, overwrite=False, **kwargs):
+        """Write ``table`` to a new Parquet file, atomically, with page checksums unless
+        ``write_page_checksum=False``; never over the data's own file, nor an existing one
+        without ``overwrite=True`` (:func:`sweepbt.html_report.check_result_path`)."""
+        return html_report.write_result_file(
+            path, lambda tmp: write_parquet(self.table, tmp, **kwargs), overwrite,
+            self.bundle)
 
     def probabilistic_sharpe(self, combo=None, sr_benchmark=0.0) -> float:
         """PSR of ``combo`` (default: the best by Sharpe); ``sr_benchmark`` annualized.
@@ -494,8 +494,16 @@ def _filter(per_combo, params, min_trades, where):
     if where is not None and keep.size:
         columns = {name: per_combo[:, j] for j, name in enumerate(metric_names(rank=True))}
         columns.update({n: np.asarray(v, dtype=np.float64) for n, v in params.items()})
-        keep &= evaluate_constraint(where, columns)
+        keep &= _where_mask(where, columns)
     return keep
+
+
+def _where_mask(where, columns):
+    """:func:`evaluate_constraint` of a ``where=`` filter, its errors naming it so."""
+    try:
+        return evaluate_constraint(where, columns)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(re.sub(r"\bconstraint\b", "where= filter", str(exc))) from None
 
 
 def _filled(name, column):
