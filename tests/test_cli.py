@@ -156,7 +156,8 @@ def test_format_value():
     assert cli.format_value("stop_loss", 0.05) == "0.05"
     assert cli.format_value("fast", 10) == "10"
     assert cli.format_value("n_trades", 12) == "12"
-    assert cli.format_value("n_trades", 12.34, counts_are_means=True) == "12.3"
+    assert cli.format_value("n_trades", 12.34) == "12.3"  # a mean over assets
+    assert cli.format_value("n_trades", 590.0) == "590"
 
 
 def test_render_table_aligns():
@@ -297,7 +298,9 @@ def test_sweep_table_fits_the_terminal_and_says_what_it_shows():
     best = res.best("sharpe", 10).to_pylist()
     assert [int(r["combo"]) for r in rows] == [r["combo"] for r in best]
     assert f"(best combo {rows[0]['combo']}: Sharpe" in wide.stdout
-    assert [r["mean n_trades"] for r in rows] == [f"{r['n_trades']:.1f}" for r in best]
+    assert [r["mean n_trades"] for r in rows] == [  # whole means as integers
+        f"{r['n_trades']:.0f}" if r["n_trades"].is_integer() else f"{r['n_trades']:.1f}"
+        for r in best]
     notes = " ".join(wide.stdout[wide.stdout.index("Metrics are"):].split())
     assert notes.startswith("Metrics are means over the 3 assets, each backtested alone; "
                             "combo is the id the overfitting check names. Mean total_return "
@@ -978,7 +981,7 @@ def test_flag_given_twice_is_an_error(argv, flag, capsys):
 def test_negative_zero_is_printed_without_a_sign():
     assert cli.format_value("sharpe", -0.001) == "0.00"
     assert cli.format_value("total_return", -1e-7) == "0.00%"
-    assert cli.format_value("n_trades", -0.01, counts_are_means=True) == "0.0"
+    assert cli.format_value("n_trades", -0.01) == "0.0"
     assert cli.format_value("sharpe", -0.5) == "-0.50"
     assert cli.format_value("sharpe", None) == "-"
     assert cli.format_value("sharpe", float("-inf")) == "-inf"
