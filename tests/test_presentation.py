@@ -47,7 +47,10 @@ def charts(page):
 
 def test_report_of_a_mixed_sweep_skips_the_combos_without_a_parameter(mixed):
     assert mixed.n_combos == 8 and mixed.table["rebalance"].null_count == 4
-    found = charts(sb.report(mixed))
+    page = sb.report(mixed)
+    assert "best 8 combos by sharpe (one portfolio)" in page
+    assert str(mixed).splitlines()[3] == "best 8 by sharpe (one portfolio):"
+    found = charts(page)
     rebalance = found["Sensitivity: sharpe by rebalance"]
     assert "4 of 8 combos have it" in rebalance
     assert re.findall(r"<text[^>]*>([^<]*)</text>", rebalance)[:3] == ["M", "21", "rebalance"]

@@ -230,6 +230,13 @@ def sweep_size(res):
             f"{res.n_backtests:,} backtests")
 
 
+def per_combo_text(res):
+    """What a sweep's per-combo metric is: ``mean over assets``, or one backtest's."""
+    if len(res.symbols) > 1:
+        return "mean over assets"
+    return "one portfolio" if tuple(res.symbols) == ("portfolio",) else "one asset"
+
+
 def _sweep_line(res):
     axes = ", ".join(res.axes)
     return (f"{res.strategy}: {sweep_size(res)}" + (f"; axes {axes}" if axes else "")
@@ -246,7 +253,7 @@ def _sweep_tables(res, metric="sharpe"):
     best = res.best(metric, SUMMARY_ROWS)
     shown = ["rank", "strategy"] + list(res.axes) + list(
         dict.fromkeys((metric, *SWEEP_COLUMNS)))
-    return [(f"best {best.num_rows} by {metric} (mean over assets)", best,
+    return [(f"best {best.num_rows} by {metric} ({per_combo_text(res)})", best,
              [c for c in shown if c in best.column_names])]
 
 

@@ -19,7 +19,7 @@ from sweepbt._files import write_atomic, write_text
 from sweepbt._format import format_value, unsigned_zero
 from sweepbt._html import arrow_html, column_values, escape, html_table
 from sweepbt.backtest_stats import monthly_returns
-from sweepbt.display import params_text, span_text, sweep_size
+from sweepbt.display import params_text, per_combo_text, span_text, sweep_size
 
 __all__ = ["check_result_path", "report", "report_html", "write_result_file"]
 
@@ -196,7 +196,7 @@ def _sweep_body(res, metric, log, heatmap):
         metric, "total_return", "cagr", "sharpe", "max_drawdown", "n_trades", "win_rate"))]
     parts.append(_section(f"Top {best.num_rows} by {metric}", arrow_html(
         best, columns=[c for c in shown if c in best.column_names], max_rows=None,
-        caption=f"best {best.num_rows} combos by {metric} (mean over assets)")))
+        caption=f"best {best.num_rows} combos by {metric} ({per_combo_text(res)})")))
     charts = []
     x, y = heatmap if heatmap is not None else (axes + [None, None])[:2]
     if y is not None:
