@@ -7,6 +7,7 @@ import sys
 
 import sweepbt as sb
 from sweepbt import kernels
+from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
                                 compiled_note, compiling, data_header, grid_params,
@@ -36,7 +37,7 @@ def cmd_sweep(args, out):
     res = _run_sweep(args, bundle, params, constraint)
     _print_counts(args, out, res, params, constraint)
     if args.out is not None:
-        write_output(args.out, "--out", args.force, res.to_parquet)
+        write_output(args.out, "--out", args.force, lambda tmp: write_parquet(res.table, tmp))
     _print_best(args, out, res, bundle, params, columns)
     _print_summary(args, out, res, bundle)
     write_report(args, res, out)
