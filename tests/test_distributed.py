@@ -15,7 +15,9 @@ import pytest
 
 import sweepbt as sb
 from sweepbt import distributed as sb_distributed
+from sweepbt import executors
 from sweepbt import plan as plan_module
+from sweepbt.distributed import ClusterLost
 from sweepbt.executors import Dask, InProcess
 from sweepbt.plan import prepare
 from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
@@ -361,3 +363,69 @@ def test_distributed_rank_sweeps_equal_the_local_ones(data, client, small_chunks
     remote = sb.sweep(with_pe, "factor_rank", factor="pe", top_n=[2, 3], rebalance=["M", 21],
                       scheduler=client)
     assert_same_rows(remote.table, local.table)
+
+
+def _scattered(client):
+    """Futures of the Bundle and job a run scattered (keys named by their types)."""
+    return [distributed.Future(key, client) for key in client.who_has()
+            if str(key).startswith(("Bundle-", "Job-"))]
+
+
+@pytest.mark.parametrize("portfolio", [False, True])
+def test_a_lost_scattered_bundle_is_scattered_again(data, client, small_chunks, portfolio):
+    """The cluster once forgot the scattered Bundle while a worker was alive (its tasks
+    came back cancelled, "already forgotten"): the run scatters again and reruns them."""
+    plan = prepare(data, "sma_cross", dict(GRID), constraint=None, fill="next_open",
+                   direction="long", init_cash=10_000.0, periods_per_year=None,
+                   threads=None, portfolio=portfolio)
+    local = [KeepAll(plan.grid.names), SharpeMoments(plan.n_rows)]
+    InProcess().run(plan, plan.chunks(), local)
+    lost = []
+
+    def forget(done):  # after the first rows arrive: the cluster loses both keys
+        if not lost:
+            lost.extend(_scattered(client))
+            client.cancel(lost, reason="lost for the test")
+
+    remote = [KeepAll(plan.grid.names), SharpeMoments(plan.n_rows)]
+    executor = Dask(client)
+    n = executor.run(plan, plan.chunks(), remote, on_progress=forget)
+    assert len(lost) == 2 and executor.rescatters == 1
+    assert n == plan.grid.n_total
+    got, want = remote[0].finish(), local[0].finish()
+    np.testing.assert_array_equal(got.ids, want.ids)  # every combo once
+    np.testing.assert_array_equal(got.metrics, want.metrics)
+    assert remote[1].finish() == local[1].finish()
+
+
+def test_a_cluster_with_no_worker_left_says_what_is_kept(data, small_chunks, tmp_path,
+                                                         monkeypatch):
+    monkeypatch.setattr(executors, "NO_WORKERS_TIMEOUT_S", 2.0)
+    plan = _plan(data)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    parts = ParquetParts(folder, plan.row_symbols, plan.strategy.name, plan.fixed)
+    sinks = [KeepAll(plan.grid.names), parts]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as own:
+        gone = []
+
+        def scale_down(done):  # after the first rows arrive: every worker closes
+            if not gone:
+                gone.append(done)
+                cluster.scale(0)
+
+        executor = Dask(own, chunks_per_task=1)
+        with pytest.raises(ClusterLost, match=r"the Dask cluster has had no worker for 2 s: "
+                                              r"[\d,]+ combos had finished; the finished "
+                                              r"chunks' parts are kept in .*parts "
+                                              r"\(resume=True runs only the rest\)"):
+            executor.run(plan, plan.chunks(), sinks, on_progress=scale_down)
+    assert gone and 0 < executor.done < plan.grid.n_total
+    kept = pq.read_table(folder)
+    assert kept.num_rows == executor.done * plan.n_rows
+    with pytest.raises(ClusterLost, match="nothing is kept"):
+        with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as empty, \
+                distributed.Client(empty) as none:
+            Dask(none).run(plan, plan.chunks(), [KeepAll(plan.grid.names)])

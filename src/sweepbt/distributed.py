@@ -21,7 +21,9 @@ part twice, harmlessly.
 
 Dask is optional (``pip install "sweepbt[distributed]"``): it is imported only when
 ``scheduler=`` is used. A task lost with its worker is run again by Dask elsewhere; a
-result is merged once, when its task completes. See docs/distributed.md.
+task cancelled because the cluster lost the scattered Bundle runs again after it is
+scattered again (:class:`Scattered`); a result is merged once, when its task completes.
+See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def dask_distributed():
     return distributed
 
 
+#: times one run scatters its Bundle and job again after the cluster lost them
+RESCATTERS = 3
+
 #: tries at connecting a new Client: dask.distributed's handshake asserts that the
 #: scheduler's first reply is one message, and a busy scheduler can batch a second into it
 #: (an AssertionError from Client.__init__; seen once in CI), so that one failure is retried
@@ -84,6 +89,47 @@ def connect(scheduler):
         return scheduler, False
     raise TypeError(f"scheduler must be a dask.distributed.Client or a scheduler address "
                     f"such as 'tcp://host:8786', got {scheduler!r}")
+
+
+class ClusterLost(RuntimeError):
+    """The Dask cluster of a run has had no worker for too long; the message says what
+    finished and what is kept."""
+
+
+class Scattered:
+    """Values scattered to every worker (``refs``: their futures). The cluster can lose
+    them (seen once in about 30 worker kills: the tasks reading them come back cancelled,
+    "already forgotten"); :meth:`renew` scatters them again under new keys.
+    ``generation`` counts the scatters after the first; ``timeout`` (seconds) bounds a
+    scatter's wait for a worker, after which ClusterLost says ``lost()``."""
+
+    def __init__(self, client, values, timeout, lost):
+        self.client, self.values, self.timeout, self.lost = client, values, timeout, lost
+        self.generation = 0
+        self.refs = self._scatter()
+
+    def _scatter(self):
+        try:
+            return self.client.scatter(self.values, broadcast=True, hash=False,
+                                       timeout=self.timeout)
+        except TimeoutError:  # no worker to send them to
+            raise ClusterLost(self.lost()) from None
+
+    def renew(self, generation):
+        """Scatter again, unless done since scatter ``generation``; RuntimeError after
+        RESCATTERS times."""
+        if generation != self.generation:
+            return
+        if self.generation >= RESCATTERS:
+            raise RuntimeError(f"the Dask cluster lost the scattered Bundle and job "
+                               f"{RESCATTERS + 1} times in one run; is a worker failing "
+                               "again and again?")
+        self.release()
+        self.refs = self._scatter()
+        self.generation += 1
+
+    def release(self):
+        self.client.cancel(self.refs)
 
 
 @dataclass(frozen=True)

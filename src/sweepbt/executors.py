@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import itertools
 import pickle
+import time
 import uuid
+from concurrent.futures import CancelledError
 
 from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._progress import ProgressBar, Stretch
 from sweepbt._threading import kernel_threads
-from sweepbt.distributed import (compact, connect, dask_distributed, detach, job,
-                                 remove_probes, run_task)
+from sweepbt.distributed import (ClusterLost, Scattered, compact, connect, dask_distributed,
+                                 detach, job, remove_probes, run_task)
 from sweepbt.plan import no_combination
 
 #: Dask tasks in flight per worker thread: enough to keep workers busy, few enough that
 #: results do not pile up on the workers (memory stays flat)
 IN_FLIGHT_PER_THREAD = 2
+#: while waiting for a task: seconds between looks at the finished tasks, and between
+#: asking the scheduler whether the cluster still has a worker
+POLL_S = 0.02
+WORKER_CHECK_S = 1.0
+#: a Dask run gives up (ClusterLost) after this many seconds without a worker
+NO_WORKERS_TIMEOUT_S = 60.0
 #: local chunks per Dask task (each still its own part and Sharpe moments, so the result
 #: equals a local run's): enough work per task to keep Dask's per-task overhead small
 CHUNKS_PER_TASK = 1
@@ -65,7 +73,8 @@ class Dask(_Executor):
     """Run chunks as tasks on the Dask cluster of ``scheduler`` (a Client or an address),
     ``chunks_per_task`` chunks a task; ``done`` counts the combos whose results have
     arrived, ``n_tasks``, ``bytes_sent`` and ``bytes_back`` what went over the wire per
-    task (its pickled arguments; its pickled result)."""
+    task (its pickled arguments; its pickled result), ``rescatters`` how often the Bundle
+    and the job were sent again after the cluster lost them."""
 
     def __init__(self, scheduler, chunks_per_task=None):
         super().__init__()
@@ -74,10 +83,15 @@ class Dask(_Executor):
         self.chunks_per_task = CHUNKS_PER_TASK if chunks_per_task is None else \
             chunks_per_task
         self.n_tasks = self.bytes_sent = self.bytes_back = 0
+        self.rescatters = 0
 
     def run(self, plan, chunks, sinks, on_progress=None):
         """Feed the results of every chunk to every sink, as tasks complete; returns the
-        number of combos run. An interrupt (Ctrl-C) cancels the tasks still queued."""
+        number of combos run. An interrupt (Ctrl-C) cancels the tasks still queued. A task
+        cancelled because the cluster lost the scattered Bundle or job (a worker gone)
+        runs again after they are scattered again (at most RESCATTERS times a run);
+        :class:`~sweepbt.distributed.ClusterLost` when the cluster has had no worker for
+        NO_WORKERS_TIMEOUT_S seconds."""
         client, owned = connect(self.scheduler)
         try:
             return self._run(client, plan, chunks, sinks, on_progress)
@@ -94,37 +108,74 @@ class Dask(_Executor):
             remove_probes(work)
 
     def _submit(self, client, work, bundle, chunks, sinks, on_progress):
-        refs = client.scatter([bundle, work], broadcast=True, hash=False)
+        shared = Scattered(client, [bundle, work], NO_WORKERS_TIMEOUT_S,
+                           lambda: self._lost(sinks))
         threads = sum(client.nthreads().values()) or 1
         chunks = iter(chunks)
         queue = dask_distributed().as_completed()
-        pending = set()
+        pending = {}  # future -> (its chunks, the scatter it reads)
 
-        def submit():
+        def submit(group):
+            refs = shared.refs
+            future = client.submit(run_task, *refs, group, pure=False)
+            self.n_tasks += 1
+            self.bytes_sent += len(pickle.dumps((run_task, *(r.key for r in refs), group)))
+            pending[future] = (group, shared.generation)
+            queue.add(future)
+
+        def submit_next():
             group = [compact(ids) for ids in itertools.islice(chunks, self.chunks_per_task)]
             if group:
-                future = client.submit(run_task, *refs, group, pure=False)
-                self.n_tasks += 1
-                self.bytes_sent += len(pickle.dumps((run_task, *(r.key for r in refs),
-                                                     group)))
-                pending.add(future)
-                queue.add(future)
+                submit(group)
 
         try:
             for _ in range(IN_FLIGHT_PER_THREAD * threads):
-                submit()
-            for future in queue:
-                payload = future.result()
-                pending.discard(future)
-                future.release()
-                submit()
-                self._merge(payload, sinks, on_progress)
+                submit_next()
+            while pending:
+                for future in self._next_done(client, queue, sinks):
+                    group, generation = pending.pop(future)
+                    try:
+                        payload = future.result()
+                    except CancelledError:  # the cluster lost its scattered inputs
+                        shared.renew(generation)
+                        self.rescatters = shared.generation
+                        submit(group)
+                        continue
+                    future.release()
+                    submit_next()
+                    self._merge(payload, sinks, on_progress)
         except BaseException:
             client.cancel(list(pending))
             raise
         finally:
-            client.cancel(refs)
+            shared.release()
         return self.done
+
+    def _next_done(self, client, queue, sinks):
+        """The futures done (finished, failed or cancelled), waiting for the first;
+        ClusterLost once the cluster has had no worker for NO_WORKERS_TIMEOUT_S."""
+        checked = alone = time.monotonic()
+        while True:
+            done = queue.next_batch(block=False)
+            if done:
+                return done
+            now = time.monotonic()
+            if now - checked >= WORKER_CHECK_S:
+                checked = now
+                if client.nthreads():
+                    alone = now
+                elif now - alone >= NO_WORKERS_TIMEOUT_S:
+                    raise ClusterLost(self._lost(sinks))
+            time.sleep(POLL_S)
+
+    def _lost(self, sinks):
+        """What a run that lost its cluster says: what finished, and what is kept."""
+        folders = [d for d in (getattr(s, "directory", None) for s in sinks) if d]
+        kept = (f"the finished chunks' parts are kept in {folders[0]} (resume=True runs "
+                "only the rest)" if folders else
+                "nothing is kept (out= keeps finished chunks, to resume)")
+        return (f"the Dask cluster has had no worker for {NO_WORKERS_TIMEOUT_S:g} s: "
+                f"{self.done:,} combos had finished; {kept}")
 
     def _merge(self, payload, sinks, on_progress):
         """Fold one task's pickled TaskResult into ``sinks``."""
