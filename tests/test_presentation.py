@@ -159,8 +159,9 @@ def test_overfitting_statistics_and_rank_tables_draw_in_notebooks(data, monkeypa
     display.show_tables_in_notebooks()
     res = sb.sweep(data, "sma_cross", fast=[5, 10, 20], slow=[40, 80])
     dsr = res.deflated_sharpe()
-    page = formatter.format(dsr)[0]["text/html"]
+    page, text = (formatter.format(dsr)[0][kind] for kind in ("text/html", "text/plain"))
     assert page.startswith("<div><b>DeflatedSharpe</b>") and f">{dsr.dsr:.4f}</td>" in page
+    assert text.splitlines()[1].split() == ["deflated", "Sharpe", "(DSR)", f"{dsr.dsr:.4f}"]
     pbo = res.pbo(k=6, n_splits=4)
     shown = formatter.format(pbo)[0]
     assert f">{pbo.pbo:.3f}</td>" in shown["text/html"]

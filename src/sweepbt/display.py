@@ -70,7 +70,7 @@ def show_tables_in_notebooks():
     """In IPython and Jupyter, draw sweepbt's result tables (pyarrow Tables marked by
     :func:`mark_table`) as HTML tables rather than pyarrow's column-wise text (other
     tables are left as they were), and a :class:`DeflatedSharpe` or :class:`PBOResult` as
-    a small table (text in a terminal). Does nothing, and imports nothing, elsewhere."""
+    a small table (aligned text in an IPython terminal). Does nothing, and imports nothing, elsewhere."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
@@ -79,8 +79,9 @@ def show_tables_in_notebooks():
         formatters["text/html"].for_type(DeflatedSharpe, overfitting_html)
         formatters["text/html"].for_type(PBOResult, overfitting_html)
     if "text/plain" in formatters:
-        formatters["text/plain"].for_type(
-            PBOResult, lambda value, printer, cycle: printer.text(overfitting_text(value)))
+        for kind in (DeflatedSharpe, PBOResult):
+            formatters["text/plain"].for_type(
+                kind, lambda value, printer, cycle: printer.text(overfitting_text(value)))
 
 
 def table_text(table, columns=None, max_rows=TABLE_ROWS, width=None):
@@ -139,14 +140,18 @@ def _overfitting_rows(value):
     return [("probability of backtest overfitting (PBO)", f"{value.pbo:.3f}"),
             ("probability of an out-of-sample loss", f"{value.prob_oos_loss:.3f}"),
             ("median logit", f"{float(np.median(value.logits)):.3f}"),
-            ("splits", f"{value.logits.size:,} (of {value.n_splits} blocks)"),
+            ("blocks of bars", f"{value.n_splits}"),
+            ("splits (half the blocks in sample)", f"{value.logits.size:,}"),
             ("combos compared", f"{value.n_strategies:,}"), ("bars", f"{value.n_rows:,}")]
 
 
 def overfitting_text(value):
     """A DeflatedSharpe or a PBOResult as aligned text, one line per number."""
-    return f"{type(value).__name__}:\n" + render_table(
-        ["", "value"], [list(r) for r in _overfitting_rows(value)], left={""}, rule=False)
+    rows = _overfitting_rows(value)
+    name_width = max(len(name) for name, _ in rows)
+    value_width = max(len(text) for _, text in rows)
+    return "\n".join([f"{type(value).__name__}:"] + [
+        f"  {name:<{name_width}}  {text:>{value_width}}" for name, text in rows])
 
 
 def overfitting_html(value):
