@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sweepbt as sb
-from sweepbt import engine
+from sweepbt import engine, outdir
 from sweepbt import plan as plan_module
 from sweepbt.sinks import SharpeMoments
 from test_resume import StopAfter, assert_same_rows
@@ -184,6 +184,25 @@ def test_a_damaged_manifest_is_refused_naming_it(data, tmp_path, one_combo_chunk
     manifest.write_text(damage(manifest.read_text()))
     with pytest.raises(ValueError, match=rf"out='{path}': {message}"):
         _sweep(data, path, resume=True)
+
+
+def test_an_interrupt_right_after_a_part_appears_keeps_it_recorded(
+        data, tmp_path, in_memory, monkeypatch):
+    """SIGTERM is not held between chunks as Ctrl-C is: it may land anywhere, e.g. just
+    after a part is renamed into place, before any bookkeeping of the sink's caller."""
+    path = tmp_path / "res"
+    record = outdir.OutDir.record
+
+    def stop(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outdir.OutDir, "record", stop)
+    with pytest.raises(KeyboardInterrupt, match="1 finished chunks are kept"):
+        _sweep(data, path)
+    monkeypatch.setattr(outdir.OutDir, "record", record)
+    (part,) = _parts(path / "_partial")
+    assert list(_manifest(path)["parts"]) == [part]
+    assert_same_sweep(_sweep(data, path, resume=True), in_memory)
 
 
 def test_an_interrupted_new_folder_loses_only_sweepbts_files(data, tmp_path, monkeypatch,

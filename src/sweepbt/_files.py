@@ -86,16 +86,15 @@ def write_if_changed(path, data):
     write_atomic(path, write)
 
 
-def write_part(table, path):
-    """``table`` as the Parquet file ``path`` (atomically, page checksums on); returns its
-    record, ``{"rows": table rows, "sha256": the file's SHA-256}``, for the out= folder's
-    manifest."""
-    record = {"rows": table.num_rows}
+def write_part(table, path, records):
+    """``table`` as the Parquet file ``path`` (atomically, page checksums on), its record
+    ``{"rows": table rows, "sha256": the file's SHA-256}`` put in ``records`` under the
+    file's name before the file appears (an interrupt never leaves a part unrecorded)."""
 
     def write(tmp):
         write_parquet(table, tmp)
         with open(tmp, "rb") as f:
-            record["sha256"] = hashlib.sha256(f.read()).hexdigest()
+            records[os.path.basename(path)] = {"rows": table.num_rows,
+                                               "sha256": hashlib.sha256(f.read()).hexdigest()}
 
     write_atomic(path, write)
-    return record

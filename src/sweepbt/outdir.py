@@ -324,17 +324,16 @@ class OutDir:
         names = sorted({**self.records(), **self.kept, **self.new})
         return [f for f in map(self._file, names) if f is not None]
 
-    def record(self, records):
-        """Note the ``records`` of the parts this call wrote (a part writer's
-        ``on_part``): the manifest records them every :data:`RECORD_SECONDS`, and when
-        the run stops or completes."""
-        self.new = records
+    def record(self):
+        """A part writer's ``on_part``: the manifest records the parts this call wrote
+        (:attr:`new`) every :data:`RECORD_SECONDS`, and when the run stops or completes."""
         if time.monotonic() - self.recorded_at >= RECORD_SECONDS:
             self.write_records()
 
     def write_records(self):
-        """Record every part kept or written so far in the manifest."""
-        self.manifest["parts"] = {**self.kept, **self.new}
+        """Record every part kept or written so far (that exists) in the manifest."""
+        parts = {**self.kept, **self.new}
+        self.manifest["parts"] = {n: r for n, r in parts.items() if self._file(n)}
         self.write_manifest()
         self.recorded_at = time.monotonic()
 
@@ -405,8 +404,10 @@ class OutDir:
     def writer(self, plan):
         """The sink writing this sweep's new parts (into ``_partial/``)."""
         os.makedirs(self.partial, exist_ok=True)
-        return ParquetParts(self.partial, plan.row_symbols, plan.strategy.name, plan.fixed,
+        sink = ParquetParts(self.partial, plan.row_symbols, plan.strategy.name, plan.fixed,
                             on_part=self.record)
+        self.new = sink.records  # filled before each part appears: stop() records them
+        return sink
 
     def finish(self):
         """Complete the folder: every part recorded in the manifest, the parts moved into

@@ -129,7 +129,7 @@ class ParquetParts:
     A part is named by its chunk's first grid id (``part-<id>.parquet``, so the dataset
     reads back in grid order) and written atomically; ``records`` holds each part's record
     (rows, SHA-256: ``_files.write_part``), merged back from the sinks ``spawn()`` made,
-    and ``on_part(records)`` (not sent to workers) is called after each part arrives.
+    and ``on_part()`` (not sent to workers) is called after each part arrives.
     Sinks made by ``part_writer()`` (``spawn()``) write into the same directory, e.g. on a
     Dask worker that sees it; ``finish()`` gives the directory. :mod:`sweepbt.outdir`
     keeps the parts in a ``_partial/`` folder until the sweep completes.
@@ -149,8 +149,8 @@ class ParquetParts:
     def add(self, chunk):
         table = sweep_table(self.symbols, self.strategy, self.fixed, chunk.ids, chunk.params,
                             chunk.metrics)
-        name = part_name(int(chunk.ids[0]))
-        self.records[name] = write_part(table, os.path.join(self.directory, name))
+        write_part(table, os.path.join(self.directory, part_name(int(chunk.ids[0]))),
+                   self.records)
         self._recorded()
 
     def merge(self, other):
@@ -159,7 +159,7 @@ class ParquetParts:
 
     def _recorded(self):
         if self.on_part is not None:
-            self.on_part(self.records)
+            self.on_part()
 
     def finish(self):
         return self.directory

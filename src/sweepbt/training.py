@@ -167,16 +167,16 @@ class BestPerWindow:
     def add(self, chunk):
         candidates = [self._best_in(w, result) for w, result in enumerate(chunk.per_window)]
         if self.directory is not None:
-            name = part_name(int(chunk.ids[0]))
-            self.records[name] = write_part(candidates_table(candidates, chunk.ids.size),
-                                            os.path.join(self.directory, name))
+            write_part(candidates_table(candidates, chunk.ids.size),
+                       os.path.join(self.directory, part_name(int(chunk.ids[0]))),
+                       self.records)
             self._recorded()
         for w, candidate in enumerate(candidates):
             self._offer(w, candidate)
 
     def _recorded(self):
         if self.on_part is not None:
-            self.on_part(self.records)
+            self.on_part()
 
     def _best_in(self, w, result):
         """The best combo of one chunk's ``result`` (a ChunkResult) in window ``w``."""
@@ -369,7 +369,7 @@ class WalkForwardDir(OutDir):
         judges it again; the manifest records its parts (:meth:`record`)."""
         os.makedirs(self.partial, exist_ok=True)
         self.judge.directory = os.path.abspath(self.partial)
-        self.judge.on_part = self.record
+        self.judge.on_part, self.new = self.record, self.judge.records
 
     def finish(self):
         """The folder (the training parts stay; :meth:`save` completes it)."""
