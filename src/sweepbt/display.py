@@ -1,8 +1,9 @@
-"""Short text and HTML summaries of results, for ``repr`` and Jupyter's ``_repr_html_``.
+"""Summaries of results: the one-line ``repr``, ``str`` (text tables), Jupyter's
+``_repr_html_``, and ``sb.show(table)``, any result table as aligned text.
 
 Duck-typed over the result objects (this module imports none of them): a backtest has
 ``stats``, ``trades``, ``equity`` and ``bundle``; a sweep has ``best`` and ``n_combos``; a
-walk-forward has ``windows``. Every summary is a few lines or one compact table, never the
+walk-forward has ``windows``. Every summary is a few lines or compact tables, never the
 arrays inside.
 """
 
@@ -70,7 +71,8 @@ def show_tables_in_notebooks():
     """In IPython and Jupyter, draw sweepbt's result tables (pyarrow Tables marked by
     :func:`mark_table`) as HTML tables rather than pyarrow's column-wise text (other
     tables are left as they were), and a :class:`DeflatedSharpe` or :class:`PBOResult` as
-    a small table (aligned text in an IPython terminal). Does nothing, and imports nothing, elsewhere."""
+    a small table (aligned text in an IPython terminal). Does nothing, and imports
+    nothing, elsewhere."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})

@@ -363,8 +363,9 @@ class SweepResult:
              where=None) -> pa.Table:
         """The top ``k`` combos by ``metric`` aggregated over assets; NaN ranks last.
 
-        Higher is better except for ``max_drawdown``, ``volatility`` and ``turnover``. Ties keep combo
-        order. Returns ``rank, combo``, the parameters, then every aggregated metric.
+        Higher is better except for ``max_drawdown``, ``volatility`` and ``turnover``.
+        Ties keep combo order. Returns ``rank, combo``, the parameters, then every
+        aggregated metric.
         Filters, applied before ranking to the aggregated values: ``min_trades`` keeps
         combos with ``n_trades >= min_trades``; ``where`` is an expression over metric and
         parameter names, e.g. ``"max_drawdown < 0.2 and win_rate > 0.5"`` (the syntax of
