@@ -287,26 +287,45 @@ def _immutable(path, on):
         return False
 
 
-def test_a_complete_walk_forward_reads_back_from_read_only_storage(
-        data, tmp_path, small_wf_chunks):
-    path = tmp_path / "wf"
-    made = sb.walk_forward(data, "sma_cross", out=path, **WINDOWS, **GRID)
+def _read_only(path, call):
+    """``call()`` with the folder ``path`` read-only: permission bits (which bind a user
+    other than root) and, where chattr works, the immutable flag (which binds root too;
+    the tests may run as root). Asserts that nothing under ``path`` changed; returns the
+    result."""
     before = _tree(path)
-    for root, dirs, files in os.walk(path):  # read-only for a user other than root
+    for root, dirs, files in os.walk(path):
         for name in files:
             os.chmod(os.path.join(root, name), 0o444)
         os.chmod(root, 0o555)
-    immutable = _immutable(path, True)  # and for root too, where chattr works
+    immutable = _immutable(path, True)
     try:
         if not immutable and os.geteuid() == 0:
             pytest.skip("running as root without chattr: nothing here is read-only")
-        res = sb.walk_forward(data, "sma_cross", out=path, resume=True, **WINDOWS, **GRID)
+        result = call()
     finally:
         _immutable(path, False)
         for root, dirs, files in os.walk(path):
             os.chmod(root, 0o755)
-    assert_same_walk_forward(res, made)
     assert _tree(path) == before  # nothing was written, renamed or removed
+    return result
+
+
+def test_a_complete_walk_forward_reads_back_from_read_only_storage(
+        data, tmp_path, small_wf_chunks):
+    path = tmp_path / "wf"
+    made = sb.walk_forward(data, "sma_cross", out=path, **WINDOWS, **GRID)
+    res = _read_only(path, lambda: sb.walk_forward(data, "sma_cross", out=path, resume=True,
+                                                   **WINDOWS, **GRID))
+    assert_same_walk_forward(res, made)
+
+
+def test_a_complete_sweep_reads_back_from_read_only_storage(data, tmp_path, in_memory):
+    path = tmp_path / "res"
+    _sweep(data, path)
+    res = _read_only(path, lambda: _sweep(data, path, resume=True, top=5))
+    assert_same_rows(res.best(k=5), in_memory.best(k=5))
+    assert res.sharpe_moments == in_memory.sharpe_moments
+    assert_same_rows(pq.read_table(path), in_memory.table)
 
 
 def test_a_damaged_result_table_of_a_complete_walk_forward_is_written_again(
