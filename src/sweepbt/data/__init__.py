@@ -17,8 +17,9 @@ and its timestamp) and the column.
 Modules, each importing only those above it: ``errors`` (DataError, naming and finding bad
 rows), ``columns`` (columns by role, as arrays, value checks), ``vendors`` (vendor layouts
 such as yfinance's, made long), ``times`` (time stamps, zones, bars per year), ``factors``
-(factor columns: extra numbers per asset and bar, NaN allowed), ``bundle``
-(the Bundle class), ``readers`` (files, pandas, Polars and Arrow sources), ``loading``
+(factor columns: extra numbers per asset and bar, NaN allowed), ``wide`` (a wide table of
+one close column per ticker, made long), ``bundle`` (the Bundle class and its check of
+arrays written after it was built), ``readers`` (files, pandas, Polars and Arrow sources), ``loading``
 (:func:`load`, :func:`demo`). Also here: ``demo.parquet``, the demo data set, and
 ``make_demo``, which writes it.
 """

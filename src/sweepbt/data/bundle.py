@@ -301,11 +301,16 @@ def _check_contents(b: Bundle) -> None:
                           (np.less_equal, c, h), (np.greater_equal, v, 0.0),
                           (np.less, v, np.inf)):
         ok &= compare(x, y, out=cond)
+    bad_factors = [np.isinf(x) for x in b.factors.values()]
+    for a in np.flatnonzero((b.start > 0) | (b.end < b.n_bars)):  # outside a span: unread
+        s, e = b.start[a], b.end[a]
+        ok[a, :s] = ok[a, e:] = True
+        for bad in bad_factors:
+            bad[a, :s] = bad[a, e:] = False
+    if ok.all() and not any(m.any() for m in bad_factors):
+        return
     bars = np.arange(b.n_bars)
     in_span = (bars >= b.start[:, None]) & (bars < b.end[:, None])
-    ok |= ~in_span
-    if ok.all() and not any((np.isinf(x) & in_span).any() for x in b.factors.values()):
-        return
     loc = _ChangedLocator(b.symbols, b.timestamps.view(np.int64), b.n_bars)
     check_values({f: getattr(b, f) for f in VALUE_COLS}, {f: f for f in VALUE_COLS}, loc,
                  valid=in_span)
