@@ -201,6 +201,8 @@ def test_walk_forward_table_says_what_it_left_out(data):
     assert "left out" not in full
     narrow = sb.walkforward.format_walk_forward(wf, width=100).splitlines()
     assert "IS sharpe" not in narrow[1]
+    assert sb.walkforward._fmt(-0.00001, pct=True) == "0.0%"  # its cells: no -0.0%
+    assert sb.walkforward._fmt(-0.001) == "0.00" and sb.walkforward._fmt(-0.5) == "-0.50"
     assert narrow[2 + wf.n_windows] == (
         "(IS sharpe left out to fit 100 characters; every column: wf.windows, or --out FILE)")
 

@@ -26,6 +26,7 @@ from sweepbt.training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkFor
 from sweepbt.results import param_arrays
 from sweepbt.windows import window_spans
 from sweepbt.series import equity_metrics, returns_from_equity
+from sweepbt._format import unsigned_zero
 from sweepbt._table import fit_columns, render_table
 from sweepbt._threading import kernel_threads
 from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
@@ -372,7 +373,7 @@ def _stats_table(bundle, symbols, equity, oos, test_set, settings):
 def _fmt(x, pct=False):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "nan"
-    return f"{x:.1%}" if pct else f"{x:.2f}"
+    return unsigned_zero(f"{x:.1%}" if pct else f"{x:.2f}")
 
 
 def _fmt_param(v):
