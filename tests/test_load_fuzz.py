@@ -1,4 +1,4 @@
-"""Fuzzing load(): damaged files and malformed tables.
+"""Fuzzing load(): damaged files, malformed and wide tables; Bundle.check of written arrays.
 
 Invariant: ``load`` returns a valid Bundle or raises a ``ValueError``, ``TypeError`` or
 ``OSError`` (subclasses included) with a message; never another exception, never a crash.
@@ -258,3 +258,63 @@ def test_malformed_tables_with_load_options(columns, options, epoch, adj_close):
     source = columns if len(lengths) > 1 else pa.table(columns)
     got = load_or_clear_error(source, **options)
     assert isinstance(got, (Bundle, DataError)), repr(got)
+
+
+BAD_VALUES = (np.nan, np.inf, -np.inf, 0.0, -5.0, 1e300, 1e-300)
+
+
+@st.composite
+def written_bundles(draw):
+    """A valid Bundle (asset BBB listed from bar 3, with a factor), then one cell of one
+    of its arrays overwritten with a bad or ordinary value."""
+    cols = valid_columns()
+    keep = [k for k, s in enumerate(cols["symbol"]) if not (s == "BBB" and k % N_BARS < 3)]
+    table = pa.table({c: pa.array([v[k] for k in keep]) for c, v in cols.items()})
+    table = table.append_column("pe", pa.array(np.linspace(1.0, 2.0, table.num_rows)))
+    bundle = load(table, factors=["pe"])
+    name = draw(st.sampled_from(["open", "high", "low", "close", "volume", "pe"]))
+    x = bundle.factors["pe"] if name == "pe" else getattr(bundle, name)
+    a, i = draw(st.integers(0, 1)), draw(st.integers(0, N_BARS - 1))
+    x[a, i] = draw(st.sampled_from(BAD_VALUES + (float(x[a, 3]),)))
+    return bundle
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)
+@given(written_bundles())
+def test_check_of_written_arrays_agrees_with_loading_them_again(bundle):
+    """``Bundle.check`` refuses a written Bundle exactly when loading its rows (inside the
+    spans, what ``to_table`` writes) refuses them, with the same problem, symbol and row."""
+    again = load_or_clear_error(bundle.to_table(), factors=["pe"])
+    try:
+        bundle.check()
+    except DataError as exc:
+        assert isinstance(again, DataError), str(exc)
+        problem = str(exc).split(":")[0]
+        assert str(again).startswith(problem), (str(exc), str(again))
+        assert str(exc).split(", row")[0].split(": ", 1)[1] in str(again)
+    else:
+        assert isinstance(again, Bundle), str(again)
+
+
+@st.composite
+def wide_tables(draw):
+    """A wide table of two tickers' closes with some cells null, NaN, bad or missing."""
+    n = draw(st.integers(1, 8))
+    values = st.one_of(st.none(), st.sampled_from(BAD_VALUES), st.floats(0.5, 200.0))
+    days = np.busday_offset(np.datetime64("2021-01-04", "D"), np.arange(n), roll="forward")
+    ts = list(days.astype("datetime64[ns]"))
+    if draw(st.booleans()) and n > 1:
+        ts[draw(st.integers(1, n - 1))] = ts[0]  # a repeated time stamp
+    return pa.table({"date": pa.array(ts),
+                     **{t: pa.array(draw(st.lists(values, min_size=n, max_size=n)),
+                                    pa.float64()) for t in ("AAA", "BBB")}})
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(wide_tables(), st.sampled_from([None, "wide"]), st.sampled_from(["error", "ffill"]))
+def test_wide_tables_load_or_raise_a_data_error(table, layout, gaps):
+    got = load_or_clear_error(table, layout=layout, gaps=gaps)
+    assert isinstance(got, (Bundle, DataError)), repr(got)
+    if isinstance(got, Bundle):
+        got.check()
+        assert set(got.symbols) <= {"AAA", "BBB"}
