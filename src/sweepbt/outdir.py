@@ -425,14 +425,14 @@ class OutDir:
         return self.path
 
     def stop(self):
-        """After an interrupted or failed run: record the parts written (or, when this
-        call made the folder and wrote none, remove sweepbt's files from it, and the
-        folder if that empties it)."""
-        if self.new:
-            self.write_records()
-        elif self.created and not self.parts():
+        """After an interrupted or failed run: when this call made the folder and no part
+        of it exists, remove sweepbt's files from it (and the folder if that empties it);
+        else record the parts written."""
+        if self.created and not self.parts():
             remove_own(self.partial)
             remove_own(self.path)
+        elif self.new:
+            self.write_records()
 
     def refuse_strays(self, then):
         """A ValueError naming the files in a sweep's folder that Parquet readers would
