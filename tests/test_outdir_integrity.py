@@ -5,6 +5,7 @@ refused naming it, a file that Parquet readers would read but that is not a part
 refused naming it, an interrupted new folder loses only sweepbt's own files, and a complete
 folder is read back without a write."""
 
+import hashlib
 import json
 import os
 import re
@@ -413,3 +414,22 @@ def test_any_single_damage_to_a_walk_forward_folder_reruns_to_the_same_result_or
         assert_same_walk_forward(res, walk)
         np.testing.assert_array_equal(pq.read_table(target / "windows.parquet")["combo"],
                                       walk.windows["combo"])
+
+
+def test_parts_written_by_dask_workers_are_recorded_by_the_client(data, tmp_path, in_memory,
+                                                                  capsys):
+    distributed = pytest.importorskip("distributed")
+    path = tmp_path / "res"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        res = _sweep(data, path, scheduler=client)
+    parts = _manifest(path)["parts"]
+    assert sorted(parts) == _parts(path) and len(parts) == 18
+    for name, record in parts.items():
+        assert record["sha256"] == hashlib.sha256((path / name).read_bytes()).hexdigest()
+    assert_same_sweep(res, in_memory)
+    _flip(path / _parts(path)[5], 100)
+    capsys.readouterr()
+    assert_same_sweep(_sweep(data, path, resume=True), in_memory)
+    assert f"{_parts(path)[5]} is damaged" in capsys.readouterr().err
