@@ -201,9 +201,10 @@ def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
     :mod:`sweepbt.outdir`), into that folder; returns (combos run, the folder's
     ``finish()``: a sweep folder's path, a walk-forward's folder itself; None without).
     The folder's finished chunks (each checked against the manifest's record) are replayed
-    and skipped. An interrupted or failed run keeps them and records them, to resume. ``progress``: draw a progress bar, or a Stretch of one to draw
-    on; ``n_backtests`` (the whole run's) and ``per_combo`` (backtests per combo) count
-    it. ``what`` names the run in the interrupt message."""
+    and skipped. An interrupted or failed run keeps and records them, to resume.
+    ``progress``: draw a progress bar, or a Stretch of one to draw on; ``n_backtests``
+    (the whole run's) and ``per_combo`` (backtests per combo) count it. ``what`` names the
+    run in the interrupt message."""
     sinks = [s for s in sinks if s is not None]
     bar = progress if isinstance(progress, Stretch) else (
         ProgressBar(n_backtests) if progress else None)
