@@ -422,7 +422,7 @@ def test_parts_written_by_dask_workers_are_recorded_by_the_client(data, tmp_path
     distributed = pytest.importorskip("distributed")
     path = tmp_path / "res"
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         res = _sweep(data, path, scheduler=client)
     parts = _manifest(path)["parts"]
