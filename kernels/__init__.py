@@ -58,6 +58,7 @@ from sweepbt.kernels.indicators import (
 )
 from sweepbt.kernels.signals import codes_to_events, cross_events, donchian_events, level_events
 from sweepbt.kernels.simulate import (
+    NOISE,
     backtest_record,
     equity_paths,
     portfolio_equity_paths,
@@ -73,7 +74,7 @@ from sweepbt.kernels.simulate import (
 )
 
 __all__ = [
-    "EXIT_REASONS", "METRIC_NAMES", "N_METRICS", "N_RANK", "N_RULES", "RANK_COLUMNS",
+    "EXIT_REASONS", "METRIC_NAMES", "N_METRICS", "NOISE", "N_RANK", "N_RULES", "RANK_COLUMNS",
     "RULE_COLUMNS", "TRADE_DTYPE", "WEIGHTINGS", "Bars", "Combos", "Direction", "Events",
     "ExitReason", "FillMode", "Holdings", "Market", "Metric", "Outputs", "RankCombos",
     "RankRule", "Rule", "Scores", "Scratch", "Signals", "SimSettings", "SizeType",

@@ -273,7 +273,7 @@ class RankCombos(NamedTuple):
 class Holdings(NamedTuple):
     """A recorded rank backtest's rebalances, in order: row ``m`` rebalanced at the close of
     ``bar[m]`` (-1: a row not used) to target ``weights[m]`` (signed fractions of equity,
-    ``(n_rebalances, n_assets)``) and traded ``turnover[m]`` (NaN: it did not trade)."""
+    ``(n_rebalances, n_assets)``) and traded ``turnover[m]`` (0: it traded nothing)."""
 
     bar: np.ndarray
     weights: np.ndarray

@@ -50,6 +50,9 @@ if enums.fingerprint() != ENUMS_FINGERPRINT:
         "invalidates numba's cache of the kernels compiled with the old values)")
 
 RETURN_BLOCK = 64  # returns are reduced two-pass in blocks of this many bars, then merged
+#: a spread (std of returns, downside deviation, std of trade pnl) at most NOISE x |mean|
+#: is rounding noise, not dispersion: the ratio over it is NaN, as for a spread of 0
+NOISE = 1e-12
 
 
 class Moments(NamedTuple):
@@ -517,9 +520,9 @@ def _exit(p, bar, quote, reason, at_open, rule):
     fees = rule.fees
     fixed_fees = rule.fixed_fees
     slippage = rule.slippage
-    if p.direction > 0:
+    if p.direction > 0:  # a sale: its costs take at most its notional
         price = quote * (1.0 - slippage)
-        cash_change = p.units * price * (1.0 - fees) - fixed_fees
+        cash_change = max(p.units * price * (1.0 - fees) - fixed_fees, 0.0)
         pnl = cash_change - p.entry_cost
     else:
         price = quote * (1.0 + slippage)
@@ -545,7 +548,7 @@ def _entry(open_dir, i, quote, atr_at_signal, cash, rule):
     price = quote * (1.0 + slippage) if open_dir > 0 else quote * (1.0 - slippage)
     units = budget / (price * (1.0 + fees))
     entry_cost = units * price * (1.0 + fees) + fixed_fees
-    entry_net = units * price * (1.0 - fees) - fixed_fees
+    entry_net = max(units * price * (1.0 - fees) - fixed_fees, 0.0)  # a sale's proceeds
     stop, take = _levels(open_dir, price, atr_at_signal, rule)
     max_bars = int(rule.max_bars)
     p = Position(direction=open_dir, units=units, entry_bar=i, entry_price=price,
@@ -733,15 +736,16 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
 @njit(cache=True, inline="always")
 def _trade_stats(m, tally, n_trades):
     """Write best_trade, worst_trade, expectancy and sqn from the tally (NaN without trades;
-    sqn also with fewer than two or no spread of pnl)."""
+    sqn also with fewer than two trades or a pnl spread of at most NOISE x |mean pnl|)."""
     nan = np.nan
     has_trades = n_trades > 0.0
     m[Metric.best_trade] = tally[Tally.best_return] if has_trades else nan
     m[Metric.worst_trade] = tally[Tally.worst_return] if has_trades else nan
     m[Metric.expectancy] = tally[Tally.pnl_mean] if has_trades else nan
     spread = math.sqrt(tally[Tally.pnl_m2] / (n_trades - 1.0)) if n_trades > 1.0 else 0.0
-    m[Metric.sqn] = (math.sqrt(n_trades) * tally[Tally.pnl_mean] / spread if spread > 0.0
-                     else nan)
+    mean_pnl = tally[Tally.pnl_mean]
+    m[Metric.sqn] = (math.sqrt(n_trades) * mean_pnl / spread
+                     if spread > NOISE * abs(mean_pnl) else nan)
 
 
 @njit(cache=True, _nrt=False)
@@ -772,9 +776,10 @@ def _finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
     m[Metric.cagr] = cagr
     std = math.sqrt(m2_ret / (n_ret - 1)) if n_ret > 1 else nan
     m[Metric.volatility] = std * sqrt_ppy
-    m[Metric.sharpe] = mean_ret / std * sqrt_ppy if std > 0.0 else nan
-    m[Metric.sortino] = (mean_ret / math.sqrt(downside_sq / n_ret) * sqrt_ppy
-                         if downside_sq > 0.0 else nan)
+    m[Metric.sharpe] = mean_ret / std * sqrt_ppy if std > NOISE * abs(mean_ret) else nan
+    downside = math.sqrt(downside_sq / n_ret)
+    m[Metric.sortino] = (mean_ret / downside * sqrt_ppy
+                         if downside > NOISE * abs(mean_ret) else nan)
     m[Metric.max_drawdown] = max_dd
     m[Metric.calmar] = cagr / max_dd if max_dd > 0.0 else nan
     n_trades = tally[Tally.trades]
@@ -1625,7 +1630,7 @@ def _rank_booked(book, out, record, a, i, quote, reason):
 def _rank_fill(book, out, record, a, i, units, quote, rr, reason):
     """Fill ``units`` of asset ``a`` at ``quote`` on bar ``i`` (> 0 buy, < 0 sell):
     slippage against the trader, ``fees`` and ``fixed_fees`` on every fill, ``tax`` on
-    sells. One side of one position per call (a flip is two calls). Returns the cash
+    sells, a sale's costs at most its notional. One side of one position per call (a flip is two calls). Returns the cash
     change; books the trade (``reason``) when the position becomes flat."""
     st = book.state
     side = st[Hold.side, a]
@@ -1639,7 +1644,7 @@ def _rank_fill(book, out, record, a, i, units, quote, rr, reason):
     else:
         u = -units
         price = quote * (1.0 - rr.slippage)
-        flow = u * price * (1.0 - rr.fees - rr.tax) - rr.fixed_fees
+        flow = max(u * price * (1.0 - rr.fees - rr.tax) - rr.fixed_fees, 0.0)
         direction = -1.0
     if side == 0.0:  # the opening fill
         side = direction
@@ -1878,7 +1883,8 @@ def _quote(market, a, i, at_open):
 @njit(cache=True, inline="always")
 def _rank_buys(market, book, out, record, i, at_open, cash, equity, rr):
     """The buys of a rebalance (asset order), each cut to the cash left: ``(cash, notional
-    traded)``. A buy of a short position covers it first, then opens the long."""
+    traded)``. A buy of a short position covers it first, then opens the long; a fill that
+    leaves a position open with a notional of at most ``fixed_fees`` is skipped."""
     st = book.state
     traded = 0.0
     for a in range(st.shape[1]):
@@ -1895,6 +1901,9 @@ def _rank_buys(market, book, out, record, i, at_open, cash, equity, rr):
             if affordable * q <= DUST * equity:
                 break
             units = min(leg, affordable)
+            now = st[Hold.side, a] * st[Hold.units, a]
+            if units * q <= rr.fixed_fees and not (now < 0.0 and units >= -now):
+                break  # it leaves a position open and does not cover its fixed fee
             cash += _rank_fill(book, out, record, a, i, units, q, rr, ExitReason.signal)
             traded += units * q
     return cash, traded
@@ -1904,9 +1913,10 @@ def _rank_buys(market, book, out, record, i, at_open, cash, equity, rr):
 def _rebalance(market, book, out, record, i, at_open, cash, blocked, rr):
     """Trade every asset to its target ``weight * E / quote`` units at bar ``i``'s open
     or close (E: the equity at those quotes): every sell, then every buy, in asset order;
-    a trade of notional at most DUST * E is skipped; with ``blocked`` an asset a risk rule
-    closed on this bar is not bought back. Returns ``(cash, turnover)``, turnover NaN
-    when E <= 0 (nothing trades)."""
+    a trade of notional at most DUST * E, or one that leaves a position open with a
+    notional of at most ``fixed_fees``, is skipped; with ``blocked`` an asset a risk rule
+    closed on this bar is not bought back. Returns ``(cash, turnover)``, turnover 0 when
+    E <= 0 (nothing trades)."""
     st = book.state
     n_assets = st.shape[1]
     equity = cash
@@ -1914,7 +1924,7 @@ def _rebalance(market, book, out, record, i, at_open, cash, blocked, rr):
         if st[Hold.side, a] != 0.0:
             equity += st[Hold.side, a] * st[Hold.units, a] * _quote(market, a, i, at_open)
     if equity <= 0.0:
-        return cash, np.nan
+        return cash, 0.0
     for a in range(n_assets):
         w = st[Hold.weight, a]
         held = st[Hold.side, a] * st[Hold.units, a]
@@ -1923,7 +1933,8 @@ def _rebalance(market, book, out, record, i, at_open, cash, blocked, rr):
             q = _quote(market, a, i, at_open)
             target = 0.0 if w == 0.0 or (blocked and book.ruled[a] == i) else w * equity / q
             d = target - held
-            if abs(d) * q <= DUST * equity:
+            notional = abs(d) * q
+            if notional <= DUST * equity or (target != 0.0 and notional <= rr.fixed_fees):
                 d = 0.0
         st[Hold.delta, a] = d
     traded = 0.0
@@ -1938,7 +1949,7 @@ def _rebalance(market, book, out, record, i, at_open, cash, blocked, rr):
             cash += _rank_fill(book, out, record, a, i, -sold, q, rr, ExitReason.signal)
             traded += sold * q
             d += sold
-        if d < 0.0 and -d * q > DUST * equity:
+        if d < 0.0 and -d * q > max(DUST * equity, rr.fixed_fees):
             cash += _rank_fill(book, out, record, a, i, d, q, rr, ExitReason.signal)
             traded -= d * q
     cash, bought = _rank_buys(market, book, out, record, i, at_open, cash, equity, rr)
@@ -2002,7 +2013,7 @@ def _reset_rank_book(book):
 
 
 class Turnover(NamedTuple):
-    """The rebalances that traded so far and the sum of their turnovers."""
+    """The rebalances that took place so far and the sum of their turnovers."""
 
     n: int
     total: float
@@ -2016,9 +2027,7 @@ def _trade_to_targets(market, book, out, record, holdings, row, i, at_open, cash
     cash, turnover = _rebalance(market, book, out, record, i, at_open, cash, not at_open, rr)
     if record and holdings.bar.shape[0] > 0:
         holdings.turnover[row] = turnover
-    if turnover == turnover:
-        turn = Turnover(n=turn.n + 1, total=turn.total + turnover)
-    return cash, _held_list(book), turn
+    return cash, _held_list(book), Turnover(n=turn.n + 1, total=turn.total + turnover)
 
 
 @njit(cache=True, inline="always")
@@ -2047,7 +2056,7 @@ def simulate_rank(market, ranking, rules, rank, settings, book, out, record, hol
     mark to market, ruin. ``rules`` and ``rank`` are the combo's RULE_COLUMNS and
     RANK_COLUMNS rows; ``book`` the caller thread's scratch. Writes the metrics row to
     ``out.metrics``, ``turnover`` included (the mean traded fraction of equity over the
-    rebalances that traded; NaN when none did); with ``record`` also the per-bar series,
+    rebalances that took place, one that trades nothing counting 0; NaN when none did); with ``record`` also the per-bar series,
     the trades and, when ``holdings`` has rows, each rebalance. docs/semantics.md,
     Rank-and-rebalance strategies, is the specification.
     """
