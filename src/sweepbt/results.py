@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweepbt import display, frames, html_report, kernels, result_stats
+from sweepbt._compiling import notice
 from sweepbt._files import write_atomic, write_parquet
 from sweepbt.backtest_stats import drawdown, extra_columns
 from sweepbt.series import returns_from_equity
@@ -401,13 +402,15 @@ class SweepResult:
         :class:`PortfolioResult` for a portfolio sweep) with this sweep's data, strategy,
         options and :meth:`params`."""
         fixed, plan = self.fixed, self.plan
-        return record_backtest(prepare(
+        single = prepare(
             self.bundle, plan.strategy, self.params(combo), constraint=None,
             fill=fixed["fill"], direction=fixed["direction"], init_cash=fixed["init_cash"],
             periods_per_year=fixed["periods_per_year"],
             threads=plan.settings.threads if threads is None else threads,
             window=fixed.get("window"), portfolio=fixed.get("portfolio", False),
-            size_type=fixed.get("size_type", "equity")))
+            size_type=fixed.get("size_type", "equity"))
+        with notice(single, ("record",)):
+            return record_backtest(single)
 
     def __repr__(self):
         return display.sweep_repr(self)
@@ -448,7 +451,8 @@ class SweepResult:
                 self.combos[np.minimum(positions, self.combos.size - 1)] != combos)
             if bad.any():
                 raise ValueError(f"combo {int(combos[bad][0])} is not held by this result")
-        return self.plan.equity(self.combos[positions])
+        with notice(self.plan, ("equity",)):
+            return self.plan.equity(self.combos[positions])
 
     def returns(self, combos=None) -> np.ndarray:
         """Per-bar returns ``r_i = equity_i / equity_(i-1) - 1`` of :meth:`equity`.
