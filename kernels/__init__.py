@@ -7,33 +7,33 @@ also names every constant the shell and the kernels share.
 
 from sweepbt.kernels import codes
 from sweepbt.kernels.enums import (
-    EXIT_REASONS,
-    METRIC_NAMES,
-    N_METRICS,
-    N_RANK,
-    N_RULES,
-    RANK_COLUMNS,
-    RULE_COLUMNS,
-    TRADE_DTYPE,
-    WEIGHTINGS,
     Bars,
     Combos,
     Direction,
+    EXIT_REASONS,
     Events,
     ExitReason,
     FillMode,
     Holdings,
+    METRIC_NAMES,
     Market,
     Metric,
+    N_METRICS,
+    N_RANK,
+    N_RULES,
     Outputs,
+    RANK_COLUMNS,
+    RULE_COLUMNS,
     RankCombos,
     RankRule,
     Rule,
+    Scores,
     Scratch,
     Signals,
-    Scores,
     SimSettings,
     SizeType,
+    TRADE_DTYPE,
+    WEIGHTINGS,
     Weighting,
 )
 from sweepbt.kernels.indicators import (
@@ -56,24 +56,29 @@ from sweepbt.kernels.indicators import (
     wilder_atr_1d,
     wilder_rsi_1d,
 )
-from sweepbt.kernels.signals import codes_to_events, cross_events, donchian_events, level_events
-from sweepbt.kernels.simulate import (
+from sweepbt.kernels.signals import (
+    codes_to_events,
+    cross_events,
+    donchian_events,
+    level_events,
+)
+from sweepbt.kernels._core import NOISE
+from sweepbt.kernels.asset import (
     backtest_record,
     equity_paths,
+    simulate_asset,
+    sweep_metrics,
+)
+from sweepbt.kernels.portfolio import (
     portfolio_equity_paths,
     portfolio_metrics,
     portfolio_record,
-    rank_equity_paths,
-    rank_metrics,
-    rank_record,
-    simulate_asset,
     simulate_portfolio,
-    simulate_rank,
-    sweep_metrics,
 )
+from sweepbt.kernels.rank import rank_equity_paths, rank_metrics, rank_record, simulate_rank
 
 __all__ = [
-    "EXIT_REASONS", "METRIC_NAMES", "N_METRICS", "N_RANK", "N_RULES", "RANK_COLUMNS",
+    "EXIT_REASONS", "METRIC_NAMES", "N_METRICS", "NOISE", "N_RANK", "N_RULES", "RANK_COLUMNS",
     "RULE_COLUMNS", "TRADE_DTYPE", "WEIGHTINGS", "Bars", "Combos", "Direction", "Events",
     "ExitReason", "FillMode", "Holdings", "Market", "Metric", "Outputs", "RankCombos",
     "RankRule", "Rule", "Scores", "Scratch", "Signals", "SimSettings", "SizeType",

@@ -10,14 +10,11 @@ The argument types (``Market``, ``Events``, ``Combos``, ``SimSettings``, ``Outpu
 group the kernels' arrays and scalars by name, so no two arguments of a kernel can be
 swapped by position; ``TRADE_DTYPE`` is the record of one round trip.
 
-Everything here is compiled into :mod:`sweepbt.kernels.simulate`, whose numba disk cache
-watches only simulate.py. simulate.py therefore pins :func:`fingerprint` of this module
-(``ENUMS_FINGERPRINT``) and refuses to import when it differs: an edit here that changes a
-name, a value, a field or the record dtype must also update that line, which invalidates
-the cache. Docstrings and comments may change freely.
+Everything here is compiled into the simulation kernels; numba's cache of each kernel is
+stamped by its file and every kernel file it imports, this one included
+(sweepbt/_numba_cache.py), so any edit here recompiles them.
 """
 
-import hashlib
 from typing import NamedTuple
 
 import numpy as np
@@ -273,7 +270,7 @@ class RankCombos(NamedTuple):
 class Holdings(NamedTuple):
     """A recorded rank backtest's rebalances, in order: row ``m`` rebalanced at the close of
     ``bar[m]`` (-1: a row not used) to target ``weights[m]`` (signed fractions of equity,
-    ``(n_rebalances, n_assets)``) and traded ``turnover[m]`` (NaN: it did not trade)."""
+    ``(n_rebalances, n_assets)``) and traded ``turnover[m]`` (0: it traded nothing)."""
 
     bar: np.ndarray
     weights: np.ndarray
@@ -330,20 +327,3 @@ def _check_positions():
 
 
 _check_positions()
-
-
-def fingerprint():
-    """A digest of every name, value, field and record layout defined here (not of
-    docstrings or comments): what kernels/simulate.py pins as ENUMS_FINGERPRINT."""
-    parts = []
-    for name, value in sorted(globals().items()):
-        if isinstance(value, type) and issubclass(value, tuple) and hasattr(value, "_fields"):
-            parts.append((name, value._fields, tuple(value._field_defaults.items())))
-        elif isinstance(value, tuple) and hasattr(value, "_fields"):
-            parts.append((name, tuple(value)))
-        elif isinstance(value, np.dtype):
-            parts.append((name, tuple((n, value.fields[n][0].name, value.fields[n][1])
-                                      for n in value.names), value.itemsize))
-        elif isinstance(value, (int, float, str, tuple)) and not name.startswith("__"):
-            parts.append((name, value))
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]

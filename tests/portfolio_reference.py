@@ -20,7 +20,7 @@ the portfolio axis is ``P0 = min(start) .. P1 - 1``, ``P1 = max(end)``.
 
 import math
 
-from reference import FLAT, LONG, NAN, _decide, reference_metrics
+from reference import FLAT, LONG, NAN, _decide, reference_metrics, sale_proceeds
 
 #: an entry whose budget after fixed fees is at most this fraction of E is skipped: what
 #: is left of a cash balance spent to the cent by floating-point rounding is not money
@@ -171,12 +171,12 @@ class _Book:
         u, fees, ff = pos.units, self.fees, self.fixed_fees
         if pos.side == LONG:
             p = quote * (1.0 - self.slippage)
-            self.cash = self.cash + u * p * (1.0 - fees) - ff
-            pnl = u * p * (1.0 - fees) - ff - (u * pos.entry_price * (1.0 + fees) + ff)
+            self.cash = self.cash + sale_proceeds(u * p, fees, ff)
+            pnl = sale_proceeds(u * p, fees, ff) - (u * pos.entry_price * (1.0 + fees) + ff)
         else:
             p = quote * (1.0 + self.slippage)
             self.cash = self.cash - u * p * (1.0 + fees) - ff
-            pnl = u * pos.entry_price * (1.0 - fees) - ff - (u * p * (1.0 + fees) + ff)
+            pnl = sale_proceeds(u * pos.entry_price, fees, ff) - (u * p * (1.0 + fees) + ff)
         self._book(a, pos, bar, quote, p, pnl, reason)
 
     def mark(self, a, bar, quote, reason):
@@ -187,7 +187,7 @@ class _Book:
             pnl = u * quote - (u * pos.entry_price * (1.0 + fees) + ff)
             self.cash += u * quote
         else:
-            pnl = u * pos.entry_price * (1.0 - fees) - ff - u * quote
+            pnl = sale_proceeds(u * pos.entry_price, fees, ff) - u * quote
             self.cash -= u * quote
         self._book(a, pos, bar, quote, quote, pnl, reason)
 
@@ -199,7 +199,7 @@ class _Book:
         if side == LONG:
             self.cash = self.cash - budget  # u * p * (1 + fees) + ff, exactly the budget
         else:
-            self.cash = self.cash + u * p * (1.0 - fees) - ff
+            self.cash = self.cash + sale_proceeds(u * p, fees, ff)
         self.positions[a] = _Position(side, u, bar, quote, p, atr_at_entry, rules)
 
 

@@ -22,7 +22,7 @@ per bar, NaN = not eligible); the simulation walks the portfolio axis one bar at
 import math
 
 from portfolio_reference import DUST, _Position
-from reference import LONG, NAN, SHORT, reference_metrics
+from reference import LONG, NAN, SHORT, reference_metrics, sale_proceeds
 
 WEIGHTINGS = ("equal", "inverse_vol", "score")
 
@@ -203,7 +203,7 @@ class _Account:
             flow = -(delta * p * (1.0 + self.fees) + self.fixed_fees)
         else:
             p = quote * (1.0 - self.slippage)
-            flow = -delta * p * (1.0 - self.fees - self.tax) - self.fixed_fees
+            flow = sale_proceeds(-delta * p, self.fees, self.fixed_fees, self.tax)
         self.cash += flow
         side = LONG if delta > 0.0 else SHORT
         h = self.holdings.get(a)
@@ -255,16 +255,20 @@ class _Account:
 
 def _rebalance(acct, bar, quote_of, weights, blocked):
     """Trade every asset to ``weight * E / quote`` units: sells first, then buys (each in
-    asset order), buys cut to the cash left. Returns the traded fraction of E."""
+    asset order), buys cut to the cash left. A trade that leaves a position open and whose
+    notional is at most the fixed fee is skipped. Returns the traded fraction of E (0 when
+    E <= 0: nothing can trade)."""
     equity, _ = acct.valued(quote_of)
     if equity <= 0.0:
-        return NAN
+        return 0.0
     traded = []
     delta = {}
     for a in range(len(weights)):
         target = 0.0 if a in blocked else weights[a] * equity / quote_of(a) if weights[a] else 0.0
         d = target - acct.signed_units(a)
-        if d != 0.0 and abs(d) * quote_of(a) > DUST * equity:
+        notional = abs(d) * quote_of(a)
+        if d != 0.0 and notional > DUST * equity and (target == 0.0
+                                                      or notional > acct.fixed_fees):
             delta[a] = d
     for a in sorted(x for x in delta if delta[x] < 0.0):  # sells: reductions and closes
         held, d, q = acct.signed_units(a), delta[a], quote_of(a)
@@ -272,7 +276,7 @@ def _rebalance(acct, bar, quote_of, weights, blocked):
             acct.trade(a, bar, -min(held, -d), q)
             d += min(held, -d)
             traded.append(min(held, -delta[a]) * q)
-        if d < 0.0 and abs(d) * q > DUST * equity:
+        if d < 0.0 and abs(d) * q > max(DUST * equity, acct.fixed_fees):
             acct.trade(a, bar, d, q)  # open or add to a short
             traded.append(-d * q)
     for a in sorted(x for x in delta if delta[x] > 0.0):  # buys, cut to the cash left
@@ -286,6 +290,9 @@ def _rebalance(acct, bar, quote_of, weights, blocked):
             if affordable * q <= DUST * equity:
                 break
             units = min(leg, affordable)
+            closes_short = acct.signed_units(a) == -units
+            if units * q <= acct.fixed_fees and not closes_short:
+                break  # a trade left open that does not pay its fixed fee
             acct.trade(a, bar, units, q)
             traded.append(units * q)
     return math.fsum(traded) / equity
@@ -427,7 +434,7 @@ def reference_rank_portfolio(open, high, low, close, start, end, scores, rebalan
                                 init_cash=float(init_cash), periods_per_year=periods_per_year)
     metrics["exposure"] = math.fsum(exposure) / len(exposure)
     metrics["n_delist"] = sum(1 for t in acct.trades if t["exit_reason"] == "delist")
-    done = [r["turnover"] for r in rebalances if r["turnover"] == r["turnover"]]
+    done = [r["turnover"] for r in rebalances]  # every rebalance that took place
     metrics["turnover"] = math.fsum(done) / len(done) if done else NAN
     return {"equity": equity, "cash": cash, "units": units, "trades": acct.trades,
             "fills": acct.fills, "rebalances": rebalances, "metrics": metrics}

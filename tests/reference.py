@@ -36,6 +36,15 @@ LONG = 1
 SHORT = -1
 FLAT = 0
 
+#: semantics.md, Metrics: a spread of at most NOISE x |mean| counts as no spread
+NOISE = 1e-12
+
+
+def sale_proceeds(notional, fees, fixed_fees, tax=0.0):
+    """What a sale of ``notional`` (units x fill price) receives: its costs take at most
+    the notional (semantics.md, "a sale never costs cash")."""
+    return max(notional * (1.0 - fees - tax) - fixed_fees, 0.0)
+
 
 # --------------------------------------------------------------------------------------
 # Indicators and signals
@@ -523,7 +532,7 @@ def reference_backtest(
         if side == LONG:
             cash = cash - u * p * (1.0 + fees) - fixed_fees
         else:
-            cash = cash + u * p * (1.0 - fees) - fixed_fees
+            cash = cash + sale_proceeds(u * p, fees, fixed_fees)
         position = side
         units = u
         entry_bar = bar
@@ -572,14 +581,14 @@ def reference_backtest(
         nonlocal cash, position, units
         if position == LONG:
             p = quote * (1.0 - slippage)  # selling
-            cash = cash + units * p * (1.0 - fees) - fixed_fees
-            pnl = units * p * (1.0 - fees) - fixed_fees - (
+            cash = cash + sale_proceeds(units * p, fees, fixed_fees)
+            pnl = sale_proceeds(units * p, fees, fixed_fees) - (
                 units * entry_price * (1.0 + fees) + fixed_fees
             )
         else:
             p = quote * (1.0 + slippage)  # buying back
             cash = cash - units * p * (1.0 + fees) - fixed_fees
-            pnl = units * entry_price * (1.0 - fees) - fixed_fees - (
+            pnl = sale_proceeds(units * entry_price, fees, fixed_fees) - (
                 units * p * (1.0 + fees) + fixed_fees
             )
         committed = units * entry_price * (1.0 + fees) + fixed_fees
@@ -612,7 +621,7 @@ def reference_backtest(
         if position == LONG:
             pnl = units * q - (units * entry_price * (1.0 + fees) + fixed_fees)
         else:
-            pnl = units * entry_price * (1.0 - fees) - fixed_fees - units * q
+            pnl = sale_proceeds(units * entry_price, fees, fixed_fees) - units * q
         committed = units * entry_price * (1.0 + fees) + fixed_fees
         mfe, mae = excursions(q)
         trades.append(
@@ -864,13 +873,14 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
             else:
                 sd = _std_ddof1(r)
                 vol = sd * math.sqrt(ppy)
-                sharpe = NAN if sd == 0.0 else mean_r / sd * math.sqrt(ppy)
+                sharpe = NAN if sd <= NOISE * abs(mean_r) else mean_r / sd * math.sqrt(ppy)
             m["volatility"] = vol
             m["sharpe"] = sharpe
 
             if any(x < 0.0 for x in r):
                 downside = math.sqrt(_mean([min(x, 0.0) ** 2 for x in r]))
-                sortino = NAN if downside == 0.0 else mean_r / downside * math.sqrt(ppy)
+                sortino = (NAN if downside <= NOISE * abs(mean_r)
+                           else mean_r / downside * math.sqrt(ppy))
             else:
                 sortino = NAN
             m["sortino"] = sortino
@@ -908,7 +918,8 @@ def reference_metrics(equity, units, trades, *, init_cash=10_000.0, periods_per_
     m["worst_trade"] = min(rets) if rets else NAN
     m["expectancy"] = _mean(pnls) if pnls else NAN
     spread = _std_ddof1(pnls) if nt > 1 else 0.0
-    m["sqn"] = math.sqrt(nt) * _mean(pnls) / spread if spread > 0.0 else NAN
+    mean_pnl = _mean(pnls) if pnls else 0.0
+    m["sqn"] = math.sqrt(nt) * mean_pnl / spread if spread > NOISE * abs(mean_pnl) else NAN
 
     # fixed key order, same as the engine's metric names
     order = ["total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",

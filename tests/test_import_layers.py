@@ -92,26 +92,26 @@ def describe(graph, group):
 def test_every_kind_of_import_is_seen():
     tree = ast.parse(
         "import numpy as np\n"
-        "import sweepbt.kernels.simulate as sim\n"
+        "import sweepbt.kernels.rank as sim\n"
         "from sweepbt import kernels, STRATEGIES\n"
         "def f():\n"
         "    from sweepbt.results import metric_index\n"
         "from . import codes\n"
         "from .. import series\n")
-    known = {"sweepbt", "sweepbt.kernels", "sweepbt.kernels.simulate", "sweepbt.kernels.codes",
+    known = {"sweepbt", "sweepbt.kernels", "sweepbt.kernels.rank", "sweepbt.kernels.codes",
              "sweepbt.kernels.signals", "sweepbt.results", "sweepbt.series"}
     found = {(resolve(name, known), line)
              for name, line in imported_names(tree, "sweepbt.kernels.signals", False)}
-    assert found == {("", 1), ("sweepbt.kernels.simulate", 2), ("sweepbt.kernels", 3),
+    assert found == {("", 1), ("sweepbt.kernels.rank", 2), ("sweepbt.kernels", 3),
                      ("sweepbt", 3), ("sweepbt.results", 5), ("sweepbt.kernels.codes", 6),
                      ("sweepbt.series", 7)}
 
 
 def test_the_graph_covers_the_source():
     graph = import_graph()
-    assert {"sweepbt", "sweepbt.kernels", "sweepbt.kernels.simulate", "sweepbt.engine",
+    assert {"sweepbt", "sweepbt.kernels", "sweepbt.kernels.rank", "sweepbt.engine",
             "sweepbt.data"} <= set(graph)
-    assert "sweepbt.kernels.simulate" in graph["sweepbt.kernels"]
+    assert "sweepbt.kernels.rank" in graph["sweepbt.kernels"]
     assert all(b in graph for edges in graph.values() for b in edges)
 
 

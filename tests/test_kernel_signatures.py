@@ -38,7 +38,7 @@ def _dispatchers():
 def test_no_kernel_takes_more_than_twelve_parameters():
     found = _dispatchers()
     names = {name.rpartition(".")[2] for name, _ in found}
-    assert {"sweep_metrics", "simulate_asset", "_exit", "_level_scan", "sma_bank"} <= names
+    assert {"sweep_metrics", "simulate_asset", "exit_position", "_level_scan", "sma_bank"} <= names
     too_long = {name: len(inspect.signature(d.py_func).parameters) for name, d in found
                 if len(inspect.signature(d.py_func).parameters) > MAX_PARAMETERS}
     assert too_long == {}
@@ -83,20 +83,7 @@ def test_settings_are_typed_once():
     assert [type(v) for v in settings] == [int, int, float, float, int]
 
 
-def test_simulate_pins_the_enums(monkeypatch):
-    """numba's cache of simulate.py does not watch enums.py: simulate.py pins its
-    fingerprint, which changes with any value, field or record layout there."""
-    from sweepbt.kernels import enums, simulate
-
-    assert enums.fingerprint() == simulate.ENUMS_FINGERPRINT
-    monkeypatch.setattr(enums, "Metric", enums.MetricT(sharpe=4, sortino=3))
-    assert enums.fingerprint() != simulate.ENUMS_FINGERPRINT
-    monkeypatch.undo()
-    monkeypatch.setattr(enums, "TRADE_DTYPE", np.dtype(enums.TRADE_DTYPE.descr[::-1]))
-    assert enums.fingerprint() != simulate.ENUMS_FINGERPRINT
-
-
 def test_the_kernel_reads_every_rule_column():
-    from sweepbt.kernels.simulate import RuleRow
+    from sweepbt.kernels._position import RuleRow
 
     assert RuleRow._fields == kernels.RULE_COLUMNS

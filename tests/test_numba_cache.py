@@ -223,3 +223,109 @@ def test_cache_entry_recorded_under_another_module_name(tmp_path):
     assert run(stranger, "b") == (0, 1)  # saved under 'somebody_else'
     assert run(PLAIN, "b") == (0, 1)  # no module of that name: compiled again, re-saved
     assert run(PLAIN, "b") == (1, 0)
+
+
+# ----------------------------------------------------------------------------------------
+# cache entries stamped by every kernel file they compile from
+
+PKG_HELPER = """
+from numba import njit
+
+from pkgk._core import SCALE
+
+
+@njit(cache=True)
+def scaled(x):
+    return x * SCALE
+"""
+
+PKG_KERNEL = """
+from numba import njit
+
+from pkgk.helper import scaled
+
+
+@njit(cache=True)
+def kernel(x):
+    return scaled(x) + 1.0
+"""
+
+STAMPED_RUN = """
+import os, sys
+import sweepbt
+from sweepbt import _numba_cache
+_numba_cache.stamp_dependencies(os.path.realpath("pkgk"), "pkgk")
+from pkgk.kernel import kernel
+print(kernel(2.0), sum(kernel.stats.cache_hits.values()))
+"""
+
+
+def _write_package(root, scale):
+    (root / "pkgk").mkdir(exist_ok=True)
+    (root / "pkgk" / "__init__.py").write_text("")
+    (root / "pkgk" / "_core.py").write_text(f"SCALE = {scale}\n")
+    (root / "pkgk" / "helper.py").write_text(PKG_HELPER)
+    (root / "pkgk" / "kernel.py").write_text(PKG_KERNEL)
+    (root / "pkgk" / "other.py").write_text("UNRELATED = 1\n")
+
+
+def test_a_dependency_edit_changes_the_stamp_and_an_unrelated_one_does_not(tmp_path):
+    from sweepbt import _numba_cache
+
+    _write_package(tmp_path, 3.0)
+    pkg = tmp_path / "pkgk"
+    _numba_cache.stamp_dependencies(str(pkg), "pkgk")
+    kernel, helper, core = (str(pkg / f) for f in ("kernel.py", "helper.py", "_core.py"))
+    assert [Path(f).name for f in _numba_cache.dependency_files(
+        kernel, os.path.realpath(pkg), "pkgk")] == ["_core.py", "helper.py", "kernel.py"]
+    before = {f: _numba_cache.dependency_stamp(f) for f in (kernel, helper, core)}
+    (pkg / "other.py").write_text("UNRELATED = 2\n")  # imported by nobody
+    assert {f: _numba_cache.dependency_stamp(f) for f in before} == before
+    (pkg / "_core.py").write_text("SCALE = 4.0\n")  # imported by helper, so by kernel
+    after = {f: _numba_cache.dependency_stamp(f) for f in before}
+    assert all(after[f] != before[f] for f in before)
+    (pkg / "kernel.py").write_text(PKG_KERNEL + "\n# a comment\n")  # imported by nobody
+    assert _numba_cache.dependency_stamp(helper) == after[helper]
+    assert _numba_cache.dependency_stamp(kernel) != after[kernel]
+    assert _numba_cache.dependency_stamp(str(tmp_path / "elsewhere.py")) is None
+
+
+def test_a_stale_entry_is_never_loaded(tmp_path):
+    """numba alone stamps kernel.py's entry by kernel.py: after an edit of _core.py, which
+    kernel.py reaches through helper.py, it would load the old machine code (7.0)."""
+    env = _clean_env(NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run():
+        out = _run([], STAMPED_RUN, env, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:]
+        value, hits = out.stdout.split()
+        return float(value), int(hits)
+
+    _write_package(tmp_path, 3.0)
+    assert run() == (7.0, 0)  # compiled and saved
+    assert run() == (7.0, 1)  # loaded from the cache
+    (tmp_path / "pkgk" / "other.py").write_text("UNRELATED = 2\n")
+    assert run() == (7.0, 1)  # an unrelated file: still loaded
+    (tmp_path / "pkgk" / "_core.py").write_text("SCALE = 4.0\n")
+    assert run() == (9.0, 0)  # a dependency changed: compiled again, never the old code
+
+
+def test_the_kernels_are_stamped_by_their_imports():
+    """The layout of docs/architecture.md: each engine compiles from its own file, the
+    position helpers, the core and the enums; editing rank.py recompiles only rank."""
+    import sweepbt.kernels
+    from sweepbt import _numba_cache
+
+    directory = os.path.realpath(Path(sweepbt.kernels.__file__).parent)
+
+    def deps(name):
+        return [Path(f).name for f in _numba_cache.dependency_files(
+            os.path.join(directory, name), directory, "sweepbt.kernels")]
+
+    shared = ["_core.py", "_position.py", "codes.py", "enums.py"]
+    assert deps("asset.py") == sorted(shared + ["asset.py"])
+    assert deps("portfolio.py") == sorted(shared + ["portfolio.py"])
+    assert deps("rank.py") == sorted(shared + ["rank.py"])
+    assert deps("_core.py") == ["_core.py", "enums.py"]
+    assert _numba_cache.dependency_stamp(os.path.join(directory, "rank.py"))[0] == \
+        "sweepbt-dependencies"

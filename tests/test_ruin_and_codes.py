@@ -223,25 +223,27 @@ def test_flat_account_ruined_by_fixed_fees():
     # init_cash 10, fixed_fees 6, fill="close", all prices 100.
     # bar 1 entry: budget = 10 - 6 = 4, units = 4/100 = 0.04, cash = 10 - 0.04*100 - 6 = 0,
     #   equity = 0 + 0.04*100 = 4 (> 0, not ruined)
-    # bar 2 exit: cash = 0 + 0.04*100 - 6 = -2, flat: equity -2 -> ruined, nothing to close
-    # bar 3: the BUY does nothing (ruined); equity stays -2
+    # bar 2 exit: the sale is worth 4, less than its fixed fee: it receives
+    #   max(4 - 6, 0) = 0 (a sale never costs cash), flat: equity 0 -> ruined, nothing
+    #   to close
+    # bar 3: the BUY does nothing (ruined); equity stays 0
     res = run([100] * 5, [0, 1, -1, 1, 0], fill="close", fixed_fees=6.0, init_cash=10.0)
-    assert res["equity"] == [10.0, 4.0, -2.0, -2.0, -2.0]
-    assert res["cash"] == [10.0, 0.0, -2.0, -2.0, -2.0]
+    assert res["equity"] == [10.0, 4.0, 0.0, 0.0, 0.0]
+    assert res["cash"] == [10.0, 0.0, 0.0, 0.0, 0.0]
     assert res["units"] == [0.0, 0.04, 0.0, 0.0, 0.0]
     (t,) = res["trades"]  # no ruin trade
-    # pnl = 0.04*100 - 6 - (0.04*100 + 6) = -12, return = -12 / (4 + 6) = -1.2
+    # pnl = 0 - (0.04*100 + 6) = -10, return = -10 / (4 + 6) = -1
     assert_trade(t, 10.0, direction="long", entry_bar=1, exit_bar=2, exit_reason="signal",
-                 pnl=-12.0, **{"return": -1.2})
+                 pnl=-10.0, **{"return": -1.0})
     m = res["metrics"]
     assert_metrics(m, dict(
         ruined=1.0,
-        total_return=-1.2,          # -2 / 10 - 1
+        total_return=-1.0,          # 0 / 10 - 1
         cagr=-1.0,
-        max_drawdown=1.2,           # 1 - (-2) / 10
+        max_drawdown=1.0,           # 1 - 0 / 10
         exposure=1 / 5,             # long at bar 1's close only
         n_trades=1, n_signal=1,
-        avg_trade=-1.2, avg_bars_held=1.0, win_rate=0.0,
+        avg_trade=-1.0, avg_bars_held=1.0, win_rate=0.0,
     ))
     for k in RETURN_METRICS:
         assert math.isnan(m[k]), k

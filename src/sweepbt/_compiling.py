@@ -10,8 +10,9 @@ event; :class:`watch` listens to them while a run executes:
   so that throughput is the warm figure;
 * ``compiled``: the functions compiled (``module.qualname``, numba's own helpers too);
 * ``announce``: called once, with :func:`estimate`'s seconds, when the first compilation
-  starts (the CLI and ``progress=True`` print :func:`message` then). Only the outermost
-  watch with an ``announce`` announces: a CLI command around ``sb.sweep`` prints one line.
+  starts (every public call and the CLI print :func:`message` on stderr then, so a first
+  run never sits silent). Only the outermost watch with an ``announce`` announces: a CLI
+  command around ``sb.sweep`` prints one line.
 
 Watches nest (a CLI command around ``sb.sweep`` around a plan): each sees every compilation
 made while it is open.
@@ -36,6 +37,8 @@ COLD_SECONDS = {
 }
 #: the indicator and signal kernels of a strategy, together, about
 SMALL_SECONDS = 5
+#: CPU seconds of :func:`_calibration_loop` on the machine of COLD_SECONDS
+CALIBRATION_SECONDS = 0.023
 
 #: the kernel each kind of run launches, for (rank, portfolio, per asset) plans
 _KERNELS = {
@@ -62,6 +65,11 @@ def kernels_of(plan, uses=("metrics",)):
     return kernels_for(plan.strategy.is_rank, plan.portfolio, uses)
 
 
+def notice(plan, uses=("metrics",)):
+    """A :class:`watch` of ``plan``'s kernels that says on stderr when they compile."""
+    return watch(kernels_of(plan, uses), say)
+
+
 def ready(name):
     """Whether kernel ``name`` runs without compiling: compiled in this process, or an
     entry in numba's disk cache (its index file holds one)."""
@@ -75,9 +83,27 @@ def ready(name):
 
 
 def estimate(names):
-    """About how many seconds compiling takes for a run that uses the kernels ``names``."""
+    """About how many seconds compiling takes here and now for a run that uses the kernels
+    ``names``: the reference machine's seconds times :func:`machine_factor`."""
     cold = [COLD_SECONDS.get(n, SMALL_SECONDS) for n in set(names) if not ready(n)]
-    return sum(cold) + SMALL_SECONDS
+    return (sum(cold) + SMALL_SECONDS) * machine_factor()
+
+
+def _calibration_loop():
+    total = 0
+    for k in range(300_000):
+        total += k * k % 7
+    return total
+
+
+def machine_factor():
+    """How many times longer than on the reference machine (quiet) a compilation takes
+    here now: the wall time of a short pure-Python loop over its time there. numba's
+    compiler is mostly pure Python, and a busy machine stretches both alike (about 0.02
+    to 0.1 s, spent only when something compiles)."""
+    t0 = time.perf_counter()
+    _calibration_loop()
+    return max(0.5, (time.perf_counter() - t0) / CALIBRATION_SECONDS)
 
 
 def message(seconds):
@@ -86,7 +112,7 @@ def message(seconds):
 
 
 def say(seconds):
-    """Print :func:`message` on stderr (the CLI, and a sweep drawing its progress bar)."""
+    """Print :func:`message` on stderr (the CLI and every public call)."""
     sys.stderr.write(message(seconds) + "\n")
     sys.stderr.flush()
 

@@ -1,9 +1,19 @@
-"""numba's disk cache, made robust: read-only caches, no cache at all, renamed modules.
+"""numba's disk cache, made robust: stale helpers, read-only caches, no cache at all,
+renamed modules.
 
 Imported by :mod:`sweepbt` before anything imports :mod:`sweepbt.kernels`, whose kernels
-stay plain ``@njit(cache=True)``. Importing it runs :func:`install`, which adds three things
+stay plain ``@njit(cache=True)``. Importing it runs :func:`install`, which adds four things
 to numba's caching machinery (``numba.core.caching``); each acts only where numba would
 otherwise fail:
+
+* **A kernel's entry is stamped by every kernel file it compiles from.** numba stamps a
+  function's cache entry by the one file that defines it, so an edit of a helper in
+  another file would leave stale machine code behind. In a directory registered with
+  :func:`stamp_dependencies` (sweepbt registers ``kernels/``), a file's stamp is a
+  SHA-256 over its own text and that of every file of the directory it imports,
+  transitively (``from <package>.x import ...``, ``from <package> import x``): editing
+  ``kernels/rank.py`` recompiles the rank kernels only, editing ``kernels/_core.py``
+  recompiles every kernel that imports it.
 
 * **A read-only cache is used.** numba's cache locators (``NUMBA_CACHE_DIR``, the
   ``__pycache__`` beside the source file, ``~/.cache/numba``) each need a *writable*
@@ -34,7 +44,10 @@ and so these locators too.
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
+import importlib.util
 import os
 import sys
 import threading
@@ -52,6 +65,83 @@ _warned = False
 
 class NumbaCacheWarning(UserWarning):
     """numba cannot cache compiled code on disk: it is compiled in each process."""
+
+
+# ----------------------------------------------------------------------------------------
+# cache entries stamped by the files a kernel compiles from
+
+#: directory -> the package name its files import each other by
+_stamped = {}
+
+
+def stamp_dependencies(directory, package):
+    """Stamp the numba cache entries of the functions defined in ``directory`` (the
+    package ``package``) by their file and every file of it they import, transitively."""
+    _stamped[os.path.realpath(directory)] = package
+
+
+def _imported_files(path, directory, package):
+    """The files of ``directory`` that ``path`` imports directly."""
+    with open(path, "rb") as f:
+        tree = ast.parse(f.read(), path)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == package:  # from <package> import x
+                names.update(a.name for a in node.names)
+            elif node.module.startswith(package + "."):
+                names.add(node.module[len(package) + 1:].split(".")[0])
+        elif isinstance(node, ast.Import):
+            names.update(a.name[len(package) + 1:].split(".")[0] for a in node.names
+                         if a.name.startswith(package + "."))
+    found = (os.path.join(directory, name + ".py") for name in names)
+    return {f for f in found if os.path.isfile(f)}
+
+
+def dependency_files(path, directory, package):
+    """``path`` and every file of ``directory`` it imports, transitively, sorted."""
+    seen, todo = set(), [os.path.realpath(path)]
+    while todo:
+        file = todo.pop()
+        if file not in seen:
+            seen.add(file)
+            todo.extend(_imported_files(file, directory, package) - seen)
+    return sorted(seen)
+
+
+@functools.lru_cache(maxsize=256)
+def _dependency_digest(path, directory, package, stats):
+    """SHA-256 over the names and texts of :func:`dependency_files` (``stats``, the
+    directory's file stats, keys the memo: an edit while running is seen)."""
+    digest = hashlib.sha256()
+    for file in dependency_files(path, directory, package):
+        with open(file, "rb") as f:
+            digest.update(os.path.basename(file).encode() + b"\0" + f.read() + b"\0")
+    return digest.digest()
+
+
+def dependency_stamp(path):
+    """The stamp of a file in a :func:`stamp_dependencies` directory (None elsewhere)."""
+    directory = os.path.dirname(os.path.realpath(path))
+    package = _stamped.get(directory)
+    if package is None:
+        return None
+    stats = tuple(sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size)
+                         for e in os.scandir(directory) if e.name.endswith(".py")))
+    return ("sweepbt-dependencies", _dependency_digest(os.path.realpath(path), directory,
+                                                       package, stats))
+
+
+def _patch_source_stamp(mixin):
+    """Every source-file locator stamps a registered directory's files by their
+    dependencies (numba's own stamp elsewhere)."""
+    own = mixin.get_source_stamp
+
+    def get_source_stamp(self):
+        stamp = None if getattr(sys, "frozen", False) else dependency_stamp(self._py_file)
+        return own(self) if stamp is None else stamp
+
+    mixin.get_source_stamp = get_source_stamp
 
 
 # ----------------------------------------------------------------------------------------
@@ -282,6 +372,7 @@ def install():
         classes = _impl_cls._locator_classes
         classes.insert(0, ReadOnlyCacheLocator)
         classes.append(NoDiskCacheLocator)
+        _patch_source_stamp(caching._SourceFileBackedLocatorMixin)
         _patch_cache(caching.Cache)
         _patch_environment()
         caching._sweepbt_installed = True
@@ -336,4 +427,11 @@ def _patch_environment():
     environment._rebuild_env = _rebuild_env
 
 
+def _kernels_directory():
+    """Where ``sweepbt.kernels`` lives (found, not imported: it must load after install)."""
+    spec = importlib.util.find_spec("sweepbt.kernels")
+    return spec.submodule_search_locations[0]
+
+
 install()
+stamp_dependencies(_kernels_directory(), "sweepbt.kernels")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sweepbt._compiling import kernels_of, say, watch
+from sweepbt._compiling import notice
 from sweepbt._interrupt import DeferredInterrupt
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
@@ -186,9 +186,9 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     list means "rule off". ``threads`` sets the kernel thread count for this call (numba's
     default otherwise); ``progress=True`` draws a progress bar with an ETA (on a terminal's
     stderr, or in Jupyter), ``False`` never; by default it is drawn when the sweep has more
-    than ``AUTO_PROGRESS_BAR_EVALUATIONS`` bar-evaluations (a few seconds of work). With a
-    progress bar, a first run that compiles kernels says so on stderr
-    ("compiling kernels (first run only, about N s)"). The result's ``compile_seconds``
+    than ``AUTO_PROGRESS_BAR_EVALUATIONS`` bar-evaluations (a few seconds of work). A
+    first run that compiles kernels says so on stderr ("compiling kernels (first run
+    only, about N s)"), progress bar or not. The result's ``compile_seconds``
     is that compile time, apart from ``elapsed`` (the run) and so from ``throughput``;
     :func:`sweepbt.warmup` compiles everything ahead of time.
 
@@ -310,7 +310,7 @@ def _sweep_plan(plan, size, run, memory_size=None):
     if progress is None:
         progress = size.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
     executor = InProcess() if run["scheduler"] is None else Dask(run["scheduler"])
-    with watch(kernels_of(plan), say if progress else None) as compiling:
+    with notice(plan) as compiling:
         ids = run["ids"] if "ids" in run else sampled_combos(plan.grid, sample, seed)
         folder = None if out is None else lambda: OutDir.open(out, plan, ids, resume)
         done, path = run_chunks(plan, ids, [moments, keep], executor, folder, progress,

@@ -283,15 +283,14 @@ def rebalances_table(result, next_open):
     """One row per rebalance of a recorded rank backtest that took place: ``rebalance``
     (the bar whose close set the targets), ``fill`` (the bar they traded at: the next one
     with ``next_open``), ``n_long``, ``n_short`` and ``turnover`` (traded notional /
-    equity; null when the equity was <= 0 and nothing traded)."""
+    equity; 0 when nothing traded, as when the equity was <= 0)."""
     bundle, holdings = _rebalance_rows(result, "rebalances")
     w = holdings.weights
     return pa.table({"rebalance": _stamps(bundle, holdings.bar),
                      "fill": _stamps(bundle, holdings.bar + int(next_open)),
                      "n_long": pa.array((w > 0.0).sum(axis=1)),
                      "n_short": pa.array((w < 0.0).sum(axis=1)),
-                     "turnover": pa.array(holdings.turnover,
-                                          mask=np.isnan(holdings.turnover))})
+                     "turnover": pa.array(holdings.turnover)})
 
 
 def holdings_table(result):

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweepbt import display, frames, html_report, kernels, result_stats
+from sweepbt._compiling import notice
 from sweepbt._files import write_parquet
 from sweepbt.display import table_metadata
 from sweepbt.backtest_stats import drawdown, extra_columns
@@ -158,8 +159,9 @@ class BacktestResult(_Recorded):
 
 def record_backtest(plan):
     """Run grid combo 0 of ``plan`` with everything recorded: a :class:`BacktestResult`,
-    or a :class:`PortfolioResult` for a portfolio plan."""
-    params_used, metrics, equity, cash, units, trades, rebalances = plan.record()
+    or a :class:`PortfolioResult` for a portfolio plan (saying so when it compiles)."""
+    with notice(plan, ("record",)):
+        params_used, metrics, equity, cash, units, trades, rebalances = plan.record()
     if plan.portfolio:
         return PortfolioResult(bundle=plan.bundle, strategy=plan.strategy.name,
                                params=params_used, metrics=metrics, equity=equity, cash=cash,
@@ -446,7 +448,8 @@ class SweepResult:
                 self.combos[np.minimum(positions, self.combos.size - 1)] != combos)
             if bad.any():
                 raise ValueError(f"combo {int(combos[bad][0])} is not held by this result")
-        return self.plan.equity(self.combos[positions])
+        with notice(self.plan, ("equity",)):
+            return self.plan.equity(self.combos[positions])
 
     def returns(self, combos=None) -> np.ndarray:
         """Per-bar returns ``r_i = equity_i / equity_(i-1) - 1`` of :meth:`equity`.

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from sweepbt.kernels import NOISE
+
 __all__ = ["EQUITY_METRIC_NAMES", "equity_metrics", "returns_from_equity"]
 
 #: what :func:`equity_metrics` returns, in the kernel's METRIC_NAMES order
@@ -81,9 +83,10 @@ def equity_metrics(equity, init_cash, periods_per_year):
     dev = r - mean
     std = math.sqrt(float(dev @ dev) / (n - 1)) if n > 1 else nan
     out["volatility"] = std * sqrt_ppy
-    out["sharpe"] = mean / std * sqrt_ppy if std > 0 else nan
-    down = float(np.mean(np.minimum(r, 0.0) ** 2))
-    out["sortino"] = mean / math.sqrt(down) * sqrt_ppy if down > 0 else nan
+    noise = NOISE * abs(mean)  # a spread this small is rounding, not dispersion
+    out["sharpe"] = mean / std * sqrt_ppy if std > noise else nan
+    down = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    out["sortino"] = mean / down * sqrt_ppy if down > noise else nan
     peak = np.maximum.accumulate(np.concatenate(([init_cash], e)))[1:]
     dd = float(np.max(1.0 - e / peak))
     out["max_drawdown"] = dd

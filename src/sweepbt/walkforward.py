@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from sweepbt import display, frames, html_report, kernels
+from sweepbt._compiling import notice
 from sweepbt.executors import Dask, InProcess, run_chunks
 from sweepbt.plan import check_resume, check_sample, no_combination, prepare, sampled_combos
 from sweepbt.training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkForwardDir,
@@ -193,14 +194,16 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
         fixed.update(sample=sample, seed=seed)
 
     training = TrainWindows(plan, [(lo, hi) for lo, hi, _, _ in spans])
-    best, n_combos, folder = _train(training, sampled, objective, scheduler, out, resume,
-                                    progress)
+    with notice(plan, ("metrics", "equity")):
+        best, n_combos, folder = _train(training, sampled, objective, scheduler, out, resume,
+                                        progress)
     try:
+        with notice(plan, ("equity",)):
+            tested = _test(plan, spans, best, objective)
         result = WalkForwardResult(
             bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
-            axes=grid.axes, n_combos=n_combos, spans=spans,
-            **_test(plan, spans, best, objective), elapsed=time.perf_counter() - t0,
-            objective=objective)
+            axes=grid.axes, n_combos=n_combos, spans=spans, **tested,
+            elapsed=time.perf_counter() - t0, objective=objective)
         if folder is not None:
             result.path = folder.save(dict(zip(RESULT_FILES, (
                 result.windows, result.stats, result.to_arrow()))))

@@ -34,9 +34,25 @@ BUILT_IN = {
 #: momentum_rank's lookback 252 bars)
 N_ASSETS, N_BARS = 10, 400
 _KERNELS = "sweepbt.kernels."
-#: the big kernels a warm-up compiles (the record kernels reuse the equity paths' loops)
-KERNELS = tuple(k for rank, portfolio in ((True, False), (False, True), (False, False))
-                for k in kernels_for(rank, portfolio, ("metrics", "equity")))
+#: the engine modes, each with its (rank, portfolio) flags: ``sb.warmup(mode=...)``
+MODES = {"asset": (False, False), "portfolio": (False, True), "rank": (True, False)}
+
+
+def modes_of(mode):
+    """``mode`` (None: every mode; a mode's name; a sequence of them) as a tuple of names
+    of :data:`MODES`, in their order; a clear error for an unknown one."""
+    names = tuple(MODES) if mode is None else (mode,) if isinstance(mode, str) else tuple(mode)
+    unknown = [m for m in names if m not in MODES]
+    if unknown or not names:
+        raise ValueError(f"mode must be one or more of {', '.join(MODES)} (or None: all), "
+                         f"got {mode!r}")
+    return tuple(m for m in MODES if m in names)
+
+
+def kernels_of_modes(modes):
+    """The big kernels a warm-up of ``modes`` compiles (the record kernels reuse the
+    equity paths' loops)."""
+    return tuple(k for m in modes for k in kernels_for(*MODES[m], ("metrics", "equity")))
 
 
 @dataclass(frozen=True)
@@ -69,22 +85,26 @@ def warmup_data():
                               factors={"value": rng.normal(size=close.shape)})
 
 
-def warmup(announce=None) -> Warmup:
+def warmup(announce=None, mode=None) -> Warmup:
     """Compile (or load from numba's cache) every kernel of every built-in strategy in
     every mode: per asset, ``portfolio=True`` and rank, each with a recorded backtest and
     an equity path. Returns a :class:`Warmup` (seconds, compile seconds, what compiled).
 
-    ``announce``, when given, is called with each run's label (``"sma_cross (portfolio)"``)
-    before it runs. A cold cache takes minutes (docs/performance.md); a warm one about a
-    second.
+    ``mode`` warms only what some modes need: ``"asset"``, ``"portfolio"``, ``"rank"`` or
+    a sequence of them (default None: all three). ``announce``, when given, is called with
+    each run's label (``"sma_cross (portfolio)"``) before it runs. A cold cache takes
+    minutes (docs/performance.md); a warm one about a second.
     """
+    modes = modes_of(mode)
     t0 = time.perf_counter()
     data = warmup_data()
     runs = []
-    with watch(KERNELS) as compiling:
+    with watch(kernels_of_modes(modes)) as compiling:
         for name, extra in BUILT_IN.items():
             rank = STRATEGIES[name].is_rank
             for portfolio in (False,) if rank else (False, True):
+                if (rank, portfolio) not in (MODES[m] for m in modes):
+                    continue
                 label = name + (" (portfolio)" if portfolio else "")
                 if announce is not None:
                     announce(label)

@@ -168,9 +168,13 @@ def build_parser():
     sub.add_parser("strategies", help="list the registered strategies and their parameters",
                    description="List the registered strategies, their parameters and the "
                                "risk/cost options every strategy takes.")
-    sub.add_parser("warmup", help="compile every kernel ahead of time (images, CI)",
-                   description="Compile (or load from numba's disk cache) every kernel of "
-                               "every built-in strategy, per asset, portfolio and rank, so "
-                               "later runs start at once. Set NUMBA_CACHE_DIR to choose "
-                               "where the compiled code is kept.")
+    warmup = sub.add_parser(
+        "warmup", help="compile every kernel ahead of time (images, CI)",
+        description="Compile (or load from numba's disk cache) every kernel of every "
+                    "built-in strategy, per asset, portfolio and rank (or only the modes "
+                    "--mode names), so later runs start at once. Set NUMBA_CACHE_DIR to "
+                    "choose where the compiled code is kept.")
+    warmup.add_argument("--mode", choices=("asset", "portfolio", "rank"), action="append",
+                        help="warm only this mode's kernels (repeat for several; default: "
+                             "all three)")
     return parser

@@ -6,21 +6,23 @@ import os
 
 import sweepbt as sb
 from sweepbt._compiling import say, watch
-from sweepbt.warming import KERNELS
+from sweepbt.warming import kernels_of_modes, modes_of
 
 
 def cmd_warmup(args, out):
+    modes = modes_of(args.mode)
     cache = os.environ.get("NUMBA_CACHE_DIR") or "numba's default (beside the package or " \
         "~/.cache/numba)"
-    print(f"warming up: every built-in strategy, per asset, portfolio and rank; numba "
-          f"cache: {cache}", file=out)
+    what = "per asset, portfolio and rank" if len(modes) == 3 else " and ".join(modes)
+    print(f"warming up: every built-in strategy, {what}; numba cache: {cache}", file=out)
     out.flush()
 
     def tell(label):
         print(f"  {label}", file=out)
         out.flush()
 
-    with watch(KERNELS, say):  # on a cold cache: "compiling kernels (... about N s)"
-        done = sb.warmup(tell)
+    # on a cold cache: "compiling kernels (first run only, about N s)"
+    with watch(kernels_of_modes(modes), say):
+        done = sb.warmup(tell, mode=modes)
     print(done, file=out)
     return 0
