@@ -221,3 +221,25 @@ def test_ctrl_c_in_another_process_then_resume_equals_an_uninterrupted_run(data,
     assert_same_rows(table, whole.table)
     assert np.array_equal(np.unique(table["combo"].to_numpy()), np.arange(240))
     assert res.sharpe_moments == whole.sharpe_moments
+
+
+def test_throughput_counts_only_the_backtests_computed_now(data, tmp_path, small_chunks,
+                                                           capsys):
+    """A resume reads finished chunks back: they are rows, not work done by this call, so
+    they count in n_backtests and never in bar_evaluations or throughput."""
+    from sweepbt.cli import main
+
+    out = tmp_path / "sweep"
+    first = sb.sweep(data, "sma_cross", out=out, **GRID)
+    assert first.bar_evaluations > 0
+    again = sb.sweep(data, "sma_cross", out=out, resume=True, **GRID)
+    assert again.n_backtests == first.n_backtests and again.bar_evaluations == 0
+    folder = tmp_path / "cli"
+    args = ["sweep", "--demo", "--param", "fast=3,5,8", "--param", "slow=10,20,30",
+            "--out-dir", str(folder)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    summary = next(x for x in capsys.readouterr().out.splitlines() if "backtests (" in x)
+    assert " 0 bar-evaluations in " in summary, summary
+    assert summary.endswith(": every row was read back from the folder"), summary

@@ -323,7 +323,7 @@ def _sweep_plan(plan, size, run, memory_size=None):
         param_columns=None if kept is None else kept.params,
         metrics=None if kept is None else kept.metrics,
         elapsed=time.perf_counter() - t0 - compiling.seconds,
-        bar_evaluations=done * plan.settings.bars_per_combo, path=path,
+        bar_evaluations=executor.done * plan.settings.bars_per_combo, path=path,
         compile_seconds=compiling.seconds, sharpe_moments=moments.finish(), plan=plan)
 
 

@@ -158,10 +158,11 @@ def _footnote(n_assets):
 def _print_summary(args, out, res, bundle):
     print(file=out)
     unit = "portfolios of" if res.fixed.get("portfolio") else "combos x"
+    rate = (f"{human_rate(res.throughput)} bar-evaluations/s" if res.bar_evaluations
+            else "every row was read back from the folder")
     print(f"{res.n_backtests:,} backtests ({res.n_combos:,} {unit} {bundle.n_assets} "
           f"assets), {res.bar_evaluations:,} bar-evaluations in {res.elapsed:.2f} s"
-          f"{compiled_note(res.compile_seconds)}: {human_rate(res.throughput)} "
-          "bar-evaluations/s", file=out)
+          f"{compiled_note(res.compile_seconds)}: {rate}", file=out)
     if args.out is not None:
         print(f"wrote {res.n_backtests:,} rows to {args.out}", file=out)
     if args.out_dir is not None:
