@@ -20,7 +20,7 @@ the portfolio axis is ``P0 = min(start) .. P1 - 1``, ``P1 = max(end)``.
 
 import math
 
-from reference import FLAT, LONG, NAN, _decide, reference_metrics, sale_proceeds
+from reference import FLAT, LONG, NAN, SHORT, Costs, _decide, reference_metrics, trade_costs
 
 #: an entry whose budget after fixed fees is at most this fraction of E is skipped: what
 #: is left of a cash balance spent to the cent by floating-point rounding is not money
@@ -38,6 +38,10 @@ class _Position:
 
     def __init__(self, side, units, bar, quote, price, atr_at_entry, rules):
         self.side = side
+        # what the entry fill moved (set by _Book.open): the cash committed (n + c +
+        # fixed_fees, the trade's return), a short's proceeds, commission and tax paid
+        self.committed = self.entry_received = NAN
+        self.entry_commission = self.entry_tax = 0.0
         self.units = units  # positive amount held; the sign lives in `side`
         self.entry_bar = bar
         self.entry_quote = quote
@@ -138,7 +142,8 @@ class _Book:
         self.cash = init_cash
         self.positions = {}  # asset -> _Position
         self.trades = []
-        self.fees, self.fixed_fees, self.slippage = costs
+        self.costs = costs  # reference.Costs
+        self.fees, self.fixed_fees, self.slippage = costs.fees, costs.fixed_fees, costs.slippage
 
     def side(self, a):
         pos = self.positions.get(a)
@@ -153,8 +158,8 @@ class _Book:
             gross += value
         return equity, gross
 
-    def _book(self, a, pos, bar, quote, price, pnl, reason):
-        committed = pos.units * pos.entry_price * (1.0 + self.fees) + self.fixed_fees
+    def _book(self, a, pos, bar, quote, price, pnl, reason, commission=0.0, tax=0.0):
+        committed = pos.committed
         mfe, mae = pos.excursions(quote)
         self.trades.append({
             "asset": a, "direction": pos.side, "entry_bar": pos.entry_bar, "exit_bar": bar,
@@ -162,45 +167,62 @@ class _Book:
             "entry_quote": pos.entry_quote, "exit_quote": quote, "units": pos.units,
             "pnl": pnl, "return": pnl / committed, "exit_reason": reason,
             "mfe": mfe, "mae": mae,
+            "commission": pos.entry_commission + commission, "tax": pos.entry_tax + tax,
         })
         del self.positions[a]
 
     def close(self, a, bar, quote, reason):
         """Exit asset ``a`` at ``quote`` with slippage and fees (a real sale / purchase)."""
         pos = self.positions[a]
-        u, fees, ff = pos.units, self.fees, self.fixed_fees
+        u, costs = pos.units, self.costs
         if pos.side == LONG:
-            p = quote * (1.0 - self.slippage)
-            self.cash = self.cash + sale_proceeds(u * p, fees, ff)
-            pnl = sale_proceeds(u * p, fees, ff) - (u * pos.entry_price * (1.0 + fees) + ff)
+            p = costs.price(quote, False)
+            received, commission, tax = costs.sell(u, p)
+            self.cash = self.cash + received
+            pnl = received - pos.committed
         else:
-            p = quote * (1.0 + self.slippage)
-            self.cash = self.cash - u * p * (1.0 + fees) - ff
-            pnl = sale_proceeds(u * pos.entry_price, fees, ff) - (u * p * (1.0 + fees) + ff)
-        self._book(a, pos, bar, quote, p, pnl, reason)
+            p = costs.price(quote, True)
+            paid, commission = costs.buy(u, p)
+            tax = 0.0
+            self.cash = costs.pay(self.cash, u, p)
+            pnl = pos.entry_received - paid
+        self._book(a, pos, bar, quote, p, pnl, reason, commission, tax)
 
     def mark(self, a, bar, quote, reason):
         """Book asset ``a`` at ``quote`` with no exit costs (the `end` and `ruin` trades)."""
         pos = self.positions[a]
-        u, fees, ff = pos.units, self.fees, self.fixed_fees
+        u = pos.units
         if pos.side == LONG:
-            pnl = u * quote - (u * pos.entry_price * (1.0 + fees) + ff)
+            pnl = u * quote - pos.committed
             self.cash += u * quote
         else:
-            pnl = sale_proceeds(u * pos.entry_price, fees, ff) - u * quote
+            pnl = pos.entry_received - u * quote
             self.cash -= u * quote
         self._book(a, pos, bar, quote, quote, pnl, reason)
 
-    def open(self, a, side, bar, quote, budget, atr_at_entry, rules):
-        """Enter ``side`` on asset ``a`` at ``quote`` spending ``budget`` (fees included)."""
-        fees, ff = self.fees, self.fixed_fees
-        p = quote * (1.0 + self.slippage) if side == LONG else quote * (1.0 - self.slippage)
-        u = (budget - ff) / (p * (1.0 + fees))
+    def open(self, a, side, bar, quote, budget, atr_at_entry, rules, dust):
+        """Enter ``side`` on asset ``a`` at ``quote`` spending at most ``budget`` (costs
+        included): the largest units whose notional and charge fit it (a short's with its
+        tax), rounded down to a lot. Skipped (False) when nothing fits or the notional is
+        at most ``dust``."""
+        costs = self.costs
+        p = costs.price(quote, side == LONG)
+        u = costs.units(budget, p, sale=side == SHORT)
+        if not costs.plain or costs.lot_size > 0.0 or side == SHORT and costs.tax > 0.0:
+            if u <= 0.0 or u * p <= dust:  # a minimum fee or a lot left nothing (or dust)
+                return False
+        pos = _Position(side, u, bar, quote, p, atr_at_entry, rules)
+        pos.committed, pos.entry_commission = costs.buy(u, p)
         if side == LONG:
-            self.cash = self.cash - budget  # u * p * (1 + fees) + ff, exactly the budget
+            if costs.plain and costs.lot_size == 0.0:
+                self.cash = self.cash - budget  # u * p * (1 + fees) + ff, exactly the budget
+            else:
+                self.cash = costs.pay(self.cash, u, p)
         else:
-            self.cash = self.cash + sale_proceeds(u * p, fees, ff)
-        self.positions[a] = _Position(side, u, bar, quote, p, atr_at_entry, rules)
+            pos.entry_received, pos.entry_commission, pos.entry_tax = costs.sell(u, p)
+            self.cash = self.cash + pos.entry_received
+        self.positions[a] = pos
+        return True
 
 
 def _check_inputs(fill, direction, size, size_type, max_positions, init_cash):
@@ -225,6 +247,7 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
                         max_positions=None, stop_loss=None, take_profit=None,
                         trailing_stop=None, stop_atr=None, take_atr=None, trailing_atr=None,
                         max_bars=None, fees=0.0, fixed_fees=0.0, slippage=0.0,
+                        fees_per_share=0.0, min_fees=0.0, max_fees=0.0, tax=0.0, lot_size=0.0,
                         periods_per_year=252.0):
     """Backtest all assets as ONE account, exactly as docs/semantics.md "Portfolio backtests".
 
@@ -233,10 +256,16 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
     signal codes (0 none; the bits of sweepbt's signal codes), read only inside the span;
     ``atr``: (n_assets, n_bars) the ATR row each asset's ATR rules read (NaN undefined).
 
+    Costs: every fill pays :class:`reference.Costs` (``fees``, ``fixed_fees``,
+    ``slippage``, ``fees_per_share``, ``min_fees``, ``max_fees``, ``tax`` on every sale,
+    ``lot_size``); an entry takes the largest units whose notional and charge fit its
+    budget, and is skipped when none (or dust) does.
+
     Returns a dict: ``equity``, ``cash`` (n_bars lists, NaN outside [P0, P1)), ``units``
     (n_assets lists of n_bars, signed, NaN outside [P0, P1)), ``trades`` (dicts: asset,
     direction +1/-1, bars on the Bundle axis, prices, units, pnl, return, exit_reason, mfe,
-    mae; in booking order), ``assets`` (per asset: pnl, n_trades, win_rate) and ``metrics``.
+    mae, commission, tax; in booking order), ``assets`` (per asset: pnl, n_trades,
+    win_rate) and ``metrics`` (plus ``costs``: every commission, fixed fee and tax paid).
     """
     o = [[float(x) for x in row] for row in open]
     h = [[float(x) for x in row] for row in high]
@@ -251,7 +280,9 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
     _check_inputs(fill, direction, size, size_type, max_positions, init_cash)
     rules = {"stop_loss": stop_loss, "take_profit": take_profit, "stop_atr": stop_atr,
              "take_atr": take_atr, "trailing_atr": trailing_atr}
-    book = _Book(init_cash, (float(fees), float(fixed_fees), float(slippage)))
+    book = _Book(init_cash, Costs(fees=fees, fixed_fees=fixed_fees, slippage=slippage,
+                                  fees_per_share=fees_per_share, min_fees=min_fees,
+                                  max_fees=max_fees, tax=tax, lot_size=lot_size))
     live = [a for a in range(n_assets) if start[a] < end[a]]  # a window may miss a span
     if not live:
         raise ValueError("no asset has a bar to trade (every span is empty)")
@@ -269,7 +300,8 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
             budget = min(target, equity_now - gross_now)
             if budget - book.fixed_fees <= DUST * max(equity_e, 0.0):  # nothing, or residue
                 continue
-            book.open(a, side, bar, quotes[a][bar], budget, atr[a][atr_bar], rules)
+            book.open(a, side, bar, quotes[a][bar], budget, atr[a][atr_bar], rules,
+                      DUST * max(equity_e, 0.0))
 
     def in_span(a, i):
         return start[a] <= i < end[a]
@@ -358,6 +390,7 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
                                 init_cash=init_cash, periods_per_year=periods_per_year)
     metrics["exposure"] = math.fsum(exposure) / len(exposure)
     metrics["n_delist"] = sum(1 for t in trades if t["exit_reason"] == "delist")
+    metrics["costs"] = trade_costs(trades)
     assets = []
     for a in range(n_assets):
         own = [t for t in trades if t["asset"] == a]

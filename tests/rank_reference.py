@@ -22,7 +22,7 @@ per bar, NaN = not eligible); the simulation walks the portfolio axis one bar at
 import math
 
 from portfolio_reference import DUST, _Position
-from reference import LONG, NAN, SHORT, reference_metrics, sale_proceeds
+from reference import LONG, NAN, SHORT, Costs, reference_metrics, trade_costs
 
 WEIGHTINGS = ("equal", "inverse_vol", "score")
 
@@ -147,6 +147,7 @@ class _Holding:
         self.opened_units = self.opened_value = self.committed = 0.0
         self.closed_units = self.closed_value = 0.0
         self.cash_flow = 0.0  # cash in minus cash out of this position so far
+        self.commission = self.tax = 0.0  # paid by its fills: c + fixed_fees, and taxes
         self.n_fills = 0
         self.risk = None  # _Position carrying the stop / take / trail levels
 
@@ -171,9 +172,11 @@ class _Holding:
 
 
 class _Account:
-    def __init__(self, init_cash, fees, fixed_fees, slippage, tax, rules):
+    def __init__(self, init_cash, costs, rules):
         self.cash = init_cash
-        self.fees, self.fixed_fees, self.slippage, self.tax = fees, fixed_fees, slippage, tax
+        self.costs = costs  # reference.Costs
+        self.fees, self.fixed_fees = costs.fees, costs.fixed_fees
+        self.slippage, self.tax = costs.slippage, costs.tax
         self.rules = rules
         self.holdings = {}  # asset -> _Holding
         self.trades = []
@@ -198,22 +201,25 @@ class _Account:
         was exposed to it (mfe / mae)."""
         if a in self.holdings:
             self.holdings[a].risk.expose(quote, quote)
+        costs = self.costs
         if delta > 0.0:
-            p = quote * (1.0 + self.slippage)
-            flow = -(delta * p * (1.0 + self.fees) + self.fixed_fees)
+            p = costs.price(quote, True)
+            paid, commission = costs.buy(delta, p)
+            flow, tax = -paid, 0.0
         else:
-            p = quote * (1.0 - self.slippage)
-            flow = sale_proceeds(-delta * p, self.fees, self.fixed_fees, self.tax)
+            p = costs.price(quote, False)
+            flow, commission, tax = costs.sell(-delta, p)
         self.cash += flow
         side = LONG if delta > 0.0 else SHORT
         h = self.holdings.get(a)
         if h is None:
             h = self.holdings[a] = _Holding(side, bar, self.rules)
         h.cash_flow += flow
+        h.commission += commission
+        h.tax += tax
         h.n_fills += 1
-        if h.side == side:
-            h.increase(bar, abs(delta), quote, p, abs(delta) * p * (1.0 + self.fees)
-                       + self.fixed_fees)
+        if h.side == side:  # committed: n + c + fixed_fees (a short sale's without its tax)
+            h.increase(bar, abs(delta), quote, p, costs.buy(abs(delta), p)[0])
         else:
             h.reduce(abs(delta), p)
         self.fills.append({"asset": a, "bar": bar, "units": delta, "quote": quote,
@@ -250,14 +256,16 @@ class _Account:
             "units": h.opened_units, "pnl": h.cash_flow, "return": h.cash_flow / h.committed,
             "exit_reason": reason, "mfe": up if h.side == LONG else down,
             "mae": down if h.side == LONG else up, "n_fills": h.n_fills,
+            "commission": h.commission, "tax": h.tax,
         })
 
 
 def _rebalance(acct, bar, quote_of, weights, blocked):
-    """Trade every asset to ``weight * E / quote`` units: sells first, then buys (each in
-    asset order), buys cut to the cash left. A trade that leaves a position open and whose
-    notional is at most the fixed fee is skipped. Returns the traded fraction of E (0 when
-    E <= 0: nothing can trade)."""
+    """Trade every asset to ``weight * E / quote`` units (rounded toward zero to a lot):
+    sells first, then buys (each in asset order), buys cut to the cash left (the largest
+    units whose notional and charge the cash pays, rounded down to a lot). A trade that
+    leaves a position open and whose notional is at most the fixed fee is skipped.
+    Returns the traded fraction of E (0 when E <= 0: nothing can trade)."""
     equity, _ = acct.valued(quote_of)
     if equity <= 0.0:
         return 0.0
@@ -265,6 +273,7 @@ def _rebalance(acct, bar, quote_of, weights, blocked):
     delta = {}
     for a in range(len(weights)):
         target = 0.0 if a in blocked else weights[a] * equity / quote_of(a) if weights[a] else 0.0
+        target = acct.costs.round_lot_toward_zero(target)
         d = target - acct.signed_units(a)
         notional = abs(d) * quote_of(a)
         if d != 0.0 and notional > DUST * equity and (target == 0.0
@@ -285,8 +294,8 @@ def _rebalance(acct, bar, quote_of, weights, blocked):
         for leg in legs:
             if leg <= 0.0 or leg * q <= DUST * equity:
                 continue
-            p = q * (1.0 + acct.slippage)
-            affordable = (acct.cash - acct.fixed_fees) / (p * (1.0 + acct.fees))
+            p = acct.costs.price(q, True)
+            affordable = acct.costs.units(acct.cash, p)
             if affordable * q <= DUST * equity:
                 break
             units = min(leg, affordable)
@@ -315,15 +324,15 @@ def _check_inputs(n_assets, top_n, bottom_n, weighting, position_limit, fill, co
         raise ValueError("position_limit must be in (0, 1] or None")
     if fill not in ("next_open", "close"):
         raise ValueError("fill must be 'next_open' or 'close'")
-    fees, fixed_fees, slippage, tax = costs
-    if min(costs) < 0.0 or fees + tax >= 1.0 or slippage >= 1.0:
+    if costs.fees + costs.tax >= 1.0 or costs.slippage >= 1.0:
         raise ValueError("costs must be >= 0, with fees + tax < 1 and slippage < 1")
 
 
 def reference_rank_portfolio(open, high, low, close, start, end, scores, rebalance_bars, *,
                              top_n, bottom_n=0, weighting="equal", position_limit=None,
                              fill="next_open", init_cash=10_000.0, fees=0.0, fixed_fees=0.0,
-                             slippage=0.0, tax=0.0, stop_loss=None, take_profit=None,
+                             slippage=0.0, tax=0.0, fees_per_share=0.0, min_fees=0.0,
+                             max_fees=0.0, lot_size=0.0, stop_loss=None, take_profit=None,
                              trailing_stop=None, max_bars=None, vol=None,
                              periods_per_year=252.0):
     """One rank-and-rebalance backtest, exactly as docs/semantics.md says.
@@ -334,21 +343,28 @@ def reference_rank_portfolio(open, high, low, close, start, end, scores, rebalan
     n_bars) :func:`volatility`, read by ``weighting="inverse_vol"`` (NaN or 0 = not
     eligible under it).
 
+    Costs: every fill pays :class:`reference.Costs` (``fees``, ``fixed_fees``,
+    ``slippage``, ``fees_per_share``, ``min_fees``, ``max_fees``, ``tax`` on every sale,
+    ``lot_size``: targets rounded toward zero to a lot).
+
     Returns a dict: ``equity``, ``cash`` (n_bars lists, NaN outside [P0, P1)), ``units``
-    (n_assets lists of n_bars, signed), ``trades`` (one per position, open to flat),
-    ``fills`` (every fill), ``rebalances`` (bar, fill_bar, weights, turnover) and
-    ``metrics`` (the portfolio metrics plus ``turnover``).
+    (n_assets lists of n_bars, signed), ``trades`` (one per position, open to flat, with
+    the ``commission`` and ``tax`` its fills paid), ``fills`` (every fill),
+    ``rebalances`` (bar, fill_bar, weights, turnover) and ``metrics`` (the portfolio
+    metrics plus ``turnover`` and ``costs``, every commission, fixed fee and tax paid).
     """
     o, h, lo, c = _rows(open), _rows(high), _rows(low), _rows(close)
     s = _rows(scores)
     v = None if vol is None else _rows(vol)
     start, end = [int(x) for x in start], [int(x) for x in end]
     n_assets, n_bars = len(c), len(c[0])
-    costs = (float(fees), float(fixed_fees), float(slippage), float(tax))
+    costs = Costs(fees=fees, fixed_fees=fixed_fees, slippage=slippage, tax=tax,
+                  fees_per_share=fees_per_share, min_fees=min_fees, max_fees=max_fees,
+                  lot_size=lot_size)
     _check_inputs(n_assets, top_n, bottom_n, weighting, position_limit, fill, costs, vol)
     rules = {"stop_loss": stop_loss, "take_profit": take_profit, "stop_atr": None,
              "take_atr": None, "trailing_atr": None}
-    acct = _Account(float(init_cash), *costs, rules)
+    acct = _Account(float(init_cash), costs, rules)
     live = [a for a in range(n_assets) if start[a] < end[a]]
     p0, p1 = min(start[a] for a in live), max(end[a] for a in live)
     schedule = {int(r) for r in rebalance_bars if p0 <= r < p1 - 1}
@@ -436,5 +452,6 @@ def reference_rank_portfolio(open, high, low, close, start, end, scores, rebalan
     metrics["n_delist"] = sum(1 for t in acct.trades if t["exit_reason"] == "delist")
     done = [r["turnover"] for r in rebalances]  # every rebalance that took place
     metrics["turnover"] = math.fsum(done) / len(done) if done else NAN
+    metrics["costs"] = trade_costs(acct.trades)
     return {"equity": equity, "cash": cash, "units": units, "trades": acct.trades,
             "fills": acct.fills, "rebalances": rebalances, "metrics": metrics}

@@ -46,6 +46,164 @@ def sale_proceeds(notional, fees, fixed_fees, tax=0.0):
     return max(notional * (1.0 - fees - tax) - fixed_fees, 0.0)
 
 
+COST_NAMES = ("fees", "fixed_fees", "slippage", "fees_per_share", "min_fees", "max_fees",
+              "tax", "lot_size")
+
+
+class Costs:
+    """The costs of one fill, in every mode (DESIGN.md, "Costs: one formula for every
+    fill, in every mode"), written from that text alone.
+
+    A fill of ``q > 0`` units at quote ``x``: ``p = x * (1 + s * slippage)`` (``s = +1``
+    buying, ``-1`` selling), ``n = q * p``; commission ``c = fees_per_share * q + fees * n``,
+    then ``c = max(c, min_fees)``, then ``c = min(c, max_fees * n)`` when ``max_fees > 0``;
+    the charge is ``c + fixed_fees``, plus ``tax * n`` on a sale. A buy pays ``n +
+    charge``; a sale receives ``max(n - charge, 0)`` (a sale never costs cash).
+
+    While the commission is proportional (``fees_per_share``, ``min_fees`` and
+    ``max_fees`` all 0: ``plain``) every amount keeps today's arithmetic
+    (``n * (1 + fees) + fixed_fees``, :func:`sale_proceeds`, ``(B - fixed_fees) /
+    (p * (1 + fees))``), so the references are bit for bit what they were before these
+    costs existed.
+
+    What a capped sale paid (its costs took the whole notional) is attributed to the
+    commission first (``min(c + fixed_fees, n)``), the tax getting the rest: the
+    ``commission`` and ``tax`` a trade reports are what the cash actually paid.
+    """
+
+    def __init__(self, fees=0.0, fixed_fees=0.0, slippage=0.0, fees_per_share=0.0,
+                 min_fees=0.0, max_fees=0.0, tax=0.0, lot_size=0.0):
+        given = dict(fees=fees, fixed_fees=fixed_fees, slippage=slippage,
+                     fees_per_share=fees_per_share, min_fees=min_fees, max_fees=max_fees,
+                     tax=tax, lot_size=lot_size)
+        for name in COST_NAMES:
+            value = float(given[name])
+            if not 0.0 <= value < math.inf:
+                raise ValueError(f"costs must be >= 0 and finite: {name} = {given[name]!r}")
+            setattr(self, name, value)
+        self.plain = self.fees_per_share == 0.0 and self.min_fees == 0.0 and self.max_fees == 0.0
+
+    # ---- one fill ----
+
+    def price(self, quote, buy):
+        """The fill price: the quote moved by slippage against the trader."""
+        return quote * (1.0 + self.slippage) if buy else quote * (1.0 - self.slippage)
+
+    def commission(self, q, p):
+        """``c`` of a fill of ``q`` units at price ``p`` (before the fixed fee)."""
+        n = q * p
+        if self.plain:
+            return self.fees * n
+        c = self.fees_per_share * q + self.fees * n
+        c = max(c, self.min_fees)
+        if self.max_fees > 0.0:
+            c = min(c, self.max_fees * n)
+        return c
+
+    def buy(self, q, p):
+        """(paid, commission) of a buy of ``q`` at ``p``: ``n + c + fixed_fees`` and
+        ``c + fixed_fees``."""
+        if self.plain:
+            paid = q * p * (1.0 + self.fees) + self.fixed_fees
+        else:
+            paid = q * p + self.commission(q, p) + self.fixed_fees
+        return paid, self.commission(q, p) + self.fixed_fees
+
+    def pay(self, cash, q, p):
+        """``cash`` after a buy of ``q`` at ``p`` (today's ``cash - n*(1+fees) -
+        fixed_fees`` while plain; else ``cash`` minus :meth:`buy`'s paid)."""
+        if self.plain:
+            return cash - q * p * (1.0 + self.fees) - self.fixed_fees
+        return cash - self.buy(q, p)[0]
+
+    def sell(self, q, p):
+        """(received, commission, tax) of a sale of ``q`` at ``p``; the costs take at most
+        the notional, the commission first."""
+        n = q * p
+        c = self.commission(q, p) + self.fixed_fees
+        t = self.tax * n
+        if self.plain:
+            received = sale_proceeds(n, self.fees, self.fixed_fees, self.tax)
+        else:
+            received = max(n - (c + t), 0.0)
+        if received == 0.0:  # capped: the costs took exactly the notional
+            c = min(c, n)
+            t = min(t, n - c)
+        return received, c, t
+
+    # ---- sizing ----
+
+    def spend(self, q, p, sale=False):
+        """``q*p + charge(q)``: what a budget must cover for ``q`` units (the tax included
+        on a sale)."""
+        n = q * p
+        total = n + self.commission(q, p) + self.fixed_fees
+        if sale:
+            total += self.tax * n
+        return total
+
+    def _piece(self, q, a, m, k):
+        """(alpha, beta): the linear piece ``alpha + beta * q`` the commission follows at
+        ``q`` (``a``: per-unit commission before the minimum and the cap, ``m``: the
+        minimum, ``k``: the cap per unit, 0 = none)."""
+        alpha, beta = (0.0, a) if a * q >= m else (m, 0.0)
+        if k > 0.0 and k * q < alpha + beta * q:
+            alpha, beta = 0.0, k
+        return alpha, beta
+
+    def units(self, budget, p, sale=False):
+        """The largest ``q`` with ``q*p + charge(q) <= budget``, rounded down to a
+        multiple of ``lot_size`` when it is > 0; 0.0 when no ``q > 0`` fits.
+
+        Plain commission (and no tax on a sale): today's closed form ``(budget -
+        fixed_fees) / (p * (1 + fees))`` (callers skip ``budget - fixed_fees <= 0``).
+        Otherwise the charge is piecewise linear and nondecreasing in ``q``: the piece
+        holding the solution is the first whose right end costs more than the budget, and
+        ``q`` is that piece's closed form. Floating-point rounding can leave that ``q`` a
+        few ulps over the budget: it is then stepped down until the inequality holds
+        (so a buy sized from the cash never leaves it negative)."""
+        ff = self.fixed_fees
+        if self.plain and not (sale and self.tax > 0.0):
+            q = max((budget - ff) / (p * (1.0 + self.fees)), 0.0)
+        else:
+            t = self.tax * p if sale else 0.0
+            a = self.fees_per_share + self.fees * p
+            m = self.min_fees
+            k = self.max_fees * p
+            cuts = set()
+            if m > 0.0 and a > 0.0:
+                cuts.add(m / a)
+            if m > 0.0 and k > 0.0:
+                cuts.add(m / k)
+            edges = [0.0] + sorted(x for x in cuts if 0.0 < x < math.inf) + [math.inf]
+            q = 0.0
+            for lo, hi in zip(edges, edges[1:]):
+                if hi < math.inf and self.spend(hi, p, sale) <= budget:
+                    continue  # the whole piece fits: the answer lies further
+                inside = (lo + hi) / 2.0 if hi < math.inf else 2.0 * lo + 1.0
+                alpha, beta = self._piece(inside, a, m, k)
+                q = min(max((budget - ff - alpha) / (p + t + beta), lo), hi)
+                break
+            step = math.ulp(q) if q > 0.0 else 0.0
+            while q > 0.0 and self.spend(q, p, sale) > budget:
+                q = max(q - step, 0.0)
+                step *= 2.0
+        return self.round_lot(q)
+
+    def round_lot(self, q):
+        """``q >= 0`` rounded down to a multiple of ``lot_size`` (unchanged when 0)."""
+        if self.lot_size <= 0.0 or q <= 0.0:
+            return q
+        k = math.floor(q / self.lot_size)
+        while k > 0 and k * self.lot_size > q:
+            k -= 1
+        return k * self.lot_size
+
+    def round_lot_toward_zero(self, x):
+        """A signed amount rounded toward zero to a multiple of ``lot_size``."""
+        return math.copysign(self.round_lot(abs(x)), x) if x != 0.0 else x
+
+
 # --------------------------------------------------------------------------------------
 # Indicators and signals
 # --------------------------------------------------------------------------------------
@@ -442,6 +600,11 @@ def reference_backtest(
     fees=0.0,
     fixed_fees=0.0,
     slippage=0.0,
+    fees_per_share=0.0,
+    min_fees=0.0,
+    max_fees=0.0,
+    tax=0.0,
+    lot_size=0.0,
     size=1.0,
     fill="next_open",
     direction="long",
@@ -457,9 +620,15 @@ def reference_backtest(
     given bars, or ``atr`` (one value or None per bar) when given, e.g. an ATR warmed up
     on bars before these.
 
+    Costs (every fill, DESIGN.md "Costs"): ``fees``, ``fixed_fees``, ``slippage``,
+    ``fees_per_share``, ``min_fees``, ``max_fees`` (0 = no cap), ``tax`` (on every sale:
+    closing a long, opening a short) and ``lot_size`` (0 = fractional units), see
+    :class:`Costs`; an entry spends at most ``size * equity``, costs included.
+
     Returns a dict with per-bar lists ``equity``, ``cash``, ``units`` (signed: + long,
-    - short, 0 flat, as held at the close), the list of ``trades`` (dicts) and the
-    ``metrics`` dict. On a ruin bar (equity <= 0 at the close) these lists record the
+    - short, 0 flat, as held at the close), the list of ``trades`` (dicts, each with its
+    ``commission``, the commissions and fixed fees of its fills, and ``tax``) and the
+    ``metrics`` dict (plus ``costs``, every commission, fixed fee and tax paid). On a ruin bar (equity <= 0 at the close) these lists record the
     position held at that close; the bars after it record the ruin bar's equity as cash
     and no units.
     """
@@ -476,9 +645,10 @@ def reference_backtest(
     if direction not in ("long", "short", "both"):
         raise ValueError("direction must be 'long', 'short' or 'both'")
 
-    fees = float(fees)
-    fixed_fees = float(fixed_fees)
-    slippage = float(slippage)
+    costs = Costs(fees=fees, fixed_fees=fixed_fees, slippage=slippage,
+                  fees_per_share=fees_per_share, min_fees=min_fees, max_fees=max_fees, tax=tax,
+                  lot_size=lot_size)
+    fixed_fees = costs.fixed_fees
     size = float(size)
     init_cash = float(init_cash)
     periods_per_year = float(periods_per_year)
@@ -503,6 +673,10 @@ def reference_backtest(
     trail_offset = None  # trailing_atr * ATR, fixed at entry
     exc_high = None  # highest price the position was exposed to (for mfe/mae)
     exc_low = None  # lowest price the position was exposed to
+    committed = NAN  # the cash committed at entry: n + c + fixed_fees (the trade's return)
+    entry_received = NAN  # a short's sale proceeds at entry
+    entry_commission = 0.0  # c + fixed_fees paid by the entry fill
+    entry_tax = 0.0  # tax paid by the entry fill (a short sale)
 
     pending = None  # next_open: the signal code left by the previous close
 
@@ -520,19 +694,23 @@ def reference_backtest(
         """Enter `side` at `quote`; returns False when the entry is skipped."""
         nonlocal cash, position, units, entry_bar, entry_quote, entry_price, extreme
         nonlocal exc_high, exc_low, fixed_stop, take_level, trail_offset
+        nonlocal committed, entry_received, entry_commission, entry_tax
         equity_now = cash  # flat here: equity is all cash
-        budget = size * equity_now - fixed_fees
-        if budget <= 0.0:
+        budget = size * equity_now
+        if budget - fixed_fees <= 0.0:
             return False  # Decision in semantics.md: entry skipped
+        p = costs.price(quote, side == LONG)  # buying, or selling short
+        # the largest u whose notional and charge fit the budget (a short's with its tax)
+        u = costs.units(budget, p, sale=side == SHORT)
+        if u <= 0.0:
+            return False  # nothing fits (a minimum fee, a lot): entry skipped
+        committed = costs.buy(u, p)[0]
         if side == LONG:
-            p = quote * (1.0 + slippage)  # buying
+            cash = costs.pay(cash, u, p)
+            entry_commission, entry_tax = costs.buy(u, p)[1], 0.0
         else:
-            p = quote * (1.0 - slippage)  # selling short
-        u = budget / (p * (1.0 + fees))
-        if side == LONG:
-            cash = cash - u * p * (1.0 + fees) - fixed_fees
-        else:
-            cash = cash + sale_proceeds(u * p, fees, fixed_fees)
+            entry_received, entry_commission, entry_tax = costs.sell(u, p)
+            cash = cash + entry_received
         position = side
         units = u
         entry_bar = bar
@@ -580,18 +758,16 @@ def reference_backtest(
         """Exit the whole position at `quote` (a sale/purchase with fees and slippage)."""
         nonlocal cash, position, units
         if position == LONG:
-            p = quote * (1.0 - slippage)  # selling
-            cash = cash + sale_proceeds(units * p, fees, fixed_fees)
-            pnl = sale_proceeds(units * p, fees, fixed_fees) - (
-                units * entry_price * (1.0 + fees) + fixed_fees
-            )
+            p = costs.price(quote, False)  # selling
+            received, exit_commission, exit_tax = costs.sell(units, p)
+            cash = cash + received
+            pnl = received - committed
         else:
-            p = quote * (1.0 + slippage)  # buying back
-            cash = cash - units * p * (1.0 + fees) - fixed_fees
-            pnl = sale_proceeds(units * entry_price, fees, fixed_fees) - (
-                units * p * (1.0 + fees) + fixed_fees
-            )
-        committed = units * entry_price * (1.0 + fees) + fixed_fees
+            p = costs.price(quote, True)  # buying back
+            paid, exit_commission = costs.buy(units, p)
+            exit_tax = 0.0
+            cash = costs.pay(cash, units, p)
+            pnl = entry_received - paid
         mfe, mae = excursions(quote)
         trades.append(
             {
@@ -608,6 +784,8 @@ def reference_backtest(
                 "exit_reason": reason,
                 "mfe": mfe,
                 "mae": mae,
+                "commission": entry_commission + exit_commission,
+                "tax": entry_tax + exit_tax,
             }
         )
         position = FLAT
@@ -619,10 +797,9 @@ def reference_backtest(
         nonlocal cash, position, units
         q = c[bar]
         if position == LONG:
-            pnl = units * q - (units * entry_price * (1.0 + fees) + fixed_fees)
+            pnl = units * q - committed
         else:
-            pnl = sale_proceeds(units * entry_price, fees, fixed_fees) - units * q
-        committed = units * entry_price * (1.0 + fees) + fixed_fees
+            pnl = entry_received - units * q
         mfe, mae = excursions(q)
         trades.append(
             {
@@ -639,6 +816,8 @@ def reference_backtest(
                 "exit_reason": reason,
                 "mfe": mfe,
                 "mae": mae,
+                "commission": entry_commission,  # the mark itself pays nothing
+                "tax": entry_tax,
             }
         )
         if position == LONG:
@@ -796,6 +975,7 @@ def reference_backtest(
     metrics = reference_metrics(
         equity_path, units_path, trades, init_cash=init_cash, periods_per_year=periods_per_year
     )
+    metrics["costs"] = trade_costs(trades)
     return {
         "equity": equity_path,
         "cash": cash_path,
@@ -808,6 +988,11 @@ def reference_backtest(
 # --------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------
+
+
+def trade_costs(trades):
+    """Every commission, fixed fee and tax the trades paid (the ``costs`` metric)."""
+    return math.fsum([t["commission"] for t in trades] + [t["tax"] for t in trades])
 
 
 def reference_returns(equity, init_cash):
