@@ -223,7 +223,7 @@ class _Account:
         else:
             h.reduce(abs(delta), p)
         self.fills.append({"asset": a, "bar": bar, "units": delta, "quote": quote,
-                           "price": p, "cash": flow})
+                           "price": p, "cash": flow, "commission": commission, "tax": tax})
         if h.units == 0.0:
             self._book(a, bar, quote, reason)
 
@@ -349,9 +349,10 @@ def reference_rank_portfolio(open, high, low, close, start, end, scores, rebalan
 
     Returns a dict: ``equity``, ``cash`` (n_bars lists, NaN outside [P0, P1)), ``units``
     (n_assets lists of n_bars, signed), ``trades`` (one per position, open to flat, with
-    the ``commission`` and ``tax`` its fills paid), ``fills`` (every fill),
-    ``rebalances`` (bar, fill_bar, weights, turnover) and ``metrics`` (the portfolio
-    metrics plus ``turnover`` and ``costs``, every commission, fixed fee and tax paid).
+    the ``commission`` and ``tax`` its fills paid), ``fills`` (every fill, with its
+    ``commission`` and ``tax``), ``rebalances`` (bar, fill_bar, weights, turnover) and
+    ``metrics`` (the portfolio metrics plus ``turnover`` and ``costs``, every commission,
+    fixed fee and tax paid).
     """
     o, h, lo, c = _rows(open), _rows(high), _rows(low), _rows(close)
     s = _rows(scores)

@@ -583,5 +583,7 @@ def test_random_costs_rank(seed):
     out = run_rank(bars, scores, list(range(step - 1, n, step)), top_n=top, bottom_n=bottom,
                    fill=rng.choice(["next_open", "close"]), **random_cost_config(rng))
     check_costs_add_up(out, 10_000.0)
+    paid = math.fsum(f["commission"] + f["tax"] for f in out["fills"])
+    assert out["metrics"]["costs"] == pytest.approx(paid, rel=1e-12, abs=1e-9)
     if bottom == 0:  # a long-only book never has negative cash (up to rounding)
         assert all(x >= -1e-9 * abs(e) for x, e in zip(out["cash"], out["equity"]) if x == x)
