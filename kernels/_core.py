@@ -1,5 +1,6 @@
-"""The core every engine shares: moments of returns, drawdown, metrics, the trade book
-and the stop/take levels (docs/semantics.md, Metrics)."""
+"""The core every engine shares: the one fill function and its sizing (docs/semantics.md,
+Costs), moments of returns, drawdown, metrics, the trade book and the stop/take levels
+(docs/semantics.md, Metrics)."""
 
 import math
 from typing import NamedTuple
@@ -7,13 +8,118 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from sweepbt.kernels.enums import ExitReason, Metric, N_RULES, Tally
+from sweepbt.kernels.enums import ExitReason, Metric, N_RULES, Rule, Tally
 
 
 RETURN_BLOCK = 64  # returns are reduced two-pass in blocks of this many bars, then merged
 #: a spread (std of returns, downside deviation, std of trade pnl) at most NOISE x |mean|
 #: is rounding noise, not dispersion: the ratio over it is NaN, as for a spread of 0
 NOISE = 1e-12
+
+
+class Costs(NamedTuple):
+    """A combo's costs (docs/semantics.md, Costs): what every fill of every engine pays."""
+
+    fees: float  # a fraction of the notional
+    fixed_fees: float  # cash per fill
+    slippage: float  # a fraction of the quote, against the trader
+    tax: float  # a fraction of a sale's notional
+    fees_per_share: float  # cash per unit
+    min_fees: float  # the commission's minimum per fill (0: none)
+    max_fees: float  # the commission's cap, a fraction of the notional (0: none)
+    lot_size: float  # units trade in whole multiples of it (0: fractional)
+
+
+class Fill(NamedTuple):
+    """One fill: its price (slippage included), the cash it moves (a buy pays, < 0; a sale
+    receives, >= 0), its commission (fixed fee included), its tax, and the cash it commits
+    (the notional plus the commission, tax apart: the base of a trade's return)."""
+
+    price: float
+    cash: float
+    commission: float
+    tax: float
+    committed: float
+
+
+@njit(cache=True, inline="always")
+def costs_of(rules):
+    """The Costs of a row of Combos.rules."""
+    return Costs(fees=rules[Rule.fees], fixed_fees=rules[Rule.fixed_fees],
+                 slippage=rules[Rule.slippage], tax=rules[Rule.tax],
+                 fees_per_share=rules[Rule.fees_per_share], min_fees=rules[Rule.min_fees],
+                 max_fees=rules[Rule.max_fees], lot_size=rules[Rule.lot_size])
+
+
+@njit(cache=True, inline="always")
+def fill_price(quote, buy, costs):
+    """The price a buy (``buy``) or a sale at ``quote`` fills at: slippage against it."""
+    return quote * (1.0 + costs.slippage) if buy else quote * (1.0 - costs.slippage)
+
+
+@njit(cache=True, inline="always")
+def commission_of(notional, units, costs):
+    """The commission of a fill of ``units`` worth ``notional`` (fixed fee apart): per
+    share plus a fraction of the notional, at least ``min_fees``, at most ``max_fees`` of
+    the notional when that is on."""
+    c = max(costs.fees * notional + costs.fees_per_share * units, costs.min_fees)
+    return min(c, costs.max_fees * notional) if costs.max_fees > 0.0 else c
+
+
+@njit(cache=True)
+def fill(units, quote, buy, costs):
+    """The Fill of ``units`` (> 0) bought (``buy``) or sold at ``quote``. A sale's costs
+    take at most its notional. Without a minimum or a cap binding, the arithmetic is the
+    proportional formula's, so default costs give bit-identical cash."""
+    price = fill_price(quote, buy, costs)
+    notional = units * price
+    proportional = costs.fees * notional + costs.fees_per_share * units
+    c = commission_of(notional, units, costs)
+    tax = 0.0 if buy else costs.tax * notional
+    if c == proportional:
+        committed = (notional * (1.0 + costs.fees) + costs.fees_per_share * units
+                     + costs.fixed_fees)
+    else:
+        committed = notional + c + costs.fixed_fees
+    if buy:
+        cash = -committed
+    elif c == proportional:
+        cash = (notional * (1.0 - costs.fees - costs.tax) - costs.fees_per_share * units
+                - costs.fixed_fees)
+    else:
+        cash = notional - c - tax - costs.fixed_fees
+    return Fill(price=price, cash=cash if buy else max(cash, 0.0),
+                commission=c + costs.fixed_fees, tax=tax, committed=committed)
+
+
+@njit(cache=True)
+def units_for(budget, quote, buy, costs):
+    """The most units that ``budget`` pays for, bought (``buy``) or sold short at
+    ``quote``: the largest ``q`` with ``q * p + charge(q) <= budget`` (the charge is
+    linear on each piece: proportional, the minimum, the cap), rounded down to a whole
+    number of lots; 0 when the budget pays for none."""
+    available = budget - costs.fixed_fees
+    if available <= 0.0:
+        return 0.0
+    price = fill_price(quote, buy, costs)
+    tax = 0.0 if buy else costs.tax
+    q = available / (price * (1.0 + costs.fees + tax) + costs.fees_per_share)
+    if costs.min_fees > 0.0 or costs.max_fees > 0.0:
+        best = 0.0
+        at_min = ((available - costs.min_fees) / (price * (1.0 + tax))
+                  if costs.min_fees > 0.0 else 0.0)
+        at_cap = (available / (price * (1.0 + costs.max_fees + tax))
+                  if costs.max_fees > 0.0 else 0.0)
+        for candidate in (q, at_min, at_cap):
+            if candidate > best:
+                notional = candidate * price
+                spent = notional * (1.0 + tax) + commission_of(notional, candidate, costs)
+                if spent <= available * (1.0 + 1e-12):
+                    best = candidate
+        q = best
+    if costs.lot_size > 0.0:
+        q = math.floor(q / costs.lot_size) * costs.lot_size
+    return q
 
 
 class Moments(NamedTuple):

@@ -6,7 +6,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from sweepbt.kernels._core import book_trade, stop_take_levels
+from sweepbt.kernels._core import Costs, book_trade, costs_of, fill, stop_take_levels, units_for
 from sweepbt.kernels.codes import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
 from sweepbt.kernels.enums import Direction, ExitReason, Rule
 
@@ -53,11 +53,9 @@ class RuleRow(NamedTuple):
     take_atr: float
     trailing_atr: float
     max_bars: float
-    fees: float
-    fixed_fees: float
-    slippage: float
     size: float
     max_positions: float
+    costs: Costs
 
 
 class Closed(NamedTuple):
@@ -85,9 +83,8 @@ def rule_row(rules):
     return RuleRow(stop_loss=rules[Rule.stop_loss], take_profit=rules[Rule.take_profit],
                    trailing_stop=rules[Rule.trailing_stop], stop_atr=rules[Rule.stop_atr],
                    take_atr=rules[Rule.take_atr], trailing_atr=rules[Rule.trailing_atr],
-                   max_bars=rules[Rule.max_bars], fees=rules[Rule.fees],
-                   fixed_fees=rules[Rule.fixed_fees], slippage=rules[Rule.slippage],
-                   size=rules[Rule.size], max_positions=rules[Rule.max_positions])
+                   max_bars=rules[Rule.max_bars], size=rules[Rule.size],
+                   max_positions=rules[Rule.max_positions], costs=costs_of(rules))
 
 
 @njit(cache=True, inline="always")
@@ -250,19 +247,10 @@ def exit_position(p, bar, quote, reason, at_open, rule):
     else:
         exc_hi = max(p.exc_hi, bar.high)
         exc_lo = min(p.exc_lo, bar.low)
-    fees = rule.fees
-    fixed_fees = rule.fixed_fees
-    slippage = rule.slippage
-    if p.direction > 0:  # a sale: its costs take at most its notional
-        price = quote * (1.0 - slippage)
-        cash_change = max(p.units * price * (1.0 - fees) - fixed_fees, 0.0)
-        pnl = cash_change - p.entry_cost
-    else:
-        price = quote * (1.0 + slippage)
-        cash_change = -(p.units * price * (1.0 + fees) + fixed_fees)
-        pnl = p.entry_net + cash_change
-    return cash_change, closed_trade(_with_path(p, p.extreme, exc_hi, exc_lo), bar.i, price, quote,
-                                pnl, reason)
+    done = fill(p.units, quote, p.direction < 0, rule.costs)
+    pnl = done.cash - p.entry_cost if p.direction > 0 else p.entry_net + done.cash
+    return done.cash, closed_trade(_with_path(p, p.extreme, exc_hi, exc_lo), bar.i,
+                                   done.price, quote, pnl, reason)
 
 
 @njit(cache=True, _nrt=False)
@@ -270,18 +258,16 @@ def enter(open_dir, i, quote, atr_at_signal, cash, rule):
     """Open a position on bar ``i`` at ``quote``: ``(position, cash change)``, its levels
     fixed at entry (see ``stop_take_levels``); the ATR-scaled rules use ``atr_at_signal``.
 
-    The position is flat when ``size * cash - fixed_fees <= 0`` (the entry is skipped).
+    The entry spends ``size * cash``, costs included (``units_for``); the position is
+    flat when that buys no unit (the entry is skipped).
     """
-    fees = rule.fees
-    fixed_fees = rule.fixed_fees
-    slippage = rule.slippage
-    budget = rule.size * cash - fixed_fees
-    if budget <= 0.0:
+    units = units_for(rule.size * cash, quote, open_dir > 0, rule.costs)
+    if units <= 0.0:
         return flat_position(), 0.0
-    price = quote * (1.0 + slippage) if open_dir > 0 else quote * (1.0 - slippage)
-    units = budget / (price * (1.0 + fees))
-    entry_cost = units * price * (1.0 + fees) + fixed_fees
-    entry_net = max(units * price * (1.0 - fees) - fixed_fees, 0.0)  # a sale's proceeds
+    done = fill(units, quote, open_dir > 0, rule.costs)
+    price = done.price
+    entry_cost = done.committed
+    entry_net = done.cash  # a short sale's proceeds
     stop, take = stop_take_levels(open_dir, price, atr_at_signal, rule)
     max_bars = int(rule.max_bars)
     p = Position(direction=open_dir, units=units, entry_bar=i, entry_price=price,

@@ -145,6 +145,11 @@ class RuleT(NamedTuple):
     slippage: int = 9
     size: int = 10
     max_positions: int = 11  # portfolio: a whole number of open positions at most, 0 = no cap
+    tax: int = 12  # a fraction of every sale's notional
+    fees_per_share: int = 13  # cash per unit traded
+    min_fees: int = 14  # the commission's minimum per fill, cash (0: none)
+    max_fees: int = 15  # the commission's cap, a fraction of the notional (0: none)
+    lot_size: int = 16  # units trade in whole multiples of it (0: fractional)
 
 
 Rule = RuleT()
@@ -176,15 +181,14 @@ WEIGHTINGS = WeightingT._fields
 
 
 class RankRuleT(NamedTuple):
-    """Columns of ``RankCombos.rank`` (float64): a rank combo's selection and sell tax.
-    ``top_n``, ``bottom_n`` whole numbers; ``weighting`` a Weighting value;
-    ``position_limit`` the cap on |weight| (NaN = none); ``tax`` a fraction of every sale."""
+    """Columns of ``RankCombos.rank`` (float64): a rank combo's selection. ``top_n``,
+    ``bottom_n`` whole numbers; ``weighting`` a Weighting value; ``position_limit`` the
+    cap on |weight| (NaN = none)."""
 
     top_n: int = 0
     bottom_n: int = 1
     weighting: int = 2
     position_limit: int = 3
-    tax: int = 4
 
 
 RankRule = RankRuleT()

@@ -125,8 +125,8 @@ def _unit_sized(rule):
     return RuleRow(stop_loss=rule.stop_loss, take_profit=rule.take_profit,
                    trailing_stop=rule.trailing_stop, stop_atr=rule.stop_atr,
                    take_atr=rule.take_atr, trailing_atr=rule.trailing_atr,
-                   max_bars=rule.max_bars, fees=rule.fees, fixed_fees=rule.fixed_fees,
-                   slippage=rule.slippage, size=1.0, max_positions=rule.max_positions)
+                   max_bars=rule.max_bars, size=1.0, max_positions=rule.max_positions,
+                   costs=rule.costs)
 
 
 @njit(cache=True, inline="always")
@@ -197,7 +197,7 @@ def _open_position(fund, open_dir, a, bar, at_open, atr_at_signal, sizing, rule,
         return flat_position(), fund
     target = rule.size * sizing if settings.size_type == SizeType.equity else rule.size
     budget = min(target, fund.equity - fund.gross)
-    if budget - rule.fixed_fees <= DUST * max(sizing, 0.0):
+    if budget - rule.costs.fixed_fees <= DUST * max(sizing, 0.0):
         return flat_position(), fund  # nothing left to spend but rounding residue
     quote = bar.open if at_open else bar.close
     p, cash_change = enter(open_dir, bar.i, quote, atr_at_signal, budget, _unit_sized(rule))

@@ -2,17 +2,21 @@
 back to them on a schedule, one cash balance (docs/semantics.md, Rank-and-rebalance
 strategies)."""
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from sweepbt.kernels._core import (
+    Costs,
     DUST,
     Ledger,
     Moments,
     RETURN_BLOCK,
     book_trade,
+    costs_of,
+    fill,
     finish_metrics,
     gross_leverage,
     merge_block,
@@ -22,6 +26,7 @@ from sweepbt.kernels._core import (
     shared_axis,
     stop_take_levels,
     track_drawdown,
+    units_for,
 )
 from sweepbt.kernels._position import Position, RuleRow, closed_trade, levels_hit
 from sweepbt.kernels.enums import (
@@ -104,10 +109,7 @@ class RankRules(NamedTuple):
     take_profit: float
     trailing_stop: float
     max_bars: int
-    fees: float
-    fixed_fees: float
-    slippage: float
-    tax: float
+    costs: Costs
     top_n: int
     bottom_n: int
     weighting: int
@@ -147,9 +149,8 @@ def _rank_rules(rules, rank):
     cap = rank[RankRule.position_limit]
     return RankRules(stop_loss=rules[Rule.stop_loss], take_profit=rules[Rule.take_profit],
                      trailing_stop=rules[Rule.trailing_stop],
-                     max_bars=int(rules[Rule.max_bars]), fees=rules[Rule.fees],
-                     fixed_fees=rules[Rule.fixed_fees], slippage=rules[Rule.slippage],
-                     tax=rank[RankRule.tax], top_n=int(rank[RankRule.top_n]),
+                     max_bars=int(rules[Rule.max_bars]), costs=costs_of(rules),
+                     top_n=int(rank[RankRule.top_n]),
                      bottom_n=int(rank[RankRule.bottom_n]),
                      weighting=int(rank[RankRule.weighting]),
                      position_limit=cap if cap == cap else np.inf)
@@ -160,8 +161,8 @@ def _level_rule(rr):
     """A RuleRow carrying only ``rr``'s percent stop and take (for ``stop_take_levels``)."""
     nan = np.nan
     return RuleRow(stop_loss=rr.stop_loss, take_profit=rr.take_profit, trailing_stop=nan,
-                   stop_atr=nan, take_atr=nan, trailing_atr=nan, max_bars=0.0, fees=0.0,
-                   fixed_fees=0.0, slippage=0.0, size=1.0, max_positions=0.0)
+                   stop_atr=nan, take_atr=nan, trailing_atr=nan, max_bars=0.0, size=1.0,
+                   max_positions=0.0, costs=rr.costs)
 
 
 @njit(cache=True, inline="always")
@@ -197,24 +198,17 @@ def _rank_booked(book, out, record, a, i, quote, reason):
 
 @njit(cache=True, inline="always")
 def _rank_fill(book, out, record, a, i, units, quote, rr, reason):
-    """Fill ``units`` of asset ``a`` at ``quote`` on bar ``i`` (> 0 buy, < 0 sell):
-    slippage against the trader, ``fees`` and ``fixed_fees`` on every fill, ``tax`` on
-    sells, a sale's costs at most its notional. One side of one position per call (a flip is two calls). Returns the cash
-    change; books the trade (``reason``) when the position becomes flat."""
+    """Fill ``units`` of asset ``a`` at ``quote`` on bar ``i`` (> 0 buy, < 0 sell), every
+    cost by ``fill``. One side of one position per call (a flip is two calls). Returns the
+    cash change; books the trade (``reason``) when the position becomes flat."""
     st = book.state
     side = st[Hold.side, a]
     if side != 0.0:
         _expose(st, a, quote, quote)
-    if units > 0.0:
-        u = units
-        price = quote * (1.0 + rr.slippage)
-        flow = -(u * price * (1.0 + rr.fees) + rr.fixed_fees)
-        direction = 1.0
-    else:
-        u = -units
-        price = quote * (1.0 - rr.slippage)
-        flow = max(u * price * (1.0 - rr.fees - rr.tax) - rr.fixed_fees, 0.0)
-        direction = -1.0
+    u = abs(units)
+    done = fill(u, quote, units > 0.0, rr.costs)
+    price, flow = done.price, done.cash
+    direction = 1.0 if units > 0.0 else -1.0
     if side == 0.0:  # the opening fill
         side = direction
         st[Hold.side, a] = side
@@ -234,7 +228,7 @@ def _rank_fill(book, out, record, a, i, units, quote, rr, reason):
         st[Hold.opened_units, a] += u
         st[Hold.opened_value, a] += u * price
         st[Hold.opened_quotes, a] += u * quote
-        st[Hold.committed, a] += u * price * (1.0 + rr.fees) + rr.fixed_fees
+        st[Hold.committed, a] += done.committed
         stop, take = stop_take_levels(int(side), cost, np.nan, _level_rule(rr))
         st[Hold.stop, a] = stop
         st[Hold.take, a] = take
@@ -466,12 +460,12 @@ def _rank_buys(market, book, out, record, i, at_open, cash, equity, rr):
         for leg in (cover, d - cover):
             if leg <= 0.0 or leg * q <= DUST * equity:
                 continue
-            affordable = (cash - rr.fixed_fees) / (q * (1.0 + rr.slippage) * (1.0 + rr.fees))
+            affordable = units_for(cash, q, True, rr.costs)
             if affordable * q <= DUST * equity:
                 break
             units = min(leg, affordable)
             now = st[Hold.side, a] * st[Hold.units, a]
-            if units * q <= rr.fixed_fees and not (now < 0.0 and units >= -now):
+            if units * q <= rr.costs.fixed_fees and not (now < 0.0 and units >= -now):
                 break  # it leaves a position open and does not cover its fixed fee
             cash += _rank_fill(book, out, record, a, i, units, q, rr, ExitReason.signal)
             traded += units * q
@@ -501,9 +495,13 @@ def _rebalance(market, book, out, record, i, at_open, cash, blocked, rr):
         if held != 0.0 or w != 0.0:
             q = _quote(market, a, i, at_open)
             target = 0.0 if w == 0.0 or (blocked and book.ruled[a] == i) else w * equity / q
+            lot = rr.costs.lot_size
+            if lot > 0.0:  # whole lots, toward zero
+                target = math.trunc(target / lot) * lot
             d = target - held
             notional = abs(d) * q
-            if notional <= DUST * equity or (target != 0.0 and notional <= rr.fixed_fees):
+            fixed_fees = rr.costs.fixed_fees
+            if notional <= DUST * equity or (target != 0.0 and notional <= fixed_fees):
                 d = 0.0
         st[Hold.delta, a] = d
     traded = 0.0
@@ -518,7 +516,7 @@ def _rebalance(market, book, out, record, i, at_open, cash, blocked, rr):
             cash += _rank_fill(book, out, record, a, i, -sold, q, rr, ExitReason.signal)
             traded += sold * q
             d += sold
-        if d < 0.0 and -d * q > max(DUST * equity, rr.fixed_fees):
+        if d < 0.0 and -d * q > max(DUST * equity, rr.costs.fixed_fees):
             cash += _rank_fill(book, out, record, a, i, d, q, rr, ExitReason.signal)
             traded -= d * q
     cash, bought = _rank_buys(market, book, out, record, i, at_open, cash, equity, rr)

@@ -40,9 +40,9 @@ def kernel_inputs(bars, start, end, scores, rebalance_bars, vol=None, **kw):
     for name in ("stop_atr", "take_atr", "trailing_atr"):
         rules[0, getattr(Rule, name)] = np.nan
     rules[0, Rule.max_bars] = kw.get("max_bars") or 0
-    rules[0, Rule.fees] = kw.get("fees", 0.0)
-    rules[0, Rule.fixed_fees] = kw.get("fixed_fees", 0.0)
-    rules[0, Rule.slippage] = kw.get("slippage", 0.0)
+    for name in ("fees", "fixed_fees", "slippage", "tax", "fees_per_share", "min_fees",
+                 "max_fees", "lot_size"):
+        rules[0, getattr(Rule, name)] = kw.get(name, 0.0)
     rules[0, Rule.size] = 1.0
     rules[0, Rule.max_positions] = 0
     rank = np.zeros((1, N_RANK))
@@ -50,7 +50,6 @@ def kernel_inputs(bars, start, end, scores, rebalance_bars, vol=None, **kw):
     rank[0, RankRule.bottom_n] = kw.get("bottom_n", 0)
     rank[0, RankRule.weighting] = getattr(Weighting, weighting)
     rank[0, RankRule.position_limit] = _nan(kw.get("position_limit"))
-    rank[0, RankRule.tax] = kw.get("tax", 0.0)
     combos = RankCombos(score_idx=np.zeros(1, np.int64),
                         vol_idx=np.array([0 if vol is not None else -1], np.int64),
                         schedule_idx=np.zeros(1, np.int64), rules=rules, rank=rank)

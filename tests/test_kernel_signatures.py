@@ -83,7 +83,20 @@ def test_settings_are_typed_once():
     assert [type(v) for v in settings] == [int, int, float, float, int]
 
 
-def test_the_kernel_reads_every_rule_column():
+def test_every_rule_column_is_read_by_each_engine_or_refused_for_it():
+    """The per-asset and portfolio engines read a RuleRow, the rank engine RankRules; each
+    carries the costs as one Costs. A rule column an engine does not read is refused for
+    it, with a reason (ranking.NOT_FOR_RANK)."""
+    from sweepbt.kernels._core import Costs
     from sweepbt.kernels._position import RuleRow
+    from sweepbt.kernels.rank import RankRules
+    from sweepbt.ranking import NOT_FOR_RANK
 
-    assert RuleRow._fields == kernels.RULE_COLUMNS
+    def read(row):
+        return [f for f in row._fields if f != "costs"] + list(Costs._fields)
+
+    columns = set(kernels.RULE_COLUMNS)
+    assert sorted(read(RuleRow)) == sorted(columns)  # per asset and portfolio
+    rank_reads = set(read(RankRules)) & columns
+    assert rank_reads | set(NOT_FOR_RANK) >= columns
+    assert not rank_reads & set(NOT_FOR_RANK)

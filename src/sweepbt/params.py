@@ -20,51 +20,10 @@ import numpy as np
 from sweepbt._constraint_words import not_allowed, syntax_error
 from sweepbt._validate import is_integer
 from sweepbt.choices import CHOICE_PARAMS, decode_choice, encode_choice
+from sweepbt.combo_options import OPTIONS
 from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
 from sweepbt.vocabulary import METRIC_NAMES, RANK_METRICS
 
-
-@dataclass(frozen=True)
-class Option:
-    """A sweepable risk/cost option: bounds are (low, high, low_open, high_open)."""
-
-    name: str
-    default: object
-    kind: str  # "float" or "int"
-    bounds: tuple
-    allow_none: bool
-    doc: str
-
-
-OPTIONS = {o.name: o for o in (
-    Option("stop_loss", None, "float", (0.0, 1.0, True, True), True,
-           "stop at entry_price*(1-s) for a long, fraction"),
-    Option("take_profit", None, "float", (0.0, math.inf, True, True), True,
-           "take profit at entry_price*(1+t) for a long, fraction"),
-    Option("trailing_stop", None, "float", (0.0, 1.0, True, True), True,
-           "stop at peak*(1-r) for a long, fraction"),
-    Option("stop_atr", None, "float", (0.0, math.inf, True, True), True,
-           "stop at entry_price - m*ATR for a long, ATR(atr_window) at the signal bar"),
-    Option("take_atr", None, "float", (0.0, math.inf, True, True), True,
-           "take profit at entry_price + m*ATR for a long"),
-    Option("trailing_atr", None, "float", (0.0, math.inf, True, True), True,
-           "stop at peak - m*ATR for a long, ATR fixed at entry"),
-    Option("atr_window", 14, "int", (1, math.inf, False, True), False,
-           "Wilder ATR window for the *_atr rules, bars"),
-    Option("max_bars", None, "int", (1, 2 ** 53, False, False), True,
-           "exit at the close of bar entry_bar+n"),
-    Option("fees", 0.0, "float", (0.0, 1.0, False, True), False,
-           "fraction of traded notional, each fill"),
-    Option("fixed_fees", 0.0, "float", (0.0, math.inf, False, True), False,
-           "cash per fill"),
-    Option("slippage", 0.0, "float", (0.0, 1.0, False, True), False,
-           "fraction of price, against the trader"),
-    Option("size", 1.0, "float", (0.0, math.inf, True, True), False,
-           "per entry: a fraction of equity in (0, 1], or with portfolio size_type='value' "
-           "a cash amount"),
-    Option("max_positions", None, "int", (1, 2 ** 53, False, False), True,
-           "portfolio: open positions at most"),
-)}
 
 FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
 #: names no strategy parameter may take: the sweepable options, every run option of

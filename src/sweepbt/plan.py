@@ -22,6 +22,7 @@ from sweepbt._threading import check_threads, kernel_threads, n_threads, single_
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
 from sweepbt.options import SIZE_TYPES
+from sweepbt.combo_options import check_costs
 from sweepbt.params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
                             user_value)
 from sweepbt.ranking import check_rank_call, check_settings, unbounded_windows
@@ -353,6 +354,7 @@ def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
     if strat.is_rank:  # always one portfolio; its sizing is the strategy's own
         check_rank_call(strat, grid, params, direction, bundle.n_assets, longest_span)
         portfolio = True
+    check_costs(grid.values, cash)
     size_code = check_sizing(portfolio, size_type, grid, params, cash)
     settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end,
                         bool(portfolio), size_code)

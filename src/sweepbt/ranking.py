@@ -28,8 +28,6 @@ RANK_PARAMS = (
           "(distance from the worst eligible score)"),
     Param("position_limit", "float", 1.0, "cap on each |weight|, fraction of equity; what "
           "it removes stays in cash", in_range(0.0, 1.0, low_open=True)),
-    Param("tax", "float", 0.0, "extra fee on every sale, fraction of the notional",
-          in_range(0.0, 1.0, high_open=True)),
     Param("vol_window", "window", 63, "returns in the volatility of inverse_vol weighting "
           "(and of low_volatility_rank's score), bars; checked against the data only "
           "where used", in_range(2.0)),
@@ -90,7 +88,6 @@ class RankSource:
         rank[:, kernels.RankRule.bottom_n] = columns["bottom_n"]
         rank[:, kernels.RankRule.weighting] = columns["weighting"]
         rank[:, kernels.RankRule.position_limit] = columns["position_limit"]
-        rank[:, kernels.RankRule.tax] = columns["tax"]
         return dict(
             score_idx=_product_index(self.values, columns, self.score_names),
             vol_idx=np.where(uses_vol, vol_row, -1).astype(np.int64),
@@ -231,9 +228,8 @@ def unbounded_windows(strategy):
 def check_rank_call(strategy, grid, params, direction, n_assets, longest_span):
     """ValueError for what a rank strategy cannot take: an option of NOT_FOR_RANK, a
     ``direction`` (its sides are ``top_n`` and ``bottom_n``), ``top_n + bottom_n`` of 0 or
-    more than the universe of ``n_assets``, ``fees + tax >= 1`` for any pair of the grid's
-    values (a sale would pay), a ``vol_window`` longer than ``longest_span`` bars when
-    ``weighting="inverse_vol"`` is in the grid."""
+    more than the universe of ``n_assets``, a ``vol_window`` longer than ``longest_span``
+    bars when ``weighting="inverse_vol"`` is in the grid."""
     given = [name for name in NOT_FOR_RANK if name in params]
     if given:
         raise ValueError(f"{', '.join(given)} do(es) not apply to the rank strategy "
@@ -254,11 +250,6 @@ def check_rank_call(strategy, grid, params, direction, n_assets, longest_span):
     if held.max() > n_assets:
         raise ValueError(f"top_n + bottom_n = {held.max()} is more than the {n_assets} "
                          f"assets of the data; pick at most {n_assets} in all")
-    fees = float(np.max(grid.values.get("fees", 0.0)))
-    tax = float(np.max(grid.values["tax"]))
-    if fees + tax >= 1.0:
-        raise ValueError(f"fees + tax must be < 1 (a sale pays fees and tax on its "
-                         f"notional), but the grid holds fees={fees:g} with tax={tax:g}")
     if kernels.Weighting.inverse_vol in np.atleast_1d(grid.values["weighting"]).tolist() \
             and "vol_window" in unbounded_windows(strategy):
         for w in np.atleast_1d(grid.values["vol_window"]).tolist():
