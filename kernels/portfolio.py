@@ -48,8 +48,31 @@ from sweepbt.kernels.enums import (
 )
 
 
-#: a Position stored as a row of floats in Book.positions (ints are exact below 2**53)
-N_POSITION = len(Position._fields)
+class ColumnT(NamedTuple):
+    """Columns of ``Book.positions``: an open Position's fields as floats, in order (ints
+    are exact below 2**53)."""
+
+    direction: int = 0
+    units: int = 1
+    entry_bar: int = 2
+    entry_price: int = 3
+    entry_quote: int = 4
+    entry_cost: int = 5
+    entry_net: int = 6
+    stop: int = 7
+    take: int = 8
+    trail_frac: int = 9
+    trail_offset: int = 10
+    time_exit: int = 11
+    extreme: int = 12
+    exc_hi: int = 13
+    exc_lo: int = 14
+
+
+Col = ColumnT()
+N_POSITION = len(ColumnT._fields)
+if ColumnT._fields != Position._fields:
+    raise AssertionError("Book.positions' columns must be Position's fields, in order")
 #: Book.due of an asset whose signal events are all read
 NO_EVENT = np.iinfo(np.int64).max
 #: what a held position's rules need on a bar without a signal (``_held_rules``)
@@ -90,33 +113,33 @@ class Fund(NamedTuple):
 def _load(positions, a):
     """Asset ``a``'s Position from its row of ``positions`` (read in place: a row view
     would count a reference per call)."""
-    return Position(direction=int(positions[a, 0]), units=positions[a, 1],
-                    entry_bar=int(positions[a, 2]), entry_price=positions[a, 3],
-                    entry_quote=positions[a, 4], entry_cost=positions[a, 5],
-                    entry_net=positions[a, 6], stop=positions[a, 7], take=positions[a, 8],
-                    trail_frac=positions[a, 9], trail_offset=positions[a, 10],
-                    time_exit=int(positions[a, 11]), extreme=positions[a, 12],
-                    exc_hi=positions[a, 13], exc_lo=positions[a, 14])
+    return Position(direction=int(positions[a, Col.direction]), units=positions[a, Col.units],
+                    entry_bar=int(positions[a, Col.entry_bar]), entry_price=positions[a, Col.entry_price],
+                    entry_quote=positions[a, Col.entry_quote], entry_cost=positions[a, Col.entry_cost],
+                    entry_net=positions[a, Col.entry_net], stop=positions[a, Col.stop], take=positions[a, Col.take],
+                    trail_frac=positions[a, Col.trail_frac], trail_offset=positions[a, Col.trail_offset],
+                    time_exit=int(positions[a, Col.time_exit]), extreme=positions[a, Col.extreme],
+                    exc_hi=positions[a, Col.exc_hi], exc_lo=positions[a, Col.exc_lo])
 
 
 @njit(cache=True, inline="always")
 def _store(positions, a, p):
     """Write Position ``p`` to asset ``a``'s row of ``positions``."""
-    positions[a, 0] = p.direction
-    positions[a, 1] = p.units
-    positions[a, 2] = p.entry_bar
-    positions[a, 3] = p.entry_price
-    positions[a, 4] = p.entry_quote
-    positions[a, 5] = p.entry_cost
-    positions[a, 6] = p.entry_net
-    positions[a, 7] = p.stop
-    positions[a, 8] = p.take
-    positions[a, 9] = p.trail_frac
-    positions[a, 10] = p.trail_offset
-    positions[a, 11] = p.time_exit
-    positions[a, 12] = p.extreme
-    positions[a, 13] = p.exc_hi
-    positions[a, 14] = p.exc_lo
+    positions[a, Col.direction] = p.direction
+    positions[a, Col.units] = p.units
+    positions[a, Col.entry_bar] = p.entry_bar
+    positions[a, Col.entry_price] = p.entry_price
+    positions[a, Col.entry_quote] = p.entry_quote
+    positions[a, Col.entry_cost] = p.entry_cost
+    positions[a, Col.entry_net] = p.entry_net
+    positions[a, Col.stop] = p.stop
+    positions[a, Col.take] = p.take
+    positions[a, Col.trail_frac] = p.trail_frac
+    positions[a, Col.trail_offset] = p.trail_offset
+    positions[a, Col.time_exit] = p.time_exit
+    positions[a, Col.extreme] = p.extreme
+    positions[a, Col.exc_hi] = p.exc_hi
+    positions[a, Col.exc_lo] = p.exc_lo
 
 
 @njit(cache=True, inline="always")
@@ -139,7 +162,7 @@ def _bar_of(market, a, i):
 def _book_closed(book, out, record, a, closed):
     """Book asset ``a``'s closed round trip; mark it flat in ``book``."""
     book_trade(Ledger(book.tally, out.trades, record, a), closed)
-    book.positions[a, 0] = 0.0
+    book.positions[a, Col.direction] = 0.0
 
 
 @njit(cache=True, inline="always")
@@ -148,7 +171,7 @@ def _book_marked(book, out, record, a, i, c, reason):
     costs (the end of the data, or ruin)."""
     book_mark(Ledger(book.tally, out.trades, record, a), _load(book.positions, a), i, c,
                reason)
-    book.positions[a, 0] = 0.0
+    book.positions[a, Col.direction] = 0.0
 
 
 @njit(cache=True, inline="always")
@@ -177,11 +200,11 @@ def _valued(market, book, i, at_open, cash, n_open):
     gross = 0.0
     positions = book.positions
     for a in range(positions.shape[0]):
-        d = positions[a, 0]
+        d = positions[a, Col.direction]
         if d != 0.0:
             quote = market.open[a, i] if at_open else market.close[a, i]
-            equity += d * positions[a, 1] * quote
-            gross += positions[a, 1] * quote
+            equity += d * positions[a, Col.units] * quote
+            gross += positions[a, Col.units] * quote
     return Fund(cash=cash, equity=equity, gross=gross, n_open=n_open)
 
 
@@ -219,7 +242,7 @@ def _fill_entries(market, atr, book, i, at_open, fund, rule, settings, axis_end)
         if code == 0:
             continue
         book.orders[a] = 0
-        if book.positions[a, 0] != 0.0 or book.ruled[a] == i:
+        if book.positions[a, Col.direction] != 0.0 or book.ruled[a] == i:
             continue
         if not at_open and i == market.end[a] - 1 and market.end[a] < axis_end:
             continue  # delisted at this close: an entry now would close at once
@@ -240,7 +263,7 @@ def _fill_open_exits(market, book, out, record, i, cash, n_open, rule, direction
     (asset order): ``(cash, open positions)``."""
     for a in range(book.orders.shape[0]):
         code = book.orders[a]
-        if code == 0 or book.positions[a, 0] == 0.0:
+        if code == 0 or book.positions[a, Col.direction] == 0.0:
             continue
         p = _load(book.positions, a)
         close_now, _ = order_sides(code, direction, p.direction)
@@ -259,10 +282,10 @@ def _inside(positions, a, i, low, high):
     bar ``i`` (range ``low..high``, which holds the open) with neither level touched and
     no time exit at this bar (see ``levels_hit``: a long fires at ``low <= stop`` or
     ``high >= take``, a short at ``high >= stop`` or ``low <= take``)."""
-    stop, take = positions[a, 7], positions[a, 8]
-    if positions[a, 11] == i:
+    stop, take = positions[a, Col.stop], positions[a, Col.take]
+    if positions[a, Col.time_exit] == i:
         return False
-    if positions[a, 0] > 0.0:
+    if positions[a, Col.direction] > 0.0:
         return low > stop and high < take
     return high < stop and low > take
 
@@ -308,10 +331,10 @@ def _close_bar(market, events, book, out, record, i, cash, n_open, rule, held_ru
     opens, highs, lows, closes = market.open, market.high, market.low, market.close
     waiting = 0
     for a in range(positions.shape[0]):
-        if (due[a] > i and positions[a, 0] == 0.0) or i < start[a] or i >= end[a]:
+        if (due[a] > i and positions[a, Col.direction] == 0.0) or i < start[a] or i >= end[a]:
             continue  # flat with no signal due (the common case first), or outside its span
         code = _signal_at(ev_bar, ev_code, cursor, cursor_end, due, a, i)
-        if code == 0 and (positions[a, 0] == 0.0 or held_rules == HELD_NO_RULE
+        if code == 0 and (positions[a, Col.direction] == 0.0 or held_rules == HELD_NO_RULE
                           or (held_rules == HELD_FIXED
                               and _inside(positions, a, i, lows[a, i], highs[a, i]))):
             continue
@@ -326,7 +349,7 @@ def _close_bar(market, events, book, out, record, i, cash, n_open, rule, held_ru
             n_open -= 1
             p = flat_position()
         elif p.direction != 0:
-            positions[a, 12] = held.extreme  # the one field a bar held through moves
+            positions[a, Col.extreme] = held.extreme  # the one field a bar held through moves
             p = held
         if code == 0:
             continue
@@ -353,7 +376,7 @@ def _mark_book(market, book, out, record, i, cash, n_open, rule, axis_end, next_
     gross = 0.0
     positions, end, closes = book.positions, market.end, market.close
     for a in range(positions.shape[0]):
-        d = positions[a, 0]
+        d = positions[a, Col.direction]
         if d == 0.0:
             if record:
                 out.units[a, i] = 0.0
@@ -368,7 +391,7 @@ def _mark_book(market, book, out, record, i, cash, n_open, rule, axis_end, next_
             if record:
                 out.units[a, i] = 0.0
             continue
-        units = positions[a, 1]
+        units = positions[a, Col.units]
         value += d * units * c
         gross += units * c
         if record:
@@ -382,14 +405,14 @@ def _mark_book(market, book, out, record, i, cash, n_open, rule, axis_end, next_
 def _book_all_marked(market, book, out, record, i, reason):
     """Book every open position marked at bar ``i``'s close (no exit costs)."""
     for a in range(book.positions.shape[0]):
-        if book.positions[a, 0] != 0.0:
+        if book.positions[a, Col.direction] != 0.0:
             _book_marked(book, out, record, a, i, market.close[a, i], reason)
 
 
 @njit(cache=True, inline="always")
 def _reset_book(book, events, row0):
     book.tally[:] = 0.0
-    book.positions[:, 0] = 0.0
+    book.positions[:, Col.direction] = 0.0
     book.orders[:] = 0
     book.ruled[:] = -1
     for a in range(book.cursor.shape[0]):
