@@ -120,7 +120,7 @@ def plan_several(data, strategies, params, *, constraint, portfolio, **options):
             raise type(exc)(f"strategy {strategy.name!r}: {exc}") from None
         data = plan.bundle  # loaded once
         plans.append(plan)
-    kinds = {plan.strategy.name: plan.portfolio for plan in plans}
+    kinds = {plan.strategy.name: plan.engine.one_book for plan in plans}
     if len(set(kinds.values())) > 1:
         rank = [name for name, pf in kinds.items() if pf]
         alone = [name for name, pf in kinds.items() if not pf]
@@ -250,6 +250,11 @@ class MultiSweepResult(SweepResult):
             plan=parts[0].plan,  # the row spans (the same for every part) for PSR / DSR
             parts=tuple(parts), offsets=offsets,
             strategies=tuple(p.strategy for p in parts))
+
+    @property
+    def metric_names(self):
+        """Every part's metric columns (a rank strategy's add the rank-only ones)."""
+        return _union(p.metric_names for p in self.parts)
 
     def held(self):
         """:meth:`SweepResult.held` joined over the strategies (read back from their

@@ -21,6 +21,7 @@ from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
+from sweepbt.engines import engine_for
 from sweepbt.options import SIZE_TYPES
 from sweepbt.params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
                             user_value)
@@ -36,8 +37,6 @@ SERIAL_BAR_EVALUATIONS = 2_000_000
 #: a sample= run gives up after this many random draws per combo wanted (constraint too tight)
 SAMPLE_DRAWS_PER_COMBO = 256
 ATR_RULES = ("stop_atr", "take_atr", "trailing_atr")
-#: the ``symbol`` of a portfolio backtest's result row
-PORTFOLIO_SYMBOL = "portfolio"
 
 
 @dataclass(frozen=True)
@@ -84,12 +83,14 @@ class ChunkResult:
 
 
 class Plan:
-    """A validated grid run: ``bundle``, ``strategy``, ``grid``, ``settings`` and ``fixed``
-    (the non-sweepable options as the user gave them, for result metadata)."""
+    """A validated grid run: ``bundle``, ``strategy``, ``grid``, ``settings``, ``fixed``
+    (the non-sweepable options as the user gave them, for result metadata) and ``engine``
+    (the engines.Engine it runs)."""
 
     def __init__(self, bundle, strategy, grid, settings, fixed, built=None):
         self.bundle, self.strategy, self.grid = bundle, strategy, grid
         self.settings, self.fixed = settings, fixed
+        self.engine = engine_for(strategy.is_rank, settings.portfolio)
         self._built = {} if built is None else built  # shared with with_window() plans
 
     def __getstate__(self):
@@ -120,18 +121,14 @@ class Plan:
         return self.bundle.n_assets
 
     @property
-    def portfolio(self):
-        return self.settings.portfolio
-
-    @property
     def row_symbols(self):
         """The ``symbol`` of each result row of a combo: the assets, or ``"portfolio"``."""
-        return (PORTFOLIO_SYMBOL,) if self.portfolio else tuple(self.bundle.symbols)
+        return self.engine.row_symbols(self.bundle.symbols)
 
     @property
     def n_rows(self):
         """Result rows per combo: one per asset, or one for a portfolio."""
-        return 1 if self.portfolio else self.n_assets
+        return self.engine.n_rows(self.n_assets)
 
     def built(self):
         """(signal source, ATR cache), built once (call inside ``kernel_threads``); a rank
@@ -140,8 +137,8 @@ class Plan:
             values = {**self.grid.strategy_values,
                       **{k: self.fixed[k] for k in self.strategy.settings}}
             self._built["signals"] = self.strategy.build(self.bundle, values)
-            self._built["atr"] = None if self.strategy.is_rank else AtrCache.build(
-                self.bundle, self.grid)
+            self._built["atr"] = AtrCache.build(self.bundle, self.grid) \
+                if self.engine.atr else None
         return self._built["signals"], self._built["atr"]
 
     def chunk_size(self, mean_span=None):
@@ -178,13 +175,8 @@ class Plan:
         threads = 1 if work < SERIAL_BAR_EVALUATIONS else n_threads(self.settings.threads)
         n_tasks = max(1, min(n_rows, 8 * threads))
         with single_thread() if threads == 1 else contextlib.nullcontext():
-            if self.strategy.is_rank:
-                kernels.rank_metrics(**self._inputs(columns, signal_idx), n_tasks=n_tasks,
-                                     out=metrics)
-            else:
-                kernel = kernels.portfolio_metrics if self.portfolio else \
-                    kernels.sweep_metrics
-                kernel(**self._inputs(columns, signal_idx), n_tasks=n_tasks, out=metrics)
+            self.engine.kernel("metrics")(**self._inputs(columns, signal_idx),
+                                          n_tasks=n_tasks, out=metrics)
         return ChunkResult(kept, {n: columns[n] for n in self.grid.names}, metrics)
 
     def equity(self, ids):
@@ -194,10 +186,8 @@ class Plan:
         n_bars = self.bundle.n_bars
         out = np.empty((signal_idx.size * self.n_rows, n_bars))
         if signal_idx.size:
-            kernel = kernels.rank_equity_paths if self.strategy.is_rank else \
-                kernels.portfolio_equity_paths if self.portfolio else kernels.equity_paths
             with kernel_threads(self.settings.threads):
-                kernel(**self._inputs(columns, signal_idx), out=out)
+                self.engine.kernel("equity")(**self._inputs(columns, signal_idx), out=out)
         return out.reshape(signal_idx.size, self.n_rows, n_bars)
 
     def record(self):
@@ -207,28 +197,13 @@ class Plan:
         portfolio: ``equity`` and ``cash`` ``(n_bars,)``, ``units`` ``(n_assets,
         n_bars)``, NaN outside the portfolio's span, and one record array of every trade.
         ``rebalances``: a rank strategy's kernels.Holdings, else None."""
-        bundle, settings = self.bundle, self.settings
         columns, signal_idx, _ = self.grid.columns_at(np.zeros(1, np.int64))
-        with kernel_threads(settings.threads):
+        with kernel_threads(self.settings.threads):
             metrics = self.run_chunk(np.zeros(1, np.int64)).metrics  # sizes the trades
-            inputs = self._inputs(columns, signal_idx)
             n_trades = metrics[:, kernels.Metric.n_trades].astype(np.int64)
-            rebalances = None
-            if self.portfolio:
-                equity, cash, units, trades, rebalances = _record_portfolio(
-                    inputs, metrics[0], bundle, settings, int(n_trades[0]),
-                    self.strategy.is_rank)
-            else:
-                equity, cash, units = (np.full((bundle.n_assets, bundle.n_bars), np.nan)
-                                       for _ in range(3))
-                trades = []
-                for a in range(bundle.n_assets):  # pair a: the one combo on asset a
-                    rows = np.empty(int(n_trades[a]), kernels.TRADE_DTYPE)
-                    kernels.backtest_record(**inputs, pair=a, out=kernels.Outputs(
-                        metrics=metrics[a], equity=equity[a], cash=cash[a], units=units[a],
-                        trades=rows))
-                    trades.append(rows)
-        return self.params_of(0), metrics, equity, cash, units, trades, rebalances
+            recorded = self.engine.recorder(self._inputs(columns, signal_idx), metrics,
+                                            self.bundle, self.settings, n_trades)
+        return (self.params_of(0), metrics, *recorded)
 
     def params_of(self, combo):
         """The parameters of grid combo ``combo`` as the user would pass them: Python
@@ -245,12 +220,11 @@ class Plan:
                 **{name: user_value(name, columns[name][0]) for name in self.grid.names}}
 
     def _inputs(self, columns, signal_idx):
-        """The keyword arguments every grid kernel of this plan's kind (``sweep_metrics``,
-        ``equity_paths``, ``backtest_record``; the portfolio and rank ones) takes, for the
-        combos of ``columns`` (their signals: rows ``signal_idx`` of the signal source)."""
+        """The keyword arguments of this plan's engine's kernels for the combos of
+        ``columns`` (their signals: rows ``signal_idx`` of the signal source)."""
         bundle, settings = self.bundle, self.settings
         source, atr = self.built()
-        inputs = {
+        common = {
             "market": kernels.Market(open=bundle.open, high=bundle.high, low=bundle.low,
                                      close=bundle.close, start=settings.start,
                                      end=settings.end),
@@ -258,51 +232,7 @@ class Plan:
                                                settings.init_cash, settings.periods_per_year,
                                                settings.size_type),
         }
-        if self.strategy.is_rank:
-            inputs["scores"] = source.scores
-            inputs["combos"] = kernels.RankCombos(rules=_rule_matrix(columns),
-                                                  **source.combos(columns))
-            return inputs
-        first = int(signal_idx.min())
-        signals = source.events(first, int(signal_idx.max()) + 1)
-        inputs["events"] = kernels.Events(ptr=signals.ptr, bar=signals.event_bar,
-                                          code=signals.event_code)
-        inputs["atr_bank"] = atr.bank
-        inputs["combos"] = kernels.Combos(signal_idx=signal_idx - first,
-                                          atr_idx=atr.index(columns["atr_window"]),
-                                          rules=_rule_matrix(columns))
-        return inputs
-
-
-def _record_portfolio(inputs, metrics, bundle, settings, n_trades, rank):
-    """``portfolio_record`` (``rank_record``) of combo 0: (equity, cash, units, trades,
-    rebalances); per-bar arrays NaN outside the portfolio's span; the rebalances a
-    kernels.Holdings of those that took place (None for a portfolio)."""
-    (start,), (end,) = settings.row_spans()
-    equity, cash = (np.full(bundle.n_bars, np.nan) for _ in range(2))
-    units = np.full((bundle.n_assets, bundle.n_bars), np.nan)
-    trades = np.empty(n_trades, kernels.TRADE_DTYPE)
-    if end > start:
-        units[:, start:end] = 0.0
-    out = kernels.Outputs(metrics=metrics, equity=equity, cash=cash, units=units,
-                          trades=trades)
-    if not rank:
-        kernels.portfolio_record(**inputs, combo=0, out=out)
-        return equity, cash, units, trades, None
-    n = int(inputs["scores"].rebalance[inputs["combos"].schedule_idx[0]].sum())
-    holdings = kernels.Holdings(bar=np.empty(n, np.int64),
-                                weights=np.empty((n, bundle.n_assets)), turnover=np.empty(n))
-    kernels.rank_record(**inputs, combo=0, out=out, holdings=holdings)
-    used = holdings.bar >= 0
-    return equity, cash, units, trades, kernels.Holdings(*(x[used] for x in holdings))
-
-
-def _rule_matrix(columns):
-    """The per-combo risk and cost rules as the kernels take them: float64
-    ``(n_combos, N_RULES)``, C order, column j the grid column ``kernels.RULE_COLUMNS[j]``
-    (``max_bars`` as a float: exact, as params caps it at 2**53)."""
-    return np.ascontiguousarray(
-        np.column_stack([columns[n] for n in kernels.RULE_COLUMNS]), dtype=np.float64)
+        return self.engine.inputs(common, source, atr, columns, signal_idx)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweepbt import display, frames, html_report, kernels, result_stats
+from sweepbt import display, frames, html_report, result_stats
 from sweepbt._compiling import notice
 from sweepbt._files import write_parquet
 from sweepbt.display import table_metadata
-from sweepbt.backtest_stats import drawdown, extra_columns
+from sweepbt.backtest_stats import drawdown, extra_columns, trades_table
 from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count, combo_id
 from sweepbt.params import (CHOICE_PARAMS, decode_choice, encode_choice, evaluate_constraint,
@@ -24,12 +24,12 @@ from sweepbt.vocabulary import (
     COUNT_METRICS, N_METRICS, mean_over_assets, metric_index, metric_names, rank_order)
 
 
-def _metric_columns(metrics, fixed, counts_as_int=True):
-    """Arrow arrays for a (rows, N_METRICS) float block; counts as int64; the rank-only
-    metrics for a rank strategy's (``fixed["rank"]``) only."""
+def _metric_columns(metrics, names, counts_as_int=True):
+    """Arrow arrays of the metrics ``names`` (an engine's) of a (rows, N_METRICS) float
+    block; counts as int64."""
     return {name: pa.array(metrics[:, j].astype(np.int64)
                            if counts_as_int and name in COUNT_METRICS else metrics[:, j])
-            for j, name in enumerate(metric_names(fixed.get("rank", False)))}
+            for j, name in enumerate(names)}
 
 
 def param_arrays(params):
@@ -40,16 +40,19 @@ def param_arrays(params):
             pa.array(values, mask=is_null(name, values)) for name, values in params.items()}
 
 
-def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics):
+def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics, names=None):
     """The rows of a sweep: ``combo``, parameters, ``symbol``, metrics (combo-major);
-    ``symbols`` labels the rows of one combo (its assets, or ``"portfolio"``)."""
+    ``symbols`` labels the rows of one combo (its assets, or ``"portfolio"``); ``names``
+    the metrics (default: those the metadata ``fixed`` of the plan's engine says)."""
     n_rows = len(symbols)
     repeat = np.repeat(np.arange(combo_ids.size), n_rows)
     cols = {"combo": pa.array(combo_ids[repeat])}
     cols.update(param_arrays({n: v[repeat] for n, v in params.items()}))
     labels = pa.array(list(symbols), pa.string())
     cols["symbol"] = labels.take(pa.array(np.tile(np.arange(n_rows), combo_ids.size)))
-    cols.update(_metric_columns(metrics, fixed))
+    if names is None:
+        names = metric_names(fixed.get("rank", False))
+    cols.update(_metric_columns(metrics, names))
     return pa.table(cols).replace_schema_metadata(table_metadata(strategy, fixed))
 
 
@@ -134,6 +137,7 @@ class BacktestResult(_Recorded):
     units: np.ndarray
     trade_rows: list
     fixed: dict
+    engine: object  # the engines.Engine that ran it
     _stats: pa.Table = field(default=None, repr=False)
     _trades: pa.Table = field(default=None, repr=False)
 
@@ -142,7 +146,7 @@ class BacktestResult(_Recorded):
         """One row per asset: ``symbol`` and the metrics of docs/semantics.md."""
         if self._stats is None:
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
-            cols.update(_metric_columns(self.metrics, self.fixed))
+            cols.update(_metric_columns(self.metrics, self.engine.metric_names))
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
                                        self.bundle.close))
             self._stats = pa.table(cols).replace_schema_metadata(
@@ -153,7 +157,7 @@ class BacktestResult(_Recorded):
     def trades(self) -> pa.Table:
         """One row per round trip, all assets, in order of asset then entry."""
         if self._trades is None:
-            self._trades = _trades_table(self.bundle, self.trade_rows)
+            self._trades = display.mark_table(trades_table(self.bundle, self.trade_rows))
         return self._trades
 
 
@@ -162,49 +166,11 @@ def record_backtest(plan):
     or a :class:`PortfolioResult` for a portfolio plan (saying so when it compiles)."""
     with notice(plan, ("record",)):
         params_used, metrics, equity, cash, units, trades, rebalances = plan.record()
-    if plan.portfolio:
-        return PortfolioResult(bundle=plan.bundle, strategy=plan.strategy.name,
-                               params=params_used, metrics=metrics, equity=equity, cash=cash,
-                               units=units, trade_rows=trades, fixed=plan.fixed,
-                               rebalance_rows=rebalances)
-    return BacktestResult(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
-                          metrics=metrics, equity=equity, cash=cash, units=units,
-                          trade_rows=trades, fixed=plan.fixed)
-
-
-def _trades_table(bundle, trade_rows):
-    """The trades table of kernels.TRADE_DTYPE record arrays (a list, concatenated)."""
-    rows = np.concatenate(trade_rows) if trade_rows else np.empty(0, kernels.TRADE_DTYPE)
-
-    def column(name):
-        return np.ascontiguousarray(rows[name])
-
-    owner = column("asset")
-    entry_bar = column("entry_bar")
-    exit_bar = column("exit_bar")
-    ts = pa.timestamp("ns", tz="UTC")
-    symbols = pa.array(list(bundle.symbols), pa.string())
-    reasons = pa.array(list(kernels.EXIT_REASONS), pa.string())
-
-    def when(bars):
-        return pa.array(bundle.timestamps[bars].astype(np.int64)).cast(ts)
-
-    table = {
-        "symbol": symbols.take(pa.array(owner, pa.int64())),
-        "direction": pa.array(np.where(column("direction") > 0, "long", "short")
-                              .astype(object), pa.string()),
-        "entry_bar": pa.array(entry_bar),
-        "exit_bar": pa.array(exit_bar),
-        "entry_time": when(entry_bar),
-        "exit_time": when(exit_bar),
-    }
-    for name in ("entry_price", "exit_price", "entry_quote", "exit_quote", "units", "pnl",
-                 "return"):
-        table[name] = pa.array(column(name))
-    table["exit_reason"] = reasons.take(pa.array(column("exit_reason")))
-    table["mfe"] = pa.array(column("mfe"))
-    table["mae"] = pa.array(column("mae"))
-    return display.mark_table(pa.table(table))
+    fields = {} if rebalances is None else {"rebalance_rows": rebalances}
+    return RESULTS[plan.engine.result](
+        bundle=plan.bundle, strategy=plan.strategy.name, params=params_used, metrics=metrics,
+        equity=equity, cash=cash, units=units, trade_rows=trades, fixed=plan.fixed,
+        engine=plan.engine, **fields)
 
 
 @dataclass(repr=False)
@@ -227,6 +193,7 @@ class PortfolioResult(_Recorded):
     units: np.ndarray
     trade_rows: np.ndarray
     fixed: dict
+    engine: object  # the engines.Engine that ran it
     #: a rank strategy's rebalances (kernels.Holdings); None for other portfolios
     rebalance_rows: object = None
     _stats: pa.Table = field(default=None, repr=False)
@@ -247,7 +214,7 @@ class PortfolioResult(_Recorded):
         """One row: ``symbol`` ``"portfolio"`` and the metrics of docs/semantics.md."""
         if self._stats is None:
             cols = {"symbol": pa.array(["portfolio"], pa.string())}
-            cols.update(_metric_columns(self.metrics, self.fixed))
+            cols.update(_metric_columns(self.metrics, self.engine.metric_names))
             cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
                                        [None]))
             self._stats = pa.table(cols).replace_schema_metadata(
@@ -258,7 +225,8 @@ class PortfolioResult(_Recorded):
     def trades(self) -> pa.Table:
         """One row per round trip of every asset (``symbol``), in the order they closed."""
         if self._trades is None:
-            self._trades = _trades_table(self.bundle, [self.trade_rows])
+            self._trades = display.mark_table(trades_table(self.bundle,
+                                                                   [self.trade_rows]))
         return self._trades
 
     @property
@@ -283,6 +251,10 @@ class PortfolioResult(_Recorded):
             "symbol": pa.array(list(self.bundle.symbols), pa.string()),
             "pnl": pa.array(np.bincount(asset, weights=pnl, minlength=n)),
             "n_trades": pa.array(n_trades.astype(np.int64)), "win_rate": pa.array(win_rate)}))
+
+
+#: the result class of each kind an engine names (engines.Engine.result)
+RESULTS = {"backtest": BacktestResult, "portfolio": PortfolioResult}
 
 
 @dataclass
@@ -333,8 +305,14 @@ class SweepResult:
                 self._table = pq.read_table(self.path)
             else:
                 self._table = sweep_table(self.symbols, self.strategy, self.fixed,
-                                          self.combos, self.param_columns, self.metrics)
+                                          self.combos, self.param_columns, self.metrics,
+                                          self.metric_names)
         return self._table
+
+    @property
+    def metric_names(self):
+        """The metric columns of this sweep's tables (its engine's)."""
+        return self.plan.engine.metric_names
 
     def held(self):
         """(combo ids, params, metrics) of the combos this result holds, in grid order
@@ -383,7 +361,8 @@ class SweepResult:
         cols = {"rank": pa.array(np.arange(1, order.size + 1, dtype=np.int64)),
                 "combo": pa.array(combos[order])}
         cols.update(param_arrays({n: v[order] for n, v in params.items()}))
-        cols.update(_metric_columns(per_combo[order], self.fixed, counts_as_int=False))
+        cols.update(_metric_columns(per_combo[order], self.metric_names,
+                                    counts_as_int=False))
         return pa.table(cols).replace_schema_metadata(table_metadata(self.strategy, self.fixed))
 
     def params(self, combo) -> dict:
