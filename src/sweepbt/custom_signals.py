@@ -47,7 +47,7 @@ class CustomBuild:
 def register_custom(strategy):
     """Add the custom ``strategy`` to ``STRATEGIES``; a built-in's name is refused."""
     old = STRATEGIES.get(strategy.name)
-    if old is not None and not isinstance(old.build, CustomBuild):
+    if old is not None and not old.is_user:
         raise strategy_error(strategy.name, "a built-in strategy has this name; pick another "
                                             "name")
     STRATEGIES[strategy.name] = strategy
