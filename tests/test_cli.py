@@ -430,8 +430,7 @@ def test_sweep_out_dir_streams_dataset(tmp_path):
 
 def test_sweep_too_large_is_one_line(monkeypatch, capsys):
     def too_large(*args, **kwargs):
-        raise sb.SweepTooLarge("this sweep would keep 9 result rows, about 1 TB, more than "
-                               "the 1 GB allowed (max_memory); pass top=K to keep ...")
+        raise sb.SweepTooLarge(9, 2 ** 40, 2 ** 30)  # 9 rows, about 1 TB, more than 1 GB
 
     monkeypatch.setattr(sb, "sweep", too_large)
     assert cli.main(["sweep", "--demo", "--param", "fast=5,10", "--out", "x.parquet"]) == 2

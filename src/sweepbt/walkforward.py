@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from sweepbt import display, frames, html_report, kernels
 from sweepbt._compiling import notice
-from sweepbt.executors import Dask, InProcess, run_chunks
+from sweepbt.executors import executor_for, run_chunks
 from sweepbt.plan import check_resume, check_sample, no_combination, prepare, sampled_combos
 from sweepbt.training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkForwardDir,
                               active_rows, defined_mean)
@@ -244,7 +244,7 @@ def _train(windows, sampled, objective, scheduler, out, resume, progress):
     number of combos run, the out= folder or None)."""
     plan = windows.plan
     best = BestPerWindow(objective, plan.grid.names, windows.active, plan.n_rows)
-    executor = InProcess() if scheduler is None else Dask(scheduler)
+    executor = executor_for(scheduler)
     folder = None if out is None else (
         lambda: WalkForwardDir.open(out, windows, sampled, resume, best))
     per_combo = plan.n_rows * len(windows.spans)
