@@ -150,7 +150,7 @@ def compiling(strategy, options, uses):
 
 def _is_rank(strategy):
     strat = STRATEGIES.get(strategy) if isinstance(strategy, str) else strategy
-    return bool(getattr(strat, "is_rank", False))
+    return strat is not None and strat.is_rank
 
 
 def strategy_text(strategy):
