@@ -14,25 +14,18 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
+from helpers import (CODES_IN_VOLUME, CONFLICTS, TRADE_NUMBERS, assert_close, flat_bars,
+                     random_config, random_ohlc)
 from portfolio_reference import reference_portfolio
 from reference import BUY, SELL, reference_backtest, sma_cross_signals, wilder_atr
 from strategy_cases import CASES
 from sweepbt.vocabulary import METRIC_NAMES
-from test_reference_diff import (CODES_IN_VOLUME, CONFLICTS, TRADE_NUMBERS, assert_close,
-                                 random_config, random_ohlc)
 
 NAN = float("nan")
 REL = 1e-9
 RULES = ("stop_loss", "take_profit", "trailing_stop", "stop_atr", "take_atr", "trailing_atr",
          "max_bars")
 COSTS = ("fees", "fixed_fees", "slippage")
-
-
-def flat_bars(*closes_by_asset):
-    """(open, high, low, close) arrays where every bar opens, trades and closes at one price
-    (None = outside the asset's span)."""
-    c = np.array([[NAN if x is None else float(x) for x in row] for row in closes_by_asset])
-    return c, c.copy(), c.copy(), c.copy()
 
 
 def spans_of(close):

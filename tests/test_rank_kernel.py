@@ -8,40 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from rank_harness import kernel_inputs, run_kernel
+from helpers import assert_same, flat_bars, kernel_inputs, random_universe, run_kernel, scores_at
 from rank_reference import (momentum_score, reference_rank_portfolio, reversal_score,
                             volatility)
 from sweepbt import kernels
 from sweepbt.schedule import rebalance_bars
-from test_rank_reference import flat_bars, random_universe, scores_at
 
 NAN = float("nan")
-TRADE_FIELDS = ("direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "units",
-                "pnl", "return", "mfe", "mae", "asset")
-
-
-def assert_same(kernel, ref, rel=1e-9):
-    np.testing.assert_allclose(kernel["equity"], np.array(ref["equity"], float), rtol=rel,
-                               atol=1e-7)
-    np.testing.assert_allclose(kernel["cash"], np.array(ref["cash"], float), rtol=rel,
-                               atol=1e-7)
-    np.testing.assert_allclose(kernel["units"], np.array(ref["units"], float), rtol=rel,
-                               atol=1e-9)
-    trades = kernel["trades"]
-    assert len(trades) == len(ref["trades"]), (len(trades), len(ref["trades"]))
-    for got, want in zip(trades, ref["trades"]):
-        for name in TRADE_FIELDS:
-            assert got[name] == pytest.approx(want[name], rel=rel, abs=1e-9), name
-        assert kernels.EXIT_REASONS[got["exit_reason"]] == want["exit_reason"]
-    for name, value in ref["metrics"].items():
-        if name in kernel["metrics"]:
-            for got in (kernel["metrics"][name], kernel["sweep_metrics"][name]):
-                assert got == pytest.approx(value, rel=1e-8, abs=1e-10, nan_ok=True), name
-    bars, weights, turnover = kernel["holdings"]
-    assert list(bars) == [r["bar"] for r in ref["rebalances"]]
-    for w, t, r in zip(weights, turnover, ref["rebalances"]):
-        np.testing.assert_allclose(w, r["weights"], rtol=1e-12, atol=1e-15)
-        assert t == pytest.approx(r["turnover"], rel=1e-9, nan_ok=True)
 
 
 def both(bars, start, end, scores, schedule, **kw):
