@@ -9,7 +9,7 @@ a ``Plan`` holds the one it runs and nothing else chooses between them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -103,7 +103,9 @@ class Engine:
     arguments; ``recorder`` a full backtest of combo 0; ``result`` the kind of result a
     backtest gives (``"backtest"`` or ``"portfolio"``); ``one_book`` whether a combo is
     one backtest over every asset (one result row) rather than one per asset;
-    ``metric_names`` its metric columns; ``atr`` whether it reads the ATR bank."""
+    ``metric_names`` its metric columns; ``atr`` whether it reads the ATR bank;
+    ``metadata`` the entries it adds to a result's metadata, ``recorded`` the run options
+    it adds there."""
 
     name: str
     metrics: str
@@ -115,6 +117,8 @@ class Engine:
     one_book: bool
     metric_names: tuple
     atr: bool
+    metadata: dict = field(hash=False)
+    recorded: tuple = ()
 
     def kernel(self, use):
         """The compiled kernel for ``use`` ("metrics", "record" or "equity")."""
@@ -136,12 +140,15 @@ class Engine:
 #: every engine, by name (``sb.warmup(mode=...)`` names them too)
 ENGINES = {
     "asset": Engine("asset", "sweep_metrics", "backtest_record", "equity_paths",
-                    signal_inputs, record_assets, "backtest", False, metric_names(), True),
+                    signal_inputs, record_assets, "backtest", False, metric_names(), True,
+                    {}),
     "portfolio": Engine("portfolio", "portfolio_metrics", "portfolio_record",
                         "portfolio_equity_paths", signal_inputs, record_portfolio,
-                        "portfolio", True, metric_names(), True),
+                        "portfolio", True, metric_names(), True, {"portfolio": True},
+                        ("size_type",)),
     "rank": Engine("rank", "rank_metrics", "rank_record", "rank_equity_paths", rank_inputs,
-                   record_rank, "portfolio", True, metric_names(rank=True), False),
+                   record_rank, "portfolio", True, metric_names(rank=True), False,
+                   {"portfolio": True, "rank": True}),
 }
 
 

@@ -104,16 +104,17 @@ def _both(constraint, own):
     return f"({constraint}) and ({own})"
 
 
-def plan_several(data, strategies, params, *, constraint, portfolio, **options):
-    """One Plan per strategy of ``strategies`` (see :func:`_entries`), every one validated
-    before any runs; an error names the strategy it is about."""
+def plan_several(data, strategies, params, options):
+    """One Plan per strategy of ``strategies`` (see :func:`_entries`) with the call's
+    ``options`` (an options.RunOptions), every one validated before any runs; an error
+    names the strategy it is about."""
     entries = _entries(strategies)
     plans = []
     for (strategy, _), given in zip(entries, _split(entries, params)):
         own = given.pop(OWN_CONSTRAINT, None)
         try:
-            plan = prepare(data, strategy, given, constraint=_both(constraint, own),
-                           portfolio=portfolio, **options)
+            plan = prepare(data, strategy, given, options,
+                           constraint=_both(options.constraint, own))
         except (TypeError, ValueError) as exc:
             if type(exc) not in (TypeError, ValueError):
                 raise

@@ -22,7 +22,7 @@ from sweepbt._threading import check_threads, kernel_threads, n_threads, single_
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
 from sweepbt.engines import engine_for
-from sweepbt.options import SIZE_TYPES
+from sweepbt.options import DEFAULTS, SIZE_TYPES, options_of
 from sweepbt.params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
                             user_value)
 from sweepbt.ranking import check_rank_call, check_settings, unbounded_windows
@@ -83,13 +83,16 @@ class ChunkResult:
 
 
 class Plan:
-    """A validated grid run: ``bundle``, ``strategy``, ``grid``, ``settings``, ``fixed``
-    (the non-sweepable options as the user gave them, for result metadata) and ``engine``
-    (the engines.Engine it runs)."""
+    """A validated grid run: ``bundle``, ``strategy``, ``grid``, ``settings`` (kernel
+    form), ``options`` (the call's options.RunOptions, checked), ``strategy_settings`` (a
+    rank strategy's keyword settings) and ``engine`` (the engines.Engine it runs). A plan
+    is never changed once built."""
 
-    def __init__(self, bundle, strategy, grid, settings, fixed, built=None):
+    def __init__(self, bundle, strategy, grid, settings, options, strategy_settings,
+                 built=None):
         self.bundle, self.strategy, self.grid = bundle, strategy, grid
-        self.settings, self.fixed = settings, fixed
+        self.settings, self.options = settings, options
+        self.strategy_settings = strategy_settings
         self.engine = engine_for(strategy.is_rank, settings.portfolio)
         self._built = {} if built is None else built  # shared with with_window() plans
 
@@ -114,7 +117,34 @@ class Plan:
         the built signals and ATR rows."""
         start, end = trade_span(self.bundle, (lo, hi))
         return Plan(self.bundle, self.strategy, self.grid,
-                    replace(self.settings, start=start, end=end), self.fixed, self._built)
+                    replace(self.settings, start=start, end=end), self.options,
+                    self.strategy_settings, self._built)
+
+    def single(self, params, threads=None):
+        """A plan of the one combo ``params`` (a backtest) on this plan's data, strategy
+        and backtest options (``threads``: default this plan's)."""
+        given = {f.name: getattr(self.options, f.name) for f in options_of("backtest")}
+        if threads is not None:
+            given["threads"] = threads
+        return prepare(self.bundle, self.strategy, params, replace(DEFAULTS, **given))
+
+    @property
+    def fixed(self):
+        """The run options as the result metadata (JSON) records them."""
+        o = self.options
+        fixed = {"fill": o.fill, "direction": o.direction, "init_cash": o.init_cash,
+                 "periods_per_year": o.periods_per_year, "constraint": o.constraint,
+                 **self.engine.metadata, **self.strategy_settings,
+                 **{name: getattr(o, name) for name in self.engine.recorded}}
+        if o.window is not None:
+            fixed["window"] = list(o.window)  # as asked, not as each asset's span cuts it
+        if o.train is not None:  # a walk-forward's
+            fixed.update(train=o.train, test=o.test, step=o.test if o.step is None else o.step,
+                         anchored=bool(o.anchored), partial=bool(o.partial),
+                         objective=o.objective)
+        if o.sample is not None:
+            fixed.update(sample=o.sample, seed=o.seed)
+        return fixed
 
     @property
     def n_assets(self):
@@ -134,8 +164,7 @@ class Plan:
         """(signal source, ATR cache), built once (call inside ``kernel_threads``); a rank
         strategy's: (ranking.RankSource, None)."""
         if not self._built:
-            values = {**self.grid.strategy_values,
-                      **{k: self.fixed[k] for k in self.strategy.settings}}
+            values = {**self.grid.strategy_values, **self.strategy_settings}
             self._built["signals"] = self.strategy.build(self.bundle, values)
             self._built["atr"] = AtrCache.build(self.bundle, self.grid) \
                 if self.engine.atr else None
@@ -215,8 +244,8 @@ class Plan:
         columns, _, kept = self.grid.columns_at(np.array([combo], np.int64))
         if kept.size == 0:
             raise ValueError(f"combo {combo} does not pass the constraint "
-                             f"{self.fixed.get('constraint')!r}")
-        return {**{name: self.fixed[name] for name in self.strategy.settings},
+                             f"{self.options.constraint!r}")
+        return {**self.strategy_settings,
                 **{name: user_value(name, columns[name][0]) for name in self.grid.names}}
 
     def _inputs(self, columns, signal_idx):
@@ -262,39 +291,39 @@ class AtrCache:
         return np.searchsorted(self.windows, atr_window).astype(np.int64)
 
 
-def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
-            periods_per_year, threads, window=None, portfolio=False, size_type="equity"):
-    """Validate one call's arguments into a Plan (nothing is computed yet). A Bundle is
-    checked again (``Bundle.check``): its arrays may have been written since it was built."""
+def prepare(data, strategy, params, options=DEFAULTS, **given):
+    """Validate one call's arguments (``options``, an options.RunOptions, with the
+    ``given`` fields replaced) into a Plan (nothing is computed yet). A Bundle is checked
+    again (``Bundle.check``): its arrays may have been written since it was built."""
+    o = replace(options, **given)
     if isinstance(data, Bundle):
         data.check()
     bundle = data if isinstance(data, Bundle) else load(data)
     strat = get_strategy(strategy)
     given = {k: params[k] for k in strat.settings if k in params}
     params = {k: v for k, v in params.items() if k not in strat.settings}
-    fill_code, dir_code, cash, ppy = check_fixed(fill, direction, init_cash, periods_per_year)
-    threads = check_threads(threads)
-    window = check_window(window, bundle.n_bars)
+    fill_code, dir_code, cash, ppy = check_fixed(o.fill, o.direction, o.init_cash,
+                                                 o.periods_per_year)
+    threads = check_threads(o.threads)
+    window = check_window(o.window, bundle.n_bars)
     start, end = trade_span(bundle, window)
     longest_span = int((bundle.end - bundle.start).max())
-    grid = build_grid(strat, params, longest_span, constraint, unbounded_windows(strat))
+    grid = build_grid(strat, params, longest_span, o.constraint, unbounded_windows(strat))
     if ppy is None:
         ppy = float(bundle.periods_per_year)
+    portfolio = o.portfolio
     if strat.is_rank:  # always one portfolio; its sizing is the strategy's own
-        check_rank_call(strat, grid, params, direction, bundle.n_assets, longest_span)
+        check_rank_call(strat, grid, params, o.direction, bundle.n_assets, longest_span)
         portfolio = True
-    size_code = check_sizing(portfolio, size_type, grid, params, cash)
+    size_code = check_sizing(portfolio, o.size_type, grid, params, cash)
     settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end,
                         bool(portfolio), size_code)
-    fixed = {"fill": fill, "direction": direction, "init_cash": cash,
-             "periods_per_year": ppy, "constraint": constraint}
-    if strat.is_rank:
-        fixed.update(portfolio=True, rank=True, **check_settings(strat, given, bundle))
-    elif portfolio:
-        fixed.update(portfolio=True, size_type=size_type)
-    if window is not None:
-        fixed["window"] = list(window)  # as asked, not as each asset's span cuts it
-    return Plan(bundle, strat, grid, settings, fixed)
+    strategy_settings = check_settings(strat, given, bundle) if strat.is_rank else {}
+    sample, seed = check_sample(o.sample, o.seed)
+    o = replace(o, strategy=strat.name, init_cash=cash, periods_per_year=ppy,
+                threads=threads, window=window, portfolio=portfolio, sample=sample,
+                seed=seed, scheduler=None)
+    return Plan(bundle, strat, grid, settings, o, strategy_settings)
 
 
 def check_sizing(portfolio, size_type, grid, params, init_cash):

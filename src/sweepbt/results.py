@@ -18,7 +18,6 @@ from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count, combo_id
 from sweepbt.params import (CHOICE_PARAMS, decode_choice, encode_choice, evaluate_constraint,
                             is_null)
-from sweepbt.plan import prepare
 from sweepbt.ranking import holdings_table, rebalances_table
 from sweepbt.vocabulary import (
     COUNT_METRICS, N_METRICS, mean_over_assets, metric_index, metric_names, rank_order)
@@ -376,14 +375,7 @@ class SweepResult:
         recording: what ``sb.backtest`` returns (a :class:`BacktestResult`, or a
         :class:`PortfolioResult` for a portfolio sweep) with this sweep's data, strategy,
         options and :meth:`params`."""
-        fixed, plan = self.fixed, self.plan
-        return record_backtest(prepare(
-            self.bundle, plan.strategy, self.params(combo), constraint=None,
-            fill=fixed["fill"], direction=fixed["direction"], init_cash=fixed["init_cash"],
-            periods_per_year=fixed["periods_per_year"],
-            threads=plan.settings.threads if threads is None else threads,
-            window=fixed.get("window"), portfolio=fixed.get("portfolio", False),
-            size_type=fixed.get("size_type", "equity")))
+        return record_backtest(self.plan.single(self.params(combo), threads))
 
     def __repr__(self):
         return display.sweep_repr(self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +21,7 @@ import pyarrow as pa
 from sweepbt import display, frames, html_report, kernels
 from sweepbt._compiling import notice
 from sweepbt.executors import executor_for, run_chunks
-from sweepbt.plan import check_resume, check_sample, no_combination, prepare, sampled_combos
+from sweepbt.plan import check_resume, no_combination, prepare, sampled_combos
 from sweepbt.training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkForwardDir,
                               active_rows, defined_mean)
 from sweepbt.results import param_arrays
@@ -32,7 +32,7 @@ from sweepbt._table import fit_columns, render_table
 from sweepbt._threading import kernel_threads
 from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
 from sweepbt.params import user_value
-from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index, metric_names
+from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index
 
 __all__ = ["WalkForwardResult", "format_walk_forward", "walk_forward"]
 
@@ -175,23 +175,21 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     :func:`sweepbt.sweep`.
     """
     t0 = time.perf_counter()
-    plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
-                   direction=direction, init_cash=init_cash,
-                   periods_per_year=periods_per_year, threads=threads, portfolio=portfolio,
-                   size_type=size_type)
-    bundle, grid, fixed = plan.bundle, plan.grid, plan.fixed
+    options = replace(D, strategy=strategy, train=train, test=test, step=step,
+                      anchored=anchored, objective=_objective_label(objective),
+                      partial=partial, constraint=constraint, fill=fill,
+                      direction=direction, init_cash=init_cash,
+                      periods_per_year=periods_per_year, threads=threads, sample=sample,
+                      seed=seed, portfolio=portfolio, size_type=size_type)
+    plan = prepare(data, strategy, params, options)
+    bundle, grid = plan.bundle, plan.grid
     _check_objective(objective)
     spans = _spans(bundle, train, test, step, anchored, partial)
-    sample, seed = check_sample(sample, seed)
+    sample, seed = plan.options.sample, plan.options.seed
     if grid.count_or_estimate() == (0, 0.0):
         raise no_combination(grid)
     check_resume(resume, out, sample, seed)
     sampled = sampled_combos(grid, sample, seed)
-    fixed.update(train=train, test=test, step=test if step is None else step,
-                 anchored=bool(anchored), partial=bool(partial),
-                 objective=_objective_label(objective))
-    if sample is not None:
-        fixed.update(sample=sample, seed=seed)
 
     training = TrainWindows(plan, [(lo, hi) for lo, hi, _, _ in spans])
     with notice(plan, ("metrics", "equity")):
@@ -201,7 +199,7 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
         with notice(plan, ("equity",)):
             tested = _test(plan, spans, best, objective)
         result = WalkForwardResult(
-            bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
+            bundle=bundle, strategy=plan.strategy.name, fixed=plan.fixed, names=grid.names,
             axes=grid.axes, n_combos=n_combos, spans=spans, **tested,
             elapsed=time.perf_counter() - t0, objective=objective)
         if folder is not None:
@@ -221,13 +219,13 @@ def _test(plan, spans, best, objective):
     is_metrics and oos_metrics."""
     test_plans = [plan.with_window(lo, hi) for _, _, lo, hi in spans]
     with kernel_threads(plan.settings.threads):
-        chosen, oos, equity = _out_of_sample(plan, spans, test_plans, [b[2] for b in best])
-    is_metrics = np.array([b[3] for b in best])
+        chosen, oos, equity = _out_of_sample(plan, spans, test_plans, [b.combo for b in best])
+    is_metrics = np.array([b.metrics for b in best])
     test_set = [p.settings for p in test_plans]
     windows = _windows_table(plan.bundle, spans, plan.grid.names, chosen, best, is_metrics,
                              oos, [active_rows(s) for s in test_set],
                              objective if isinstance(objective, str) else None,
-                             plan.fixed.get("rank", False))
+                             plan.engine.metric_names)
     eff = windows["efficiency"].to_numpy(zero_copy_only=False)
     return dict(
         chosen=[{n: user_value(n, v) for n, v in c.items()} for c in chosen],
@@ -315,7 +313,7 @@ def _timestamps(bundle, bars):
 
 
 def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_active,
-                   objective, rank):
+                   objective, metrics):
     sp = np.array(spans, dtype=np.int64).reshape(-1, 4)
     # the mean over the assets with bars in the test span where each metric is defined
     oos_mean = np.array([defined_mean(oos[w, test_active[w]]) for w in range(len(spans))]) \
@@ -336,13 +334,13 @@ def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_act
     chosen_arrays = param_arrays({n: np.array([c[n] for c in chosen]) for n in names})
     for n in names:
         cols[n if n not in _WINDOW_COLUMNS else f"param_{n}"] = chosen_arrays[n]
-    cols["combo"] = pa.array(np.array([b[2] for b in best], dtype=np.int64))
+    cols["combo"] = pa.array(np.array([b.combo for b in best], dtype=np.int64))
     sign = -1.0 if objective in LOWER_IS_BETTER else 1.0  # back to the metric's own units
-    cols["objective"] = pa.array(np.array([sign * b[1] if b[0] > 0 else math.nan
+    cols["objective"] = pa.array(np.array([sign * b.score if b.tier > 0 else math.nan
                                            for b in best]))
-    for j, m in enumerate(metric_names(rank)):
+    for j, m in enumerate(metrics):
         cols[f"is_{m}"] = pa.array(is_metrics[:, j])
-    for j, m in enumerate(metric_names(rank)):
+    for j, m in enumerate(metrics):
         cols[f"oos_{m}"] = pa.array(oos_mean[:, j])
     cols["efficiency"] = pa.array(eff)
     return display.mark_table(pa.table(cols))
