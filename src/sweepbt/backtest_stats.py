@@ -119,11 +119,11 @@ def monthly_returns(timestamps, equity, init_cash):
     return years + 1970, table
 
 
-def extra_columns(bundle, fixed, metrics, equity_rows, close_rows):
+def extra_columns(bundle, init_cash, metrics, equity_rows, close_rows):
     """The :data:`EXTRA_STAT_NAMES` columns of a backtest's stats: one row per equity row
     (an asset with its close; a portfolio with no close)."""
     exposure = metrics[:, EXPOSURE]
-    rows = [span_stats(e, c, bundle.timestamps, fixed["init_cash"], exposure[i])
+    rows = [span_stats(e, c, bundle.timestamps, init_cash, exposure[i])
             for i, (e, c) in enumerate(zip(equity_rows, close_rows))]
     ns = pa.timestamp("ns", tz="UTC")
     cols = {}

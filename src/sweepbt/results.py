@@ -78,7 +78,7 @@ class _Recorded:
         """Per-bar drawdown, the shape of ``equity``: ``1 - equity / running peak`` (peak
         from ``init_cash``), a positive fraction; NaN outside each span."""
         rows = np.atleast_2d(self.equity)
-        return np.array([drawdown(row, self.fixed["init_cash"]) for row in rows]).reshape(
+        return np.array([drawdown(row, self.options.init_cash) for row in rows]).reshape(
             np.shape(self.equity))
 
     def __repr__(self):
@@ -95,14 +95,14 @@ class _Recorded:
         a UTC DatetimeIndex, columns ``(series, symbol)`` (``df["equity"]["AAA"]``; a
         portfolio's equity, cash and drawdown: ``df["equity"]["portfolio"]``). Tables
         convert themselves: ``bt.stats.to_pandas()``, ``bt.trades.to_pandas()``."""
-        return frames.series_pandas(self.bundle, self._series(), self.fixed["init_cash"],
+        return frames.series_pandas(self.bundle, self._series(), self.options.init_cash,
                                     f"{type(self).__name__}.to_pandas()")
 
     def to_arrow(self) -> pa.Table:
         """Per-bar series as an Arrow table: long (``timestamp, symbol, equity, cash,
         units, drawdown``, the bars of each asset's span) per asset; wide for a portfolio
         (``timestamp, equity, cash, drawdown, units_SYMBOL...``, its span's bars)."""
-        return frames.series_arrow(self.bundle, self._series(), self.fixed["init_cash"])
+        return frames.series_arrow(self.bundle, self._series(), self.options.init_cash)
 
     def to_polars(self):
         """:meth:`to_arrow` as a Polars frame."""
@@ -137,6 +137,7 @@ class BacktestResult(_Recorded):
     trade_rows: list
     fixed: dict
     engine: object  # the engines.Engine that ran it
+    options: object  # the run's options.RunOptions, checked
     _stats: pa.Table = field(default=None, repr=False)
     _trades: pa.Table = field(default=None, repr=False)
 
@@ -146,7 +147,7 @@ class BacktestResult(_Recorded):
         if self._stats is None:
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
             cols.update(_metric_columns(self.metrics, self.engine.metric_names))
-            cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
+            cols.update(extra_columns(self.bundle, self.options.init_cash, self.metrics, self.equity,
                                        self.bundle.close))
             self._stats = pa.table(cols).replace_schema_metadata(
                 table_metadata(self.strategy, {**self.fixed, **self.params}))
@@ -169,7 +170,7 @@ def record_backtest(plan):
     return RESULTS[plan.engine.result](
         bundle=plan.bundle, strategy=plan.strategy.name, params=params_used, metrics=metrics,
         equity=equity, cash=cash, units=units, trade_rows=trades, fixed=plan.fixed,
-        engine=plan.engine, **fields)
+        engine=plan.engine, options=plan.options, **fields)
 
 
 @dataclass(repr=False)
@@ -193,6 +194,7 @@ class PortfolioResult(_Recorded):
     trade_rows: np.ndarray
     fixed: dict
     engine: object  # the engines.Engine that ran it
+    options: object  # the run's options.RunOptions, checked
     #: a rank strategy's rebalances (kernels.Holdings); None for other portfolios
     rebalance_rows: object = None
     _stats: pa.Table = field(default=None, repr=False)
@@ -201,7 +203,7 @@ class PortfolioResult(_Recorded):
     @property
     def rebalances(self) -> pa.Table:
         """A rank strategy's rebalances (ranking.rebalances_table)."""
-        return display.mark_table(rebalances_table(self, self.fixed["fill"] == "next_open"))
+        return display.mark_table(rebalances_table(self, self.options.fill == "next_open"))
 
     @property
     def holdings(self) -> pa.Table:
@@ -214,7 +216,7 @@ class PortfolioResult(_Recorded):
         if self._stats is None:
             cols = {"symbol": pa.array(["portfolio"], pa.string())}
             cols.update(_metric_columns(self.metrics, self.engine.metric_names))
-            cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
+            cols.update(extra_columns(self.bundle, self.options.init_cash, self.metrics, [self.equity],
                                        [None]))
             self._stats = pa.table(cols).replace_schema_metadata(
                 table_metadata(self.strategy, {**self.fixed, **self.params}))
@@ -312,6 +314,11 @@ class SweepResult:
     def metric_names(self):
         """The metric columns of this sweep's tables (its engine's)."""
         return self.plan.engine.metric_names
+
+    @property
+    def options(self):
+        """The sweep's options.RunOptions, checked (``fixed`` is their metadata)."""
+        return self.plan.options
 
     def held(self):
         """(combo ids, params, metrics) of the combos this result holds, in grid order
@@ -428,7 +435,7 @@ class SweepResult:
         The first bar of a span is measured against ``init_cash``; NaN outside spans; 0
         after ruin (docs/semantics.md).
         """
-        return returns_from_equity(self.equity(combos), self.fixed["init_cash"])
+        return returns_from_equity(self.equity(combos), self.options.init_cash)
 
     def to_parquet(self, path, overwrite=False, **kwargs):
         """Write ``table`` to a new Parquet file, atomically, with page checksums unless

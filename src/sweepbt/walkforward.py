@@ -74,6 +74,7 @@ class WalkForwardResult:
     is_metrics: np.ndarray
     oos_metrics: np.ndarray
     elapsed: float
+    options: object = field(repr=False)  # the run's options.RunOptions, checked
     objective: object = field(default="sharpe", repr=False)
     path: str | None = None
 
@@ -89,7 +90,7 @@ class WalkForwardResult:
         before the first), so the first bar of a test span compares with the end of the
         previous one.
         """
-        return _chained_returns(self.equity, self.fixed["init_cash"])
+        return _chained_returns(self.equity, self.options.init_cash)
 
     def __str__(self):
         return format_walk_forward(self)
@@ -105,14 +106,14 @@ class WalkForwardResult:
         DataFrame with a UTC DatetimeIndex and columns ``(series, symbol)``; the windows:
         ``wf.windows.to_pandas()``."""
         return frames.series_pandas(self.bundle, {"equity": self.equity},
-                                    self.fixed["init_cash"], "WalkForwardResult.to_pandas()")
+                                    self.options.init_cash, "WalkForwardResult.to_pandas()")
 
     def to_arrow(self) -> pa.Table:
         """The chained out-of-sample equity and drawdown as an Arrow table: ``timestamp,
         symbol, equity, drawdown`` per asset and test bar (a portfolio: ``timestamp,
         equity, drawdown``); an out= folder's ``equity.parquet``."""
         return frames.series_arrow(self.bundle, {"equity": self.equity},
-                                   self.fixed["init_cash"])
+                                   self.options.init_cash)
 
     def to_polars(self):
         """:meth:`to_arrow` as a Polars frame."""
@@ -201,7 +202,7 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
         result = WalkForwardResult(
             bundle=bundle, strategy=plan.strategy.name, fixed=plan.fixed, names=grid.names,
             axes=grid.axes, n_combos=n_combos, spans=spans, **tested,
-            elapsed=time.perf_counter() - t0, objective=objective)
+            elapsed=time.perf_counter() - t0, options=plan.options, objective=objective)
         if folder is not None:
             result.path = folder.save(dict(zip(RESULT_FILES, (
                 result.windows, result.stats, result.to_arrow()))))
@@ -389,9 +390,9 @@ def format_walk_forward(result, objective_label=None, width=None) -> str:
     """A readable text report: one line per window (``IS sharpe``, then ``OOS maxDD``, left
     out where it would be wider than ``width``, if given, and a note saying so), then the
     chained OOS stats."""
-    w = result.windows
+    w, o = result.windows, result.options
     params = list(result.axes) or list(result.names)
-    label = objective_label or result.fixed.get("objective", "objective")
+    label = objective_label or o.objective
     if len(label) > 12:
         label = "objective"
     show_objective = label != "sharpe"
@@ -416,10 +417,9 @@ def format_walk_forward(result, objective_label=None, width=None) -> str:
     keep, dropped = fit_columns(header, lines, width or math.inf,
                                 [len(header) - 4, len(header) - 1])
     out = [f"walk-forward: {result.strategy}, {result.n_windows} windows, "
-           f"{result.n_combos:,} combos per training sweep, train={result.fixed['train']!r} "
-           f"test={result.fixed['test']!r} step={result.fixed['step']!r} "
-           f"({'anchored' if result.fixed['anchored'] else 'rolling'}), objective="
-           f"{result.fixed['objective']}",
+           f"{result.n_combos:,} combos per training sweep, train={o.train!r} "
+           f"test={o.test!r} step={o.test if o.step is None else o.step!r} "
+           f"({'anchored' if o.anchored else 'rolling'}), objective={o.objective}",
            render_table([header[j] for j in keep], [[r[j] for j in keep] for r in lines],
                         rule=False)]
     if dropped:
