@@ -82,6 +82,7 @@ def test_watch_measures_and_announces_once():
     assert engine_for(False, True).kernel_names() == ("portfolio_metrics",)
 
 
+@pytest.mark.slow
 def test_first_run_on_a_cold_cache_says_it_compiles(tmp_path):
     """The one cold compile of the suite: a fresh NUMBA_CACHE_DIR, a small CLI sweep."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
