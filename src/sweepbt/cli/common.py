@@ -13,7 +13,7 @@ from sweepbt.cli.parsing import (CliError, collect_params, flag_name, parse_colu
                                  parse_values)
 from sweepbt.data.loading import load_with_facts
 from sweepbt.engines import engine_for
-from sweepbt.strategies import STRATEGIES
+from sweepbt.strategies import STRATEGIES, Strategy
 from sweepbt.vocabulary import metric_names
 
 #: the grid ``sweep`` and ``walk-forward`` run when no grid flag is given (sma_cross)
@@ -150,7 +150,7 @@ def compiling(strategy, options, uses):
 
 def _is_rank(strategy):
     strat = STRATEGIES.get(strategy) if isinstance(strategy, str) else strategy
-    return strat is not None and strat.is_rank
+    return isinstance(strat, Strategy) and strat.is_rank
 
 
 def strategy_text(strategy):
