@@ -37,13 +37,13 @@ functions cannot be imported by name in another process (defined in a REPL, or n
 a function), the drivers are compiled in memory without a disk cache: slower to start,
 identical results.
 
-Mistakes are reported up front as ``ValueError("strategy 'x': ...")``: at definition time
-a probe runs the functions' pure-Python versions (``fn.py_func``, with bounds-checked
-indexing) on deterministic synthetic data with the default parameters, checking the
-signatures, the features' shape and dtype, the signal codes, and look-ahead (features and
-signals computed on the first T bars must equal those computed on all bars, for several T).
-numba typing errors at the first compile are re-raised the same way, with numba's message
-shortened to its first informative line.
+Mistakes are reported up front as ``StrategyError("strategy 'x': ...")`` (a ValueError):
+at definition time a probe runs the functions' pure-Python versions (``fn.py_func``, with
+bounds-checked indexing) on deterministic synthetic data with the default parameters,
+checking the signatures, the features' shape and dtype, the signal codes, and look-ahead
+(features and signals computed on the first T bars must equal those computed on all bars,
+for several T). numba typing errors at the first compile are re-raised the same way, with
+numba's message shortened to its first informative line.
 """
 
 from __future__ import annotations
