@@ -250,6 +250,7 @@ _FRESH_PROCESS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_concurrent_first_use_in_a_fresh_process():
     """Threads racing to make the process's first parallel launch neither crash (numba's
     workqueue layer would abort the process) nor change results."""

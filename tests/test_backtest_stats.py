@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 import reference as ref
+from helpers import padded, random_ohlc
 import sweepbt as sb
 from sweepbt.backtest_stats import EXTRA_STAT_NAMES, drawdown_runs, monthly_returns
-from test_reference_diff import random_ohlc
-from test_strategies import padded
 
 REL = 1e-9
 

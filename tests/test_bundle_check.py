@@ -108,6 +108,7 @@ def test_a_valid_change_runs(clean):
     assert bt.stats.num_rows == 3
 
 
+@pytest.mark.slow
 def test_span_past_the_axis_never_reaches_a_kernel():
     """A span past the bar axis corrupted memory in the portfolio kernel (a crash): run in
     a child process so a crash fails this test instead of ending pytest."""

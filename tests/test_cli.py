@@ -25,7 +25,7 @@ import sweepbt as sb
 from sweepbt import cli
 from sweepbt._interrupt import CommandGuard, Terminated, checkpoint
 from sweepbt.cli.outputs import write_output
-from stopping import finished_parts, stop_when
+from helpers import finished_parts, stop_when
 
 SMALL = ["--symbols", "ALPHA,BRAVO,CHARLIE"]
 
@@ -201,6 +201,7 @@ def test_swallowed_interrupt_is_raised_at_checkpoint():
 # sweep
 
 
+@pytest.mark.slow
 def test_default_demo_sweep():
     proc = run_cli("sweep", "--demo")
     assert proc.returncode == 0, proc.stderr
@@ -235,6 +236,7 @@ def test_default_demo_sweep():
     assert int(m.group(1).replace(",", "")) == 1440 * int((data.end - data.start).sum())
 
 
+@pytest.mark.slow
 def test_sweep_out_parquet_matches_library(tmp_path):
     out_file = tmp_path / "res.parquet"
     proc = run_cli("sweep", "--demo", *SMALL, "--param", "fast=5,10", "--param",
@@ -263,6 +265,7 @@ def test_sweep_out_parquet_matches_library(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p != "res.parquet"]  # no temp files
 
 
+@pytest.mark.slow
 def test_sweep_constraint_metric_top_and_columns():
     proc = run_cli("sweep", "--demo", *SMALL, "--param", "fast=10,30", "--param",
                    "slow=20,40", "--constraint", "fast < slow", "--metric", "max_drawdown",
@@ -278,6 +281,7 @@ def test_sweep_constraint_metric_top_and_columns():
     assert "top 2 of 3 combos by max_drawdown" in proc.stdout
 
 
+@pytest.mark.slow
 def test_sweep_table_fits_the_terminal_and_says_what_it_shows():
     """100 columns by default, fewer on a narrow terminal (the least important metrics go,
     and a note says which); sharpe/yr and mean n_trades headers; the combo ids of the
@@ -341,6 +345,7 @@ def test_fit_columns_leaves_out_the_least_important_and_puts_back_what_fits():
     assert metric_header("n_trades") == "n_trades"
 
 
+@pytest.mark.slow
 def test_sweep_single_values_and_risk_lists():
     proc = run_cli("sweep", "--demo", "--symbols", "GOLF", "--param", "fast=10",
                    "--param", "slow=50", "--take-profit", "0.1,none", "--max-bars",
@@ -358,6 +363,7 @@ def test_sweep_single_values_and_risk_lists():
     assert "4 backtests (4 combos x 1 assets)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_sweep_random_sample_is_reproducible():
     args = ["sweep", "--demo", *SMALL, "--param", "fast=2:40", "--param", "slow=10:200:5",
             "--constraint", "fast < slow", "--sample", "7", "--seed", "42", "--top", "7"]
@@ -388,6 +394,7 @@ def _write_prices(path, drop_row=None):
     return table
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_sweep_on_data_file(tmp_path, suffix):
     path = tmp_path / f"prices{suffix}"
@@ -399,6 +406,7 @@ def test_sweep_on_data_file(tmp_path, suffix):
     assert "12 backtests (6 combos x 2 assets)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_gaps_error_and_ffill(tmp_path):
     path = tmp_path / "gappy.csv"
     table = _write_prices(path)
@@ -413,6 +421,7 @@ def test_gaps_error_and_ffill(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_sweep_out_dir_streams_dataset(tmp_path):
     out_dir = tmp_path / "results"
     args = ["sweep", "--demo", *SMALL, "--param", "fast=5:15:5", "--param", "slow=30,60",
@@ -430,8 +439,7 @@ def test_sweep_out_dir_streams_dataset(tmp_path):
 
 def test_sweep_too_large_is_one_line(monkeypatch, capsys):
     def too_large(*args, **kwargs):
-        raise sb.SweepTooLarge("this sweep would keep 9 result rows, about 1 TB, more than "
-                               "the 1 GB allowed (max_memory); pass top=K to keep ...")
+        raise sb.SweepTooLarge(9, 2 ** 40, 2 ** 30)  # 9 rows, about 1 TB, more than 1 GB
 
     monkeypatch.setattr(sb, "sweep", too_large)
     assert cli.main(["sweep", "--demo", "--param", "fast=5,10", "--out", "x.parquet"]) == 2
@@ -440,6 +448,7 @@ def test_sweep_too_large_is_one_line(monkeypatch, capsys):
     assert "--out-dir" in err[0] and "top=K" not in err[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("flag", ["--out", "--out-dir"])
 @pytest.mark.parametrize("delay", [0.0, 0.3])
@@ -478,6 +487,7 @@ def test_keyboard_interrupt_exits_130_without_output(tmp_path, flag, delay):
 # backtest, strategies, version
 
 
+@pytest.mark.slow
 def test_backtest_prints_stats_and_trades(tmp_path):
     trades_file = tmp_path / "trades.parquet"
     proc = run_cli("backtest", "--demo", "--symbols", "ALPHA,BRAVO", "--param", "fast=10",
@@ -516,6 +526,7 @@ def test_backtest_prints_stats_and_trades(tmp_path):
     assert pc.sum(pc.equal(written.column("exit_reason"), "stop")).as_py() > 0
 
 
+@pytest.mark.slow
 def test_backtest_defaults_and_no_trades():
     proc = run_cli("backtest", "--demo", "--symbols", "HOTEL", "--trades", "0")
     assert proc.returncode == 0, proc.stderr
@@ -523,6 +534,7 @@ def test_backtest_defaults_and_no_trades():
     assert "HOTEL" in proc.stdout and "trades:" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_strategies_lists_registry():
     proc = run_cli("strategies")
     assert proc.returncode == 0, proc.stderr
@@ -534,6 +546,7 @@ def test_strategies_lists_registry():
     assert "stop_loss" in proc.stdout and "trailing_stop" in proc.stdout
 
 
+@pytest.mark.slow
 def test_version_and_help():
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"sweepbt {sb.__version__}"
@@ -549,6 +562,7 @@ def test_version_and_help():
 # bad input: exit status 2, one line, no traceback
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, fragment", [
     (["sweep", "--data", "/no/such/prices.parquet"], "no such file"),
     (["sweep", "--demo", "--param", "fast"], "expected NAME=VALUE"),
@@ -644,6 +658,7 @@ def test_sys_exit_in_the_command_is_an_error_not_success(monkeypatch, capsys):
     assert len(err) == 1 and "called sys.exit(0) during 'sweep'" in err[0], err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body", ["import sys\nsys.exit(0)\n", "raise SystemExit\n",
                                   "import sys\nsys.exit(3)\n"])
 def test_strategy_file_that_exits_is_one_line_exit_2(tmp_path, body):
@@ -653,6 +668,7 @@ def test_strategy_file_that_exits_is_one_line_exit_2(tmp_path, body):
     assert_one_line_error(proc, "exits_strategy.py")
 
 
+@pytest.mark.slow
 def test_walk_forward_command(tmp_path):
     out_file = tmp_path / "windows.parquet"
     proc = run_cli("walk-forward", "--demo", "--symbols", "ALPHA,BRAVO", "--train", "3Y",
@@ -669,6 +685,7 @@ def test_walk_forward_command(tmp_path):
     assert windows["oos_total_return"].to_pylist() == wf.windows["oos_total_return"].to_pylist()
 
 
+@pytest.mark.slow
 def test_walk_forward_bad_span_is_one_line():
     proc = run_cli("walk-forward", "--demo", "--train", "3X", "--test", "1Y")
     assert proc.returncode == 2
@@ -816,6 +833,7 @@ def test_write_atomic_without_force_never_replaces_a_file_that_appeared(
 BIG_GRID = ["--param", "fast=1:100", "--param", "slow=2:101", "--stop-loss", "0.01:0.1:0.01"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("flag", ["--out-dir", "--out"])
 def test_sigterm_exits_143_and_leaves_no_output(tmp_path, flag):
@@ -856,6 +874,7 @@ def test_sigterm_exits_143_and_leaves_no_output(tmp_path, flag):
         assert f"kept in {out_path}; run the same command with --resume" in err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_out_dir_resumes_after_sigterm(tmp_path):
     """9,000 combos on 2 assets: two chunks; SIGTERM once the first is written, then
@@ -936,6 +955,7 @@ def _landed_before_sweepbt(err):
     return not re.search(r'File "[^"]*[/\\]sweepbt[/\\]', err)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("delay", [0.05, 0.1, 0.15, 0.2, 0.3])
 def test_ctrl_c_during_start_up_exits_130_without_traceback(delay):

@@ -53,6 +53,7 @@ print(json.dumps({{"loaded": loaded, "params": params}}))
 """
 
 
+@pytest.mark.slow
 def test_template_renders_for_every_arity_without_numba():
     script = RENDER_ALONE.format(path=str(CODEGEN), shapes=SHAPES)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -21,6 +21,7 @@ import pytest
 from portfolio_reference import reference_portfolio
 from rank_reference import reference_rank_portfolio
 from reference import BUY, SELL, Costs, reference_backtest
+from helpers import random_cost_config
 
 NAN = float("nan")
 REL = 1e-12
@@ -39,31 +40,6 @@ def flat(closes):
 def run_asset(closes, signals, **kw):
     kw.setdefault("fill", "close")
     return reference_backtest(*flat(closes), signals, **kw)
-
-
-def random_cost_config(rng, init_cash=10_000.0):
-    """A random cost configuration (every cost option of DESIGN.md's Costs section), for
-    the differential tests against the engine. ``rng``: ``random.Random`` or a numpy
-    ``Generator`` (anything with ``random()``). Each cost is off about half the time, so
-    the defaults (today's arithmetic) and every combination of pieces are drawn; a
-    configuration the engine refuses (docs/semantics.md, Costs: ``min_fees > max_fees *
-    init_cash``, a minimum no order can reach) is not drawn."""
-    def pick(*choices):
-        return choices[int(rng.random() * len(choices)) % len(choices)]
-
-    cfg = {
-        "fees": pick(0.0, 0.0, 0.0005, 0.002),
-        "fixed_fees": pick(0.0, 0.0, 1.0, 25.0),
-        "slippage": pick(0.0, 0.0, 0.001),
-        "fees_per_share": pick(0.0, 0.0, 0.005, 0.05),
-        "min_fees": pick(0.0, 0.0, 1.0, 10.0),
-        "max_fees": pick(0.0, 0.0, 0.001, 0.01),
-        "tax": pick(0.0, 0.0, 0.001, 0.003),
-        "lot_size": pick(0.0, 0.0, 1.0, 10.0),
-    }
-    if cfg["max_fees"] > 0.0 and cfg["min_fees"] > cfg["max_fees"] * init_cash:
-        cfg["max_fees"] = 0.0  # that minimum could never hold: an error in the engine
-    return cfg
 
 
 # --------------------------------------------------------------------------------------

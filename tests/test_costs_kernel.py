@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
+from helpers import (assert_same, compare_asset, compare_portfolio, portfolio_backtest,
+                     portfolio_config, ragged_case, random_case, random_config,
+                     random_cost_config, random_ohlc, reference_inputs, reference_options,
+                     run_kernel, run_reference)
 from portfolio_reference import reference_portfolio
-from rank_harness import run_kernel
 from rank_reference import reference_rank_portfolio
-from test_cost_references import random_cost_config
-from test_portfolio_reference import (compare_portfolio, portfolio_backtest, portfolio_config,
-                                      ragged_case, reference_inputs, reference_options)
-from test_rank_kernel import assert_same, random_case
-from test_reference_diff import compare_asset, random_config, random_ohlc, run_reference
 
 COSTS = ("fees", "fixed_fees", "slippage", "fees_per_share", "min_fees", "max_fees", "tax",
          "lot_size")

@@ -22,6 +22,7 @@ import pytest
 from numba import njit
 
 import sweepbt as sb
+from helpers import USER_FILE, ind_bad_shape_at_7, sig_bad_code_above_5
 from reference import reference_backtest
 from sweepbt import BUY, SELL, _numba_cache, custom, custom_cache, custom_files, custom_signals
 from sweepbt.vocabulary import METRIC_NAMES
@@ -504,22 +505,6 @@ def test_numba_typing_error_is_wrapped(data):
     assert "test_custom_strategies.py, line" in text
 
 
-@njit
-def ind_bad_shape_at_7(close, w):
-    n = close.shape[0] - (1 if w == 7 else 0)
-    out = np.full((1, n), np.nan)
-    for i in range(w - 1, n):
-        out[0, i] = close[i] - close[i - w + 1]
-    return out
-
-
-@njit
-def sig_bad_code_above_5(features, i, t):
-    if t > 5.0 and i == 20:
-        return 42
-    return BUY if features[0, i] > t else 0
-
-
 @pytest.fixture(scope="module")
 def runtime_checked():
     return custom.define_strategy("rt", indicators=ind_bad_shape_at_7,
@@ -545,31 +530,6 @@ def test_runtime_checks_in_compiled_drivers(runtime_checked, data):
 def write(path, text):
     path.write_text(textwrap.dedent(text))
     return path
-
-
-USER_FILE = """
-    import numpy as np
-    from numba import njit
-    from sweepbt import BUY, SELL, define_strategy
-
-    THRESHOLD = {threshold}
-
-    @njit
-    def feats(close, w):
-        out = np.full((1, close.shape[0]), np.nan)
-        for i in range(w, close.shape[0]):
-            out[0, i] = close[i] / close[i - w] - 1.0
-        return out
-
-    @njit
-    def sig(features, i):
-        x = features[0, i]
-        return BUY if x > THRESHOLD else SELL if x < -THRESHOLD else 0
-
-    momentum = define_strategy("momentum", indicators=feats, signal=sig,
-                               indicator_params={{"w": 10}})
-    not_a_strategy = 3
-"""
 
 
 def test_load_strategy_errors(tmp_path):
@@ -625,6 +585,7 @@ def test_load_strategy_keyboard_interrupt_propagates(tmp_path):
     assert "interrupted" not in sys.modules
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["syntax", "raises", "exits"])
 def test_cli_strategy_file_that_cannot_be_imported(tmp_path, kind):
     body, message = BAD_FILES[kind]
@@ -777,6 +738,7 @@ def test_not_importable_functions_compile_in_memory():
 # a second process reuses numba's cache
 
 
+@pytest.mark.slow
 def test_second_process_reuses_the_cache(zscore):
     data = random_bundle(2, n=300, n_assets=2)
     sb.backtest(data, zscore, lookback=15)  # compiled (or loaded) here, on disk now
@@ -840,6 +802,7 @@ print(zscore.build.spec.indicators.py_func.__module__, drivers.__name__,
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("plain_first", [True, False], ids=["import-then-cli",
                                                             "cli-then-import"])
 def test_file_imported_normally_and_by_path_share_the_cache(private_cache, tmp_path,

@@ -23,18 +23,19 @@ from sweepbt.plan import prepare
 from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
 from sweepbt.training import BestPerWindow, TrainWindows
 
-from stopping import finished_parts, stop_when
-from test_resume import STRATEGY_FILE, assert_same_rows
+from helpers import STRATEGY_FILE, assert_same_rows, finished_parts, stop_when
 
 distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.slow  # a real LocalCluster, and subprocesses
 
 GRID = dict(fast=[3, 5, 8, 13], slow=[10, 20, 30], stop_loss=[None, 0.03, 0.06],
             fees=[0.0, 0.001])
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.demo()
+def data(demo):
+    return demo
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +333,7 @@ def test_cli_scheduler_and_workers_print_what_a_local_run_prints(client):
 
 
 def test_a_user_strategy_no_file_defines_is_refused_clearly(data, client):
-    from test_custom_strategies import ind_bad_shape_at_7, sig_bad_code_above_5
+    from helpers import ind_bad_shape_at_7, sig_bad_code_above_5
 
     local_only = sb.define_strategy(  # a local name: no module attribute holds it
         "local_only", indicators=ind_bad_shape_at_7, signal=sig_bad_code_above_5,

@@ -24,15 +24,14 @@ from sweepbt import plan as plan_module
 from sweepbt.sinks import SharpeMoments
 from sweepbt.strategies import STRATEGIES
 from sweepbt.vocabulary import metric_names
-from stopping import finished_parts, stop_when
-from test_resume import StopAfter, assert_same_rows
+from helpers import StopAfter, assert_same_rows, finished_parts, stop_when
 
 GRID = dict(fast=[5, 10], slow=[50, 100], stop_loss=[None, 0.05], fees=0.001)
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.load(sb.demo(), symbol=["ALPHA", "BRAVO", "CHARLIE"])
+def data(demo_abc):
+    return demo_abc
 
 
 @pytest.fixture(scope="module")
@@ -382,6 +381,7 @@ sb.sweep(sb.demo(), ["sma_cross", "ema_cross"], out=sys.argv[1], fast=list(range
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_in_another_process_then_resume_equals_an_uninterrupted_run(tmp_path,
                                                                          monkeypatch):

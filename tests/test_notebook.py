@@ -6,6 +6,8 @@ import pathlib
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real Jupyter kernel
+
 nbformat = pytest.importorskip("nbformat", reason="nbformat is in the test extra")
 nbclient = pytest.importorskip("nbclient", reason="nbclient is in the test extra")
 pytest.importorskip("ipykernel", reason="ipykernel is in the test extra")

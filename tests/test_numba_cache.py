@@ -109,6 +109,7 @@ def _run(prefix, script, env, cwd=None):
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_no_writable_cache_location_compiles_without_disk_cache(unprivileged,
                                                                 installed_copy):
     """Read-only HOME, no NUMBA_CACHE_DIR, read-only install: `import sweepbt` raised
@@ -134,6 +135,7 @@ def test_no_writable_cache_location_compiles_without_disk_cache(unprivileged,
     assert os.listdir(home) == []
 
 
+@pytest.mark.slow
 def test_read_only_prepopulated_cache_is_used(unprivileged, installed_copy, tmp_path):
     """A cache baked into a read-only image is loaded (it was ignored, or import failed);
     an overload it lacks is compiled and not saved, without an error or a warning."""
@@ -200,6 +202,7 @@ print(helper_mod.shifted(1.0), sum(stats.cache_hits.values()),
 """
 
 
+@pytest.mark.slow
 def test_cache_entry_recorded_under_another_module_name(tmp_path):
     """numba keys a function's cache by its file but records its module's name, and
     imports that name when loading the entry. A name this process cannot import resolves
@@ -290,6 +293,7 @@ def test_a_dependency_edit_changes_the_stamp_and_an_unrelated_one_does_not(tmp_p
     assert _numba_cache.dependency_stamp(str(tmp_path / "elsewhere.py")) is None
 
 
+@pytest.mark.slow
 def test_a_stale_entry_is_never_loaded(tmp_path):
     """numba alone stamps kernel.py's entry by kernel.py: after an edit of _core.py, which
     kernel.py reaches through helper.py, it would load the old machine code (7.0)."""

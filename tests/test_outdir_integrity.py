@@ -22,17 +22,15 @@ import sweepbt as sb
 from sweepbt import engine, outdir
 from sweepbt import plan as plan_module
 from sweepbt.sinks import SharpeMoments
-from test_resume import StopAfter, assert_same_rows
-from test_walkforward_resume import assert_same_walk_forward
+from helpers import StopAfter, assert_same_rows, assert_same_walk_forward
 
 GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.05])  # 18 combos
 WINDOWS = dict(train=504, test=252)
 
 
 @pytest.fixture(scope="module")
-def data():
-    demo = sb.demo()
-    return sb.load(demo, symbol=list(demo.symbols[:3]))
+def data(demo_abc):
+    return demo_abc
 
 
 @pytest.fixture
@@ -417,6 +415,7 @@ def test_any_single_damage_to_a_walk_forward_folder_reruns_to_the_same_result_or
                                       walk.windows["combo"])
 
 
+@pytest.mark.slow
 def test_parts_written_by_dask_workers_are_recorded_by_the_client(data, tmp_path, in_memory,
                                                                   capsys):
     distributed = pytest.importorskip("distributed")

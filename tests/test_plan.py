@@ -19,8 +19,8 @@ GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.03, 0.06],
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.demo()
+def data(demo):
+    return demo
 
 
 def _plan(data, **kwargs):

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import sweepbt as sb
 from sweepbt.vocabulary import METRIC_NAMES
-from test_properties import INIT_CASH, PPY, SETTINGS, _ohlc, _same, _tables_identical, \
-    _two_threads, examples, scenarios
+from helpers import (INIT_CASH, PPY, SETTINGS, _ohlc, _same, _tables_identical, _two_threads,
+                     examples, scenarios)
 
 #: metrics a one-asset portfolio shares with the per-asset backtest (exposure differs by
 #: definition: G / equity for a portfolio, bars held for one asset)

@@ -14,25 +14,18 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
+from helpers import (CODES_IN_VOLUME, CONFLICTS, TRADE_NUMBERS, assert_close, flat_bars,
+                     random_config, random_ohlc)
 from portfolio_reference import reference_portfolio
 from reference import BUY, SELL, reference_backtest, sma_cross_signals, wilder_atr
 from strategy_cases import CASES
-from sweepbt.vocabulary import METRIC_NAMES
-from test_reference_diff import (CODES_IN_VOLUME, CONFLICTS, TRADE_NUMBERS, assert_close,
-                                 random_config, random_ohlc)
+from helpers import compare_portfolio, portfolio_backtest, portfolio_config, ragged_case, reference_inputs, reference_options
 
 NAN = float("nan")
 REL = 1e-9
 RULES = ("stop_loss", "take_profit", "trailing_stop", "stop_atr", "take_atr", "trailing_atr",
          "max_bars")
 COSTS = ("fees", "fixed_fees", "slippage")
-
-
-def flat_bars(*closes_by_asset):
-    """(open, high, low, close) arrays where every bar opens, trades and closes at one price
-    (None = outside the asset's span)."""
-    c = np.array([[NAN if x is None else float(x) for x in row] for row in closes_by_asset])
-    return c, c.copy(), c.copy(), c.copy()
 
 
 def spans_of(close):
@@ -301,103 +294,8 @@ def test_worked_example():
 CODES_STRATEGY = CODES_IN_VOLUME
 
 
-def portfolio_backtest(data, strategy, **options):
-    """``sb.backtest(..., portfolio=True)`` with the reference's periods_per_year."""
-    return sb.backtest(data, strategy, portfolio=True, periods_per_year=252, **options)
-
-
-def ragged_case(rng, vol=None):
-    """3-6 assets, some listed late, some delisted early (NaN outside their spans)."""
-    n_assets = int(rng.integers(3, 7))
-    n = int(rng.integers(70, 140))
-    vol = float(rng.choice([0.01, 0.025])) if vol is None else vol
-    prices = random_ohlc(rng, n, n_assets, vol=vol)
-    spans = []
-    for _ in range(n_assets):
-        s = int(rng.integers(1, n // 3)) if rng.random() < 0.4 else 0
-        e = int(rng.integers(2 * n // 3, n)) if rng.random() < 0.4 else n
-        spans.append((s, e))
-    padded = [p.copy() for p in prices]
-    for a, (s, e) in enumerate(spans):
-        for p in padded:
-            p[a, :s] = NAN
-            p[a, e:] = NAN
-    return padded, spans
-
-
-def portfolio_config(rng, value_sizing):
-    """random_config (rules, costs, fill, direction) plus portfolio sizing."""
-    cfg = random_config(rng)
-    if value_sizing:
-        cfg.update(size_type="value", size=float(rng.choice([1500.0, 3000.0, 6000.0, 1e4])))
-    else:
-        cfg.update(size_type="equity", size=float(rng.choice([1.0, 0.5, 0.3, 0.2])))
-    cfg["max_positions"] = [None, 1, 2, 3][int(rng.integers(0, 4))]
-    return cfg
-
-
-def reference_inputs(padded, spans, cfg, codes=None):
-    """(codes, atr) rows on the Bundle axis: sma_cross codes (or the given ones) and
-    Wilder's ATR per span, 0 / NaN outside."""
-    n_assets, n = padded[3].shape
-    code_rows = np.zeros((n_assets, n), dtype=np.int64)
-    atr_rows = np.full((n_assets, n), NAN)
-    for a, (s, e) in enumerate(spans):
-        if codes is None:
-            signals = sma_cross_signals(list(padded[3][a, s:e]), cfg["fast"], cfg["slow"])
-            code_rows[a, s:e] = [BUY if x > 0 else SELL if x < 0 else 0 for x in signals]
-        else:
-            code_rows[a, s:e] = codes[a, s:e]
-        atr = wilder_atr(*(list(p[a, s:e]) for p in padded[1:]), cfg["atr_window"])
-        atr_rows[a, s:e] = [NAN if x is None else x for x in atr]
-    return code_rows, atr_rows
-
-
-def compare_portfolio(bt, ref, data, what):
-    """The engine's portfolio backtest of ``data`` against a reference run."""
-    symbols = list(data.symbols)
-    for series in ("equity", "cash", "units"):
-        np.testing.assert_allclose(getattr(bt, series), np.array(ref[series]), rtol=REL,
-                                   atol=1e-7, err_msg=f"{what}: {series}")
-    index = {s: a for a, s in enumerate(symbols)}
-    got = sorted(bt.trades.to_pylist(),
-                 key=lambda t: (index[t["symbol"]], t["entry_bar"], t["exit_bar"]))
-    exp = sorted(ref["trades"], key=lambda t: (t["asset"], t["entry_bar"], t["exit_bar"]))
-    assert len(got) == len(exp), f"{what}: trade count"
-    for k, (g, e) in enumerate(zip(got, exp)):
-        where = f"{what} trade {k}"
-        assert index[g["symbol"]] == e["asset"], where
-        assert g["direction"] == ("long" if e["direction"] == 1 else "short"), where
-        for key in ("entry_bar", "exit_bar", "exit_reason"):
-            assert g[key] == e[key], f"{where} {key}"
-        for key in TRADE_NUMBERS:
-            assert_close(g[key], e[key], f"{where} {key}")
-    (stats,) = bt.stats.to_pylist()
-    assert stats["symbol"] == "portfolio", what
-    for name in [*METRIC_NAMES, "n_delist"]:
-        if name in stats:
-            assert_close(float(stats[name]), float(ref["metrics"][name]), f"{what} {name}")
-    values = getattr(bt, "values", None)
-    if values is not None:  # units * close, 0.0 where flat, NaN outside [P0, P1)
-        units = np.array(ref["units"])
-        expected = np.where(units == 0.0, 0.0, units * data.close)
-        np.testing.assert_allclose(values, expected, rtol=REL, atol=1e-7,
-                                   err_msg=f"{what}: values")
-    assets = getattr(bt, "assets", None)
-    if assets is not None:
-        rows = assets.to_pylist()
-        assert [row["symbol"] for row in rows] == list(symbols), what
-        for row, exp_row in zip(rows, ref["assets"]):
-            for key in ("pnl", "n_trades", "win_rate"):
-                assert_close(float(row[key]), float(exp_row[key]), f"{what} assets {key}")
-
-
 def engine_options(cfg):
     return {k: v for k, v in cfg.items() if k not in ("fast", "slow")}
-
-
-def reference_options(cfg):
-    return {k: v for k, v in cfg.items() if k not in ("fast", "slow", "atr_window")}
 
 
 @pytest.mark.parametrize("block", range(8))

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
+from helpers import CODES_IN_VOLUME, random_ohlc
 from portfolio_reference import reference_portfolio
 from reference import BUY, SELL
-from test_reference_diff import CODES_IN_VOLUME, random_ohlc
 
 vbt = pytest.importorskip("vectorbt")
 import pandas as pd  # noqa: E402  (a vectorbt dependency)

@@ -21,8 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.demo().select(["ALPHA", "HOTEL", "BRAVO"]).slice_bars(1000, 2000)
+def data(demo):
+    return demo.select(["ALPHA", "HOTEL", "BRAVO"]).slice_bars(1000, 2000)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,7 @@ def test_report_of_a_mixed_sweep_skips_the_combos_without_a_parameter(mixed):
 
 # -- (2) the CLI's report covers the whole grid ---------------------------------------------
 
+@pytest.mark.slow
 def test_cli_report_covers_every_combo_not_only_the_printed_top(tmp_path):
     report = tmp_path / "r.html"
     run = sweepbt_cli("sweep", "--demo", "--symbols", "ALPHA,BRAVO", "--param", "fast=5,10,15",
@@ -215,6 +216,7 @@ def test_docs_install_from_the_checkout():
     assert 'pip install ".[report]"' in open(os.path.join(ROOT, "README.md")).read()
 
 
+@pytest.mark.slow
 def test_workers_start_no_dashboard(tmp_path):
     pytest.importorskip("distributed")
     taken = socket.socket()
@@ -253,6 +255,7 @@ def test_to_parquet_and_report_refuse_an_existing_path(data, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["sweep.parquet"]
 
 
+@pytest.mark.slow
 def test_a_result_never_replaces_the_file_its_data_came_from(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = sweepbt_cli("demo", "--out", "prices.parquet", cwd=tmp_path)

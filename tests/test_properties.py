@@ -8,89 +8,22 @@ directions, all four risk rules, the three costs and ``size``.
 """
 
 import math
-import os
 
 import numpy as np
 import pyarrow.compute as pc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sweepbt as sb
 import sweepbt.plan
+from helpers import (INIT_CASH, PPY, SETTINGS, _ohlc, _same, _tables_identical, _two_threads,
+                     examples, scenarios)
 from strategy_cases import CASES
 from sweepbt.vocabulary import METRIC_NAMES
 
-PPY = 252.0
-INIT_CASH = 10_000.0
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-#: SWEEPBT_PROPERTY_SCALE=20 runs 20x the examples (a deeper search, minutes instead of s)
-SCALE = max(1, int(os.environ.get("SWEEPBT_PROPERTY_SCALE", "1")))
 
-
-def examples(n):
-    return n * SCALE
 REASON_COUNTS = ("n_stop", "n_take", "n_trail", "n_time", "n_signal")
-
-
-def _ohlc(rng, n_assets, n, vol, tick, flat_share):
-    r = rng.normal(0.0002, vol, (n_assets, n))
-    close = 100.0 * np.exp(np.cumsum(r, axis=1))
-    prev = np.concatenate([np.full((n_assets, 1), 100.0), close[:, :-1]], axis=1)
-    open_ = prev * np.exp(rng.normal(0.0, vol / 2, (n_assets, n)))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol / 2, (n_assets, n))))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol / 2, (n_assets, n))))
-    flat = rng.random((n_assets, n)) < flat_share
-    open_[flat] = high[flat] = low[flat] = close[flat] = prev[flat]
-    if tick:
-        open_, high, low, close = (np.maximum(np.round(x / tick) * tick, tick)
-                                   for x in (open_, high, low, close))
-        high = np.maximum(high, np.maximum(open_, close))
-        low = np.minimum(low, np.minimum(open_, close))
-    return open_, high, low, close
-
-
-@st.composite
-def scenarios(draw, directions=("long", "short", "both"), max_size=1.0, n_assets=None):
-    """(ohlc arrays padded with NaN outside the spans, spans, config)."""
-    seed = draw(st.integers(0, 2**32 - 1))
-    n = draw(st.integers(12, 140))
-    k = draw(st.integers(1, 3)) if n_assets is None else n_assets
-    vol = draw(st.sampled_from([0.003, 0.02, 0.06]))
-    tick = draw(st.sampled_from([None, None, 0.01, 0.5]))
-    flat_share = draw(st.sampled_from([0.0, 0.0, 0.2]))
-    rng = np.random.default_rng(seed)
-    prices = _ohlc(rng, k, n, vol, tick, flat_share)
-    spans = [(0, n)]  # asset 0 covers every bar: the longest span is n
-    for _ in range(k - 1):
-        s = draw(st.integers(0, n - 2))
-        e = draw(st.integers(s + 1, n))
-        spans.append((s, e))
-    padded = [p.copy() for p in prices]
-    for a, (s, e) in enumerate(spans):
-        for p in padded:
-            p[a, :s] = np.nan
-            p[a, e:] = np.nan
-
-    def maybe(strategy):
-        return draw(st.one_of(st.none(), strategy))
-
-    slow_max = min(n, 25)
-    config = dict(
-        fast=draw(st.integers(1, slow_max)),
-        slow=draw(st.integers(1, slow_max)),
-        stop_loss=maybe(st.floats(0.001, 0.3)),
-        take_profit=maybe(st.floats(0.001, 0.5)),
-        trailing_stop=maybe(st.floats(0.001, 0.3)),
-        max_bars=maybe(st.integers(1, 30)),
-        fees=draw(st.sampled_from([0.0, 0.0005, 0.01])),
-        fixed_fees=draw(st.sampled_from([0.0, 1.0, 25.0])),
-        slippage=draw(st.sampled_from([0.0, 0.0003, 0.005])),
-        size=draw(st.one_of(st.just(1.0), st.floats(0.05, max_size))),
-        fill=draw(st.sampled_from(["next_open", "close"])),
-        direction=draw(st.sampled_from(directions)),
-    )
-    return padded, spans, config
 
 
 def _bundle(padded):
@@ -104,12 +37,6 @@ def _run(padded, config):
 
 def _asset_of(bt):
     return {s: a for a, s in enumerate(bt.bundle.symbols)}
-
-
-def _same(x, y):
-    """Bitwise-equal float arrays (NaN equal to NaN)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    return x.shape == y.shape and np.array_equal(x.view(np.int64), y.view(np.int64))
 
 
 @settings(max_examples=examples(60), **SETTINGS)
@@ -196,20 +123,6 @@ SWEEP = dict(fast=[2, 3, 5], slow=[4, 8, 11], stop_loss=[None, 0.02], take_profi
              slippage=0.0005, size=[1.0, 0.5])
 
 
-def _tables_identical(a, b):
-    assert a.schema.equals(b.schema)
-    assert a.num_rows == b.num_rows
-    for name in a.column_names:
-        x, y = a[name], b[name]
-        if x.type == "double":
-            assert _same(x.to_numpy(zero_copy_only=False), y.to_numpy(zero_copy_only=False)), \
-                name
-            assert x.null_count == y.null_count and pc.all(
-                pc.equal(pc.is_null(x), pc.is_null(y))).as_py(), name
-        else:
-            assert x.equals(y), name
-
-
 @settings(max_examples=examples(6), **SETTINGS)
 @given(scenarios(n_assets=3))
 def test_sweep_independent_of_threads_and_chunking(case):
@@ -239,12 +152,6 @@ def test_sweep_independent_of_threads_and_chunking(case):
     kept = one.table.filter(keep)
     assert small.table.num_rows == kept.num_rows < one.table.num_rows
     _tables_identical(small.table.drop_columns(["combo"]), kept.drop_columns(["combo"]))
-
-
-def _two_threads():
-    import numba
-
-    return numba.config.NUMBA_NUM_THREADS >= 2
 
 
 def test_chunking_really_splits_the_sweep(monkeypatch):

@@ -13,8 +13,7 @@ import sweepbt as sb
 from rank_reference import (low_volatility_score, momentum_score, reference_rank_portfolio,
                             reversal_score, volatility)
 from sweepbt.schedule import rebalance_bars
-from test_rank_kernel import assert_same
-from test_reference_diff import random_ohlc
+from helpers import assert_same, random_ohlc
 
 NAN = float("nan")
 
@@ -167,8 +166,8 @@ def test_out_folder_resume_and_sample_keep_the_words(tmp_path):
     assert sample.table.num_rows == 3
 
 
-def test_walk_forward_with_a_rank_strategy():
-    data = sb.demo().select(["ALPHA", "BRAVO", "CHARLIE", "DELTA"])
+def test_walk_forward_with_a_rank_strategy(demo):
+    data = demo.select(["ALPHA", "BRAVO", "CHARLIE", "DELTA"])
     wf = sb.walk_forward(data, "momentum_rank", train=756, test=252, lookback=[21, 63],
                          top_n=[1, 2], rebalance=["M", "Q"])
     windows = wf.windows
@@ -199,6 +198,7 @@ def test_bad_input_names_the_problem(kw, words):
     assert words in str(err.value)
 
 
+@pytest.mark.slow
 def test_the_cli_sweeps_a_rank_strategy():
     out = subprocess.run(
         [sys.executable, "-m", "sweepbt", "sweep", "--demo", "--strategy", "momentum_rank",
@@ -258,6 +258,7 @@ def test_factor_rank_errors_name_the_column():
         sb.backtest(ragged_bundle(2)[0], "factor_rank", factor="pe", top_n=2)
 
 
+@pytest.mark.slow
 def test_the_cli_runs_factor_rank(tmp_path):
     data = factor_bundle(3)[0]
     path = tmp_path / "prices.parquet"
@@ -370,6 +371,7 @@ def test_define_rank_strategy_reports_mistakes_up_front():
         sb.define_rank_strategy("momentum_rank", score=short, check=False, register=True)
 
 
+@pytest.mark.slow
 def test_the_cli_runs_a_rank_strategy_file():
     out = subprocess.run(
         [sys.executable, "-m", "sweepbt", "sweep", "--demo", "--strategy",

@@ -8,40 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from rank_harness import kernel_inputs, run_kernel
+from helpers import assert_same, flat_bars, kernel_inputs, random_universe, run_kernel, scores_at
 from rank_reference import (momentum_score, reference_rank_portfolio, reversal_score,
                             volatility)
 from sweepbt import kernels
 from sweepbt.schedule import rebalance_bars
-from test_rank_reference import flat_bars, random_universe, scores_at
+from helpers import random_case
 
 NAN = float("nan")
-TRADE_FIELDS = ("direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "units",
-                "pnl", "return", "mfe", "mae", "asset")
-
-
-def assert_same(kernel, ref, rel=1e-9):
-    np.testing.assert_allclose(kernel["equity"], np.array(ref["equity"], float), rtol=rel,
-                               atol=1e-7)
-    np.testing.assert_allclose(kernel["cash"], np.array(ref["cash"], float), rtol=rel,
-                               atol=1e-7)
-    np.testing.assert_allclose(kernel["units"], np.array(ref["units"], float), rtol=rel,
-                               atol=1e-9)
-    trades = kernel["trades"]
-    assert len(trades) == len(ref["trades"]), (len(trades), len(ref["trades"]))
-    for got, want in zip(trades, ref["trades"]):
-        for name in TRADE_FIELDS:
-            assert got[name] == pytest.approx(want[name], rel=rel, abs=1e-9), name
-        assert kernels.EXIT_REASONS[got["exit_reason"]] == want["exit_reason"]
-    for name, value in ref["metrics"].items():
-        if name in kernel["metrics"]:
-            for got in (kernel["metrics"][name], kernel["sweep_metrics"][name]):
-                assert got == pytest.approx(value, rel=1e-8, abs=1e-10, nan_ok=True), name
-    bars, weights, turnover = kernel["holdings"]
-    assert list(bars) == [r["bar"] for r in ref["rebalances"]]
-    for w, t, r in zip(weights, turnover, ref["rebalances"]):
-        np.testing.assert_allclose(w, r["weights"], rtol=1e-12, atol=1e-15)
-        assert t == pytest.approx(r["turnover"], rel=1e-9, nan_ok=True)
 
 
 def both(bars, start, end, scores, schedule, **kw):
@@ -59,39 +33,6 @@ def test_worked_example_of_the_docs():
                        top_n=2, fill="next_open", fixed_fees=10.0, tax=0.003)
     assert_same(kernel, ref)
     assert kernel["equity"][5] == pytest.approx(10596.19496, rel=1e-12)
-
-
-def random_case(seed, truncate=None):
-    """A random universe and rank configuration (the reference's own random_run, with more
-    variety: every weighting, both sides, both fills, costs, tax, rules)."""
-    rng, bars, start, end = random_universe(seed, n_assets=int(3 + seed % 5),
-                                            n_bars=90)
-    n_assets = len(start)
-    lookback = int(rng.integers(1, 10))
-    top_n = int(rng.integers(1, max(2, n_assets - 1)))
-    kw = dict(
-        top_n=top_n, bottom_n=int(rng.integers(0, n_assets - top_n + 1)) if seed % 3 else 0,
-        weighting=str(rng.choice(["equal", "inverse_vol", "score"])),
-        position_limit=[None, 0.4, 0.25][int(rng.integers(3))],
-        fill=str(rng.choice(["next_open", "close"])),
-        fees=float(rng.choice([0.0, 0.001])), fixed_fees=float(rng.choice([0.0, 5.0])),
-        slippage=float(rng.choice([0.0, 0.001])), tax=float(rng.choice([0.0, 0.003])),
-        stop_loss=[None, 0.03][int(rng.integers(2))],
-        trailing_stop=[None, 0.05][int(rng.integers(2))],
-        take_profit=[None, 0.05][int(rng.integers(2))],
-        max_bars=[None, 7][int(rng.integers(2))])
-    every = int(rng.integers(2, 12))
-    not_eligible = rng.random(bars[3].shape) < 0.1
-    if truncate is not None:
-        bars = [x[:, :truncate] for x in bars]
-        end = [min(e, truncate) for e in end]
-        not_eligible = not_eligible[:, :truncate]
-    close = bars[3]
-    scores = np.array(momentum_score(close, start, lookback))
-    scores[not_eligible] = NAN
-    vol = np.array(volatility(close, start, 5))
-    schedule = np.arange(every - 1, close.shape[1] - 1, every)
-    return bars, start, end, scores, schedule, dict(kw, vol=vol)
 
 
 @pytest.mark.parametrize("seed", range(60))

@@ -13,20 +13,13 @@ import re
 import numpy as np
 import pytest
 
+from helpers import flat_bars, random_universe, scores_at
 from rank_reference import (low_volatility_score, momentum_score, reference_rank_portfolio,
                             reversal_score, target_weights, volatility)
 from sweepbt.schedule import rebalance_bars
-from test_reference_diff import random_ohlc
 
 NAN = float("nan")
 REL = 1e-12
-
-
-def flat_bars(*closes_by_asset):
-    """(open, high, low, close): every bar opens, trades and closes at one price (None =
-    outside the asset's span)."""
-    c = np.array([[NAN if x is None else float(x) for x in row] for row in closes_by_asset])
-    return c, c.copy(), c.copy(), c.copy()
 
 
 def spans(close):
@@ -34,14 +27,6 @@ def spans(close):
     start = [int(np.argmax(row)) for row in ok]
     end = [int(len(row) - np.argmax(row[::-1])) for row in ok]
     return start, end
-
-
-def scores_at(n_assets, n_bars, by_bar):
-    """(n_assets, n_bars) scores, NaN except ``by_bar = {bar: [score per asset]}``."""
-    s = np.full((n_assets, n_bars), NAN)
-    for bar, row in by_bar.items():
-        s[:, bar] = row
-    return s
 
 
 def close_to(actual, expected):
@@ -326,19 +311,6 @@ def test_bad_input(kw, words):
 # --------------------------------------------------------------------------------------
 # invariants on random universes
 # --------------------------------------------------------------------------------------
-
-
-def random_universe(seed, n_assets=5, n_bars=80):
-    rng = np.random.default_rng(seed)
-    bars = [np.array(x) for x in random_ohlc(rng, n_bars, n_assets)]
-    start = rng.integers(0, n_bars // 3, n_assets)
-    end = n_bars - rng.integers(0, n_bars // 3, n_assets)
-    end[rng.integers(n_assets)] = n_bars
-    for a in range(n_assets):
-        for x in bars:
-            x[a, :start[a]] = NAN
-            x[a, end[a]:] = NAN
-    return rng, bars, [int(s) for s in start], [int(e) for e in end]
 
 
 def random_run(seed, truncate=None):

@@ -14,8 +14,8 @@ vectorbt's ``call_seq="auto"`` orders buys by value, the contract by asset.
 import numpy as np
 import pytest
 
+from helpers import random_ohlc
 from rank_reference import momentum_score, reference_rank_portfolio
-from test_reference_diff import random_ohlc
 
 vbt = pytest.importorskip("vectorbt")
 import pandas as pd  # noqa: E402  (a vectorbt dependency)

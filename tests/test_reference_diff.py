@@ -8,92 +8,14 @@ bar by bar, trades field by field, and the metrics row by row.
 import math
 
 import numpy as np
-import pyarrow.compute as pc
 import pytest
 
-from numba import njit
-
 import sweepbt as sb
+from helpers import (CODES_IN_VOLUME, CONFLICTS, assert_close, compare_asset, random_config,
+                     random_ohlc)
 from reference import reference_backtest, sma_cross_signals, wilder_atr
 from sweepbt.vocabulary import METRIC_NAMES
-
-REL = 1e-9
-TRADE_NUMBERS = ("entry_price", "exit_price", "entry_quote", "exit_quote", "units", "pnl",
-                 "return", "mfe", "mae")
-
-
-def random_ohlc(rng, n, n_assets=1, vol=0.02):
-    """Seeded GBM with realistic bars: gaps at the open, wicks beyond open/close."""
-    r = rng.normal(0.0002, vol, (n_assets, n))
-    close = 100.0 * np.exp(np.cumsum(r, axis=1))
-    prev = np.concatenate([np.full((n_assets, 1), 100.0), close[:, :-1]], axis=1)
-    open_ = prev * np.exp(rng.normal(0.0, vol / 2, (n_assets, n)))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol / 2, (n_assets, n))))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol / 2, (n_assets, n))))
-    return open_, high, low, close
-
-
-def random_config(rng):
-    def maybe(value):
-        return value if rng.random() < 0.5 else None
-
-    fast = int(rng.integers(2, 8))
-    return dict(
-        fast=fast,
-        slow=int(rng.integers(fast + 1, fast + 15)),
-        stop_loss=maybe(float(rng.uniform(0.005, 0.08))),
-        take_profit=maybe(float(rng.uniform(0.005, 0.15))),
-        trailing_stop=maybe(float(rng.uniform(0.005, 0.08))),
-        max_bars=maybe(int(rng.integers(1, 15))),
-        fees=float(rng.choice([0.0, 0.001, 0.01])),
-        fixed_fees=float(rng.choice([0.0, 1.0, 25.0])),
-        slippage=float(rng.choice([0.0, 0.0005, 0.005])),
-        size=float(rng.choice([1.0, 0.5, 0.9])),
-        fill=str(rng.choice(["next_open", "close"])),
-        direction=str(rng.choice(["long", "short", "both"])),
-        stop_atr=maybe(float(rng.uniform(0.5, 4.0))),
-        take_atr=maybe(float(rng.uniform(0.5, 6.0))),
-        trailing_atr=maybe(float(rng.uniform(0.5, 4.0))),
-        atr_window=int(rng.integers(1, 21)),
-    )
-
-
-def assert_close(actual, expected, what):
-    if isinstance(expected, float) and math.isnan(expected):
-        assert math.isnan(actual), f"{what}: expected NaN, got {actual}"
-    else:
-        assert actual == pytest.approx(expected, rel=REL, abs=1e-9), what
-
-
-def compare_asset(bt, a, ref, start, end, what):
-    """Engine asset ``a`` (bars start..end-1 on the bundle axis) against a reference run."""
-    for series in ("equity", "cash", "units"):
-        got = getattr(bt, series)[a, start:end]
-        np.testing.assert_allclose(got, ref[series], rtol=REL, atol=1e-7,
-                                   err_msg=f"{what}: {series}")
-        assert np.isnan(getattr(bt, series)[a, :start]).all()
-        assert np.isnan(getattr(bt, series)[a, end:]).all()
-    symbol = bt.stats["symbol"][a].as_py()
-    trades = bt.trades.filter(pc.equal(bt.trades["symbol"], symbol)).to_pylist()
-    assert len(trades) == len(ref["trades"]), f"{what}: trade count"
-    for t, (got, exp) in enumerate(zip(trades, ref["trades"])):
-        where = f"{what} trade {t}"
-        assert got["direction"] == exp["direction"], where
-        assert got["entry_bar"] - start == exp["entry_bar"], where
-        assert got["exit_bar"] - start == exp["exit_bar"], where
-        assert got["exit_reason"] == exp["exit_reason"], where
-        for field in TRADE_NUMBERS:
-            assert_close(got[field], exp[field], f"{where} {field}")
-    stats = bt.stats.slice(a, 1).to_pylist()[0]
-    for name in METRIC_NAMES:
-        assert_close(float(stats[name]), float(ref["metrics"][name]), f"{what} {name}")
-
-
-def run_reference(open_, high, low, close, cfg):
-    signals = sma_cross_signals(list(close), cfg["fast"], cfg["slow"])
-    options = {k: v for k, v in cfg.items() if k not in ("fast", "slow")}
-    return reference_backtest(list(open_), list(high), list(low), list(close), signals,
-                              periods_per_year=252.0, **options)
+from helpers import run_reference
 
 
 @pytest.mark.parametrize("seed", range(300))
@@ -223,28 +145,6 @@ def test_equity_zero_does_not_abort_a_sweep():
     # ruined combos rank after every other combo (in grid order), whatever the metric
     for metric in ("total_return", "n_trades", "max_drawdown", "exposure"):
         assert res.best(metric, k=4)["combo"].to_pylist()[2:] == [0, 2], metric
-
-
-@njit(cache=True)
-def _volume_as_feature(volume):
-    out = np.empty((1, volume.shape[0]))
-    out[0, :] = volume
-    return out
-
-
-@njit(cache=True)
-def _feature_as_code(features, i):
-    return int(features[0, i])
-
-
-#: a strategy whose signal code at bar i is the volume of bar i (any code, conflicts too)
-CODES_IN_VOLUME = sb.define_strategy("codes_in_volume", indicators=_volume_as_feature,
-                                     signal=_feature_as_code, inputs=("volume",),
-                                     n_features=1, check=False)
-
-CONFLICTS = (sb.ENTER_LONG | sb.EXIT_LONG, sb.ENTER_SHORT | sb.EXIT_SHORT,
-             sb.ENTER_LONG | sb.EXIT_LONG | sb.ENTER_SHORT,
-             sb.ENTER_SHORT | sb.EXIT_SHORT | sb.EXIT_LONG, 15, sb.BUY, sb.SELL, 0)
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -13,13 +13,13 @@ from sweepbt.params import EXACT_COUNT_LIMIT
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.demo().select(["ALPHA", "BRAVO"]).slice_bars(0, 400)
+def data(demo_ab):
+    return demo_ab.slice_bars(0, 400)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return sb.demo().select(["ALPHA"]).slice_bars(0, 60)
+def tiny(demo):
+    return demo.select(["ALPHA"]).slice_bars(0, 60)
 
 
 def _by_combo(table):
@@ -71,8 +71,8 @@ def test_bad_window_is_refused(data, window, exc, words):
             assert word in str(info.value)
 
 
-def test_window_records_what_was_asked(tmp_path):
-    data = sb.demo().select(["ALPHA", "BRAVO"])
+def test_window_records_what_was_asked(tmp_path, demo_ab):
+    data = demo_ab
     prices = [getattr(data, f).copy() for f in ("open", "high", "low", "close")]
     for p in prices:
         p[1, :300] = np.nan  # BRAVO is listed at bar 300

@@ -17,8 +17,8 @@ from sweepbt.backtest_stats import drawdown
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.demo().select(["ALPHA", "HOTEL"]).slice_bars(1000, 2600)
+def data(demo):
+    return demo.select(["ALPHA", "HOTEL"]).slice_bars(1000, 2600)
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +164,7 @@ def test_plot_functions_return_figures(bt, res):
     assert plot.decimate(np.arange(10_000.0)).size <= plot.MAX_POINTS + 2
 
 
+@pytest.mark.slow
 def test_matplotlib_is_imported_only_for_charts():
     """(pandas is left out: pyarrow itself imports it to build time-zoned time stamps.)"""
     code = ("import sys, sweepbt as sb; assert 'matplotlib' not in sys.modules; "
@@ -175,6 +176,7 @@ def test_matplotlib_is_imported_only_for_charts():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_missing_matplotlib_names_the_extra(tmp_path):
     block = "import sys; sys.modules['matplotlib'] = None; "
     code = block + ("import sweepbt as sb; bt = sb.backtest(sb.demo().select(['ALPHA']), "
@@ -258,6 +260,7 @@ def test_to_pandas_and_polars(bt, res, wf, data):
     assert wf.to_pandas()["equity"].shape == (data.n_bars, data.n_assets)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     ["sweep", "--param", "fast=5,10", "--param", "slow=40,80"],
     ["backtest", "--param", "fast=5", "--param", "slow=40", "--trades", "0"],

@@ -11,6 +11,8 @@ import pytest
 
 import sweepbt as sb
 
+pytestmark = pytest.mark.slow  # a real browser
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
 
@@ -24,10 +26,10 @@ def _browser():
 
 
 @pytest.mark.parametrize("kind", ["backtest", "sweep"])
-def test_report_renders_in_chromium(kind, tmp_path):
+def test_report_renders_in_chromium(kind, tmp_path, demo_ab):
     image = pytest.importorskip("matplotlib.image")
     browser = _browser()
-    data = sb.demo().select(["ALPHA", "BRAVO"]).slice_bars(0, 1500)
+    data = demo_ab.slice_bars(0, 1500)
     if kind == "backtest":
         result = sb.backtest(data, "sma_cross", fast=10, slow=50)
     else:

@@ -12,8 +12,8 @@ from sweepbt import _progress, engine
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.demo().select(["ALPHA", "BRAVO"]).slice_bars(0, 1200)
+def data(demo_ab):
+    return demo_ab.slice_bars(0, 1200)
 
 
 @pytest.fixture(scope="module")

@@ -15,40 +15,21 @@ import pytest
 import sweepbt as sb
 from sweepbt import plan as plan_module
 from sweepbt.sinks import SharpeMoments
-from stopping import finished_parts, stop_when
-from test_custom_strategies import USER_FILE
+from helpers import STRATEGY_FILE, StopAfter, assert_same_rows, finished_parts, stop_when
 
 GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.03, 0.06],
             fees=[0.0, 0.001])
 
-#: a user strategy file, ``.format(threshold=...)`` (the file of test_custom_strategies)
-STRATEGY_FILE = textwrap.dedent(USER_FILE)
-
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.demo()
+def data(demo):
+    return demo
 
 
 @pytest.fixture
 def small_chunks(data, monkeypatch):
     """3 combos per chunk (10 assets): the grid above is cut into 18 chunks."""
     monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 4 * data.n_bars * 7)
-
-
-class StopAfter(SharpeMoments):
-    """The deflated Sharpe's sink, with a Ctrl-C after it saw ``k`` chunks (a resumed
-    sweep's kept chunks included: they are read back into it)."""
-
-    def __init__(self, n_assets, k):
-        super().__init__(n_assets)
-        self.left = k
-
-    def add(self, chunk):
-        if self.left == 0:
-            raise KeyboardInterrupt
-        self.left -= 1
-        super().add(chunk)
 
 
 def _interrupted(monkeypatch, data, path, k, **kwargs):
@@ -60,16 +41,6 @@ def _interrupted(monkeypatch, data, path, k, **kwargs):
         sb.sweep(data, "sma_cross", out=path, **kwargs, **GRID)
     monkeypatch.setattr(engine, "SharpeMoments", SharpeMoments)
     return str(stopped.value)
-
-
-def assert_same_rows(a, b):
-    """Tables ``a`` and ``b`` hold the same columns and rows exactly (NaN equal to NaN;
-    pyarrow's ``equals`` treats NaN as unequal)."""
-    assert a.schema.equals(b.schema, check_metadata=False)
-    assert a.num_rows == b.num_rows
-    for name in a.column_names:
-        np.testing.assert_array_equal(a[name].to_numpy(zero_copy_only=False),
-                                      b[name].to_numpy(zero_copy_only=False), err_msg=name)
 
 
 def _parts(path):
@@ -200,6 +171,7 @@ sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], fast=list(range(2, 42)),
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_in_another_process_then_resume_equals_an_uninterrupted_run(data, tmp_path,
                                                                          monkeypatch):

@@ -136,6 +136,7 @@ def test_estimate_and_refusal(data):
     assert res.table.num_rows == 3 * data.n_assets
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_long_sweep_quickly(tmp_path):
     """A real SIGINT: the sweep stops within a second; its out= folder keeps the finished
     chunks (docs/distributed.md, resuming), or is removed when it holds none."""

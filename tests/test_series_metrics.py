@@ -47,8 +47,8 @@ def test_names_are_kernel_metrics_in_kernel_order():
     dict(stop_atr=2.0, take_atr=3.0, trailing_atr=2.5, atr_window=10, slippage=0.001,
          window=(300, 4000)),
 ])
-def test_demo(name, params, config):
-    bt = sb.backtest(sb.demo(), name, periods_per_year=252, **params, **config)
+def test_demo(name, params, config, demo):
+    bt = sb.backtest(demo, name, periods_per_year=252, **params, **config)
     assert_twin(bt, 10_000.0, 252)
 
 
@@ -182,10 +182,10 @@ def test_edge_series():
         equity_metrics(np.ones((2, 3)), 100.0, 12)
 
 
-def test_walk_forward_stats_are_equity_metrics_of_the_chained_equity():
+def test_walk_forward_stats_are_equity_metrics_of_the_chained_equity(demo):
     """The chained out-of-sample statistics of walk_forward (its ``stats`` table) are
     equity_metrics of each asset's chained equity row (NaN between test spans)."""
-    wf = sb.walk_forward(sb.demo(), "sma_cross", train=800, test=400, fast=[5, 10],
+    wf = sb.walk_forward(demo, "sma_cross", train=800, test=400, fast=[5, 10],
                          slow=[20, 40], direction="both", periods_per_year=252)
     for a, row in enumerate(wf.stats.to_pylist()):
         got = equity_metrics(wf.equity[a], 10_000.0, 252)

@@ -208,8 +208,8 @@ GRID = {"fast": list(range(5, 55, 5)), "slow": list(range(20, 220, 20)),
 
 
 @pytest.fixture(scope="module")
-def demo_sweep():
-    return sb.sweep(sb.demo().select(["ALPHA", "BRAVO", "CHARLIE"]), "sma_cross",
+def demo_sweep(demo_abc):
+    return sb.sweep(demo_abc, "sma_cross",
                     constraint="fast < slow", fees=0.001, **GRID)
 
 
@@ -246,9 +246,9 @@ def test_sweep_deflated_sharpe(demo_sweep):
         res.probabilistic_sharpe(10**9)
 
 
-def test_sweep_deflated_sharpe_top_k_uses_every_combo():
+def test_sweep_deflated_sharpe_top_k_uses_every_combo(demo_ab):
     """A top= sweep accumulates every combo's Sharpe moments: its DSR equals the full one."""
-    data = sb.demo().select(["ALPHA", "BRAVO"])
+    data = demo_ab
     res = sb.sweep(data, "sma_cross", constraint="fast < slow", top=5, **GRID)
     full = sb.sweep(data, "sma_cross", constraint="fast < slow", **GRID)
     _, per_combo = full.aggregate()

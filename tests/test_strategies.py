@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 import reference as ref
+from helpers import compare_asset, padded, random_config, random_ohlc
 import sweepbt as sb
 from strategy_cases import CASES
 from sweepbt import kernels, strategies
 from sweepbt.vocabulary import METRIC_NAMES
 from sweepbt.kernels.codes import ALL_CODES
-from test_reference_diff import compare_asset, random_config, random_ohlc
 
 BUILTINS = tuple(CASES)
 REL = 1e-12
@@ -37,16 +37,6 @@ REL = 1e-12
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-def padded(prices, spans):
-    """Copies of the price arrays, NaN outside each asset's span."""
-    out = [p.copy() for p in prices]
-    for a, (s, e) in enumerate(spans):
-        for p in out:
-            p[a, :s] = np.nan
-            p[a, e:] = np.nan
-    return out
 
 
 def random_spans(rng, n, n_assets):
@@ -96,6 +86,7 @@ def assert_same(got, expected, what, rtol=REL):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_case_table_covers_exactly_the_builtins():
     """The built-ins are what sb.STRATEGIES holds right after ``import sweepbt`` (tests
     register strategies of their own): run in a fresh interpreter."""

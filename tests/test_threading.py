@@ -66,6 +66,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", list(LAYERS))
 def test_four_threads_under_each_layer(layer):
     if not _layer_available(layer):

@@ -18,16 +18,15 @@ import pytest
 import sweepbt as sb
 from sweepbt import plan as plan_module
 from sweepbt.training import TrainWindows
-from stopping import finished_parts, stop_when
-from test_resume import assert_same_rows
+from helpers import assert_same_rows, assert_same_walk_forward, finished_parts, stop_when
 
 GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.05])
 WINDOWS = dict(train=504, test=252)
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sb.demo()
+def data(demo):
+    return demo
 
 
 @pytest.fixture
@@ -51,15 +50,6 @@ def chunk_calls(monkeypatch):
 
     monkeypatch.setattr(TrainWindows, "run_chunk", counted)
     return calls
-
-
-def assert_same_walk_forward(a, b):
-    assert_same_rows(a.windows, b.windows)
-    assert_same_rows(a.stats, b.stats)
-    np.testing.assert_array_equal(a.equity, b.equity)
-    np.testing.assert_array_equal(a.is_metrics, b.is_metrics)
-    np.testing.assert_array_equal(a.oos_metrics, b.oos_metrics)
-    assert a.chosen == b.chosen and a.n_combos == b.n_combos
 
 
 def test_stopped_walk_forward_keeps_its_chunks_and_resumes_to_the_same_result(
@@ -228,6 +218,7 @@ sys.exit(main(["walk-forward", "--demo", "--train", "504", "--test", "252",
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_of_the_command_then_resume_equals_an_uninterrupted_run(data, tmp_path):
     path = tmp_path / "wf"

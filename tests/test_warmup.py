@@ -21,6 +21,7 @@ import pytest
 import sweepbt as sb
 from sweepbt import _compiling
 from sweepbt.cli import main
+from sweepbt.engines import engine_for
 
 
 def test_warmup_then_no_run_compiles(capsys):
@@ -76,11 +77,12 @@ def test_watch_measures_and_announces_once():
         f"{__name__}.test_watch_measures_and_announces_once.<locals>.twice"]
     assert outer.seconds == inner.seconds > 0
     assert _compiling.message(41.4) == "compiling kernels (first run only, about 41 s)"
-    assert _compiling.kernels_for(True, False, ("metrics", "record")) == (
+    assert engine_for(True, False).kernel_names(("metrics", "record")) == (
         "rank_metrics", "rank_record")
-    assert _compiling.kernels_for(False, True) == ("portfolio_metrics",)
+    assert engine_for(False, True).kernel_names() == ("portfolio_metrics",)
 
 
+@pytest.mark.slow
 def test_first_run_on_a_cold_cache_says_it_compiles(tmp_path):
     """The one cold compile of the suite: a fresh NUMBA_CACHE_DIR, a small CLI sweep."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))

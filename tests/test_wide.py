@@ -138,6 +138,7 @@ def test_long_and_single_asset_data_stay_long():
     assert load(demo.to_table()).symbols == demo.symbols
 
 
+@pytest.mark.slow
 def test_the_command_line_reads_a_wide_file(tmp_path):
     path = tmp_path / "closes.csv"
     pcsv.write_csv(table(), path)

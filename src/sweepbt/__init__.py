@@ -21,6 +21,7 @@ try:
         from sweepbt.custom import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL,
                                     define_rank_strategy, define_strategy, load_strategy)
         from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
+        from sweepbt.errors import StrategyError, SweepbtError
         from sweepbt.results import BacktestResult, PortfolioResult, SweepResult
         from sweepbt.html_report import report
         from sweepbt.multi import MultiSweepResult
@@ -49,9 +50,11 @@ __all__ = [
     "MultiSweepResult",
     "SELL",
     "STRATEGIES",
+    "StrategyError",
     "SweepEstimate",
     "SweepResult",
     "SweepTooLarge",
+    "SweepbtError",
     "WalkForwardResult",
     "Warmup",
     "backtest",

@@ -40,34 +40,16 @@ SMALL_SECONDS = 5
 #: CPU seconds of :func:`_calibration_loop` on the machine of COLD_SECONDS
 CALIBRATION_SECONDS = 0.023
 
-#: the kernel each kind of run launches, for (rank, portfolio, per asset) plans
-_KERNELS = {
-    "metrics": ("rank_metrics", "portfolio_metrics", "sweep_metrics"),
-    "record": ("rank_record", "portfolio_record", "backtest_record"),
-    "equity": ("rank_equity_paths", "portfolio_equity_paths", "equity_paths"),
-}
-
 _lock = threading.Lock()
 _open = []  # the watches open now, outermost first
 _depth = 0  # nesting of numba:compile events (a kernel compiling its helpers)
 _started = 0.0
 
 
-def kernels_for(rank, portfolio, uses=("metrics",)):
-    """The names of the big kernels a run uses (``uses``: "metrics", "record", "equity")
-    for a rank, a portfolio or a per-asset plan."""
-    which = 0 if rank else 1 if portfolio else 2
-    return tuple(_KERNELS[use][which] for use in uses)
-
-
-def kernels_of(plan, uses=("metrics",)):
-    """:func:`kernels_for` of a ``sweepbt.plan.Plan``."""
-    return kernels_for(plan.strategy.is_rank, plan.portfolio, uses)
-
-
 def notice(plan, uses=("metrics",)):
-    """A :class:`watch` of ``plan``'s kernels that says on stderr when they compile."""
-    return watch(kernels_of(plan, uses), say)
+    """A :class:`watch` of the kernels of ``plan``'s engine (``uses``: "metrics",
+    "record", "equity") that says on stderr when they compile."""
+    return watch(plan.engine.kernel_names(uses), say)
 
 
 def ready(name):

@@ -85,3 +85,11 @@ def format_times(ns_values, timestamps):
     all_days = bool((timestamps.astype("datetime64[ns]").astype(np.int64) % day == 0).all())
     unit = "D" if all_days else "m"
     return [str(v) for v in np.datetime_as_string(ns_values, unit=unit)]
+
+
+def format_bytes(n):
+    """A size in bytes as ``512 B``, ``1.5 MB``, ``1 GB`` (one decimal, dropped when 0)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n} B" if unit == "B" else f"{n:.1f}".removesuffix(".0") + f" {unit}"
+        n /= 1024

@@ -32,6 +32,30 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every cleanup path for an interrupt runs."""
 
 
+class InterruptedRun:
+    """How far an interrupted run got: the argument of the KeyboardInterrupt it raises
+    (``exc.args[0]``; :func:`interrupted_run`), which reads as that exception's message.
+    ``what`` ("sweep", "walk-forward") stopped after ``done`` of ``total`` backtests
+    (None: not counted); ``where`` (may be empty) which part of it ran; ``note`` what is
+    kept."""
+
+    def __init__(self, what, done, total, note, where=""):
+        self.what, self.done, self.total, self.note, self.where = (what, done, total, note,
+                                                                   where)
+
+    def __str__(self):
+        after = "" if self.done is None else \
+            f" after {self.done:,} of {self.total:,} backtests"
+        where = f" ({self.where})" if self.where else ""
+        return f"{self.what} interrupted{after}{where}; {self.note}"
+
+
+def interrupted_run(exc):
+    """The :class:`InterruptedRun` of KeyboardInterrupt ``exc``; None for a bare one."""
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, InterruptedRun) else None
+
+
 class _SignalScope:
     """The shared core: ``handlers()`` installed on enter, the previous handlers restored
     on exit. Outside the main thread (where Python delivers signals) nothing is installed.

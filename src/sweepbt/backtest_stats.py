@@ -6,7 +6,7 @@ stats columns as Arrow arrays).
 start, end and duration, buy-and-hold return, drawdown durations and exposure-adjusted
 return (the trade statistics, best and worst trade, expectancy and SQN, are the kernel's
 metrics: a sweep's rows carry them). :func:`drawdown` and :func:`drawdown_runs` are shared
-with the plots.
+with the plots; :func:`trades_table` is a backtest's trades.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from sweepbt import kernels
 from sweepbt.vocabulary import metric_index
 
 __all__ = ["EXTRA_STAT_NAMES", "buy_and_hold", "drawdown", "drawdown_runs", "monthly_returns",
-           "extra_columns", "span_stats"]
+           "extra_columns", "span_stats", "trades_table"]
 
 #: the kernel's ``exposure`` metric column
 EXPOSURE = metric_index("exposure")
@@ -118,11 +119,11 @@ def monthly_returns(timestamps, equity, init_cash):
     return years + 1970, table
 
 
-def extra_columns(bundle, fixed, metrics, equity_rows, close_rows):
+def extra_columns(bundle, init_cash, metrics, equity_rows, close_rows):
     """The :data:`EXTRA_STAT_NAMES` columns of a backtest's stats: one row per equity row
     (an asset with its close; a portfolio with no close)."""
     exposure = metrics[:, EXPOSURE]
-    rows = [span_stats(e, c, bundle.timestamps, fixed["init_cash"], exposure[i])
+    rows = [span_stats(e, c, bundle.timestamps, init_cash, exposure[i])
             for i, (e, c) in enumerate(zip(equity_rows, close_rows))]
     ns = pa.timestamp("ns", tz="UTC")
     cols = {}
@@ -139,3 +140,39 @@ def extra_columns(bundle, fixed, metrics, equity_rows, close_rows):
         else:
             cols[name] = pa.array(values, pa.float64())
     return cols
+
+
+def trades_table(bundle, trade_rows):
+    """The trades table of kernels.TRADE_DTYPE record arrays (a list, concatenated):
+    one row per round trip."""
+    rows = np.concatenate(trade_rows) if trade_rows else np.empty(0, kernels.TRADE_DTYPE)
+
+    def column(name):
+        return np.ascontiguousarray(rows[name])
+
+    owner = column("asset")
+    entry_bar = column("entry_bar")
+    exit_bar = column("exit_bar")
+    ts = pa.timestamp("ns", tz="UTC")
+    symbols = pa.array(list(bundle.symbols), pa.string())
+    reasons = pa.array(list(kernels.EXIT_REASONS), pa.string())
+
+    def when(bars):
+        return pa.array(bundle.timestamps[bars].astype(np.int64)).cast(ts)
+
+    table = {
+        "symbol": symbols.take(pa.array(owner, pa.int64())),
+        "direction": pa.array(np.where(column("direction") > 0, "long", "short")
+                              .astype(object), pa.string()),
+        "entry_bar": pa.array(entry_bar),
+        "exit_bar": pa.array(exit_bar),
+        "entry_time": when(entry_bar),
+        "exit_time": when(exit_bar),
+    }
+    for name in ("entry_price", "exit_price", "entry_quote", "exit_quote", "units", "pnl",
+                 "return"):
+        table[name] = pa.array(column(name))
+    table["exit_reason"] = reasons.take(pa.array(column("exit_reason")))
+    table["mfe"] = pa.array(column("mfe"))
+    table["mae"] = pa.array(column("mae"))
+    return pa.table(table)

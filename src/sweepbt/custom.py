@@ -37,13 +37,13 @@ functions cannot be imported by name in another process (defined in a REPL, or n
 a function), the drivers are compiled in memory without a disk cache: slower to start,
 identical results.
 
-Mistakes are reported up front as ``ValueError("strategy 'x': ...")``: at definition time
-a probe runs the functions' pure-Python versions (``fn.py_func``, with bounds-checked
-indexing) on deterministic synthetic data with the default parameters, checking the
-signatures, the features' shape and dtype, the signal codes, and look-ahead (features and
-signals computed on the first T bars must equal those computed on all bars, for several T).
-numba typing errors at the first compile are re-raised the same way, with numba's message
-shortened to its first informative line.
+Mistakes are reported up front as ``StrategyError("strategy 'x': ...")`` (a ValueError):
+at definition time a probe runs the functions' pure-Python versions (``fn.py_func``, with
+bounds-checked indexing) on deterministic synthetic data with the default parameters,
+checking the signatures, the features' shape and dtype, the signal codes, and look-ahead
+(features and signals computed on the first T bars must equal those computed on all bars,
+for several T). numba typing errors at the first compile are re-raised the same way, with
+numba's message shortened to its first informative line.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from numba.core.dispatcher import Dispatcher
 
 from sweepbt._validate import is_integer
 from sweepbt.custom_cache import generated_dir, make_drivers, source_key
-from sweepbt.custom_files import load_strategy
+from sweepbt.custom_files import load_strategy, origin_of
 from sweepbt.custom_messages import qualname, strategy_error
 from sweepbt.custom_probe import probe
 from sweepbt.custom_signals import CustomBuild, register_custom
@@ -68,6 +68,7 @@ from sweepbt.kernels.codes import (  # noqa: F401 - re-exported for user strateg
     BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL)
 from sweepbt.params import RESERVED_NAMES
 from sweepbt.ranking import RANK_PARAMS, checked_scores, rank_strategy, user_score_rows
+from sweepbt.errors import StrategyError, StrategyTypeError
 from sweepbt.strategies import STRATEGIES, Param, Strategy
 
 __all__ = [
@@ -163,7 +164,8 @@ def define_strategy(name, *, indicators, signal, indicator_params=None, signal_p
     params = _params(name, ind_params + sig_params, param_docs)
     strategy = Strategy(name=name, params=params, build=CustomBuild(spec),
                         doc=doc or f"custom strategy {name} "
-                                   f"({qualname(indicators)} -> {qualname(signal)})")
+                                   f"({qualname(indicators)} -> {qualname(signal)})",
+                        origin=origin_of(indicators))
     if register:
         register_custom(strategy)
     return strategy
@@ -204,13 +206,13 @@ def define_rank_strategy(name, *, score, params=None, inputs=("close",), doc="",
     names = tuple(p.name for p in declared)
     strategy = rank_strategy(
         name, _params(name, declared, param_docs), user_score_rows(score, inputs, names),
-        doc or f"custom rank strategy {name} ({qualname(score)})")
-    strategy.build.user_score = score  # marks it user-written; finds its file (Dask)
+        doc or f"custom rank strategy {name} ({qualname(score)})", origin=origin_of(score))
+    strategy.build.user_score = score  # finds its file (Dask)
     if check:
         _probe_score(name, score, inputs, [p.default for p in declared])
     if register:
         old = STRATEGIES.get(name)
-        if old is not None and getattr(old.build, "user_score", None) is None:
+        if old is not None and not old.is_user:
             raise strategy_error(name, "a built-in strategy has this name; pick another name")
         STRATEGIES[name] = strategy
     return strategy
@@ -237,10 +239,10 @@ def _probe_score(name, score, inputs, defaults):
 
 def _check_name(name, doc):
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"strategy name must be an identifier (letters, digits, _), "
-                         f"got {name!r}")
+        raise StrategyError(f"strategy name must be an identifier (letters, digits, _), "
+                            f"got {name!r}", name)
     if not isinstance(doc, str):
-        raise TypeError(f"strategy {name!r}: doc must be a string")
+        raise StrategyTypeError(f"strategy {name!r}: doc must be a string", name)
 
 
 def _check_n_features(name, n_features):
@@ -408,7 +410,7 @@ def generated_module(strategy):
     tells whether they came from numba's disk cache; ``__file__`` (absent for in-memory
     drivers) is the generated source.
     """
-    build = getattr(strategy, "build", None)
-    if not isinstance(build, CustomBuild):
-        raise ValueError(f"{getattr(strategy, 'name', strategy)!r} is not a custom strategy")
-    return build.spec.drivers
+    if not (isinstance(strategy, Strategy) and isinstance(strategy.build, CustomBuild)):
+        name = strategy.name if isinstance(strategy, Strategy) else strategy
+        raise StrategyError(f"{name!r} is not a custom strategy", name)
+    return strategy.build.spec.drivers

@@ -21,7 +21,8 @@ from sweepbt._files import write_atomic
 from sweepbt.custom_cache import generated_dir
 from sweepbt.custom_messages import describe_exc
 from sweepbt.custom_signals import CustomBuild, register_custom
-from sweepbt.strategies import STRATEGIES, Strategy
+from sweepbt.errors import StrategyError
+from sweepbt.strategies import STRATEGIES, USER_DEFINED, USER_FILE, Strategy
 
 _lock = threading.RLock()
 
@@ -119,45 +120,46 @@ def load_strategy(spec, *, register=False) -> Strategy:
     ``register=True`` also registers the strategy under its name.
 
     A file that cannot be imported (a syntax error, an exception, ``sys.exit()`` while it
-    runs) raises a ValueError naming the file; ``KeyboardInterrupt`` propagates.
+    runs) raises a StrategyError (a ValueError) naming the file; ``KeyboardInterrupt``
+    propagates.
     """
     path, attr = _split_spec(spec)
     path = os.path.realpath(os.path.expanduser(path))
     if not os.path.isfile(path):
-        raise ValueError(f"strategy file {path!r} not found (expected FILE.py:NAME)")
+        raise StrategyError(f"strategy file {path!r} not found (expected FILE.py:NAME)")
     module = _file_module(path)
     found = {k: v for k, v in vars(module).items() if isinstance(v, Strategy)}
     if attr is None:
         if len(found) != 1:
             listed = ", ".join(sorted(found)) or "none"
-            raise ValueError(f"{path}: name the strategy as FILE.py:NAME (Strategy objects "
-                             f"in the file: {listed})")
+            raise StrategyError(f"{path}: name the strategy as FILE.py:NAME (Strategy objects "
+                                f"in the file: {listed})")
         attr = next(iter(found))
     if not hasattr(module, attr):
         listed = ", ".join(sorted(found)) or "none"
-        raise ValueError(f"{path} has no {attr!r} (Strategy objects in the file: {listed})")
+        raise StrategyError(f"{path} has no {attr!r} (Strategy objects in the file: {listed})")
     strategy = getattr(module, attr)
     if not isinstance(strategy, Strategy):
-        raise ValueError(f"{path}:{attr} is a {type(strategy).__name__}, not a Strategy "
-                         "made by sweepbt.define_strategy")
+        raise StrategyError(f"{path}:{attr} is a {type(strategy).__name__}, not a Strategy "
+                            "made by sweepbt.define_strategy")
     if register:
         register_custom(strategy)
     return strategy
 
 
 def _import_error(path, exc):
-    """A ValueError saying why the strategy file ``path`` could not be imported."""
+    """A StrategyError saying why the strategy file ``path`` could not be imported."""
     what = f"cannot import strategy file {path}"
     if isinstance(exc, SystemExit):
-        return ValueError(f"{what}: it called sys.exit({exc.code!r}) while being imported "
-                          "(raise an exception instead)")
+        return StrategyError(f"{what}: it called sys.exit({exc.code!r}) while being imported "
+                             "(raise an exception instead)")
     if isinstance(exc, SyntaxError):
         where = f"line {exc.lineno}" if exc.lineno else "unknown line"
         if exc.filename and os.path.realpath(exc.filename) != path:
             where = f"{exc.filename}, {where}"
         text = (exc.text or "").strip()
-        return ValueError(f"{what}: {type(exc).__name__} at {where}: {exc.msg}"
-                          + (f": {text}" if text else ""))
+        return StrategyError(f"{what}: {type(exc).__name__} at {where}: {exc.msg}"
+                             + (f": {text}" if text else ""))
     line = None
     tb = exc.__traceback__
     while tb is not None:
@@ -165,13 +167,13 @@ def _import_error(path, exc):
             line = tb.tb_lineno
         tb = tb.tb_next
     where = f" (line {line})" if line else ""
-    return ValueError(f"{what}: it raised {describe_exc(exc)} while being imported{where}")
+    return StrategyError(f"{what}: it raised {describe_exc(exc)} while being imported{where}")
 
 
 def _exec_user_file(modname, path, digest):
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None:
-        raise ValueError(f"cannot import {path!r} as Python source (expected FILE.py:NAME)")
+        raise StrategyError(f"cannot import {path!r} as Python source (expected FILE.py:NAME)")
     module = importlib.util.module_from_spec(spec)
     module.__sweepbt_digest__ = digest
     previous = sys.modules.get(modname)
@@ -232,22 +234,31 @@ def _write_bytes(path, content):
         f.write(content)
 
 
+def _file_of(fn):
+    """The .py file of the module that defines the @njit function ``fn``, or None."""
+    path = getattr(sys.modules.get(fn.py_func.__module__), "__file__", None)
+    return path if isinstance(path, str) and os.path.isfile(path) else None
+
+
+def origin_of(fn):
+    """``Strategy.origin`` of a user strategy whose code is the @njit function ``fn``."""
+    return USER_DEFINED if _file_of(fn) is None else USER_FILE
+
+
 def strategy_source(strategy):
     """The :class:`StrategySource` of a user ``strategy`` (found as a module attribute of
     the file that defines its ``indicators`` function, or a rank strategy's ``score``), or
     None: a built-in strategy, or
     one no file names (defined in a function or an interactive session)."""
-    build = getattr(strategy, "build", None)
-    if isinstance(build, CustomBuild):
-        user_function = build.spec.indicators
-    elif getattr(build, "user_score", None) is not None:  # custom.define_rank_strategy
-        user_function = build.user_score
-    else:
+    if strategy.origin != USER_FILE:
+        return None
+    build = strategy.build
+    user_function = build.spec.indicators if isinstance(build, CustomBuild) else \
+        build.user_score  # custom.define_rank_strategy
+    path = _file_of(user_function)
+    if path is None:
         return None
     module = sys.modules.get(user_function.py_func.__module__)
-    path = getattr(module, "__file__", None)
-    if not isinstance(path, str) or not os.path.isfile(path):
-        return None
     attr = next((k for k, v in vars(module).items() if v is strategy), None)
     if attr is None:
         return None

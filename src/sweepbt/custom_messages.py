@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 
+from sweepbt.errors import StrategyError
+
 CODES_HELP = ("0 (nothing) or a bit set of ENTER_LONG=1, EXIT_LONG=2, ENTER_SHORT=4, "
               "EXIT_SHORT=8 (BUY=9, SELL=6)")
 
@@ -13,8 +15,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def strategy_error(name, message):
-    """``ValueError("strategy 'name': message")``."""
-    return ValueError(f"strategy {name!r}: {message}")
+    """``StrategyError("strategy 'name': message")`` (a ValueError)."""
+    return StrategyError(f"strategy {name!r}: {message}", name)
 
 
 def qualname(fn):

@@ -4,7 +4,7 @@ The indicator stage runs once per distinct indicator-parameter combination per a
 signal stage once per distinct signal per asset, both inside the compiled parallel drivers
 generated for the strategy (:mod:`sweepbt.custom_cache`), which produce the dense codes
 compacted here into the CSR signal events the simulation kernel consumes. numba typing
-errors at the first compile are re-raised as ``ValueError("strategy 'x': ...")`` with
+errors at the first compile are re-raised as ``StrategyError("strategy 'x': ...")`` with
 numba's message shortened to its first informative line.
 """
 
@@ -47,7 +47,7 @@ class CustomBuild:
 def register_custom(strategy):
     """Add the custom ``strategy`` to ``STRATEGIES``; a built-in's name is refused."""
     old = STRATEGIES.get(strategy.name)
-    if old is not None and not isinstance(old.build, CustomBuild):
+    if old is not None and not old.is_user:
         raise strategy_error(strategy.name, "a built-in strategy has this name; pick another "
                                             "name")
     STRATEGIES[strategy.name] = strategy
@@ -70,7 +70,7 @@ def _location(message, files):
 
 
 def _compile_error(spec, exc, arg_types):
-    """A ValueError naming the strategy and the function numba could not compile."""
+    """A StrategyError naming the strategy and the function numba could not compile."""
     ind_sig, sig_sig = arg_types
     culprit, message = None, exc
     for role, argtys in (("indicators", ind_sig), ("signal", sig_sig)):
@@ -107,7 +107,7 @@ def _types_of(spec):
 
 
 def _call(spec, fn, *args):
-    """Call a driver; numba typing/lowering errors become a ValueError naming the strategy."""
+    """Call a driver; numba typing/lowering errors become a StrategyError naming the strategy."""
     try:
         return fn(*args)
     except numba.core.errors.NumbaError as exc:

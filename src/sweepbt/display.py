@@ -279,7 +279,7 @@ def sweep_html(res, metric="sharpe"):
 
 def _walk_forward_line(wf):
     return (f"{wf.strategy}: {wf.n_windows} windows, {wf.n_combos:,} combos per training "
-            f"sweep, objective {wf.fixed.get('objective')}, efficiency "
+            f"sweep, objective {wf.options.objective}, efficiency "
             f"{format_value('efficiency', wf.efficiency)}")
 
 

@@ -39,6 +39,7 @@ import numpy as np
 from sweepbt._files import write_atomic, write_text
 from sweepbt._threading import kernel_threads
 from sweepbt.custom_files import StrategySource, strategy_source
+from sweepbt.protocols import SpawningSink, folder_of
 
 #: the extra that installs Dask
 EXTRA = "sweepbt[distributed]"
@@ -84,11 +85,11 @@ def connect(scheduler):
             except AssertionError:  # the handshake race above; any other error is raised
                 if attempt == CONNECT_TRIES - 1:
                     raise
-    if callable(getattr(scheduler, "submit", None)) and callable(
-            getattr(scheduler, "scatter", None)):
+    if isinstance(scheduler, dask_distributed().Client):
         return scheduler, False
     raise TypeError(f"scheduler must be a dask.distributed.Client or a scheduler address "
-                    f"such as 'tcp://host:8786', got {scheduler!r}")
+                    f"such as 'tcp://host:8786' (or an executor: protocols.Executor), got "
+                    f"{scheduler!r}")
 
 
 class ClusterLost(RuntimeError):
@@ -171,8 +172,7 @@ def detach(runner):
     ``run_chunk``); ValueError for a user strategy that no file defines."""
     strategy = runner.strategy
     source = strategy_source(strategy)
-    if source is None and (hasattr(strategy.build, "spec")
-                           or hasattr(strategy.build, "user_score")):
+    if source is None and strategy.is_user:
         raise ValueError(f"strategy {strategy.name!r}: scheduler= sends a user strategy to "
                          "the workers as its file, and no file defines this one; define it "
                          "at module level in a .py file (docs/distributed.md)")
@@ -214,9 +214,9 @@ def job(token, detached, sinks):
     (``directory``) only if WORKERS_WRITE allows, with a probe written into its folder."""
     templates = {}
     for k, sink in enumerate(sinks):
-        if getattr(sink, "spawn", None) is None:
+        if not isinstance(sink, SpawningSink):
             continue
-        directory = getattr(sink, "directory", None)
+        directory = folder_of(sink)
         if directory is not None:
             if WORKERS_WRITE is False:
                 continue
@@ -228,9 +228,9 @@ def job(token, detached, sinks):
 def remove_probes(job):
     """Remove the probe files of ``job`` (client side, when the run ends)."""
     for sink in job.templates.values():
-        if getattr(sink, "directory", None) is not None:
+        if folder_of(sink) is not None:
             try:
-                os.remove(_probe(sink.directory, job.token))
+                os.remove(_probe(folder_of(sink), job.token))
             except OSError:
                 pass
 
@@ -242,7 +242,7 @@ def _probe(directory, token):
 def _sees(sink, token):
     """Whether this worker may fill ``sink``: one writing files must see the client's
     folder (its probe file, with this run's token)."""
-    directory = getattr(sink, "directory", None)
+    directory = folder_of(sink)
     if directory is None:
         return True
     key = (token, directory)

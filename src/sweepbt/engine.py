@@ -19,10 +19,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sweepbt._compiling import notice
-from sweepbt._interrupt import DeferredInterrupt
+from sweepbt._format import format_bytes
+from sweepbt._interrupt import DeferredInterrupt, InterruptedRun, interrupted_run
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
-from sweepbt.executors import Dask, InProcess, run_chunks
+from sweepbt.errors import SweepTooLarge
+from sweepbt.executors import executor_for, run_chunks
 from sweepbt.multi import (MultiOutDir, MultiSweepResult, plan_several, sampled_several,
                            several)
 from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
@@ -40,10 +42,6 @@ MEMORY_SHARE = 0.5
 #: bytes per (combo, asset) row kept in memory: metrics, their Arrow table, combo, symbol
 _BYTES_PER_ROW = N_METRICS * 8 * 2 + 8 + 4
 _BYTES_PER_PARAM = 8 * 2
-
-
-class SweepTooLarge(MemoryError):
-    """A sweep whose full results would not fit in memory."""
 
 
 def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
@@ -72,10 +70,11 @@ def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
             raise ValueError(
                 f"{name} is a sequence; backtest() runs one combination: use sweep() to "
                 f"sweep {name}")
-    plan = prepare(data, strategy, params, constraint=None, fill=fill, direction=direction,
-                   init_cash=init_cash, periods_per_year=periods_per_year, threads=threads,
-                   window=window, portfolio=portfolio, size_type=size_type)
-    return record_backtest(plan)
+    options = replace(D, strategy=strategy.name, fill=fill, direction=direction,
+                      init_cash=init_cash, periods_per_year=periods_per_year,
+                      threads=threads, window=window, portfolio=portfolio,
+                      size_type=size_type)
+    return record_backtest(prepare(data, strategy, params, options))
 
 
 @dataclass(frozen=True)
@@ -101,15 +100,8 @@ class SweepEstimate:
             f"{ESTIMATE_DRAWS:,} random combos of the grid) ")
         return (f"{about}{self.n_combos:,} combos x assets = {self.n_backtests:,} backtests, "
                 f"{self.bar_evaluations:,} bar-evaluations; keeping every row needs about "
-                f"{_fmt_bytes(self.result_bytes)} (available: "
-                f"{_fmt_bytes(self.available_bytes)})")
-
-
-def _fmt_bytes(n):
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
+                f"{format_bytes(self.result_bytes)} (available: "
+                f"{format_bytes(self.available_bytes)})")
 
 
 def _available_memory():
@@ -150,15 +142,16 @@ def estimate(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
              periods_per_year=D.periods_per_year, window=D.window, sample=D.sample,
              portfolio=D.portfolio, size_type=D.size_type, **params):
     """Size a sweep without running it: combos, backtests, bar-evaluations, memory."""
-    options = dict(constraint=constraint, fill=fill, direction=direction,
-                   init_cash=init_cash, periods_per_year=periods_per_year, threads=None,
-                   window=window, portfolio=portfolio, size_type=size_type)
+    options = replace(D, strategy=strategy, constraint=constraint, fill=fill,
+                      direction=direction, init_cash=init_cash,
+                      periods_per_year=periods_per_year, window=window, sample=sample,
+                      portfolio=portfolio, size_type=size_type)
     if several(strategy):
-        plans = plan_several(data, strategy, params, **options)
+        plans = plan_several(data, strategy, params, options)
         return _total(_sizes(plans, sampled_several(plans, check_sample(sample, None)[0],
                                                     None)))
-    return _estimate(prepare(data, strategy, params, **options),
-                     check_sample(sample, None)[0])
+    plan = prepare(data, strategy, params, options)
+    return _estimate(plan, plan.options.sample)
 
 
 def _sizes(plans, ids):
@@ -221,30 +214,27 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     ``"tcp://host:8786"``) runs the chunks on a Dask cluster, with the same result
     (``pip install "sweepbt[distributed]"``). See docs/distributed.md.
     """
-    options = dict(constraint=constraint, fill=fill, direction=direction,
-                   init_cash=init_cash, periods_per_year=periods_per_year, threads=threads,
-                   window=window, portfolio=portfolio, size_type=size_type)
-    run = dict(progress=progress, top=top, metric=metric, out=out, resume=resume,
-               max_memory=max_memory, sample=sample, seed=seed, scheduler=scheduler)
+    run = replace(D, strategy=strategy, constraint=constraint, fill=fill,
+                  direction=direction, init_cash=init_cash,
+                  periods_per_year=periods_per_year, threads=threads, progress=progress,
+                  top=top, metric=metric, out=out, resume=resume, max_memory=max_memory,
+                  sample=sample, seed=seed, window=window, portfolio=portfolio,
+                  size_type=size_type, scheduler=scheduler)
     if several(strategy):
-        plans = plan_several(data, strategy, params, **options)
-        return _sweep_several(plans, run)
-    plan = prepare(data, strategy, params, **options)
-    return _sweep_plan(plan, None, run)
+        return _sweep_several(plan_several(data, strategy, params, run), run)
+    return _sweep_plan(prepare(data, strategy, params, run), None, run)
 
 
 def _sweep_several(plans, run):
     """:func:`sweep` of several strategies' plans, one after the other; with ``out=`` into
     a :class:`~sweepbt.multi.MultiOutDir` (a folder per strategy: one that is complete
     returns at once, an interrupted one resumes)."""
-    sample, seed = check_sample(run["sample"], run["seed"])
-    check_resume(run["resume"], run["out"], sample, seed)
+    sample, seed = check_sample(run.sample, run.seed)
+    check_resume(run.resume, run.out, sample, seed)
     ids = sampled_several(plans, sample, seed)
-    for plan in plans if sample is not None else ():  # each folder's manifest says so
-        plan.fixed.update(sample=sample, seed=seed)
     sizes = _sizes(plans, ids)
     total = _total(sizes)
-    progress = run["progress"]
+    progress = run.progress
     if progress is None:
         progress = total.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
     bar = ProgressBar(total.n_backtests) if progress else None  # one bar for them all
@@ -254,8 +244,8 @@ def _sweep_several(plans, run):
         if ids[k] is not None and ids[k].size == 0:  # none of its combos was drawn
             return _no_rows(plans[k])
         stretch = False if bar is None else bar.stretch(done[0])
-        res = _sweep_plan(plans[k], sizes[k], {**run, "out": out, "ids": ids[k],
-                                               "progress": stretch}, total)
+        res = _sweep_plan(plans[k], sizes[k], replace(run, out=out, progress=stretch), total,
+                          ids[k])
         done[0] += res.n_combos * plans[k].n_rows
         return res
 
@@ -269,49 +259,49 @@ def _sweep_several(plans, run):
 def _run_several(plans, run, ids, part):
     """The strategies' results, ``part(k, out)`` each, joined; with ``out=`` in a
     MultiOutDir."""
-    if run["out"] is None:
-        return MultiSweepResult.of([part(k, None) for k in range(len(plans))], run["top"],
-                                   run["metric"])
+    if run.out is None:
+        return MultiSweepResult.of([part(k, None) for k in range(len(plans))], run.top,
+                                   run.metric)
     folder, parts = None, []
     try:
         with DeferredInterrupt() as held:  # made and named as one step (see run_chunks)
-            folder = MultiOutDir.open(run["out"], plans, run["resume"], ids)
+            folder = MultiOutDir.open(run.out, plans, run.resume, ids)
         held.check()
         for k, plan in enumerate(plans):
             parts.append(part(k, folder.sub(plan)))
-        return MultiSweepResult.of(parts, run["top"], run["metric"], folder.finish())
+        return MultiSweepResult.of(parts, run.top, run.metric, folder.finish())
     except KeyboardInterrupt as exc:
         if folder is None:
             raise
         k = len(parts)
-        head = str(exc).partition("; ")[0] or "sweep interrupted"
+        got = interrupted_run(exc) or InterruptedRun("sweep", None, None, "")
         where = (f"strategy {plans[k].strategy.name!r}, {k + 1} of {len(plans)}"
                  if k < len(plans) else "every strategy finished")
-        raise KeyboardInterrupt(f"{head} ({where}); {folder.stopped_note(k)}") from None
+        raise KeyboardInterrupt(InterruptedRun(got.what, got.done, got.total,
+                                               folder.stopped_note(k), where)) from None
     finally:
         if folder is not None and not folder.index["complete"]:
             folder.discard_if_new_and_empty()
 
 
-def _sweep_plan(plan, size, run, memory_size=None):
-    """:func:`sweep` of one prepared plan (``run``: its run options); ``size`` its
-    estimate (None: made here); ``memory_size`` the estimate the memory limit is checked
-    against (default ``size``: a multi-strategy sweep checks their total)."""
-    sample, seed = check_sample(run["sample"], run["seed"])
-    out, resume, progress = run["out"], run["resume"], run["progress"]
+def _sweep_plan(plan, size, run, memory_size=None, ids=...):
+    """:func:`sweep` of one prepared plan (``run``: the call's options.RunOptions);
+    ``size`` its estimate (None: made here); ``memory_size`` the estimate the memory limit
+    is checked against (default ``size``: a multi-strategy sweep checks their total);
+    ``ids`` the grid ids to run (None: all; default: the plan's sample)."""
+    sample, seed = plan.options.sample, plan.options.seed
+    out, resume, progress = run.out, run.resume, run.progress
     check_resume(resume, out, sample, seed)
     size = _estimate(plan, sample) if size is None else size
-    keep = _keeper(plan, size if memory_size is None else memory_size, run["top"],
-                   run["metric"], out, run["max_memory"])
-    if sample is not None:
-        plan.fixed.update(sample=sample, seed=seed)
+    keep = _keeper(plan, size if memory_size is None else memory_size, run.top,
+                   run.metric, out, run.max_memory)
     t0 = time.perf_counter()
     moments = SharpeMoments(plan.n_rows)
     if progress is None:
         progress = size.bar_evaluations > AUTO_PROGRESS_BAR_EVALUATIONS
-    executor = InProcess() if run["scheduler"] is None else Dask(run["scheduler"])
+    executor = executor_for(run.scheduler)
     with notice(plan) as compiling:
-        ids = run["ids"] if "ids" in run else sampled_combos(plan.grid, sample, seed)
+        ids = sampled_combos(plan.grid, sample, seed) if ids is ... else ids
         folder = None if out is None else lambda: OutDir.open(out, plan, ids, resume)
         done, path = run_chunks(plan, ids, [moments, keep], executor, folder, progress,
                                 size.n_backtests, plan.n_rows)
@@ -349,10 +339,6 @@ def _keeper(plan, size, top, metric, out, max_memory):
         return None
     limit = MEMORY_SHARE * size.available_bytes if max_memory is None else max_memory
     if size.result_bytes > limit:
-        raise SweepTooLarge(
-            f"this sweep would keep {size.n_backtests:,} result rows, about "
-            f"{_fmt_bytes(size.result_bytes)}, more than the {_fmt_bytes(int(limit))} "
-            f"allowed (max_memory); pass top=K to keep only the best K combos, or "
-            f"out='results_dir' to stream every row to a Parquet dataset")
+        raise SweepTooLarge(size.n_backtests, size.result_bytes, int(limit))
     return KeepAll(plan.grid.names)
 

@@ -3,8 +3,9 @@
 ``InProcess`` runs the chunks one after another in this process, each chunk a parallel
 kernel launch over its combos and assets (numba threads). Ctrl-C is held while a chunk's
 kernel runs and honoured between chunks. ``Dask`` runs them as tasks on a Dask cluster
-(:mod:`sweepbt.distributed`; Dask is imported only then). ``done`` counts the combos run so
-far, so a caller can say how far an interrupted run got.
+(:mod:`sweepbt.distributed`; Dask is imported only then). Both satisfy
+:class:`sweepbt.protocols.Executor`: ``done`` counts the combos run so far, so a caller
+can say how far an interrupted run got. :func:`executor_for` picks one for ``scheduler=``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import time
 import uuid
 from concurrent.futures import CancelledError
 
-from sweepbt._interrupt import DeferredInterrupt
+from sweepbt._interrupt import DeferredInterrupt, InterruptedRun
 from sweepbt._progress import ProgressBar, Stretch
 from sweepbt._threading import kernel_threads
 from sweepbt.distributed import (ClusterLost, Scattered, compact, connect, dask_distributed,
                                  detach, job, remove_probes, run_task)
 from sweepbt.plan import no_combination
+from sweepbt.protocols import Executor, folder_of
 
 #: Dask tasks in flight per worker thread: enough to keep workers busy, few enough that
 #: results do not pile up on the workers (memory stays flat)
@@ -59,6 +61,7 @@ class InProcess(_Executor):
     def run(self, plan, chunks, sinks, on_progress=None):
         """Feed ``plan.run_chunk(ids)`` of every ``ids`` in ``chunks`` to every sink;
         returns the number of combos run (those the constraint kept)."""
+        self.done = 0
         with kernel_threads(plan.settings.threads), DeferredInterrupt() as interrupt:
             plan.built()  # Ctrl-C while signals are built waits for them too
             interrupt.check()
@@ -92,6 +95,7 @@ class Dask(_Executor):
         runs again after they are scattered again (at most RESCATTERS times a run);
         :class:`~sweepbt.distributed.ClusterLost` when the cluster has had no worker for
         NO_WORKERS_TIMEOUT_S seconds."""
+        self.done = 0
         client, owned = connect(self.scheduler)
         try:
             return self._run(client, plan, chunks, sinks, on_progress)
@@ -170,7 +174,7 @@ class Dask(_Executor):
 
     def _lost(self, sinks):
         """What a run that lost its cluster says: what finished, and what is kept."""
-        folders = [d for d in (getattr(s, "directory", None) for s in sinks) if d]
+        folders = [d for d in map(folder_of, sinks) if d]
         kept = (f"the finished chunks' parts are kept in {folders[0]} (resume=True runs "
                 "only the rest)" if folders else
                 "nothing is kept (out= keeps finished chunks, to resume)")
@@ -191,6 +195,17 @@ class Dask(_Executor):
             self.done += result.n
             if on_progress is not None:
                 on_progress(self.done)
+
+
+def executor_for(scheduler):
+    """The executor of ``scheduler=``: None runs here (:class:`InProcess`); an
+    :class:`~sweepbt.protocols.Executor` (``run`` and ``done``) is used as it is;
+    anything else is a Dask Client or a scheduler's address (:class:`Dask`)."""
+    if scheduler is None:
+        return InProcess()
+    if isinstance(scheduler, Executor):
+        return scheduler
+    return Dask(scheduler)
 
 
 def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
@@ -227,9 +242,8 @@ def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
         return done, (folder.finish() if folder is not None else None)
     except KeyboardInterrupt:
         note = "nothing was written" if folder is None else folder.stopped_note()
-        raise KeyboardInterrupt(
-            f"{what} interrupted after {(before + executor.done) * per_combo:,} of "
-            f"{n_backtests:,} backtests; {note}") from None
+        raise KeyboardInterrupt(InterruptedRun(
+            what, (before + executor.done) * per_combo, n_backtests, note)) from None
     finally:
         if folder is not None and not folder.complete:
             folder.stop()

@@ -140,7 +140,7 @@ def _backtest_body(bt, log):
         if label != "portfolio":
             charts.append(_chart("trades", f"Trades: {label}", plot.trades(bt, asset)))
         row = bt.equity if label == "portfolio" else bt.equity[bt.bundle.symbols.index(label)]
-        charts.append(_monthly_table(bt.bundle.timestamps, row, bt.fixed["init_cash"], label))
+        charts.append(_monthly_table(bt.bundle.timestamps, row, bt.options.init_cash, label))
         parts.append(_section(label, *charts))
     if labels == ["portfolio"]:  # each asset's trades on its price
         traded = [s for s in bt.bundle.symbols if s in set(bt.trades["symbol"].to_pylist())]
@@ -229,7 +229,7 @@ def _walk_forward_body(wf):
     charts = [_chart("walk_forward", f"Out-of-sample equity: {s}", plot.walk_forward(wf, s))
               for s in wf.stats.column("symbol").to_pylist()[:MAX_ASSETS]]
     return (f"<p>{wf.n_windows} windows, {wf.n_combos:,} combos per training sweep, "
-            f"objective {escape(wf.fixed.get('objective'))}, walk-forward efficiency "
+            f"objective {escape(wf.options.objective)}, walk-forward efficiency "
             f"{escape(format_value('efficiency', wf.efficiency))}</p>"
             + _section("Out-of-sample statistics", arrow_html(
                 wf.stats, caption="chained out-of-sample, per asset", max_rows=None))

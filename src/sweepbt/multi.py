@@ -104,23 +104,24 @@ def _both(constraint, own):
     return f"({constraint}) and ({own})"
 
 
-def plan_several(data, strategies, params, *, constraint, portfolio, **options):
-    """One Plan per strategy of ``strategies`` (see :func:`_entries`), every one validated
-    before any runs; an error names the strategy it is about."""
+def plan_several(data, strategies, params, options):
+    """One Plan per strategy of ``strategies`` (see :func:`_entries`) with the call's
+    ``options`` (an options.RunOptions), every one validated before any runs; an error
+    names the strategy it is about."""
     entries = _entries(strategies)
     plans = []
     for (strategy, _), given in zip(entries, _split(entries, params)):
         own = given.pop(OWN_CONSTRAINT, None)
         try:
-            plan = prepare(data, strategy, given, constraint=_both(constraint, own),
-                           portfolio=portfolio, **options)
+            plan = prepare(data, strategy, given, options,
+                           constraint=_both(options.constraint, own))
         except (TypeError, ValueError) as exc:
             if type(exc) not in (TypeError, ValueError):
                 raise
             raise type(exc)(f"strategy {strategy.name!r}: {exc}") from None
         data = plan.bundle  # loaded once
         plans.append(plan)
-    kinds = {plan.strategy.name: plan.portfolio for plan in plans}
+    kinds = {plan.strategy.name: plan.engine.one_book for plan in plans}
     if len(set(kinds.values())) > 1:
         rank = [name for name, pf in kinds.items() if pf]
         alone = [name for name, pf in kinds.items() if not pf]
@@ -250,6 +251,11 @@ class MultiSweepResult(SweepResult):
             plan=parts[0].plan,  # the row spans (the same for every part) for PSR / DSR
             parts=tuple(parts), offsets=offsets,
             strategies=tuple(p.strategy for p in parts))
+
+    @property
+    def metric_names(self):
+        """Every part's metric columns (a rank strategy's add the rank-only ones)."""
+        return _union(p.metric_names for p in self.parts)
 
     def held(self):
         """:meth:`SweepResult.held` joined over the strategies (read back from their

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from sweepbt._files import write_atomic, write_text
 from sweepbt.custom_files import strategy_source
+from sweepbt.custom_signals import CustomBuild
 from sweepbt.distributed import PROBE
 from sweepbt.plan import ChunkResult
 from sweepbt.results import rows_of_table
@@ -84,7 +85,7 @@ def _strategy_identity(strategy):
     if source is not None:
         identity["file"] = source.filename
         identity["source_sha256"] = source.sha256
-    elif hasattr(strategy.build, "spec"):  # a user strategy no file names
+    elif isinstance(strategy.build, CustomBuild):  # a user strategy no file names
         identity["source_key"] = strategy.build.spec.source_key
     return identity
 

@@ -21,8 +21,9 @@ from sweepbt import kernels
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
-from sweepbt.options import SIZE_TYPES
 from sweepbt.combo_options import check_costs
+from sweepbt.engines import engine_for
+from sweepbt.options import DEFAULTS, SIZE_TYPES, options_of
 from sweepbt.params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
                             user_value)
 from sweepbt.ranking import check_rank_call, check_settings, unbounded_windows
@@ -37,8 +38,6 @@ SERIAL_BAR_EVALUATIONS = 2_000_000
 #: a sample= run gives up after this many random draws per combo wanted (constraint too tight)
 SAMPLE_DRAWS_PER_COMBO = 256
 ATR_RULES = ("stop_atr", "take_atr", "trailing_atr")
-#: the ``symbol`` of a portfolio backtest's result row
-PORTFOLIO_SYMBOL = "portfolio"
 
 
 @dataclass(frozen=True)
@@ -85,12 +84,17 @@ class ChunkResult:
 
 
 class Plan:
-    """A validated grid run: ``bundle``, ``strategy``, ``grid``, ``settings`` and ``fixed``
-    (the non-sweepable options as the user gave them, for result metadata)."""
+    """A validated grid run: ``bundle``, ``strategy``, ``grid``, ``settings`` (kernel
+    form), ``options`` (the call's options.RunOptions, checked), ``strategy_settings`` (a
+    rank strategy's keyword settings) and ``engine`` (the engines.Engine it runs). A plan
+    is never changed once built."""
 
-    def __init__(self, bundle, strategy, grid, settings, fixed, built=None):
+    def __init__(self, bundle, strategy, grid, settings, options, strategy_settings,
+                 built=None):
         self.bundle, self.strategy, self.grid = bundle, strategy, grid
-        self.settings, self.fixed = settings, fixed
+        self.settings, self.options = settings, options
+        self.strategy_settings = strategy_settings
+        self.engine = engine_for(strategy.is_rank, settings.portfolio)
         self._built = {} if built is None else built  # shared with with_window() plans
 
     def __getstate__(self):
@@ -114,35 +118,57 @@ class Plan:
         the built signals and ATR rows."""
         start, end = trade_span(self.bundle, (lo, hi))
         return Plan(self.bundle, self.strategy, self.grid,
-                    replace(self.settings, start=start, end=end), self.fixed, self._built)
+                    replace(self.settings, start=start, end=end), self.options,
+                    self.strategy_settings, self._built)
+
+    def single(self, params, threads=None):
+        """A plan of the one combo ``params`` (a backtest) on this plan's data, strategy
+        and backtest options (``threads``: default this plan's)."""
+        given = {f.name: getattr(self.options, f.name) for f in options_of("backtest")}
+        if threads is not None:
+            given["threads"] = threads
+        return prepare(self.bundle, self.strategy, params, replace(DEFAULTS, **given))
+
+    @property
+    def fixed(self):
+        """The run options as the result metadata (JSON) records them."""
+        o = self.options
+        fixed = {"fill": o.fill, "direction": o.direction, "init_cash": o.init_cash,
+                 "periods_per_year": o.periods_per_year, "constraint": o.constraint,
+                 **self.engine.metadata, **self.strategy_settings,
+                 **{name: getattr(o, name) for name in self.engine.recorded}}
+        if o.window is not None:
+            fixed["window"] = list(o.window)  # as asked, not as each asset's span cuts it
+        if o.train is not None:  # a walk-forward's
+            fixed.update(train=o.train, test=o.test, step=o.test if o.step is None else o.step,
+                         anchored=bool(o.anchored), partial=bool(o.partial),
+                         objective=o.objective)
+        if o.sample is not None:
+            fixed.update(sample=o.sample, seed=o.seed)
+        return fixed
 
     @property
     def n_assets(self):
         return self.bundle.n_assets
 
     @property
-    def portfolio(self):
-        return self.settings.portfolio
-
-    @property
     def row_symbols(self):
         """The ``symbol`` of each result row of a combo: the assets, or ``"portfolio"``."""
-        return (PORTFOLIO_SYMBOL,) if self.portfolio else tuple(self.bundle.symbols)
+        return self.engine.row_symbols(self.bundle.symbols)
 
     @property
     def n_rows(self):
         """Result rows per combo: one per asset, or one for a portfolio."""
-        return 1 if self.portfolio else self.n_assets
+        return self.engine.n_rows(self.n_assets)
 
     def built(self):
         """(signal source, ATR cache), built once (call inside ``kernel_threads``); a rank
         strategy's: (ranking.RankSource, None)."""
         if not self._built:
-            values = {**self.grid.strategy_values,
-                      **{k: self.fixed[k] for k in self.strategy.settings}}
+            values = {**self.grid.strategy_values, **self.strategy_settings}
             self._built["signals"] = self.strategy.build(self.bundle, values)
-            self._built["atr"] = None if self.strategy.is_rank else AtrCache.build(
-                self.bundle, self.grid)
+            self._built["atr"] = AtrCache.build(self.bundle, self.grid) \
+                if self.engine.atr else None
         return self._built["signals"], self._built["atr"]
 
     def chunk_size(self, mean_span=None):
@@ -179,13 +205,8 @@ class Plan:
         threads = 1 if work < SERIAL_BAR_EVALUATIONS else n_threads(self.settings.threads)
         n_tasks = max(1, min(n_rows, 8 * threads))
         with single_thread() if threads == 1 else contextlib.nullcontext():
-            if self.strategy.is_rank:
-                kernels.rank_metrics(**self._inputs(columns, signal_idx), n_tasks=n_tasks,
-                                     out=metrics)
-            else:
-                kernel = kernels.portfolio_metrics if self.portfolio else \
-                    kernels.sweep_metrics
-                kernel(**self._inputs(columns, signal_idx), n_tasks=n_tasks, out=metrics)
+            self.engine.kernel("metrics")(**self._inputs(columns, signal_idx),
+                                          n_tasks=n_tasks, out=metrics)
         return ChunkResult(kept, {n: columns[n] for n in self.grid.names}, metrics)
 
     def equity(self, ids):
@@ -195,10 +216,8 @@ class Plan:
         n_bars = self.bundle.n_bars
         out = np.empty((signal_idx.size * self.n_rows, n_bars))
         if signal_idx.size:
-            kernel = kernels.rank_equity_paths if self.strategy.is_rank else \
-                kernels.portfolio_equity_paths if self.portfolio else kernels.equity_paths
             with kernel_threads(self.settings.threads):
-                kernel(**self._inputs(columns, signal_idx), out=out)
+                self.engine.kernel("equity")(**self._inputs(columns, signal_idx), out=out)
         return out.reshape(signal_idx.size, self.n_rows, n_bars)
 
     def record(self):
@@ -208,28 +227,13 @@ class Plan:
         portfolio: ``equity`` and ``cash`` ``(n_bars,)``, ``units`` ``(n_assets,
         n_bars)``, NaN outside the portfolio's span, and one record array of every trade.
         ``rebalances``: a rank strategy's kernels.Holdings, else None."""
-        bundle, settings = self.bundle, self.settings
         columns, signal_idx, _ = self.grid.columns_at(np.zeros(1, np.int64))
-        with kernel_threads(settings.threads):
+        with kernel_threads(self.settings.threads):
             metrics = self.run_chunk(np.zeros(1, np.int64)).metrics  # sizes the trades
-            inputs = self._inputs(columns, signal_idx)
             n_trades = metrics[:, kernels.Metric.n_trades].astype(np.int64)
-            rebalances = None
-            if self.portfolio:
-                equity, cash, units, trades, rebalances = _record_portfolio(
-                    inputs, metrics[0], bundle, settings, int(n_trades[0]),
-                    self.strategy.is_rank)
-            else:
-                equity, cash, units = (np.full((bundle.n_assets, bundle.n_bars), np.nan)
-                                       for _ in range(3))
-                trades = []
-                for a in range(bundle.n_assets):  # pair a: the one combo on asset a
-                    rows = np.empty(int(n_trades[a]), kernels.TRADE_DTYPE)
-                    kernels.backtest_record(**inputs, pair=a, out=kernels.Outputs(
-                        metrics=metrics[a], equity=equity[a], cash=cash[a], units=units[a],
-                        trades=rows))
-                    trades.append(rows)
-        return self.params_of(0), metrics, equity, cash, units, trades, rebalances
+            recorded = self.engine.recorder(self._inputs(columns, signal_idx), metrics,
+                                            self.bundle, self.settings, n_trades)
+        return (self.params_of(0), metrics, *recorded)
 
     def params_of(self, combo):
         """The parameters of grid combo ``combo`` as the user would pass them: Python
@@ -241,17 +245,16 @@ class Plan:
         columns, _, kept = self.grid.columns_at(np.array([combo], np.int64))
         if kept.size == 0:
             raise ValueError(f"combo {combo} does not pass the constraint "
-                             f"{self.fixed.get('constraint')!r}")
-        return {**{name: self.fixed[name] for name in self.strategy.settings},
+                             f"{self.options.constraint!r}")
+        return {**self.strategy_settings,
                 **{name: user_value(name, columns[name][0]) for name in self.grid.names}}
 
     def _inputs(self, columns, signal_idx):
-        """The keyword arguments every grid kernel of this plan's kind (``sweep_metrics``,
-        ``equity_paths``, ``backtest_record``; the portfolio and rank ones) takes, for the
-        combos of ``columns`` (their signals: rows ``signal_idx`` of the signal source)."""
+        """The keyword arguments of this plan's engine's kernels for the combos of
+        ``columns`` (their signals: rows ``signal_idx`` of the signal source)."""
         bundle, settings = self.bundle, self.settings
         source, atr = self.built()
-        inputs = {
+        common = {
             "market": kernels.Market(open=bundle.open, high=bundle.high, low=bundle.low,
                                      close=bundle.close, start=settings.start,
                                      end=settings.end),
@@ -259,51 +262,7 @@ class Plan:
                                                settings.init_cash, settings.periods_per_year,
                                                settings.size_type),
         }
-        if self.strategy.is_rank:
-            inputs["scores"] = source.scores
-            inputs["combos"] = kernels.RankCombos(rules=_rule_matrix(columns),
-                                                  **source.combos(columns))
-            return inputs
-        first = int(signal_idx.min())
-        signals = source.events(first, int(signal_idx.max()) + 1)
-        inputs["events"] = kernels.Events(ptr=signals.ptr, bar=signals.event_bar,
-                                          code=signals.event_code)
-        inputs["atr_bank"] = atr.bank
-        inputs["combos"] = kernels.Combos(signal_idx=signal_idx - first,
-                                          atr_idx=atr.index(columns["atr_window"]),
-                                          rules=_rule_matrix(columns))
-        return inputs
-
-
-def _record_portfolio(inputs, metrics, bundle, settings, n_trades, rank):
-    """``portfolio_record`` (``rank_record``) of combo 0: (equity, cash, units, trades,
-    rebalances); per-bar arrays NaN outside the portfolio's span; the rebalances a
-    kernels.Holdings of those that took place (None for a portfolio)."""
-    (start,), (end,) = settings.row_spans()
-    equity, cash = (np.full(bundle.n_bars, np.nan) for _ in range(2))
-    units = np.full((bundle.n_assets, bundle.n_bars), np.nan)
-    trades = np.empty(n_trades, kernels.TRADE_DTYPE)
-    if end > start:
-        units[:, start:end] = 0.0
-    out = kernels.Outputs(metrics=metrics, equity=equity, cash=cash, units=units,
-                          trades=trades)
-    if not rank:
-        kernels.portfolio_record(**inputs, combo=0, out=out)
-        return equity, cash, units, trades, None
-    n = int(inputs["scores"].rebalance[inputs["combos"].schedule_idx[0]].sum())
-    holdings = kernels.Holdings(bar=np.empty(n, np.int64),
-                                weights=np.empty((n, bundle.n_assets)), turnover=np.empty(n))
-    kernels.rank_record(**inputs, combo=0, out=out, holdings=holdings)
-    used = holdings.bar >= 0
-    return equity, cash, units, trades, kernels.Holdings(*(x[used] for x in holdings))
-
-
-def _rule_matrix(columns):
-    """The per-combo risk and cost rules as the kernels take them: float64
-    ``(n_combos, N_RULES)``, C order, column j the grid column ``kernels.RULE_COLUMNS[j]``
-    (``max_bars`` as a float: exact, as params caps it at 2**53)."""
-    return np.ascontiguousarray(
-        np.column_stack([columns[n] for n in kernels.RULE_COLUMNS]), dtype=np.float64)
+        return self.engine.inputs(common, source, atr, columns, signal_idx)
 
 
 @dataclass(frozen=True)
@@ -333,40 +292,40 @@ class AtrCache:
         return np.searchsorted(self.windows, atr_window).astype(np.int64)
 
 
-def prepare(data, strategy, params, *, constraint, fill, direction, init_cash,
-            periods_per_year, threads, window=None, portfolio=False, size_type="equity"):
-    """Validate one call's arguments into a Plan (nothing is computed yet). A Bundle is
-    checked again (``Bundle.check``): its arrays may have been written since it was built."""
+def prepare(data, strategy, params, options=DEFAULTS, **given):
+    """Validate one call's arguments (``options``, an options.RunOptions, with the
+    ``given`` fields replaced) into a Plan (nothing is computed yet). A Bundle is checked
+    again (``Bundle.check``): its arrays may have been written since it was built."""
+    o = replace(options, **given)
     if isinstance(data, Bundle):
         data.check()
     bundle = data if isinstance(data, Bundle) else load(data)
     strat = get_strategy(strategy)
     given = {k: params[k] for k in strat.settings if k in params}
     params = {k: v for k, v in params.items() if k not in strat.settings}
-    fill_code, dir_code, cash, ppy = check_fixed(fill, direction, init_cash, periods_per_year)
-    threads = check_threads(threads)
-    window = check_window(window, bundle.n_bars)
+    fill_code, dir_code, cash, ppy = check_fixed(o.fill, o.direction, o.init_cash,
+                                                 o.periods_per_year)
+    threads = check_threads(o.threads)
+    window = check_window(o.window, bundle.n_bars)
     start, end = trade_span(bundle, window)
     longest_span = int((bundle.end - bundle.start).max())
-    grid = build_grid(strat, params, longest_span, constraint, unbounded_windows(strat))
+    grid = build_grid(strat, params, longest_span, o.constraint, unbounded_windows(strat))
     if ppy is None:
         ppy = float(bundle.periods_per_year)
+    portfolio = o.portfolio
     if strat.is_rank:  # always one portfolio; its sizing is the strategy's own
-        check_rank_call(strat, grid, params, direction, bundle.n_assets, longest_span)
+        check_rank_call(strat, grid, params, o.direction, bundle.n_assets, longest_span)
         portfolio = True
     check_costs(grid.values, cash)
-    size_code = check_sizing(portfolio, size_type, grid, params, cash)
+    size_code = check_sizing(portfolio, o.size_type, grid, params, cash)
     settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end,
                         bool(portfolio), size_code)
-    fixed = {"fill": fill, "direction": direction, "init_cash": cash,
-             "periods_per_year": ppy, "constraint": constraint}
-    if strat.is_rank:
-        fixed.update(portfolio=True, rank=True, **check_settings(strat, given, bundle))
-    elif portfolio:
-        fixed.update(portfolio=True, size_type=size_type)
-    if window is not None:
-        fixed["window"] = list(window)  # as asked, not as each asset's span cuts it
-    return Plan(bundle, strat, grid, settings, fixed)
+    strategy_settings = check_settings(strat, given, bundle) if strat.is_rank else {}
+    sample, seed = check_sample(o.sample, o.seed)
+    o = replace(o, strategy=strat.name, init_cash=cash, periods_per_year=ppy,
+                threads=threads, window=window, portfolio=portfolio, sample=sample,
+                seed=seed, scheduler=None)
+    return Plan(bundle, strat, grid, settings, o, strategy_settings)
 
 
 def check_sizing(portfolio, size_type, grid, params, init_cash):

@@ -182,7 +182,7 @@ def _picked(result, asset):
 def equity(result, asset=0, *, log=False, benchmark=True):
     """Equity of one asset of a backtest (or a portfolio) against buy-and-hold."""
     label, row, close = _picked(result, asset)
-    init_cash = result.fixed["init_cash"]
+    init_cash = result.options.init_cash
     bench = buy_and_hold(close, row, init_cash) if benchmark and close is not None else None
     return equity_curve(result.bundle.timestamps, row, bench, log=log,
                         title=f"equity: {label}")
@@ -191,7 +191,7 @@ def equity(result, asset=0, *, log=False, benchmark=True):
 def drawdown(result, asset=0):
     """The underwater chart of one asset of a backtest (or a portfolio)."""
     label, row, _ = _picked(result, asset)
-    return underwater(result.bundle.timestamps, row, result.fixed["init_cash"],
+    return underwater(result.bundle.timestamps, row, result.options.init_cash,
                       title=f"drawdown: {label}")
 
 

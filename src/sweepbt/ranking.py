@@ -16,7 +16,7 @@ import pyarrow as pa
 from sweepbt import kernels
 from sweepbt.params import check_window, decode_choice
 from sweepbt.schedule import rebalance_bars
-from sweepbt.strategies import Param, Strategy, in_range, register
+from sweepbt.strategies import RANK, Param, Strategy, in_range, register
 
 #: the parameters every rank strategy has after its score's own
 RANK_PARAMS = (
@@ -122,9 +122,10 @@ def _factor_rows(bundle, bars, values):
     return np.ascontiguousarray(-rows if values["ascending"] else rows)
 
 
-def rank_strategy(name, score_params, score_rows, doc, settings=()):
+def rank_strategy(name, score_params, score_rows, doc, settings=(), origin=RANK):
     """A rank Strategy: its score's own Params, then RANK_PARAMS; ``score_rows(bundle,
-    bars, values)`` writes the score bank (see RankSource)."""
+    bars, values)`` writes the score bank (see RankSource); ``origin`` as
+    ``Strategy.origin``."""
     score_names = tuple(p.name for p in score_params)
     if "vol_window" in score_names:  # low_volatility_rank: its window is the rank one
         score_params = ()
@@ -132,7 +133,7 @@ def rank_strategy(name, score_params, score_rows, doc, settings=()):
     def build(bundle, values):
         return RankSource(bundle, values, score_names, score_rows)
     return Strategy(name=name, params=score_params + RANK_PARAMS, build=build, doc=doc,
-                    score_params=score_names, settings=settings)
+                    score_params=score_names, settings=settings, origin=origin)
 
 
 def user_score_rows(score, inputs, names):

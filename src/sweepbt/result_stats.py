@@ -50,7 +50,7 @@ def sweep_probabilistic_sharpe(result, combo=None, sr_benchmark=0.0):
     """
     combos, per_combo, n = per_combo_means(result)
     pos = _best_position(combos, per_combo) if combo is None else _position_of(combos, combo)
-    root = math.sqrt(result.fixed["periods_per_year"])
+    root = math.sqrt(result.options.periods_per_year)
     row = per_combo[pos]
     return probabilistic_sharpe(row[metric_index("sharpe")] / root, n,
                                 row[metric_index("skew")], row[metric_index("kurtosis")],
@@ -74,7 +74,7 @@ def sweep_deflated_sharpe(result, n_trials=None, var_sr=None):
     """
     combos, per_combo, n = per_combo_means(result)
     pos = _best_position(combos, per_combo)
-    ppy = result.fixed["periods_per_year"]
+    ppy = result.options.periods_per_year
     root = math.sqrt(ppy)
     sr_all = per_combo[:, metric_index("sharpe")] / root
     if n_trials is None:
@@ -117,7 +117,7 @@ def sweep_returns_matrix(result, k=1000, rank_metric="sharpe", max_bytes=64 << 2
     combos, per_combo, _ = per_combo_means(result)
     top = np.sort(combos[rank_order(per_combo, combos, rank_metric)[:k]])
     bundle = result.bundle
-    init_cash = result.fixed["init_cash"]
+    init_cash = result.options.init_cash
     block = max(1, int(max_bytes // (8 * len(result.symbols) * bundle.n_bars)))
     matrix = np.empty((top.size, bundle.n_bars))
     sub = 32  # combos per step of the arithmetic below (keeps temporaries in cache)

@@ -9,27 +9,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweepbt import display, frames, html_report, kernels, result_stats
+from sweepbt import display, frames, html_report, result_stats
 from sweepbt._compiling import notice
 from sweepbt._files import write_parquet
 from sweepbt.display import table_metadata
-from sweepbt.backtest_stats import drawdown, extra_columns
+from sweepbt.backtest_stats import drawdown, extra_columns, trades_table
 from sweepbt.series import returns_from_equity
 from sweepbt._validate import check_count, combo_id
 from sweepbt.params import (CHOICE_PARAMS, decode_choice, encode_choice, evaluate_constraint,
                             is_null)
-from sweepbt.plan import prepare
 from sweepbt.ranking import holdings_table, rebalances_table
 from sweepbt.vocabulary import (
     COUNT_METRICS, N_METRICS, mean_over_assets, metric_index, metric_names, rank_order)
 
 
-def _metric_columns(metrics, fixed, counts_as_int=True):
-    """Arrow arrays for a (rows, N_METRICS) float block; counts as int64; the rank-only
-    metrics for a rank strategy's (``fixed["rank"]``) only."""
+def _metric_columns(metrics, names, counts_as_int=True):
+    """Arrow arrays of the metrics ``names`` (an engine's) of a (rows, N_METRICS) float
+    block; counts as int64."""
     return {name: pa.array(metrics[:, j].astype(np.int64)
                            if counts_as_int and name in COUNT_METRICS else metrics[:, j])
-            for j, name in enumerate(metric_names(fixed.get("rank", False)))}
+            for j, name in enumerate(names)}
 
 
 def param_arrays(params):
@@ -40,16 +39,19 @@ def param_arrays(params):
             pa.array(values, mask=is_null(name, values)) for name, values in params.items()}
 
 
-def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics):
+def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics, names=None):
     """The rows of a sweep: ``combo``, parameters, ``symbol``, metrics (combo-major);
-    ``symbols`` labels the rows of one combo (its assets, or ``"portfolio"``)."""
+    ``symbols`` labels the rows of one combo (its assets, or ``"portfolio"``); ``names``
+    the metrics (default: those the metadata ``fixed`` of the plan's engine says)."""
     n_rows = len(symbols)
     repeat = np.repeat(np.arange(combo_ids.size), n_rows)
     cols = {"combo": pa.array(combo_ids[repeat])}
     cols.update(param_arrays({n: v[repeat] for n, v in params.items()}))
     labels = pa.array(list(symbols), pa.string())
     cols["symbol"] = labels.take(pa.array(np.tile(np.arange(n_rows), combo_ids.size)))
-    cols.update(_metric_columns(metrics, fixed))
+    if names is None:
+        names = metric_names(fixed.get("rank", False))
+    cols.update(_metric_columns(metrics, names))
     return pa.table(cols).replace_schema_metadata(table_metadata(strategy, fixed))
 
 
@@ -76,7 +78,7 @@ class _Recorded:
         """Per-bar drawdown, the shape of ``equity``: ``1 - equity / running peak`` (peak
         from ``init_cash``), a positive fraction; NaN outside each span."""
         rows = np.atleast_2d(self.equity)
-        return np.array([drawdown(row, self.fixed["init_cash"]) for row in rows]).reshape(
+        return np.array([drawdown(row, self.options.init_cash) for row in rows]).reshape(
             np.shape(self.equity))
 
     def __repr__(self):
@@ -93,14 +95,14 @@ class _Recorded:
         a UTC DatetimeIndex, columns ``(series, symbol)`` (``df["equity"]["AAA"]``; a
         portfolio's equity, cash and drawdown: ``df["equity"]["portfolio"]``). Tables
         convert themselves: ``bt.stats.to_pandas()``, ``bt.trades.to_pandas()``."""
-        return frames.series_pandas(self.bundle, self._series(), self.fixed["init_cash"],
+        return frames.series_pandas(self.bundle, self._series(), self.options.init_cash,
                                     f"{type(self).__name__}.to_pandas()")
 
     def to_arrow(self) -> pa.Table:
         """Per-bar series as an Arrow table: long (``timestamp, symbol, equity, cash,
         units, drawdown``, the bars of each asset's span) per asset; wide for a portfolio
         (``timestamp, equity, cash, drawdown, units_SYMBOL...``, its span's bars)."""
-        return frames.series_arrow(self.bundle, self._series(), self.fixed["init_cash"])
+        return frames.series_arrow(self.bundle, self._series(), self.options.init_cash)
 
     def to_polars(self):
         """:meth:`to_arrow` as a Polars frame."""
@@ -134,6 +136,8 @@ class BacktestResult(_Recorded):
     units: np.ndarray
     trade_rows: list
     fixed: dict
+    engine: object  # the engines.Engine that ran it
+    options: object  # the run's options.RunOptions, checked
     _stats: pa.Table = field(default=None, repr=False)
     _trades: pa.Table = field(default=None, repr=False)
 
@@ -142,8 +146,8 @@ class BacktestResult(_Recorded):
         """One row per asset: ``symbol`` and the metrics of docs/semantics.md."""
         if self._stats is None:
             cols = {"symbol": pa.array(list(self.bundle.symbols), pa.string())}
-            cols.update(_metric_columns(self.metrics, self.fixed))
-            cols.update(extra_columns(self.bundle, self.fixed, self.metrics, self.equity,
+            cols.update(_metric_columns(self.metrics, self.engine.metric_names))
+            cols.update(extra_columns(self.bundle, self.options.init_cash, self.metrics, self.equity,
                                        self.bundle.close))
             self._stats = pa.table(cols).replace_schema_metadata(
                 table_metadata(self.strategy, {**self.fixed, **self.params}))
@@ -153,7 +157,7 @@ class BacktestResult(_Recorded):
     def trades(self) -> pa.Table:
         """One row per round trip, all assets, in order of asset then entry."""
         if self._trades is None:
-            self._trades = _trades_table(self.bundle, self.trade_rows)
+            self._trades = display.mark_table(trades_table(self.bundle, self.trade_rows))
         return self._trades
 
 
@@ -162,49 +166,11 @@ def record_backtest(plan):
     or a :class:`PortfolioResult` for a portfolio plan (saying so when it compiles)."""
     with notice(plan, ("record",)):
         params_used, metrics, equity, cash, units, trades, rebalances = plan.record()
-    if plan.portfolio:
-        return PortfolioResult(bundle=plan.bundle, strategy=plan.strategy.name,
-                               params=params_used, metrics=metrics, equity=equity, cash=cash,
-                               units=units, trade_rows=trades, fixed=plan.fixed,
-                               rebalance_rows=rebalances)
-    return BacktestResult(bundle=plan.bundle, strategy=plan.strategy.name, params=params_used,
-                          metrics=metrics, equity=equity, cash=cash, units=units,
-                          trade_rows=trades, fixed=plan.fixed)
-
-
-def _trades_table(bundle, trade_rows):
-    """The trades table of kernels.TRADE_DTYPE record arrays (a list, concatenated)."""
-    rows = np.concatenate(trade_rows) if trade_rows else np.empty(0, kernels.TRADE_DTYPE)
-
-    def column(name):
-        return np.ascontiguousarray(rows[name])
-
-    owner = column("asset")
-    entry_bar = column("entry_bar")
-    exit_bar = column("exit_bar")
-    ts = pa.timestamp("ns", tz="UTC")
-    symbols = pa.array(list(bundle.symbols), pa.string())
-    reasons = pa.array(list(kernels.EXIT_REASONS), pa.string())
-
-    def when(bars):
-        return pa.array(bundle.timestamps[bars].astype(np.int64)).cast(ts)
-
-    table = {
-        "symbol": symbols.take(pa.array(owner, pa.int64())),
-        "direction": pa.array(np.where(column("direction") > 0, "long", "short")
-                              .astype(object), pa.string()),
-        "entry_bar": pa.array(entry_bar),
-        "exit_bar": pa.array(exit_bar),
-        "entry_time": when(entry_bar),
-        "exit_time": when(exit_bar),
-    }
-    for name in ("entry_price", "exit_price", "entry_quote", "exit_quote", "units", "pnl",
-                 "return"):
-        table[name] = pa.array(column(name))
-    table["exit_reason"] = reasons.take(pa.array(column("exit_reason")))
-    table["mfe"] = pa.array(column("mfe"))
-    table["mae"] = pa.array(column("mae"))
-    return display.mark_table(pa.table(table))
+    fields = {} if rebalances is None else {"rebalance_rows": rebalances}
+    return RESULTS[plan.engine.result](
+        bundle=plan.bundle, strategy=plan.strategy.name, params=params_used, metrics=metrics,
+        equity=equity, cash=cash, units=units, trade_rows=trades, fixed=plan.fixed,
+        engine=plan.engine, options=plan.options, **fields)
 
 
 @dataclass(repr=False)
@@ -227,6 +193,8 @@ class PortfolioResult(_Recorded):
     units: np.ndarray
     trade_rows: np.ndarray
     fixed: dict
+    engine: object  # the engines.Engine that ran it
+    options: object  # the run's options.RunOptions, checked
     #: a rank strategy's rebalances (kernels.Holdings); None for other portfolios
     rebalance_rows: object = None
     _stats: pa.Table = field(default=None, repr=False)
@@ -235,7 +203,7 @@ class PortfolioResult(_Recorded):
     @property
     def rebalances(self) -> pa.Table:
         """A rank strategy's rebalances (ranking.rebalances_table)."""
-        return display.mark_table(rebalances_table(self, self.fixed["fill"] == "next_open"))
+        return display.mark_table(rebalances_table(self, self.options.fill == "next_open"))
 
     @property
     def holdings(self) -> pa.Table:
@@ -247,8 +215,8 @@ class PortfolioResult(_Recorded):
         """One row: ``symbol`` ``"portfolio"`` and the metrics of docs/semantics.md."""
         if self._stats is None:
             cols = {"symbol": pa.array(["portfolio"], pa.string())}
-            cols.update(_metric_columns(self.metrics, self.fixed))
-            cols.update(extra_columns(self.bundle, self.fixed, self.metrics, [self.equity],
+            cols.update(_metric_columns(self.metrics, self.engine.metric_names))
+            cols.update(extra_columns(self.bundle, self.options.init_cash, self.metrics, [self.equity],
                                        [None]))
             self._stats = pa.table(cols).replace_schema_metadata(
                 table_metadata(self.strategy, {**self.fixed, **self.params}))
@@ -258,7 +226,8 @@ class PortfolioResult(_Recorded):
     def trades(self) -> pa.Table:
         """One row per round trip of every asset (``symbol``), in the order they closed."""
         if self._trades is None:
-            self._trades = _trades_table(self.bundle, [self.trade_rows])
+            self._trades = display.mark_table(trades_table(self.bundle,
+                                                                   [self.trade_rows]))
         return self._trades
 
     @property
@@ -283,6 +252,10 @@ class PortfolioResult(_Recorded):
             "symbol": pa.array(list(self.bundle.symbols), pa.string()),
             "pnl": pa.array(np.bincount(asset, weights=pnl, minlength=n)),
             "n_trades": pa.array(n_trades.astype(np.int64)), "win_rate": pa.array(win_rate)}))
+
+
+#: the result class of each kind an engine names (engines.Engine.result)
+RESULTS = {"backtest": BacktestResult, "portfolio": PortfolioResult}
 
 
 @dataclass
@@ -333,8 +306,19 @@ class SweepResult:
                 self._table = pq.read_table(self.path)
             else:
                 self._table = sweep_table(self.symbols, self.strategy, self.fixed,
-                                          self.combos, self.param_columns, self.metrics)
+                                          self.combos, self.param_columns, self.metrics,
+                                          self.metric_names)
         return self._table
+
+    @property
+    def metric_names(self):
+        """The metric columns of this sweep's tables (its engine's)."""
+        return self.plan.engine.metric_names
+
+    @property
+    def options(self):
+        """The sweep's options.RunOptions, checked (``fixed`` is their metadata)."""
+        return self.plan.options
 
     def held(self):
         """(combo ids, params, metrics) of the combos this result holds, in grid order
@@ -383,7 +367,8 @@ class SweepResult:
         cols = {"rank": pa.array(np.arange(1, order.size + 1, dtype=np.int64)),
                 "combo": pa.array(combos[order])}
         cols.update(param_arrays({n: v[order] for n, v in params.items()}))
-        cols.update(_metric_columns(per_combo[order], self.fixed, counts_as_int=False))
+        cols.update(_metric_columns(per_combo[order], self.metric_names,
+                                    counts_as_int=False))
         return pa.table(cols).replace_schema_metadata(table_metadata(self.strategy, self.fixed))
 
     def params(self, combo) -> dict:
@@ -397,14 +382,7 @@ class SweepResult:
         recording: what ``sb.backtest`` returns (a :class:`BacktestResult`, or a
         :class:`PortfolioResult` for a portfolio sweep) with this sweep's data, strategy,
         options and :meth:`params`."""
-        fixed, plan = self.fixed, self.plan
-        return record_backtest(prepare(
-            self.bundle, plan.strategy, self.params(combo), constraint=None,
-            fill=fixed["fill"], direction=fixed["direction"], init_cash=fixed["init_cash"],
-            periods_per_year=fixed["periods_per_year"],
-            threads=plan.settings.threads if threads is None else threads,
-            window=fixed.get("window"), portfolio=fixed.get("portfolio", False),
-            size_type=fixed.get("size_type", "equity")))
+        return record_backtest(self.plan.single(self.params(combo), threads))
 
     def __repr__(self):
         return display.sweep_repr(self)
@@ -457,7 +435,7 @@ class SweepResult:
         The first bar of a span is measured against ``init_cash``; NaN outside spans; 0
         after ruin (docs/semantics.md).
         """
-        return returns_from_equity(self.equity(combos), self.fixed["init_cash"])
+        return returns_from_equity(self.equity(combos), self.options.init_cash)
 
     def to_parquet(self, path, overwrite=False, **kwargs):
         """Write ``table`` to a new Parquet file, atomically, with page checksums unless

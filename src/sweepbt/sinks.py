@@ -1,10 +1,12 @@
 """Result sinks: where the rows of a sweep's chunks go.
 
-Every sink has ``add(chunk)`` (one :class:`sweepbt.plan.ChunkResult`), ``merge(other)``
-(fold in a sink of the same kind that saw other chunks, e.g. on another worker) and
-``finish()``. A sink that can be filled where the chunks run has ``spawn()``: an empty sink
-of its kind (small, picklable) that a Dask worker fills and returns for ``merge``, so the
-chunk's rows need not travel (:mod:`sweepbt.distributed`). Rows are labelled by grid id,
+Every sink is a :class:`sweepbt.protocols.Sink`: ``add(chunk)`` (one
+:class:`sweepbt.plan.ChunkResult`), ``merge(other)`` (fold in a sink of the same kind that
+saw other chunks, e.g. on another worker) and ``finish()``. A sink that can be filled where
+the chunks run has ``spawn()`` (a ``SpawningSink``): an empty sink of its kind (small,
+picklable) that a Dask worker fills and returns for ``merge``, so the chunk's rows need not
+travel (:mod:`sweepbt.distributed`); one writing files has a ``directory`` (a
+``FileSink``). Rows are labelled by grid id,
 so what a sink finishes with does not depend on how the grid was cut into chunks nor on
 the order they ran or were merged in.
 """

@@ -21,6 +21,11 @@ from sweepbt import kernels
 from sweepbt.params import evaluate_constraint
 
 
+#: ``Strategy.origin``: sweepbt's own signal or rank strategies, or a user's, defined in a
+#: .py file (sent to Dask workers as that file) or elsewhere (a notebook, the REPL)
+BUILTIN, RANK, USER_FILE, USER_DEFINED = "builtin", "rank", "user-file", "user-defined"
+
+
 @dataclass(frozen=True)
 class Param:
     """A strategy parameter: ``kind`` is ``"window"`` (integer bars >= 1), ``"count"``
@@ -61,8 +66,9 @@ class Strategy:
     """A registered strategy.
 
     ``build(bundle, values)`` gets each parameter's axis values (``values[name]``, an
-    array), runs the indicator stage, and returns a signal source whose
-    ``events(lo, hi)`` gives :class:`Signals` for signals ``lo..hi-1``; signal ``s`` is
+    array), runs the indicator stage, and returns a signal source
+    (:class:`sweepbt.protocols.SignalSource`) whose ``events(lo, hi)`` gives
+    :class:`Signals` for signals ``lo..hi-1``; signal ``s`` is
     combination ``s`` of the parameter values in C order over ``params`` (the last
     parameter varies fastest).
 
@@ -82,10 +88,16 @@ class Strategy:
     #: keyword settings that are not swept (a factor column's name): ``build`` gets them
     #: in its values as given
     settings: tuple = ()
+    #: BUILTIN, RANK, USER_FILE or USER_DEFINED
+    origin: str = BUILTIN
 
     @property
     def is_rank(self):
         return self.score_params is not None
+
+    @property
+    def is_user(self):  # made by define_strategy or define_rank_strategy
+        return self.origin in (USER_FILE, USER_DEFINED)
 
     @property
     def param_names(self):
@@ -142,8 +154,8 @@ class Signals:
         return self.event_bar[lo:hi], self.event_code[lo:hi]
 
 
-class SignalSource:
-    """Events computed on demand by signal range; the last range is kept.
+class CachedEvents:
+    """A signal source: events computed on demand by signal range; the last range is kept.
 
     A sweep asks for the signals of one chunk of combos at a time, so the events in memory
     never grow with the grid; consecutive chunks often share their range. Subclasses
@@ -163,7 +175,7 @@ class SignalSource:
 
 
 @dataclass
-class CrossSignals(SignalSource):
+class CrossSignals(CachedEvents):
     """Signals "feature row A crosses feature row B" (``kernels.cross_events``).
 
     ``bank`` is the indicator cache ``(n_assets, n_features, n_bars)`` (the indicator
@@ -182,7 +194,7 @@ class CrossSignals(SignalSource):
 
 
 @dataclass
-class LevelSignals(SignalSource):
+class LevelSignals(CachedEvents):
     """Signals "row x against a lower and an upper level" (``kernels.level_events``).
 
     Signal ``s`` compares ``x_bank[a, x_rows[s]]`` with ``mid + lower[s] * width`` and
@@ -217,7 +229,7 @@ class LevelSignals(SignalSource):
 
 
 @dataclass
-class DonchianSignals(SignalSource):
+class DonchianSignals(CachedEvents):
     """Channel breakout signals (``kernels.donchian_events``) on channel banks."""
 
     bundle: object
@@ -238,7 +250,7 @@ DERIVED_BLOCK_FLOATS = 1 << 22
 
 
 @dataclass
-class MacdSignals(SignalSource):
+class MacdSignals(CachedEvents):
     """MACD crossing its signal line, per signal ``s``: ``EMA(fast) - EMA(slow)`` from rows
     ``fast_rows[s]``/``slow_rows[s]`` of ``ema_bank``, against ``EMA(signal_windows[s])``
     of that line.

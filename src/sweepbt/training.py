@@ -18,6 +18,7 @@ import math
 import os
 import types
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +64,21 @@ def _objective_scores(objective, per_asset, agg, columns, names):
                          f"got an array of shape {score.shape}")
     score = score.reshape(agg.shape[0])
     return np.where(np.isnan(score), 0, 2), score
+
+
+class Candidate(NamedTuple):
+    """A training window's best combo so far: its ``tier`` (2: objective defined on every
+    row, 1: on some, 0: nowhere; -1: none yet), ``score`` (higher is better), grid id
+    ``combo`` and ``metrics`` (the mean over the window's active rows)."""
+
+    tier: int
+    score: float
+    combo: int
+    metrics: object
+
+
+#: no candidate yet
+NO_CANDIDATE = Candidate(-1, -math.inf, -1, None)
 
 
 def _best_of(tier, score):
@@ -155,7 +171,7 @@ class BestPerWindow:
     def __init__(self, objective, names, active, n_rows, directory=None):
         self.objective, self.names, self.active = objective, names, active
         self.n_rows, self.directory = n_rows, directory
-        self.best = [(-1, -math.inf, -1, None)] * len(active)
+        self.best = [NO_CANDIDATE] * len(active)
         self.records, self.on_part = {}, None
 
     def spawn(self):
@@ -184,18 +200,17 @@ class BestPerWindow:
         per_asset = rows[:, self.active[w]]
         tier, score, i = _best_of(*_objective_scores(
             self.objective, per_asset, per_asset.mean(axis=1), result.params, self.names))
-        return tier, score, int(result.ids[i]), defined_mean(per_asset[i])
+        return Candidate(tier, score, int(result.ids[i]), defined_mean(per_asset[i]))
 
     def _offer(self, w, candidate):
-        old = self.best[w]
-        tier, score, combo = candidate[:3]
-        if old[2] < 0 or tier > old[0] or (tier == old[0] and (
-                score > old[1] or (not score < old[1] and combo < old[2]))):
+        old, (tier, score, combo, _) = self.best[w], candidate
+        if old.combo < 0 or tier > old.tier or (tier == old.tier and (
+                score > old.score or (not score < old.score and combo < old.combo))):
             self.best[w] = candidate
 
     def merge(self, other):
         for w, candidate in enumerate(other.best):
-            if candidate[2] >= 0:
+            if candidate.combo >= 0:
                 self._offer(w, candidate)
         if other.records:
             self.records.update(other.records)
@@ -223,12 +238,12 @@ def candidates_table(best, n_combos):
     """A Parquet part's table of ``best`` (BestPerWindow.best) for a chunk of ``n_combos``
     combos."""
     n_metrics = kernels.N_METRICS
-    metrics = np.array([b[3] for b in best])
+    metrics = np.array([b.metrics for b in best])
     return pa.table({
         "window": pa.array(np.arange(len(best)), pa.int32()),
-        "tier": pa.array([b[0] for b in best], pa.int8()),
-        "score": pa.array([b[1] for b in best], pa.float64()),
-        "combo": pa.array([b[2] for b in best], pa.int64()),
+        "tier": pa.array([b.tier for b in best], pa.int8()),
+        "score": pa.array([b.score for b in best], pa.float64()),
+        "combo": pa.array([b.combo for b in best], pa.int64()),
         "metrics": pa.FixedSizeListArray.from_arrays(pa.array(metrics.reshape(-1)), n_metrics),
     }, metadata={"n_combos": str(n_combos)})
 
@@ -237,9 +252,10 @@ def candidates_of(table):
     """(BestPerWindow.best entries, combos run) of a part a BestPerWindow wrote."""
     metrics = table.column("metrics").combine_chunks().flatten().to_numpy()
     metrics = metrics.reshape(table.num_rows, -1)
-    best = [(int(t), float(s), int(c), metrics[k].copy()) for k, (t, s, c) in enumerate(zip(
-        table.column("tier").to_pylist(), table.column("score").to_pylist(),
-        table.column("combo").to_pylist()))]
+    best = [Candidate(int(t), float(s), int(c), metrics[k].copy())
+            for k, (t, s, c) in enumerate(zip(
+                table.column("tier").to_pylist(), table.column("score").to_pylist(),
+                table.column("combo").to_pylist()))]
     return best, int(table.schema.metadata[b"n_combos"])
 
 

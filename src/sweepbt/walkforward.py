@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
 
 from sweepbt import display, frames, html_report, kernels
 from sweepbt._compiling import notice
-from sweepbt.executors import Dask, InProcess, run_chunks
-from sweepbt.plan import check_resume, check_sample, no_combination, prepare, sampled_combos
+from sweepbt.executors import executor_for, run_chunks
+from sweepbt.plan import check_resume, no_combination, prepare, sampled_combos
 from sweepbt.training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkForwardDir,
                               active_rows, defined_mean)
 from sweepbt.results import param_arrays
@@ -32,7 +32,7 @@ from sweepbt._table import fit_columns, render_table
 from sweepbt._threading import kernel_threads
 from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
 from sweepbt.params import user_value
-from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index, metric_names
+from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index
 
 __all__ = ["WalkForwardResult", "format_walk_forward", "walk_forward"]
 
@@ -74,6 +74,7 @@ class WalkForwardResult:
     is_metrics: np.ndarray
     oos_metrics: np.ndarray
     elapsed: float
+    options: object = field(repr=False)  # the run's options.RunOptions, checked
     objective: object = field(default="sharpe", repr=False)
     path: str | None = None
 
@@ -89,7 +90,7 @@ class WalkForwardResult:
         before the first), so the first bar of a test span compares with the end of the
         previous one.
         """
-        return _chained_returns(self.equity, self.fixed["init_cash"])
+        return _chained_returns(self.equity, self.options.init_cash)
 
     def __str__(self):
         return format_walk_forward(self)
@@ -105,14 +106,14 @@ class WalkForwardResult:
         DataFrame with a UTC DatetimeIndex and columns ``(series, symbol)``; the windows:
         ``wf.windows.to_pandas()``."""
         return frames.series_pandas(self.bundle, {"equity": self.equity},
-                                    self.fixed["init_cash"], "WalkForwardResult.to_pandas()")
+                                    self.options.init_cash, "WalkForwardResult.to_pandas()")
 
     def to_arrow(self) -> pa.Table:
         """The chained out-of-sample equity and drawdown as an Arrow table: ``timestamp,
         symbol, equity, drawdown`` per asset and test bar (a portfolio: ``timestamp,
         equity, drawdown``); an out= folder's ``equity.parquet``."""
         return frames.series_arrow(self.bundle, {"equity": self.equity},
-                                   self.fixed["init_cash"])
+                                   self.options.init_cash)
 
     def to_polars(self):
         """:meth:`to_arrow` as a Polars frame."""
@@ -175,23 +176,21 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
     :func:`sweepbt.sweep`.
     """
     t0 = time.perf_counter()
-    plan = prepare(data, strategy, params, constraint=constraint, fill=fill,
-                   direction=direction, init_cash=init_cash,
-                   periods_per_year=periods_per_year, threads=threads, portfolio=portfolio,
-                   size_type=size_type)
-    bundle, grid, fixed = plan.bundle, plan.grid, plan.fixed
+    options = replace(D, strategy=strategy, train=train, test=test, step=step,
+                      anchored=anchored, objective=_objective_label(objective),
+                      partial=partial, constraint=constraint, fill=fill,
+                      direction=direction, init_cash=init_cash,
+                      periods_per_year=periods_per_year, threads=threads, sample=sample,
+                      seed=seed, portfolio=portfolio, size_type=size_type)
+    plan = prepare(data, strategy, params, options)
+    bundle, grid = plan.bundle, plan.grid
     _check_objective(objective)
     spans = _spans(bundle, train, test, step, anchored, partial)
-    sample, seed = check_sample(sample, seed)
+    sample, seed = plan.options.sample, plan.options.seed
     if grid.count_or_estimate() == (0, 0.0):
         raise no_combination(grid)
     check_resume(resume, out, sample, seed)
     sampled = sampled_combos(grid, sample, seed)
-    fixed.update(train=train, test=test, step=test if step is None else step,
-                 anchored=bool(anchored), partial=bool(partial),
-                 objective=_objective_label(objective))
-    if sample is not None:
-        fixed.update(sample=sample, seed=seed)
 
     training = TrainWindows(plan, [(lo, hi) for lo, hi, _, _ in spans])
     with notice(plan, ("metrics", "equity")):
@@ -201,9 +200,9 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
         with notice(plan, ("equity",)):
             tested = _test(plan, spans, best, objective)
         result = WalkForwardResult(
-            bundle=bundle, strategy=plan.strategy.name, fixed=fixed, names=grid.names,
+            bundle=bundle, strategy=plan.strategy.name, fixed=plan.fixed, names=grid.names,
             axes=grid.axes, n_combos=n_combos, spans=spans, **tested,
-            elapsed=time.perf_counter() - t0, objective=objective)
+            elapsed=time.perf_counter() - t0, options=plan.options, objective=objective)
         if folder is not None:
             result.path = folder.save(dict(zip(RESULT_FILES, (
                 result.windows, result.stats, result.to_arrow()))))
@@ -221,13 +220,13 @@ def _test(plan, spans, best, objective):
     is_metrics and oos_metrics."""
     test_plans = [plan.with_window(lo, hi) for _, _, lo, hi in spans]
     with kernel_threads(plan.settings.threads):
-        chosen, oos, equity = _out_of_sample(plan, spans, test_plans, [b[2] for b in best])
-    is_metrics = np.array([b[3] for b in best])
+        chosen, oos, equity = _out_of_sample(plan, spans, test_plans, [b.combo for b in best])
+    is_metrics = np.array([b.metrics for b in best])
     test_set = [p.settings for p in test_plans]
     windows = _windows_table(plan.bundle, spans, plan.grid.names, chosen, best, is_metrics,
                              oos, [active_rows(s) for s in test_set],
                              objective if isinstance(objective, str) else None,
-                             plan.fixed.get("rank", False))
+                             plan.engine.metric_names)
     eff = windows["efficiency"].to_numpy(zero_copy_only=False)
     return dict(
         chosen=[{n: user_value(n, v) for n, v in c.items()} for c in chosen],
@@ -244,7 +243,7 @@ def _train(windows, sampled, objective, scheduler, out, resume, progress):
     number of combos run, the out= folder or None)."""
     plan = windows.plan
     best = BestPerWindow(objective, plan.grid.names, windows.active, plan.n_rows)
-    executor = InProcess() if scheduler is None else Dask(scheduler)
+    executor = executor_for(scheduler)
     folder = None if out is None else (
         lambda: WalkForwardDir.open(out, windows, sampled, resume, best))
     per_combo = plan.n_rows * len(windows.spans)
@@ -315,7 +314,7 @@ def _timestamps(bundle, bars):
 
 
 def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_active,
-                   objective, rank):
+                   objective, metrics):
     sp = np.array(spans, dtype=np.int64).reshape(-1, 4)
     # the mean over the assets with bars in the test span where each metric is defined
     oos_mean = np.array([defined_mean(oos[w, test_active[w]]) for w in range(len(spans))]) \
@@ -336,13 +335,13 @@ def _windows_table(bundle, spans, names, chosen, best, is_metrics, oos, test_act
     chosen_arrays = param_arrays({n: np.array([c[n] for c in chosen]) for n in names})
     for n in names:
         cols[n if n not in _WINDOW_COLUMNS else f"param_{n}"] = chosen_arrays[n]
-    cols["combo"] = pa.array(np.array([b[2] for b in best], dtype=np.int64))
+    cols["combo"] = pa.array(np.array([b.combo for b in best], dtype=np.int64))
     sign = -1.0 if objective in LOWER_IS_BETTER else 1.0  # back to the metric's own units
-    cols["objective"] = pa.array(np.array([sign * b[1] if b[0] > 0 else math.nan
+    cols["objective"] = pa.array(np.array([sign * b.score if b.tier > 0 else math.nan
                                            for b in best]))
-    for j, m in enumerate(metric_names(rank)):
+    for j, m in enumerate(metrics):
         cols[f"is_{m}"] = pa.array(is_metrics[:, j])
-    for j, m in enumerate(metric_names(rank)):
+    for j, m in enumerate(metrics):
         cols[f"oos_{m}"] = pa.array(oos_mean[:, j])
     cols["efficiency"] = pa.array(eff)
     return display.mark_table(pa.table(cols))
@@ -391,9 +390,9 @@ def format_walk_forward(result, objective_label=None, width=None) -> str:
     """A readable text report: one line per window (``IS sharpe``, then ``OOS maxDD``, left
     out where it would be wider than ``width``, if given, and a note saying so), then the
     chained OOS stats."""
-    w = result.windows
+    w, o = result.windows, result.options
     params = list(result.axes) or list(result.names)
-    label = objective_label or result.fixed.get("objective", "objective")
+    label = objective_label or o.objective
     if len(label) > 12:
         label = "objective"
     show_objective = label != "sharpe"
@@ -418,10 +417,9 @@ def format_walk_forward(result, objective_label=None, width=None) -> str:
     keep, dropped = fit_columns(header, lines, width or math.inf,
                                 [len(header) - 4, len(header) - 1])
     out = [f"walk-forward: {result.strategy}, {result.n_windows} windows, "
-           f"{result.n_combos:,} combos per training sweep, train={result.fixed['train']!r} "
-           f"test={result.fixed['test']!r} step={result.fixed['step']!r} "
-           f"({'anchored' if result.fixed['anchored'] else 'rolling'}), objective="
-           f"{result.fixed['objective']}",
+           f"{result.n_combos:,} combos per training sweep, train={o.train!r} "
+           f"test={o.test!r} step={o.test if o.step is None else o.step!r} "
+           f"({'anchored' if o.anchored else 'rolling'}), objective={o.objective}",
            render_table([header[j] for j in keep], [[r[j] for j in keep] for r in lines],
                         rule=False)]
     if dropped:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sweepbt._compiling import kernels_for, watch
+from sweepbt._compiling import watch
 from sweepbt.data import Bundle
 from sweepbt.engine import sweep
+from sweepbt.engines import ENGINES, engine_for
 from sweepbt.strategies import STRATEGIES
 
 #: the built-in strategies warmed, with what their default parameters need besides
@@ -34,8 +35,8 @@ BUILT_IN = {
 #: momentum_rank's lookback 252 bars)
 N_ASSETS, N_BARS = 10, 400
 _KERNELS = "sweepbt.kernels."
-#: the engine modes, each with its (rank, portfolio) flags: ``sb.warmup(mode=...)``
-MODES = {"asset": (False, False), "portfolio": (False, True), "rank": (True, False)}
+#: the engine modes: ``sb.warmup(mode=...)``
+MODES = tuple(ENGINES)
 
 
 def modes_of(mode):
@@ -52,7 +53,7 @@ def modes_of(mode):
 def kernels_of_modes(modes):
     """The big kernels a warm-up of ``modes`` compiles (the record kernels reuse the
     equity paths' loops)."""
-    return tuple(k for m in modes for k in kernels_for(*MODES[m], ("metrics", "equity")))
+    return tuple(k for m in modes for k in ENGINES[m].kernel_names(("metrics", "equity")))
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def warmup(announce=None, mode=None) -> Warmup:
         for name, extra in BUILT_IN.items():
             rank = STRATEGIES[name].is_rank
             for portfolio in (False,) if rank else (False, True):
-                if (rank, portfolio) not in (MODES[m] for m in modes):
+                if engine_for(rank, portfolio).name not in modes:
                     continue
                 label = name + (" (portfolio)" if portfolio else "")
                 if announce is not None:

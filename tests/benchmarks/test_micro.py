@@ -5,12 +5,15 @@ an ordinary test and checks its output. Timed only on request::
 
     pytest tests/benchmarks --benchmark-only --benchmark-enable
 
-Data: 4 assets x 2,520 bars of seeded GBM OHLC; the S grid of asv_bench (sma_cross fast
-5..50/5, slow 20..200/20 with fast < slow, 3 stop-loss x 3 take-profit values, fees 0.1%,
-fill at the close): 810 combos, 3,240 backtests.
+Data and grid are asv_bench's workload S, from asv_bench/benchmarks/common.py (one
+definition for the asv suite and these tests): 4 assets x 2,520 bars of seeded GBM OHLC;
+sma_cross fast 5..50/5, slow 20..200/20 with fast < slow, 3 stop-loss x 3 take-profit
+values, fees 0.1%, fill at the close: 810 combos, 3,240 backtests.
 """
 
-import itertools
+import importlib.util
+import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -19,29 +22,35 @@ import sweepbt as sb
 from sweepbt import kernels
 from sweepbt.kernels.codes import BUY, SELL
 
-N_ASSETS, N_BARS = 4, 2520
-FAST = list(range(5, 55, 5))
-SLOW = list(range(20, 220, 20))
-STOP_LOSS = [0.02, 0.05, 0.08]
-TAKE_PROFIT = [0.05, 0.10, 0.20]
-FEES = 0.001
+
+def _load_common():
+    """asv_bench/benchmarks/common.py, imported by its path (asv_bench is no package)."""
+    name = "asv_bench_common"
+    if name not in sys.modules:
+        path = pathlib.Path(__file__).resolve().parents[2] / "asv_bench" / "benchmarks" / \
+            "common.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+common = _load_common()
+
+N_ASSETS, N_BARS = common.SHAPES["S"]
+GRID = common.GRIDS["S"]
+FAST, SLOW = GRID["fast"], GRID["slow"]
+STOP_LOSS, TAKE_PROFIT = GRID["stop_loss"], GRID["take_profit"]
+FEES = common.FIXED["fees"]
 INIT_CASH = 10_000.0
 PPY = 252.0
 
 
-def _gbm(n_assets, n_bars, seed=20240601, sigma=0.018):
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0003, sigma, (n_assets, n_bars)), axis=1))
-    prev = np.concatenate([np.full((n_assets, 1), 100.0), close[:, :-1]], axis=1)
-    open_ = prev * np.exp(rng.normal(0.0, sigma / 4, close.shape))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, sigma / 2, close.shape)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, sigma / 2, close.shape)))
-    return open_, high, low, close
-
-
 @pytest.fixture(scope="module")
 def data():
-    open_, high, low, close = _gbm(N_ASSETS, N_BARS)
+    ohlc = common.gbm_ohlc(N_ASSETS, N_BARS)
+    open_, high, low, close = (ohlc[k] for k in ("open", "high", "low", "close"))
     start = np.zeros(N_ASSETS, np.int64)
     end = np.full(N_ASSETS, N_BARS, np.int64)
     windows = np.unique(np.array(FAST + SLOW, np.int64))
@@ -158,8 +167,7 @@ def test_backtest_record(benchmark, data):
 def test_sweep_chunk(benchmark, data):
     """The metric reduction over a whole sweep chunk: all 3,240 backtests of the S grid
     in one ``sweep_metrics`` launch; checked row by row against ``sb.sweep``."""
-    combos = [c for c in itertools.product(FAST, SLOW, STOP_LOSS, TAKE_PROFIT)
-              if c[0] < c[1]]
+    combos = common.grid_combos(GRID)  # (fast, slow, stop_loss, take_profit), fast < slow
     n = len(combos)
     signal_idx = np.array([data["pairs"].index((f, s)) for f, s, _, _ in combos], np.int64)
     sl = np.array([c[2] for c in combos])

@@ -6,13 +6,14 @@ import contextlib
 import os
 
 import sweepbt as sb
-from sweepbt._compiling import kernels_for, say, watch
+from sweepbt._compiling import say, watch
 from sweepbt.cli.flags import flagged_options, risk_texts
 from sweepbt.cli.formatting import data_line
 from sweepbt.cli.parsing import (CliError, collect_params, flag_name, parse_columns,
                                  parse_values)
 from sweepbt.data.loading import load_with_facts
-from sweepbt.strategies import STRATEGIES
+from sweepbt.engines import engine_for
+from sweepbt.strategies import STRATEGIES, Strategy
 from sweepbt.vocabulary import metric_names
 
 #: the grid ``sweep`` and ``walk-forward`` run when no grid flag is given (sma_cross)
@@ -144,12 +145,12 @@ def compiling(strategy, options, uses):
     """A compile watch around a command's run: "compiling kernels (first run only, about
     N s)" on stderr when the first kernel compiles; ``.seconds`` afterwards."""
     rank = any(_is_rank(s) for s in (strategy if isinstance(strategy, list) else [strategy]))
-    return watch(kernels_for(rank, bool(options.get("portfolio")), uses), say)
+    return watch(engine_for(rank, bool(options.get("portfolio"))).kernel_names(uses), say)
 
 
 def _is_rank(strategy):
     strat = STRATEGIES.get(strategy) if isinstance(strategy, str) else strategy
-    return bool(getattr(strat, "is_rank", False))
+    return isinstance(strat, Strategy) and strat.is_rank
 
 
 def strategy_text(strategy):

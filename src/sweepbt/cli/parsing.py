@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 
+from sweepbt.errors import SweepbtError
 from sweepbt.params import CHOICE_PARAMS
 
 #: the most values one range may expand to (a typo like ``0:1:1e-9`` fails fast)
@@ -24,7 +25,7 @@ _INT_RE = re.compile(r"^[+-]?\d+$")
 _NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class CliError(ValueError):
+class CliError(SweepbtError, ValueError):
     """A command-line input error (reported as one line, exit status 2)."""
 
 

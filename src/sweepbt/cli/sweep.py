@@ -94,7 +94,7 @@ def _run_sweep(args, bundle, params, constraint):
                            **options, **params)
         checkpoint()
     except sb.SweepTooLarge as exc:
-        raise CliError(f"{str(exc).split('; pass top=')[0]}; use --out-dir DIR to stream "
+        raise CliError(f"{exc.reason}; use --out-dir DIR to stream "
                        "every row to disk, or drop --out and --report to keep only the --top best"
                        ) from None
     return res

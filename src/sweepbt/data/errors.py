@@ -12,8 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sweepbt.errors import SweepbtError
 
-class DataError(ValueError):
+
+class DataError(SweepbtError, ValueError):
     """Invalid input data. A ``ValueError`` whose message names symbol, row and column."""
 
 
