@@ -66,33 +66,45 @@ def commission_of(notional, units, costs):
     return min(c, costs.max_fees * notional) if costs.max_fees > 0.0 else c
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def proportional(costs):
+    """Whether ``costs`` charge a plain fraction of the notional: no per-share commission,
+    no minimum, no cap (every fill then uses the proportional formula's arithmetic, so
+    default costs are bit-identical to the engine before the other models existed)."""
+    return costs.fees_per_share == 0.0 and costs.min_fees == 0.0 and costs.max_fees == 0.0
+
+
+@njit(cache=True, inline="always")
 def fill(units, quote, buy, costs):
     """The Fill of ``units`` (> 0) bought (``buy``) or sold at ``quote``. A sale's costs
-    take at most its notional. Without a minimum or a cap binding, the arithmetic is the
-    proportional formula's, so default costs give bit-identical cash."""
+    take at most its notional. Inlined: it runs on every trade of every engine, and the
+    proportional case is a few multiplications."""
     price = fill_price(quote, buy, costs)
     notional = units * price
-    proportional = costs.fees * notional + costs.fees_per_share * units
-    c = commission_of(notional, units, costs)
-    tax = 0.0 if buy else costs.tax * notional
-    if c == proportional:
-        committed = (notional * (1.0 + costs.fees) + costs.fees_per_share * units
-                     + costs.fixed_fees)
-    else:
-        committed = notional + c + costs.fixed_fees
+    if not proportional(costs):
+        return _charged_fill(units, price, notional, buy, costs)
+    committed = notional * (1.0 + costs.fees) + costs.fixed_fees
+    commission = notional * costs.fees + costs.fixed_fees
     if buy:
-        cash = -committed
-    elif c == proportional:
-        cash = (notional * (1.0 - costs.fees - costs.tax) - costs.fees_per_share * units
-                - costs.fixed_fees)
-    else:
-        cash = notional - c - tax - costs.fixed_fees
-    return Fill(price=price, cash=cash if buy else max(cash, 0.0),
-                commission=c + costs.fixed_fees, tax=tax, committed=committed)
+        return Fill(price=price, cash=-committed, commission=commission, tax=0.0,
+                    committed=committed)
+    cash = notional * (1.0 - costs.fees - costs.tax) - costs.fixed_fees
+    return Fill(price=price, cash=max(cash, 0.0), commission=commission,
+                tax=costs.tax * notional, committed=committed)
 
 
 @njit(cache=True)
+def _charged_fill(units, price, notional, buy, costs):
+    """:func:`fill` with a per-share commission, a minimum or a cap."""
+    c = commission_of(notional, units, costs)
+    tax = 0.0 if buy else costs.tax * notional
+    committed = notional + c + costs.fixed_fees
+    cash = -committed if buy else max(notional - c - tax - costs.fixed_fees, 0.0)
+    return Fill(price=price, cash=cash, commission=c + costs.fixed_fees, tax=tax,
+                committed=committed)
+
+
+@njit(cache=True, inline="always")
 def units_for(budget, quote, buy, costs):
     """The most units that ``budget`` pays for, bought (``buy``) or sold short at
     ``quote``: the largest ``q`` with ``q * p + charge(q) <= budget`` (the charge is
@@ -102,24 +114,34 @@ def units_for(budget, quote, buy, costs):
     if available <= 0.0:
         return 0.0
     price = fill_price(quote, buy, costs)
-    tax = 0.0 if buy else costs.tax
-    q = available / (price * (1.0 + costs.fees + tax) + costs.fees_per_share)
-    if costs.min_fees > 0.0 or costs.max_fees > 0.0:
-        best = 0.0
-        at_min = ((available - costs.min_fees) / (price * (1.0 + tax))
-                  if costs.min_fees > 0.0 else 0.0)
-        at_cap = (available / (price * (1.0 + costs.max_fees + tax))
-                  if costs.max_fees > 0.0 else 0.0)
-        for candidate in (q, at_min, at_cap):
-            if candidate > best:
-                notional = candidate * price
-                spent = notional * (1.0 + tax) + commission_of(notional, candidate, costs)
-                if spent <= available * (1.0 + 1e-12):
-                    best = candidate
-        q = best
+    if proportional(costs) and (buy or costs.tax == 0.0):
+        q = available / (price * (1.0 + costs.fees))
+    else:
+        q = _charged_units(available, price, 0.0 if buy else costs.tax, costs)
     if costs.lot_size > 0.0:
         q = math.floor(q / costs.lot_size) * costs.lot_size
     return q
+
+
+@njit(cache=True)
+def _charged_units(available, price, tax, costs):
+    """:func:`units_for` before lots with a per-share commission, a minimum, a cap or a
+    sale's tax: the largest of each piece's closed form that the budget pays for."""
+    q = available / (price * (1.0 + costs.fees + tax) + costs.fees_per_share)
+    if costs.min_fees == 0.0 and costs.max_fees == 0.0:
+        return q
+    best = 0.0
+    at_min = ((available - costs.min_fees) / (price * (1.0 + tax))
+              if costs.min_fees > 0.0 else 0.0)
+    at_cap = (available / (price * (1.0 + costs.max_fees + tax))
+              if costs.max_fees > 0.0 else 0.0)
+    for candidate in (q, at_min, at_cap):
+        if candidate > best:
+            notional = candidate * price
+            spent = notional * (1.0 + tax) + commission_of(notional, candidate, costs)
+            if spent <= available * (1.0 + 1e-12):
+                best = candidate
+    return best
 
 
 class Moments(NamedTuple):
