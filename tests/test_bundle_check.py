@@ -90,6 +90,22 @@ def test_every_call_refuses_arrays_written_after_building(clean, mode, change):
     assert "changed after it was built" in str(err.value)
 
 
+@pytest.mark.parametrize("change", ["span past the axis", "NaN close"])
+def test_a_result_re_running_its_plan_checks_again(clean, change):
+    """res.equity() and res.backtest() run kernels on the result's own Bundle: written
+    after the sweep, it is refused there too (a span past the axis would corrupt memory)."""
+    data = clean.copy()
+    res = sb.sweep(data, "sma_cross", fast=[3, 4], slow=10, portfolio=True)
+    if change == "span past the axis":
+        data.end[1] = 500
+    else:
+        data.close[1, 40] = np.nan
+    for rerun in (lambda: res.equity([0]), lambda: res.returns([0]),
+                  lambda: res.backtest(0)):
+        with pytest.raises(DataError, match="changed after it was built"):
+            rerun()
+
+
 def test_outside_the_spans_anything_goes(clean):
     data = clean.copy()
     data.close[2, :5] = -1.0  # before asset C's span: never read

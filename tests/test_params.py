@@ -382,7 +382,7 @@ def test_to_parquet_does_not_clobber_on_error(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sweepbt.results.pq, "write_table", failing_write)
     with pytest.raises(OSError):
-        res.to_parquet(path)
+        res.to_parquet(path, overwrite=True)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["sweep.parquet"]
 

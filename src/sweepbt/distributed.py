@@ -62,7 +62,8 @@ def dask_distributed():
         import distributed
     except ImportError:
         raise ImportError(f"scheduler= runs sweeps on Dask, which is not installed; install "
-                          f"it with: pip install \"{EXTRA}\"") from None
+                          f"it with: pip install \"{EXTRA}\" (from a sweepbt checkout: "
+                          "pip install \".[distributed]\")") from None
     return distributed
 
 

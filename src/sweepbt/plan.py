@@ -211,7 +211,9 @@ class Plan:
 
     def equity(self, ids):
         """Per-bar equity ``(len(ids), n_rows, n_bars)`` of the grid combos ``ids`` (NaN
-        outside each row's span)."""
+        outside each row's span). The Bundle is checked again first: its arrays may have
+        been written since the plan was prepared."""
+        self.bundle.check()
         columns, signal_idx, _ = self.grid.columns_at(np.asarray(ids, dtype=np.int64))
         n_bars = self.bundle.n_bars
         out = np.empty((signal_idx.size * self.n_rows, n_bars))
