@@ -23,6 +23,7 @@ from sweepbt import BUY, SELL, kernels
 from sweepbt.kernels import (N_RANK, N_RULES, TRADE_DTYPE, Holdings, Market, Outputs,
                              RankCombos, RankRule, Rule, Scores, SimSettings, Weighting)
 from rank_reference import momentum_score, volatility
+from portfolio_reference import reference_portfolio
 from reference import reference_backtest, sma_cross_signals, wilder_atr
 from sweepbt.sinks import SharpeMoments
 from sweepbt.vocabulary import METRIC_NAMES
@@ -667,3 +668,16 @@ def run_reference(open_, high, low, close, cfg):
     options = {k: v for k, v in cfg.items() if k not in ("fast", "slow")}
     return reference_backtest(list(open_), list(high), list(low), list(close), signals,
                               periods_per_year=252.0, **options)
+
+
+def check_random_portfolio(seed, rng, costs=None):
+    """A random sma_cross portfolio of ragged assets (``portfolio_config``, plus the cost
+    options ``costs`` when given) run by the engine and by the reference: they agree."""
+    padded_, spans = ragged_case(rng)
+    cfg = {**portfolio_config(rng, value_sizing=seed % 3 == 0), **(costs or {})}
+    data = sb.Bundle.from_arrays(*padded_)
+    bt = portfolio_backtest(data, "sma_cross", **cfg)
+    codes, atr = reference_inputs(padded_, spans, cfg)
+    ref = reference_portfolio(*padded_, [s for s, _ in spans], [e for _, e in spans],
+                              codes, atr, **reference_options(cfg))
+    compare_portfolio(bt, ref, data, f"seed {seed} spans {spans} {cfg}")

@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
-from helpers import (assert_same, compare_asset, compare_portfolio, portfolio_backtest,
-                     portfolio_config, ragged_case, random_case, random_config,
-                     random_cost_config, random_ohlc, reference_inputs, reference_options,
-                     run_kernel, run_reference)
-from portfolio_reference import reference_portfolio
+from helpers import (assert_same, check_random_portfolio, compare_asset, random_case,
+                     random_config, random_cost_config, random_ohlc, run_kernel,
+                     run_reference)
 from rank_reference import reference_rank_portfolio
 
 COSTS = ("fees", "fixed_fees", "slippage", "fees_per_share", "min_fees", "max_fees", "tax",
@@ -33,14 +31,7 @@ def test_per_asset_costs_match_the_reference(seed):
 def test_portfolio_costs_match_the_reference(block):
     for seed in range(block * 20, block * 20 + 20):
         rng = np.random.default_rng(80_000 + seed)
-        padded, spans = ragged_case(rng)
-        cfg = {**portfolio_config(rng, value_sizing=seed % 3 == 0), **random_cost_config(rng)}
-        data = sb.Bundle.from_arrays(*padded)
-        bt = portfolio_backtest(data, "sma_cross", **cfg)
-        codes, atr = reference_inputs(padded, spans, cfg)
-        ref = reference_portfolio(*padded, [s for s, _ in spans], [e for _, e in spans],
-                                  codes, atr, **reference_options(cfg))
-        compare_portfolio(bt, ref, data, f"seed {seed} spans {spans} {cfg}")
+        check_random_portfolio(seed, rng, random_cost_config(rng))
 
 
 @pytest.mark.parametrize("seed", range(60))

@@ -19,7 +19,8 @@ from helpers import (CODES_IN_VOLUME, CONFLICTS, TRADE_NUMBERS, assert_close, fl
 from portfolio_reference import reference_portfolio
 from reference import BUY, SELL, reference_backtest, sma_cross_signals, wilder_atr
 from strategy_cases import CASES
-from helpers import compare_portfolio, portfolio_backtest, portfolio_config, ragged_case, reference_inputs, reference_options
+from helpers import (check_random_portfolio, compare_portfolio, portfolio_backtest,
+                     portfolio_config, ragged_case, reference_inputs, reference_options)
 
 NAN = float("nan")
 REL = 1e-9
@@ -303,15 +304,7 @@ def test_random_sma_cross_portfolios_match_reference(block):
     """160 random portfolios of 3-6 ragged assets: rules, costs, fills, directions,
     size_type, max_positions; equity, cash, units, trades and metrics agree."""
     for seed in range(block * 20, block * 20 + 20):
-        rng = np.random.default_rng(40_000 + seed)
-        padded, spans = ragged_case(rng)
-        cfg = portfolio_config(rng, value_sizing=seed % 3 == 0)
-        data = sb.Bundle.from_arrays(*padded)
-        bt = portfolio_backtest(data, "sma_cross", **cfg)
-        codes, atr = reference_inputs(padded, spans, cfg)
-        ref = reference_portfolio(*padded, [s for s, _ in spans], [e for _, e in spans],
-                                  codes, atr, **reference_options(cfg))
-        compare_portfolio(bt, ref, data, f"seed {seed} spans {spans} {cfg}")
+        check_random_portfolio(seed, np.random.default_rng(40_000 + seed))
 
 
 @pytest.mark.parametrize("block", range(3))
