@@ -76,8 +76,9 @@ def _inputs(data, signal_idx, sl, tp):
     rules[:, kernels.Rule.take_profit] = tp
     rules[:, kernels.Rule.max_bars] = 0.0
     rules[:, kernels.Rule.fees] = FEES
-    rules[:, kernels.Rule.fixed_fees] = 0.0
-    rules[:, kernels.Rule.slippage] = 0.0
+    for cost in ("fixed_fees", "slippage", "tax", "fees_per_share", "min_fees", "max_fees",
+                 "lot_size"):
+        rules[:, getattr(kernels.Rule, cost)] = 0.0
     rules[:, kernels.Rule.size] = 1.0
     return {
         "market": kernels.Market(open=data["open"], high=data["high"], low=data["low"],
