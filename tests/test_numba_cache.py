@@ -333,3 +333,24 @@ def test_the_kernels_are_stamped_by_their_imports():
     assert deps("_core.py") == ["_core.py", "enums.py"]
     assert _numba_cache.dependency_stamp(os.path.join(directory, "rank.py"))[0] == \
         "sweepbt-dependencies"
+
+
+def test_a_directory_of_links_is_stamped_by_the_sources(tmp_path):
+    """A strict editable install (the README's development set-up) imports the kernels from
+    a directory of links to kernels/: their entries are stamped there too, by the texts the
+    links point to (an unstamped link tree once loaded a kernel compiled with old enums)."""
+    from sweepbt import _numba_cache
+
+    _write_package(tmp_path, 3.0)
+    links = tmp_path / "tree" / "pkgk"
+    links.mkdir(parents=True)
+    for source in (tmp_path / "pkgk").iterdir():
+        (links / source.name).symlink_to(source)
+    _numba_cache.stamp_dependencies(str(links), "pkgk")
+    kernel = str(links / "kernel.py")
+    before = _numba_cache.dependency_stamp(kernel)
+    assert before is not None
+    assert [Path(f).name for f in _numba_cache.dependency_files(
+        kernel, os.path.realpath(links), "pkgk")] == ["_core.py", "helper.py", "kernel.py"]
+    (tmp_path / "pkgk" / "_core.py").write_text("SCALE = 4.0\n")  # the source, not the link
+    assert _numba_cache.dependency_stamp(kernel) != before

@@ -99,8 +99,9 @@ def _imported_files(path, directory, package):
 
 
 def dependency_files(path, directory, package):
-    """``path`` and every file of ``directory`` it imports, transitively, sorted."""
-    seen, todo = set(), [os.path.realpath(path)]
+    """``path`` and every file of ``directory`` it imports, transitively, sorted (as
+    paths in ``directory``: in a strict editable install they are links to the sources)."""
+    seen, todo = set(), [os.path.join(directory, os.path.basename(path))]
     while todo:
         file = todo.pop()
         if file not in seen:
@@ -121,15 +122,17 @@ def _dependency_digest(path, directory, package, stats):
 
 
 def dependency_stamp(path):
-    """The stamp of a file in a :func:`stamp_dependencies` directory (None elsewhere)."""
-    directory = os.path.dirname(os.path.realpath(path))
+    """The stamp of a file in a :func:`stamp_dependencies` directory (None elsewhere).
+    The directory is the one ``path`` is in (a strict editable install's link tree keeps
+    its own directory of links to the sources)."""
+    directory = os.path.realpath(os.path.dirname(path))
     package = _stamped.get(directory)
     if package is None:
         return None
     stats = tuple(sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size)
                          for e in os.scandir(directory) if e.name.endswith(".py")))
-    return ("sweepbt-dependencies", _dependency_digest(os.path.realpath(path), directory,
-                                                       package, stats))
+    return ("sweepbt-dependencies", _dependency_digest(
+        os.path.join(directory, os.path.basename(path)), directory, package, stats))
 
 
 def _patch_source_stamp(mixin):
