@@ -166,12 +166,10 @@ def examples(n):
 
 
 def _ohlc(rng, n_assets, n, vol, tick, flat_share):
-    r = rng.normal(0.0002, vol, (n_assets, n))
-    close = 100.0 * np.exp(np.cumsum(r, axis=1))
+    """random_ohlc's bars (the same draws), a share of them flat at the previous close,
+    prices on a tick grid when ``tick``."""
+    open_, high, low, close = random_ohlc(rng, n, n_assets, vol)
     prev = np.concatenate([np.full((n_assets, 1), 100.0), close[:, :-1]], axis=1)
-    open_ = prev * np.exp(rng.normal(0.0, vol / 2, (n_assets, n)))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol / 2, (n_assets, n))))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol / 2, (n_assets, n))))
     flat = rng.random((n_assets, n)) < flat_share
     open_[flat] = high[flat] = low[flat] = close[flat] = prev[flat]
     if tick:
@@ -681,3 +679,18 @@ def check_random_portfolio(seed, rng, costs=None):
     ref = reference_portfolio(*padded_, [s for s, _ in spans], [e for _, e in spans],
                               codes, atr, **reference_options(cfg))
     compare_portfolio(bt, ref, data, f"seed {seed} spans {spans} {cfg}")
+
+
+def check_random_asset(rng, n_low, what, costs=False):
+    """A random single-asset sma_cross backtest (``random_config``, plus random costs
+    when ``costs``) of n_low..159 bars, run by the engine and by the reference: they
+    agree bar by bar and trade by trade."""
+    n = int(rng.integers(n_low, 160))
+    open_, high, low, close = random_ohlc(rng, n, vol=float(rng.choice([0.01, 0.03])))
+    cfg = random_config(rng)
+    if costs:
+        cfg.update(random_cost_config(rng))
+    data = sb.Bundle.from_arrays(open_[0], high[0], low[0], close[0])
+    bt = sb.backtest(data, "sma_cross", periods_per_year=252, **cfg)
+    ref = run_reference(open_[0], high[0], low[0], close[0], cfg)
+    compare_asset(bt, 0, ref, 0, n, f"{what} {cfg}")

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
-from helpers import (assert_same, check_random_portfolio, compare_asset, random_case,
-                     random_config, random_cost_config, random_ohlc, run_kernel,
-                     run_reference)
+from helpers import (assert_same, check_random_asset, check_random_portfolio, random_case,
+                     random_cost_config, run_kernel)
 from rank_reference import reference_rank_portfolio
 
 COSTS = ("fees", "fixed_fees", "slippage", "fees_per_share", "min_fees", "max_fees", "tax",
@@ -17,14 +16,7 @@ COSTS = ("fees", "fixed_fees", "slippage", "fees_per_share", "min_fees", "max_fe
 
 @pytest.mark.parametrize("seed", range(120))
 def test_per_asset_costs_match_the_reference(seed):
-    rng = np.random.default_rng(70_000 + seed)
-    n = int(rng.integers(40, 160))
-    open_, high, low, close = random_ohlc(rng, n, vol=float(rng.choice([0.01, 0.03])))
-    cfg = {**random_config(rng), **random_cost_config(rng)}
-    data = sb.Bundle.from_arrays(open_[0], high[0], low[0], close[0])
-    bt = sb.backtest(data, "sma_cross", periods_per_year=252, **cfg)
-    ref = run_reference(open_[0], high[0], low[0], close[0], cfg)
-    compare_asset(bt, 0, ref, 0, n, f"seed {seed} {cfg}")
+    check_random_asset(np.random.default_rng(70_000 + seed), 40, f"seed {seed}", costs=True)
 
 
 @pytest.mark.parametrize("block", range(4))

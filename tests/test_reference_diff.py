@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
+from helpers import check_random_asset
 from helpers import (CODES_IN_VOLUME, CONFLICTS, assert_close, compare_asset, random_config,
                      random_ohlc)
 from reference import reference_backtest, sma_cross_signals, wilder_atr
@@ -20,14 +21,7 @@ from helpers import run_reference
 
 @pytest.mark.parametrize("seed", range(300))
 def test_random_single_asset_matches_reference(seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(30, 160))
-    open_, high, low, close = random_ohlc(rng, n, vol=float(rng.choice([0.01, 0.03])))
-    cfg = random_config(rng)
-    data = sb.Bundle.from_arrays(open_[0], high[0], low[0], close[0])
-    bt = sb.backtest(data, "sma_cross", periods_per_year=252, **cfg)
-    ref = run_reference(open_[0], high[0], low[0], close[0], cfg)
-    compare_asset(bt, 0, ref, 0, n, f"seed {seed} {cfg}")
+    check_random_asset(np.random.default_rng(seed), 30, f"seed {seed}")
 
 
 @pytest.mark.parametrize("seed", range(20))
