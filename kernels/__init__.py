@@ -6,6 +6,7 @@ also names every constant the shell and the kernels share.
 """
 
 from sweepbt.kernels import codes
+from sweepbt.kernels.commission import COMMISSION_SIGNATURE, commission_callback
 from sweepbt.kernels.enums import (
     Bars,
     Combos,

@@ -28,6 +28,9 @@ class Costs(NamedTuple):
     min_fees: float  # the commission's minimum per fill (0: none)
     max_fees: float  # the commission's cap, a fraction of the notional (0: none)
     lot_size: float  # units trade in whole multiples of it (0: fractional)
+    #: the user's commission callback (SimSettings.commission), used when ``custom``
+    commission: object
+    custom: bool
 
 
 class Fill(NamedTuple):
@@ -43,12 +46,14 @@ class Fill(NamedTuple):
 
 
 @njit(cache=True, inline="always")
-def costs_of(rules):
-    """The Costs of a row of Combos.rules."""
+def costs_of(rules, settings):
+    """The Costs of a row of Combos.rules under a launch's SimSettings (its commission
+    function, if any)."""
     return Costs(fees=rules[Rule.fees], fixed_fees=rules[Rule.fixed_fees],
                  slippage=rules[Rule.slippage], tax=rules[Rule.tax],
                  fees_per_share=rules[Rule.fees_per_share], min_fees=rules[Rule.min_fees],
-                 max_fees=rules[Rule.max_fees], lot_size=rules[Rule.lot_size])
+                 max_fees=rules[Rule.max_fees], lot_size=rules[Rule.lot_size],
+                 commission=settings.commission, custom=settings.user_commission)
 
 
 @njit(cache=True, inline="always")
@@ -58,10 +63,14 @@ def fill_price(quote, buy, costs):
 
 
 @njit(cache=True, inline="always")
-def commission_of(notional, units, costs):
-    """The commission of a fill of ``units`` worth ``notional`` (fixed fee apart): per
-    share plus a fraction of the notional, at least ``min_fees``, at most ``max_fees`` of
-    the notional when that is on."""
+def commission_of(units, price, buy, costs):
+    """The commission of a fill of ``units`` at ``price`` (fixed fee apart): the user's
+    commission function when there is one, else per share plus a fraction of the
+    notional, at least ``min_fees``, at most ``max_fees`` of the notional when that is
+    on."""
+    if costs.custom:
+        return costs.commission(units, price, buy)
+    notional = units * price
     c = max(costs.fees * notional + costs.fees_per_share * units, costs.min_fees)
     return min(c, costs.max_fees * notional) if costs.max_fees > 0.0 else c
 
@@ -71,7 +80,8 @@ def proportional(costs):
     """Whether ``costs`` charge a plain fraction of the notional: no per-share commission,
     no minimum, no cap (every fill then uses the proportional formula's arithmetic, so
     default costs are bit-identical to the engine before the other models existed)."""
-    return costs.fees_per_share == 0.0 and costs.min_fees == 0.0 and costs.max_fees == 0.0
+    return (costs.fees_per_share == 0.0 and costs.min_fees == 0.0 and costs.max_fees == 0.0
+            and not costs.custom)
 
 
 @njit(cache=True, inline="always")
@@ -95,8 +105,9 @@ def fill(units, quote, buy, costs):
 
 @njit(cache=True)
 def _charged_fill(units, price, notional, buy, costs):
-    """:func:`fill` with a per-share commission, a minimum or a cap."""
-    c = commission_of(notional, units, costs)
+    """:func:`fill` with a per-share commission, a minimum, a cap or a user's commission
+    function."""
+    c = commission_of(units, price, buy, costs)
     tax = 0.0 if buy else costs.tax * notional
     committed = notional + c + costs.fixed_fees
     cash = -committed if buy else max(notional - c - tax - costs.fixed_fees, 0.0)
@@ -117,16 +128,20 @@ def units_for(budget, quote, buy, costs):
     if proportional(costs) and (buy or costs.tax == 0.0):
         q = available / (price * (1.0 + costs.fees))
     else:
-        q = _charged_units(available, price, 0.0 if buy else costs.tax, costs)
+        q = _charged_units(available, price, buy, costs)
     if costs.lot_size > 0.0:
         q = math.floor(q / costs.lot_size) * costs.lot_size
     return q
 
 
 @njit(cache=True)
-def _charged_units(available, price, tax, costs):
+def _charged_units(available, price, buy, costs):
     """:func:`units_for` before lots with a per-share commission, a minimum, a cap or a
-    sale's tax: the largest of each piece's closed form that the budget pays for."""
+    sale's tax: the largest of each piece's closed form that the budget pays for; with a
+    user's commission function, found by bisection."""
+    tax = 0.0 if buy else costs.tax
+    if costs.custom:
+        return _bisected_units(available, price, buy, tax, costs)
     q = available / (price * (1.0 + costs.fees + tax) + costs.fees_per_share)
     if costs.min_fees == 0.0 and costs.max_fees == 0.0:
         return q
@@ -137,11 +152,30 @@ def _charged_units(available, price, tax, costs):
               if costs.max_fees > 0.0 else 0.0)
     for candidate in (q, at_min, at_cap):
         if candidate > best:
-            notional = candidate * price
-            spent = notional * (1.0 + tax) + commission_of(notional, candidate, costs)
+            spent = (candidate * price * (1.0 + tax)
+                     + commission_of(candidate, price, buy, costs))
             if spent <= available * (1.0 + 1e-12):
                 best = candidate
     return best
+
+
+@njit(cache=True)
+def _bisected_units(available, price, buy, tax, costs):
+    """The largest ``q`` with ``q * price * (1 + tax) + commission(q) <= available``
+    (the commission nondecreasing in ``q``, checked when the function was given), by
+    bisection to the last representable ``q``; 0 when none pays."""
+    lo, hi = 0.0, available / (price * (1.0 + tax))
+    if hi * price * (1.0 + tax) + costs.commission(hi, price, buy) <= available:
+        return hi
+    for _ in range(1100):  # a float64 interval halves to adjacent values in < 1100 steps
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if mid * price * (1.0 + tax) + costs.commission(mid, price, buy) <= available:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 class Moments(NamedTuple):

@@ -78,13 +78,14 @@ def flat_position():
 
 
 @njit(cache=True, inline="always")
-def rule_row(rules):
-    """The RuleRow of a row of Combos.rules."""
+def rule_row(rules, settings):
+    """The RuleRow of a row of Combos.rules under a launch's SimSettings."""
     return RuleRow(stop_loss=rules[Rule.stop_loss], take_profit=rules[Rule.take_profit],
                    trailing_stop=rules[Rule.trailing_stop], stop_atr=rules[Rule.stop_atr],
                    take_atr=rules[Rule.take_atr], trailing_atr=rules[Rule.trailing_atr],
                    max_bars=rules[Rule.max_bars], size=rules[Rule.size],
-                   max_positions=rules[Rule.max_positions], costs=costs_of(rules))
+                   max_positions=rules[Rule.max_positions],
+                   costs=costs_of(rules, settings))
 
 
 @njit(cache=True, inline="always")

@@ -124,7 +124,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     ledger.tally[:] = 0.0
     direction = settings.direction
     next_open = settings.fill == FillMode.next_open
-    rule = rule_row(rules)
+    rule = rule_row(rules, settings)
     end = bars.end
     n_events = signals.bar.shape[0]
 

@@ -230,18 +230,28 @@ class Combos(NamedTuple):
 
 class SimSettings(NamedTuple):
     """The run settings every backtest of a launch shares. Build it with :meth:`of`, which
-    types it as the kernels are compiled for (int64, int64, float64, float64)."""
+    types it as the kernels are compiled for (int64, int64, float64, float64, int64, a
+    commission callback, bool)."""
 
     fill: int  # a FillMode value
     direction: int  # a Direction value
     init_cash: float
     periods_per_year: float
-    size_type: int = 0  # a SizeType value (portfolio backtests only)
+    size_type: int  # a SizeType value (portfolio backtests only)
+    #: the user's commission callback (kernels.commission), called when user_commission
+    commission: object
+    user_commission: bool
 
     @classmethod
-    def of(cls, fill, direction, init_cash, periods_per_year, size_type=0):
+    def of(cls, fill, direction, init_cash, periods_per_year, size_type=0, commission=None):
+        """``commission``: the Python function of a user's ``@njit f(units, price,
+        is_buy)`` (its ``py_func``), or None for the commission of the cost rules."""
+        from sweepbt.kernels.commission import commission_callback  # numba: not in enums
+
+        callback = commission_callback() if commission is None else \
+            commission_callback(commission)
         return cls(int(fill), int(direction), float(init_cash), float(periods_per_year),
-                   int(size_type))
+                   int(size_type), callback, commission is not None)
 
 
 class Scores(NamedTuple):

@@ -457,7 +457,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
     _reset_book(book, events, row0)
     axis_start, axis_end = shared_axis(market.start, market.end)
     next_open = settings.fill == FillMode.next_open
-    rule = rule_row(rules)
+    rule = rule_row(rules, settings)
     held_rules = _held_rules(rule)
     cash = settings.init_cash
     n_open = 0

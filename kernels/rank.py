@@ -145,11 +145,11 @@ def _tracked(buf, t, equity):
 
 
 @njit(cache=True, inline="always")
-def _rank_rules(rules, rank):
+def _rank_rules(rules, rank, settings):
     cap = rank[RankRule.position_limit]
     return RankRules(stop_loss=rules[Rule.stop_loss], take_profit=rules[Rule.take_profit],
                      trailing_stop=rules[Rule.trailing_stop],
-                     max_bars=int(rules[Rule.max_bars]), costs=costs_of(rules),
+                     max_bars=int(rules[Rule.max_bars]), costs=costs_of(rules, settings),
                      top_n=int(rank[RankRule.top_n]),
                      bottom_n=int(rank[RankRule.bottom_n]),
                      weighting=int(rank[RankRule.weighting]),
@@ -633,7 +633,7 @@ def simulate_rank(market, ranking, rules, rank, settings, book, out, record, hol
         holdings.bar[:] = -1
     axis_start, axis_end = shared_axis(market.start, market.end)
     at_close = settings.fill == FillMode.close
-    rr = _rank_rules(rules, rank)
+    rr = _rank_rules(rules, rank, settings)
     rules_on = _has_rules(rr)
     cash = settings.init_cash
     t = Track(k=0, mom=Moments(0, 0.0, 0.0, 0.0, 0.0), downside_sq=0.0, peak=cash,

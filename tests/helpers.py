@@ -327,8 +327,10 @@ def kernel_inputs(bars, start, end, scores, rebalance_bars, vol=None, **kw):
     combos = RankCombos(score_idx=np.zeros(1, np.int64),
                         vol_idx=np.array([0 if vol is not None else -1], np.int64),
                         schedule_idx=np.zeros(1, np.int64), rules=rules, rank=rank)
+    commission = kw.get("commission")
     settings = SimSettings.of(FILLS[kw.get("fill", "next_open")], 0,
-                              kw.get("init_cash", 10_000.0), kw.get("periods_per_year", 252.0))
+                              kw.get("init_cash", 10_000.0), kw.get("periods_per_year", 252.0),
+                              commission=getattr(commission, "py_func", commission))
     return market, Scores(score=score_bank, vol=vol_bank, key=key, rebalance=mask), combos, \
         settings
 
@@ -683,13 +685,14 @@ def check_random_portfolio(seed, rng, costs=None):
 
 def check_random_asset(rng, n_low, what, costs=False):
     """A random single-asset sma_cross backtest (``random_config``, plus random costs
-    when ``costs``) of n_low..159 bars, run by the engine and by the reference: they
-    agree bar by bar and trade by trade."""
+    when ``costs`` is True, or the cost options ``costs`` when it is a dict) of n_low..159
+    bars, run by the engine and by the reference: they agree bar by bar and trade by
+    trade."""
     n = int(rng.integers(n_low, 160))
     open_, high, low, close = random_ohlc(rng, n, vol=float(rng.choice([0.01, 0.03])))
     cfg = random_config(rng)
     if costs:
-        cfg.update(random_cost_config(rng))
+        cfg.update(random_cost_config(rng) if costs is True else costs)
     data = sb.Bundle.from_arrays(open_[0], high[0], low[0], close[0])
     bt = sb.backtest(data, "sma_cross", periods_per_year=252, **cfg)
     ref = run_reference(open_[0], high[0], low[0], close[0], cfg)

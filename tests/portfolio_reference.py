@@ -212,7 +212,8 @@ class _Book:
             if u <= 0.0 or u * p <= dust:  # a minimum fee or a lot left nothing (or dust)
                 return False
         pos = _Position(side, u, bar, quote, p, atr_at_entry, rules)
-        pos.committed, pos.entry_commission = costs.buy(u, p)
+        pos.committed = costs.committed(u, p, side == LONG)
+        pos.entry_commission = costs.buy(u, p)[1]
         if side == LONG:
             if costs.plain and costs.lot_size == 0.0:
                 self.cash = self.cash - budget  # u * p * (1 + fees) + ff, exactly the budget
@@ -248,6 +249,7 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
                         trailing_stop=None, stop_atr=None, take_atr=None, trailing_atr=None,
                         max_bars=None, fees=0.0, fixed_fees=0.0, slippage=0.0,
                         fees_per_share=0.0, min_fees=0.0, max_fees=0.0, tax=0.0, lot_size=0.0,
+                        commission=None,
                         periods_per_year=252.0):
     """Backtest all assets as ONE account, exactly as docs/semantics.md "Portfolio backtests".
 
@@ -282,7 +284,8 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
              "take_atr": take_atr, "trailing_atr": trailing_atr}
     book = _Book(init_cash, Costs(fees=fees, fixed_fees=fixed_fees, slippage=slippage,
                                   fees_per_share=fees_per_share, min_fees=min_fees,
-                                  max_fees=max_fees, tax=tax, lot_size=lot_size))
+                                  max_fees=max_fees, tax=tax, lot_size=lot_size,
+                                  commission=commission))
     live = [a for a in range(n_assets) if start[a] < end[a]]  # a window may miss a span
     if not live:
         raise ValueError("no asset has a bar to trade (every span is empty)")

@@ -219,7 +219,7 @@ class _Account:
         h.tax += tax
         h.n_fills += 1
         if h.side == side:  # committed: n + c + fixed_fees (a short sale's without its tax)
-            h.increase(bar, abs(delta), quote, p, costs.buy(abs(delta), p)[0])
+            h.increase(bar, abs(delta), quote, p, costs.committed(abs(delta), p, delta > 0.0))
         else:
             h.reduce(abs(delta), p)
         self.fills.append({"asset": a, "bar": bar, "units": delta, "quote": quote,
@@ -332,7 +332,8 @@ def reference_rank_portfolio(open, high, low, close, start, end, scores, rebalan
                              top_n, bottom_n=0, weighting="equal", position_limit=None,
                              fill="next_open", init_cash=10_000.0, fees=0.0, fixed_fees=0.0,
                              slippage=0.0, tax=0.0, fees_per_share=0.0, min_fees=0.0,
-                             max_fees=0.0, lot_size=0.0, stop_loss=None, take_profit=None,
+                             max_fees=0.0, lot_size=0.0, commission=None, stop_loss=None,
+                             take_profit=None,
                              trailing_stop=None, max_bars=None, vol=None,
                              periods_per_year=252.0):
     """One rank-and-rebalance backtest, exactly as docs/semantics.md says.
@@ -361,7 +362,7 @@ def reference_rank_portfolio(open, high, low, close, start, end, scores, rebalan
     n_assets, n_bars = len(c), len(c[0])
     costs = Costs(fees=fees, fixed_fees=fixed_fees, slippage=slippage, tax=tax,
                   fees_per_share=fees_per_share, min_fees=min_fees, max_fees=max_fees,
-                  lot_size=lot_size)
+                  lot_size=lot_size, commission=commission)
     _check_inputs(n_assets, top_n, bottom_n, weighting, position_limit, fill, costs, vol)
     rules = {"stop_loss": stop_loss, "take_profit": take_profit, "stop_atr": None,
              "take_atr": None, "trailing_atr": None}

@@ -72,7 +72,7 @@ class Costs:
     """
 
     def __init__(self, fees=0.0, fixed_fees=0.0, slippage=0.0, fees_per_share=0.0,
-                 min_fees=0.0, max_fees=0.0, tax=0.0, lot_size=0.0):
+                 min_fees=0.0, max_fees=0.0, tax=0.0, lot_size=0.0, commission=None):
         given = dict(fees=fees, fixed_fees=fixed_fees, slippage=slippage,
                      fees_per_share=fees_per_share, min_fees=min_fees, max_fees=max_fees,
                      tax=tax, lot_size=lot_size)
@@ -81,7 +81,11 @@ class Costs:
             if not 0.0 <= value < math.inf:
                 raise ValueError(f"costs must be >= 0 and finite: {name} = {given[name]!r}")
             setattr(self, name, value)
-        self.plain = self.fees_per_share == 0.0 and self.min_fees == 0.0 and self.max_fees == 0.0
+        # a user's commission f(q, p, is_buy) replaces fees, fees_per_share, min_fees and
+        # max_fees (DESIGN.md: "replaces the commission line")
+        self.user = commission
+        self.plain = (self.fees_per_share == 0.0 and self.min_fees == 0.0
+                      and self.max_fees == 0.0 and commission is None)
 
     # ---- one fill ----
 
@@ -89,8 +93,11 @@ class Costs:
         """The fill price: the quote moved by slippage against the trader."""
         return quote * (1.0 + self.slippage) if buy else quote * (1.0 - self.slippage)
 
-    def commission(self, q, p):
-        """``c`` of a fill of ``q`` units at price ``p`` (before the fixed fee)."""
+    def commission(self, q, p, buy=True):
+        """``c`` of a fill of ``q`` units at price ``p`` (before the fixed fee); ``buy``
+        False for a sale (only a user's commission function tells them apart)."""
+        if self.user is not None:
+            return float(self.user(q, p, buy))
         n = q * p
         if self.plain:
             return self.fees * n
@@ -106,8 +113,15 @@ class Costs:
         if self.plain:
             paid = q * p * (1.0 + self.fees) + self.fixed_fees
         else:
-            paid = q * p + self.commission(q, p) + self.fixed_fees
+            paid = self.committed(q, p, True)
         return paid, self.commission(q, p) + self.fixed_fees
+
+    def committed(self, q, p, buy):
+        """What a fill of ``q`` at ``p`` commits (the base of a trade's return): ``n + c +
+        fixed_fees``, the tax apart."""
+        if self.plain:
+            return q * p * (1.0 + self.fees) + self.fixed_fees
+        return q * p + self.commission(q, p, buy) + self.fixed_fees
 
     def pay(self, cash, q, p):
         """``cash`` after a buy of ``q`` at ``p`` (today's ``cash - n*(1+fees) -
@@ -120,7 +134,7 @@ class Costs:
         """(received, commission, tax) of a sale of ``q`` at ``p``; the costs take at most
         the notional, the commission first."""
         n = q * p
-        c = self.commission(q, p) + self.fixed_fees
+        c = self.commission(q, p, False) + self.fixed_fees
         t = self.tax * n
         if self.plain:
             received = sale_proceeds(n, self.fees, self.fixed_fees, self.tax)
@@ -137,7 +151,7 @@ class Costs:
         """``q*p + charge(q)``: what a budget must cover for ``q`` units (the tax included
         on a sale)."""
         n = q * p
-        total = n + self.commission(q, p) + self.fixed_fees
+        total = n + self.commission(q, p, not sale) + self.fixed_fees
         if sale:
             total += self.tax * n
         return total
@@ -163,6 +177,8 @@ class Costs:
         few ulps over the budget: it is then stepped down until the inequality holds
         (so a buy sized from the cash never leaves it negative)."""
         ff = self.fixed_fees
+        if self.user is not None:
+            return self.round_lot(self._bisect(budget, p, sale))
         if self.plain and not (sale and self.tax > 0.0):
             q = max((budget - ff) / (p * (1.0 + self.fees)), 0.0)
         else:
@@ -189,6 +205,23 @@ class Costs:
                 q = max(q - step, 0.0)
                 step *= 2.0
         return self.round_lot(q)
+
+    def _bisect(self, budget, p, sale):
+        """The largest ``q`` with ``spend(q) <= budget`` under a user's commission
+        (nondecreasing in ``q``): bisection until the bracket's ends are adjacent
+        floats."""
+        lo, hi = 0.0, max((budget - self.fixed_fees) / (p * (1.0 + (self.tax if sale
+                                                                      else 0.0))), 0.0)
+        if self.spend(hi, p, sale) <= budget:
+            return hi
+        while True:
+            mid = (lo + hi) / 2.0
+            if mid <= lo or mid >= hi:
+                return lo
+            if self.spend(mid, p, sale) <= budget:
+                lo = mid
+            else:
+                hi = mid
 
     def round_lot(self, q):
         """``q >= 0`` rounded down to a multiple of ``lot_size`` (unchanged when 0)."""
@@ -605,6 +638,7 @@ def reference_backtest(
     max_fees=0.0,
     tax=0.0,
     lot_size=0.0,
+    commission=None,
     size=1.0,
     fill="next_open",
     direction="long",
@@ -647,7 +681,7 @@ def reference_backtest(
 
     costs = Costs(fees=fees, fixed_fees=fixed_fees, slippage=slippage,
                   fees_per_share=fees_per_share, min_fees=min_fees, max_fees=max_fees, tax=tax,
-                  lot_size=lot_size)
+                  lot_size=lot_size, commission=commission)
     fixed_fees = costs.fixed_fees
     size = float(size)
     init_cash = float(init_cash)
@@ -704,7 +738,7 @@ def reference_backtest(
         u = costs.units(budget, p, sale=side == SHORT)
         if u <= 0.0:
             return False  # nothing fits (a minimum fee, a lot): entry skipped
-        committed = costs.buy(u, p)[0]
+        committed = costs.committed(u, p, side == LONG)
         if side == LONG:
             cash = costs.pay(cash, u, p)
             entry_commission, entry_tax = costs.buy(u, p)[1], 0.0

@@ -80,7 +80,22 @@ def test_trade_record_types():
 def test_settings_are_typed_once():
     settings = kernels.SimSettings.of(np.int32(1), True, 10_000, np.float32(252),
                                       np.int8(1))
-    assert [type(v) for v in settings] == [int, int, float, float, int]
+    assert [type(v) for v in settings[:5]] == [int, int, float, float, int]
+    assert settings.user_commission is False
+
+
+def test_every_commission_function_has_the_settings_type_of_none():
+    """A commission function travels as a callback typed by its signature alone: every
+    function, and none, give SimSettings one numba type (one compiled kernel)."""
+    from numba import typeof
+
+    def per_share(units, price, is_buy):
+        return 0.01 * units
+
+    none = kernels.SimSettings.of(1, 0, 1e4, 252.0)
+    given = kernels.SimSettings.of(1, 0, 1e4, 252.0, commission=per_share)
+    assert typeof(none) == typeof(given)
+    assert given.user_commission is True and given.commission.ctypes(10.0, 5.0, True) == 0.1
 
 
 def test_every_rule_column_is_read_by_each_engine_or_refused_for_it():
@@ -93,7 +108,9 @@ def test_every_rule_column_is_read_by_each_engine_or_refused_for_it():
     from sweepbt.ranking import NOT_FOR_RANK
 
     def read(row):
-        return [f for f in row._fields if f != "costs"] + list(Costs._fields)
+        from_settings = ("commission", "custom")  # SimSettings': a run's, not a combo's
+        return [f for f in row._fields if f != "costs"] + [
+            f for f in Costs._fields if f not in from_settings]
 
     columns = set(kernels.RULE_COLUMNS)
     assert sorted(read(RuleRow)) == sorted(columns)  # per asset and portfolio

@@ -126,11 +126,11 @@ def _code_key(code, h):
             h.update(repr(c).encode())
 
 
-def source_key(indicators, signal):
-    """Hash of what a compiled strategy is made of, taken when it is defined: the source
-    files of the user's functions and of the jitted helpers they call, their bytecode and
+def source_key(*functions):
+    """Hash of what the user's jitted ``functions`` (a strategy's, a commission) are made
+    of: their source files and those of the jitted helpers they call, their bytecode and
     qualified names, and the global constants they read."""
-    fns, constants = _dependencies([indicators, signal])
+    fns, constants = _dependencies(list(functions))
     h = hashlib.sha256()
     files = set()
     for fn in fns:

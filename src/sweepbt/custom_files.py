@@ -107,6 +107,27 @@ def _file_module(path):
     return module
 
 
+def _spec_module(spec, what):
+    """``(path, module, name)`` of ``"path/to/file.py:name"`` (``name`` None when not
+    given): the file's module, imported as :func:`load_strategy` says; ``what`` names the
+    file's role in the error when it is missing."""
+    path, attr = _split_spec(spec)
+    path = os.path.realpath(os.path.expanduser(path))
+    if not os.path.isfile(path):
+        raise StrategyError(f"{what} file {path!r} not found (expected FILE.py:NAME)")
+    return path, _file_module(path), attr
+
+
+def load_function(spec, what):
+    """The object named in ``"path/to/file.py:name"`` (imported as :func:`load_strategy`
+    imports a file); ``what`` names its role (e.g. ``"commission"``) in the errors."""
+    path, module, attr = _spec_module(spec, what)
+    if attr is None or not hasattr(module, attr):
+        raise StrategyError(f"{what}={os.fspath(spec)!r}: name the function as FILE.py:NAME"
+                            + ("" if attr is None else f" ({path} has no {attr!r})"))
+    return getattr(module, attr)
+
+
 def load_strategy(spec, *, register=False) -> Strategy:
     """The :class:`Strategy` named in ``"path/to/file.py:name"``.
 
@@ -123,11 +144,7 @@ def load_strategy(spec, *, register=False) -> Strategy:
     runs) raises a StrategyError (a ValueError) naming the file; ``KeyboardInterrupt``
     propagates.
     """
-    path, attr = _split_spec(spec)
-    path = os.path.realpath(os.path.expanduser(path))
-    if not os.path.isfile(path):
-        raise StrategyError(f"strategy file {path!r} not found (expected FILE.py:NAME)")
-    module = _file_module(path)
+    path, module, attr = _spec_module(spec, "strategy")
     found = {k: v for k, v in vars(module).items() if isinstance(v, Strategy)}
     if attr is None:
         if len(found) != 1:

@@ -46,7 +46,8 @@ _BYTES_PER_PARAM = 8 * 2
 
 def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
              init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
-             window=D.window, portfolio=D.portfolio, size_type=D.size_type, **params):
+             window=D.window, portfolio=D.portfolio, size_type=D.size_type,
+             commission=D.commission, **params):
     """Run one backtest per asset and record everything: stats, trades, equity.
 
     ``data`` is a Bundle or anything :func:`sweepbt.load` takes. ``params`` are the
@@ -73,7 +74,7 @@ def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
     options = replace(D, strategy=strategy.name, fill=fill, direction=direction,
                       init_cash=init_cash, periods_per_year=periods_per_year,
                       threads=threads, window=window, portfolio=portfolio,
-                      size_type=size_type)
+                      size_type=size_type, commission=commission)
     return record_backtest(prepare(data, strategy, params, options))
 
 
@@ -140,12 +141,13 @@ def _estimate(plan, sample=None):
 def estimate(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
              direction=D.direction, init_cash=D.init_cash,
              periods_per_year=D.periods_per_year, window=D.window, sample=D.sample,
-             portfolio=D.portfolio, size_type=D.size_type, **params):
+             portfolio=D.portfolio, size_type=D.size_type, commission=D.commission,
+             **params):
     """Size a sweep without running it: combos, backtests, bar-evaluations, memory."""
     options = replace(D, strategy=strategy, constraint=constraint, fill=fill,
                       direction=direction, init_cash=init_cash,
                       periods_per_year=periods_per_year, window=window, sample=sample,
-                      portfolio=portfolio, size_type=size_type)
+                      portfolio=portfolio, size_type=size_type, commission=commission)
     if several(strategy):
         plans = plan_several(data, strategy, params, options)
         return _total(_sizes(plans, sampled_several(plans, check_sample(sample, None)[0],
@@ -171,7 +173,7 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
           threads=D.threads, progress=D.progress, top=D.top, metric=D.metric, out=D.out,
           resume=D.resume, max_memory=D.max_memory, sample=D.sample, seed=D.seed,
           window=D.window, portfolio=D.portfolio, size_type=D.size_type,
-          scheduler=D.scheduler, **params):
+          commission=D.commission, scheduler=D.scheduler, **params):
     """Backtest every combination of the parameter grid on every asset.
 
     Any strategy parameter or risk/cost option given as a sequence is a grid axis (cartesian
@@ -219,7 +221,7 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
                   periods_per_year=periods_per_year, threads=threads, progress=progress,
                   top=top, metric=metric, out=out, resume=resume, max_memory=max_memory,
                   sample=sample, seed=seed, window=window, portfolio=portfolio,
-                  size_type=size_type, scheduler=scheduler)
+                  size_type=size_type, commission=commission, scheduler=scheduler)
     if several(strategy):
         return _sweep_several(plan_several(data, strategy, params, run), run)
     return _sweep_plan(prepare(data, strategy, params, run), None, run)

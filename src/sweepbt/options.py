@@ -76,6 +76,13 @@ class RunOptions:
         "per entry ('value')", choices=tuple(SIZE_TYPES),
         help="with --portfolio: --size is a fraction of equity (default) or a cash amount "
         "per entry (value)", recorded=True)
+    commission: object = _option(
+        None, _ALL, "an @njit f(units, price, is_buy) -> float giving the commission in "
+        "cash of one fill (or 'file.py:name'); it replaces fees, fees_per_share, min_fees "
+        "and max_fees", metavar="FILE.py:NAME",
+        help="a commission function: an @njit f(units, price, is_buy) -> float in a file "
+        "(docs/semantics.md, Costs); it replaces --fees, --fees-per-share, --min-fees and "
+        "--max-fees")
     threads: int | None = _option(None, ("backtest", "sweep", "walk_forward"),
                                   "kernel threads (default: numba's, all cores)", metavar="N",
                                   help="kernel threads (default: numba's default, all cores)")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sweepbt import kernels
+from sweepbt._commission import check_commission, commission_record
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
@@ -54,6 +55,7 @@ class Settings:
     end: np.ndarray
     portfolio: bool = False
     size_type: int = 0  # a kernels.SizeType value
+    commission: object = None  # the user's @njit commission function (_commission.py)
 
     @property
     def bars_per_combo(self):
@@ -145,6 +147,8 @@ class Plan:
                          objective=o.objective)
         if o.sample is not None:
             fixed.update(sample=o.sample, seed=o.seed)
+        if o.commission is not None:
+            fixed["commission"] = commission_record(o.commission)
         return fixed
 
     @property
@@ -262,7 +266,9 @@ class Plan:
                                      end=settings.end),
             "settings": kernels.SimSettings.of(settings.fill, settings.direction,
                                                settings.init_cash, settings.periods_per_year,
-                                               settings.size_type),
+                                               settings.size_type,
+                                               None if settings.commission is None
+                                               else settings.commission.py_func),
         }
         return self.engine.inputs(common, source, atr, columns, signal_idx)
 
@@ -319,14 +325,15 @@ def prepare(data, strategy, params, options=DEFAULTS, **given):
         check_rank_call(strat, grid, params, o.direction, bundle.n_assets, longest_span)
         portfolio = True
     check_costs(grid.values, cash)
+    commission = check_commission(o.commission, grid.values)
     size_code = check_sizing(portfolio, o.size_type, grid, params, cash)
     settings = Settings(fill_code, dir_code, cash, ppy, threads, start, end,
-                        bool(portfolio), size_code)
+                        bool(portfolio), size_code, commission)
     strategy_settings = check_settings(strat, given, bundle) if strat.is_rank else {}
     sample, seed = check_sample(o.sample, o.seed)
     o = replace(o, strategy=strat.name, init_cash=cash, periods_per_year=ppy,
                 threads=threads, window=window, portfolio=portfolio, sample=sample,
-                seed=seed, scheduler=None)
+                seed=seed, scheduler=None, commission=commission)
     return Plan(bundle, strat, grid, settings, o, strategy_settings)
 
 

@@ -138,8 +138,8 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
                  constraint=D.constraint, fill=D.fill, direction=D.direction,
                  init_cash=D.init_cash, periods_per_year=D.periods_per_year, threads=D.threads,
                  sample=D.sample, seed=D.seed, portfolio=D.portfolio, size_type=D.size_type,
-                 scheduler=D.scheduler, out=D.out, resume=D.resume, progress=D.progress,
-                 **params) -> WalkForwardResult:
+                 commission=D.commission, scheduler=D.scheduler, out=D.out,
+                 resume=D.resume, progress=D.progress, **params) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy``'s grid ``params`` over ``data``.
 
     ``train``, ``test``, ``step``: bar counts (int) or calendar durations (``"2Y"``,
@@ -181,7 +181,8 @@ def walk_forward(data, strategy=D.strategy, *, train, test, step=D.step,
                       partial=partial, constraint=constraint, fill=fill,
                       direction=direction, init_cash=init_cash,
                       periods_per_year=periods_per_year, threads=threads, sample=sample,
-                      seed=seed, portfolio=portfolio, size_type=size_type)
+                      seed=seed, portfolio=portfolio, size_type=size_type,
+                      commission=commission)
     plan = prepare(data, strategy, params, options)
     bundle, grid = plan.bundle, plan.grid
     _check_objective(objective)

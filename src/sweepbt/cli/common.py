@@ -126,8 +126,10 @@ def source_name(args):
 def settings_line(args, bundle):
     """``settings: fill=..., direction=..., init_cash=..., periods_per_year=...``."""
     ppy = bundle.periods_per_year if args.periods_per_year is None else args.periods_per_year
+    commission = getattr(args, "commission", None)
     return (f"settings: fill={args.fill}, direction={args.direction}, "
-            f"init_cash={args.init_cash:g}, periods_per_year={ppy:g}")
+            f"init_cash={args.init_cash:g}, periods_per_year={ppy:g}"
+            + ("" if commission is None else f", commission={commission}"))
 
 
 def call_options(args, call, omit=()):
