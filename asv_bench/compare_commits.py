@@ -1,18 +1,20 @@
 """Sweep throughput of two commits, measured side by side in one run.
 
-    python asv_bench/compare_commits.py BASE HEAD [--threads 1,2] [--sizes S,L,XL] [--n 100]
+    python asv_bench/compare_commits.py BASE HEAD [--threads 1,2] [--sizes S,L,XL,P,R,B]
+                                                  [--n 100]
 
 Each commit is installed (``pip install --no-deps --target``, from a ``git worktree``) into
 its own folder under ``--work`` (default ``.compare_commits/`` in the repository, reused by
 later runs), with its own numba cache. Then one warm worker process per commit takes turns
-with the other, one ``sb.sweep`` of the ``common.GRIDS`` workload at a time, alternating
+with the other, one run of a ``common.workload`` at a time (the sweeps S, L, XL, the
+portfolio sweep P, the rank sweep R, the one-combo backtest B), alternating
 which goes first, so drifts in the speed of a shared machine hit both alike. For each size
 it prints both engines' minimum and median times and the median of the per-pair time
 ratios HEAD/BASE with a bootstrap 95% interval: below 1 means HEAD is faster.
 
 Unlike ``asv continuous``, it times both commits with the same benchmark code (this file
 and ``benchmarks/common.py``), so a commit from before an option the asv suite uses (such
-as ``portfolio=``) can still be compared on the per-asset sweeps S, L and XL.
+as ``portfolio=``) can still be compared, on the workloads both commits can run.
 """
 
 from __future__ import annotations
@@ -36,14 +38,14 @@ import sweepbt as sb
 warm = common.gbm_bundle(2, 300)
 sb.sweep(warm, "sma_cross", fast=[5, 10], slow=[20, 30], stop_loss=[None, 0.05],
          take_profit=[None, 0.1], **common.FIXED)
-bundles = {{s: common.gbm_bundle(*common.SHAPES[s]) for s in {sizes!r}}}
-for size, bundle in bundles.items():
-    common.run_sweep(bundle, size)
+loads = {{s: common.workload(s) for s in {sizes!r}}}
+for data, run in loads.values():
+    run(data)
 print("ready", flush=True)
 for line in sys.stdin:
-    size = line.strip()
+    data, run = loads[line.strip()]
     t0 = time.perf_counter()
-    common.run_sweep(bundles[size], size)
+    run(data)
     print(time.perf_counter() - t0, flush=True)
 """
 

@@ -265,3 +265,23 @@ def run_backtest(bundle):
     import sweepbt as sb
 
     return sb.backtest(bundle, "sma_cross", **BACKTEST)
+
+
+#: the workloads ``workload`` builds: the per-asset sweeps, P, R (asv's reduced grid) and B,
+#: one recorded backtest of one combo on S's data (the shell's overhead per call)
+WORKLOADS = ("S", "L", "XL", "P", "R", "B")
+
+
+def workload(name):
+    """``(data, run)`` of workload ``name`` (one of WORKLOADS): ``run(data)`` runs it
+    once."""
+    import sweepbt as sb
+
+    if name == "P":
+        return gbm_bundle(*PORTFOLIO_SHAPE), run_portfolio_sweep
+    if name == "R":
+        return gbm_bundle(*RANK_SHAPE), lambda b: run_rank_sweep(b, RANK_ASV_GRID)
+    if name == "B":
+        return gbm_bundle(*SHAPES["S"]), lambda b: sb.backtest(b, "sma_cross", fast=10,
+                                                               slow=30, **FIXED)
+    return gbm_bundle(*SHAPES[name]), lambda b: run_sweep(b, name)
