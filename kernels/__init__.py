@@ -79,11 +79,11 @@ from sweepbt.kernels.portfolio import (
 from sweepbt.kernels.rank import rank_equity_paths, rank_metrics, rank_record, simulate_rank
 
 __all__ = [
-    "EXIT_REASONS", "METRIC_NAMES", "N_METRICS", "NOISE", "N_RANK", "N_RULES", "RANK_COLUMNS",
+    "COMMISSION_SIGNATURE", "EXIT_REASONS", "METRIC_NAMES", "N_METRICS", "NOISE", "N_RANK", "N_RULES", "RANK_COLUMNS",
     "RULE_COLUMNS", "TRADE_DTYPE", "WEIGHTINGS", "Bars", "Combos", "Direction", "Events",
     "ExitReason", "FillMode", "Holdings", "Market", "Metric", "Outputs", "RankCombos",
     "RankRule", "Rule", "Scores", "Scratch", "Signals", "SimSettings", "SizeType",
-    "Weighting", "atr_bank", "backtest_record", "bollinger_bank", "channel_1d",
+    "Weighting", "atr_bank", "commission_callback", "backtest_record", "bollinger_bank", "channel_1d",
     "channel_bank", "codes", "codes_to_events", "cross_events", "diff_rows_bank",
     "donchian_events", "ema_1d", "ema_bank", "ema_rows_bank",
     "equity_paths", "level_events", "momentum_score_bank", "portfolio_equity_paths", "portfolio_metrics",

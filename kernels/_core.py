@@ -99,8 +99,7 @@ def fill(units, quote, buy, costs):
         return Fill(price=price, cash=-committed, commission=commission, tax=0.0,
                     committed=committed)
     cash = notional * (1.0 - costs.fees - costs.tax) - costs.fixed_fees
-    return Fill(price=price, cash=max(cash, 0.0), commission=commission,
-                tax=costs.tax * notional, committed=committed)
+    return _sale(price, cash, notional, commission, costs.tax * notional, committed)
 
 
 @njit(cache=True)
@@ -110,8 +109,23 @@ def _charged_fill(units, price, notional, buy, costs):
     c = commission_of(units, price, buy, costs)
     tax = 0.0 if buy else costs.tax * notional
     committed = notional + c + costs.fixed_fees
-    cash = -committed if buy else max(notional - c - tax - costs.fixed_fees, 0.0)
-    return Fill(price=price, cash=cash, commission=c + costs.fixed_fees, tax=tax,
+    if buy:
+        return Fill(price=price, cash=-committed, commission=c + costs.fixed_fees, tax=0.0,
+                    committed=committed)
+    return _sale(price, notional - c - tax - costs.fixed_fees, notional, c + costs.fixed_fees,
+                 tax, committed)
+
+
+@njit(cache=True, inline="always")
+def _sale(price, cash, notional, commission, tax, committed):
+    """The Fill of a sale receiving ``cash`` before the cap: a sale never costs cash, so
+    costs above its notional are cut, the commission first (what it reports is what the
+    cash paid)."""
+    if cash > 0.0:
+        return Fill(price=price, cash=cash, commission=commission, tax=tax,
+                    committed=committed)
+    paid = min(commission, notional)
+    return Fill(price=price, cash=0.0, commission=paid, tax=min(tax, notional - paid),
                 committed=committed)
 
 
@@ -368,6 +382,8 @@ def book_trade(ledger, t):
         row["mfe"] = up if p.direction > 0 else down
         row["mae"] = down if p.direction > 0 else up
         row["asset"] = ledger.asset
+        row["commission"] = t.commission
+        row["tax"] = t.tax
     n = tally[Tally.trades] + 1.0
     first = n == 1.0
     tally[Tally.best_return] = ret if first else max(tally[Tally.best_return], ret)
@@ -376,6 +392,8 @@ def book_trade(ledger, t):
     tally[Tally.pnl_mean] += delta / n
     tally[Tally.pnl_m2] += delta * (pnl - tally[Tally.pnl_mean])
     tally[Tally.trades] = n
+    tally[Tally.costs] += t.commission + t.tax
+    tally[Tally.traded] += t.traded
     if pnl > 0.0:
         tally[Tally.wins] += 1.0
         tally[Tally.gross_profit] += pnl
@@ -401,17 +419,28 @@ def _trade_stats(m, tally, n_trades):
                      if spread > NOISE * abs(mean_pnl) else nan)
 
 
+@njit(cache=True, inline="always")
+def _cost_stats(m, tally, periods_per_year):
+    """Write costs, cost_rate and turnover (the traded value per year over the mean
+    equity; a rank backtest writes its own turnover after this) from the tally."""
+    traded = tally[Tally.traded]
+    equity_sum = tally[Tally.equity_sum]
+    m[Metric.costs] = tally[Tally.costs]
+    m[Metric.cost_rate] = tally[Tally.costs] / traded if traded > 0.0 else np.nan
+    m[Metric.turnover] = (traded * periods_per_year / equity_sum if equity_sum > 0.0
+                          else np.nan)
+
+
 @njit(cache=True, _nrt=False)
 def finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
                     bars_exposed):
     """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
     nan = np.nan
     n_ret, mean_ret, m2_ret, m3_ret, m4_ret = mom
-    m[Metric.turnover] = nan  # a rank backtest writes its own after this
     if n_ret == 0:  # an empty span (a trade window the asset does not reach)
         m[:] = nan
         for j in (Metric.n_trades, Metric.n_stop, Metric.n_take, Metric.n_trail,
-                  Metric.n_time, Metric.n_signal, Metric.ruined):
+                  Metric.n_time, Metric.n_signal, Metric.ruined, Metric.costs):
             m[j] = 0.0
         return
     init_cash = settings.init_cash
@@ -449,6 +478,7 @@ def finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
         m[Metric.n_stop + reason - ExitReason.stop] = tally[Tally.reason + reason]
     m[Metric.n_signal] = tally[Tally.reason + ExitReason.signal]
     _trade_stats(m, tally, n_trades)
+    _cost_stats(m, tally, periods_per_year)
     if m2_ret > 0.0:
         m[Metric.skew] = math.sqrt(n_ret) * m3_ret / m2_ret ** 1.5
         m[Metric.kurtosis] = n_ret * m4_ret / (m2_ret * m2_ret)

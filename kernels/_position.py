@@ -21,6 +21,8 @@ class Position(NamedTuple):
     entry_quote: float  # the quote it filled at
     entry_cost: float  # cash a long entry pays (the base of a trade's return)
     entry_net: float  # cash a short entry receives
+    entry_commission: float  # the entry fill's commission (fixed fee included) and tax
+    entry_tax: float
     stop: float  # stop and take levels (see stop_take_levels)
     take: float
     trail_frac: float  # the trailing_stop fraction (NaN = off)
@@ -68,12 +70,16 @@ class Closed(NamedTuple):
     exit_quote: float
     pnl: float
     reason: int  # an ExitReason value
+    commission: float  # the round trip's commissions (fixed fees included) and taxes
+    tax: float
+    traded: float  # the notional of its fills (a mark is not a fill)
 
 
 @njit(cache=True, inline="always")
 def flat_position():
     return Position(direction=0, units=0.0, entry_bar=-1, entry_price=0.0, entry_quote=0.0,
-                    entry_cost=0.0, entry_net=0.0, stop=0.0, take=0.0, trail_frac=np.nan,
+                    entry_cost=0.0, entry_net=0.0, entry_commission=0.0, entry_tax=0.0,
+                    stop=0.0, take=0.0, trail_frac=np.nan,
                     trail_offset=np.nan, time_exit=-1, extreme=0.0, exc_hi=0.0, exc_lo=0.0)
 
 
@@ -93,7 +99,9 @@ def _with_path(p, extreme, exc_hi, exc_lo):
     """``p`` with new path extremes (the fields that move while it is open)."""
     return Position(direction=p.direction, units=p.units, entry_bar=p.entry_bar,
                     entry_price=p.entry_price, entry_quote=p.entry_quote,
-                    entry_cost=p.entry_cost, entry_net=p.entry_net, stop=p.stop, take=p.take,
+                    entry_cost=p.entry_cost, entry_net=p.entry_net,
+                    entry_commission=p.entry_commission, entry_tax=p.entry_tax, stop=p.stop,
+                    take=p.take,
                     trail_frac=p.trail_frac, trail_offset=p.trail_offset,
                     time_exit=p.time_exit, extreme=extreme, exc_hi=exc_hi, exc_lo=exc_lo)
 
@@ -216,14 +224,15 @@ def rule_exit(p, bar, next_open):
 
 
 @njit(cache=True, inline="always")
-def closed_trade(p, exit_bar, exit_price, exit_quote, pnl, reason):
+def closed_trade(p, exit_bar, exit_price, exit_quote, pnl, reason, commission, tax, traded):
     return Closed(position=p, exit_bar=exit_bar, exit_price=exit_price,
-                  exit_quote=exit_quote, pnl=pnl, reason=reason)
+                  exit_quote=exit_quote, pnl=pnl, reason=reason, commission=commission,
+                  tax=tax, traded=traded)
 
 
 @njit(cache=True, inline="always")
 def none_closed():
-    return closed_trade(flat_position(), -1, 0.0, 0.0, 0.0, -1)
+    return closed_trade(flat_position(), -1, 0.0, 0.0, 0.0, -1, 0.0, 0.0, 0.0)
 
 
 @njit(cache=True, _nrt=False)
@@ -234,7 +243,9 @@ def book_mark(ledger, p, bar, c, reason):
         pnl = p.units * c - p.entry_cost if p.direction > 0 else p.entry_net - p.units * c
         # the mark is part of the path, even for an entry at it
         book_trade(ledger, closed_trade(_with_path(p, p.extreme, max(p.exc_hi, c),
-                                               min(p.exc_lo, c)), bar, c, c, pnl, reason))
+                                               min(p.exc_lo, c)), bar, c, c, pnl, reason,
+                                        p.entry_commission, p.entry_tax,
+                                        p.units * p.entry_price))
     return flat_position()
 
 
@@ -251,7 +262,10 @@ def exit_position(p, bar, quote, reason, at_open, rule):
     done = fill(p.units, quote, p.direction < 0, rule.costs)
     pnl = done.cash - p.entry_cost if p.direction > 0 else p.entry_net + done.cash
     return done.cash, closed_trade(_with_path(p, p.extreme, exc_hi, exc_lo), bar.i,
-                                   done.price, quote, pnl, reason)
+                                   done.price, quote, pnl, reason,
+                                   p.entry_commission + done.commission,
+                                   p.entry_tax + done.tax,
+                                   p.units * (p.entry_price + done.price))
 
 
 @njit(cache=True, _nrt=False)
@@ -271,11 +285,13 @@ def enter(open_dir, i, quote, atr_at_signal, cash, rule):
     entry_net = done.cash  # a short sale's proceeds
     stop, take = stop_take_levels(open_dir, price, atr_at_signal, rule)
     max_bars = int(rule.max_bars)
+    time_exit = i + max_bars if max_bars > 0 else -1  # not inside the call: numba's bytecode
     p = Position(direction=open_dir, units=units, entry_bar=i, entry_price=price,
-                 entry_quote=quote, entry_cost=entry_cost, entry_net=entry_net, stop=stop,
+                 entry_quote=quote, entry_cost=entry_cost, entry_net=entry_net,
+                 entry_commission=done.commission, entry_tax=done.tax, stop=stop,
                  take=take, trail_frac=rule.trailing_stop,
                  trail_offset=rule.trailing_atr * atr_at_signal,
-                 time_exit=i + max_bars if max_bars > 0 else -1, extreme=price,
+                 time_exit=time_exit, extreme=price,
                  exc_hi=price, exc_lo=price)
     return p, (-entry_cost if open_dir > 0 else entry_net)
 

@@ -137,6 +137,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     downside_sq = 0.0
     prev_equity = peak_equity = settings.init_cash
     max_dd = 0.0
+    equity_sum = 0.0  # of the equity at every close (turnover)
 
     e = 0  # the next signal event
     i = bars.start
@@ -151,6 +152,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
                 # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
                 mom = merge_zeros(scratch.buf, k, j - i, mom)
                 k = 0
+                equity_sum += (j - i) * cash
                 if record:
                     record_flat(out, i, j, cash)
                 i = j
@@ -192,6 +194,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
         bars_exposed += p.direction != 0  # a position open at the close
         r = equity / prev_equity - 1.0
         prev_equity = equity
+        equity_sum += equity
         scratch.buf[k] = r
         k += 1
         if k == RETURN_BLOCK:
@@ -210,6 +213,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
             ledger.tally[Tally.ruined] = 1.0
             p = book_mark(ledger, p, i, bar.close, ExitReason.ruin)
             mom, k = flat_stretch(scratch.buf, k, mom, i + 1, end, equity, out, record)
+            equity_sum += (end - i - 1) * equity
             break
         i += 1
 
@@ -217,6 +221,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     # a position still open at the end is marked at the last close, with no exit costs
     if p.direction != 0:
         book_mark(ledger, p, end - 1, bars.close[end - 1], ExitReason.end)
+    ledger.tally[Tally.equity_sum] = equity_sum
     finish_metrics(out.metrics, ledger.tally, settings, prev_equity, mom, downside_sq,
                     max_dd, bars_exposed)
     return int(ledger.tally[Tally.trades])

@@ -96,7 +96,11 @@ class MetricT(NamedTuple):
     expectancy: int = 22  # mean trade pnl, in cash
     sqn: int = 23  # sqrt(n_trades) * mean(pnl) / std(pnl, ddof=1)
     ruined: int = 24  # 1.0 when equity reached 0 or below, else 0.0
-    turnover: int = 25  # rank strategies only (NaN otherwise): traded fraction per rebalance
+    #: rank: traded fraction of equity per rebalance; per asset and portfolio: traded value
+    #: per year as a multiple of the mean equity
+    turnover: int = 25
+    costs: int = 26  # cash paid in commissions, fixed fees and taxes
+    cost_rate: int = 27  # costs / traded value (NaN when nothing traded)
 
 
 Metric = MetricT()
@@ -118,7 +122,10 @@ class TallyT(NamedTuple):
     pnl_m2: int = 8
     best_return: int = 9  # the largest and smallest trade return (set by the first trade)
     worst_return: int = 10
-    reason: int = 11  # trades by exit reason: slot reason + ExitReason.<name>
+    costs: int = 11  # commissions, fixed fees and taxes of the booked trades
+    traded: int = 12  # the notional of their fills (marks apart)
+    equity_sum: int = 13  # the sum of the equity at every close of the span (turnover)
+    reason: int = 14  # trades by exit reason: slot reason + ExitReason.<name>
 
 
 Tally = TallyT()
@@ -164,7 +171,8 @@ TRADE_DTYPE = np.dtype([
     ("entry_price", np.float64), ("exit_price", np.float64), ("entry_quote", np.float64),
     ("exit_quote", np.float64), ("units", np.float64), ("pnl", np.float64),
     ("return", np.float64), ("exit_reason", np.int64), ("mfe", np.float64),
-    ("mae", np.float64), ("asset", np.int64),
+    ("mae", np.float64), ("asset", np.int64), ("commission", np.float64),
+    ("tax", np.float64),
 ], align=True)
 
 

@@ -59,14 +59,16 @@ class ColumnT(NamedTuple):
     entry_quote: int = 4
     entry_cost: int = 5
     entry_net: int = 6
-    stop: int = 7
-    take: int = 8
-    trail_frac: int = 9
-    trail_offset: int = 10
-    time_exit: int = 11
-    extreme: int = 12
-    exc_hi: int = 13
-    exc_lo: int = 14
+    entry_commission: int = 7
+    entry_tax: int = 8
+    stop: int = 9
+    take: int = 10
+    trail_frac: int = 11
+    trail_offset: int = 12
+    time_exit: int = 13
+    extreme: int = 14
+    exc_hi: int = 15
+    exc_lo: int = 16
 
 
 Col = ColumnT()
@@ -116,7 +118,9 @@ def _load(positions, a):
     return Position(direction=int(positions[a, Col.direction]), units=positions[a, Col.units],
                     entry_bar=int(positions[a, Col.entry_bar]), entry_price=positions[a, Col.entry_price],
                     entry_quote=positions[a, Col.entry_quote], entry_cost=positions[a, Col.entry_cost],
-                    entry_net=positions[a, Col.entry_net], stop=positions[a, Col.stop], take=positions[a, Col.take],
+                    entry_net=positions[a, Col.entry_net],
+                    entry_commission=positions[a, Col.entry_commission],
+                    entry_tax=positions[a, Col.entry_tax], stop=positions[a, Col.stop], take=positions[a, Col.take],
                     trail_frac=positions[a, Col.trail_frac], trail_offset=positions[a, Col.trail_offset],
                     time_exit=int(positions[a, Col.time_exit]), extreme=positions[a, Col.extreme],
                     exc_hi=positions[a, Col.exc_hi], exc_lo=positions[a, Col.exc_lo])
@@ -132,6 +136,8 @@ def _store(positions, a, p):
     positions[a, Col.entry_quote] = p.entry_quote
     positions[a, Col.entry_cost] = p.entry_cost
     positions[a, Col.entry_net] = p.entry_net
+    positions[a, Col.entry_commission] = p.entry_commission
+    positions[a, Col.entry_tax] = p.entry_tax
     positions[a, Col.stop] = p.stop
     positions[a, Col.take] = p.take
     positions[a, Col.trail_frac] = p.trail_frac
@@ -466,6 +472,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
     mom = Moments(0, 0.0, 0.0, 0.0, 0.0)
     downside_sq = exposure = max_dd = 0.0
     prev_equity = peak_equity = cash
+    equity_sum = 0.0  # of the equity at every close (turnover)
     i = axis_start
     while i < axis_end:
         if n_open == 0 and waiting == 0:
@@ -473,6 +480,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
             if j > i:
                 mom = merge_zeros(book.buf, k, j - i, mom)
                 k = 0
+                equity_sum += (j - i) * cash
                 if record:
                     record_flat_book(out, i, j, cash)
                 i = j
@@ -497,6 +505,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
         exposure += gross_leverage(gross, equity)
         r = equity / prev_equity - 1.0
         prev_equity = equity
+        equity_sum += equity
         book.buf[k] = r
         k += 1
         if k == RETURN_BLOCK:
@@ -516,11 +525,13 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
             mom = merge_zeros(book.buf, k, axis_end - i - 1, mom) if i + 1 < axis_end \
                 else merge_waiting(book.buf, k, mom)
             k = 0
+            equity_sum += (axis_end - i - 1) * equity
             break
         i += 1
     mom = merge_waiting(book.buf, k, mom)
     if book.tally[Tally.ruined] == 0.0 and axis_end > axis_start:
         _book_all_marked(market, book, out, record, axis_end - 1, ExitReason.end)
+    book.tally[Tally.equity_sum] = equity_sum
     finish_metrics(out.metrics, book.tally, settings, prev_equity, mom, downside_sq, max_dd,
                     exposure)
     return int(book.tally[Tally.trades])

@@ -66,10 +66,13 @@ class HoldT(NamedTuple):
     closed_value: int = 12
     closed_quotes: int = 13
     cash_flow: int = 14  # net cash the position has moved
-    exc_hi: int = 15  # highest and lowest price it was exposed to (recorded only)
-    exc_lo: int = 16
-    weight: int = 17  # target weight of the last rebalance
-    delta: int = 18  # units a rebalance trades
+    commission: int = 15  # its fills' commissions (fixed fees included), taxes, notional
+    tax: int = 16
+    traded: int = 17
+    exc_hi: int = 18  # highest and lowest price it was exposed to (recorded only)
+    exc_lo: int = 19
+    weight: int = 20  # target weight of the last rebalance
+    delta: int = 21  # units a rebalance trades
 
 
 Hold = HoldT()
@@ -186,13 +189,15 @@ def _rank_booked(book, out, record, a, i, quote, reason):
                  entry_bar=int(st[Hold.entry_bar, a]),
                  entry_price=st[Hold.opened_value, a] / opened,
                  entry_quote=st[Hold.opened_quotes, a] / opened,
-                 entry_cost=st[Hold.committed, a], entry_net=0.0, stop=st[Hold.stop, a],
+                 entry_cost=st[Hold.committed, a], entry_net=0.0, entry_commission=0.0,
+                 entry_tax=0.0, stop=st[Hold.stop, a],
                  take=st[Hold.take, a], trail_frac=np.nan, trail_offset=np.nan, time_exit=-1,
                  extreme=st[Hold.extreme, a], exc_hi=hi, exc_lo=lo)
     # a recording run without room for trades (equity paths) records none
     book_trade(Ledger(book.tally, out.trades, record and out.trades.shape[0] > 0, a),
                 closed_trade(p, i, st[Hold.closed_value, a] / closed,
-                        st[Hold.closed_quotes, a] / closed, st[Hold.cash_flow, a], reason))
+                             st[Hold.closed_quotes, a] / closed, st[Hold.cash_flow, a], reason,
+                             st[Hold.commission, a], st[Hold.tax, a], st[Hold.traded, a]))
     st[Hold.side, a] = 0.0
 
 
@@ -220,6 +225,9 @@ def _rank_fill(book, out, record, a, i, units, quote, rr, reason):
         st[Hold.exc_hi, a] = -np.inf
         st[Hold.exc_lo, a] = np.inf
     st[Hold.cash_flow, a] += flow
+    st[Hold.commission, a] += done.commission
+    st[Hold.tax, a] += done.tax
+    st[Hold.traded, a] += u * price
     held = st[Hold.units, a]
     if side == direction:  # open or add: the average cost and its levels move
         cost = (held * st[Hold.cost, a] + u * price) / (held + u)
@@ -299,7 +307,8 @@ def _rank_risk(market, book, out, record, i, cash, n_held, rr):
         h = market.high[a, i]
         lo = market.low[a, i]
         p = Position(direction=int(side), units=0.0, entry_bar=0, entry_price=0.0,
-                     entry_quote=0.0, entry_cost=0.0, entry_net=0.0, stop=st[Hold.stop, a],
+                     entry_quote=0.0, entry_cost=0.0, entry_net=0.0, entry_commission=0.0,
+                     entry_tax=0.0, stop=st[Hold.stop, a],
                      take=st[Hold.take, a], trail_frac=rr.trailing_stop, trail_offset=np.nan,
                      time_exit=-1, extreme=st[Hold.extreme, a], exc_hi=0.0, exc_lo=0.0)
         quote, reason, at_open = levels_hit(p, o, h, lo)

@@ -38,7 +38,7 @@ NAN = float("nan")
 
 REL = 1e-9
 TRADE_NUMBERS = ("entry_price", "exit_price", "entry_quote", "exit_quote", "units", "pnl",
-                 "return", "mfe", "mae")
+                 "return", "mfe", "mae", "commission", "tax")
 
 
 def random_ohlc(rng, n, n_assets=1, vol=0.02):
@@ -361,7 +361,7 @@ def run_kernel(bars, start, end, scores, rebalance_bars, vol=None, **kw):
 
 
 TRADE_FIELDS = ("direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "units",
-                "pnl", "return", "mfe", "mae", "asset")
+                "pnl", "return", "mfe", "mae", "asset", "commission", "tax")
 
 
 def assert_same(kernel, ref, rel=1e-9):

@@ -20,7 +20,8 @@ the portfolio axis is ``P0 = min(start) .. P1 - 1``, ``P1 = max(end)``.
 
 import math
 
-from reference import FLAT, LONG, NAN, SHORT, Costs, _decide, reference_metrics, trade_costs
+from reference import (FLAT, LONG, NAN, SHORT, Costs, _decide, cost_metrics,
+                       reference_metrics)
 
 #: an entry whose budget after fixed fees is at most this fraction of E is skipped: what
 #: is left of a cash balance spent to the cent by floating-point rounding is not money
@@ -393,7 +394,7 @@ def reference_portfolio(open, high, low, close, start, end, codes, atr, *, fill=
                                 init_cash=init_cash, periods_per_year=periods_per_year)
     metrics["exposure"] = math.fsum(exposure) / len(exposure)
     metrics["n_delist"] = sum(1 for t in trades if t["exit_reason"] == "delist")
-    metrics["costs"] = trade_costs(trades)
+    metrics.update(cost_metrics(trades, equity[p0:p1], periods_per_year))
     assets = []
     for a in range(n_assets):
         own = [t for t in trades if t["asset"] == a]

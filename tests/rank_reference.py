@@ -22,7 +22,7 @@ per bar, NaN = not eligible); the simulation walks the portfolio axis one bar at
 import math
 
 from portfolio_reference import DUST, _Position
-from reference import LONG, NAN, SHORT, Costs, reference_metrics, trade_costs
+from reference import LONG, NAN, SHORT, Costs, cost_metrics, reference_metrics
 
 WEIGHTINGS = ("equal", "inverse_vol", "score")
 
@@ -453,7 +453,8 @@ def reference_rank_portfolio(open, high, low, close, start, end, scores, rebalan
     metrics["exposure"] = math.fsum(exposure) / len(exposure)
     metrics["n_delist"] = sum(1 for t in acct.trades if t["exit_reason"] == "delist")
     done = [r["turnover"] for r in rebalances]  # every rebalance that took place
+    traded = math.fsum(abs(f["units"]) * f["price"] for f in acct.fills)
+    metrics.update(cost_metrics(acct.trades, equity[p0:p1], periods_per_year, traded))
     metrics["turnover"] = math.fsum(done) / len(done) if done else NAN
-    metrics["costs"] = trade_costs(acct.trades)
     return {"equity": equity, "cash": cash, "units": units, "trades": acct.trades,
             "fills": acct.fills, "rebalances": rebalances, "metrics": metrics}

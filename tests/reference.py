@@ -1009,7 +1009,7 @@ def reference_backtest(
     metrics = reference_metrics(
         equity_path, units_path, trades, init_cash=init_cash, periods_per_year=periods_per_year
     )
-    metrics["costs"] = trade_costs(trades)
+    metrics.update(cost_metrics(trades, equity_path, periods_per_year))
     return {
         "equity": equity_path,
         "cash": cash_path,
@@ -1027,6 +1027,26 @@ def reference_backtest(
 def trade_costs(trades):
     """Every commission, fixed fee and tax the trades paid (the ``costs`` metric)."""
     return math.fsum([t["commission"] for t in trades] + [t["tax"] for t in trades])
+
+
+def traded_value(trades):
+    """The notional of the trades' fills: each entry, and each exit that is a fill (an
+    ``end`` or ``ruin`` mark is a valuation, not a fill)."""
+    return math.fsum([t["units"] * t["entry_price"] for t in trades]
+                     + [t["units"] * t["exit_price"] for t in trades
+                        if t["exit_reason"] not in ("end", "ruin")])
+
+
+def cost_metrics(trades, equity, periods_per_year, traded=None):
+    """``costs`` (cash), ``cost_rate`` (costs / traded value) and ``turnover`` (traded
+    value per year over the mean equity: ``traded * periods_per_year / sum(equity)``, the
+    equity at every close of the span) of a backtest; ``traded`` defaults to
+    :func:`traded_value` of the trades."""
+    costs = trade_costs(trades)
+    traded = traded_value(trades) if traded is None else traded
+    total = math.fsum(equity)
+    return {"costs": costs, "cost_rate": costs / traded if traded > 0.0 else NAN,
+            "turnover": traded * periods_per_year / total if total > 0.0 else NAN}
 
 
 def reference_returns(equity, init_cash):

@@ -25,6 +25,7 @@ TRADE_SCHEMA = [
     ("entry_quote", pa.float64()), ("exit_quote", pa.float64()),
     ("units", pa.float64()), ("pnl", pa.float64()), ("return", pa.float64()),
     ("exit_reason", pa.string()), ("mfe", pa.float64()), ("mae", pa.float64()),
+    ("commission", pa.float64()), ("tax", pa.float64()),
 ]
 GRID = dict(fast=[2, 4, 7], slow=[10, 20], stop_loss=[None, 0.02], take_profit=[None, 0.05],
             trailing_stop=[None, 0.03], max_bars=[None, 6], fees=0.001, fixed_fees=[0.0, 2.0])

@@ -23,7 +23,7 @@ from sweepbt import cli, engine
 from sweepbt import plan as plan_module
 from sweepbt.sinks import SharpeMoments
 from sweepbt.strategies import STRATEGIES
-from sweepbt.vocabulary import metric_names
+from sweepbt.vocabulary import METRIC_NAMES
 from helpers import StopAfter, assert_same_rows, finished_parts, stop_when
 
 GRID = dict(fast=[5, 10], slow=[50, 100], stop_loss=[None, 0.05], fees=0.001)
@@ -86,7 +86,7 @@ def test_best_ranks_every_strategy_and_deflated_sharpe_counts_all_trials(res, si
     assert dsr.combo == best["combo"][0].as_py()
     # the variance of the Sharpe ratios is over all 16 combos of both strategies
     _, per_combo = res.aggregate()
-    sr = per_combo[:, metric_names().index("sharpe")]
+    sr = per_combo[:, METRIC_NAMES.index("sharpe")]
     ppy = res.fixed["periods_per_year"]
     assert math.isclose(dsr.var_sr, np.var(sr, ddof=1) / ppy, rel_tol=1e-9)
 

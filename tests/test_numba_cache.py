@@ -326,11 +326,11 @@ def test_the_kernels_are_stamped_by_their_imports():
         return [Path(f).name for f in _numba_cache.dependency_files(
             os.path.join(directory, name), directory, "sweepbt.kernels")]
 
-    shared = ["_core.py", "_position.py", "codes.py", "enums.py"]
+    shared = ["_core.py", "_position.py", "codes.py", "commission.py", "enums.py"]
     assert deps("asset.py") == sorted(shared + ["asset.py"])
     assert deps("portfolio.py") == sorted(shared + ["portfolio.py"])
     assert deps("rank.py") == sorted(shared + ["rank.py"])
-    assert deps("_core.py") == ["_core.py", "enums.py"]
+    assert deps("_core.py") == ["_core.py", "commission.py", "enums.py"]
     assert _numba_cache.dependency_stamp(os.path.join(directory, "rank.py"))[0] == \
         "sweepbt-dependencies"
 

@@ -175,4 +175,6 @@ def trades_table(bundle, trade_rows):
     table["exit_reason"] = reasons.take(pa.array(column("exit_reason")))
     table["mfe"] = pa.array(column("mfe"))
     table["mae"] = pa.array(column("mae"))
+    table["commission"] = pa.array(column("commission"))  # fixed fees included
+    table["tax"] = pa.array(column("tax"))
     return pa.table(table)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from sweepbt import kernels
-from sweepbt.vocabulary import metric_names
+from sweepbt.vocabulary import METRIC_NAMES
 
 #: the ``symbol`` of a portfolio backtest's result row
 PORTFOLIO_SYMBOL = "portfolio"
@@ -140,14 +140,14 @@ class Engine:
 #: every engine, by name (``sb.warmup(mode=...)`` names them too)
 ENGINES = {
     "asset": Engine("asset", "sweep_metrics", "backtest_record", "equity_paths",
-                    signal_inputs, record_assets, "backtest", False, metric_names(), True,
+                    signal_inputs, record_assets, "backtest", False, METRIC_NAMES, True,
                     {}),
     "portfolio": Engine("portfolio", "portfolio_metrics", "portfolio_record",
                         "portfolio_equity_paths", signal_inputs, record_portfolio,
-                        "portfolio", True, metric_names(), True, {"portfolio": True},
+                        "portfolio", True, METRIC_NAMES, True, {"portfolio": True},
                         ("size_type",)),
     "rank": Engine("rank", "rank_metrics", "rank_record", "rank_equity_paths", rank_inputs,
-                   record_rank, "portfolio", True, metric_names(rank=True), False,
+                   record_rank, "portfolio", True, METRIC_NAMES, False,
                    {"portfolio": True, "rank": True}),
 }
 

@@ -34,7 +34,7 @@ from sweepbt.results import SweepResult
 from sweepbt.sinks import SharpeMoments
 from sweepbt.strategies import STRATEGIES
 from sweepbt.strategy_lookup import get_strategy
-from sweepbt.vocabulary import N_METRICS, metric_index, metric_names, rank_order
+from sweepbt.vocabulary import METRIC_NAMES, N_METRICS, metric_index, rank_order
 
 #: a per-strategy entry of the dict form that is not a parameter: that strategy's own
 #: constraint (it applies together with the call's ``constraint=``)
@@ -197,8 +197,7 @@ def _keep_top(parts, offsets, k, metric):
 
 
 def _common(parts):
-    """The fixed options every part shares; ``rank`` when any part is a rank strategy's
-    (the tables then show the rank-only metrics, NaN for the others)."""
+    """The fixed options every part shares; ``rank`` when any part is a rank strategy's."""
     common = {k: v for k, v in parts[0].fixed.items()
               if all(k in p.fixed and p.fixed[k] == v for p in parts)}
     if any(p.fixed.get("rank") for p in parts):
@@ -254,7 +253,7 @@ class MultiSweepResult(SweepResult):
 
     @property
     def metric_names(self):
-        """Every part's metric columns (a rank strategy's add the rank-only ones)."""
+        """Every part's metric columns."""
         return _union(p.metric_names for p in self.parts)
 
     def held(self):
@@ -309,7 +308,7 @@ class MultiSweepResult(SweepResult):
         nan = np.full(both.num_rows, np.nan)
         per_combo = np.column_stack([
             both[m].to_numpy().astype(np.float64) if m in both.column_names else nan
-            for m in metric_names(rank=True)]).reshape(-1, N_METRICS)
+            for m in METRIC_NAMES]).reshape(-1, N_METRICS)
         order = rank_order(per_combo, both["combo"].to_numpy(), metric)[:k]
         best = both.take(pa.array(order, pa.int64()))
         return best.set_column(0, "rank", pa.array(np.arange(1, order.size + 1)))

@@ -22,7 +22,7 @@ from sweepbt._validate import is_integer
 from sweepbt.choices import CHOICE_PARAMS, decode_choice, encode_choice
 from sweepbt.combo_options import OPTIONS
 from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
-from sweepbt.vocabulary import METRIC_NAMES, RANK_METRICS
+from sweepbt.vocabulary import METRIC_NAMES
 
 
 FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
@@ -31,7 +31,7 @@ FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
 RESERVED_NAMES = frozenset(OPTIONS) | RUN_OPTION_NAMES | {"data"}
 #: the columns of a sweep's result rows (``best()``, ``table``) that are not parameters: a
 #: row passed whole, ``sb.backtest(data, **row)``, carries them (:func:`drop_result_columns`)
-RESULT_COLUMNS = frozenset({"rank", "combo", "symbol", *METRIC_NAMES, *RANK_METRICS})
+RESULT_COLUMNS = frozenset({"rank", "combo", "symbol", *METRIC_NAMES})
 
 #: combos per block when counting those that pass a constraint (bounds that pass's memory)
 COUNT_BLOCK = 1 << 16

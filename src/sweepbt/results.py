@@ -20,7 +20,7 @@ from sweepbt.params import (CHOICE_PARAMS, decode_choice, encode_choice, evaluat
                             is_null)
 from sweepbt.ranking import holdings_table, rebalances_table
 from sweepbt.vocabulary import (
-    COUNT_METRICS, N_METRICS, mean_over_assets, metric_index, metric_names, rank_order)
+    COUNT_METRICS, METRIC_NAMES, N_METRICS, mean_over_assets, metric_index, rank_order)
 
 
 def _metric_columns(metrics, names, counts_as_int=True):
@@ -50,7 +50,7 @@ def sweep_table(symbols, strategy, fixed, combo_ids, params, metrics, names=None
     labels = pa.array(list(symbols), pa.string())
     cols["symbol"] = labels.take(pa.array(np.tile(np.arange(n_rows), combo_ids.size)))
     if names is None:
-        names = metric_names(fixed.get("rank", False))
+        names = METRIC_NAMES
     cols.update(_metric_columns(metrics, names))
     return pa.table(cols).replace_schema_metadata(table_metadata(strategy, fixed))
 
@@ -64,7 +64,7 @@ def rows_of_table(table, names, n_rows):
     nan = np.full(table.num_rows, np.nan)
     metrics = np.column_stack([table[m].to_numpy().astype(np.float64)
                                if m in table.column_names else nan
-                               for m in metric_names(rank=True)]).reshape(-1, N_METRICS)
+                               for m in METRIC_NAMES]).reshape(-1, N_METRICS)
     return combos, params, metrics
 
 
@@ -474,7 +474,7 @@ def _filter(per_combo, params, min_trades, where):
         keep &= per_combo[:, metric_index("n_trades")] >= check_count(
             "min_trades", min_trades, minimum=0)
     if where is not None and keep.size:
-        columns = {name: per_combo[:, j] for j, name in enumerate(metric_names(rank=True))}
+        columns = {name: per_combo[:, j] for j, name in enumerate(METRIC_NAMES)}
         columns.update({n: np.asarray(v, dtype=np.float64) for n, v in params.items()})
         keep &= _where_mask(where, columns)
     return keep

@@ -1,9 +1,8 @@
 """The metric vocabulary: names, which way is better, and how combos are ranked.
 
 Every module that names, aggregates or ranks metrics takes it from here; the names and
-their column order are the kernels' (``sweepbt.kernels.METRIC_NAMES``). A metrics block
-always has the kernels' ``N_METRICS`` columns; a table shows :data:`METRIC_NAMES` (the
-first ones), plus :data:`RANK_METRICS` for rank strategies (:func:`metric_names`).
+their column order are the kernels' (``sweepbt.kernels.METRIC_NAMES``): a metrics block
+has the kernels' ``N_METRICS`` columns, and every engine's tables show them all.
 """
 
 from __future__ import annotations
@@ -13,23 +12,15 @@ import numpy as np
 from sweepbt import kernels
 from sweepbt.kernels import N_METRICS
 
-__all__ = ["COUNT_METRICS", "LOWER_IS_BETTER", "METRIC_NAMES", "N_METRICS", "RANK_METRICS",
-           "mean_over_assets", "metric_index", "metric_names", "rank_order"]
+__all__ = ["COUNT_METRICS", "LOWER_IS_BETTER", "METRIC_NAMES", "N_METRICS",
+           "mean_over_assets", "metric_index", "rank_order"]
 
-#: metrics only a rank-and-rebalance backtest has (the kernels' last columns)
-RANK_METRICS = ("turnover",)
 #: the metrics of every backtest, in column order
-METRIC_NAMES = kernels.METRIC_NAMES[:len(kernels.METRIC_NAMES) - len(RANK_METRICS)]
-assert METRIC_NAMES + RANK_METRICS == kernels.METRIC_NAMES
+METRIC_NAMES = kernels.METRIC_NAMES
 
-
-def metric_names(rank=False):
-    """The metric columns of a table: with ``rank`` also the rank-only ones."""
-    return METRIC_NAMES + RANK_METRICS if rank else METRIC_NAMES
-
-#: metrics where a lower value is better (ranking sorts these ascending); turnover is a
-#: cost (traded notional), so the least trading ranks first
-LOWER_IS_BETTER = frozenset({"max_drawdown", "volatility", "turnover"})
+#: metrics where a lower value is better (ranking sorts these ascending); turnover and the
+#: costs are costs, so the least trading ranks first
+LOWER_IS_BETTER = frozenset({"max_drawdown", "volatility", "turnover", "costs", "cost_rate"})
 #: metrics that count trades (int64 in tables)
 COUNT_METRICS = frozenset({"n_trades", "n_stop", "n_take", "n_trail", "n_time", "n_signal"})
 

@@ -7,10 +7,11 @@ from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt._table import render_table
 from sweepbt.cli.common import (call_options, check_int_flags, compiling, data_header,
-                                known_metrics, load_data, metric_columns, settings_line)
+                                load_data, metric_columns, settings_line)
 from sweepbt.cli.flags import risk_texts
 from sweepbt.cli.formatting import fitted_table, metric_header
 from sweepbt._format import format_times, format_value
+from sweepbt.vocabulary import METRIC_NAMES
 from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
                                  write_report)
 from sweepbt.cli.parsing import CliError, collect_params, qualified
@@ -32,7 +33,7 @@ TRADE_DROP_ORDER = ("mae", "mfe", "units", "entry_price", "exit_price", "bars", 
 
 def cmd_backtest(args, out):
     check_int_flags(args)
-    columns = metric_columns(args, known_metrics(args), STATS_COLUMNS)
+    columns = metric_columns(args, METRIC_NAMES, STATS_COLUMNS)
     if args.trades_out is not None:
         check_out_path(args.trades_out, "--trades-out", args.force, input_files(args))
     check_report(args)

@@ -14,7 +14,6 @@ from sweepbt.cli.parsing import (CliError, collect_params, flag_name, parse_colu
 from sweepbt.data.loading import load_with_facts
 from sweepbt.engines import engine_for
 from sweepbt.strategies import STRATEGIES, Strategy
-from sweepbt.vocabulary import metric_names
 
 #: the grid ``sweep`` and ``walk-forward`` run when no grid flag is given (sma_cross)
 DEFAULT_GRID = {
@@ -232,11 +231,4 @@ def metric_columns(args, known, default, first=None):
     if first is not None and first not in cols:
         cols = (first,) + cols
     return cols
-
-
-def known_metrics(args):
-    """The metrics ``args.strategy``'s results have: a rank strategy's add RANK_METRICS
-    (and so do those of a sweep of several strategies when one of them is a rank one)."""
-    strategies = args.strategy if isinstance(args.strategy, list) else [args.strategy]
-    return metric_names(rank=any(_is_rank(s) for s in strategies))
 

@@ -11,7 +11,7 @@ from sweepbt._files import write_parquet
 from sweepbt._interrupt import checkpoint
 from sweepbt.cli.common import (call_options, check_cluster_flags, check_int_flags,
                                 compiled_note, compiling, data_header, grid_params,
-                                known_metrics, load_data, metric_columns, scheduler_of,
+                                load_data, metric_columns, scheduler_of,
                                 settings_line, strategy_text)
 from sweepbt._format import format_value
 from sweepbt.cli.formatting import fitted_table, human_rate, metric_header, wrapped
@@ -46,7 +46,7 @@ def cmd_sweep(args, out):
 
 def _check_args(args):
     """Every check that needs no data, before any work; returns the metric columns."""
-    known = known_metrics(args)
+    known = kernels.METRIC_NAMES
     if args.metric not in known:
         raise CliError(f"--metric: unknown metric {args.metric!r}; metrics of "
                        f"{strategy_text(args.strategy)}: {', '.join(known)}")
