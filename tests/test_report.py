@@ -13,7 +13,7 @@ import pytest
 
 import sweepbt as sb
 from sweepbt import plot
-from sweepbt.backtest_stats import drawdown
+from sweepbt._backtest_stats import drawdown
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +282,7 @@ def test_cli_report(command, tmp_path):
 
 def test_array_level_functions_take_one_curve(bt, data):
     """A portfolio's one equity curve (1-D) goes through the array-level functions."""
-    from sweepbt import frames
+    from sweepbt import _frames as frames
 
     curve = np.nansum(bt.equity, axis=0)  # one curve over the assets, any 1-D series
     ts = data.timestamps
