@@ -26,7 +26,7 @@ import sweepbt as sb
 from sweepbt.strategies import _codegen, custom, custom_cache
 from sweepbt.kernels.codes import ALL_CODES
 
-CODEGEN = Path(__file__).resolve().parents[1] / "src" / "sweepbt" / "_codegen.py"
+CODEGEN = Path(__file__).resolve().parents[1] / "src" / "sweepbt" / "strategies" / "_codegen.py"
 MAX_PARAMS = 12
 SHAPES = [(n_in, n_ip, n_sp) for n_in in (1, 2, 5) for n_ip in range(4) for n_sp in range(4)]
 

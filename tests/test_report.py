@@ -215,7 +215,7 @@ def test_result_tables_draw_as_html_in_ipython(bt, res, wf, monkeypatch):
     formatter = DisplayFormatter()
     monkeypatch.setattr(ipython, "get_ipython",
                         lambda: type("Shell", (), {"display_formatter": formatter})())
-    sb.display.show_tables_in_notebooks()
+    sb._display.show_tables_in_notebooks()
     best = res.best("sharpe", 3)
     tables = {"stats": bt.stats, "trades": bt.trades, "table": res.table, "best": best,
               "windows": wf.windows, "wf stats": wf.stats}
@@ -223,7 +223,7 @@ def test_result_tables_draw_as_html_in_ipython(bt, res, wf, monkeypatch):
         page = formatter.format(table)[0]["text/html"]
         assert page.startswith(f"<div><small>pyarrow.Table: {table.num_rows:,} rows x "
                                f"{table.num_columns} columns"), name
-        shown = min(table.num_rows, sb.display.TABLE_ROWS)
+        shown = min(table.num_rows, sb._display.TABLE_ROWS)
         assert page.count("<tr>") == shown + 1 and "<th>" + table.column_names[0] in page
         assert (f"{table.num_rows - shown:,} more rows not shown" in page) == (
             table.num_rows > shown), name
