@@ -38,10 +38,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchmarks"))
 import common  # noqa: E402
 
 import sweepbt as sb  # noqa: E402
-from sweepbt import executors  # noqa: E402
-from sweepbt import plan as plan_module  # noqa: E402
-from sweepbt.plan import prepare  # noqa: E402
-from sweepbt.sinks import KeepTop, SharpeMoments  # noqa: E402
+from sweepbt import _executors as executors  # noqa: E402
+from sweepbt import _plan as plan_module  # noqa: E402
+from sweepbt._plan import prepare  # noqa: E402
+from sweepbt._sinks import KeepTop, SharpeMoments  # noqa: E402
 
 #: (bar-evaluations per chunk, chunks per task)
 TASK_SIZES = ((5_000_000, 1), (10_000_000, 1), (25_000_000, 1), (50_000_000, 1),

@@ -137,7 +137,7 @@ class RuleT(NamedTuple):
 
     Rates are off when NaN; ``max_bars`` is a whole number of bars (exact up to 2**53),
     0 = off. The shell fills column ``RULE_COLUMNS[j]`` from the grid's parameter of that
-    name (``sweepbt.params.OPTIONS``).
+    name (``sweepbt._combo_options.OPTIONS``).
     """
 
     stop_loss: int = 0

@@ -25,8 +25,8 @@ from sweepbt.kernels import (N_RANK, N_RULES, TRADE_DTYPE, Holdings, Market, Out
 from rank_reference import momentum_score, volatility
 from portfolio_reference import reference_portfolio
 from reference import reference_backtest, sma_cross_signals, wilder_atr
-from sweepbt.sinks import SharpeMoments
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt._sinks import SharpeMoments
+from sweepbt._vocabulary import METRIC_NAMES
 
 NAN = float("nan")
 

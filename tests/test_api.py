@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 import sweepbt as sb
-from sweepbt.backtest_stats import EXTRA_STAT_NAMES
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt._backtest_stats import EXTRA_STAT_NAMES
+from sweepbt._vocabulary import METRIC_NAMES
 
 EXIT_REASONS = {"stop", "take", "trail", "time", "signal", "end"}
 COUNT_METRICS = {"n_trades", "n_stop", "n_take", "n_trail", "n_time", "n_signal"}

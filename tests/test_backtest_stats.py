@@ -9,7 +9,7 @@ import pytest
 import reference as ref
 from helpers import padded, random_ohlc
 import sweepbt as sb
-from sweepbt.backtest_stats import EXTRA_STAT_NAMES, drawdown_runs, monthly_returns
+from sweepbt._backtest_stats import EXTRA_STAT_NAMES, drawdown_runs, monthly_returns
 
 REL = 1e-9
 

@@ -9,7 +9,7 @@ import pytest
 
 import sweepbt as sb
 from sweepbt.data import Bundle, load
-from sweepbt.outdir import data_fingerprint
+from sweepbt._outdir import data_fingerprint
 
 
 @pytest.fixture(scope="module")

@@ -62,8 +62,9 @@ def test_no_njit_function_over_12_parameters(path):
 def test_no_public_name_shadows_a_submodule():
     import sweepbt.cli
     import sweepbt.data
+    import sweepbt.strategies
 
-    for package in (sweepbt, sweepbt.kernels, sweepbt.cli, sweepbt.data):
+    for package in (sweepbt, sweepbt.kernels, sweepbt.cli, sweepbt.data, sweepbt.strategies):
         for info in pkgutil.iter_modules(package.__path__):
             module = importlib.import_module(f"{package.__name__}.{info.name}")
             attr = getattr(package, info.name)

@@ -1,4 +1,5 @@
-"""The generated drivers of user strategies (sweepbt._codegen, sweepbt.custom_cache).
+"""The generated drivers of user strategies (sweepbt.strategies._codegen,
+sweepbt.strategies.custom_cache).
 
 * The template renders to valid Python for every arity (0 to 3 indicator and signal
   parameters, 1 to 5 inputs), without numba, and without importing the rest of sweepbt.
@@ -22,10 +23,10 @@ import pytest
 from numba import njit
 
 import sweepbt as sb
-from sweepbt import _codegen, custom, custom_cache
+from sweepbt.strategies import _codegen, custom, custom_cache
 from sweepbt.kernels.codes import ALL_CODES
 
-CODEGEN = Path(__file__).resolve().parents[1] / "src" / "sweepbt" / "_codegen.py"
+CODEGEN = Path(__file__).resolve().parents[1] / "src" / "sweepbt" / "strategies" / "_codegen.py"
 MAX_PARAMS = 12
 SHAPES = [(n_in, n_ip, n_sp) for n_in in (1, 2, 5) for n_ip in range(4) for n_sp in range(4)]
 

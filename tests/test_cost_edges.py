@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
-from sweepbt.series import equity_metrics
+from sweepbt._series import equity_metrics
 
 
 def flat_bundle(closes, **kw):

@@ -24,8 +24,9 @@ from numba import njit
 import sweepbt as sb
 from helpers import USER_FILE, ind_bad_shape_at_7, sig_bad_code_above_5
 from reference import reference_backtest
-from sweepbt import BUY, SELL, _numba_cache, custom, custom_cache, custom_files, custom_signals
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt import BUY, SELL, _numba_cache
+from sweepbt.strategies import custom, custom_cache, custom_files, custom_signals
+from sweepbt._vocabulary import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "zscore.py"
@@ -746,7 +747,7 @@ def test_second_process_reuses_the_cache(zscore):
         import sys, time
         import numpy as np
         import sweepbt as sb
-        from sweepbt import custom
+        from sweepbt.strategies import custom
         rng = np.random.default_rng(0)
         close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 300)))
         data = sb.Bundle.from_arrays(close, close * 1.01, close * 0.99, close)
@@ -793,7 +794,7 @@ def private_cache(tmp_path_factory):
 PLAIN_IMPORT = """
 import sweepbt as sb
 from zscore import zscore
-from sweepbt import custom
+from sweepbt.strategies import custom
 bt = sb.backtest(sb.demo(), zscore)
 drivers = custom.generated_module(zscore)
 print(zscore.build.spec.indicators.py_func.__module__, drivers.__name__,

@@ -15,13 +15,13 @@ import pytest
 
 import sweepbt as sb
 from sweepbt import distributed as sb_distributed
-from sweepbt import executors
-from sweepbt import plan as plan_module
+from sweepbt import _executors as executors
+from sweepbt import _plan as plan_module
 from sweepbt.distributed import ClusterLost
-from sweepbt.executors import Dask, InProcess
-from sweepbt.plan import prepare
-from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
-from sweepbt.training import BestPerWindow, TrainWindows
+from sweepbt._executors import Dask, InProcess
+from sweepbt._plan import prepare
+from sweepbt._sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
+from sweepbt._training import BestPerWindow, TrainWindows
 
 from helpers import STRATEGY_FILE, assert_same_rows, finished_parts, stop_when
 
@@ -277,7 +277,7 @@ def test_a_worker_killed_mid_sweep_still_gives_every_row_once(data, client, smal
 CLIENT_SCRIPT = """
 import sys
 import sweepbt as sb
-from sweepbt import plan
+from sweepbt import _plan as plan
 plan.CHUNK_BAR_EVALUATIONS = 1  # one combo per chunk: many tasks
 sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], scheduler=sys.argv[2],
          fast=list(range(2, 22)), slow=[50, 100, 150], stop_loss=[None, 0.05])

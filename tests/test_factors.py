@@ -14,7 +14,7 @@ import pytest
 
 from sweepbt import cli
 from sweepbt.data import Bundle, DataError, load
-from sweepbt.outdir import data_fingerprint
+from sweepbt._outdir import data_fingerprint
 
 pd = pytest.importorskip("pandas")
 

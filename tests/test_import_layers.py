@@ -109,7 +109,7 @@ def test_every_kind_of_import_is_seen():
 
 def test_the_graph_covers_the_source():
     graph = import_graph()
-    assert {"sweepbt", "sweepbt.kernels", "sweepbt.kernels.rank", "sweepbt.engine",
+    assert {"sweepbt", "sweepbt.kernels", "sweepbt.kernels.rank", "sweepbt._engine",
             "sweepbt.data"} <= set(graph)
     assert "sweepbt.kernels.rank" in graph["sweepbt.kernels"]
     assert all(b in graph for edges in graph.values() for b in edges)

@@ -15,7 +15,7 @@ from numba.core.dispatcher import Dispatcher
 
 import sweepbt.kernels
 from sweepbt import kernels
-from sweepbt.params import OPTIONS
+from sweepbt._params import OPTIONS
 
 MAX_PARAMETERS = 12
 
@@ -105,7 +105,7 @@ def test_every_rule_column_is_read_by_each_engine_or_refused_for_it():
     from sweepbt.kernels._core import Costs
     from sweepbt.kernels._position import RuleRow
     from sweepbt.kernels.rank import RankRules
-    from sweepbt.ranking import NOT_FOR_RANK
+    from sweepbt.strategies.ranking import NOT_FOR_RANK
 
     def read(row):
         from_settings = ("commission", "custom")  # SimSettings': a run's, not a combo's

@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt import cli, engine
-from sweepbt import plan as plan_module
-from sweepbt.sinks import SharpeMoments
-from sweepbt.strategies import STRATEGIES
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt import cli, _engine as engine
+from sweepbt import _plan as plan_module
+from sweepbt._sinks import SharpeMoments
+from sweepbt.strategies.builtin import STRATEGIES
+from sweepbt._vocabulary import METRIC_NAMES
 from helpers import StopAfter, assert_same_rows, finished_parts, stop_when
 
 GRID = dict(fast=[5, 10], slow=[50, 100], stop_loss=[None, 0.05], fees=0.001)
@@ -374,7 +374,7 @@ def test_ctrl_c_in_the_second_strategy_keeps_the_first_and_resumes_to_the_same_r
 SWEEP_SCRIPT = """
 import sys
 import sweepbt as sb
-from sweepbt import plan
+from sweepbt import _plan as plan
 plan.CHUNK_BAR_EVALUATIONS = 1  # one combo per chunk: many chunks
 sb.sweep(sb.demo(), ["sma_cross", "ema_cross"], out=sys.argv[1], fast=list(range(2, 42)),
          slow=[50, 100, 150])
@@ -533,7 +533,7 @@ def test_a_strategy_with_no_sampled_combo_gives_no_rows(data):
 
 
 def test_sample_too_few_passing_is_refused(data, monkeypatch):
-    from sweepbt import multi
+    from sweepbt import _multi as multi
     monkeypatch.setattr(multi, "EXACT_COUNT_LIMIT", 0)  # draw without counting first
     with pytest.raises(ValueError, match=r"sample=5: the constraints \(sma_cross: "
                        r"'fast > 5 and slow > 50'; ema_cross: 'fast > 5 and slow > 50'\) "

@@ -1,4 +1,4 @@
-"""Run options are defined once (sweepbt.options) and reserved against strategy parameters."""
+"""Run options are defined once (sweepbt._options) and reserved against strategy parameters."""
 
 import argparse
 import inspect
@@ -10,8 +10,8 @@ import pytest
 import sweepbt as sb
 from sweepbt.cli.parser import build_parser
 from sweepbt.cli.parsing import flag_name
-from sweepbt.options import DEFAULTS, RunOptions, options_of
-from sweepbt.params import OPTIONS, RESERVED_NAMES
+from sweepbt._options import DEFAULTS, RunOptions, options_of
+from sweepbt._params import OPTIONS, RESERVED_NAMES
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sweepbt as sb
-from sweepbt import engine, outdir
-from sweepbt import plan as plan_module
-from sweepbt.sinks import SharpeMoments
+from sweepbt import _engine as engine, _outdir as outdir
+from sweepbt import _plan as plan_module
+from sweepbt._sinks import SharpeMoments
 from helpers import StopAfter, assert_same_rows, assert_same_walk_forward
 
 GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.05])  # 18 combos

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-import sweepbt.results
-from sweepbt.vocabulary import METRIC_NAMES
+import sweepbt._results
+from sweepbt._vocabulary import METRIC_NAMES
 
 N_BARS = 90
 
@@ -364,7 +364,7 @@ def test_to_parquet_leaves_no_partial_file(data, tmp_path, monkeypatch):
             f.write(b"PAR1 half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(sweepbt.results.pq, "write_table", failing_write)
+    monkeypatch.setattr(sweepbt._results.pq, "write_table", failing_write)
     with pytest.raises(OSError, match="disk full"):
         res.to_parquet(path)
     assert os.listdir(tmp_path) == []
@@ -380,7 +380,7 @@ def test_to_parquet_does_not_clobber_on_error(data, tmp_path, monkeypatch):
     def failing_write(table, where, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sweepbt.results.pq, "write_table", failing_write)
+    monkeypatch.setattr(sweepbt._results.pq, "write_table", failing_write)
     with pytest.raises(OSError):
         res.to_parquet(path, overwrite=True)
     assert path.read_bytes() == before

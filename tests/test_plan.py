@@ -1,4 +1,4 @@
-"""The internal grid API (sweepbt.plan), result sinks and pickling: grid ids label rows, so
+"""The internal grid API (sweepbt._plan), result sinks and pickling: grid ids label rows, so
 chunks run in any order, or on different sinks merged afterwards, give identical results."""
 
 import os
@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt import plan as plan_module
-from sweepbt.plan import prepare
-from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
+from sweepbt import _plan as plan_module
+from sweepbt._plan import prepare
+from sweepbt._sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
 
 GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.03, 0.06],
             fees=[0.0, 0.001])

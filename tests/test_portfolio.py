@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sweepbt as sb
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt._vocabulary import METRIC_NAMES
 from helpers import (INIT_CASH, PPY, SETTINGS, _ohlc, _same, _tables_identical, _two_threads,
                      examples, scenarios)
 

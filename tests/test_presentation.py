@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt import display
+from sweepbt import _display as display
 from sweepbt._format import format_value
-from sweepbt.html_report import _percent
+from sweepbt._html_report import _percent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

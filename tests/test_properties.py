@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sweepbt as sb
-import sweepbt.plan
+import sweepbt._plan
 from helpers import (INIT_CASH, PPY, SETTINGS, _ohlc, _same, _tables_identical, _two_threads,
                      examples, scenarios)
 from strategy_cases import CASES
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt._vocabulary import METRIC_NAMES
 
 
 REASON_COUNTS = ("n_stop", "n_take", "n_trail", "n_time", "n_signal")
@@ -134,17 +134,17 @@ def test_sweep_independent_of_threads_and_chunking(case):
     one = sb.sweep(data, "sma_cross", threads=1, **opts, **SWEEP)
     two = sb.sweep(data, "sma_cross", threads=2, **opts, **SWEEP)
     _tables_identical(one.table, two.table)
-    saved = sweepbt.plan.CHUNK_BAR_EVALUATIONS
+    saved = sweepbt._plan.CHUNK_BAR_EVALUATIONS
     # 7 combos per chunk (about 80 launches), so chunks straddle signal and option groups
     bars = float((data.end - data.start).mean()) * data.n_assets
-    sweepbt.plan.CHUNK_BAR_EVALUATIONS = 7.5 * bars
+    sweepbt._plan.CHUNK_BAR_EVALUATIONS = 7.5 * bars
     try:
         chunked = sb.sweep(data, "sma_cross", threads=2, **opts, **SWEEP)
         # and with a constraint, so chunks hold different numbers of kept combos
         small = sb.sweep(data, "sma_cross", threads=2, constraint="fast < slow", **opts,
                          **SWEEP)
     finally:
-        sweepbt.plan.CHUNK_BAR_EVALUATIONS = saved
+        sweepbt._plan.CHUNK_BAR_EVALUATIONS = saved
     _tables_identical(one.table, chunked.table)
     whole = sb.sweep(data, "sma_cross", threads=1, constraint="fast < slow", **opts, **SWEEP)
     _tables_identical(whole.table, small.table)
@@ -157,14 +157,14 @@ def test_sweep_independent_of_threads_and_chunking(case):
 def test_chunking_really_splits_the_sweep(monkeypatch):
     """The tiny chunk setting above does make many kernel launches."""
     launches = []
-    real = sweepbt.plan.Plan.run_chunk
+    real = sweepbt._plan.Plan.run_chunk
 
     def counting(*args, **kwargs):
         launches.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweepbt.plan, "CHUNK_BAR_EVALUATIONS", 1)
-    monkeypatch.setattr(sweepbt.plan.Plan, "run_chunk", counting)
+    monkeypatch.setattr(sweepbt._plan, "CHUNK_BAR_EVALUATIONS", 1)
+    monkeypatch.setattr(sweepbt._plan.Plan, "run_chunk", counting)
     data = sb.Bundle.from_arrays(*(p[0] for p in _ohlc(np.random.default_rng(3), 1, 60,
                                                          0.02, None, 0.0)))
     res = sb.sweep(data, "sma_cross", fast=[2, 3], slow=[5, 8, 11], stop_loss=[None, 0.02])

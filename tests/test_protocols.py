@@ -7,17 +7,17 @@ import pyarrow as pa
 import pytest
 
 import sweepbt as sb
-from sweepbt import plan as plan_module
+from sweepbt import _plan as plan_module
 from sweepbt._interrupt import interrupted_run
 from sweepbt.cli.parsing import CliError
 from sweepbt.data.errors import DataError
-from sweepbt.executors import Dask, InProcess, executor_for
-from sweepbt.plan import prepare
+from sweepbt._executors import Dask, InProcess, executor_for
+from sweepbt._plan import prepare
 from sweepbt.protocols import (Executor, FileSink, Runner, ScoreSource, SignalSource, Sink,
                                SpawningSink, folder_of)
-from sweepbt.sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
-from sweepbt.strategies import STRATEGIES
-from sweepbt.training import BestPerWindow, TrainWindows
+from sweepbt._sinks import KeepAll, KeepTop, ParquetParts, SharpeMoments
+from sweepbt.strategies.builtin import STRATEGIES
+from sweepbt._training import BestPerWindow, TrainWindows
 
 GRID = dict(fast=[5, 10, 20], slow=[30, 60], stop_loss=[None, 0.05])
 

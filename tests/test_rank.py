@@ -12,7 +12,7 @@ import pytest
 import sweepbt as sb
 from rank_reference import (low_volatility_score, momentum_score, reference_rank_portfolio,
                             reversal_score, volatility)
-from sweepbt.schedule import rebalance_bars
+from sweepbt._schedule import rebalance_bars
 from helpers import assert_same, random_ohlc
 
 NAN = float("nan")

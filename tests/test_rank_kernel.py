@@ -12,7 +12,7 @@ from helpers import assert_same, flat_bars, kernel_inputs, random_universe, run_
 from rank_reference import (momentum_score, reference_rank_portfolio, reversal_score,
                             volatility)
 from sweepbt import kernels
-from sweepbt.schedule import rebalance_bars
+from sweepbt._schedule import rebalance_bars
 from helpers import random_case
 
 NAN = float("nan")

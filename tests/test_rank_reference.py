@@ -16,7 +16,7 @@ import pytest
 from helpers import flat_bars, random_universe, scores_at
 from rank_reference import (low_volatility_score, momentum_score, reference_rank_portfolio,
                             reversal_score, target_weights, volatility)
-from sweepbt.schedule import rebalance_bars
+from sweepbt._schedule import rebalance_bars
 
 NAN = float("nan")
 REL = 1e-12

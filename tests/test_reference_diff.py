@@ -15,7 +15,7 @@ from helpers import check_random_asset
 from helpers import (CODES_IN_VOLUME, CONFLICTS, assert_close, compare_asset, random_config,
                      random_ohlc)
 from reference import reference_backtest, sma_cross_signals, wilder_atr
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt._vocabulary import METRIC_NAMES
 from helpers import run_reference
 
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt.params import EXACT_COUNT_LIMIT
+from sweepbt._params import EXACT_COUNT_LIMIT
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 import sweepbt as sb
 from sweepbt import plot
-from sweepbt.backtest_stats import drawdown
+from sweepbt._backtest_stats import drawdown
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +215,7 @@ def test_result_tables_draw_as_html_in_ipython(bt, res, wf, monkeypatch):
     formatter = DisplayFormatter()
     monkeypatch.setattr(ipython, "get_ipython",
                         lambda: type("Shell", (), {"display_formatter": formatter})())
-    sb.display.show_tables_in_notebooks()
+    sb._display.show_tables_in_notebooks()
     best = res.best("sharpe", 3)
     tables = {"stats": bt.stats, "trades": bt.trades, "table": res.table, "best": best,
               "windows": wf.windows, "wf stats": wf.stats}
@@ -223,7 +223,7 @@ def test_result_tables_draw_as_html_in_ipython(bt, res, wf, monkeypatch):
         page = formatter.format(table)[0]["text/html"]
         assert page.startswith(f"<div><small>pyarrow.Table: {table.num_rows:,} rows x "
                                f"{table.num_columns} columns"), name
-        shown = min(table.num_rows, sb.display.TABLE_ROWS)
+        shown = min(table.num_rows, sb._display.TABLE_ROWS)
         assert page.count("<tr>") == shown + 1 and "<th>" + table.column_names[0] in page
         assert (f"{table.num_rows - shown:,} more rows not shown" in page) == (
             table.num_rows > shown), name
@@ -282,7 +282,7 @@ def test_cli_report(command, tmp_path):
 
 def test_array_level_functions_take_one_curve(bt, data):
     """A portfolio's one equity curve (1-D) goes through the array-level functions."""
-    from sweepbt import frames
+    from sweepbt import _frames as frames
 
     curve = np.nansum(bt.equity, axis=0)  # one curve over the assets, any 1-D series
     ts = data.timestamps

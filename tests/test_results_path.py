@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sweepbt as sb
-from sweepbt import _progress, engine
+from sweepbt import _progress, _engine as engine
 
 
 @pytest.fixture(scope="module")

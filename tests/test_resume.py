@@ -1,4 +1,4 @@
-"""Resumable out= sweeps (sweepbt.outdir, docs/distributed.md): a stopped sweep keeps its
+"""Resumable out= sweeps (sweepbt._outdir, docs/distributed.md): a stopped sweep keeps its
 finished chunks in <out>/_partial/, a resume runs only the missing chunks, and the result
 equals an uninterrupted run's exactly; a folder of another sweep is refused."""
 
@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt import plan as plan_module
-from sweepbt.sinks import SharpeMoments
+from sweepbt import _plan as plan_module
+from sweepbt._sinks import SharpeMoments
 from helpers import STRATEGY_FILE, StopAfter, assert_same_rows, finished_parts, stop_when
 
 GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.03, 0.06],
@@ -34,7 +34,7 @@ def small_chunks(data, monkeypatch):
 
 def _interrupted(monkeypatch, data, path, k, **kwargs):
     """Run a sweep into ``path`` stopped by Ctrl-C after ``k`` chunks; the message."""
-    from sweepbt import engine
+    from sweepbt import _engine as engine
 
     monkeypatch.setattr(engine, "SharpeMoments", lambda n: StopAfter(n, k))
     with pytest.raises(KeyboardInterrupt) as stopped:
@@ -145,7 +145,7 @@ def test_an_edited_strategy_file_is_refused(data, tmp_path, monkeypatch):
     strategy.write_text(STRATEGY_FILE.format(threshold=0.02))
     path = tmp_path / "rows"
     spec = f"{strategy}:momentum"
-    from sweepbt import engine
+    from sweepbt import _engine as engine
 
     monkeypatch.setattr(engine, "SharpeMoments", lambda n: StopAfter(n, 1))
     monkeypatch.setattr(plan_module, "CHUNK_BAR_EVALUATIONS", 4 * data.n_bars)
@@ -164,7 +164,7 @@ def test_an_edited_strategy_file_is_refused(data, tmp_path, monkeypatch):
 SWEEP_SCRIPT = """
 import sys
 import sweepbt as sb
-from sweepbt import plan
+from sweepbt import _plan as plan
 plan.CHUNK_BAR_EVALUATIONS = 1  # one combo per chunk: many chunks
 sb.sweep(sb.demo(), "sma_cross", out=sys.argv[1], fast=list(range(2, 42)),
          slow=[50, 100, 150], stop_loss=[None, 0.05])

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt import params, plan
+from sweepbt import _params as params, _plan as plan
 
 GRID = dict(fast=range(2, 12), slow=range(5, 40, 3), stop_loss=[None, 0.03, 0.06],
             take_profit=[None, 0.05], constraint="fast < slow", fees=0.001)

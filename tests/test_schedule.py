@@ -1,4 +1,4 @@
-"""Rebalance schedules (sweepbt.schedule.rebalance_bars): exact bars on hand-made axes."""
+"""Rebalance schedules (sweepbt._schedule.rebalance_bars): exact bars on hand-made axes."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from sweepbt.schedule import rebalance_bars
+from sweepbt._schedule import rebalance_bars
 
 
 def utc_axis(*stamps):

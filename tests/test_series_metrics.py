@@ -1,4 +1,4 @@
-"""sweepbt.series.equity_metrics, the numpy twin of the kernel's equity metrics, against
+"""sweepbt._series.equity_metrics, the numpy twin of the kernel's equity metrics, against
 the kernel: for every asset of a backtest, the metrics recomputed from its recorded equity
 row equal the kernel's metrics row (docs/semantics.md, Metrics and Ruin)."""
 
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import sweepbt as sb
 from strategy_cases import CASES
-from sweepbt.vocabulary import METRIC_NAMES
-from sweepbt.series import EQUITY_METRIC_NAMES, equity_metrics, returns_from_equity
+from sweepbt._vocabulary import METRIC_NAMES
+from sweepbt._series import EQUITY_METRIC_NAMES, equity_metrics, returns_from_equity
 
 RTOL = 1e-9
 ATOL = 1e-12  # for values that are sums cancelling to about 0 (a mean return, a skew)

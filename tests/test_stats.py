@@ -12,7 +12,7 @@ from scipy.stats import norm, rankdata
 
 import sweepbt as sb
 from sweepbt import stats
-from sweepbt.result_stats import sweep_returns_matrix
+from sweepbt._result_stats import sweep_returns_matrix
 
 # ---------------------------------------------------------------------------------------
 # PSR, expected maximum Sharpe, DSR

@@ -26,8 +26,9 @@ import reference as ref
 from helpers import compare_asset, padded, random_config, random_ohlc
 import sweepbt as sb
 from strategy_cases import CASES
-from sweepbt import kernels, strategies
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt import kernels
+from sweepbt.strategies import builtin as strategies
+from sweepbt._vocabulary import METRIC_NAMES
 from sweepbt.kernels.codes import ALL_CODES
 
 BUILTINS = tuple(CASES)

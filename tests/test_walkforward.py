@@ -13,7 +13,7 @@ import pytest
 
 import sweepbt as sb
 from sweepbt.walkforward import format_walk_forward
-from sweepbt.windows import parse_duration, window_spans
+from sweepbt._windows import parse_duration, window_spans
 
 GRID = {"fast": [5, 10, 20], "slow": [30, 60], "stop_loss": [None, 0.05],
         "take_profit": [None, 0.1]}

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweepbt as sb
-from sweepbt import plan as plan_module
-from sweepbt.training import TrainWindows
+from sweepbt import _plan as plan_module
+from sweepbt._training import TrainWindows
 from helpers import assert_same_rows, assert_same_walk_forward, finished_parts, stop_when
 
 GRID = dict(fast=[3, 5, 8], slow=[10, 20, 30], stop_loss=[None, 0.05])
@@ -209,7 +209,7 @@ def test_a_folder_of_another_run_is_refused_saying_what_differs(
 
 WALK_FORWARD_SCRIPT = """
 import sys
-from sweepbt import plan
+from sweepbt import _plan as plan
 from sweepbt.cli import main
 plan.CHUNK_BAR_EVALUATIONS = 1  # one combo per chunk: many chunks
 sys.exit(main(["walk-forward", "--demo", "--train", "504", "--test", "252",
@@ -257,7 +257,7 @@ def test_cli_resume_needs_out_dir_and_out_dir_must_be_new(tmp_path, capsys):
 
 def test_progress_counts_the_training_backtests_of_every_window(data, small_chunks,
                                                                  monkeypatch):
-    from sweepbt import executors
+    from sweepbt import _executors as executors
 
     bars = []
 

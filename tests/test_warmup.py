@@ -21,7 +21,7 @@ import pytest
 import sweepbt as sb
 from sweepbt import _compiling
 from sweepbt.cli import main
-from sweepbt.engines import engine_for
+from sweepbt._engines import engine_for
 
 
 def test_warmup_then_no_run_compiles(capsys):

@@ -18,18 +18,18 @@ try:
         from sweepbt import stats  # noqa: F401 - sb.stats: the overfitting statistics
         from sweepbt import plot  # noqa: F401 - sb.plot: charts (matplotlib when called)
         from sweepbt.data import Bundle, demo, load
-        from sweepbt.custom import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL,
-                                    define_rank_strategy, define_strategy, load_strategy)
-        from sweepbt.engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
+        from sweepbt.strategies import (BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT,
+                                        SELL, STRATEGIES, define_rank_strategy, define_strategy,
+                                        load_strategy)
+        from sweepbt._engine import SweepEstimate, SweepTooLarge, backtest, estimate, sweep
         from sweepbt.errors import StrategyError, SweepbtError
-        from sweepbt.results import BacktestResult, PortfolioResult, SweepResult
-        from sweepbt.html_report import report
-        from sweepbt.multi import MultiSweepResult
-        from sweepbt.strategies import STRATEGIES
+        from sweepbt._results import BacktestResult, PortfolioResult, SweepResult
+        from sweepbt._html_report import report
+        from sweepbt._multi import MultiSweepResult
         from sweepbt.walkforward import WalkForwardResult, walk_forward
-        from sweepbt.warming import Warmup, warmup
-        from sweepbt import display as _display
-        from sweepbt.display import show
+        from sweepbt._warming import Warmup, warmup
+        from sweepbt import _display
+        from sweepbt._display import show
 
         _display.show_tables_in_notebooks()  # in Jupyter: result tables draw as HTML tables
 except KeyboardInterrupt:  # landed before CommandStart took over

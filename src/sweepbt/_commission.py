@@ -15,9 +15,9 @@ import numpy as np
 from numba.core.dispatcher import Dispatcher
 
 from sweepbt import kernels
-from sweepbt.combo_options import OPTIONS
-from sweepbt.custom_cache import source_key
-from sweepbt.custom_files import is_file_spec, load_function
+from sweepbt._combo_options import OPTIONS
+from sweepbt.strategies.custom_cache import source_key
+from sweepbt.strategies.custom_files import is_file_spec, load_function
 from sweepbt.errors import StrategyError
 
 #: the commission options a commission function replaces: a grid must leave them at 0

@@ -1,6 +1,6 @@
 """Why a constraint (or a ``best(where=...)`` filter) is refused, in plain words.
 
-A leaf module (the standard library only): :func:`sweepbt.params.evaluate_constraint`
+A leaf module (the standard library only): :func:`sweepbt._params.evaluate_constraint`
 parses with Python's own parser, whose messages ("invalid syntax", node names such as
 ``BinOp``) say little to someone writing ``fast < slow``; these say what to write instead.
 """

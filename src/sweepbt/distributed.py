@@ -1,4 +1,4 @@
-"""What a sweep on a Dask cluster sends and runs (:class:`sweepbt.executors.Dask`).
+"""What a sweep on a Dask cluster sends and runs (:class:`sweepbt._executors.Dask`).
 
 The Bundle and a :class:`Job` (the plan without the Bundle, and the sinks the workers fill)
 are sent to every worker once (``scatter(broadcast=True)``); each task (:func:`run_task`)
@@ -10,8 +10,8 @@ worker cannot see the folder). Rows carry grid ids, so the result equals a local
 whatever worker ran what, in whatever order. A worker keeps the plan it unpacked, so the
 strategy's signals are built once per worker. Built-in strategies travel by name; a user
 strategy travels as the text of its file and its name
-(:class:`sweepbt.custom_files.StrategySource`), so workers need no shared file system; it
-is compiled and disk-cached on each worker.
+(:class:`sweepbt.strategies.custom_files.StrategySource`), so workers need no shared
+file system; it is compiled and disk-cached on each worker.
 
 Workers write ``out=`` parts themselves when they see the folder: the client writes a probe
 file holding a random token into it, and a worker writes parts only if it reads that token
@@ -38,8 +38,11 @@ import numpy as np
 
 from sweepbt._files import write_atomic, write_text
 from sweepbt._threading import kernel_threads
-from sweepbt.custom_files import StrategySource, strategy_source
+from sweepbt.strategies.custom_files import StrategySource, strategy_source
 from sweepbt.protocols import SpawningSink, folder_of
+
+#: what a user reads or catches (docs/distributed.md); the rest serves the executors
+__all__ = ["RESCATTERS", "WORKERS_WRITE", "ClusterLost"]
 
 #: the extra that installs Dask
 EXTRA = "sweepbt[distributed]"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from sweepbt._format import format_bytes
 
+__all__ = ["StrategyError", "StrategyTypeError", "SweepTooLarge", "SweepbtError"]
+
 
 class SweepbtError(Exception):
     """The base of every error sweepbt raises about its input, its strategies or a run."""

@@ -17,9 +17,9 @@ import io
 
 import numpy as np
 
-from sweepbt.backtest_stats import buy_and_hold, drawdown as drawdown_curve
-from sweepbt.params import CHOICE_PARAMS, decode_choice, is_null
-from sweepbt.vocabulary import LOWER_IS_BETTER, metric_index
+from sweepbt._backtest_stats import buy_and_hold, drawdown as drawdown_curve
+from sweepbt._params import CHOICE_PARAMS, decode_choice, is_null
+from sweepbt._vocabulary import LOWER_IS_BETTER, metric_index
 
 __all__ = ["MAX_POINTS", "distribution", "drawdown", "equity", "equity_curve", "equity_curves",
            "heatmap", "heatmap_grid", "sensitivity", "to_png", "to_svg", "trades", "trades_on_price",

@@ -1,6 +1,6 @@
 """The declared interfaces between the parts of a run (a leaf: typing only).
 
-A *runner* (:class:`sweepbt.plan.Plan`, walk-forward's ``training.TrainWindows``) cuts a
+A *runner* (:class:`sweepbt._plan.Plan`, walk-forward's ``training.TrainWindows``) cuts a
 grid into chunks and runs one; an *executor* (``executors.InProcess``, ``executors.Dask``)
 runs a runner's chunks somewhere and hands each chunk's rows to *sinks*
 (``sinks.KeepAll``, ``KeepTop``, ``SharpeMoments``, ``ParquetParts``,
@@ -12,6 +12,9 @@ base class.
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
+
+__all__ = ["Executor", "FileSink", "Runner", "ScoreSource", "SignalSource", "Sink",
+           "SpawningSink"]
 
 
 @runtime_checkable

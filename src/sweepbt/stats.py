@@ -1,7 +1,7 @@
 """Overfitting statistics: probabilistic and deflated Sharpe ratios, and PBO by CSCV.
 
 Everything here is plain numpy/scipy on arrays the caller already has; nothing runs a
-backtest. :mod:`sweepbt.result_stats` feeds these functions a sweep's numbers (the
+backtest. :mod:`sweepbt._result_stats` feeds these functions a sweep's numbers (the
 ``deflated_sharpe``, ``probabilistic_sharpe`` and ``pbo`` methods of a SweepResult). The
 definitions, with worked numbers, are in docs/overfitting.md.
 

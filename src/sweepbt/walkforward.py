@@ -18,23 +18,24 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
-from sweepbt import display, frames, html_report, kernels
+from sweepbt import _display as display, _frames as frames, _html_report as html_report
+from sweepbt import kernels
 from sweepbt._compiling import notice
-from sweepbt.executors import executor_for, run_chunks
-from sweepbt.plan import check_resume, no_combination, prepare, sampled_combos
-from sweepbt.training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkForwardDir,
+from sweepbt._executors import executor_for, run_chunks
+from sweepbt._plan import check_resume, no_combination, prepare, sampled_combos
+from sweepbt._training import (RESULT_FILES, BestPerWindow, TrainWindows, WalkForwardDir,
                               active_rows, defined_mean)
-from sweepbt.results import param_arrays
-from sweepbt.windows import window_spans
-from sweepbt.series import equity_metrics, returns_from_equity
+from sweepbt._results import param_arrays
+from sweepbt._windows import window_spans
+from sweepbt._series import equity_metrics, returns_from_equity
 from sweepbt._format import unsigned_zero
 from sweepbt._table import fit_columns, render_table
 from sweepbt._threading import kernel_threads
-from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
-from sweepbt.params import user_value
-from sweepbt.vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index
+from sweepbt._options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
+from sweepbt._params import user_value
+from sweepbt._vocabulary import LOWER_IS_BETTER, N_METRICS, metric_index
 
-__all__ = ["WalkForwardResult", "format_walk_forward", "walk_forward"]
+__all__ = ["WalkForwardResult", "format_walk_forward", "walk_forward", "window_spans"]
 
 #: the chained out-of-sample series' statistics (columns of ``WalkForwardResult.stats``)
 STAT_NAMES = ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",

@@ -181,7 +181,7 @@ def test_sweep_chunk(benchmark, data):
                      take_profit=TAKE_PROFIT, fees=FEES, fill="close",
                      constraint="fast < slow", periods_per_year=PPY).table
     assert table.num_rows == n * N_ASSETS
-    for j, name in enumerate(sb.vocabulary.METRIC_NAMES):
+    for j, name in enumerate(sb._vocabulary.METRIC_NAMES):
         np.testing.assert_allclose(out[:, j], table.column(name).to_numpy(), rtol=1e-12,
                                    equal_nan=True, err_msg=name)
     # one row of the chunk equals the fully recorded backtest of the same pair

@@ -12,7 +12,7 @@ output (docs/getting-started.md, "Output files"). Grid values on the command lin
 :mod:`sweepbt.cli.parsing`.
 
 The modules: ``parser`` (the argument parser; the run flags are built in ``flags`` from
-``sweepbt.options.RunOptions`` and ``sweepbt.params.OPTIONS``), ``parsing`` (flag values),
+``sweepbt._options.RunOptions`` and ``sweepbt._params.OPTIONS``), ``parsing`` (flag values),
 ``formatting`` (table cells), ``outputs`` (output paths, atomic writes), ``common`` (what
 the commands share) and one module per command.
 """

@@ -11,7 +11,7 @@ from sweepbt.cli.common import (call_options, check_int_flags, compiling, data_h
 from sweepbt.cli.flags import risk_texts
 from sweepbt.cli.formatting import fitted_table, metric_header
 from sweepbt._format import format_times, format_value
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt._vocabulary import METRIC_NAMES
 from sweepbt.cli.outputs import (check_out_path, check_report, input_files, write_output,
                                  write_report)
 from sweepbt.cli.parsing import CliError, collect_params, qualified

@@ -12,8 +12,8 @@ from sweepbt.cli.formatting import data_line
 from sweepbt.cli.parsing import (CliError, collect_params, flag_name, parse_columns,
                                  parse_values)
 from sweepbt.data.loading import load_with_facts
-from sweepbt.engines import engine_for
-from sweepbt.strategies import STRATEGIES, Strategy
+from sweepbt._engines import engine_for
+from sweepbt.strategies.builtin import STRATEGIES, Strategy
 
 #: the grid ``sweep`` and ``walk-forward`` run when no grid flag is given (sma_cross)
 DEFAULT_GRID = {

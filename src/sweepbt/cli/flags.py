@@ -1,5 +1,5 @@
-"""The run flags, built from data: ``sweepbt.options.RunOptions`` (``--strategy``, ``--fill``,
-``--sample``, ``--train`` ...) and the sweepable risk/cost options ``sweepbt.params.OPTIONS``
+"""The run flags, built from data: ``sweepbt._options.RunOptions`` (``--strategy``, ``--fill``,
+``--sample``, ``--train`` ...) and the sweepable risk/cost options ``sweepbt._params.OPTIONS``
 (``--stop-loss``, ``--fees`` ...), so that each default and help text is written once.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 
 from sweepbt.cli.parsing import flag_name
-from sweepbt.options import options_of
-from sweepbt.params import OPTIONS
+from sweepbt._options import options_of
+from sweepbt._params import OPTIONS
 
 #: where the command line's default differs from the API's: ``sweep`` prints the best 10
 #: combos (``sweepbt.sweep()`` keeps every combo unless ``top=`` is given)

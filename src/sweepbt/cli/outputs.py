@@ -15,7 +15,7 @@ import sys
 
 from sweepbt._files import write_atomic, write_text
 from sweepbt.cli.parsing import CliError
-from sweepbt.html_report import report_html
+from sweepbt._html_report import report_html
 from sweepbt.plot import INSTALL
 
 
@@ -105,8 +105,8 @@ def kept_on_interrupt(out_dir):
 def check_out_dir(path, force):
     """``--out-dir`` must name a path that does not exist yet (``--force`` or not); an
     existing sweep folder is continued with ``--resume`` only."""
-    from sweepbt.multi import STRATEGIES_FILE  # not at import: the command starts light
-    from sweepbt.outdir import MANIFEST
+    from sweepbt._multi import STRATEGIES_FILE  # not at import: the command starts light
+    from sweepbt._outdir import MANIFEST
 
     _check_parent(path, "--out-dir")
     if os.path.lexists(path):
@@ -122,7 +122,7 @@ def check_out_dir(path, force):
 
 def _kind_of(folder):
     """What the out= folder ``folder`` holds: its manifest's kind (a sweep if unreadable)."""
-    from sweepbt.outdir import MANIFEST, OutDir
+    from sweepbt._outdir import MANIFEST, OutDir
 
     try:
         with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:

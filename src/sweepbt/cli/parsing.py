@@ -16,7 +16,7 @@ import math
 import re
 
 from sweepbt.errors import SweepbtError
-from sweepbt.params import CHOICE_PARAMS
+from sweepbt._params import CHOICE_PARAMS
 
 #: the most values one range may expand to (a typo like ``0:1:1e-9`` fails fast)
 MAX_RANGE_VALUES = 1_000_000

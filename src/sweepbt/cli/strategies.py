@@ -6,7 +6,7 @@ import sweepbt as sb
 from sweepbt._table import render_table
 from sweepbt._format import format_value
 from sweepbt.cli.formatting import indent
-from sweepbt.params import FIXED_OPTIONS, OPTIONS
+from sweepbt._params import FIXED_OPTIONS, OPTIONS
 
 
 def _table(first, items):

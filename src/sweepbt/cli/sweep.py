@@ -157,7 +157,8 @@ def _footnote(n_assets):
 
 def _print_summary(args, out, res, bundle):
     print(file=out)
-    unit = "portfolios of" if res.fixed.get("portfolio") else "combos x"
+    # one book over every asset per combo (portfolio, rank) or one per asset: its engine's
+    unit = "portfolios of" if res.plan.engine.one_book else "combos x"
     rate = (f"{human_rate(res.throughput)} bar-evaluations/s" if res.bar_evaluations
             else "every row was read back from the folder")
     print(f"{res.n_backtests:,} backtests ({res.n_combos:,} {unit} {bundle.n_assets} "

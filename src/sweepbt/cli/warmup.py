@@ -6,7 +6,7 @@ import os
 
 import sweepbt as sb
 from sweepbt._compiling import say, watch
-from sweepbt.warming import kernels_of_modes, modes_of
+from sweepbt._warming import kernels_of_modes, modes_of
 
 
 def cmd_warmup(args, out):

@@ -1,8 +1,8 @@
 """The public calls that run grids: ``backtest``, ``sweep`` and ``estimate``.
 
-Each validates its arguments into a :class:`sweepbt.plan.Plan`, then runs the plan's
-chunks through an executor (:mod:`sweepbt.executors`) into result sinks
-(:mod:`sweepbt.sinks`). Two compiled stages run per sweep: the strategy's indicator and
+Each validates its arguments into a :class:`sweepbt._plan.Plan`, then runs the plan's
+chunks through an executor (:mod:`sweepbt._executors`) into result sinks
+(:mod:`sweepbt._sinks`). Two compiled stages run per sweep: the strategy's indicator and
 signal stage (each distinct indicator parameter once per asset, each distinct signal once
 per asset), then the fused simulation kernel, one ``prange`` over (combo, asset) pairs,
 reducing every backtest straight to its metrics row. The grid is enumerated lazily in
@@ -24,18 +24,18 @@ from sweepbt._interrupt import DeferredInterrupt, InterruptedRun, interrupted_ru
 from sweepbt._progress import ProgressBar
 from sweepbt._validate import check_count
 from sweepbt.errors import SweepTooLarge
-from sweepbt.executors import executor_for, run_chunks
-from sweepbt.multi import (MultiOutDir, MultiSweepResult, plan_several, sampled_several,
+from sweepbt._executors import executor_for, run_chunks
+from sweepbt._multi import (MultiOutDir, MultiSweepResult, plan_several, sampled_several,
                            several)
-from sweepbt.options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
-from sweepbt.params import ESTIMATE_DRAWS, drop_result_columns
-from sweepbt.plan import (check_resume, check_sample, no_combination, prepare,
+from sweepbt._options import AUTO_PROGRESS_BAR_EVALUATIONS, DEFAULTS as D
+from sweepbt._params import ESTIMATE_DRAWS, drop_result_columns
+from sweepbt._plan import (check_resume, check_sample, no_combination, prepare,
                           sampled_combos)
-from sweepbt.outdir import OutDir
-from sweepbt.results import SweepResult, record_backtest
-from sweepbt.sinks import KeepAll, KeepTop, SharpeMoments
-from sweepbt.strategy_lookup import get_strategy
-from sweepbt.vocabulary import N_METRICS
+from sweepbt._outdir import OutDir
+from sweepbt._results import SweepResult, record_backtest
+from sweepbt._sinks import KeepAll, KeepTop, SharpeMoments
+from sweepbt.strategies.lookup import get_strategy
+from sweepbt._vocabulary import N_METRICS
 
 #: by default a sweep that keeps every row may use at most this share of available memory
 MEMORY_SHARE = 0.5
@@ -58,7 +58,7 @@ def backtest(data, strategy=D.strategy, *, fill=D.fill, direction=D.direction,
 
     ``portfolio=True`` runs one backtest over every asset with one shared cash balance
     (``size`` per ``size_type``, ``max_positions``; docs/semantics.md, Portfolio
-    backtests) and returns a :class:`~sweepbt.results.PortfolioResult`.
+    backtests) and returns a :class:`~sweepbt._results.PortfolioResult`.
 
     A row of a sweep's ``best()`` or ``table`` may be passed whole (``**row``): its result
     columns (``rank``, ``combo``, ``symbol``, the metrics) are ignored, its parameters run
@@ -204,7 +204,7 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
     ``strategy`` may list several strategies (a list or tuple of names or Strategy
     objects, or a dict ``{strategy: {param: values}}`` giving each its own grid): each
     runs its own grid, one after the other, into one
-    :class:`~sweepbt.multi.MultiSweepResult` with a ``strategy`` column and combo ids
+    :class:`~sweepbt._multi.MultiSweepResult` with a ``strategy`` column and combo ids
     unique across strategies (docs/getting-started.md, "Several strategies in one sweep";
     ``sample=`` draws from their joined grid);
     their ``out=`` folder holds an out= folder per strategy (docs/distributed.md).
@@ -229,7 +229,7 @@ def sweep(data, strategy=D.strategy, *, constraint=D.constraint, fill=D.fill,
 
 def _sweep_several(plans, run):
     """:func:`sweep` of several strategies' plans, one after the other; with ``out=`` into
-    a :class:`~sweepbt.multi.MultiOutDir` (a folder per strategy: one that is complete
+    a :class:`~sweepbt._multi.MultiOutDir` (a folder per strategy: one that is complete
     returns at once, an interrupted one resumes)."""
     sample, seed = check_sample(run.sample, run.seed)
     check_resume(run.resume, run.out, sample, seed)

@@ -16,12 +16,13 @@ the simulation kernel consumes. No Python code runs per bar or per combination.
 The parts, one module each (imports go downwards):
 
 * this module: ``define_strategy``, the strategy's specification and its checks;
-* :mod:`sweepbt.custom_probe`: the definition-time probe on synthetic data (look-ahead);
-* :mod:`sweepbt._codegen`: the text of the generated drivers;
-* :mod:`sweepbt.custom_cache`: the generated modules and their cache on disk;
-* :mod:`sweepbt.custom_signals`: the build and signal source the engine calls;
-* :mod:`sweepbt.custom_files`: ``load_strategy`` (strategy files);
-* :mod:`sweepbt.custom_messages`: the wording of the errors.
+* :mod:`sweepbt.strategies.custom_probe`: the definition-time probe on synthetic data
+  (look-ahead);
+* :mod:`sweepbt.strategies._codegen`: the text of the generated drivers;
+* :mod:`sweepbt.strategies.custom_cache`: the generated modules and their cache on disk;
+* :mod:`sweepbt.strategies.custom_signals`: the build and signal source the engine calls;
+* :mod:`sweepbt.strategies.custom_files`: ``load_strategy`` (strategy files);
+* :mod:`sweepbt.strategies.custom_messages`: the wording of the errors.
 
 Caching. numba cannot cache a compiled function that receives another dispatcher as an
 argument, so sweepbt *generates* a small Python module per strategy (into
@@ -59,17 +60,18 @@ import numpy as np
 from numba.core.dispatcher import Dispatcher
 
 from sweepbt._validate import is_integer
-from sweepbt.custom_cache import generated_dir, make_drivers, source_key
-from sweepbt.custom_files import load_strategy, origin_of
-from sweepbt.custom_messages import qualname, strategy_error
-from sweepbt.custom_probe import probe
-from sweepbt.custom_signals import CustomBuild, register_custom
+from sweepbt.strategies.custom_cache import generated_dir, make_drivers, source_key
+from sweepbt.strategies.custom_files import load_strategy, origin_of
+from sweepbt.strategies.custom_messages import qualname, strategy_error
+from sweepbt.strategies.custom_probe import probe
+from sweepbt.strategies.custom_signals import CustomBuild, register_custom
 from sweepbt.kernels.codes import (  # noqa: F401 - re-exported for user strategy files
     BUY, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, SELL)
-from sweepbt.params import RESERVED_NAMES
-from sweepbt.ranking import RANK_PARAMS, checked_scores, rank_strategy, user_score_rows
+from sweepbt._params import RESERVED_NAMES
+from sweepbt.strategies.ranking import (RANK_PARAMS, checked_scores, rank_strategy,
+                                        user_score_rows)
 from sweepbt.errors import StrategyError, StrategyTypeError
-from sweepbt.strategies import STRATEGIES, Param, Strategy
+from sweepbt.strategies.builtin import STRATEGIES, Param, Strategy
 
 __all__ = [
     "BUY", "SELL", "ENTER_LONG", "EXIT_LONG", "ENTER_SHORT", "EXIT_SHORT",
@@ -123,7 +125,7 @@ class CustomSpec:
 def define_strategy(name, *, indicators, signal, indicator_params=None, signal_params=None,
                     inputs=("close",), n_features=None, doc="", param_docs=None,
                     register=False, check=True) -> Strategy:
-    """A :class:`~sweepbt.strategies.Strategy` made of two user ``@njit`` functions.
+    """A :class:`~sweepbt.strategies.builtin.Strategy` made of two user ``@njit`` functions.
 
     ``indicators(*inputs, *indicator_params)`` gets one asset's span of each series named in
     ``inputs`` (1-D float64, read-only) and the indicator parameters, in declared order, and

@@ -13,7 +13,7 @@ import importlib
 import numpy as np
 import pyarrow as pa
 
-from sweepbt.backtest_stats import drawdown
+from sweepbt._backtest_stats import drawdown
 
 
 def _require(module, call):

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from sweepbt import kernels
-from sweepbt.params import evaluate_constraint
+from sweepbt._params import evaluate_constraint
 
 
 #: ``Strategy.origin``: sweepbt's own signal or rank strategies, or a user's, defined in a

@@ -1,4 +1,4 @@
-"""Source text of the compiled drivers of a user strategy (sweepbt.custom).
+"""Source text of the compiled drivers of a user strategy (sweepbt.strategies.custom).
 
 A custom strategy's two ``@njit`` functions are called by two generated parallel drivers:
 

@@ -13,9 +13,9 @@ import warnings
 import numpy as np
 
 from sweepbt._validate import check_count
-from sweepbt.series import returns_from_equity
+from sweepbt._series import returns_from_equity
 from sweepbt.stats import DeflatedSharpe, cscv, expected_max_sharpe, probabilistic_sharpe
-from sweepbt.vocabulary import N_METRICS, metric_index, rank_order
+from sweepbt._vocabulary import N_METRICS, metric_index, rank_order
 
 
 def per_combo_means(result):

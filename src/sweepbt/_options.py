@@ -5,9 +5,9 @@
 defaults to. The public signatures take their defaults from ``DEFAULTS`` and build one
 frozen ``RunOptions`` per call (``replace(DEFAULTS, ...)``), which ``plan.prepare`` checks
 into the ``Plan`` (its ``fixed`` metadata is written from it); the CLI builds its flags
-from the fields' metadata; :mod:`sweepbt.params` reserves every name here so no
+from the fields' metadata; :mod:`sweepbt._params` reserves every name here so no
 strategy parameter can shadow one. The sweepable risk/cost options live in
-``sweepbt.params.OPTIONS``.
+``sweepbt._params.OPTIONS``.
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ class RunOptions:
                                  "folder exists: its finished chunks are kept, the rest run "
                                  "(the folder's manifest must match this command)"})
     scheduler: object = _option(None, ("sweep", "walk_forward"), "run the chunks on this "
-                                "Dask cluster: a dask.distributed.Client or an address",
+                                "Dask cluster (a dask.distributed.Client or an address) or "
+                                "with this executor (any object with run(runner, chunks, "
+                                "sinks, on_progress) and done: sweepbt.protocols.Executor)",
                                 metavar="ADDRESS",
                                 help="run on a Dask cluster: the scheduler's address, e.g. "
                                 "tcp://host:8786 (pip install 'sweepbt[distributed]')")

@@ -22,14 +22,14 @@ from sweepbt._commission import check_commission, commission_record
 from sweepbt._threading import check_threads, kernel_threads, n_threads, single_thread
 from sweepbt._validate import check_count
 from sweepbt.data import Bundle, load
-from sweepbt.combo_options import check_costs
-from sweepbt.engines import engine_for
-from sweepbt.options import DEFAULTS, SIZE_TYPES, options_of
-from sweepbt.params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
+from sweepbt._combo_options import check_costs
+from sweepbt._engines import engine_for
+from sweepbt._options import DEFAULTS, SIZE_TYPES, options_of
+from sweepbt._params import (EXACT_COUNT_LIMIT, OPTIONS, build_grid, check_fixed, is_null,
                             user_value)
-from sweepbt.ranking import check_rank_call, check_settings, unbounded_windows
-from sweepbt.strategies import STRATEGIES
-from sweepbt.strategy_lookup import get_strategy
+from sweepbt.strategies.ranking import check_rank_call, check_settings, unbounded_windows
+from sweepbt.strategies.builtin import STRATEGIES
+from sweepbt.strategies.lookup import get_strategy
 
 #: a chunk of a sweep aims at this many bar-evaluations (tens of milliseconds of kernel time)
 CHUNK_BAR_EVALUATIONS = 50_000_000
@@ -89,7 +89,8 @@ class Plan:
     """A validated grid run: ``bundle``, ``strategy``, ``grid``, ``settings`` (kernel
     form), ``options`` (the call's options.RunOptions, checked), ``strategy_settings`` (a
     rank strategy's keyword settings) and ``engine`` (the engines.Engine it runs). A plan
-    is never changed once built."""
+    is never changed once built. It is a ``protocols.Runner``: an executor runs its chunks
+    (``chunks()``, ``run_chunk(ids)``), here or on Dask workers."""
 
     def __init__(self, bundle, strategy, grid, settings, options, strategy_settings,
                  built=None):

@@ -19,15 +19,15 @@ import numpy as np
 
 from sweepbt._constraint_words import not_allowed, syntax_error
 from sweepbt._validate import is_integer
-from sweepbt.choices import CHOICE_PARAMS, decode_choice, encode_choice
-from sweepbt.combo_options import OPTIONS
-from sweepbt.options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt._choices import CHOICE_PARAMS, decode_choice, encode_choice
+from sweepbt._combo_options import OPTIONS
+from sweepbt._options import DIRECTIONS, FILL_MODES, RUN_OPTION_NAMES
+from sweepbt._vocabulary import METRIC_NAMES
 
 
 FIXED_OPTIONS = ("fill", "direction", "init_cash", "periods_per_year")
 #: names no strategy parameter may take: the sweepable options, every run option of
-#: sweepbt.options, and the public calls' own arguments (tested against their signatures)
+#: sweepbt._options, and the public calls' own arguments (tested against their signatures)
 RESERVED_NAMES = frozenset(OPTIONS) | RUN_OPTION_NAMES | {"data"}
 #: the columns of a sweep's result rows (``best()``, ``table``) that are not parameters: a
 #: row passed whole, ``sb.backtest(data, **row)``, carries them (:func:`drop_result_columns`)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from sweepbt import _numba_cache
 from sweepbt._files import write_atomic
-from sweepbt.custom_cache import generated_dir
-from sweepbt.custom_messages import describe_exc
-from sweepbt.custom_signals import CustomBuild, register_custom
+from sweepbt.strategies.custom_cache import generated_dir
+from sweepbt.strategies.custom_messages import describe_exc
+from sweepbt.strategies.custom_signals import CustomBuild, register_custom
 from sweepbt.errors import StrategyError
-from sweepbt.strategies import STRATEGIES, USER_DEFINED, USER_FILE, Strategy
+from sweepbt.strategies.builtin import STRATEGIES, USER_DEFINED, USER_FILE, Strategy
 
 _lock = threading.RLock()
 

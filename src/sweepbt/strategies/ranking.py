@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from sweepbt import kernels
-from sweepbt.params import check_window, decode_choice
-from sweepbt.schedule import rebalance_bars
-from sweepbt.strategies import RANK, Param, Strategy, in_range, register
+from sweepbt._params import check_window, decode_choice
+from sweepbt._schedule import rebalance_bars
+from sweepbt.strategies.builtin import RANK, Param, Strategy, in_range, register
 
 #: the parameters every rank strategy has after its score's own
 RANK_PARAMS = (

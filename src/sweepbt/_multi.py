@@ -1,6 +1,6 @@
 """Several strategies in one sweep: ``sb.sweep(data, ["sma_cross", "ema_cross"], ...)``.
 
-:func:`plan_several` validates the call into one :class:`~sweepbt.plan.Plan` per strategy
+:func:`plan_several` validates the call into one :class:`~sweepbt._plan.Plan` per strategy
 (each with its own grid), which the engine runs one after the other through its one
 sweep path (the same chunk loop, sinks and executor as a single-strategy sweep).
 :class:`MultiSweepResult` joins their results: a ``strategy`` column, combo ids made unique
@@ -23,18 +23,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sweepbt import frames
+from sweepbt import _frames as frames
 from sweepbt._files import write_atomic, write_text
 from sweepbt._validate import check_count, combo_id
-from sweepbt.outdir import MANIFEST, OutDir, make_new, read_existing, remove_own
-from sweepbt.params import EXACT_COUNT_LIMIT, FIXED_OPTIONS, OPTIONS
-from sweepbt.plan import draw_distinct, prepare
-from sweepbt.ranking import NOT_FOR_RANK
-from sweepbt.results import SweepResult
-from sweepbt.sinks import SharpeMoments
-from sweepbt.strategies import STRATEGIES
-from sweepbt.strategy_lookup import get_strategy
-from sweepbt.vocabulary import METRIC_NAMES, N_METRICS, metric_index, rank_order
+from sweepbt._outdir import MANIFEST, OutDir, make_new, read_existing, remove_own
+from sweepbt._params import EXACT_COUNT_LIMIT, FIXED_OPTIONS, OPTIONS
+from sweepbt._plan import draw_distinct, prepare
+from sweepbt.strategies.ranking import NOT_FOR_RANK
+from sweepbt._results import SweepResult
+from sweepbt._sinks import SharpeMoments
+from sweepbt.strategies.builtin import STRATEGIES
+from sweepbt.strategies.lookup import get_strategy
+from sweepbt._vocabulary import METRIC_NAMES, N_METRICS, metric_index, rank_order
 
 #: a per-strategy entry of the dict form that is not a parameter: that strategy's own
 #: constraint (it applies together with the call's ``constraint=``)
@@ -137,7 +137,7 @@ def sampled_several(plans, n, seed):
     """The grid ids each of ``plans`` runs for ``sample=n``: ``n`` distinct combos drawn
     uniformly from their joined grid (strategy k's ids offset by the grid sizes before
     it, as :class:`MultiSweepResult` numbers them) among those that pass their
-    strategy's constraint, by :func:`~sweepbt.plan.draw_distinct` (as ``sampled_combos``
+    strategy's constraint, by :func:`~sweepbt._plan.draw_distinct` (as ``sampled_combos``
     does for one grid), then split into each plan's own sorted ids (empty when none of
     its combos was drawn). None for every plan (run whole) when ``n`` is None or the
     joined grids keep no more than ``n`` combos."""
@@ -401,7 +401,7 @@ def _listed(listing):
 
 class MultiOutDir:
     """The ``out=`` folder of a sweep of several strategies: ``<path>/<strategy name>/``
-    for each, an ordinary out= folder (:class:`~sweepbt.outdir.OutDir`: its own manifest,
+    for each, an ordinary out= folder (:class:`~sweepbt._outdir.OutDir`: its own manifest,
     ``_partial/`` and parts, its own grid ids), and ``_strategies.json`` (written first)
     listing the strategies in order with their grid sizes, and ``complete`` once every
     strategy's folder is."""

@@ -21,7 +21,7 @@ from sweepbt._progress import ProgressBar, Stretch
 from sweepbt._threading import kernel_threads
 from sweepbt.distributed import (ClusterLost, Scattered, compact, connect, dask_distributed,
                                  detach, job, remove_probes, run_task)
-from sweepbt.plan import no_combination
+from sweepbt._plan import no_combination
 from sweepbt.protocols import Executor, folder_of
 
 #: Dask tasks in flight per worker thread: enough to keep workers busy, few enough that
@@ -213,7 +213,7 @@ def run_chunks(runner, ids, sinks, executor, open_folder, progress, n_backtests,
     """Run the chunks of ``ids`` (None: the whole grid) of ``runner`` (a Plan, or the
     training windows of a walk-forward) into ``sinks`` (None entries skipped) and, with
     ``open_folder`` (a callable making or reopening an out= folder, see
-    :mod:`sweepbt.outdir`), into that folder; returns (combos run, the folder's
+    :mod:`sweepbt._outdir`), into that folder; returns (combos run, the folder's
     ``finish()``: a sweep folder's path, a walk-forward's folder itself; None without).
     The folder's finished chunks (each checked against the manifest's record) are replayed
     and skipped. An interrupted or failed run keeps and records them, to resume.

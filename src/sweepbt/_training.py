@@ -5,7 +5,7 @@ window, the best combo per window kept, and the out= folder that makes it resuma
 the one chunk loop and Dask run it); :class:`BestPerWindow` keeps each window's best combo
 by the objective; with ``out=`` it also writes each chunk's best combo per window as one
 small Parquet part, and :class:`WalkForwardDir` (an
-:class:`~sweepbt.outdir.OutDir`) replays them on ``resume``, so an interrupted
+:class:`~sweepbt._outdir.OutDir`) replays them on ``resume``, so an interrupted
 walk-forward keeps every finished chunk. See docs/walk-forward.md.
 """
 
@@ -25,9 +25,9 @@ import pyarrow as pa
 
 from sweepbt import kernels
 from sweepbt._files import parquet_bytes, write_if_changed, write_part
-from sweepbt.outdir import OutDir, describe, remove_own
-from sweepbt.sinks import part_name
-from sweepbt.vocabulary import LOWER_IS_BETTER, metric_index
+from sweepbt._outdir import OutDir, describe, remove_own
+from sweepbt._sinks import part_name
+from sweepbt._vocabulary import LOWER_IS_BETTER, metric_index
 
 #: the sub-folder of a walk-forward's out= folder holding the training parts
 TRAINING = "_training"
@@ -105,9 +105,10 @@ class WindowChunks:
 
 class TrainWindows:
     """The training windows ``(lo, hi)`` of a walk-forward of ``plan``, run as one plan:
-    each chunk of the grid is selected once and run in every window (the executors'
-    ``run_chunk`` interface). It pickles as the plan and the spans; the windows share one
-    build of the signals wherever it lands."""
+    each chunk of the grid is selected once and run in every window. It is a
+    ``protocols.Runner`` like a Plan: an executor runs its chunks (``run_chunk``). It
+    pickles as the plan and the spans; the windows share one build of the signals wherever
+    it lands."""
 
     def __init__(self, plan, spans):
         self.plan, self.spans = plan, list(spans)
@@ -165,7 +166,7 @@ class BestPerWindow:
     With a ``directory`` (an out= folder's ``_training/``), each chunk's best per window is
     also written there atomically as one Parquet part (:func:`candidates_table`) named by
     the chunk's first grid id; ``records`` and ``on_part`` as for
-    :class:`~sweepbt.sinks.ParquetParts`. A spawn writes into the same directory (a Dask
+    :class:`~sweepbt._sinks.ParquetParts`. A spawn writes into the same directory (a Dask
     worker that sees it)."""
 
     def __init__(self, objective, names, active, n_rows, directory=None):
@@ -348,7 +349,7 @@ class _Fingerprint:
 
 class WalkForwardDir(OutDir):
     """A walk-forward's ``out=`` folder: the sweep folder's manifest, checks and chunk
-    bookkeeping (:class:`~sweepbt.outdir.OutDir`), with each chunk's best combo per
+    bookkeeping (:class:`~sweepbt._outdir.OutDir`), with each chunk's best combo per
     training window as its parts (in ``_training/``) and, once finished, the result's
     tables (:data:`RESULT_FILES`)."""
 

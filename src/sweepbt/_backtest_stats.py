@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from sweepbt import kernels
-from sweepbt.vocabulary import metric_index
+from sweepbt._vocabulary import metric_index
 
 __all__ = ["EXTRA_STAT_NAMES", "buy_and_hold", "drawdown", "drawdown_runs", "monthly_returns",
            "extra_columns", "span_stats", "trades_table"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sweepbt._validate import check_count, is_integer
-from sweepbt.params import MAX_GRID
+from sweepbt._params import MAX_GRID
 
 __all__ = ["Duration", "parse_duration", "window_spans"]
 

@@ -1,7 +1,7 @@
 """Result sinks: where the rows of a sweep's chunks go.
 
 Every sink is a :class:`sweepbt.protocols.Sink`: ``add(chunk)`` (one
-:class:`sweepbt.plan.ChunkResult`), ``merge(other)`` (fold in a sink of the same kind that
+:class:`sweepbt._plan.ChunkResult`), ``merge(other)`` (fold in a sink of the same kind that
 saw other chunks, e.g. on another worker) and ``finish()``. A sink that can be filled where
 the chunks run has ``spawn()`` (a ``SpawningSink``): an empty sink of its kind (small,
 picklable) that a Dask worker fills and returns for ``merge``, so the chunk's rows need not
@@ -18,9 +18,9 @@ import os
 import numpy as np
 
 from sweepbt._files import write_part
-from sweepbt.plan import ChunkResult
-from sweepbt.results import sweep_table
-from sweepbt.vocabulary import N_METRICS, mean_over_assets, metric_index, rank_order
+from sweepbt._plan import ChunkResult
+from sweepbt._results import sweep_table
+from sweepbt._vocabulary import N_METRICS, mean_over_assets, metric_index, rank_order
 
 
 def _concat(chunks, names):
@@ -133,7 +133,7 @@ class ParquetParts:
     (rows, SHA-256: ``_files.write_part``), merged back from the sinks ``spawn()`` made,
     and ``on_part()`` (not sent to workers) is called after each part arrives.
     Sinks made by ``part_writer()`` (``spawn()``) write into the same directory, e.g. on a
-    Dask worker that sees it; ``finish()`` gives the directory. :mod:`sweepbt.outdir`
+    Dask worker that sees it; ``finish()`` gives the directory. :mod:`sweepbt._outdir`
     keeps the parts in a ``_partial/`` folder until the sweep completes.
     """
 

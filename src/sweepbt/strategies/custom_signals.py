@@ -2,9 +2,9 @@
 
 The indicator stage runs once per distinct indicator-parameter combination per asset, the
 signal stage once per distinct signal per asset, both inside the compiled parallel drivers
-generated for the strategy (:mod:`sweepbt.custom_cache`), which produce the dense codes
-compacted here into the CSR signal events the simulation kernel consumes. numba typing
-errors at the first compile are re-raised as ``StrategyError("strategy 'x': ...")`` with
+generated for the strategy (:mod:`sweepbt.strategies.custom_cache`), which produce the
+dense codes compacted here into the CSR signal events the simulation kernel consumes. numba
+typing errors at the first compile are re-raised as ``StrategyError("strategy 'x': ...")`` with
 numba's message shortened to its first informative line.
 """
 
@@ -20,11 +20,11 @@ import numba
 import numpy as np
 
 from sweepbt._threading import configure_layer
-from sweepbt.custom_messages import (CODES_HELP, first_line, param_text, qualname,
+from sweepbt.strategies.custom_messages import (CODES_HELP, first_line, param_text, qualname,
                                      strategy_error, strip_ansi)
 from sweepbt.kernels.codes import ALL_CODES
 from sweepbt.kernels.signals import codes_to_events
-from sweepbt.strategies import STRATEGIES, Signals
+from sweepbt.strategies.builtin import STRATEGIES, Signals
 
 #: the indicator features and dense signal codes of one events() block stay under this
 BLOCK_BYTES = 256 << 20

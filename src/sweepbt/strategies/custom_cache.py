@@ -1,10 +1,10 @@
 """The generated driver modules of user strategies, and their cache on disk.
 
 numba cannot cache a compiled function that receives another dispatcher as an argument, so
-sweepbt *generates* a small Python module per strategy (text: :mod:`sweepbt._codegen`) that
-imports the user's two functions as module globals and defines ``@njit(cache=True)`` drivers
-calling them directly. The module is written into the first writable of
-:func:`candidate_dirs` and named by :func:`module_key`: a hash of its text, of
+sweepbt *generates* a small Python module per strategy (text:
+:mod:`sweepbt.strategies._codegen`) that imports the user's two functions as module globals
+and defines ``@njit(cache=True)`` drivers calling them directly. The module is written
+into the first writable of :func:`candidate_dirs` and named by :func:`module_key`: a hash of its text, of
 :func:`source_key` (the user's source files, the jitted helpers they call, the constants
 they read), and of the numba, Python and generator versions. An existing generated file is
 never rewritten (its mtime keys numba's cache). Where nothing is writable, or the user's
@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit, prange
 from numba.core.dispatcher import Dispatcher
 
-from sweepbt import _codegen
+from sweepbt.strategies import _codegen
 from sweepbt.kernels.codes import ALL_CODES
 
 GEN_PREFIX = "_sweepbt_gen_"

@@ -9,17 +9,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweepbt import display, frames, html_report, result_stats
+from sweepbt import _display as display, _frames as frames
+from sweepbt import _html_report as html_report, _result_stats as result_stats
 from sweepbt._compiling import notice
 from sweepbt._files import write_parquet
-from sweepbt.display import table_metadata
-from sweepbt.backtest_stats import drawdown, extra_columns, trades_table
-from sweepbt.series import returns_from_equity
+from sweepbt._display import table_metadata
+from sweepbt._backtest_stats import drawdown, extra_columns, trades_table
+from sweepbt._series import returns_from_equity
 from sweepbt._validate import check_count, combo_id
-from sweepbt.params import (CHOICE_PARAMS, decode_choice, encode_choice, evaluate_constraint,
+from sweepbt._params import (CHOICE_PARAMS, decode_choice, encode_choice, evaluate_constraint,
                             is_null)
-from sweepbt.ranking import holdings_table, rebalances_table
-from sweepbt.vocabulary import (
+from sweepbt.strategies.ranking import holdings_table, rebalances_table
+from sweepbt._vocabulary import (
     COUNT_METRICS, METRIC_NAMES, N_METRICS, mean_over_assets, metric_index, rank_order)
 
 
@@ -284,7 +285,7 @@ class SweepResult:
     path: str = None
     compile_seconds: float = 0.0  # compiling kernels (first run only): not in elapsed
     sharpe_moments: tuple = field(default=None, repr=False)
-    #: the sweep's sweepbt.plan.Plan (data, strategy, grid, options): re-runs equity
+    #: the sweep's sweepbt._plan.Plan (data, strategy, grid, options): re-runs equity
     plan: object = field(default=None, repr=False)
     _table: pa.Table = field(default=None, repr=False)
 
@@ -440,7 +441,7 @@ class SweepResult:
     def to_parquet(self, path, overwrite=False, **kwargs):
         """Write ``table`` to a new Parquet file, atomically, with page checksums unless
         ``write_page_checksum=False``; never over the data's own file, nor an existing one
-        without ``overwrite=True`` (:func:`sweepbt.html_report.check_result_path`)."""
+        without ``overwrite=True`` (:func:`sweepbt._html_report.check_result_path`)."""
         return html_report.write_result_file(
             path, lambda tmp: write_parquet(self.table, tmp, **kwargs), overwrite,
             self.bundle)
@@ -448,21 +449,21 @@ class SweepResult:
     def probabilistic_sharpe(self, combo=None, sr_benchmark=0.0) -> float:
         """PSR of ``combo`` (default: the best by Sharpe); ``sr_benchmark`` annualized.
 
-        See :func:`sweepbt.result_stats.sweep_probabilistic_sharpe` and docs/overfitting.md.
+        See :func:`sweepbt._result_stats.sweep_probabilistic_sharpe` and docs/overfitting.md.
         """
         return result_stats.sweep_probabilistic_sharpe(self, combo, sr_benchmark)
 
     def deflated_sharpe(self, n_trials=None, var_sr=None):
         """Deflated Sharpe ratio of the best combo by Sharpe (``float()`` of it is the DSR).
 
-        See :func:`sweepbt.result_stats.sweep_deflated_sharpe` and docs/overfitting.md.
+        See :func:`sweepbt._result_stats.sweep_deflated_sharpe` and docs/overfitting.md.
         """
         return result_stats.sweep_deflated_sharpe(self, n_trials, var_sr)
 
     def pbo(self, k=1000, n_splits=16, metric="sharpe"):
         """Probability of backtest overfitting (CSCV) over the top ``k`` combos by Sharpe.
 
-        See :func:`sweepbt.result_stats.sweep_pbo` and docs/overfitting.md.
+        See :func:`sweepbt._result_stats.sweep_pbo` and docs/overfitting.md.
         """
         return result_stats.sweep_pbo(self, k, n_splits, metric)
 

@@ -1,13 +1,13 @@
 """The strategy a caller names: a Strategy, a registered name, or ``"path/file.py:name"``.
 
-Above both the registry (:mod:`sweepbt.strategies`) and strategy files
-(:mod:`sweepbt.custom_files`), so that neither imports the other.
+Above both the registry (:mod:`sweepbt.strategies.builtin`) and strategy files
+(:mod:`sweepbt.strategies.custom_files`), so that neither imports the other.
 """
 
 from __future__ import annotations
 
-from sweepbt.custom_files import is_file_spec, load_strategy
-from sweepbt.strategies import STRATEGIES, Strategy
+from sweepbt.strategies.custom_files import is_file_spec, load_strategy
+from sweepbt.strategies.builtin import STRATEGIES, Strategy
 
 
 def get_strategy(name) -> Strategy:

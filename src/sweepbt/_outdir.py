@@ -34,12 +34,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweepbt._files import write_atomic, write_text
-from sweepbt.custom_files import strategy_source
-from sweepbt.custom_signals import CustomBuild
+from sweepbt.strategies.custom_files import strategy_source
+from sweepbt.strategies.custom_signals import CustomBuild
 from sweepbt.distributed import PROBE
-from sweepbt.plan import ChunkResult
-from sweepbt.results import rows_of_table
-from sweepbt.sinks import ParquetParts
+from sweepbt._plan import ChunkResult
+from sweepbt._results import rows_of_table
+from sweepbt._sinks import ParquetParts
 
 MANIFEST = "_manifest.json"
 PARTIAL = "_partial"

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from sweepbt import kernels
-from sweepbt.vocabulary import METRIC_NAMES
+from sweepbt._vocabulary import METRIC_NAMES
 
 #: the ``symbol`` of a portfolio backtest's result row
 PORTFOLIO_SYMBOL = "portfolio"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sweepbt._validate import is_integer
-from sweepbt.custom_messages import (CODES_HELP, describe_exc, param_text, show,
+from sweepbt.strategies.custom_messages import (CODES_HELP, describe_exc, param_text, show,
                                      strategy_error)
 from sweepbt.kernels.codes import ALL_CODES
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from sweepbt._compiling import watch
 from sweepbt.data import Bundle
-from sweepbt.engine import sweep
-from sweepbt.engines import ENGINES, engine_for
-from sweepbt.strategies import STRATEGIES
+from sweepbt._engine import sweep
+from sweepbt._engines import ENGINES, engine_for
+from sweepbt.strategies.builtin import STRATEGIES
 
 #: the built-in strategies warmed, with what their default parameters need besides
 BUILT_IN = {

@@ -18,8 +18,8 @@ from sweepbt import plot
 from sweepbt._files import write_atomic, write_text
 from sweepbt._format import format_value, unsigned_zero
 from sweepbt._html import arrow_html, column_values, escape, html_table
-from sweepbt.backtest_stats import monthly_returns
-from sweepbt.display import params_text, per_combo_text, span_text, sweep_size
+from sweepbt._backtest_stats import monthly_returns
+from sweepbt._display import params_text, per_combo_text, span_text, sweep_size
 
 __all__ = ["check_result_path", "report", "report_html", "write_result_file"]
 
