@@ -177,6 +177,19 @@ def test_overfitting_statistics_and_rank_tables_draw_in_notebooks(data, monkeypa
 
 # -- (4) smaller items ----------------------------------------------------------------------
 
+@pytest.mark.parametrize("expression", ["fast = 5", "fast @ 2 > 1", "'x' < fast", "fast <",
+                                        "lambda: fast", "fast > 3 and"])
+def test_a_where_filter_is_refused_in_the_words_of_a_constraint(expression, data):
+    """Both are built from the same words, each naming itself (no message is rewritten)."""
+    with pytest.raises(ValueError) as constraint:
+        sb.sweep(data, "sma_cross", fast=[5, 10], slow=[40, 80], constraint=expression)
+    res = sb.sweep(data, "sma_cross", fast=[5, 10], slow=[40, 80])
+    with pytest.raises(ValueError) as where:
+        res.best(where=expression)
+    assert str(where.value) == str(constraint.value).replace("constraint", "where= filter")
+    assert "constraint" not in str(where.value)
+
+
 def test_where_errors_name_the_filter_and_rank_words_compare(data):
     res = sb.sweep(data, "sma_cross", fast=[5, 10], slow=[40, 80])
     with pytest.raises(ValueError, match=r"^where= filter 'foo > 1': unknown name 'foo'"):

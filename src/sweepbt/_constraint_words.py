@@ -30,8 +30,9 @@ _NODES = {"Call": "a function call", "Attribute": "an attribute (a dot after a n
           "Starred": "'*' before a value"}
 
 
-def syntax_error(expression, exc):
-    """What is wrong with ``expression``, which Python's parser refused with ``exc``."""
+def syntax_error(expression, exc, what="constraint"):
+    """What is wrong with ``expression`` (a ``what``: a constraint, a where= filter),
+    which Python's parser refused with ``exc``."""
     text = expression.strip()
     if not text:
         return "it is empty; write a test such as 'fast < slow'"
@@ -54,22 +55,23 @@ def syntax_error(expression, exc):
     where = ""
     if offset and 0 < offset <= len(expression):
         where = f" at character {offset} ({expression[offset - 1:offset + 9]!r})"
-    return f"it cannot be read{where}; a constraint is made of {ALLOWED}"
+    return f"it cannot be read{where}; a {what} is made of {ALLOWED}"
 
 
-def not_allowed(node):
-    """Why syntax ``node`` (valid Python) is not allowed in a constraint."""
+def not_allowed(node, what="constraint"):
+    """Why syntax ``node`` (valid Python) is not allowed in a ``what`` (a constraint, a
+    where= filter)."""
     op = getattr(node, "op", None)
     ops = getattr(node, "ops", [op])
     symbol = next((_OPERATORS[type(o)] for o in ops if type(o) in _OPERATORS), None)
     if symbol is not None:
         instead = _OPERATOR_INSTEAD.get(symbol)
-        return (f"'{symbol}' is not an operator a constraint takes"
+        return (f"'{symbol}' is not an operator a {what} takes"
                 + (f"; write {instead}" if instead else f" ({ALLOWED})"))
     if isinstance(node, ast.Constant):
-        return (f"{node.value!r} is not a number; a constraint compares numbers and "
+        return (f"{node.value!r} is not a number; a {what} compares numbers and "
                 "parameter names" + ("; a word compares only with a parameter that takes "
                                      "words, e.g. rebalance == 'M'"
                                      if isinstance(node.value, str) else ""))
-    what = _NODES.get(type(node).__name__, f"'{ast.unparse(node)}'")
-    return f"{what} is not allowed; a constraint is made of {ALLOWED}"
+    syntax = _NODES.get(type(node).__name__, f"'{ast.unparse(node)}'")
+    return f"{syntax} is not allowed; a {what} is made of {ALLOWED}"

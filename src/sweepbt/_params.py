@@ -329,8 +329,9 @@ MAX_CONSTRAINT_CHARS = 2_000
 MAX_CONSTRAINT_NODES = 400
 
 
-def evaluate_constraint(expression, columns):
-    """Evaluate a constraint such as ``"fast < slow and slow <= 4 * fast"`` per combo.
+def evaluate_constraint(expression, columns, what="constraint"):
+    """Evaluate a constraint such as ``"fast < slow and slow <= 4 * fast"`` per combo
+    (``what`` names the expression in the errors: a constraint, a where= filter).
 
     Allowed: parameter names, numbers, + - * / // % **, comparisons (chained too), and,
     or, not, parentheses. Arithmetic is float64 (IEEE: an overflow is inf, never a wrapped
@@ -339,23 +340,23 @@ def evaluate_constraint(expression, columns):
     (None) compare as NaN, so any comparison with them is False. Returns a boolean mask.
     """
     if not isinstance(expression, str):
-        raise TypeError(f"constraint must be a string expression, got {expression!r}")
+        raise TypeError(f"{what} must be a string expression, got {expression!r}")
     if len(expression) > MAX_CONSTRAINT_CHARS:
-        raise ValueError(f"constraint is {len(expression):,} characters long; at most "
+        raise ValueError(f"{what} is {len(expression):,} characters long; at most "
                          f"{MAX_CONSTRAINT_CHARS:,} are allowed")
     try:
         tree = ast.parse(expression, mode="eval")
     except (SyntaxError, RecursionError, MemoryError) as exc:
-        raise ValueError(f"constraint {expression!r} is not a valid expression: "
-                         f"{syntax_error(expression, exc)}") from None
+        raise ValueError(f"{what} {expression!r} is not a valid expression: "
+                         f"{syntax_error(expression, exc, what)}") from None
     n_nodes = sum(1 for _ in ast.walk(tree))
     if n_nodes > MAX_CONSTRAINT_NODES:
-        raise ValueError(f"constraint {expression!r} has {n_nodes} terms; at most "
+        raise ValueError(f"{what} {expression!r} has {n_nodes} terms; at most "
                          f"{MAX_CONSTRAINT_NODES} are allowed")
     n = next(iter(columns.values())).shape[0]
-    value, is_bool = _Evaluator(columns, expression, n).visit(tree.body)
+    value, is_bool = _Evaluator(columns, expression, n, what).visit(tree.body)
     if not is_bool:
-        raise ValueError(f"constraint {expression!r} gives numbers, not true/false: use a "
+        raise ValueError(f"{what} {expression!r} gives numbers, not true/false: use a "
                          f"comparison such as 'fast < slow'")
     return _as_mask(value, n).copy()
 
@@ -368,11 +369,11 @@ class _Evaluator:
     """Evaluates a constraint's AST over the combos in ``columns`` (``n`` of them): each
     ``visit`` gives (value, is_boolean)."""
 
-    def __init__(self, columns, expression, n):
-        self.columns, self.expression, self.n = columns, expression, n
+    def __init__(self, columns, expression, n, what):
+        self.columns, self.expression, self.n, self.what = columns, expression, n, what
 
     def fail(self, message):
-        return ValueError(f"constraint {self.expression!r}: {message}")
+        return ValueError(f"{self.what} {self.expression!r}: {message}")
 
     def visit(self, node):
         method = getattr(self, f"visit_{type(node).__name__}", None)
@@ -381,7 +382,7 @@ class _Evaluator:
         return method(node)
 
     def not_allowed(self, node):
-        return self.fail(not_allowed(node))
+        return self.fail(not_allowed(node, self.what))
 
     def sub(self, child, want_bool):
         value, is_bool = self.visit(child)

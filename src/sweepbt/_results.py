@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -483,10 +482,7 @@ def _filter(per_combo, params, min_trades, where):
 
 def _where_mask(where, columns):
     """:func:`evaluate_constraint` of a ``where=`` filter, its errors naming it so."""
-    try:
-        return evaluate_constraint(where, columns)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(re.sub(r"\bconstraint\b", "where= filter", str(exc))) from None
+    return evaluate_constraint(where, columns, "where= filter")
 
 
 def _filled(name, column):
