@@ -287,23 +287,61 @@ def merge_zeros(buf, k, n_zeros, mom):
     return _merge_moments(merge_waiting(buf, k, mom), Moments(n_zeros, 0.0, 0.0, 0.0, 0.0))
 
 
+class Track(NamedTuple):
+    """The running statistics of a backtest's per-bar returns, for every engine: ``k``
+    returns waiting in the buffer, the Moments of the others, the sum of squared negative
+    returns, the peak equity, the max drawdown, the last equity and the sum of the equity
+    at every close so far (turnover's mean equity)."""
+
+    k: int
+    mom: Moments
+    downside_sq: float
+    peak: float
+    max_dd: float
+    prev: float
+    equity_sum: float
+
+
+@njit(cache=True, inline="always")
+def new_track(init_cash):
+    """The Track before the first bar (the last equity is ``init_cash``)."""
+    return Track(k=0, mom=Moments(0, 0.0, 0.0, 0.0, 0.0), downside_sq=0.0, peak=init_cash,
+                 max_dd=0.0, prev=init_cash, equity_sum=0.0)
+
+
+@njit(cache=True, inline="always")
+def tracked(buf, t, equity):
+    """Track ``t`` after a bar closing at ``equity`` (its return waits in ``buf``)."""
+    r = equity / t.prev - 1.0
+    buf[t.k] = r
+    k = t.k + 1
+    mom = t.mom
+    if k == RETURN_BLOCK:
+        mom = merge_block(buf, k, mom)
+        k = 0
+    downside_sq = t.downside_sq + r * r if r < 0.0 else t.downside_sq
+    peak, max_dd = track_drawdown(equity, t.peak, t.max_dd)
+    return Track(k=k, mom=mom, downside_sq=downside_sq, peak=peak, max_dd=max_dd,
+                 prev=equity, equity_sum=t.equity_sum + equity)
+
+
+@njit(cache=True, inline="always")
+def track_flat(buf, t, n_bars):
+    """Track ``t`` after ``n_bars`` closing at its last equity (a flat stretch: returns of
+    exactly 0, the drawdown unchanged), the returns waiting in ``buf`` merged first."""
+    if n_bars <= 0:
+        return t
+    return Track(k=0, mom=merge_zeros(buf, t.k, n_bars, t.mom), downside_sq=t.downside_sq,
+                 peak=t.peak, max_dd=t.max_dd, prev=t.prev,
+                 equity_sum=t.equity_sum + n_bars * t.prev)
+
+
 @njit(cache=True, inline="always")
 def record_flat(out, lo, hi, value):
     """Recorded bars ``lo..hi-1`` flat at equity ``value`` (cash ``value``, no units)."""
     out.equity[lo:hi] = value
     out.cash[lo:hi] = value
     out.units[lo:hi] = 0.0
-
-
-@njit(cache=True, inline="always")
-def flat_stretch(buf, k, mom, lo, hi, value, out, record):
-    """Bars ``lo..hi-1`` flat at equity ``value``, as ``merge_zeros`` and (with
-    ``record``) ``record_flat``: ``(mom, returns left in buf)``."""
-    if hi <= lo:
-        return mom, k
-    if record:
-        record_flat(out, lo, hi, value)
-    return merge_zeros(buf, k, hi - lo, mom), 0
 
 
 @njit(cache=True, inline="always")
@@ -420,11 +458,11 @@ def _trade_stats(m, tally, n_trades):
 
 
 @njit(cache=True, inline="always")
-def _cost_stats(m, tally, periods_per_year):
+def _cost_stats(m, tally, periods_per_year, equity_sum):
     """Write costs, cost_rate and turnover (the traded value per year over the mean
-    equity; a rank backtest writes its own turnover after this) from the tally."""
+    equity; a rank backtest writes its own turnover after this) from the tally and the
+    sum of the equity at every close."""
     traded = tally[Tally.traded]
-    equity_sum = tally[Tally.equity_sum]
     m[Metric.costs] = tally[Tally.costs]
     m[Metric.cost_rate] = tally[Tally.costs] / traded if traded > 0.0 else np.nan
     m[Metric.turnover] = (traded * periods_per_year / equity_sum if equity_sum > 0.0
@@ -432,11 +470,13 @@ def _cost_stats(m, tally, periods_per_year):
 
 
 @njit(cache=True, _nrt=False)
-def finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
-                    bars_exposed):
-    """Write the METRIC_NAMES row; undefined ratios are NaN (docs/semantics.md, Metrics)."""
+def finish_metrics(m, tally, settings, buf, t, bars_exposed):
+    """Write the METRIC_NAMES row from the tally and the Track ``t`` of the span (its
+    returns waiting in ``buf`` merged here); undefined ratios are NaN (docs/semantics.md,
+    Metrics)."""
     nan = np.nan
-    n_ret, mean_ret, m2_ret, m3_ret, m4_ret = mom
+    final_equity, downside_sq, max_dd = t.prev, t.downside_sq, t.max_dd
+    n_ret, mean_ret, m2_ret, m3_ret, m4_ret = merge_waiting(buf, t.k, t.mom)
     if n_ret == 0:  # an empty span (a trade window the asset does not reach)
         m[:] = nan
         for j in (Metric.n_trades, Metric.n_stop, Metric.n_take, Metric.n_trail,
@@ -478,7 +518,7 @@ def finish_metrics(m, tally, settings, final_equity, mom, downside_sq, max_dd,
         m[Metric.n_stop + reason - ExitReason.stop] = tally[Tally.reason + reason]
     m[Metric.n_signal] = tally[Tally.reason + ExitReason.signal]
     _trade_stats(m, tally, n_trades)
-    _cost_stats(m, tally, periods_per_year)
+    _cost_stats(m, tally, periods_per_year, t.equity_sum)
     if m2_ret > 0.0:
         m[Metric.skew] = math.sqrt(n_ret) * m3_ret / m2_ret ** 1.5
         m[Metric.kurtosis] = n_ret * m4_ret / (m2_ret * m2_ret)

@@ -6,17 +6,14 @@ from numba import njit, prange
 
 from sweepbt.kernels._core import (
     Ledger,
-    Moments,
     RETURN_BLOCK,
     book_trade,
     check_launch,
     finish_metrics,
-    flat_stretch,
-    merge_block,
-    merge_waiting,
-    merge_zeros,
+    new_track,
     record_flat,
-    track_drawdown,
+    track_flat,
+    tracked,
 )
 from sweepbt.kernels._position import (
     Bar,
@@ -132,12 +129,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
     p = flat_position()
     pending = 0  # next_open: the signal waiting for the next bar's open
     bars_exposed = 0
-    k = 0  # returns waiting in scratch.buf
-    mom = Moments(0, 0.0, 0.0, 0.0, 0.0)
-    downside_sq = 0.0
-    prev_equity = peak_equity = settings.init_cash
-    max_dd = 0.0
-    equity_sum = 0.0  # of the equity at every close (turnover)
+    t = new_track(settings.init_cash)  # the returns' statistics (scratch.buf: waiting ones)
 
     e = 0  # the next signal event
     i = bars.start
@@ -150,9 +142,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
             j = min(signals.bar[e], end) if e < n_events else end
             if j > i:
                 # bars i..j-1: equity == cash, returns exactly 0, drawdown unchanged
-                mom = merge_zeros(scratch.buf, k, j - i, mom)
-                k = 0
-                equity_sum += (j - i) * cash
+                t = track_flat(scratch.buf, t, j - i)
                 if record:
                     record_flat(out, i, j, cash)
                 i = j
@@ -192,17 +182,7 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
         # 4. mark to market at the close, and fold the bar's return into the statistics
         equity, p = mark_position(p, cash, bar, record, next_open)
         bars_exposed += p.direction != 0  # a position open at the close
-        r = equity / prev_equity - 1.0
-        prev_equity = equity
-        equity_sum += equity
-        scratch.buf[k] = r
-        k += 1
-        if k == RETURN_BLOCK:
-            mom = merge_block(scratch.buf, k, mom)
-            k = 0
-        if r < 0.0:
-            downside_sq += r * r
-        peak_equity, max_dd = track_drawdown(equity, peak_equity, max_dd)
+        t = tracked(scratch.buf, t, equity)
         if record:
             out.equity[i] = equity
             out.cash[i] = cash
@@ -212,18 +192,16 @@ def simulate_asset(bars, signals, rules, settings, scratch, out, record):
             # account stays flat at this equity for the rest of the span (zero returns)
             ledger.tally[Tally.ruined] = 1.0
             p = book_mark(ledger, p, i, bar.close, ExitReason.ruin)
-            mom, k = flat_stretch(scratch.buf, k, mom, i + 1, end, equity, out, record)
-            equity_sum += (end - i - 1) * equity
+            if record:
+                record_flat(out, i + 1, end, equity)
+            t = track_flat(scratch.buf, t, end - i - 1)
             break
         i += 1
 
-    mom = merge_waiting(scratch.buf, k, mom)
     # a position still open at the end is marked at the last close, with no exit costs
     if p.direction != 0:
         book_mark(ledger, p, end - 1, bars.close[end - 1], ExitReason.end)
-    ledger.tally[Tally.equity_sum] = equity_sum
-    finish_metrics(out.metrics, ledger.tally, settings, prev_equity, mom, downside_sq,
-                    max_dd, bars_exposed)
+    finish_metrics(out.metrics, ledger.tally, settings, scratch.buf, t, bars_exposed)
     return int(ledger.tally[Tally.trades])
 
 

@@ -124,8 +124,7 @@ class TallyT(NamedTuple):
     worst_return: int = 10
     costs: int = 11  # commissions, fixed fees and taxes of the booked trades
     traded: int = 12  # the notional of their fills (marks apart)
-    equity_sum: int = 13  # the sum of the equity at every close of the span (turnover)
-    reason: int = 14  # trades by exit reason: slot reason + ExitReason.<name>
+    reason: int = 13  # trades by exit reason: slot reason + ExitReason.<name>
 
 
 Tally = TallyT()

@@ -9,18 +9,16 @@ from numba import njit, prange
 from sweepbt.kernels._core import (
     DUST,
     Ledger,
-    Moments,
     RETURN_BLOCK,
     book_trade,
     check_launch,
     finish_metrics,
     gross_leverage,
-    merge_block,
-    merge_waiting,
-    merge_zeros,
+    new_track,
     record_flat_book,
     shared_axis,
-    track_drawdown,
+    track_flat,
+    tracked,
 )
 from sweepbt.kernels._position import (
     Bar,
@@ -468,19 +466,14 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
     cash = settings.init_cash
     n_open = 0
     waiting = 0  # next_open orders queued at the last close
-    k = 0
-    mom = Moments(0, 0.0, 0.0, 0.0, 0.0)
-    downside_sq = exposure = max_dd = 0.0
-    prev_equity = peak_equity = cash
-    equity_sum = 0.0  # of the equity at every close (turnover)
+    t = new_track(cash)  # the returns' statistics (book.buf: waiting ones)
+    exposure = 0.0
     i = axis_start
     while i < axis_end:
         if n_open == 0 and waiting == 0:
             j = _next_opening_bar(events, book, market, i, axis_end, settings.direction)
             if j > i:
-                mom = merge_zeros(book.buf, k, j - i, mom)
-                k = 0
-                equity_sum += (j - i) * cash
+                t = track_flat(book.buf, t, j - i)
                 if record:
                     record_flat_book(out, i, j, cash)
                 i = j
@@ -503,17 +496,7 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
         cash, n_open, equity, gross = _mark_book(market, book, out, record, i, cash, n_open,
                                                  rule, axis_end, next_open)
         exposure += gross_leverage(gross, equity)
-        r = equity / prev_equity - 1.0
-        prev_equity = equity
-        equity_sum += equity
-        book.buf[k] = r
-        k += 1
-        if k == RETURN_BLOCK:
-            mom = merge_block(book.buf, k, mom)
-            k = 0
-        if r < 0.0:
-            downside_sq += r * r
-        peak_equity, max_dd = track_drawdown(equity, peak_equity, max_dd)
+        t = tracked(book.buf, t, equity)
         if record:
             out.equity[i] = equity
             out.cash[i] = cash
@@ -522,18 +505,12 @@ def simulate_portfolio(market, events, row0, atr, rules, settings, book, out, re
             _book_all_marked(market, book, out, record, i, ExitReason.ruin)
             if record:
                 record_flat_book(out, i + 1, axis_end, equity)
-            mom = merge_zeros(book.buf, k, axis_end - i - 1, mom) if i + 1 < axis_end \
-                else merge_waiting(book.buf, k, mom)
-            k = 0
-            equity_sum += (axis_end - i - 1) * equity
+            t = track_flat(book.buf, t, axis_end - i - 1)
             break
         i += 1
-    mom = merge_waiting(book.buf, k, mom)
     if book.tally[Tally.ruined] == 0.0 and axis_end > axis_start:
         _book_all_marked(market, book, out, record, axis_end - 1, ExitReason.end)
-    book.tally[Tally.equity_sum] = equity_sum
-    finish_metrics(out.metrics, book.tally, settings, prev_equity, mom, downside_sq, max_dd,
-                    exposure)
+    finish_metrics(out.metrics, book.tally, settings, book.buf, t, exposure)
     return int(book.tally[Tally.trades])
 
 

@@ -12,20 +12,18 @@ from sweepbt.kernels._core import (
     Costs,
     DUST,
     Ledger,
-    Moments,
     RETURN_BLOCK,
     book_trade,
     costs_of,
     fill,
     finish_metrics,
     gross_leverage,
-    merge_block,
-    merge_waiting,
-    merge_zeros,
+    new_track,
     record_flat_book,
     shared_axis,
     stop_take_levels,
-    track_drawdown,
+    track_flat,
+    tracked,
     units_for,
 )
 from sweepbt.kernels._position import Position, RuleRow, closed_trade, levels_hit
@@ -117,34 +115,6 @@ class RankRules(NamedTuple):
     bottom_n: int
     weighting: int
     position_limit: float  # inf: no cap
-
-
-class Track(NamedTuple):
-    """The running statistics of a backtest's per-bar returns: ``k`` returns waiting in
-    the buffer, the Moments of the others, the sum of squared negative returns, the peak
-    equity, the max drawdown and the last equity."""
-
-    k: int
-    mom: Moments
-    downside_sq: float
-    peak: float
-    max_dd: float
-    prev: float
-
-
-@njit(cache=True, inline="always")
-def _tracked(buf, t, equity):
-    """Track ``t`` after a bar closing at ``equity``."""
-    r = equity / t.prev - 1.0
-    buf[t.k] = r
-    k = t.k + 1
-    mom = t.mom
-    if k == RETURN_BLOCK:
-        mom = merge_block(buf, k, mom)
-        k = 0
-    downside_sq = t.downside_sq + r * r if r < 0.0 else t.downside_sq
-    peak, max_dd = track_drawdown(equity, t.peak, t.max_dd)
-    return Track(k=k, mom=mom, downside_sq=downside_sq, peak=peak, max_dd=max_dd, prev=equity)
 
 
 @njit(cache=True, inline="always")
@@ -645,8 +615,7 @@ def simulate_rank(market, ranking, rules, rank, settings, book, out, record, hol
     rr = _rank_rules(rules, rank, settings)
     rules_on = _has_rules(rr)
     cash = settings.init_cash
-    t = Track(k=0, mom=Moments(0, 0.0, 0.0, 0.0, 0.0), downside_sq=0.0, peak=cash,
-              max_dd=0.0, prev=cash)
+    t = new_track(cash)
     turn = Turnover(n=0, total=0.0)
     exposure = 0.0
     n_rebalances = n_held = 0
@@ -671,7 +640,7 @@ def simulate_rank(market, ranking, rules, rank, settings, book, out, record, hol
         cash, n_held, equity, gross = _rank_close_bar(market, book, out, record, i, cash,
                                                       n_held, axis_end, rr)
         exposure += gross_leverage(gross, equity)
-        t = _tracked(book.buf, t, equity)
+        t = tracked(book.buf, t, equity)
         if record:
             out.equity[i] = equity
             out.cash[i] = cash
@@ -681,11 +650,9 @@ def simulate_rank(market, ranking, rules, rank, settings, book, out, record, hol
             if pending >= 0 and keep:
                 holdings.bar[pending] = -1  # it never traded
             break
-    mom = merge_waiting(book.buf, t.k, t.mom)
     if n_held > 0:
         _rank_all_marked(market, book, out, record, axis_end - 1, n_held, ExitReason.end)
-    finish_metrics(out.metrics, book.tally, settings, t.prev, mom, t.downside_sq, t.max_dd,
-                    exposure)
+    finish_metrics(out.metrics, book.tally, settings, book.buf, t, exposure)
     out.metrics[Metric.turnover] = turn.total / turn.n if turn.n > 0 else np.nan
     return int(book.tally[Tally.trades])
 
@@ -698,10 +665,7 @@ def _rank_ruin(market, book, out, record, i, n_held, axis_end, t):
     _rank_all_marked(market, book, out, record, i, n_held, ExitReason.ruin)
     if record:
         record_flat_book(out, i + 1, axis_end, t.prev)
-    mom = merge_zeros(book.buf, t.k, axis_end - i - 1, t.mom) if i + 1 < axis_end \
-        else merge_waiting(book.buf, t.k, t.mom)
-    return Track(k=0, mom=mom, downside_sq=t.downside_sq, peak=t.peak, max_dd=t.max_dd,
-                 prev=t.prev)
+    return track_flat(book.buf, t, axis_end - i - 1)
 
 
 @njit(cache=True, inline="always")
