@@ -29,6 +29,24 @@ class Sweep:
         common.run_sweep(self.bundle, size)
 
 
+class BrokerCosts:
+    """The L sweep with a broker's commission (``common.BROKER_COSTS``: per share, with a
+    minimum per order) against the same sweep with proportional fees only: the issue's
+    bound is within 10 %."""
+
+    params = ["proportional", "per_share_min"]
+    param_names = ["costs"]
+    timeout = 300
+
+    def setup(self, costs):
+        common.warm_kernels()
+        self.bundle = common.gbm_bundle(*common.SHAPES["L"])
+        self.costs = common.BROKER_COSTS if costs == "per_share_min" else {}
+
+    def time_sweep_L(self, costs):
+        common.run_sweep(self.bundle, "L", **self.costs)
+
+
 class Throughput:
     """Bar-evaluations per second (one bar of one backtest) of the L sweep, end to end;
     the best of three runs. The issue's target is 600 M/s."""

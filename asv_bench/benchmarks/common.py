@@ -39,6 +39,8 @@ SEED = 20240601
 DAILY_BARS = 2520  # ten years of trading days
 
 FIXED = {"fees": 0.001, "fill": "close", "constraint": "fast < slow"}
+#: a broker's commission on top of FIXED's fees: per share, with a minimum per order
+BROKER_COSTS = {"fees_per_share": 0.005, "min_fees": 1.0}
 
 FAST_S = list(range(5, 55, 5))  # 5, 10, ..., 50
 SLOW_S = list(range(20, 220, 20))  # 20, 40, ..., 200
@@ -267,9 +269,10 @@ def run_backtest(bundle):
     return sb.backtest(bundle, "sma_cross", **BACKTEST)
 
 
-#: the workloads ``workload`` builds: the per-asset sweeps, P, R (asv's reduced grid) and B,
-#: one recorded backtest of one combo on S's data (the shell's overhead per call)
-WORKLOADS = ("S", "L", "XL", "P", "R", "B")
+#: the workloads ``workload`` builds: the per-asset sweeps, P, R (asv's reduced grid), B
+#: (one recorded backtest of one combo on S's data: the shell's overhead per call) and Lc
+#: (L with BROKER_COSTS)
+WORKLOADS = ("S", "L", "XL", "P", "R", "B", "Lc")
 
 
 def workload(name):
@@ -284,4 +287,6 @@ def workload(name):
     if name == "B":
         return gbm_bundle(*SHAPES["S"]), lambda b: sb.backtest(b, "sma_cross", fast=10,
                                                                slow=30, **FIXED)
+    if name == "Lc":
+        return gbm_bundle(*SHAPES["L"]), lambda b: run_sweep(b, "L", **BROKER_COSTS)
     return gbm_bundle(*SHAPES[name]), lambda b: run_sweep(b, name)
