@@ -285,8 +285,9 @@ def workload(name):
     if name == "R":
         return gbm_bundle(*RANK_SHAPE), lambda b: run_rank_sweep(b, RANK_ASV_GRID)
     if name == "B":
+        one = {k: v for k, v in FIXED.items() if k != "constraint"}
         return gbm_bundle(*SHAPES["S"]), lambda b: sb.backtest(b, "sma_cross", fast=10,
-                                                               slow=30, **FIXED)
+                                                               slow=30, **one)
     if name == "Lc":
         return gbm_bundle(*SHAPES["L"]), lambda b: run_sweep(b, "L", **BROKER_COSTS)
     return gbm_bundle(*SHAPES[name]), lambda b: run_sweep(b, name)
