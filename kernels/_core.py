@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from sweepbt.kernels.commission import call_commission
 from sweepbt.kernels.enums import ExitReason, Metric, N_RULES, Rule, Tally
 
 
@@ -28,8 +29,9 @@ class Costs(NamedTuple):
     min_fees: float  # the commission's minimum per fill (0: none)
     max_fees: float  # the commission's cap, a fraction of the notional (0: none)
     lot_size: float  # units trade in whole multiples of it (0: fractional)
-    #: the user's commission callback (SimSettings.commission), used when ``custom``
-    commission: object
+    #: the address of the user's commission callback (SimSettings.commission), used when
+    #: ``custom``
+    commission: int
     custom: bool
 
 
@@ -69,7 +71,7 @@ def commission_of(units, price, buy, costs):
     notional, at least ``min_fees``, at most ``max_fees`` of the notional when that is
     on."""
     if costs.custom:
-        return costs.commission(units, price, buy)
+        return call_commission(costs.commission, units, price, 1.0 if buy else -1.0)
     notional = units * price
     c = max(costs.fees * notional + costs.fees_per_share * units, costs.min_fees)
     return min(c, costs.max_fees * notional) if costs.max_fees > 0.0 else c
@@ -179,13 +181,13 @@ def _bisected_units(available, price, buy, tax, costs):
     (the commission nondecreasing in ``q``, checked when the function was given), by
     bisection to the last representable ``q``; 0 when none pays."""
     lo, hi = 0.0, available / (price * (1.0 + tax))
-    if hi * price * (1.0 + tax) + costs.commission(hi, price, buy) <= available:
+    if hi * price * (1.0 + tax) + commission_of(hi, price, buy, costs) <= available:
         return hi
     for _ in range(1100):  # a float64 interval halves to adjacent values in < 1100 steps
         mid = 0.5 * (lo + hi)
         if mid <= lo or mid >= hi:
             break
-        if mid * price * (1.0 + tax) + costs.commission(mid, price, buy) <= available:
+        if mid * price * (1.0 + tax) + commission_of(mid, price, buy, costs) <= available:
             lo = mid
         else:
             hi = mid

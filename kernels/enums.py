@@ -237,28 +237,29 @@ class Combos(NamedTuple):
 
 class SimSettings(NamedTuple):
     """The run settings every backtest of a launch shares. Build it with :meth:`of`, which
-    types it as the kernels are compiled for (int64, int64, float64, float64, int64, a
-    commission callback, bool)."""
+    types it as the kernels are compiled for (int64, int64, float64, float64, int64,
+    int64, bool)."""
 
     fill: int  # a FillMode value
     direction: int  # a Direction value
     init_cash: float
     periods_per_year: float
     size_type: int  # a SizeType value (portfolio backtests only)
-    #: the user's commission callback (kernels.commission), called when user_commission
-    commission: object
+    #: the address of the user's commission callback (kernels.commission), 0: none
+    commission: int
     user_commission: bool
 
     @classmethod
     def of(cls, fill, direction, init_cash, periods_per_year, size_type=0, commission=None):
-        """``commission``: the Python function of a user's ``@njit f(units, price,
-        is_buy)`` (its ``py_func``), or None for the commission of the cost rules."""
-        from sweepbt.kernels.commission import commission_callback  # numba: not in enums
+        """``commission``: a user's ``@njit f(units, price, is_buy)``, or None for the
+        commission of the cost rules."""
+        address = 0
+        if commission is not None:
+            from sweepbt.kernels.commission import commission_callback  # numba: not here
 
-        callback = commission_callback() if commission is None else \
-            commission_callback(commission)
+            address = commission_callback(commission).address
         return cls(int(fill), int(direction), float(init_cash), float(periods_per_year),
-                   int(size_type), callback, commission is not None)
+                   int(size_type), address, commission is not None)
 
 
 class Scores(NamedTuple):

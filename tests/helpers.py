@@ -330,7 +330,7 @@ def kernel_inputs(bars, start, end, scores, rebalance_bars, vol=None, **kw):
     commission = kw.get("commission")
     settings = SimSettings.of(FILLS[kw.get("fill", "next_open")], 0,
                               kw.get("init_cash", 10_000.0), kw.get("periods_per_year", 252.0),
-                              commission=getattr(commission, "py_func", commission))
+                              commission=commission)
     return market, Scores(score=score_bank, vol=vol_bank, key=key, rebalance=mask), combos, \
         settings
 

@@ -87,15 +87,19 @@ def test_settings_are_typed_once():
 def test_every_commission_function_has_the_settings_type_of_none():
     """A commission function travels as a callback typed by its signature alone: every
     function, and none, give SimSettings one numba type (one compiled kernel)."""
-    from numba import typeof
+    from numba import njit, typeof
 
+    @njit
     def per_share(units, price, is_buy):
-        return 0.01 * units
+        return 0.01 * units if is_buy else 0.02 * units
 
     none = kernels.SimSettings.of(1, 0, 1e4, 252.0)
     given = kernels.SimSettings.of(1, 0, 1e4, 252.0, commission=per_share)
     assert typeof(none) == typeof(given)
-    assert given.user_commission is True and given.commission.ctypes(10.0, 5.0, True) == 0.1
+    assert given.user_commission is True and none.user_commission is False
+    callback = kernels.commission_callback(per_share)
+    assert given.commission == callback.address
+    assert callback.ctypes(10.0, 5.0, 1.0) == 0.1 and callback.ctypes(10.0, 5.0, -1.0) == 0.2
 
 
 def test_every_rule_column_is_read_by_each_engine_or_refused_for_it():

@@ -52,12 +52,13 @@ def check_commission(commission, values):
                 f"commission={name} replaces {', '.join(REPLACED)}; leave {option} at 0 "
                 f"(the grid holds {option}={axis[axis != 0.0][0]:g})")
     try:
-        callback = kernels.commission_callback(commission.py_func)
+        callback = kernels.commission_callback(commission)
     except Exception as exc:  # numba's typing errors: many classes, long texts
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StrategyError(f"commission={name} does not compile as f(units: float, price: "
                             f"float, is_buy: bool) -> float: {first}") from exc
-    _probe(name, callback.ctypes)
+    _probe(name, lambda units, price, is_buy: callback.ctypes(units, price,
+                                                              1.0 if is_buy else -1.0))
     return commission
 
 

@@ -268,8 +268,7 @@ class Plan:
             "settings": kernels.SimSettings.of(settings.fill, settings.direction,
                                                settings.init_cash, settings.periods_per_year,
                                                settings.size_type,
-                                               None if settings.commission is None
-                                               else settings.commission.py_func),
+                                               settings.commission),
         }
         return self.engine.inputs(common, source, atr, columns, signal_idx)
 
