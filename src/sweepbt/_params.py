@@ -10,6 +10,7 @@ in the dtype the kernels take: windows int64; rates float64 with NaN meaning "ru
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import numbers
 import operator
@@ -186,9 +187,9 @@ class Grid:
                 self.strategy.check_combos(
                     {n: columns[n] for n in self.names[:self.n_strategy_params]})
         n = flat.size
-        for name, option in OPTIONS.items():
+        for name, default in _kernel_defaults().items():
             if name not in columns:
-                columns[name] = np.full(n, _as_kernel_array(name, [option.default])[0])
+                columns[name] = np.full(n, default)
         return columns, flat // self.n_option_combos, flat
 
     def count(self):
@@ -305,6 +306,14 @@ def build_grid(strategy, params, longest_span, constraint=None, unbounded=()):
     elif strategy.requires is not None:  # every combination runs: check them all now
         strategy.check_combos(strategy.product(grid.strategy_values))
     return grid
+
+
+@functools.cache
+def _kernel_defaults():
+    """Every option's default in kernel form (NaN or 0 for a rule that is off), made once:
+    every combo column an option that is not swept takes."""
+    return {name: _as_kernel_array(name, [option.default])[0]
+            for name, option in OPTIONS.items()}
 
 
 def _as_kernel_array(name, values):
