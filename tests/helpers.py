@@ -584,12 +584,7 @@ def ragged_case(rng, vol=None):
         s = int(rng.integers(1, n // 3)) if rng.random() < 0.4 else 0
         e = int(rng.integers(2 * n // 3, n)) if rng.random() < 0.4 else n
         spans.append((s, e))
-    padded = [p.copy() for p in prices]
-    for a, (s, e) in enumerate(spans):
-        for p in padded:
-            p[a, :s] = NAN
-            p[a, e:] = NAN
-    return padded, spans
+    return padded(prices, spans), spans
 
 
 def portfolio_config(rng, value_sizing):

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 import sweepbt as sb
+from helpers import padded
 from sweepbt._backtest_stats import EXTRA_STAT_NAMES
 from sweepbt._vocabulary import METRIC_NAMES
 
@@ -41,15 +42,6 @@ def _prices(seed, n_assets=3, n=300):
     return open_, high, low, close
 
 
-def _with_spans(prices, spans):
-    out = [p.copy() for p in prices]
-    for a, (s, e) in enumerate(spans):
-        for p in out:
-            p[a, :s] = np.nan
-            p[a, e:] = np.nan
-    return out
-
-
 @pytest.fixture(scope="module")
 def spans():
     return [(0, 300), (40, 300), (0, 250)]
@@ -57,7 +49,7 @@ def spans():
 
 @pytest.fixture(scope="module")
 def data(spans):
-    return sb.Bundle.from_arrays(*_with_spans(_prices(1), spans), symbols=["AA", "BB", "CC"])
+    return sb.Bundle.from_arrays(*padded(_prices(1), spans), symbols=["AA", "BB", "CC"])
 
 
 def _long_table(prices, spans, symbols):
@@ -102,7 +94,7 @@ def _assert_snapshot(bundle, snap):
 
 
 def test_numpy_arrays_not_modified(spans):
-    arrays = _with_spans(_prices(2), spans)
+    arrays = padded(_prices(2), spans)
     copies = [a.copy() for a in arrays]
     bundle = sb.Bundle.from_arrays(*arrays)
     sb.backtest(bundle, "sma_cross", fast=3, slow=12, stop_loss=0.02)

@@ -476,13 +476,8 @@ def _filter(per_combo, params, min_trades, where):
     if where is not None and keep.size:
         columns = {name: per_combo[:, j] for j, name in enumerate(METRIC_NAMES)}
         columns.update({n: np.asarray(v, dtype=np.float64) for n, v in params.items()})
-        keep &= _where_mask(where, columns)
+        keep &= evaluate_constraint(where, columns, "where= filter")  # errors name it so
     return keep
-
-
-def _where_mask(where, columns):
-    """:func:`evaluate_constraint` of a ``where=`` filter, its errors naming it so."""
-    return evaluate_constraint(where, columns, "where= filter")
 
 
 def _filled(name, column):
